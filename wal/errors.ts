@@ -1,0 +1,66 @@
+/**
+ * FlushpointError: every operating error the engine reports carries a stable uppercase `code`, a message
+ * that names the file, byte offset or LSN involved, and the underlying `cause` where there is one.
+ *
+ * Wrong arguments are not operating errors: they are TypeError / RangeError, thrown at once.
+ * An abort rejects with the AbortSignal's own reason, as Node's APIs do.
+ */
+
+export const ErrorCode = {
+  WAL_LOCKED: 'WAL_LOCKED',
+  WAL_CORRUPT: 'WAL_CORRUPT',
+  WAL_CLOSED: 'WAL_CLOSED',
+  WAL_FAILED: 'WAL_FAILED',
+  RECORD_TOO_LARGE: 'RECORD_TOO_LARGE',
+  FLUSH_TIMEOUT: 'FLUSH_TIMEOUT',
+  FLUSH_IN_PROGRESS: 'FLUSH_IN_PROGRESS',
+  BACKUP_LOCKED: 'BACKUP_LOCKED',
+  BACKUP_CORRUPT: 'BACKUP_CORRUPT',
+  BACKUP_GAP: 'BACKUP_GAP',
+  BACKUP_FAILED: 'BACKUP_FAILED',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Extra facts an error may carry, for programs that react to it (all optional). */
+export interface ErrorDetails {
+  /** The file involved. */
+  file?: string;
+  /** Byte offset within `file`. */
+  offset?: number;
+  /** The LSN involved. */
+  lsn?: number;
+  /** For FLUSH_TIMEOUT: the checkpoint or durable LSN reached when the caller gave up. */
+  reachedLsn?: number;
+  /** For WAL_CORRUPT: true when the damage is a torn tail refused by `recovery: 'strict'`. */
+  tornTail?: boolean;
+}
+
+export class FlushpointError extends Error {
+  readonly code: ErrorCode;
+  readonly file: string | undefined;
+  readonly offset: number | undefined;
+  readonly lsn: number | undefined;
+  readonly reachedLsn: number | undefined;
+  readonly tornTail: boolean | undefined;
+
+  constructor(code: ErrorCode, message: string, options: ErrorDetails & { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'FlushpointError';
+    this.code = code;
+    this.file = options.file;
+    this.offset = options.offset;
+    this.lsn = options.lsn;
+    this.reachedLsn = options.reachedLsn;
+    this.tornTail = options.tornTail;
+  }
+}
+
+export function isFlushpointError(err: unknown, code?: ErrorCode): err is FlushpointError {
+  return err instanceof FlushpointError && (code === undefined || err.code === code);
+}
+
+/** An assertion that stays on in production: a broken invariant is a bug, never an operating error. */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`flushpoint assertion failed: ${message}`);
+}

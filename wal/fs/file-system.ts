@@ -1,0 +1,103 @@
+/**
+ * The FileSystem layer: every byte flushpoint reads or writes goes through this narrow interface, so that
+ * tests can swap the real disk for an in-memory one that simulates power loss (MemoryFileSystem), or wrap
+ * either in one that injects faults (FaultFileSystem). Production uses NodeFileSystem.
+ *
+ * Errors are Node-style: an Error with a string `code` (ENOENT, EIO, ENOSPC, EEXIST, EWOULDBLOCK ...).
+ */
+
+export type SyncMethod = 'fdatasync' | 'fsync';
+
+/**
+ * Open flags, as node:fs spells them: 'r' read-only; 'r+' read-write, must exist; 'w+' read-write,
+ * created or truncated; 'wx+' read-write, created, EEXIST if it exists.
+ */
+export type OpenFlags = 'r' | 'r+' | 'w+' | 'wx+';
+
+export interface FileStat {
+  sizeBytes: number;
+  isFile: boolean;
+  isDirectory: boolean;
+}
+
+export interface FileHandle {
+  readonly path: string;
+  /** Writes all of `buffers` at `position`, in order. Resolves with the number of bytes written. */
+  writev(buffers: readonly Uint8Array[], position: number): Promise<number>;
+  /** Reads up to `length` bytes at `position` into `buffer` at `offset`. Resolves with the bytes read. */
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  datasync(): Promise<void>;
+  sync(): Promise<void>;
+  truncate(lengthBytes: number): Promise<void>;
+  stat(): Promise<FileStat>;
+  close(): Promise<void>;
+  /**
+   * writev, then fdatasync (or fsync): the commit step of a log. One operation so that the real file
+   * system can run both system calls in one trip to another thread; the others run them one after the
+   * other. Resolves only after the sync returned success.
+   */
+  commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void>;
+}
+
+/** An exclusive lock held on a file; released by release() or by the death of the process. */
+export interface FileLock {
+  release(): Promise<void>;
+}
+
+export interface FileSystem {
+  open(path: string, flags: OpenFlags): Promise<FileHandle>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** Names (not paths) of the entries of a directory. */
+  readdir(path: string): Promise<string[]>;
+  /** Creates the directory and its parents; no error if it exists. */
+  mkdir(path: string): Promise<void>;
+  /** fsync on the directory itself: makes creates, renames and unlinks in it durable. */
+  syncDir(path: string): Promise<void>;
+  stat(path: string): Promise<FileStat>;
+  /**
+   * Takes an exclusive, non-blocking lock on the file at `path` (created if missing). Rejects with an
+   * error whose code is 'EWOULDBLOCK' when another holder has it.
+   */
+  lock(path: string): Promise<FileLock>;
+}
+
+/** Reads a whole file through a FileSystem. */
+export async function readWholeFile(fs: FileSystem, path: string): Promise<Uint8Array> {
+  const handle = await fs.open(path, 'r');
+  try {
+    const { sizeBytes } = await handle.stat();
+    const buffer = new Uint8Array(sizeBytes);
+    let done = 0;
+    while (done < sizeBytes) {
+      const n = await handle.read(buffer, done, sizeBytes - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done === sizeBytes ? buffer : buffer.subarray(0, done);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes a whole new file durably: temp name, write, sync, rename, sync the directory. */
+export async function writeFileAtomic(fs: FileSystem, dir: string, name: string, data: Uint8Array): Promise<void> {
+  const tmp = `${dir}/${name}.tmp`;
+  const handle = await fs.open(tmp, 'w+');
+  try {
+    await handle.commit([data], 0, 'fsync');
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(tmp, `${dir}/${name}`);
+  await fs.syncDir(dir);
+}
+
+/** Makes an Error that looks like one from node:fs. */
+export function fsError(code: string, syscall: string, path: string, message?: string): NodeJS.ErrnoException {
+  const err = new Error(`${code}: ${message ?? code.toLowerCase()}, ${syscall} '${path}'`) as NodeJS.ErrnoException;
+  err.code = code;
+  err.syscall = syscall;
+  err.path = path;
+  return err;
+}

@@ -1,0 +1,161 @@
+/**
+ * NodeFileSystem: the real disk through node:fs. Every call is a thin wrapper; commit() goes to the
+ * commit worker (io-worker.ts) so the log pays one thread hop per batch.
+ */
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import fsExt from 'fs-ext';
+import type { FileHandle, FileLock, FileStat, FileSystem, OpenFlags, SyncMethod } from './file-system.js';
+import { IoWorker } from './io-worker.js';
+
+const fsOpen = promisify(fs.open);
+const fsClose = promisify(fs.close);
+const fsRead = promisify(fs.read);
+const fsWritev = promisify(fs.writev);
+const fsFdatasync = promisify(fs.fdatasync);
+const fsFsync = promisify(fs.fsync);
+const fsFtruncate = promisify(fs.ftruncate);
+const fsFstat = promisify(fs.fstat);
+const flock = promisify(fsExt.flock);
+
+class NodeFileHandle implements FileHandle {
+  readonly path: string;
+  readonly #fd: number;
+  readonly #owner: NodeFileSystem;
+
+  constructor(owner: NodeFileSystem, path: string, fd: number) {
+    this.#owner = owner;
+    this.path = path;
+    this.#fd = fd;
+  }
+
+  async writev(buffers: readonly Uint8Array[], position: number): Promise<number> {
+    let total = 0;
+    let rest = buffers.slice();
+    while (rest.length > 0) {
+      const n = await fsWritev(this.#fd, rest as NodeJS.ArrayBufferView[], position + total);
+      total += n;
+      rest = advance(rest, n);
+    }
+    return total;
+  }
+
+  async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return await fsRead(this.#fd, buffer, offset, length, position);
+  }
+
+  datasync(): Promise<void> {
+    return fsFdatasync(this.#fd);
+  }
+
+  sync(): Promise<void> {
+    return fsFsync(this.#fd);
+  }
+
+  truncate(lengthBytes: number): Promise<void> {
+    return fsFtruncate(this.#fd, lengthBytes);
+  }
+
+  async stat(): Promise<FileStat> {
+    const s = await fsFstat(this.#fd);
+    return { sizeBytes: s.size, isFile: s.isFile(), isDirectory: s.isDirectory() };
+  }
+
+  close(): Promise<void> {
+    return fsClose(this.#fd);
+  }
+
+  commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
+    return this.#owner.ioWorker().commit(this.#fd, this.path, buffers, position, syncMethod);
+  }
+}
+
+function advance(buffers: readonly Uint8Array[], written: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  let n = written;
+  for (const b of buffers) {
+    if (n >= b.byteLength) {
+      n -= b.byteLength;
+      continue;
+    }
+    rest.push(n > 0 ? b.subarray(n) : b);
+    n = 0;
+  }
+  return rest;
+}
+
+export class NodeFileSystem implements FileSystem {
+  #worker: IoWorker | null = null;
+
+  /** The commit worker, started on first use. */
+  ioWorker(): IoWorker {
+    this.#worker ??= new IoWorker();
+    return this.#worker;
+  }
+
+  async open(path: string, flags: OpenFlags): Promise<FileHandle> {
+    const fd = await fsOpen(path, flags, 0o644);
+    return new NodeFileHandle(this, path, fd);
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return fs.promises.rename(from, to);
+  }
+
+  unlink(path: string): Promise<void> {
+    return fs.promises.unlink(path);
+  }
+
+  readdir(path: string): Promise<string[]> {
+    return fs.promises.readdir(path);
+  }
+
+  async mkdir(path: string): Promise<void> {
+    await fs.promises.mkdir(path, { recursive: true });
+  }
+
+  async syncDir(path: string): Promise<void> {
+    const fd = await fsOpen(path, 'r');
+    try {
+      await fsFsync(fd);
+    } finally {
+      await fsClose(fd);
+    }
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    const s = await fs.promises.stat(path);
+    return { sizeBytes: s.size, isFile: s.isFile(), isDirectory: s.isDirectory() };
+  }
+
+  async lock(path: string): Promise<FileLock> {
+    const fd = await fsOpen(path, 'a+', 0o644);
+    try {
+      await flock(fd, 'exnb');
+    } catch (err) {
+      await fsClose(fd);
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EAGAIN' || e.code === 'EWOULDBLOCK') e.code = 'EWOULDBLOCK';
+      throw e;
+    }
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        // Closing the descriptor drops the flock.
+        await fsClose(fd);
+      },
+    };
+  }
+
+  /** Stops the commit worker (tests and short-lived tools; a process that exits needs no call). */
+  async dispose(): Promise<void> {
+    const w = this.#worker;
+    this.#worker = null;
+    if (w) await w.terminate();
+  }
+}
+
+/** One shared instance: production code uses it unless an options.fs is given. */
+export const nodeFileSystem = new NodeFileSystem();
