@@ -10,8 +10,10 @@ import { IoWorker } from './io-worker.js';
 
 const fsOpen = promisify(fs.open);
 const fsClose = promisify(fs.close);
-const fsRead = promisify(fs.read);
-const fsWritev = promisify(fs.writev);
+const fsRead = (fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.read(fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+const fsWritev = (fd: number, buffers: NodeJS.ArrayBufferView[], position: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.writev(fd, buffers, position, (err, n) => (err ? reject(err) : resolve(n))));
 const fsFdatasync = promisify(fs.fdatasync);
 const fsFsync = promisify(fs.fsync);
 const fsFtruncate = promisify(fs.ftruncate);
