@@ -1,0 +1,378 @@
+/**
+ * FlushScheduler: group commit, written once, used by the WAL (durable LSN) and the backup sink
+ * (checkpoint LSN).
+ *
+ * - Single flight: at most one flush runs. A request that arrives while one runs marks exactly one
+ *   trailing flush, which starts when the running one ends and takes everything frozen by then.
+ * - Waiters are keyed by the LSN they need and released in LSN order once the durable LSN reaches them.
+ *   The ordering rule (take the waiters, then the bytes) holds by construction: a waiter for LSN L is
+ *   released only by a flush whose frozen target is >= L, and a frozen target covers every record with
+ *   an LSN at or below it, because LSNs are assigned before the bytes are frozen.
+ * - A flush starts deferred (setImmediate, or after commitDelayMs), so everything appended in the
+ *   current turn of the event loop, including by writers that a completed flush just released, rides it.
+ * - Per waiter timeout and AbortSignal: the waiter leaves; the flush goes on.
+ * - Failure: every waiter at the time is rejected with the same error. With `sticky`, the scheduler
+ *   stays failed: every later wait is rejected at once and no flush runs again.
+ */
+import { assert, FlushpointError, ErrorCode } from './errors.js';
+import { realClock, type Clock } from './clock.js';
+
+export interface FlushSource {
+  /**
+   * Called synchronously when a flush starts: freeze what this flush will cover and return its last
+   * LSN. `wantedLsn` is the highest LSN a waiter asks for. Returning <= durableLsn means nothing to do.
+   */
+  freeze(wantedLsn: number): number;
+  /** Makes everything up to `targetLsn` durable. Rejects on failure. */
+  write(targetLsn: number): Promise<void>;
+}
+
+export interface FlushResult {
+  /** First LSN this flush made durable (durableLsn before it + 1). */
+  fromLsn: number;
+  /** The durable LSN after it. */
+  toLsn: number;
+  durationMs: number;
+}
+
+export interface WaitOptions {
+  timeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface FlushSchedulerOptions {
+  source: FlushSource;
+  /** What is durable when the scheduler starts. */
+  durableLsn: number;
+  /** Extra time a flush waits to gather a batch, in ms. 0: the next turn of the event loop. */
+  commitDelayMs?: number;
+  /** Failure stays: the WAL (a failed fsync poisons the log). The backup sink retries instead. */
+  sticky: boolean;
+  /** Wraps a write failure into the error every waiter sees (WAL_FAILED, BACKUP_FAILED). */
+  failureError: (cause: unknown) => Error;
+  /** Stable words for timeout messages: 'durable' or 'backed up'. */
+  what: string;
+  clock?: Clock;
+  onFlushed?: (result: FlushResult) => void;
+  /** Upper bound on waiters at once; beyond it wait() throws RangeError (push back, do not grow). */
+  waitersCountMax?: number;
+}
+
+interface Waiter {
+  targetLsn: number;
+  resolve: (durableLsn: number) => void;
+  reject: (err: unknown) => void;
+  settled: boolean;
+  timer: unknown;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface Joiner {
+  resolve: (r: FlushResult) => void;
+  reject: (err: unknown) => void;
+}
+
+export const WAITERS_COUNT_MAX_DEFAULT = 1_000_000;
+
+export class FlushScheduler {
+  readonly #source: FlushSource;
+  readonly #clock: Clock;
+  readonly #commitDelayMs: number;
+  readonly #sticky: boolean;
+  readonly #failureError: (cause: unknown) => Error;
+  readonly #what: string;
+  readonly #onFlushed: ((r: FlushResult) => void) | undefined;
+  readonly #waitersCountMax: number;
+
+  #durableLsn: number;
+  /** Sorted by targetLsn, ascending; settled waiters are skipped lazily from #head. */
+  #waiters: Waiter[] = [];
+  #head = 0;
+  #liveWaiters = 0;
+  #next: Waiter[] = [];
+  /** Callers joining the running flush (or, if none runs, the next one). */
+  #joinRunning: Joiner[] = [];
+  #joinNext: Joiner[] = [];
+  #inFlightTargetLsn = 0;
+  #scheduled = false;
+  #trailing = false;
+  #failed: Error | null = null;
+  #flushesRun = 0;
+  #idle: Array<() => void> = [];
+
+  constructor(options: FlushSchedulerOptions) {
+    assert(Number.isSafeInteger(options.durableLsn) && options.durableLsn >= 0, 'initial durable LSN');
+    this.#source = options.source;
+    this.#clock = options.clock ?? realClock;
+    this.#commitDelayMs = options.commitDelayMs ?? 0;
+    this.#sticky = options.sticky;
+    this.#failureError = options.failureError;
+    this.#what = options.what;
+    this.#onFlushed = options.onFlushed;
+    this.#waitersCountMax = options.waitersCountMax ?? WAITERS_COUNT_MAX_DEFAULT;
+    this.#durableLsn = options.durableLsn;
+  }
+
+  get durableLsn(): number {
+    return this.#durableLsn;
+  }
+
+  /** The frozen target of the running flush, or 0 when none runs. */
+  get inFlightTargetLsn(): number {
+    return this.#inFlightTargetLsn;
+  }
+
+  get flushing(): boolean {
+    return this.#inFlightTargetLsn !== 0;
+  }
+
+  get failure(): Error | null {
+    return this.#failed;
+  }
+
+  get flushesRun(): number {
+    return this.#flushesRun;
+  }
+
+  get waitersCount(): number {
+    return this.#liveWaiters + this.#next.length + this.#joinRunning.length + this.#joinNext.length;
+  }
+
+  /** Asks for a flush soon. While one runs, marks the single trailing flush. */
+  request(): void {
+    if (this.#failed) return;
+    if (this.#inFlightTargetLsn !== 0) {
+      this.#trailing = true;
+      return;
+    }
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    if (this.#commitDelayMs > 0) this.#clock.setTimeout(() => this.#start(), this.#commitDelayMs);
+    else this.#clock.defer(() => this.#start());
+  }
+
+  /** Resolves with the durable LSN once it is >= targetLsn. */
+  wait(targetLsn: number, options: WaitOptions = {}): Promise<number> {
+    assert(Number.isSafeInteger(targetLsn) && targetLsn >= 0, `wait target ${targetLsn}`);
+    if (targetLsn <= this.#durableLsn) return Promise.resolve(this.#durableLsn);
+    if (this.#failed) return Promise.reject(this.#failed);
+    const { signal, timeoutMs } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.waitersCount >= this.#waitersCountMax) {
+      return Promise.reject(new RangeError(`too many waiters (waitersCountMax ${this.#waitersCountMax})`));
+    }
+    return new Promise<number>((resolve, reject) => {
+      const w: Waiter = { targetLsn, resolve, reject, settled: false, timer: undefined, signal, onAbort: undefined };
+      this.#insert(w);
+      if (timeoutMs !== undefined) {
+        w.timer = this.#clock.setTimeout(() => {
+          this.#leave(
+            w,
+            new FlushpointError(
+              ErrorCode.FLUSH_TIMEOUT,
+              `LSN ${targetLsn} was not ${this.#what} within ${timeoutMs} ms (reached ${this.#durableLsn})`,
+              { lsn: targetLsn, reachedLsn: this.#durableLsn },
+            ),
+          );
+        }, timeoutMs);
+      }
+      if (signal) {
+        w.onAbort = () => this.#leave(w, signal.reason);
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+      this.request();
+    });
+  }
+
+  /** Resolves at the next advance of the durable LSN, with the new value. */
+  waitNext(options: { signal?: AbortSignal | undefined } = {}): Promise<number> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<number>((resolve, reject) => {
+      const w: Waiter = { targetLsn: 0, resolve, reject, settled: false, timer: undefined, signal, onAbort: undefined };
+      this.#next.push(w);
+      if (signal) {
+        w.onAbort = () => {
+          const i = this.#next.indexOf(w);
+          if (i >= 0) this.#next.splice(i, 1);
+          this.#settle(w);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', w.onAbort, { once: true });
+      }
+    });
+  }
+
+  /**
+   * Resolves with the result of the running flush, or, when none runs, of the next one (which this
+   * requests). Rejects if that flush fails.
+   */
+  join(): Promise<FlushResult> {
+    if (this.#failed) return Promise.reject(this.#failed);
+    return new Promise<FlushResult>((resolve, reject) => {
+      if (this.#inFlightTargetLsn !== 0) this.#joinRunning.push({ resolve, reject });
+      else {
+        this.#joinNext.push({ resolve, reject });
+        this.request();
+      }
+    });
+  }
+
+  /** Makes the scheduler fail as if a flush had failed with `err` (e.g. on close). */
+  fail(err: Error): void {
+    this.#failed ??= err;
+    this.#rejectAll(err);
+  }
+
+  /** Resolves when no flush runs or is scheduled. */
+  idle(): Promise<void> {
+    if (this.#inFlightTargetLsn === 0 && !this.#scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #insert(w: Waiter): void {
+    const list = this.#waiters;
+    let i = list.length;
+    // Targets mostly arrive in increasing order: search back from the end.
+    while (i > this.#head && (list[i - 1] as Waiter).targetLsn > w.targetLsn) i--;
+    if (i === list.length) list.push(w);
+    else list.splice(i, 0, w);
+    this.#liveWaiters++;
+  }
+
+  #settle(w: Waiter): void {
+    w.settled = true;
+    if (w.timer !== undefined) this.#clock.clearTimeout(w.timer);
+    if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
+  }
+
+  #leave(w: Waiter, reason: unknown): void {
+    if (w.settled) return;
+    this.#settle(w);
+    this.#liveWaiters--;
+    w.reject(reason);
+  }
+
+  #highestWantedLsn(): number {
+    for (let i = this.#waiters.length - 1; i >= this.#head; i--) {
+      const w = this.#waiters[i] as Waiter;
+      if (!w.settled) return w.targetLsn;
+    }
+    return 0;
+  }
+
+  #start(): void {
+    this.#scheduled = false;
+    if (this.#failed || this.#inFlightTargetLsn !== 0) return;
+    const fromLsn = this.#durableLsn + 1;
+    const targetLsn = this.#source.freeze(this.#highestWantedLsn());
+    assert(Number.isSafeInteger(targetLsn), 'frozen target must be an integer');
+    this.#trailing = false;
+    const joiners = this.#joinNext;
+    this.#joinNext = [];
+    if (targetLsn <= this.#durableLsn) {
+      // Nothing new: a joiner of "the next flush" gets an empty result now.
+      const result: FlushResult = { fromLsn, toLsn: this.#durableLsn, durationMs: 0 };
+      for (const j of joiners) j.resolve(result);
+      this.#notifyIdle();
+      return;
+    }
+    this.#inFlightTargetLsn = targetLsn;
+    this.#joinRunning.push(...joiners);
+    this.#flushesRun++;
+    const startedMs = this.#clock.nowMs();
+    let promise: Promise<void>;
+    try {
+      promise = this.#source.write(targetLsn);
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.then(
+      () => this.#completed(fromLsn, targetLsn, this.#clock.nowMs() - startedMs),
+      (err: unknown) => this.#failedFlush(err),
+    );
+  }
+
+  #completed(fromLsn: number, targetLsn: number, durationMs: number): void {
+    assert(targetLsn > this.#durableLsn, `durable LSN must advance: ${this.#durableLsn} -> ${targetLsn}`);
+    assert(this.#inFlightTargetLsn === targetLsn, 'completed flush is the one in flight');
+    this.#inFlightTargetLsn = 0;
+    if (this.#failed) {
+      // Failed meanwhile (closed): the waiters were rejected then; nothing to release.
+      this.#notifyIdle();
+      return;
+    }
+    this.#durableLsn = targetLsn;
+    const result: FlushResult = { fromLsn, toLsn: targetLsn, durationMs };
+    this.#onFlushed?.(result);
+    // Release in LSN order.
+    const list = this.#waiters;
+    while (this.#head < list.length) {
+      const w = list[this.#head] as Waiter;
+      if (!w.settled) {
+        if (w.targetLsn > targetLsn) break;
+        this.#settle(w);
+        this.#liveWaiters--;
+        w.resolve(targetLsn);
+      }
+      this.#head++;
+    }
+    if (this.#head > 1024 && this.#head * 2 > list.length) {
+      this.#waiters = list.slice(this.#head);
+      this.#head = 0;
+    }
+    const next = this.#next;
+    this.#next = [];
+    for (const w of next) {
+      this.#settle(w);
+      w.resolve(targetLsn);
+    }
+    const joiners = this.#joinRunning;
+    this.#joinRunning = [];
+    for (const j of joiners) j.resolve(result);
+    if (this.#trailing || this.#liveWaiters > 0 || this.#joinNext.length > 0) this.request();
+    else this.#notifyIdle();
+  }
+
+  #failedFlush(cause: unknown): void {
+    this.#inFlightTargetLsn = 0;
+    const err = this.#failureError(cause);
+    if (this.#sticky) this.#failed ??= err;
+    this.#trailing = false;
+    this.#rejectAll(this.#failed ?? err);
+    this.#notifyIdle();
+  }
+
+  #rejectAll(err: Error): void {
+    const list = this.#waiters;
+    this.#waiters = [];
+    const head = this.#head;
+    this.#head = 0;
+    this.#liveWaiters = 0;
+    for (let i = head; i < list.length; i++) {
+      const w = list[i] as Waiter;
+      if (w.settled) continue;
+      this.#settle(w);
+      w.reject(err);
+    }
+    const next = this.#next;
+    this.#next = [];
+    for (const w of next) {
+      this.#settle(w);
+      w.reject(err);
+    }
+    const joiners = [...this.#joinRunning, ...this.#joinNext];
+    this.#joinRunning = [];
+    this.#joinNext = [];
+    for (const j of joiners) j.reject(err);
+  }
+
+  #notifyIdle(): void {
+    if (this.#inFlightTargetLsn !== 0 || this.#scheduled) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const f of idle) f();
+  }
+}

@@ -1,0 +1,88 @@
+/** WAL options: one doc line each, units in the name, defaults applied in one place (walDefaults). */
+import type { FileSystem, SyncMethod } from './fs/file-system.js';
+import { nodeFileSystem } from './fs/node-file-system.js';
+import { SEGMENT_HEADER_BYTES, recordBytes } from './format.js';
+
+/** The subset of a pino logger flushpoint uses; pass a pino logger or anything shaped like it. */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export type RecoveryMode = 'truncate-torn-tail' | 'strict';
+
+export interface WalOptions {
+  /** Directory holding the segments; created if missing. One process at a time (flock). */
+  dir: string;
+  /** Size of each segment file, preallocated with zeros. Default 64 MiB. */
+  segmentSizeBytes?: number;
+  /** How a commit is made durable. Default 'fdatasync'. */
+  syncMethod?: SyncMethod;
+  /** Extra time a batch gathers before its flush starts, in ms. Default 0 (the next event-loop turn). */
+  commitDelayMs?: number;
+  /** What to do with a torn tail found on open: cut it (default) or fail with WAL_CORRUPT. */
+  recovery?: RecoveryMode;
+  /** The file system. Default: the real one (node:fs). */
+  fs?: FileSystem;
+  /** Optional pino-style logger: open, recovery, repairs and slow syncs are logged. */
+  logger?: Logger;
+  /** A commit slower than this is logged and counted as slow. Default 1000 ms. */
+  fsyncLatencyMsWarn?: number;
+  /** Size of the shared-memory chunks records are encoded into. Default 1 MiB. */
+  stagingChunkBytes?: number;
+}
+
+export interface ResolvedWalOptions {
+  dir: string;
+  segmentSizeBytes: number;
+  syncMethod: SyncMethod;
+  commitDelayMs: number;
+  recovery: RecoveryMode;
+  fs: FileSystem;
+  logger: Logger | undefined;
+  fsyncLatencyMsWarn: number;
+  stagingChunkBytes: number;
+}
+
+export const SEGMENT_SIZE_BYTES_DEFAULT = 64 * 1024 * 1024;
+export const SEGMENT_SIZE_BYTES_MIN = 1024;
+/** Segment sizes are stored as u32 in the header. */
+export const SEGMENT_SIZE_BYTES_MAX = 2 ** 32 - 8;
+
+function positiveInteger(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${value}`);
+  return value;
+}
+
+export function walDefaults(options: WalOptions): ResolvedWalOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('Wal.open needs an options object');
+  if (typeof options.dir !== 'string' || options.dir.length === 0) throw new TypeError('options.dir must be a non-empty string');
+  const segmentSizeBytes = positiveInteger(options.segmentSizeBytes ?? SEGMENT_SIZE_BYTES_DEFAULT, 'segmentSizeBytes', SEGMENT_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MAX);
+  if (segmentSizeBytes % 8 !== 0) throw new RangeError(`segmentSizeBytes must be a multiple of 8, got ${segmentSizeBytes}`);
+  const syncMethod = options.syncMethod ?? 'fdatasync';
+  if (syncMethod !== 'fdatasync' && syncMethod !== 'fsync') throw new RangeError(`syncMethod must be 'fdatasync' or 'fsync', got ${String(syncMethod)}`);
+  const recovery = options.recovery ?? 'truncate-torn-tail';
+  if (recovery !== 'truncate-torn-tail' && recovery !== 'strict') throw new RangeError(`recovery must be 'truncate-torn-tail' or 'strict', got ${String(recovery)}`);
+  const commitDelayMs = options.commitDelayMs ?? 0;
+  if (typeof commitDelayMs !== 'number' || !(commitDelayMs >= 0) || commitDelayMs > 10_000) throw new RangeError(`commitDelayMs must be in [0, 10000], got ${commitDelayMs}`);
+  return {
+    dir: options.dir.replace(/\/+$/, '') || '/',
+    segmentSizeBytes,
+    syncMethod,
+    commitDelayMs,
+    recovery,
+    fs: options.fs ?? nodeFileSystem,
+    logger: options.logger,
+    fsyncLatencyMsWarn: positiveInteger(options.fsyncLatencyMsWarn ?? 1000, 'fsyncLatencyMsWarn', 1, 3_600_000),
+    stagingChunkBytes: positiveInteger(options.stagingChunkBytes ?? 1024 * 1024, 'stagingChunkBytes', 4096, 256 * 1024 * 1024),
+  };
+}
+
+/** Largest payload a segment of this size can hold. */
+export function payloadBytesMax(segmentSizeBytes: number): number {
+  let n = segmentSizeBytes - SEGMENT_HEADER_BYTES - 24;
+  while (n > 0 && recordBytes(n) + SEGMENT_HEADER_BYTES > segmentSizeBytes) n--;
+  return n;
+}

@@ -1,0 +1,170 @@
+/**
+ * Recovery: scan every segment, verify every record, and decide where the log ends.
+ *
+ * Decision table for the first record that does not decode at offset X (E = the LSN expected there):
+ *
+ *   | segment   | what follows X in the file                              | verdict                     |
+ *   |-----------|---------------------------------------------------------|-----------------------------|
+ *   | any       | only zeros, X is the first byte after a valid record    | clean end of data           |
+ *   | not last  | anything else                                           | WAL_CORRUPT (file, X)       |
+ *   | last      | X is the first record of the segment                    | WAL_CORRUPT: a segment gets |
+ *   |           |                                                         | its name only once its first|
+ *   |           |                                                         | batch is durable            |
+ *   | last      | a valid record whose batch began after E                | WAL_CORRUPT: a later batch  |
+ *   |           |                                                         | followed, so X's batch was  |
+ *   |           |                                                         | acknowledged                |
+ *   | last      | a valid record with LSN < E                             | WAL_CORRUPT (impossible     |
+ *   |           |                                                         | unless damaged: repair zeros|
+ *   |           |                                                         | what it cuts)               |
+ *   | last      | zeros, garbage, or valid records of X's own batch       | torn tail: cut (default) or |
+ *   |           |                                                         | WAL_CORRUPT if strict       |
+ *
+ * Between segments, each must start at the LSN after the previous one's last: else WAL_CORRUPT (gap).
+ * A torn tail is the unacknowledged last batch: only one batch is ever in flight, so a crash can tear
+ * nothing earlier. (A bit flip inside the last acknowledged batch looks the same and is cut too: no
+ * format can tell the two apart without a later write.)
+ */
+import { FlushpointError, ErrorCode, assert } from './errors.js';
+import type { FileSystem } from './fs/file-system.js';
+import {
+  DECODE_ZERO,
+  SEGMENT_HEADER_BYTES,
+  decodeRecord,
+  decodeSegmentHeader,
+  describeDecode,
+  recordBatchDelta,
+  recordLsn,
+  segmentName,
+  RECORD_ALIGN_BYTES,
+} from './format.js';
+
+export interface RecoveredSegment {
+  name: string;
+  firstLsn: number;
+  /** Last valid LSN in it (firstLsn - 1 if it holds none). */
+  lastLsn: number;
+  /** Byte offset just past its last valid record. */
+  endOffset: number;
+  /** Its size on disk. */
+  fileSizeBytes: number;
+}
+
+export interface TornTail {
+  file: string;
+  offset: number;
+  /** Bytes from offset to the last nonzero byte, inclusive. */
+  bytes: number;
+  /** Why the record at offset did not decode. */
+  reason: string;
+}
+
+export interface RecoveryResult {
+  segments: RecoveredSegment[];
+  lastLsn: number;
+  torn: TornTail | null;
+  bytesScanned: number;
+}
+
+function corrupt(dir: string, name: string, offset: number, reason: string, extra: { lsn?: number; tornTail?: boolean } = {}): FlushpointError {
+  const file = `${dir}/${name}`;
+  return new FlushpointError(ErrorCode.WAL_CORRUPT, `WAL corrupt: ${file} at byte offset ${offset}: ${reason}`, { file, offset, ...extra });
+}
+
+const ZEROS = new Uint8Array(64 * 1024);
+
+function isZero(buf: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i += ZEROS.byteLength) {
+    const n = Math.min(ZEROS.byteLength, to - i);
+    if (Buffer.compare(buf.subarray(i, i + n), ZEROS.subarray(0, n)) !== 0) return false;
+  }
+  return true;
+}
+
+function lastNonZero(buf: Uint8Array, from: number, to: number): number {
+  for (let i = to - 1; i >= from; i--) if (buf[i] !== 0) return i;
+  return -1;
+}
+
+async function readInto(fs: FileSystem, path: string, scratch: { buf: Uint8Array }): Promise<Uint8Array> {
+  const handle = await fs.open(path, 'r');
+  try {
+    const { sizeBytes } = await handle.stat();
+    if (scratch.buf.byteLength < sizeBytes) scratch.buf = new Uint8Array(sizeBytes);
+    let done = 0;
+    while (done < sizeBytes) {
+      const n = await handle.read(scratch.buf, done, sizeBytes - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return scratch.buf.subarray(0, done);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Looks past damage at `offset` in the last segment. Returns null when it is consistent with a torn
+ * tail, or the reason it is corruption.
+ */
+function judgeTail(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number): string | null {
+  for (let p = offset + RECORD_ALIGN_BYTES; p + 24 <= end; p += RECORD_ALIGN_BYTES) {
+    if (view.getUint32(p, true) === 0 && view.getUint32(p + 8, true) === 0) continue; // cheap skip of zeros
+    const size = decodeRecord(buf, view, p, end, 0);
+    if (size <= 0) continue;
+    const lsn = recordLsn(view, p);
+    const batchFirstLsn = lsn - recordBatchDelta(view, p);
+    if (lsn < expectedLsn) return `a valid record with older LSN ${lsn} follows at offset ${p}`;
+    if (batchFirstLsn > expectedLsn) {
+      return `a later batch (from LSN ${batchFirstLsn}, record at offset ${p}) follows, so LSN ${expectedLsn} had been acknowledged`;
+    }
+    p += size - RECORD_ALIGN_BYTES;
+  }
+  return null;
+}
+
+export async function recoverSegments(fs: FileSystem, dir: string, names: readonly string[], strict: boolean): Promise<RecoveryResult> {
+  const segments: RecoveredSegment[] = [];
+  const scratch = { buf: new Uint8Array(0) };
+  let torn: TornTail | null = null;
+  let bytesScanned = 0;
+  let prevLastLsn = 0;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    const isLast = i === names.length - 1;
+    const buf = await readInto(fs, `${dir}/${name}`, scratch);
+    bytesScanned += buf.byteLength;
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const header = decodeSegmentHeader(buf);
+    if (!header.ok) throw corrupt(dir, name, 0, header.reason);
+    if (segmentName(header.firstLsn) !== name) throw corrupt(dir, name, 16, `header says first LSN ${header.firstLsn}, name disagrees`);
+    if (i > 0 && header.firstLsn !== prevLastLsn + 1) {
+      throw corrupt(dir, name, 0, `LSN gap: previous segment ends at LSN ${prevLastLsn}, this one starts at ${header.firstLsn}`, { lsn: prevLastLsn + 1 });
+    }
+    let expected = header.firstLsn;
+    let offset = SEGMENT_HEADER_BYTES;
+    const end = buf.byteLength;
+    for (;;) {
+      const r = decodeRecord(buf, view, offset, end, expected);
+      if (r > 0) {
+        assert(recordLsn(view, offset) === expected, 'decoded LSN is the expected one');
+        offset += r;
+        expected++;
+        continue;
+      }
+      if (r === DECODE_ZERO && isZero(buf, offset, end) && offset > SEGMENT_HEADER_BYTES) break; // clean end
+      const reason = r === DECODE_ZERO ? 'zeroed record header followed by data' : describeDecode(r);
+      if (!isLast) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}) in a segment that is not the last`, { lsn: expected });
+      if (offset === SEGMENT_HEADER_BYTES) throw corrupt(dir, name, offset, `${reason}: the first record of the last segment (LSN ${expected})`, { lsn: expected });
+      const verdict = judgeTail(buf, view, offset, end, expected);
+      if (verdict !== null) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}); ${verdict}`, { lsn: expected });
+      if (strict) throw corrupt(dir, name, offset, `torn tail: ${reason} (LSN ${expected}); refused by recovery: 'strict'`, { lsn: expected, tornTail: true });
+      torn = { file: `${dir}/${name}`, offset, bytes: lastNonZero(buf, offset, end) + 1 - offset, reason };
+      break;
+    }
+    const lastLsn = expected - 1;
+    assert(lastLsn >= header.firstLsn, 'a named segment holds at least one record');
+    segments.push({ name, firstLsn: header.firstLsn, lastLsn, endOffset: offset, fileSizeBytes: end });
+    prevLastLsn = lastLsn;
+  }
+  return { segments, lastLsn: prevLastLsn, torn, bytesScanned };
+}

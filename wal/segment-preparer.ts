@@ -1,0 +1,93 @@
+/**
+ * SegmentPreparer: keeps the next segment ready ahead of need, off the commit path (etcd's file
+ * pipeline). A prepared segment is a temp file filled with zeros to the full segment size and fsynced,
+ * so a commit into it overwrites allocated blocks and its fdatasync writes no size metadata. It gets its
+ * real name only when its first batch is durable in it (wal.ts renames it and syncs the directory).
+ */
+import type { FileHandle, FileSystem } from './fs/file-system.js';
+
+export const PREALLOC_SUFFIX = '.prealloc.tmp';
+const ZERO_CHUNK_BYTES = 1024 * 1024;
+
+export interface PreparedSegment {
+  handle: FileHandle;
+  path: string;
+}
+
+export class SegmentPreparer {
+  readonly #fs: FileSystem;
+  readonly #dir: string;
+  readonly #segmentSizeBytes: number;
+  #counter = 0;
+  #next: Promise<PreparedSegment> | null = null;
+  #stalls = 0;
+  #ready = false;
+
+  constructor(fs: FileSystem, dir: string, segmentSizeBytes: number) {
+    this.#fs = fs;
+    this.#dir = dir;
+    this.#segmentSizeBytes = segmentSizeBytes;
+  }
+
+  /** Times take() had to wait for a segment that was not ready yet. */
+  get stalls(): number {
+    return this.#stalls;
+  }
+
+  /** Starts preparing the next segment in the background if none is under way. */
+  prepareAhead(): void {
+    if (this.#next) return;
+    this.#ready = false;
+    const p = this.#prepare();
+    // A failure is reported to whoever takes it; keep it from being an unhandled rejection meanwhile.
+    p.then(
+      () => {
+        this.#ready = true;
+      },
+      () => {},
+    );
+    this.#next = p;
+  }
+
+  /** The prepared segment (waiting for it if needed); the next one starts preparing at once. */
+  async take(): Promise<PreparedSegment> {
+    this.prepareAhead();
+    if (!this.#ready) this.#stalls++;
+    const p = this.#next as Promise<PreparedSegment>;
+    this.#next = null;
+    const prepared = await p;
+    this.prepareAhead();
+    return prepared;
+  }
+
+  /** Closes and removes a prepared segment nobody took. */
+  async dispose(): Promise<void> {
+    const p = this.#next;
+    this.#next = null;
+    if (!p) return;
+    try {
+      const { handle, path } = await p;
+      await handle.close();
+      await this.#fs.unlink(path);
+    } catch {
+      // It was never ready, or is already gone: the next open removes leftovers anyway.
+    }
+  }
+
+  async #prepare(): Promise<PreparedSegment> {
+    const path = `${this.#dir}/${process.pid}-${++this.#counter}${PREALLOC_SUFFIX}`;
+    const handle = await this.#fs.open(path, 'w+');
+    try {
+      const zeros = new Uint8Array(Math.min(ZERO_CHUNK_BYTES, this.#segmentSizeBytes));
+      for (let at = 0; at < this.#segmentSizeBytes; at += zeros.byteLength) {
+        const n = Math.min(zeros.byteLength, this.#segmentSizeBytes - at);
+        await handle.writev([n === zeros.byteLength ? zeros : zeros.subarray(0, n)], at);
+      }
+      await handle.sync();
+      return { handle, path };
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Staging: where appended records wait for their flush, already encoded and already placed.
+ *
+ * append() encodes each record straight into a chunk of shared memory (SharedArrayBuffer, so the commit
+ * worker reads it without a copy) and decides its place on disk: which segment, which byte offset. When
+ * a record does not fit in the rest of the current segment, the next segment begins at its LSN.
+ * A flush freezes everything staged so far as a list of pieces, one per segment touched, each a run of
+ * buffers to write at one position. Appends made after a freeze start the next batch.
+ */
+import { assert } from './errors.js';
+import { SEGMENT_HEADER_BYTES, encodeRecord, encodeSegmentHeader, recordBytes } from './format.js';
+
+export interface Piece {
+  /** First LSN of the segment this piece is written to. */
+  segmentFirstLsn: number;
+  /** True when this piece starts a new segment (its first buffer is the segment header). */
+  startsSegment: boolean;
+  /** Byte offset in the segment file where buffers[0] goes. */
+  position: number;
+  buffers: Uint8Array[];
+  bytes: number;
+  firstLsn: number;
+  lastLsn: number;
+}
+
+export interface StagingState {
+  segmentFirstLsn: number;
+  /** Where the next record goes in that segment; 0 when there is no segment yet. */
+  offset: number;
+  /** Usable size of that segment. */
+  capacityBytes: number;
+}
+
+export class Staging {
+  readonly #segmentSizeBytes: number;
+  readonly #chunkBytes: number;
+  #chunk: Uint8Array;
+  #chunkView: DataView;
+  #chunkUsed = 0;
+  /** Start of the not-yet-frozen part of the current chunk. */
+  #runStart = 0;
+
+  #segmentFirstLsn: number;
+  #offset: number;
+  #capacityBytes: number;
+
+  #pieces: Piece[] = [];
+  #batchFirstLsn = 0;
+  #pendingRecords = 0;
+  #pendingBytes = 0;
+
+  constructor(segmentSizeBytes: number, chunkBytes: number, tail: StagingState) {
+    this.#segmentSizeBytes = segmentSizeBytes;
+    this.#chunkBytes = chunkBytes;
+    this.#chunk = new Uint8Array(new SharedArrayBuffer(chunkBytes));
+    this.#chunkView = new DataView(this.#chunk.buffer);
+    this.#segmentFirstLsn = tail.segmentFirstLsn;
+    this.#offset = tail.offset;
+    this.#capacityBytes = tail.capacityBytes;
+  }
+
+  get pendingRecords(): number {
+    return this.#pendingRecords;
+  }
+
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /** Encodes and places the record with this LSN. The caller has checked that it fits a segment. */
+  add(lsn: number, payload: Uint8Array): void {
+    const size = recordBytes(payload.byteLength);
+    if (this.#pendingRecords === 0) this.#batchFirstLsn = lsn;
+    let piece = this.#pieces[this.#pieces.length - 1];
+    if (this.#offset === 0 || this.#offset + size > this.#capacityBytes) {
+      // Roll: the next segment begins with this record.
+      assert(SEGMENT_HEADER_BYTES + size <= this.#segmentSizeBytes, 'record must fit an empty segment');
+      this.#closeRun(piece);
+      this.#segmentFirstLsn = lsn;
+      this.#offset = SEGMENT_HEADER_BYTES;
+      this.#capacityBytes = this.#segmentSizeBytes;
+      const header = encodeSegmentHeader(lsn, this.#segmentSizeBytes);
+      piece = { segmentFirstLsn: lsn, startsSegment: true, position: 0, buffers: [header], bytes: header.byteLength, firstLsn: lsn, lastLsn: lsn };
+      this.#pieces.push(piece);
+    } else if (piece === undefined) {
+      piece = { segmentFirstLsn: this.#segmentFirstLsn, startsSegment: false, position: this.#offset, buffers: [], bytes: 0, firstLsn: lsn, lastLsn: lsn };
+      this.#pieces.push(piece);
+    }
+    if (this.#chunkUsed + size > this.#chunk.byteLength) {
+      this.#closeRun(piece);
+      const bytes = Math.max(this.#chunkBytes, size);
+      this.#chunk = new Uint8Array(new SharedArrayBuffer(bytes));
+      this.#chunkView = new DataView(this.#chunk.buffer);
+      this.#chunkUsed = 0;
+      this.#runStart = 0;
+    }
+    const end = encodeRecord(this.#chunk, this.#chunkView, this.#chunkUsed, lsn, lsn - this.#batchFirstLsn, payload);
+    assert(end - this.#chunkUsed === size, 'encoded size');
+    this.#chunkUsed = end;
+    this.#offset += size;
+    piece.bytes += size;
+    piece.lastLsn = lsn;
+    this.#pendingRecords++;
+    this.#pendingBytes += size;
+  }
+
+  /** Ends the current run of bytes in the current chunk, adding it to the piece's buffers. */
+  #closeRun(piece: Piece | undefined): void {
+    if (piece !== undefined && this.#chunkUsed > this.#runStart) {
+      piece.buffers.push(this.#chunk.subarray(this.#runStart, this.#chunkUsed));
+    }
+    this.#runStart = this.#chunkUsed;
+  }
+
+  /** Takes everything staged so far; the next add() starts a new batch. */
+  freeze(): Piece[] {
+    this.#closeRun(this.#pieces[this.#pieces.length - 1]);
+    const pieces = this.#pieces;
+    this.#pieces = [];
+    this.#pendingRecords = 0;
+    this.#pendingBytes = 0;
+    return pieces;
+  }
+}

@@ -1,0 +1,515 @@
+/**
+ * Wal: the facade. An append-only, segmented write-ahead log with group commit.
+ *
+ *   append(payload) -> LSN      encodes and places the record in shared memory; no I/O
+ *   waitDurable(lsn) / sync()   resolve once fdatasync has returned for a batch holding the record
+ *
+ * One commit (writev + fdatasync, one trip to the commit worker) is in flight at a time; everything
+ * appended meanwhile rides the next one (FlushScheduler). A failed write or sync poisons the log:
+ * every waiter and every later call gets WAL_FAILED until the WAL is closed and reopened, and the failed
+ * sync is never retried. Segment files are preallocated ahead of need (SegmentPreparer) and named only
+ * once their first batch is durable; the directory is fsynced after every create, rename and unlink.
+ * The on-disk format is drawn in format.ts; recovery's decision table is in recovery.ts.
+ */
+import { EventEmitter } from 'node:events';
+import { FlushpointError, ErrorCode, assert } from './errors.js';
+import type { FileHandle, FileLock, FileSystem } from './fs/file-system.js';
+import { writeFileAtomic } from './fs/file-system.js';
+import { FlushScheduler, type WaitOptions } from './flush-scheduler.js';
+import { SEGMENT_NAME_RE, segmentName } from './format.js';
+import { LatencyRecorder, type LatencySummary } from './latency.js';
+import { checkLsnArgument } from './lsn.js';
+import { payloadBytesMax, walDefaults, type ResolvedWalOptions, type WalOptions } from './options.js';
+import { readSegment, type WalRecord } from './reader.js';
+import { recoverSegments, type TornTail } from './recovery.js';
+import { SegmentPreparer } from './segment-preparer.js';
+import { Staging, type Piece } from './staging.js';
+
+export type WalStatus = 'opening' | 'open' | 'closing' | 'closed';
+
+export interface WalEvents {
+  durable: [durableLsn: number];
+  slowSync: [info: { durationMs: number; bytes: number; file: string }];
+}
+
+export interface RecoveryInfo {
+  segments: number;
+  bytesScanned: number;
+  durationMs: number;
+  lastLsn: number;
+  /** The torn tail that was cut, if any (a copy of its bytes is kept as <segment>.torn). */
+  tornTail: TornTail | null;
+}
+
+export interface WalStats {
+  status: WalStatus;
+  firstLsn: number;
+  lastLsn: number;
+  durableLsn: number;
+  /** Records appended since open. */
+  appends: number;
+  appendedBytes: number;
+  /** Commits (one writev + one fdatasync each) since open. */
+  syncs: number;
+  syncedBytes: number;
+  /** Flushes (a flush is one batch; it is more than one commit when it crosses into a new segment). */
+  batches: number;
+  recordsPerSync: number;
+  bytesPerSync: number;
+  syncLatency: LatencySummary;
+  slowSyncs: number;
+  segments: number;
+  segmentsCreated: number;
+  segmentsDeleted: number;
+  /** Times a batch waited for the next preallocated segment. */
+  preallocStalls: number;
+  pendingRecords: number;
+  pendingBytes: number;
+  waiters: number;
+  holds: Record<string, number>;
+  failure: string | null;
+  recovery: RecoveryInfo;
+}
+
+interface Segment {
+  name: string;
+  firstLsn: number;
+  lastLsn: number;
+}
+
+const LOCK_NAME = 'LOCK';
+
+function wrapIoError(err: unknown, what: string): unknown {
+  if (err instanceof FlushpointError || err instanceof TypeError || err instanceof RangeError) return err;
+  const e = err as NodeJS.ErrnoException;
+  return new FlushpointError(ErrorCode.WAL_FAILED, `WAL ${what} failed: ${e?.message ?? String(err)}`, { cause: err, file: e?.path });
+}
+
+export class Wal extends EventEmitter<WalEvents> {
+  readonly dir: string;
+  readonly #o: ResolvedWalOptions;
+  readonly #fs: FileSystem;
+  readonly #lock: FileLock;
+  readonly #staging: Staging;
+  readonly #scheduler: FlushScheduler;
+  readonly #preparer: SegmentPreparer;
+  readonly #segments: Segment[];
+  readonly #holds = new Map<string, number>();
+  readonly #syncLatency = new LatencyRecorder();
+  readonly #payloadBytesMax: number;
+  readonly recovery: RecoveryInfo;
+
+  #status: WalStatus = 'opening';
+  #current: FileHandle | null;
+  #lastLsn: number;
+  #frozen: Piece[] = [];
+  #closing: Promise<void> | null = null;
+  #truncating: Promise<void> = Promise.resolve();
+  #appends = 0;
+  #appendedBytes = 0;
+  #syncs = 0;
+  #syncedBytes = 0;
+  #slowSyncs = 0;
+  #segmentsCreated = 0;
+  #segmentsDeleted = 0;
+
+  private constructor(o: ResolvedWalOptions, lock: FileLock, segments: Segment[], current: FileHandle | null, tail: { offset: number; capacityBytes: number }, recovery: RecoveryInfo) {
+    super();
+    this.#o = o;
+    this.dir = o.dir;
+    this.#fs = o.fs;
+    this.#lock = lock;
+    this.#segments = segments;
+    this.#current = current;
+    this.recovery = recovery;
+    this.#lastLsn = recovery.lastLsn;
+    this.#payloadBytesMax = payloadBytesMax(o.segmentSizeBytes);
+    const last = segments[segments.length - 1];
+    this.#staging = new Staging(o.segmentSizeBytes, o.stagingChunkBytes, {
+      segmentFirstLsn: last?.firstLsn ?? 0,
+      offset: last ? tail.offset : 0,
+      capacityBytes: last ? tail.capacityBytes : 0,
+    });
+    this.#preparer = new SegmentPreparer(o.fs, o.dir, o.segmentSizeBytes);
+    this.#scheduler = new FlushScheduler({
+      source: { freeze: () => this.#freeze(), write: (target) => this.#write(target) },
+      durableLsn: this.#lastLsn,
+      commitDelayMs: o.commitDelayMs,
+      sticky: true,
+      what: 'durable',
+      failureError: (cause) => {
+        const e = cause as NodeJS.ErrnoException;
+        return new FlushpointError(ErrorCode.WAL_FAILED, `WAL write failed; the log refuses writes until reopened: ${e?.message ?? String(cause)}`, {
+          cause,
+          file: e?.path,
+        });
+      },
+      onFlushed: (r) => this.emit('durable', r.toLsn),
+    });
+    this.#status = 'open';
+  }
+
+  /** Opens (creating if needed) the WAL in options.dir, recovering what is on disk. */
+  static async open(options: WalOptions): Promise<Wal> {
+    const o = walDefaults(options);
+    const started = performance.now();
+    try {
+      await o.fs.mkdir(o.dir);
+    } catch (err) {
+      throw wrapIoError(err, `open of ${o.dir}`);
+    }
+    let lock: FileLock;
+    try {
+      lock = await o.fs.lock(`${o.dir}/${LOCK_NAME}`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EWOULDBLOCK' || code === 'EAGAIN') {
+        throw new FlushpointError(ErrorCode.WAL_LOCKED, `WAL directory ${o.dir} is locked by another process (or another Wal in this one)`, {
+          cause: err,
+          file: `${o.dir}/${LOCK_NAME}`,
+        });
+      }
+      throw wrapIoError(err, `lock of ${o.dir}`);
+    }
+    try {
+      const names = await o.fs.readdir(o.dir);
+      let removed = false;
+      for (const name of names) {
+        if (name.endsWith('.tmp')) {
+          await o.fs.unlink(`${o.dir}/${name}`);
+          removed = true;
+        }
+      }
+      if (removed) await o.fs.syncDir(o.dir);
+      const segNames = names.filter((n) => SEGMENT_NAME_RE.test(n)).sort();
+      const rec = await recoverSegments(o.fs, o.dir, segNames, o.recovery === 'strict');
+      if (rec.torn) await repairTornTail(o.fs, rec.torn, o.logger);
+      const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, lastLsn: s.lastLsn }));
+      const last = rec.segments[rec.segments.length - 1];
+      let current: FileHandle | null = null;
+      if (last) {
+        current = await o.fs.open(`${o.dir}/${last.name}`, 'r+');
+        // A previous process may have died between its write and its fdatasync: what we found is
+        // durable only after this sync, and only then may it count as durable.
+        await current.datasync();
+        await o.fs.syncDir(o.dir);
+      }
+      const recovery: RecoveryInfo = {
+        segments: segments.length,
+        bytesScanned: rec.bytesScanned,
+        durationMs: performance.now() - started,
+        lastLsn: rec.lastLsn,
+        tornTail: rec.torn,
+      };
+      o.logger?.info({ dir: o.dir, ...recovery }, 'wal opened');
+      const wal = new Wal(o, lock, segments, current, { offset: last?.endOffset ?? 0, capacityBytes: last?.fileSizeBytes ?? 0 }, recovery);
+      wal.#preparer.prepareAhead();
+      return wal;
+    } catch (err) {
+      await lock.release().catch(() => {});
+      throw wrapIoError(err, `recovery of ${o.dir}`);
+    }
+  }
+
+  get status(): WalStatus {
+    return this.#status;
+  }
+
+  /** Last LSN assigned (0: none). */
+  get lastLsn(): number {
+    return this.#lastLsn;
+  }
+
+  /** Every LSN <= this is durable. */
+  get durableLsn(): number {
+    return this.#scheduler.durableLsn;
+  }
+
+  /** Lowest LSN still in the log (0: the log holds no records). */
+  get firstLsn(): number {
+    return this.#segments[0]?.firstLsn ?? 0;
+  }
+
+  /** Largest payload one record can carry with this segment size. */
+  get payloadBytesMax(): number {
+    return this.#payloadBytesMax;
+  }
+
+  #checkWritable(): void {
+    if (this.#status !== 'open') {
+      throw new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is ${this.#status}`);
+    }
+    const failure = this.#scheduler.failure;
+    if (failure) throw failure;
+  }
+
+  /** Assigns the next LSN to payload and stages it. No I/O: wait with waitDurable(lsn) or sync(). */
+  append(payload: Uint8Array): number {
+    if (!(payload instanceof Uint8Array)) throw new TypeError(`payload must be a Uint8Array, got ${payload === null ? 'null' : typeof payload}`);
+    this.#checkWritable();
+    if (payload.byteLength > this.#payloadBytesMax) {
+      throw new FlushpointError(
+        ErrorCode.RECORD_TOO_LARGE,
+        `record of ${payload.byteLength} bytes does not fit a segment of ${this.#o.segmentSizeBytes} bytes (payload limit ${this.#payloadBytesMax})`,
+        { lsn: this.#lastLsn + 1 },
+      );
+    }
+    const lsn = this.#lastLsn + 1;
+    assert(Number.isSafeInteger(lsn), 'LSN overflow');
+    this.#staging.add(lsn, payload);
+    this.#lastLsn = lsn;
+    this.#appends++;
+    this.#appendedBytes += payload.byteLength;
+    this.#scheduler.request();
+    return lsn;
+  }
+
+  /** Resolves with the durable LSN once `lsn` is durable. */
+  waitDurable(lsn: number, options: WaitOptions = {}): Promise<number> {
+    try {
+      checkLsnArgument(lsn, 'lsn');
+      if (lsn > this.#lastLsn) throw new RangeError(`LSN ${lsn} has not been assigned (last LSN ${this.#lastLsn})`);
+      checkWaitOptions(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (lsn <= this.#scheduler.durableLsn) return Promise.resolve(this.#scheduler.durableLsn);
+    if (this.#status === 'closed') return Promise.reject(new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`, { lsn }));
+    return this.#scheduler.wait(lsn, options);
+  }
+
+  /** Makes everything appended so far durable; resolves with the durable LSN. */
+  sync(options: WaitOptions = {}): Promise<number> {
+    return this.waitDurable(this.#lastLsn, options);
+  }
+
+  /** Resolves at the next advance of durableLsn, with its new value. */
+  nextDurable(options: { signal?: AbortSignal } = {}): Promise<number> {
+    if (this.#status === 'closed') return Promise.reject(new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`));
+    return this.#scheduler.waitNext(options);
+  }
+
+  /** Durable records in LSN order, from fromLsn (default firstLsn) to toLsn (default durableLsn at the call). */
+  read(options: { fromLsn?: number; toLsn?: number } = {}): AsyncIterable<WalRecord> {
+    const durable = this.#scheduler.durableLsn;
+    const fromLsn = options.fromLsn === undefined ? Math.max(1, this.firstLsn) : checkLsnArgument(options.fromLsn, 'fromLsn');
+    const toLsn = Math.min(options.toLsn === undefined ? durable : checkLsnArgument(options.toLsn, 'toLsn'), durable);
+    if (this.#status === 'closed') throw new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`);
+    if (fromLsn <= toLsn && fromLsn < this.firstLsn) {
+      throw new RangeError(`LSN ${fromLsn} is no longer in the log (first LSN ${this.firstLsn})`);
+    }
+    const segments = this.#segments.slice();
+    const fs = this.#fs;
+    const dir = this.dir;
+    return {
+      async *[Symbol.asyncIterator]() {
+        if (fromLsn > toLsn) return;
+        for (let i = 0; i < segments.length; i++) {
+          const seg = segments[i] as Segment;
+          const nextFirst = segments[i + 1]?.firstLsn ?? Number.POSITIVE_INFINITY;
+          if (nextFirst <= fromLsn) continue;
+          if (seg.firstLsn > toLsn) return;
+          yield* readSegment(fs, `${dir}/${seg.name}`, seg.firstLsn, Math.max(fromLsn, seg.firstLsn), Math.min(toLsn, nextFirst - 1));
+        }
+      },
+    };
+  }
+
+  /** Retention: nothing at or above a held LSN is deleted by truncateBefore. */
+  hold(name: string, lsn: number): void {
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('hold name must be a non-empty string');
+    checkLsnArgument(lsn, 'lsn');
+    this.#holds.set(name, lsn);
+  }
+
+  release(name: string): void {
+    this.#holds.delete(name);
+  }
+
+  /** Deletes whole segments whose records are all below min(lsn, every hold). Never the last segment. */
+  truncateBefore(lsn: number): Promise<number> {
+    try {
+      checkLsnArgument(lsn, 'lsn');
+      if (this.#status !== 'open') throw new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is ${this.#status}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = this.#truncating.then(() => this.#truncate(lsn));
+    this.#truncating = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  async #truncate(lsn: number): Promise<number> {
+    let limit = Math.min(lsn, this.#scheduler.durableLsn + 1);
+    for (const held of this.#holds.values()) limit = Math.min(limit, held);
+    let deleted = 0;
+    while (this.#segments.length > 1 && (this.#segments[1] as Segment).firstLsn <= limit) {
+      const seg = this.#segments[0] as Segment;
+      try {
+        await this.#fs.unlink(`${this.dir}/${seg.name}`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapIoError(err, `unlink of ${seg.name}`);
+      }
+      this.#segments.shift();
+      deleted++;
+    }
+    if (deleted > 0) {
+      try {
+        await this.#fs.syncDir(this.dir);
+      } catch (err) {
+        throw wrapIoError(err, `directory sync of ${this.dir}`);
+      }
+      this.#segmentsDeleted += deleted;
+    }
+    return deleted;
+  }
+
+  stats(): WalStats {
+    const syncLatency = this.#syncLatency.summary();
+    return {
+      status: this.#status,
+      firstLsn: this.firstLsn,
+      lastLsn: this.#lastLsn,
+      durableLsn: this.#scheduler.durableLsn,
+      appends: this.#appends,
+      appendedBytes: this.#appendedBytes,
+      syncs: this.#syncs,
+      syncedBytes: this.#syncedBytes,
+      batches: this.#scheduler.flushesRun,
+      recordsPerSync: this.#syncs === 0 ? 0 : this.#appends / this.#syncs,
+      bytesPerSync: this.#syncs === 0 ? 0 : this.#syncedBytes / this.#syncs,
+      syncLatency,
+      slowSyncs: this.#slowSyncs,
+      segments: this.#segments.length,
+      segmentsCreated: this.#segmentsCreated,
+      segmentsDeleted: this.#segmentsDeleted,
+      preallocStalls: this.#preparer.stalls,
+      pendingRecords: this.#staging.pendingRecords,
+      pendingBytes: this.#staging.pendingBytes,
+      waiters: this.#scheduler.waitersCount,
+      holds: Object.fromEntries(this.#holds),
+      failure: this.#scheduler.failure?.message ?? null,
+      recovery: this.recovery,
+    };
+  }
+
+  /** Flushes what was appended (unless the log failed), then releases every file and the lock. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
+    if (this.#status === 'open') this.#status = 'closing';
+    let flushError: unknown = null;
+    if (!this.#scheduler.failure && this.#lastLsn > this.#scheduler.durableLsn) {
+      try {
+        await this.#scheduler.wait(this.#lastLsn);
+      } catch (err) {
+        flushError = err;
+      }
+    }
+    await this.#scheduler.idle();
+    this.#scheduler.fail(new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`));
+    await this.#truncating;
+    await this.#preparer.dispose();
+    try {
+      await this.#current?.close();
+    } catch {
+      // The descriptor is gone either way.
+    }
+    this.#current = null;
+    await this.#lock.release();
+    this.#status = 'closed';
+    this.removeAllListeners();
+    if (flushError && !(flushError instanceof FlushpointError && flushError.code === ErrorCode.WAL_FAILED)) throw flushError;
+  }
+
+  // ---- flush source ----
+
+  #freeze(): number {
+    // The scheduler released no waiter yet for this flush: it keys them by LSN and releases only those
+    // <= the target returned here, whose records are all in the pieces taken now.
+    this.#frozen = this.#staging.freeze();
+    const first = this.#frozen[0];
+    if (first) {
+      assert(first.firstLsn === this.#scheduler.durableLsn + 1, `batch starts at ${first.firstLsn}, durable ${this.#scheduler.durableLsn}`);
+      assert((this.#frozen[this.#frozen.length - 1] as Piece).lastLsn === this.#lastLsn, 'batch ends at the last LSN');
+    }
+    return this.#lastLsn;
+  }
+
+  async #write(targetLsn: number): Promise<void> {
+    const pieces = this.#frozen;
+    this.#frozen = [];
+    let expected = this.#scheduler.durableLsn + 1;
+    for (const piece of pieces) {
+      assert(piece.firstLsn === expected, `pieces are contiguous: ${piece.firstLsn} != ${expected}`);
+      expected = piece.lastLsn + 1;
+      const started = performance.now();
+      let file: string;
+      if (piece.startsSegment) {
+        const prepared = await this.#preparer.take();
+        await prepared.handle.commit(piece.buffers, 0, this.#o.syncMethod);
+        const name = segmentName(piece.segmentFirstLsn);
+        file = `${this.dir}/${name}`;
+        await this.#fs.rename(prepared.path, file);
+        await this.#fs.syncDir(this.dir);
+        const old = this.#current;
+        this.#current = prepared.handle;
+        await old?.close();
+        this.#segments.push({ name, firstLsn: piece.segmentFirstLsn, lastLsn: piece.lastLsn });
+        this.#segmentsCreated++;
+      } else {
+        const current = this.#current;
+        const seg = this.#segments[this.#segments.length - 1];
+        assert(current !== null && seg !== undefined && seg.firstLsn === piece.segmentFirstLsn, 'piece goes to the current segment');
+        file = current.path;
+        await current.commit(piece.buffers, piece.position, this.#o.syncMethod);
+        seg.lastLsn = piece.lastLsn;
+      }
+      const ms = performance.now() - started;
+      this.#syncLatency.record(ms);
+      this.#syncs++;
+      this.#syncedBytes += piece.bytes;
+      if (ms >= this.#o.fsyncLatencyMsWarn) {
+        this.#slowSyncs++;
+        this.#o.logger?.warn({ file, durationMs: ms, bytes: piece.bytes }, 'slow WAL commit');
+        this.emit('slowSync', { durationMs: ms, bytes: piece.bytes, file });
+      }
+    }
+    assert(expected === targetLsn + 1, `batch covers up to its target: ${expected - 1} != ${targetLsn}`);
+  }
+}
+
+function checkWaitOptions(options: WaitOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const { timeoutMs, signal } = options;
+  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) throw new RangeError(`timeoutMs must be a number >= 0, got ${timeoutMs}`);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+}
+
+/** Keeps a copy of the cut bytes beside the segment, then zeros them in place and syncs. */
+async function repairTornTail(fs: FileSystem, torn: TornTail, logger: ResolvedWalOptions['logger']): Promise<void> {
+  const handle = await fs.open(torn.file, 'r+');
+  try {
+    if (torn.bytes > 0) {
+      const cut = new Uint8Array(torn.bytes);
+      await handle.read(cut, 0, torn.bytes, torn.offset);
+      const slash = torn.file.lastIndexOf('/');
+      await writeFileAtomic(fs, torn.file.slice(0, slash), `${torn.file.slice(slash + 1)}.torn`, cut);
+      await handle.commit([new Uint8Array(torn.bytes)], torn.offset, 'fsync');
+    }
+  } finally {
+    await handle.close();
+  }
+  logger?.warn({ ...torn }, 'WAL torn tail cut');
+}
+
