@@ -14,77 +14,137 @@ import { seededRandom, type Random } from '../random.js';
 
 type PendingOp = { kind: 'write'; position: number; bytes: Uint8Array } | { kind: 'truncate'; lengthBytes: number };
 
-class Inode {
-  data: Uint8Array = new Uint8Array(0);
+const PAGE_BYTES = 16 * 1024;
+
+/** File bytes as sparse pages: absent pages read as zeros, so a preallocated 64 MiB file costs nothing. */
+class PagedBytes {
+  pages = new Map<number, Uint8Array>();
   sizeBytes = 0;
-  durable: Uint8Array = new Uint8Array(0);
-  durableSizeBytes = 0;
-  pending: PendingOp[] = [];
 
   write(position: number, bytes: Uint8Array): void {
-    const end = position + bytes.byteLength;
-    this.data = ensureCapacity(this.data, end);
-    this.data.set(bytes, position);
-    if (end > this.sizeBytes) this.sizeBytes = end;
+    let at = position;
+    let from = 0;
+    while (from < bytes.byteLength) {
+      const index = Math.floor(at / PAGE_BYTES);
+      const inPage = at - index * PAGE_BYTES;
+      const n = Math.min(PAGE_BYTES - inPage, bytes.byteLength - from);
+      let page = this.pages.get(index);
+      if (!page) {
+        page = new Uint8Array(PAGE_BYTES);
+        this.pages.set(index, page);
+      }
+      page.set(bytes.subarray(from, from + n), inPage);
+      at += n;
+      from += n;
+    }
+    if (at > this.sizeBytes) this.sizeBytes = at;
+  }
+
+  read(position: number, out: Uint8Array, outOffset: number, length: number): number {
+    const n = Math.max(0, Math.min(length, this.sizeBytes - position));
+    let done = 0;
+    while (done < n) {
+      const at = position + done;
+      const index = Math.floor(at / PAGE_BYTES);
+      const inPage = at - index * PAGE_BYTES;
+      const m = Math.min(PAGE_BYTES - inPage, n - done);
+      const page = this.pages.get(index);
+      if (page) out.set(page.subarray(inPage, inPage + m), outOffset + done);
+      else out.fill(0, outOffset + done, outOffset + done + m);
+      done += m;
+    }
+    return n;
+  }
+
+  truncate(lengthBytes: number): void {
+    if (lengthBytes < this.sizeBytes) {
+      const lastIndex = Math.floor(lengthBytes / PAGE_BYTES);
+      for (const index of [...this.pages.keys()]) if (index > lastIndex) this.pages.delete(index);
+      this.pages.get(lastIndex)?.fill(0, lengthBytes - lastIndex * PAGE_BYTES);
+    }
+    this.sizeBytes = lengthBytes;
+  }
+
+  clone(): PagedBytes {
+    const out = new PagedBytes();
+    for (const [i, page] of this.pages) out.pages.set(i, page.slice());
+    out.sizeBytes = this.sizeBytes;
+    return out;
+  }
+
+  apply(op: PendingOp): void {
+    if (op.kind === 'write') this.write(op.position, op.bytes);
+    else this.truncate(op.lengthBytes);
+  }
+}
+
+class Inode {
+  data = new PagedBytes();
+  durable = new PagedBytes();
+  pending: PendingOp[] = [];
+
+  get sizeBytes(): number {
+    return this.data.sizeBytes;
+  }
+
+  write(position: number, bytes: Uint8Array): void {
+    if (position >= this.data.sizeBytes && isAllZero(bytes)) {
+      // Zeros written past the end (preallocation) are the same as extending the file: cheaper to model.
+      this.truncate(position + bytes.byteLength);
+      return;
+    }
+    this.data.write(position, bytes);
     this.pending.push({ kind: 'write', position, bytes: bytes.slice() });
   }
 
   truncate(lengthBytes: number): void {
-    this.data = ensureCapacity(this.data, lengthBytes);
-    if (lengthBytes < this.sizeBytes) this.data.fill(0, lengthBytes, this.sizeBytes);
-    this.sizeBytes = lengthBytes;
+    this.data.truncate(lengthBytes);
     this.pending.push({ kind: 'truncate', lengthBytes });
   }
 
   sync(): void {
-    for (const op of this.pending) this.#applyDurable(op);
+    for (const op of this.pending) this.durable.apply(op);
     this.pending = [];
-  }
-
-  #applyDurable(op: PendingOp): void {
-    if (op.kind === 'write') {
-      const end = op.position + op.bytes.byteLength;
-      this.durable = ensureCapacity(this.durable, end);
-      this.durable.set(op.bytes, op.position);
-      if (end > this.durableSizeBytes) this.durableSizeBytes = end;
-    } else {
-      this.durable = ensureCapacity(this.durable, op.lengthBytes);
-      if (op.lengthBytes < this.durableSizeBytes) this.durable.fill(0, op.lengthBytes, this.durableSizeBytes);
-      this.durableSizeBytes = op.lengthBytes;
-    }
   }
 
   /** The content after a power loss. */
   afterCrash(random: Random | null, sectorBytes: number): Inode {
     const out = new Inode();
-    out.durable = this.durable.slice(0, this.durableSizeBytes);
-    out.durableSizeBytes = this.durableSizeBytes;
+    out.durable = this.durable.clone();
     if (random) {
       for (const op of this.pending) {
         const choice = random.int(3);
         if (choice === 0) continue; // lost
         if (choice === 1 || op.kind === 'truncate') {
-          out.#applyDurable(op);
+          out.durable.apply(op);
           continue;
         }
         // torn: a random subset of its sectors reach the disk
         for (let s = 0; s < op.bytes.byteLength; s += sectorBytes) {
           if (random.int(2) === 0) continue;
-          out.#applyDurable({ kind: 'write', position: op.position + s, bytes: op.bytes.subarray(s, Math.min(s + sectorBytes, op.bytes.byteLength)) });
+          out.durable.write(op.position + s, op.bytes.subarray(s, Math.min(s + sectorBytes, op.bytes.byteLength)));
         }
       }
     }
-    out.data = out.durable.slice(0, out.durableSizeBytes);
-    out.sizeBytes = out.durableSizeBytes;
+    out.data = out.durable.clone();
+    return out;
+  }
+
+  readAll(): Uint8Array {
+    const out = new Uint8Array(this.data.sizeBytes);
+    this.data.read(0, out, 0, out.byteLength);
     return out;
   }
 }
 
-function ensureCapacity(buf: Uint8Array, need: number): Uint8Array {
-  if (buf.byteLength >= need) return buf;
-  const grown = new Uint8Array(Math.max(need, buf.byteLength * 2, 4096));
-  grown.set(buf);
-  return grown;
+const ZEROS = new Uint8Array(64 * 1024);
+
+function isAllZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.byteLength; i += ZEROS.byteLength) {
+    const n = Math.min(ZEROS.byteLength, bytes.byteLength - i);
+    if (Buffer.compare(bytes.subarray(i, i + n), ZEROS.subarray(0, n)) !== 0) return false;
+  }
+  return true;
 }
 
 type DirOp = { kind: 'set'; name: string; inode: Inode } | { kind: 'delete'; name: string };
@@ -155,9 +215,7 @@ class MemoryFileHandle implements FileHandle {
 
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     this.#check('read');
-    const n = Math.max(0, Math.min(length, this.#inode.sizeBytes - position));
-    buffer.set(this.#inode.data.subarray(position, position + n), offset);
-    return n;
+    return this.#inode.data.read(position, buffer, offset, length);
   }
 
   async datasync(): Promise<void> {
@@ -335,7 +393,7 @@ export class MemoryFileSystem implements FileSystem {
     const { dir, name } = splitPath(path);
     const inode = this.#dirs.get(dir)?.entries.get(name);
     if (!inode) throw fsError('ENOENT', 'open', path, 'no such file or directory');
-    return inode.data.slice(0, inode.sizeBytes);
+    return inode.readAll();
   }
 
   /** Test helper: overwrite bytes of a file in place, durably (simulates media corruption). */
