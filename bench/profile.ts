@@ -1,0 +1,101 @@
+/**
+ * How much the benchmark measures: every duration, count and size of a run, collected in one place.
+ * `full` is the run the issue's targets are judged on (under 10 minutes); `quick` is what `npm start`
+ * runs (about a minute); `tiny` exists for the smoke test, which checks the report's shape only.
+ */
+
+export type ProfileName = 'full' | 'quick' | 'tiny';
+
+export interface BenchProfile {
+  name: ProfileName;
+  /** Section 1: total time per device pattern (append-grow, overwrite), split over interleaved rounds. */
+  deviceDurationMs: number;
+  /** Section 1: the two patterns alternate this many times, so drift in a noisy machine hits both. */
+  deviceRoundsCount: number;
+  /** Sections 1 and 2: size of the zero-filled, fdatasync'd file that overwrites go to. */
+  preallocatedFileSizeBytes: number;
+  /** Section 2: time per batch size, split over two interleaved passes. */
+  rawDurationMs: number;
+  /** Section 2: batch sizes for 128 B records (the issue's list, plus 4 so every writer count has a match). */
+  rawBatchRecordsCounts: readonly number[];
+  /** Sections 3 and 4: record sizes. */
+  recordSizesBytes: readonly number[];
+  /** Section 3: writer counts per record size. */
+  walWritersCounts: Readonly<Record<number, readonly number[]>>;
+  /** Sections 3 and 4: time to run before measuring, and the measured window, per (store, size, writers). */
+  warmupMs: number;
+  windowMs: number;
+  /** Section 4: writer counts per record size for the peers (a subset of the WAL's, in a short run). */
+  peerWritersCounts: Readonly<Record<number, readonly number[]>>;
+  /** Section 5: WAL sizes to recover, each with every record size in recoveryRecordSizesBytes. */
+  recoverySizesBytes: readonly number[];
+  recoveryRecordSizesBytes: readonly number[];
+  /** Section 5: opens per size; the median is reported. */
+  recoveryOpensCount: number;
+  /** Segment size passed to Wal.open; undefined leaves the WAL's default. */
+  walSegmentSizeBytes: number | undefined;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const writersAll = [1, 4, 16, 64, 256, 1024] as const;
+const rawBatchesAll = [1, 4, 16, 64, 256, 1024, 4096] as const;
+
+export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
+  full: {
+    name: 'full',
+    deviceDurationMs: 10_000,
+    deviceRoundsCount: 5,
+    preallocatedFileSizeBytes: 64 * MiB,
+    rawDurationMs: 3_000,
+    rawBatchRecordsCounts: rawBatchesAll,
+    recordSizesBytes: [128, 4 * KiB],
+    walWritersCounts: { 128: writersAll, [4 * KiB]: writersAll },
+    warmupMs: 500,
+    windowMs: 4_000,
+    peerWritersCounts: { 128: writersAll, [4 * KiB]: writersAll },
+    recoverySizesBytes: [64 * MiB, 512 * MiB],
+    recoveryRecordSizesBytes: [128, 4 * KiB],
+    recoveryOpensCount: 3,
+    walSegmentSizeBytes: undefined,
+  },
+  quick: {
+    name: 'quick',
+    deviceDurationMs: 2_000,
+    deviceRoundsCount: 4,
+    preallocatedFileSizeBytes: 32 * MiB,
+    rawDurationMs: 400,
+    rawBatchRecordsCounts: rawBatchesAll,
+    recordSizesBytes: [128, 4 * KiB],
+    walWritersCounts: { 128: writersAll, [4 * KiB]: [1, 64] },
+    warmupMs: 250,
+    windowMs: 1_000,
+    peerWritersCounts: { 128: [1, 64], [4 * KiB]: [64] },
+    recoverySizesBytes: [64 * MiB],
+    recoveryRecordSizesBytes: [128, 4 * KiB],
+    recoveryOpensCount: 3,
+    walSegmentSizeBytes: undefined,
+  },
+  tiny: {
+    name: 'tiny',
+    deviceDurationMs: 150,
+    deviceRoundsCount: 2,
+    preallocatedFileSizeBytes: 1 * MiB,
+    rawDurationMs: 40,
+    rawBatchRecordsCounts: [1, 4, 64],
+    recordSizesBytes: [128],
+    walWritersCounts: { 128: [1, 4] },
+    warmupMs: 20,
+    windowMs: 100,
+    peerWritersCounts: { 128: [1, 4] },
+    recoverySizesBytes: [1 * MiB],
+    recoveryRecordSizesBytes: [128],
+    recoveryOpensCount: 1,
+    walSegmentSizeBytes: 1 * MiB,
+  },
+};
+
+/** Writer counts for a record size (empty when the profile does not measure it). */
+export function writersCountsFor(table: Readonly<Record<number, readonly number[]>>, recordSizeBytes: number): readonly number[] {
+  return table[recordSizeBytes] ?? [];
+}

@@ -1,0 +1,162 @@
+/**
+ * The report as a person reads it in a terminal: one table per section, every figure with its baseline
+ * and the ratio, then the targets. Pure: report in, text out.
+ */
+import type { DevicePatternResult } from './device-latency.js';
+import { formatBytes, formatCount, formatMbPerSec, formatMs, formatRate, formatRatio, formatUs } from './format.js';
+import type { LatencySummary } from './latency.js';
+import type { BenchReport, PeerRow, PeerSection, RawCeilingRow, RecoveryRow, WalRow } from './report.js';
+import type { TargetResult } from './targets.js';
+import { figureColumn, renderTable, textColumn, type Column } from './text-table.js';
+
+export const reportTitle = 'flushpoint bench';
+
+function heading(text: string): string {
+  return `\n${text}\n${'='.repeat(text.length)}`;
+}
+
+function latencyColumns<Row>(prefix: string, of: (row: Row) => LatencySummary): Column<Row>[] {
+  return [
+    figureColumn(`${prefix}p50`, (r) => formatUs(of(r).p50Us)),
+    figureColumn(`${prefix}p90`, (r) => formatUs(of(r).p90Us)),
+    figureColumn(`${prefix}p99`, (r) => formatUs(of(r).p99Us)),
+    figureColumn(`${prefix}p99.9`, (r) => formatUs(of(r).p999Us)),
+    figureColumn(`${prefix}max`, (r) => formatUs(of(r).maxUs)),
+  ];
+}
+
+const sizeColumn = <Row extends { recordSizeBytes: number }>(): Column<Row> => textColumn('record', (r) => formatBytes(r.recordSizeBytes));
+
+function header(report: BenchReport): string {
+  const env = report.environment;
+  const info = report.device.info;
+  return [
+    `${reportTitle} (${report.profile} run, ${report.startedAt}, took ${formatMs(report.durationMs)})`,
+    `flushpoint ${env.flushpointVersion}, node ${env.node}, ${env.platform} ${env.kernel} ${env.arch}, ${env.cpusCount} x ${env.cpuModel}, ${formatBytes(env.memoryBytes)} RAM`,
+    `data: ${info.dir}`,
+    `file system: ${info.fileSystem} on ${info.mountSource} (mounted at ${info.mountPoint}, ${info.mountOptions})`,
+    `block device: ${info.blockDevice}, write cache: ${info.writeCache}` +
+      (info.rotational === undefined ? '' : `, ${info.rotational ? 'rotational' : 'non-rotational'} (as the device reports)`) +
+      (info.model ? `, model ${info.model}` : ''),
+  ].join('\n');
+}
+
+function deviceSection(report: BenchReport): string {
+  const { overwrite, appendGrow, warnings } = report.device;
+  const table = renderTable<DevicePatternResult>(
+    [
+      textColumn('4 KiB write + fdatasync', (r) => r.pattern),
+      figureColumn('ops/s', (r) => formatRate(r.opsPerSec)),
+      ...latencyColumns<DevicePatternResult>('', (r) => r.latency),
+      figureColumn('ops/s vs overwrite', (r) => formatRatio(r.opsPerSec / overwrite.opsPerSec)),
+    ],
+    [overwrite, appendGrow],
+  );
+  const warningLines = warnings.map((w) => `WARNING: ${w}`);
+  return [heading('1. Device: writeSync + fdatasyncSync of 4 KiB (baseline: overwrite of a preallocated file)'), table, ...warningLines].join('\n');
+}
+
+function rawSection(report: BenchReport): string {
+  const table = renderTable<RawCeilingRow>(
+    [
+      sizeColumn(),
+      figureColumn('batch', (r) => String(r.batchRecordsCount)),
+      figureColumn('records/s', (r) => formatRate(r.recordsPerSec)),
+      figureColumn('batches/s', (r) => formatRate(r.batchesPerSec)),
+      figureColumn('batch p50', (r) => formatUs(r.batchLatency.p50Us)),
+      figureColumn('batch p99', (r) => formatUs(r.batchLatency.p99Us)),
+      figureColumn('vs batch 1', (r) => formatRatio(r.ratioToBatch1)),
+    ],
+    report.rawCeiling,
+  );
+  return [heading('2. Raw group-commit ceiling: one writevSync + fdatasyncSync per batch, preallocated file'), table].join('\n');
+}
+
+function walSection(report: BenchReport): string {
+  const blankIfNaN = (value: number, format: (v: number) => string): string => (Number.isFinite(value) ? format(value) : '');
+  const table = renderTable<WalRow>(
+    [
+      sizeColumn(),
+      figureColumn('writers', (r) => String(r.writersCount)),
+      figureColumn('appends/s', (r) => formatRate(r.opsPerSec)),
+      figureColumn('ack p50', (r) => formatUs(r.ackLatency.p50Us)),
+      figureColumn('ack p99', (r) => formatUs(r.ackLatency.p99Us)),
+      figureColumn('ack max', (r) => formatUs(r.ackLatency.maxUs)),
+      figureColumn('syncs/rec', (r) => r.syncsPerRecord.toFixed(3)),
+      figureColumn('raw @batch=writers', (r) => formatRate(r.rawCeilingRecordsPerSec)),
+      figureColumn('vs raw', (r) => formatRatio(r.ratioToRawCeiling)),
+      figureColumn('device ovw/s', (r) => blankIfNaN(r.deviceOverwriteOpsPerSec, formatRate)),
+      figureColumn('vs device', (r) => blankIfNaN(r.ratioToDevice, formatRatio)),
+      figureColumn('p99 vs dev p99', (r) => formatRatio(r.p99RatioToDevice)),
+    ],
+    report.wal,
+  );
+  return [heading('3. flushpoint WAL: closed-loop writers, append() + await waitDurable()'), table].join('\n');
+}
+
+function peerSection(report: BenchReport): string {
+  const nameOf = (peer: PeerSection): string => `${peer.id}${peer.version ? ` ${peer.version}` : ''}`;
+  const rows = report.peers.flatMap((peer) => peer.rows.map((row) => ({ name: nameOf(peer), ...row })));
+  const table = renderTable<PeerRow & { name: string }>(
+    [
+      textColumn('peer', (r) => r.name),
+      sizeColumn(),
+      figureColumn('writers', (r) => String(r.writersCount)),
+      figureColumn('durable ops/s', (r) => formatRate(r.opsPerSec)),
+      figureColumn('ack p50', (r) => formatUs(r.ackLatency.p50Us)),
+      figureColumn('ack p99', (r) => formatUs(r.ackLatency.p99Us)),
+      figureColumn('flushpoint/s', (r) => formatRate(r.flushpointOpsPerSec)),
+      figureColumn('flushpoint/peer', (r) => formatRatio(r.flushpointOverPeer)),
+    ],
+    rows,
+  );
+  const settings = report.peers.map((peer) => `  ${peer.id}: ${peer.durableSetting}`);
+  const notes = report.peers.filter((peer) => peer.status !== 'ok').map((peer) => `${nameOf(peer)}: ${peer.status} (${peer.reason ?? 'no reason given'})`);
+  return [heading('4. Peers at their documented durable settings (baseline for flushpoint/peer: flushpoint, same run)'), table, 'settings:', ...settings, ...notes].join('\n');
+}
+
+function recoverySection(report: BenchReport): string {
+  const table = renderTable<RecoveryRow>(
+    [
+      textColumn('WAL size', (r) => formatBytes(r.walSizeBytes)),
+      sizeColumn(),
+      figureColumn('records', (r) => formatCount(r.recordsCount)),
+      figureColumn('segments', (r) => String(r.segmentsCount)),
+      figureColumn('Wal.open', (r) => formatMs(r.openMs)),
+      figureColumn('MB/s', (r) => formatMbPerSec(r.mbPerSec)),
+      figureColumn('raw read MB/s', (r) => formatMbPerSec(r.rawReadMbPerSec)),
+      figureColumn('vs raw read', (r) => formatRatio(r.ratioToRawRead)),
+    ],
+    report.recovery,
+  );
+  return [heading('5. Recovery: Wal.open of a full WAL, page cache warm (median of the opens)'), table].join('\n');
+}
+
+function backupSection(report: BenchReport): string {
+  return [heading('6. Backup sink and forceFlush'), `not measured: ${report.backup.reason}`].join('\n');
+}
+
+function formatTargetFigure(t: TargetResult, value: number): string {
+  return t.valueLabel.endsWith('us') ? formatUs(value) : t.valueLabel.endsWith('MB/s') ? formatMbPerSec(value) : formatRate(value);
+}
+
+function targetSection(report: BenchReport): string {
+  const table = renderTable<TargetResult>(
+    [
+      textColumn('target', (t) => t.description),
+      figureColumn('figure', (t) => formatTargetFigure(t, t.value)),
+      figureColumn('baseline', (t) => formatTargetFigure(t, t.baseline)),
+      figureColumn('ratio', (t) => formatRatio(t.ratio)),
+      figureColumn('needed', (t) => `${t.comparison} ${formatRatio(t.threshold)}`),
+      textColumn('status', (t) => t.status),
+    ],
+    report.targets,
+  );
+  const counts = (['met', 'missed', 'not-measured'] as const).map((s) => `${report.targets.filter((t) => t.status === s).length} ${s}`).join(', ');
+  return [heading('Targets (issue 3)'), table, counts].join('\n');
+}
+
+export function renderReportTable(report: BenchReport): string {
+  const sections = [header, deviceSection, rawSection, walSection, peerSection, recoverySection, backupSection, targetSection];
+  return sections.map((section) => section(report)).join('\n') + '\n';
+}

@@ -1,0 +1,135 @@
+/**
+ * The report: every figure of a run, each beside the baseline it is judged against (measured in the
+ * same run) and the ratio. This is the JSON's shape; the table and the charts are drawn from it.
+ * assembleReport() is pure: it only joins sections and divides.
+ */
+import type { DeviceInfo } from './device-probe.js';
+import type { DeviceLatencyResult } from './device-latency.js';
+import type { Environment } from './environment.js';
+import { ratioOf } from './format.js';
+import type { PeerMeasurement, PeerResult } from './peer-runner.js';
+import type { ProfileName } from './profile.js';
+import type { RawCeilingResult } from './raw-ceiling.js';
+import type { RecoveryResult } from './recovery.js';
+import type { TargetResult } from './targets.js';
+import type { WalMeasurement } from './wal-runner.js';
+
+export const reportSchemaVersion = 1;
+
+export interface RawCeilingRow extends RawCeilingResult {
+  /** Baseline: the same record size at batch 1. ratio = recordsPerSec / that (the gain from batching). */
+  batch1RecordsPerSec: number;
+  ratioToBatch1: number;
+}
+
+export interface WalRow extends WalMeasurement {
+  /** Baseline: the raw ceiling for this record size at batch = writersCount. */
+  rawCeilingRecordsPerSec: number;
+  ratioToRawCeiling: number;
+  /** Baseline for one writer: the device's 4 KiB overwrite + fdatasync rate (NaN for other counts). */
+  deviceOverwriteOpsPerSec: number;
+  ratioToDevice: number;
+  /** ack p99 / the device's overwrite p99. */
+  p99RatioToDevice: number;
+}
+
+export interface PeerRow extends PeerMeasurement {
+  /** Baseline: flushpoint at the same record size and writer count. ratio = flushpoint / peer. */
+  flushpointOpsPerSec: number;
+  flushpointOverPeer: number;
+}
+
+export interface PeerSection extends Omit<PeerResult, 'measurements'> {
+  rows: PeerRow[];
+}
+
+export interface RecoveryRow extends RecoveryResult {
+  /** mbPerSec / rawReadMbPerSec (the baseline: plain sequential reads of the same files). */
+  ratioToRawRead: number;
+}
+
+/** Section 6 is filled in by the backup issue; until then it says why it is empty. */
+export interface BackupSection {
+  status: 'not-measured';
+  reason: string;
+}
+
+export interface BenchReport {
+  schemaVersion: number;
+  tool: string;
+  profile: ProfileName;
+  startedAt: string;
+  durationMs: number;
+  environment: Environment;
+  device: DeviceLatencyResult & { info: DeviceInfo };
+  rawCeiling: RawCeilingRow[];
+  wal: WalRow[];
+  peers: PeerSection[];
+  recovery: RecoveryRow[];
+  backup: BackupSection;
+  targets: TargetResult[];
+}
+
+export interface ReportParts {
+  profile: ProfileName;
+  startedAt: string;
+  durationMs: number;
+  environment: Environment;
+  device: DeviceLatencyResult & { info: DeviceInfo };
+  rawCeiling: RawCeilingResult[];
+  wal: WalMeasurement[];
+  peers: PeerResult[];
+  recovery: RecoveryResult[];
+  backup: BackupSection;
+}
+
+export function findRaw(rows: readonly RawCeilingResult[], recordSizeBytes: number, batchRecordsCount: number): RawCeilingResult | undefined {
+  return rows.find((row) => row.recordSizeBytes === recordSizeBytes && row.batchRecordsCount === batchRecordsCount);
+}
+
+export function findWal<T extends WalMeasurement>(rows: readonly T[], recordSizeBytes: number, writersCount: number): T | undefined {
+  return rows.find((row) => row.recordSizeBytes === recordSizeBytes && row.writersCount === writersCount);
+}
+
+export function assembleReport(parts: ReportParts, evaluate: (report: Omit<BenchReport, 'targets'>) => TargetResult[]): BenchReport {
+  const overwrite = parts.device.overwrite;
+  const rawCeiling: RawCeilingRow[] = parts.rawCeiling.map((row) => {
+    const batch1RecordsPerSec = findRaw(parts.rawCeiling, row.recordSizeBytes, 1)?.recordsPerSec ?? Number.NaN;
+    return { ...row, batch1RecordsPerSec, ratioToBatch1: ratioOf(row.recordsPerSec, batch1RecordsPerSec) };
+  });
+  const wal: WalRow[] = parts.wal.map((row) => {
+    const rawCeilingRecordsPerSec = findRaw(parts.rawCeiling, row.recordSizeBytes, row.writersCount)?.recordsPerSec ?? Number.NaN;
+    const deviceOverwriteOpsPerSec = row.writersCount === 1 ? overwrite.opsPerSec : Number.NaN;
+    return {
+      ...row,
+      rawCeilingRecordsPerSec,
+      ratioToRawCeiling: ratioOf(row.opsPerSec, rawCeilingRecordsPerSec),
+      deviceOverwriteOpsPerSec,
+      ratioToDevice: ratioOf(row.opsPerSec, deviceOverwriteOpsPerSec),
+      p99RatioToDevice: ratioOf(row.ackLatency.p99Us, overwrite.latency.p99Us),
+    };
+  });
+  const peers: PeerSection[] = parts.peers.map(({ measurements, ...peer }) => ({
+    ...peer,
+    rows: measurements.map((row) => {
+      const flushpointOpsPerSec = findWal(parts.wal, row.recordSizeBytes, row.writersCount)?.opsPerSec ?? Number.NaN;
+      return { ...row, flushpointOpsPerSec, flushpointOverPeer: ratioOf(flushpointOpsPerSec, row.opsPerSec) };
+    }),
+  }));
+  const recovery: RecoveryRow[] = parts.recovery.map((row) => ({ ...row, ratioToRawRead: ratioOf(row.mbPerSec, row.rawReadMbPerSec) }));
+  const withoutTargets: Omit<BenchReport, 'targets'> = {
+    schemaVersion: reportSchemaVersion,
+    tool: 'flushpoint bench',
+    profile: parts.profile,
+    startedAt: parts.startedAt,
+    durationMs: parts.durationMs,
+    environment: parts.environment,
+    device: parts.device,
+    rawCeiling,
+    wal,
+    peers,
+    recovery,
+    backup: parts.backup,
+  };
+  return { ...withoutTargets, targets: evaluate(withoutTargets) };
+}

@@ -1,0 +1,105 @@
+/**
+ * Issue 3's targets, each a ratio between two figures of the same run (recovery: a rate against a
+ * fixed floor). A target whose figure or baseline was not measured in this run (a short run, a peer
+ * that was skipped) is "not-measured", never "met".
+ */
+import { ratioOf } from './format.js';
+import { findRaw, findWal, type BenchReport } from './report.js';
+
+export interface TargetResult {
+  id: string;
+  description: string;
+  value: number;
+  valueLabel: string;
+  baseline: number;
+  baselineLabel: string;
+  ratio: number;
+  comparison: '>=' | '<=';
+  threshold: number;
+  status: 'met' | 'missed' | 'not-measured';
+}
+
+export const recoveryMbPerSecFloor = 300;
+
+type Report = Omit<BenchReport, 'targets'>;
+
+function target(t: Omit<TargetResult, 'ratio' | 'status'>): TargetResult {
+  const ratio = ratioOf(t.value, t.baseline);
+  const measured = Number.isFinite(ratio);
+  const met = t.comparison === '>=' ? ratio >= t.threshold : ratio <= t.threshold;
+  return { ...t, ratio, status: !measured ? 'not-measured' : met ? 'met' : 'missed' };
+}
+
+function lmdbOpsPerSec(report: Report, recordSizeBytes: number, writersCount: number): number | undefined {
+  const lmdb = report.peers.find((peer) => peer.id === 'lmdb' && peer.status === 'ok');
+  return lmdb?.rows.find((row) => row.recordSizeBytes === recordSizeBytes && row.writersCount === writersCount)?.opsPerSec;
+}
+
+export function evaluateTargets(report: Report): TargetResult[] {
+  const results: TargetResult[] = [];
+  const overwrite = report.device.overwrite;
+  const recordSizes = [...new Set(report.wal.map((row) => row.recordSizeBytes))];
+  for (const size of recordSizes) {
+    const at = (writers: number) => findWal(report.wal, size, writers);
+    const vsRaw = (writers: number, threshold: number): TargetResult =>
+      target({
+        id: `wal-${writers}-vs-raw-${writers}-${size}`,
+        description: `${size} B, ${writers} writers: appends/s vs raw ceiling at batch ${writers}`,
+        value: at(writers)?.opsPerSec ?? Number.NaN,
+        valueLabel: 'flushpoint appends/s',
+        baseline: findRaw(report.rawCeiling, size, writers)?.recordsPerSec ?? Number.NaN,
+        baselineLabel: 'raw records/s',
+        comparison: '>=',
+        threshold,
+      });
+    results.push(
+      target({
+        id: `wal-1-writer-vs-device-${size}`,
+        description: `${size} B, 1 writer: appends/s vs device 4 KiB overwrite+fdatasync/s`,
+        value: at(1)?.opsPerSec ?? Number.NaN,
+        valueLabel: 'flushpoint appends/s',
+        baseline: overwrite.opsPerSec,
+        baselineLabel: 'device overwrites/s',
+        comparison: '>=',
+        threshold: 0.9,
+      }),
+      vsRaw(64, 0.8),
+      target({
+        id: `wal-64-vs-lmdb-64-${size}`,
+        description: `${size} B, 64 writers: appends/s vs lmdb durable puts/s`,
+        value: at(64)?.opsPerSec ?? Number.NaN,
+        valueLabel: 'flushpoint appends/s',
+        baseline: lmdbOpsPerSec(report, size, 64) ?? Number.NaN,
+        baselineLabel: 'lmdb puts/s',
+        comparison: '>=',
+        threshold: 2.5,
+      }),
+      vsRaw(1024, 0.6),
+      target({
+        id: `wal-64-p99-vs-device-p99-${size}`,
+        description: `${size} B, 64 writers: ack p99 vs device overwrite+fdatasync p99`,
+        value: at(64)?.ackLatency.p99Us ?? Number.NaN,
+        valueLabel: 'ack p99 us',
+        baseline: overwrite.latency.p99Us,
+        baselineLabel: 'fdatasync p99 us',
+        comparison: '<=',
+        threshold: 3,
+      }),
+    );
+  }
+  for (const row of report.recovery) {
+    results.push(
+      target({
+        id: `recovery-${row.walSizeBytes}-${row.recordSizeBytes}`,
+        description: `recovery of ${Math.round(row.walSizeBytes / 2 ** 20)} MiB (${row.recordSizeBytes} B records): MB/s vs ${recoveryMbPerSecFloor} MB/s`,
+        value: row.mbPerSec,
+        valueLabel: 'MB/s',
+        baseline: recoveryMbPerSecFloor,
+        baselineLabel: 'floor MB/s',
+        comparison: '>=',
+        threshold: 1,
+      }),
+    );
+  }
+  return results;
+}

@@ -1,0 +1,76 @@
+/**
+ * Section 3, the WAL: durable appends per second under closed-loop writers, each doing
+ * `const lsn = wal.append(payload); await wal.waitDurable(lsn)` in a loop. A fresh WAL per measurement,
+ * so no run inherits another's segments. Syncs per record come from the WAL's own counters, read as
+ * the window opens and closes: under load it must be far below 1 (group commit at work).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Wal } from '../wal/index.js';
+import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
+import { writersCountsFor, type BenchProfile } from './profile.js';
+import type { Progress } from './progress.js';
+
+export interface WalMeasurement extends ClosedLoopResult {
+  recordSizeBytes: number;
+  /** WAL commits (writev + fdatasync) per record appended, inside the window. */
+  syncsPerRecord: number;
+  /** Bytes each commit wrote, on average, inside the window (records with their framing). */
+  bytesPerSync: number;
+  /** Times a batch waited for the next preallocated segment, over the whole run. */
+  preallocStalls: number;
+}
+
+interface Counters {
+  appends: number;
+  syncs: number;
+  syncedBytes: number;
+}
+
+function countersOf(wal: Wal): Counters {
+  const { appends, syncs, syncedBytes } = wal.stats();
+  return { appends, syncs, syncedBytes };
+}
+
+export function walStepsCount(profile: BenchProfile): number {
+  return Math.max(1, profile.recordSizesBytes.reduce((sum, size) => sum + writersCountsFor(profile.walWritersCounts, size).length, 0));
+}
+
+export async function measureWal(dir: string, profile: BenchProfile, progress: Progress): Promise<WalMeasurement[]> {
+  const results: WalMeasurement[] = [];
+  for (const recordSizeBytes of profile.recordSizesBytes) {
+    const payload = crypto.randomBytes(recordSizeBytes);
+    for (const writersCount of writersCountsFor(profile.walWritersCounts, recordSizeBytes)) {
+      progress.step(`${recordSizeBytes} B x ${writersCount} writers`);
+      const walDir = path.join(dir, `wal-${recordSizeBytes}-${writersCount}`);
+      const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes });
+      try {
+        let atStart: Counters = countersOf(wal);
+        let atEnd: Counters = atStart;
+        const measured = await runClosedLoop({
+          writersCount,
+          warmupMs: profile.warmupMs,
+          windowMs: profile.windowMs,
+          write: () => wal.waitDurable(wal.append(payload)),
+          onWindowStart: () => (atStart = countersOf(wal)),
+          onWindowEnd: () => (atEnd = countersOf(wal)),
+          onTick: (fraction) => progress.advance(fraction),
+        });
+        const appends = atEnd.appends - atStart.appends;
+        const syncs = atEnd.syncs - atStart.syncs;
+        results.push({
+          recordSizeBytes,
+          ...measured,
+          syncsPerRecord: appends === 0 ? Number.NaN : syncs / appends,
+          bytesPerSync: syncs === 0 ? Number.NaN : (atEnd.syncedBytes - atStart.syncedBytes) / syncs,
+          preallocStalls: wal.stats().preallocStalls,
+        });
+      } finally {
+        await wal.close();
+        fs.rmSync(walDir, { recursive: true, force: true });
+      }
+    }
+  }
+  return results;
+}

@@ -1,0 +1,228 @@
+/**
+ * Smoke test of `flushpoint bench`: the whole command at toy sizes (--tiny), checking the report's
+ * shape (table sections, JSON keys, a well-formed SVG) and the run's hygiene (its data directory is
+ * gone afterwards), never its figures. Plus the small pure pieces the report is built from.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../cli/main.js';
+import type { CliIo } from '../cli/subcommand.js';
+import { cdf, LatencyRecorder, percentile, summarize } from '../bench/latency.js';
+import { measurePeers } from '../bench/peer-runner.js';
+import type { Peer } from '../bench/peers/peer.js';
+import { profiles } from '../bench/profile.js';
+import { silentProgress } from '../bench/progress.js';
+import { createScratchDir } from '../bench/scratch-dir.js';
+import { findMount, parseMounts } from '../bench/device-probe.js';
+import { figureColumn, renderTable, textColumn } from '../bench/text-table.js';
+
+interface Captured {
+  io: CliIo;
+  stdout: () => string;
+  stderr: () => string;
+}
+
+function capture(cwd: string): Captured {
+  let out = '';
+  let err = '';
+  const io: CliIo = {
+    stdout: { write: (text) => ((out += text), true) },
+    stderr: { write: (text) => ((err += text), true) },
+    cwd,
+    env: {},
+  };
+  return { io, stdout: () => out, stderr: () => err };
+}
+
+/** Checks that `text` is well-formed XML as far as an SVG needs: balanced tags, quoted attributes, escaped text. */
+function assertWellFormedXml(text: string): void {
+  const stack: string[] = [];
+  const tag = /<(\/?)([A-Za-z][\w:.-]*)((?:\s+[\w:.-]+="[^"<]*")*)\s*(\/?)>/g;
+  let at = 0;
+  for (let m = tag.exec(text); m !== null; m = tag.exec(text)) {
+    const between = text.slice(at, m.index);
+    expect(between, `stray markup before offset ${m.index}`).not.toMatch(/[<>]/);
+    expect(between, `unescaped & before offset ${m.index}`).not.toMatch(/&(?!(amp|lt|gt|quot|apos|#\d+);)/);
+    at = m.index + m[0].length;
+    const [, closing, name, , selfClosing] = m;
+    if (selfClosing) continue;
+    if (closing) expect(stack.pop(), `closing </${name}> at ${m.index}`).toBe(name);
+    else stack.push(name!);
+  }
+  expect(text.slice(at).trim()).toBe('');
+  expect(stack).toEqual([]);
+}
+
+describe('flushpoint bench --tiny', () => {
+  let tmp: string;
+  let result: { code: number; stdout: string; stderr: string };
+  const jsonFile = 'out/report.json';
+  const svgFile = 'out/report.svg';
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'flushpoint-bench-smoke-'));
+    const { io, stdout, stderr } = capture(tmp);
+    const code = await main(['bench', '--tiny', '--dir', 'data/bench', '--json', jsonFile, '--svg', svgFile], io);
+    result = { code, stdout: stdout(), stderr: stderr() };
+  }, 55_000);
+
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('exits 0 and prints every section of the table, baselines and ratios beside the figures', () => {
+    expect(result.stderr).toBe(''); // not a TTY: no progress bar
+    expect(result.code).toBe(0);
+    const out = result.stdout;
+    expect(out.startsWith('flushpoint bench (tiny run')).toBe(true);
+    for (const section of ['1. Device', '2. Raw group-commit ceiling', '3. flushpoint WAL', '4. Peers', '5. Recovery', '6. Backup sink', 'Targets (issue 3)']) {
+      expect(out).toContain(`\n${section}`);
+    }
+    expect(out).toMatch(/^4 KiB write \+ fdatasync +ops\/s +p50 +p90 +p99 +p99\.9 +max +ops\/s vs overwrite$/m);
+    expect(out).toMatch(/^record +writers +appends\/s +ack p50 +ack p99 +ack max +syncs\/rec +raw @batch=writers +vs raw +device ovw\/s +vs device +p99 vs dev p99$/m);
+    expect(out).toMatch(/^peer +record +writers +durable ops\/s +ack p50 +ack p99 +flushpoint\/s +flushpoint\/peer$/m);
+    expect(out).toMatch(/^target +figure +baseline +ratio +needed +status$/m);
+  });
+
+  it('writes the JSON report with every section, the environment and the baselines', () => {
+    const report = JSON.parse(fs.readFileSync(path.join(tmp, jsonFile), 'utf8')) as Record<string, any>;
+    expect(Object.keys(report).sort()).toEqual(
+      ['backup', 'device', 'durationMs', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal'].sort(),
+    );
+    expect(report.profile).toBe('tiny');
+    expect(Object.keys(report.environment)).toEqual(expect.arrayContaining(['node', 'kernel', 'cpuModel', 'cpusCount', 'memoryBytes']));
+    expect(Object.keys(report.device.info)).toEqual(expect.arrayContaining(['fileSystem', 'blockDevice', 'writeCache', 'mountPoint']));
+    for (const pattern of [report.device.overwrite, report.device.appendGrow]) {
+      expect(Object.keys(pattern.latency).sort()).toEqual(['count', 'maxUs', 'meanUs', 'p50Us', 'p90Us', 'p999Us', 'p99Us']);
+      expect(pattern.opsPerSec).toBeGreaterThan(0);
+    }
+    expect(report.rawCeiling.map((r: any) => r.batchRecordsCount)).toEqual([...profiles.tiny.rawBatchRecordsCounts]);
+    expect(report.wal.map((r: any) => r.writersCount)).toEqual([...profiles.tiny.walWritersCounts[128]!]);
+    for (const row of report.wal) {
+      expect(Object.keys(row)).toEqual(expect.arrayContaining(['opsPerSec', 'ackLatency', 'cdf', 'syncsPerRecord', 'rawCeilingRecordsPerSec', 'ratioToRawCeiling', 'p99RatioToDevice']));
+      expect(row.opsCount).toBeGreaterThan(0);
+    }
+    expect(report.wal[0].ratioToDevice).toEqual(expect.any(Number)); // 1 writer has the device baseline
+    expect(report.peers.map((p: any) => p.id)).toEqual(['lmdb', 'better-sqlite3', 'better-sqlite3-batched', 'classic-level']);
+    for (const peer of report.peers) {
+      expect(['ok', 'skipped', 'failed']).toContain(peer.status);
+      if (peer.status === 'ok') expect(peer.rows[0]).toEqual(expect.objectContaining({ flushpointOverPeer: expect.any(Number) }));
+      else expect(peer.reason).toEqual(expect.any(String));
+    }
+    expect(report.recovery[0]).toEqual(expect.objectContaining({ openMs: expect.any(Number), mbPerSec: expect.any(Number), rawReadMbPerSec: expect.any(Number) }));
+    expect(report.backup.status).toBe('not-measured');
+    expect(report.targets.length).toBeGreaterThan(0);
+    for (const t of report.targets) expect(['met', 'missed', 'not-measured']).toContain(t.status);
+  });
+
+  it('writes a well-formed SVG with both charts', () => {
+    const svg = fs.readFileSync(path.join(tmp, svgFile), 'utf8');
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    assertWellFormedXml(svg);
+    expect(svg).toContain('Durable records per second vs concurrent writers');
+    expect(svg).toContain('Ack latency CDF');
+    expect((svg.match(/<polyline /g) ?? []).length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('removes its data directory, and the parents it created', () => {
+    expect(fs.existsSync(path.join(tmp, 'data'))).toBe(false);
+  });
+});
+
+describe('the bench command line', () => {
+  it('rejects an unknown command and an unknown option with exit code 2', async () => {
+    const unknown = capture(os.tmpdir());
+    expect(await main(['frobnicate'], unknown.io)).toBe(2);
+    expect(unknown.stderr()).toContain("unknown command 'frobnicate'");
+    const badOption = capture(os.tmpdir());
+    expect(await main(['bench', '--fast'], badOption.io)).toBe(2);
+    expect(badOption.stderr()).toContain('usage: flushpoint bench');
+  });
+
+  it('prints help without running anything', async () => {
+    const help = capture(os.tmpdir());
+    expect(await main(['bench', '--help'], help.io)).toBe(0);
+    expect(help.stdout()).toContain('--quick');
+    expect(help.stdout()).not.toContain('--tiny');
+  });
+});
+
+describe('peers that cannot load or fail while running', () => {
+  it('are reported as skipped or failed, with the reason, and the run goes on', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flushpoint-bench-peers-'));
+    const broken: Peer = { id: 'broken', packageName: 'no-such-package', durableSetting: '-', load: () => import('no-such-package-' + 'x') };
+    const failing: Peer = {
+      id: 'failing',
+      packageName: 'failing',
+      durableSetting: '-',
+      load: async () => async () => ({ write: async () => Promise.reject(new Error('EIO: disk on fire')), close: async () => {} }),
+    };
+    let n = 0;
+    const working: Peer = {
+      id: 'working',
+      packageName: 'working',
+      durableSetting: '-',
+      load: async () => async () => ({ write: () => new Promise((resolve) => setImmediate(() => resolve(n++))), close: async () => {} }),
+    };
+    try {
+      const results = await measurePeers(dir, profiles.tiny, silentProgress, [broken, failing, working]);
+      expect(results.map((r) => [r.id, r.status])).toEqual([['broken', 'skipped'], ['failing', 'failed'], ['working', 'ok']]);
+      expect(results[0]!.reason).toMatch(/no-such-package-x/);
+      expect(results[1]!.reason).toBe('EIO: disk on fire');
+      expect(results[2]!.measurements.length).toBe(profiles.tiny.peerWritersCounts[128]!.length);
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('report building blocks', () => {
+  it('percentiles are nearest-rank, and the summary refuses unsorted samples', () => {
+    const recorder = new LatencyRecorder();
+    for (let i = 100; i >= 1; i--) recorder.add(i);
+    const sorted = recorder.sorted();
+    expect(percentile(sorted, 0.5)).toBe(50);
+    expect(percentile(sorted, 0.99)).toBe(99);
+    expect(percentile(sorted, 1)).toBe(100);
+    expect(summarize(sorted)).toEqual({ count: 100, meanUs: 50.5, p50Us: 50, p90Us: 90, p99Us: 99, p999Us: 100, maxUs: 100 });
+    expect(() => summarize(Float64Array.of(2, 1))).toThrow(/not sorted/);
+    expect(cdf(sorted).at(-1)).toEqual([100, 1]);
+  });
+
+  it('tables pad columns and keep figures right-aligned', () => {
+    const text = renderTable<{ name: string; n: number }>(
+      [textColumn('name', (r) => r.name), figureColumn('n', (r) => String(r.n))],
+      [
+        { name: 'a', n: 1000 },
+        { name: 'longer', n: 2 },
+      ],
+    );
+    expect(text.split('\n')).toEqual(['name       n', '------  ----', 'a       1000', 'longer     2']);
+  });
+
+  it('finds the mount that holds a directory (longest mount point, octal escapes undone)', () => {
+    const mounts = parseMounts('/dev/vda / ext4 rw 0 0\ntmpfs /tmp tmpfs rw 0 0\n/dev/vdb /mnt/my\\040disk xfs rw 0 0\n');
+    expect(findMount(mounts, '/tmp/x')?.fileSystem).toBe('tmpfs');
+    expect(findMount(mounts, '/tmpfoo')?.fileSystem).toBe('ext4');
+    expect(findMount(mounts, '/mnt/my disk/data')?.fileSystem).toBe('xfs');
+  });
+
+  it('a scratch directory leaves what the user had, and removes only what it created', () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'flushpoint-scratch-'));
+    try {
+      fs.writeFileSync(path.join(base, 'keep.txt'), 'mine');
+      const inExisting = createScratchDir(base);
+      fs.writeFileSync(path.join(inExisting.runDir, 'segment'), 'x');
+      inExisting.dispose();
+      expect(fs.readdirSync(base)).toEqual(['keep.txt']);
+
+      const nested = createScratchDir(path.join(base, 'a', 'b'));
+      nested.dispose();
+      nested.dispose();
+      expect(fs.readdirSync(base)).toEqual(['keep.txt']);
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
