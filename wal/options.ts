@@ -31,6 +31,8 @@ export interface WalOptions {
   fsyncLatencyMsWarn?: number;
   /** Size of the shared-memory chunks records are encoded into. Default 1 MiB. */
   stagingChunkBytes?: number;
+  /** LSN of the first record when the directory holds no log yet (restores use it). Default 1. */
+  firstLsn?: number;
 }
 
 export interface ResolvedWalOptions {
@@ -43,6 +45,7 @@ export interface ResolvedWalOptions {
   logger: Logger | undefined;
   fsyncLatencyMsWarn: number;
   stagingChunkBytes: number;
+  firstLsn: number;
 }
 
 export const SEGMENT_SIZE_BYTES_DEFAULT = 64 * 1024 * 1024;
@@ -77,6 +80,7 @@ export function walDefaults(options: WalOptions): ResolvedWalOptions {
     logger: options.logger,
     fsyncLatencyMsWarn: positiveInteger(options.fsyncLatencyMsWarn ?? 1000, 'fsyncLatencyMsWarn', 1, 3_600_000),
     stagingChunkBytes: positiveInteger(options.stagingChunkBytes ?? 1024 * 1024, 'stagingChunkBytes', 4096, 256 * 1024 * 1024),
+    firstLsn: positiveInteger(options.firstLsn ?? 1, 'firstLsn', 1, Number.MAX_SAFE_INTEGER - 1),
   };
 }
 

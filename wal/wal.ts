@@ -122,7 +122,8 @@ export class Wal extends EventEmitter<WalEvents> {
     this.#segments = segments;
     this.#current = current;
     this.recovery = recovery;
-    this.#lastLsn = recovery.lastLsn;
+    // An empty directory starts at options.firstLsn (1 unless a restore says otherwise).
+    this.#lastLsn = segments.length === 0 ? o.firstLsn - 1 : recovery.lastLsn;
     this.#payloadBytesMax = payloadBytesMax(o.segmentSizeBytes);
     const last = segments[segments.length - 1];
     this.#staging = new Staging(o.segmentSizeBytes, o.stagingChunkBytes, {

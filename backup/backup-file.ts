@@ -1,0 +1,143 @@
+/**
+ * Reading and publishing backup segment files and the checkpoint, through the FileSystem layer.
+ *
+ * Publish order for every file: write under a temp name, fdatasync, close, rename into place, fsync the
+ * directory. The checkpoint is published the same way, and only after the data it covers.
+ */
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { crc32 } from '../wal/crc.js';
+import { FlushpointError, ErrorCode } from '../wal/errors.js';
+import { readWholeFile, type FileSystem } from '../wal/fs/file-system.js';
+import {
+  BACKUP_HEADER_BYTES,
+  CHECKPOINT_NAME,
+  FLAG_DEFLATE,
+  backupFileName,
+  decodeBackupHeader,
+  decodeBody,
+  decodeCheckpoint,
+  encodeBackupHeader,
+  encodeCheckpoint,
+  parseBackupFileName,
+  type BackupHeader,
+  type BodyRecord,
+} from './format.js';
+
+const deflateRaw = promisify(zlib.deflateRaw);
+const inflateRaw = promisify(zlib.inflateRaw);
+
+export type Compression = 'none' | 'deflate';
+
+export interface PublishTimings {
+  writeMs: number;
+  publishMs: number;
+}
+
+/** Writes one backup file durably under its final name. Returns its size and stage timings. */
+export async function publishBackupFile(
+  fs: FileSystem,
+  dir: string,
+  raw: { body: Uint8Array; firstLsn: number; lastLsn: number; recordCount: number },
+  compression: Compression,
+): Promise<{ name: string; bytes: number } & PublishTimings> {
+  const stored = compression === 'deflate' ? new Uint8Array(await deflateRaw(raw.body)) : raw.body;
+  const header = encodeBackupHeader({
+    flags: compression === 'deflate' ? FLAG_DEFLATE : 0,
+    firstLsn: raw.firstLsn,
+    lastLsn: raw.lastLsn,
+    recordCount: raw.recordCount,
+    storedBodyBytes: stored.byteLength,
+    rawBodyBytes: raw.body.byteLength,
+    bodyCrc: crc32(stored),
+  });
+  const name = backupFileName(raw.firstLsn, raw.lastLsn);
+  const t0 = performance.now();
+  const tmp = `${dir}/${name}.tmp`;
+  const handle = await fs.open(tmp, 'w+');
+  try {
+    await handle.commit([header, stored], 0, 'fdatasync');
+  } finally {
+    await handle.close();
+  }
+  const t1 = performance.now();
+  await fs.rename(tmp, `${dir}/${name}`);
+  await fs.syncDir(dir);
+  return { name, bytes: header.byteLength + stored.byteLength, writeMs: t1 - t0, publishMs: performance.now() - t1 };
+}
+
+export async function publishCheckpoint(fs: FileSystem, dir: string, checkpointLsn: number): Promise<void> {
+  const tmp = `${dir}/${CHECKPOINT_NAME}.tmp`;
+  const handle = await fs.open(tmp, 'w+');
+  try {
+    await handle.commit([encodeCheckpoint(checkpointLsn, Date.now())], 0, 'fdatasync');
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(tmp, `${dir}/${CHECKPOINT_NAME}`);
+  await fs.syncDir(dir);
+}
+
+function corrupt(file: string, offset: number, reason: string): FlushpointError {
+  return new FlushpointError(ErrorCode.BACKUP_CORRUPT, `backup corrupt: ${file} at byte offset ${offset}: ${reason}`, { file, offset });
+}
+
+/** Reads the checkpoint; null when there is none. BACKUP_CORRUPT when it is damaged. */
+export async function readCheckpoint(fs: FileSystem, dir: string): Promise<number | null> {
+  const file = `${dir}/${CHECKPOINT_NAME}`;
+  let bytes: Uint8Array;
+  try {
+    bytes = await readWholeFile(fs, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const d = decodeCheckpoint(bytes);
+  if (!d.ok) throw corrupt(file, d.offset, d.reason);
+  return d.value.checkpointLsn;
+}
+
+export interface BackupFileEntry {
+  name: string;
+  firstLsn: number;
+  lastLsn: number;
+}
+
+/** Backup files in the directory, in LSN order (by name). */
+export async function listBackupFiles(fs: FileSystem, dir: string): Promise<BackupFileEntry[]> {
+  const out: BackupFileEntry[] = [];
+  for (const name of await fs.readdir(dir)) {
+    const p = parseBackupFileName(name);
+    if (p) out.push({ name, ...p });
+  }
+  return out.sort((a, b) => a.firstLsn - b.firstLsn || a.lastLsn - b.lastLsn);
+}
+
+/** Reads and fully verifies one backup file: header, whole-file CRC, every record's CRC and LSN. */
+export async function readBackupFile(fs: FileSystem, dir: string, entry: BackupFileEntry): Promise<{ header: BackupHeader; records: BodyRecord[]; bytes: number }> {
+  const file = `${dir}/${entry.name}`;
+  const bytes = await readWholeFile(fs, file);
+  const h = decodeBackupHeader(bytes);
+  if (!h.ok) throw corrupt(file, h.offset, h.reason);
+  const header = h.value;
+  if (header.firstLsn !== entry.firstLsn || header.lastLsn !== entry.lastLsn) {
+    throw corrupt(file, 16, `header says LSNs ${header.firstLsn}..${header.lastLsn}, the name disagrees`);
+  }
+  const stored = bytes.subarray(BACKUP_HEADER_BYTES);
+  if (stored.byteLength !== header.storedBodyBytes) {
+    throw corrupt(file, BACKUP_HEADER_BYTES + Math.min(stored.byteLength, header.storedBodyBytes), `body is ${stored.byteLength} bytes, header says ${header.storedBodyBytes} (truncated?)`);
+  }
+  if (crc32(stored) !== header.bodyCrc) throw corrupt(file, BACKUP_HEADER_BYTES, 'whole-file checksum mismatch');
+  let body = stored;
+  if (header.flags & FLAG_DEFLATE) {
+    try {
+      body = new Uint8Array(await inflateRaw(stored));
+    } catch (err) {
+      throw corrupt(file, BACKUP_HEADER_BYTES, `cannot inflate body: ${(err as Error).message}`);
+    }
+  }
+  if (body.byteLength !== header.rawBodyBytes) throw corrupt(file, BACKUP_HEADER_BYTES, `raw body is ${body.byteLength} bytes, header says ${header.rawBodyBytes}`);
+  const d = decodeBody(body, header);
+  if (!d.ok) throw corrupt(file, BACKUP_HEADER_BYTES + d.offset, d.reason + (header.flags & FLAG_DEFLATE ? ' (offset within the inflated body)' : ''));
+  return { header, records: d.value, bytes: bytes.byteLength };
+}

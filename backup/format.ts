@@ -1,0 +1,202 @@
+/**
+ * The backup's on-disk format. Pure encode/decode: no I/O here.
+ *
+ * A backup directory holds segment files named "<first LSN>-<last LSN>.fpb" (16 hex digits each, so
+ * name order is LSN order) and one CHECKPOINT file. Every LSN <= the checkpoint is in a segment file
+ * that was durable before the checkpoint was published.
+ *
+ * Segment file: a 64-byte header, then the body (optionally deflate-raw compressed).
+ *
+ *   0        8        12       16                24                32       36       40       44       48      60       64
+ *   +--------+--------+--------+-----------------+-----------------+--------+--------+--------+--------+-------+--------+
+ *   | magic  | version| flags  | first LSN u64   | last LSN u64    | record | stored | raw    | body   | zero  | header |
+ *   |FLPBACKP| u32    | u32    |                 |                 | count  | body B | body B | CRC-32 |       | CRC-32 |
+ *   +--------+--------+--------+-----------------+-----------------+--------+--------+--------+--------+-------+--------+
+ *   flags bit 0: body is deflate-raw compressed. body CRC-32 covers the stored (possibly compressed) body:
+ *   the whole-file checksum. header CRC-32 covers bytes 0..60.
+ *
+ * Body (raw): records back to back:
+ *
+ *   +---------+-------------+---------+------------------+
+ *   | payload | LSN u64     | CRC-32  | payload          |
+ *   | bytes   |             | of LSN  |                  |
+ *   | u32     |             | + data  |                  |
+ *   +---------+-------------+---------+------------------+
+ *   per-record CRC-32 covers the LSN's 8 bytes and the payload.
+ *
+ * CHECKPOINT (40 bytes): magic "FLPBCKPT" | version u32 | zero u32 | checkpoint LSN u64 |
+ *   published at (ms since epoch) u64 | zero u32 | CRC-32 of bytes 0..36.
+ *
+ * All integers little-endian. FORMAT CONSTANTS: changing any breaks every backup already written.
+ */
+import { crc32 } from '../wal/crc.js';
+
+export const BACKUP_MAGIC = 'FLPBACKP';
+export const CHECKPOINT_MAGIC = 'FLPBCKPT';
+export const BACKUP_FORMAT_VERSION = 1;
+export const BACKUP_HEADER_BYTES = 64;
+export const BACKUP_RECORD_HEADER_BYTES = 16;
+export const CHECKPOINT_BYTES = 40;
+export const CHECKPOINT_NAME = 'CHECKPOINT';
+export const FLAG_DEFLATE = 1;
+export const BACKUP_NAME_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.fpb$/;
+
+const TWO_32 = 0x1_0000_0000;
+
+function writeU64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, value % TWO_32, true);
+  view.setUint32(offset + 4, Math.floor(value / TWO_32), true);
+}
+
+function readU64(view: DataView, offset: number): number {
+  return view.getUint32(offset, true) + view.getUint32(offset + 4, true) * TWO_32;
+}
+
+const hex16 = (n: number): string => n.toString(16).padStart(16, '0');
+
+export function backupFileName(firstLsn: number, lastLsn: number): string {
+  return `${hex16(firstLsn)}-${hex16(lastLsn)}.fpb`;
+}
+
+export function parseBackupFileName(name: string): { firstLsn: number; lastLsn: number } | null {
+  const m = BACKUP_NAME_RE.exec(name);
+  if (!m) return null;
+  const firstLsn = Number.parseInt(m[1] as string, 16);
+  const lastLsn = Number.parseInt(m[2] as string, 16);
+  if (!Number.isSafeInteger(firstLsn) || !Number.isSafeInteger(lastLsn) || firstLsn < 1 || lastLsn < firstLsn) return null;
+  return { firstLsn, lastLsn };
+}
+
+export interface BackupHeader {
+  flags: number;
+  firstLsn: number;
+  lastLsn: number;
+  recordCount: number;
+  storedBodyBytes: number;
+  rawBodyBytes: number;
+  bodyCrc: number;
+}
+
+export function encodeBackupHeader(h: BackupHeader): Uint8Array {
+  const out = new Uint8Array(BACKUP_HEADER_BYTES);
+  const view = new DataView(out.buffer);
+  out.set(new TextEncoder().encode(BACKUP_MAGIC), 0);
+  view.setUint32(8, BACKUP_FORMAT_VERSION, true);
+  view.setUint32(12, h.flags, true);
+  writeU64(view, 16, h.firstLsn);
+  writeU64(view, 24, h.lastLsn);
+  view.setUint32(32, h.recordCount, true);
+  view.setUint32(36, h.storedBodyBytes, true);
+  view.setUint32(40, h.rawBodyBytes, true);
+  view.setUint32(44, h.bodyCrc, true);
+  view.setUint32(60, crc32(out.subarray(0, 60)), true);
+  return out;
+}
+
+export type Decoded<T> = { ok: true; value: T } | { ok: false; offset: number; reason: string };
+
+export function decodeBackupHeader(bytes: Uint8Array): Decoded<BackupHeader> {
+  if (bytes.byteLength < BACKUP_HEADER_BYTES) return { ok: false, offset: 0, reason: `file is ${bytes.byteLength} bytes, shorter than a header` };
+  const view = new DataView(bytes.buffer, bytes.byteOffset, BACKUP_HEADER_BYTES);
+  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== BACKUP_MAGIC) return { ok: false, offset: 0, reason: 'bad magic' };
+  if (view.getUint32(60, true) !== crc32(bytes.subarray(0, 60))) return { ok: false, offset: 60, reason: 'header CRC mismatch' };
+  const version = view.getUint32(8, true);
+  if (version !== BACKUP_FORMAT_VERSION) return { ok: false, offset: 8, reason: `unsupported format version ${version}` };
+  return {
+    ok: true,
+    value: {
+      flags: view.getUint32(12, true),
+      firstLsn: readU64(view, 16),
+      lastLsn: readU64(view, 24),
+      recordCount: view.getUint32(32, true),
+      storedBodyBytes: view.getUint32(36, true),
+      rawBodyBytes: view.getUint32(40, true),
+      bodyCrc: view.getUint32(44, true),
+    },
+  };
+}
+
+/** Appends records to a growing raw body. */
+export class BodyWriter {
+  #buf = new Uint8Array(64 * 1024);
+  #view = new DataView(this.#buf.buffer);
+  #used = 0;
+  recordCount = 0;
+  firstLsn = 0;
+  lastLsn = 0;
+
+  get bytes(): number {
+    return this.#used;
+  }
+
+  add(lsn: number, payload: Uint8Array): void {
+    const need = this.#used + BACKUP_RECORD_HEADER_BYTES + payload.byteLength;
+    if (need > this.#buf.byteLength) {
+      const grown = new Uint8Array(Math.max(need, this.#buf.byteLength * 2));
+      grown.set(this.#buf.subarray(0, this.#used));
+      this.#buf = grown;
+      this.#view = new DataView(grown.buffer);
+    }
+    const at = this.#used;
+    this.#view.setUint32(at, payload.byteLength, true);
+    writeU64(this.#view, at + 4, lsn);
+    this.#buf.set(payload, at + BACKUP_RECORD_HEADER_BYTES);
+    const crc = crc32(payload, crc32(this.#buf.subarray(at + 4, at + 12)));
+    this.#view.setUint32(at + 12, crc, true);
+    this.#used = need;
+    if (this.recordCount === 0) this.firstLsn = lsn;
+    this.lastLsn = lsn;
+    this.recordCount++;
+  }
+
+  body(): Uint8Array {
+    return this.#buf.subarray(0, this.#used);
+  }
+}
+
+export interface BodyRecord {
+  lsn: number;
+  payload: Uint8Array;
+}
+
+/** Decodes a raw body, checking every record's CRC and that LSNs run firstLsn..lastLsn without a gap. */
+export function decodeBody(body: Uint8Array, header: BackupHeader): Decoded<BodyRecord[]> {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const out: BodyRecord[] = [];
+  let at = 0;
+  let expected = header.firstLsn;
+  while (at < body.byteLength) {
+    if (at + BACKUP_RECORD_HEADER_BYTES > body.byteLength) return { ok: false, offset: at, reason: 'record header runs past the body' };
+    const len = view.getUint32(at, true);
+    const lsn = readU64(view, at + 4);
+    if (at + BACKUP_RECORD_HEADER_BYTES + len > body.byteLength) return { ok: false, offset: at, reason: `record of ${len} bytes runs past the body` };
+    const payload = body.subarray(at + BACKUP_RECORD_HEADER_BYTES, at + BACKUP_RECORD_HEADER_BYTES + len);
+    if (crc32(payload, crc32(body.subarray(at + 4, at + 12))) !== view.getUint32(at + 12, true)) return { ok: false, offset: at, reason: `record CRC mismatch (LSN ${lsn})` };
+    if (lsn !== expected) return { ok: false, offset: at, reason: `record LSN ${lsn}, expected ${expected}` };
+    out.push({ lsn, payload });
+    expected++;
+    at += BACKUP_RECORD_HEADER_BYTES + len;
+  }
+  if (out.length !== header.recordCount) return { ok: false, offset: at, reason: `${out.length} records, header says ${header.recordCount}` };
+  if (expected - 1 !== header.lastLsn) return { ok: false, offset: at, reason: `records end at LSN ${expected - 1}, header says ${header.lastLsn}` };
+  return { ok: true, value: out };
+}
+
+export function encodeCheckpoint(checkpointLsn: number, publishedAtMs: number): Uint8Array {
+  const out = new Uint8Array(CHECKPOINT_BYTES);
+  const view = new DataView(out.buffer);
+  out.set(new TextEncoder().encode(CHECKPOINT_MAGIC), 0);
+  view.setUint32(8, BACKUP_FORMAT_VERSION, true);
+  writeU64(view, 16, checkpointLsn);
+  writeU64(view, 24, publishedAtMs);
+  view.setUint32(36, crc32(out.subarray(0, 36)), true);
+  return out;
+}
+
+export function decodeCheckpoint(bytes: Uint8Array): Decoded<{ checkpointLsn: number; publishedAtMs: number }> {
+  if (bytes.byteLength !== CHECKPOINT_BYTES) return { ok: false, offset: 0, reason: `checkpoint is ${bytes.byteLength} bytes, expected ${CHECKPOINT_BYTES}` };
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== CHECKPOINT_MAGIC) return { ok: false, offset: 0, reason: 'bad checkpoint magic' };
+  if (view.getUint32(36, true) !== crc32(bytes.subarray(0, 36))) return { ok: false, offset: 36, reason: 'checkpoint CRC mismatch' };
+  return { ok: true, value: { checkpointLsn: readU64(view, 16), publishedAtMs: readU64(view, 24) } };
+}

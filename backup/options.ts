@@ -1,0 +1,92 @@
+/** BackupSink options: one doc line each, units in the name, defaults applied in backupDefaults. */
+import type { FileSystem } from '../wal/fs/file-system.js';
+import { nodeFileSystem } from '../wal/fs/node-file-system.js';
+import type { Logger } from '../wal/options.js';
+import type { Wal } from '../wal/wal.js';
+import type { Compression } from './backup-file.js';
+
+export type ForceFlushMode = 'barrier' | 'join' | 'reject';
+
+export interface BackupSinkOptions {
+  /** The WAL to back up. The sink reads its durable records and holds it at the checkpoint. */
+  wal: Wal;
+  /** Backup directory; created if missing. One sink at a time (a lock file, taken over once stale). */
+  dir: string;
+  /** A flush starts at least this often while there is durable data not yet backed up. Default 1000 ms. */
+  flushIntervalMs?: number;
+  /** Largest raw body of one backup file; a lag of this many bytes also triggers a flush. Default 64 MiB. */
+  segmentSizeBytesMax?: number;
+  /** What forceFlush does by default while a flush runs. Default 'barrier'. */
+  forceFlushMode?: ForceFlushMode;
+  /** Default forceFlush timeout. Default 60000 ms. */
+  forceFlushTimeoutMs?: number;
+  /** Backup file body compression. Default 'none'. */
+  compression?: Compression;
+  /** File system for the backup directory. Default: the real one. */
+  fs?: FileSystem;
+  /** Optional pino-style logger. */
+  logger?: Logger;
+  /** First retry delay after a failed flush; doubles per failure, with jitter. Default 100 ms. */
+  retryDelayMsMin?: number;
+  /** Upper bound of the retry delay. Default 10000 ms. */
+  retryDelayMsMax?: number;
+  /** After this many consecutive failed flushes the sink pauses (resume() restarts it). Default 10. */
+  failuresCountMax?: number;
+  /** A lock not refreshed for this long is stale and may be taken over. Default 10000 ms (min 2000). */
+  lockStaleMs?: number;
+  /** Name of the sink's hold on the WAL. Default 'backup'. */
+  holdName?: string;
+}
+
+export interface ResolvedBackupOptions {
+  wal: Wal;
+  dir: string;
+  flushIntervalMs: number;
+  segmentSizeBytesMax: number;
+  forceFlushMode: ForceFlushMode;
+  forceFlushTimeoutMs: number;
+  compression: Compression;
+  fs: FileSystem;
+  logger: Logger | undefined;
+  retryDelayMsMin: number;
+  retryDelayMsMax: number;
+  failuresCountMax: number;
+  lockStaleMs: number;
+  holdName: string;
+}
+
+function int(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${value}`);
+  return value;
+}
+
+export function checkMode(mode: unknown, name: string): ForceFlushMode {
+  if (mode !== 'barrier' && mode !== 'join' && mode !== 'reject') throw new RangeError(`${name} must be 'barrier', 'join' or 'reject', got ${String(mode)}`);
+  return mode;
+}
+
+export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
+  if (o === null || typeof o !== 'object') throw new TypeError('BackupSink.open needs an options object');
+  if (o.wal === null || typeof o.wal !== 'object' || typeof o.wal.append !== 'function') throw new TypeError('options.wal must be an open Wal');
+  if (typeof o.dir !== 'string' || o.dir.length === 0) throw new TypeError('options.dir must be a non-empty string');
+  const compression = o.compression ?? 'none';
+  if (compression !== 'none' && compression !== 'deflate') throw new RangeError(`compression must be 'none' or 'deflate', got ${String(compression)}`);
+  const retryDelayMsMin = int(o.retryDelayMsMin ?? 100, 'retryDelayMsMin', 1, 3_600_000);
+  return {
+    wal: o.wal,
+    dir: o.dir.replace(/\/+$/, '') || '/',
+    flushIntervalMs: int(o.flushIntervalMs ?? 1000, 'flushIntervalMs', 1, 86_400_000),
+    segmentSizeBytesMax: int(o.segmentSizeBytesMax ?? 64 * 1024 * 1024, 'segmentSizeBytesMax', 1024, 2 ** 31),
+    forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
+    forceFlushTimeoutMs: int(o.forceFlushTimeoutMs ?? 60_000, 'forceFlushTimeoutMs', 0, 2 ** 31 - 1),
+    compression,
+    fs: o.fs ?? nodeFileSystem,
+    logger: o.logger,
+    retryDelayMsMin,
+    retryDelayMsMax: int(o.retryDelayMsMax ?? 10_000, 'retryDelayMsMax', retryDelayMsMin, 3_600_000),
+    failuresCountMax: int(o.failuresCountMax ?? 10, 'failuresCountMax', 1, 1_000_000),
+    lockStaleMs: int(o.lockStaleMs ?? 10_000, 'lockStaleMs', 2000, 3_600_000),
+    holdName: typeof o.holdName === 'string' && o.holdName.length > 0 ? o.holdName : 'backup',
+  };
+}
