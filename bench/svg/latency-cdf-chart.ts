@@ -3,13 +3,20 @@
  * at the smallest record size, with the device's overwrite+fdatasync latency as the baseline and the
  * peers at 64 writers (or the largest count they ran) dotted.
  */
-import { formatBytes, formatUs } from '../format.js';
+import { formatBytes } from '../format.js';
 import type { CdfPoint } from '../latency.js';
 import type { BenchReport } from '../report.js';
 import { decadeRange, decadeTicks, type PlotSpec, type Series } from './plot.js';
 import { colorOf, writerShades } from './palette.js';
 
 const peerWritersCountPreferred = 64;
+
+/** Tick labels at powers of ten: 10us, 1ms, 1s. */
+function compactUs(us: number): string {
+  if (us >= 1e6) return `${us / 1e6}s`;
+  if (us >= 1e3) return `${us / 1e3}ms`;
+  return `${us}us`;
+}
 
 function points(cdf: readonly CdfPoint[]): [number, number][] {
   return cdf.map(([latencyUs, fraction]) => [latencyUs, fraction]);
@@ -33,11 +40,11 @@ export function latencyCdfPlot(report: BenchReport, widthPx: number, heightPx: n
   const x = decadeRange(series.flatMap((s) => s.points.map((p) => p[0])));
   return {
     title: 'Ack latency CDF (append + waitDurable, and peers\' durable writes)',
-    subtitle: `${formatBytes(size)} records; fraction of writes acknowledged within the latency; x axis log`,
+    subtitle: `${formatBytes(size)} records; y: fraction acknowledged within x (nines scale: 0.9, 0.99, 0.999 evenly spaced); x log`,
     widthPx,
     heightPx,
-    x: { label: 'ack latency', scale: 'log', min: x.min, max: x.max, ticks: decadeTicks(x.min, x.max), tickLabel: formatUs },
-    y: { label: 'fraction of writes', scale: 'linear', min: 0, max: 1, ticks: [0, 0.25, 0.5, 0.75, 0.9, 0.99, 1], tickLabel: (v) => String(v) },
+    x: { label: 'ack latency', scale: 'log', min: x.min, max: x.max, ticks: decadeTicks(x.min, x.max), tickLabel: compactUs },
+    y: { label: 'fraction of writes acknowledged', scale: 'nines', min: 0, max: 0.9999, ticks: [0, 0.5, 0.9, 0.99, 0.999, 0.9999], tickLabel: (v) => String(v) },
     series,
   };
 }

@@ -1,7 +1,9 @@
 /**
  * A line plot written as SVG text: axes with ticks and grid, one polyline per series, a legend. No
  * browser, no library: the charts are small, and hand-written SVG opens in any browser. Scales are
- * linear or logarithmic; points that a log scale cannot show (zero, negative, NaN) are dropped.
+ * linear, logarithmic, or "nines" (a fraction f drawn at -log10(1 - f), so 0.9, 0.99 and 0.999 are
+ * evenly spaced: the tail of a latency CDF gets the room it deserves). Points a scale cannot show
+ * (zero or negative on a log scale, NaN) are dropped; on a nines scale, fractions above max sit at max.
  */
 
 export type Point = [x: number, y: number];
@@ -17,7 +19,7 @@ export interface Series {
 
 export interface Axis {
   label: string;
-  scale: 'linear' | 'log';
+  scale: 'linear' | 'log' | 'nines';
   min: number;
   max: number;
   ticks: number[];
@@ -34,7 +36,7 @@ export interface PlotSpec {
   series: Series[];
 }
 
-const margin = { top: 56, right: 250, bottom: 56, left: 80 };
+const margin = { top: 56, right: 300, bottom: 56, left: 80 };
 
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
@@ -51,12 +53,21 @@ function projector(axis: Axis, fromPx: number, toPx: number): (value: number) =>
     const span = Math.log10(axis.max) - lo;
     return (value) => fromPx + ((Math.log10(value) - lo) / span) * (toPx - fromPx);
   }
+  if (axis.scale === 'nines') {
+    if (!(axis.min >= 0 && axis.max > axis.min && axis.max < 1)) throw new RangeError(`nines axis "${axis.label}" needs 0 <= min < max < 1`);
+    const nines = (fraction: number): number => -Math.log10(1 - Math.min(fraction, axis.max));
+    const lo = nines(axis.min);
+    const span = nines(axis.max) - lo;
+    return (value) => fromPx + ((nines(value) - lo) / span) * (toPx - fromPx);
+  }
   if (!(axis.max > axis.min)) throw new RangeError(`axis "${axis.label}" needs min < max`);
   return (value) => fromPx + ((value - axis.min) / (axis.max - axis.min)) * (toPx - fromPx);
 }
 
 function visible(axis: Axis, value: number): boolean {
-  return Number.isFinite(value) && (axis.scale === 'linear' || value > 0) && value >= axis.min && value <= axis.max;
+  if (!Number.isFinite(value) || value < axis.min) return false;
+  if (axis.scale === 'log' && !(value > 0)) return false;
+  return axis.scale === 'nines' ? value <= 1 : value <= axis.max;
 }
 
 /** Powers of ten from below `min` to above `max`: the usual ticks of a log axis. */

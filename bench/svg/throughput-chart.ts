@@ -29,7 +29,7 @@ export function throughputPlot(report: BenchReport, widthPx: number, heightPx: n
       points: report.wal.filter((r) => r.recordSizeBytes === size).map((r) => [r.writersCount, r.opsPerSec]),
     });
     series.push({
-      name: `raw ceiling ${label} (batch = writers)`,
+      name: `raw ceiling ${label}, batch = writers`,
       color: colorOf('raw'),
       dashed,
       points: report.rawCeiling.filter((r) => r.recordSizeBytes === size && writerCounts.includes(r.batchRecordsCount)).map((r) => [r.batchRecordsCount, r.recordsPerSec]),
