@@ -20,10 +20,13 @@ const subcommands: Readonly<Record<string, Registration>> = {
     summary: 'measure what durability costs on a disk, and how close flushpoint comes to the limit',
     load: async () => (await import('./bench.js')).benchCommand,
   },
+  backup: {
+    summary: 'verify a log backup, or restore it (to a point in time) into a WAL directory',
+    load: async () => (await import('./backup.js')).backupCommand,
+  },
   // Hooks for the subcommands other issues add (one file each, same shape as bench):
   // demo:   { summary: 'write, crash and recover a small database', load: async () => (await import('./demo.js')).demoCommand },
   // admin:  { summary: "talk to a running engine's admin socket", load: async () => (await import('./admin.js')).adminCommand },
-  // backup: { summary: 'restore and verify log backups', load: async () => (await import('./backup.js')).backupCommand },
 };
 
 export function usage(): string {
