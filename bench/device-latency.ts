@@ -4,8 +4,8 @@
  *  - append-grow: each write extends the file, so every fdatasync also commits the new size and extent
  *    (file-system metadata, a journal commit on ext4);
  *  - overwrite: writes land on blocks of a preallocated file, so fdatasync flushes data only.
- * The two alternate in rounds so that a noisy neighbour slows both alike. The overwrite figures are
- * the baseline for the WAL at one writer and for ack-latency targets.
+ * The two alternate in rounds so that a noisy neighbour slows both alike. The WAL section reuses
+ * SyncWriteLoop to take its own overwrite baseline right before and after each of its measurements.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -38,39 +38,69 @@ export interface DeviceLatencyResult {
   warnings: string[];
 }
 
-interface PatternState {
-  pattern: DevicePattern;
-  fd: number;
-  recorder: LatencyRecorder;
-  elapsedUs: number;
-  nextPositionBytes: () => number;
-}
+/**
+ * One synchronous write + fdatasync loop on one file: the pattern decides where each write lands.
+ * It can run in several slices (interleaved with other measurements); the result covers them all.
+ */
+export class SyncWriteLoop {
+  readonly pattern: DevicePattern;
+  readonly #fd: number;
+  readonly #nextPositionBytes: () => number;
+  readonly #buffer = crypto.randomBytes(deviceWriteSizeBytes); // random, in case the device compresses or dedups zeros
+  #recorder = new LatencyRecorder();
+  #elapsedUs = 0;
 
-function runFor(state: PatternState, buffer: Buffer, durationUs: number, onTick: (doneUs: number) => void): void {
-  const startUs = nowUs();
-  let doneUs = 0;
-  while (doneUs < durationUs) {
-    const t0 = nowUs();
-    const positionBytes = state.nextPositionBytes();
-    const written = fs.writeSync(state.fd, buffer, 0, buffer.length, positionBytes);
-    fs.fdatasyncSync(state.fd);
-    const t1 = nowUs();
-    if (written !== buffer.length) throw new Error(`short write: ${written} of ${buffer.length} B`);
-    state.recorder.add(t1 - t0);
-    doneUs = t1 - startUs;
-    onTick(doneUs);
+  constructor(pattern: DevicePattern, fd: number, nextPositionBytes: () => number) {
+    this.pattern = pattern;
+    this.#fd = fd;
+    this.#nextPositionBytes = nextPositionBytes;
   }
-  state.elapsedUs += doneUs;
+
+  runFor(durationUs: number, onTick: (fraction: number) => void = () => {}): void {
+    const startUs = nowUs();
+    let doneUs = 0;
+    while (doneUs < durationUs) {
+      const t0 = nowUs();
+      const written = fs.writeSync(this.#fd, this.#buffer, 0, this.#buffer.length, this.#nextPositionBytes());
+      fs.fdatasyncSync(this.#fd);
+      const t1 = nowUs();
+      if (written !== this.#buffer.length) throw new Error(`short write: ${written} of ${this.#buffer.length} B`);
+      this.#recorder.add(t1 - t0);
+      doneUs = t1 - startUs;
+      onTick(doneUs / durationUs);
+    }
+    this.#elapsedUs += doneUs;
+  }
+
+  /** The figures of every slice run since the last reset. */
+  result(): DevicePatternResult {
+    const sorted = this.#recorder.sorted();
+    if (sorted.length === 0) throw new Error(`the ${this.pattern} loop has not run`);
+    return {
+      pattern: this.pattern,
+      writeSizeBytes: deviceWriteSizeBytes,
+      opsPerSec: sorted.length / (this.#elapsedUs / 1e6),
+      latency: summarize(sorted),
+      cdf: cdf(sorted),
+    };
+  }
+
+  reset(): void {
+    this.#recorder = new LatencyRecorder();
+    this.#elapsedUs = 0;
+  }
 }
 
-function finish(state: PatternState): DevicePatternResult {
-  const sorted = state.recorder.sorted();
+/** An overwrite loop on a fresh preallocated file at `filePath`; close() removes the file. */
+export function openOverwriteLoop(filePath: string, fileSizeBytes: number): { loop: SyncWriteLoop; close: () => void } {
+  const fd = createPreallocatedFile(filePath, fileSizeBytes);
+  const cursor = new WrappingCursor(fileSizeBytes);
   return {
-    pattern: state.pattern,
-    writeSizeBytes: deviceWriteSizeBytes,
-    opsPerSec: sorted.length / (state.elapsedUs / 1e6),
-    latency: summarize(sorted),
-    cdf: cdf(sorted),
+    loop: new SyncWriteLoop('overwrite', fd, () => cursor.next(deviceWriteSizeBytes)),
+    close: () => {
+      fs.closeSync(fd);
+      fs.rmSync(filePath, { force: true });
+    },
   };
 }
 
@@ -96,44 +126,27 @@ export function deviceWarnings(device: DeviceInfo, overwrite: LatencySummary): s
 }
 
 export function measureDeviceLatency(dir: string, device: DeviceInfo, profile: BenchProfile, progress: Progress): DeviceLatencyResult {
-  const buffer = crypto.randomBytes(deviceWriteSizeBytes); // random, in case the device compresses or dedups zeros
   const appendPath = path.join(dir, 'device-append.dat');
-  const overwritePath = path.join(dir, 'device-overwrite.dat');
   const appendFd = fs.openSync(appendPath, 'w+');
-  let overwriteFd: number | undefined;
+  let appendSizeBytes = 0;
+  const append = new SyncWriteLoop('append-grow', appendFd, () => (appendSizeBytes += deviceWriteSizeBytes) - deviceWriteSizeBytes);
+  let overwrite: ReturnType<typeof openOverwriteLoop> | undefined;
   try {
-    overwriteFd = createPreallocatedFile(overwritePath, profile.preallocatedFileSizeBytes);
-    let appendSizeBytes = 0;
-    const cursor = new WrappingCursor(profile.preallocatedFileSizeBytes);
-    const append: PatternState = {
-      pattern: 'append-grow',
-      fd: appendFd,
-      recorder: new LatencyRecorder(),
-      elapsedUs: 0,
-      nextPositionBytes: () => (appendSizeBytes += deviceWriteSizeBytes) - deviceWriteSizeBytes,
-    };
-    const overwrite: PatternState = {
-      pattern: 'overwrite',
-      fd: overwriteFd,
-      recorder: new LatencyRecorder(),
-      elapsedUs: 0,
-      nextPositionBytes: () => cursor.next(deviceWriteSizeBytes),
-    };
+    overwrite = openOverwriteLoop(path.join(dir, 'device-overwrite.dat'), profile.preallocatedFileSizeBytes);
     const sliceUs = (profile.deviceDurationMs * 1000) / profile.deviceRoundsCount;
     for (let round = 0; round < profile.deviceRoundsCount; round++) {
       // Alternate which pattern goes first, so neither always runs right after the other's sync storm.
-      const order = round % 2 === 0 ? [append, overwrite] : [overwrite, append];
-      for (const state of order) {
-        progress.step(`${state.pattern} round ${round + 1}/${profile.deviceRoundsCount}`);
-        runFor(state, buffer, sliceUs, (doneUs) => progress.advance(doneUs / sliceUs));
+      const order = round % 2 === 0 ? [append, overwrite.loop] : [overwrite.loop, append];
+      for (const loop of order) {
+        progress.step(`${loop.pattern} round ${round + 1}/${profile.deviceRoundsCount}`);
+        loop.runFor(sliceUs, (fraction) => progress.advance(fraction));
       }
     }
-    const overwriteResult = finish(overwrite);
-    return { appendGrow: finish(append), overwrite: overwriteResult, warnings: deviceWarnings(device, overwriteResult.latency) };
+    const overwriteResult = overwrite.loop.result();
+    return { appendGrow: append.result(), overwrite: overwriteResult, warnings: deviceWarnings(device, overwriteResult.latency) };
   } finally {
     fs.closeSync(appendFd);
-    if (overwriteFd !== undefined) fs.closeSync(overwriteFd);
     fs.rmSync(appendPath, { force: true });
-    fs.rmSync(overwritePath, { force: true });
+    overwrite?.close();
   }
 }

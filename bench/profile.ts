@@ -25,6 +25,13 @@ export interface BenchProfile {
   /** Sections 3 and 4: time to run before measuring, and the measured window, per (store, size, writers). */
   warmupMs: number;
   windowMs: number;
+  /**
+   * Section 3: a device overwrite loop runs this long (split in halves) right before and right after
+   * each WAL measurement, so that each row has a device baseline taken under the same conditions.
+   */
+  pairedDeviceSliceMs: number;
+  /** Section 3: measured window of the acknowledgement ceiling (closed loop on a store with no I/O). */
+  loopCeilingWindowMs: number;
   /** Section 4: writer counts per record size for the peers (a subset of the WAL's, in a short run). */
   peerWritersCounts: Readonly<Record<number, readonly number[]>>;
   /** Section 5: WAL sizes to recover, each with every record size in recoveryRecordSizesBytes. */
@@ -53,6 +60,8 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     walWritersCounts: { 128: writersAll, [4 * KiB]: writersAll },
     warmupMs: 500,
     windowMs: 4_000,
+    pairedDeviceSliceMs: 800,
+    loopCeilingWindowMs: 1_000,
     peerWritersCounts: { 128: writersAll, [4 * KiB]: writersAll },
     recoverySizesBytes: [64 * MiB, 512 * MiB],
     recoveryRecordSizesBytes: [128, 4 * KiB],
@@ -70,6 +79,8 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     walWritersCounts: { 128: writersAll, [4 * KiB]: [1, 64] },
     warmupMs: 250,
     windowMs: 1_000,
+    pairedDeviceSliceMs: 300,
+    loopCeilingWindowMs: 300,
     peerWritersCounts: { 128: [1, 64], [4 * KiB]: [64] },
     recoverySizesBytes: [64 * MiB],
     recoveryRecordSizesBytes: [128, 4 * KiB],
@@ -85,8 +96,10 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     rawBatchRecordsCounts: [1, 4, 64],
     recordSizesBytes: [128],
     walWritersCounts: { 128: [1, 4] },
-    warmupMs: 20,
-    windowMs: 100,
+    warmupMs: 30,
+    windowMs: 200,
+    pairedDeviceSliceMs: 40,
+    loopCeilingWindowMs: 50,
     peerWritersCounts: { 128: [1, 4] },
     recoverySizesBytes: [1 * MiB],
     recoveryRecordSizesBytes: [128],

@@ -6,6 +6,7 @@
 import type { DeviceInfo } from './device-probe.js';
 import type { DeviceLatencyResult } from './device-latency.js';
 import type { Environment } from './environment.js';
+import type { MachineLoad } from './machine-load.js';
 import { ratioOf } from './format.js';
 import type { PeerMeasurement, PeerResult } from './peer-runner.js';
 import type { ProfileName } from './profile.js';
@@ -26,11 +27,12 @@ export interface WalRow extends WalMeasurement {
   /** Baseline: the raw ceiling for this record size at batch = writersCount. */
   rawCeilingRecordsPerSec: number;
   ratioToRawCeiling: number;
-  /** Baseline for one writer: the device's 4 KiB overwrite + fdatasync rate (NaN for other counts). */
-  deviceOverwriteOpsPerSec: number;
+  /** opsPerSec / the paired device overwrite rate; only for 1 writer (NaN for other counts). */
   ratioToDevice: number;
-  /** ack p99 / the device's overwrite p99. */
+  /** ack p99 / the paired device overwrite p99. */
   p99RatioToDevice: number;
+  /** opsPerSec / the harness's acknowledgement ceiling at this writer count. */
+  ratioToLoopCeiling: number;
 }
 
 export interface PeerRow extends PeerMeasurement {
@@ -61,6 +63,8 @@ export interface BenchReport {
   startedAt: string;
   durationMs: number;
   environment: Environment;
+  /** How busy the machine was with other work during the run. */
+  machineLoad: MachineLoad;
   device: DeviceLatencyResult & { info: DeviceInfo };
   rawCeiling: RawCeilingRow[];
   wal: WalRow[];
@@ -75,6 +79,7 @@ export interface ReportParts {
   startedAt: string;
   durationMs: number;
   environment: Environment;
+  machineLoad: MachineLoad;
   device: DeviceLatencyResult & { info: DeviceInfo };
   rawCeiling: RawCeilingResult[];
   wal: WalMeasurement[];
@@ -92,21 +97,19 @@ export function findWal<T extends WalMeasurement>(rows: readonly T[], recordSize
 }
 
 export function assembleReport(parts: ReportParts, evaluate: (report: Omit<BenchReport, 'targets'>) => TargetResult[]): BenchReport {
-  const overwrite = parts.device.overwrite;
   const rawCeiling: RawCeilingRow[] = parts.rawCeiling.map((row) => {
     const batch1RecordsPerSec = findRaw(parts.rawCeiling, row.recordSizeBytes, 1)?.recordsPerSec ?? Number.NaN;
     return { ...row, batch1RecordsPerSec, ratioToBatch1: ratioOf(row.recordsPerSec, batch1RecordsPerSec) };
   });
   const wal: WalRow[] = parts.wal.map((row) => {
     const rawCeilingRecordsPerSec = findRaw(parts.rawCeiling, row.recordSizeBytes, row.writersCount)?.recordsPerSec ?? Number.NaN;
-    const deviceOverwriteOpsPerSec = row.writersCount === 1 ? overwrite.opsPerSec : Number.NaN;
     return {
       ...row,
       rawCeilingRecordsPerSec,
       ratioToRawCeiling: ratioOf(row.opsPerSec, rawCeilingRecordsPerSec),
-      deviceOverwriteOpsPerSec,
-      ratioToDevice: ratioOf(row.opsPerSec, deviceOverwriteOpsPerSec),
-      p99RatioToDevice: ratioOf(row.ackLatency.p99Us, overwrite.latency.p99Us),
+      ratioToDevice: row.writersCount === 1 ? ratioOf(row.opsPerSec, row.pairedDevice.opsPerSec) : Number.NaN,
+      p99RatioToDevice: ratioOf(row.ackLatency.p99Us, row.pairedDevice.p99Us),
+      ratioToLoopCeiling: ratioOf(row.opsPerSec, row.loopCeilingOpsPerSec),
     };
   });
   const peers: PeerSection[] = parts.peers.map(({ measurements, ...peer }) => ({
@@ -124,6 +127,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     startedAt: parts.startedAt,
     durationMs: parts.durationMs,
     environment: parts.environment,
+    machineLoad: parts.machineLoad,
     device: parts.device,
     rawCeiling,
     wal,

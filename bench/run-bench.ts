@@ -7,6 +7,7 @@ import path from 'node:path';
 import { measureDeviceLatency } from './device-latency.js';
 import { probeDevice } from './device-probe.js';
 import { describeEnvironment } from './environment.js';
+import { MachineLoadMonitor } from './machine-load.js';
 import { measurePeers, peerStepsCount } from './peer-runner.js';
 import type { BenchProfile } from './profile.js';
 import type { Progress } from './progress.js';
@@ -34,6 +35,7 @@ async function measureBackup(): Promise<BackupSection> {
 
 export async function runBench({ dir, profile, progress }: RunBenchOptions): Promise<BenchReport> {
   const startedAtMs = Date.now();
+  const load = new MachineLoadMonitor();
   const environment = describeEnvironment();
   const info = probeDevice(dir);
   const sectionDir = (name: string): string => {
@@ -60,6 +62,7 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
   progress.section('6. backup', 1);
   const backup = await measureBackup();
   progress.done();
+  const machineLoad = load.finish();
 
   return assembleReport(
     {
@@ -67,6 +70,7 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
       startedAt: new Date(startedAtMs).toISOString(),
       durationMs: Date.now() - startedAtMs,
       environment,
+      machineLoad,
       device,
       rawCeiling,
       wal,

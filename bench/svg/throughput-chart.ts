@@ -40,6 +40,13 @@ export function throughputPlot(report: BenchReport, widthPx: number, heightPx: n
       series.push({ name: `${peer.id} ${label}${peer.status === 'ok' ? '' : ` (${peer.status})`}`, color: colorOf(peer.id), dashed, markers: true, points });
     }
   });
+  const ceilings = new Map(report.wal.map((r) => [r.writersCount, r.loopCeilingOpsPerSec]));
+  series.push({
+    name: 'ack ceiling (harness, no I/O)',
+    color: colorOf('ceiling'),
+    dotted: true,
+    points: [...ceilings].sort((a, b) => a[0] - b[0]),
+  });
   const xMax = Math.max(2, ...writerCounts);
   series.push({
     name: 'device 4 KiB overwrite+fdatasync',
