@@ -21,6 +21,7 @@ import {
   encodeCheckpoint,
   parseBackupFileName,
   type BackupHeader,
+  type BodyBuilder,
   type BodyRecord,
 } from './format.js';
 
@@ -38,32 +39,38 @@ export interface PublishTimings {
 export async function publishBackupFile(
   fs: FileSystem,
   dir: string,
-  raw: { body: Uint8Array; firstLsn: number; lastLsn: number; recordCount: number },
+  body: BodyBuilder,
   compression: Compression,
 ): Promise<{ name: string; bytes: number } & PublishTimings> {
-  const stored = compression === 'deflate' ? new Uint8Array(await deflateRaw(raw.body)) : raw.body;
+  const stored = compression === 'deflate' ? [new Uint8Array(await deflateRaw(Buffer.concat(body.parts)))] : body.parts;
+  let bodyCrc = 0;
+  let storedBytes = 0;
+  for (const part of stored) {
+    bodyCrc = crc32(part, bodyCrc);
+    storedBytes += part.byteLength;
+  }
   const header = encodeBackupHeader({
     flags: compression === 'deflate' ? FLAG_DEFLATE : 0,
-    firstLsn: raw.firstLsn,
-    lastLsn: raw.lastLsn,
-    recordCount: raw.recordCount,
-    storedBodyBytes: stored.byteLength,
-    rawBodyBytes: raw.body.byteLength,
-    bodyCrc: crc32(stored),
+    firstLsn: body.firstLsn,
+    lastLsn: body.lastLsn,
+    recordCount: body.recordCount,
+    storedBodyBytes: storedBytes,
+    rawBodyBytes: body.bytes,
+    bodyCrc,
   });
-  const name = backupFileName(raw.firstLsn, raw.lastLsn);
+  const name = backupFileName(body.firstLsn, body.lastLsn);
   const t0 = performance.now();
   const tmp = `${dir}/${name}.tmp`;
   const handle = await fs.open(tmp, 'w+');
   try {
-    await handle.commit([header, stored], 0, 'fdatasync');
+    await handle.commit([header, ...stored], 0, 'fdatasync');
   } finally {
     await handle.close();
   }
   const t1 = performance.now();
   await fs.rename(tmp, `${dir}/${name}`);
   await fs.syncDir(dir);
-  return { name, bytes: header.byteLength + stored.byteLength, writeMs: t1 - t0, publishMs: performance.now() - t1 };
+  return { name, bytes: header.byteLength + storedBytes, writeMs: t1 - t0, publishMs: performance.now() - t1 };
 }
 
 export async function publishCheckpoint(fs: FileSystem, dir: string, checkpointLsn: number): Promise<void> {

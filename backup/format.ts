@@ -15,14 +15,10 @@
  *   flags bit 0: body is deflate-raw compressed. body CRC-32 covers the stored (possibly compressed) body:
  *   the whole-file checksum. header CRC-32 covers bytes 0..60.
  *
- * Body (raw): records back to back:
- *
- *   +---------+-------------+---------+------------------+
- *   | payload | LSN u64     | CRC-32  | payload          |
- *   | bytes   |             | of LSN  |                  |
- *   | u32     |             | + data  |                  |
- *   +---------+-------------+---------+------------------+
- *   per-record CRC-32 covers the LSN's 8 bytes and the payload.
+ * Body (raw): the WAL's own records, back to back and byte for byte as the WAL framed them
+ * (wal/format.ts: CRC-32, payload bytes, LSN, batch delta, flags, payload, zero padding to 8 bytes).
+ * The sink copies verified runs of them out of the WAL without re-framing, so each record keeps the
+ * CRC-32 it was written with, end to end. LSNs run from the header's first LSN to its last, no gap.
  *
  * CHECKPOINT (40 bytes): magic "FLPBCKPT" | version u32 | zero u32 | checkpoint LSN u64 |
  *   published at (ms since epoch) u64 | zero u32 | CRC-32 of bytes 0..36.
@@ -30,12 +26,12 @@
  * All integers little-endian. FORMAT CONSTANTS: changing any breaks every backup already written.
  */
 import { crc32 } from '../wal/crc.js';
+import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, encodeRecord, recordBytes, recordPayloadBytes } from '../wal/format.js';
 
 export const BACKUP_MAGIC = 'FLPBACKP';
 export const CHECKPOINT_MAGIC = 'FLPBCKPT';
 export const BACKUP_FORMAT_VERSION = 1;
 export const BACKUP_HEADER_BYTES = 64;
-export const BACKUP_RECORD_HEADER_BYTES = 16;
 export const CHECKPOINT_BYTES = 40;
 export const CHECKPOINT_NAME = 'CHECKPOINT';
 export const FLAG_DEFLATE = 1;
@@ -116,42 +112,37 @@ export function decodeBackupHeader(bytes: Uint8Array): Decoded<BackupHeader> {
   };
 }
 
-/** Appends records to a growing raw body. */
-export class BodyWriter {
-  #buf = new Uint8Array(64 * 1024);
-  #view = new DataView(this.#buf.buffer);
-  #used = 0;
-  recordCount = 0;
+/** Collects runs of WAL-framed records (wal.readRaw spans) into the body of one backup file. */
+export class BodyBuilder {
+  readonly parts: Uint8Array[] = [];
+  bytes = 0;
   firstLsn = 0;
   lastLsn = 0;
 
-  get bytes(): number {
-    return this.#used;
+  get recordCount(): number {
+    return this.parts.length === 0 ? 0 : this.lastLsn - this.firstLsn + 1;
   }
 
-  add(lsn: number, payload: Uint8Array): void {
-    const need = this.#used + BACKUP_RECORD_HEADER_BYTES + payload.byteLength;
-    if (need > this.#buf.byteLength) {
-      const grown = new Uint8Array(Math.max(need, this.#buf.byteLength * 2));
-      grown.set(this.#buf.subarray(0, this.#used));
-      this.#buf = grown;
-      this.#view = new DataView(grown.buffer);
-    }
-    const at = this.#used;
-    this.#view.setUint32(at, payload.byteLength, true);
-    writeU64(this.#view, at + 4, lsn);
-    this.#buf.set(payload, at + BACKUP_RECORD_HEADER_BYTES);
-    const crc = crc32(payload, crc32(this.#buf.subarray(at + 4, at + 12)));
-    this.#view.setUint32(at + 12, crc, true);
-    this.#used = need;
-    if (this.recordCount === 0) this.firstLsn = lsn;
-    this.lastLsn = lsn;
-    this.recordCount++;
+  add(span: { firstLsn: number; lastLsn: number; bytes: Uint8Array }): void {
+    if (this.parts.length === 0) this.firstLsn = span.firstLsn;
+    else if (span.firstLsn !== this.lastLsn + 1) throw new Error(`body spans must be contiguous: ${this.lastLsn} then ${span.firstLsn}`);
+    this.parts.push(span.bytes);
+    this.bytes += span.bytes.byteLength;
+    this.lastLsn = span.lastLsn;
   }
+}
 
-  body(): Uint8Array {
-    return this.#buf.subarray(0, this.#used);
-  }
+/** Frames payloads as WAL records (for tools and benchmarks that build a body without a WAL). */
+export function frameRecords(firstLsn: number, payloads: readonly Uint8Array[]): { firstLsn: number; lastLsn: number; bytes: Uint8Array } {
+  let total = 0;
+  for (const p of payloads) total += recordBytes(p.byteLength);
+  const bytes = new Uint8Array(total);
+  const view = new DataView(bytes.buffer);
+  let at = 0;
+  payloads.forEach((p, i) => {
+    at = encodeRecord(bytes, view, at, firstLsn + i, i, p);
+  });
+  return { firstLsn, lastLsn: firstLsn + payloads.length - 1, bytes };
 }
 
 export interface BodyRecord {
@@ -166,16 +157,12 @@ export function decodeBody(body: Uint8Array, header: BackupHeader): Decoded<Body
   let at = 0;
   let expected = header.firstLsn;
   while (at < body.byteLength) {
-    if (at + BACKUP_RECORD_HEADER_BYTES > body.byteLength) return { ok: false, offset: at, reason: 'record header runs past the body' };
-    const len = view.getUint32(at, true);
-    const lsn = readU64(view, at + 4);
-    if (at + BACKUP_RECORD_HEADER_BYTES + len > body.byteLength) return { ok: false, offset: at, reason: `record of ${len} bytes runs past the body` };
-    const payload = body.subarray(at + BACKUP_RECORD_HEADER_BYTES, at + BACKUP_RECORD_HEADER_BYTES + len);
-    if (crc32(payload, crc32(body.subarray(at + 4, at + 12))) !== view.getUint32(at + 12, true)) return { ok: false, offset: at, reason: `record CRC mismatch (LSN ${lsn})` };
-    if (lsn !== expected) return { ok: false, offset: at, reason: `record LSN ${lsn}, expected ${expected}` };
-    out.push({ lsn, payload });
+    const size = decodeRecord(body, view, at, body.byteLength, expected);
+    if (size <= 0) return { ok: false, offset: at, reason: `${describeDecode(size)} (LSN ${expected})` };
+    const len = recordPayloadBytes(view, at);
+    out.push({ lsn: expected, payload: body.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len) });
     expected++;
-    at += BACKUP_RECORD_HEADER_BYTES + len;
+    at += size;
   }
   if (out.length !== header.recordCount) return { ok: false, offset: at, reason: `${out.length} records, header says ${header.recordCount}` };
   if (expected - 1 !== header.lastLsn) return { ok: false, offset: at, reason: `records end at LSN ${expected - 1}, header says ${header.lastLsn}` };

@@ -220,8 +220,19 @@ describe('BackupSink lifecycle', () => {
     await new Promise((r) => child.once('exit', r));
     // Not yet stale: still locked.
     await expect(BackupSink.open({ wal, dir: path.join(base, 'bk'), lockStaleMs: 2000 })).rejects.toMatchObject({ code: 'BACKUP_LOCKED' });
-    await new Promise((r) => setTimeout(r, 2600));
-    const sink = await BackupSink.open({ wal, dir: path.join(base, 'bk'), lockStaleMs: 2000 });
+    // Stale after 2 s without a refresh (the holder refreshed every second): retry until it is taken over.
+    const killedAt = Date.now();
+    let sink: BackupSink | undefined;
+    while (!sink) {
+      try {
+        sink = await BackupSink.open({ wal, dir: path.join(base, 'bk'), lockStaleMs: 2000 });
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'BACKUP_LOCKED' });
+        if (Date.now() - killedAt > 15_000) throw new Error('the stale lock was never taken over');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(900);
     wal.append(new Uint8Array([1]));
     expect((await sink.forceFlush()).checkpointLsn).toBe(1);
     await sink.close();

@@ -1,6 +1,13 @@
 /**
  * Reads the records of one segment file in LSN order, in large sequential reads, verifying every
  * record again (the reader does not trust the writer: contiguous LSNs and CRCs are asserted here too).
+ *
+ * The scan yields one span per read of up to `chunkBytes`: a run of whole, verified records. Each read
+ * goes into a fresh buffer that is never reused, so what is handed out are views into it: no copy per
+ * record, and nothing changes under a caller. Consumers pay one await per span, not per record:
+ *  - readSegmentBatches: the records of a span as { lsn, payload } (wal.read, wal.readBatches);
+ *  - the span's raw bytes, records still framed and checksummed as on disk (wal.readRaw, which the
+ *    backup sink copies into backup files without re-framing anything).
  */
 import { FlushpointError, ErrorCode } from './errors.js';
 import type { FileSystem } from './fs/file-system.js';
@@ -8,54 +15,97 @@ import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, decodeRecord, decodeSegmentH
 
 export interface WalRecord {
   lsn: number;
+  /** The record's bytes (a view into a buffer of its own read; the WAL never writes to it again). */
   payload: Uint8Array;
 }
 
-const READ_CHUNK_BYTES = 1024 * 1024;
+/** A run of whole records exactly as framed on disk (format.ts), verified. */
+export interface RawSpan {
+  firstLsn: number;
+  lastLsn: number;
+  bytes: Uint8Array;
+}
 
-export async function* readSegment(fs: FileSystem, path: string, segmentFirstLsn: number, fromLsn: number, toLsn: number): AsyncGenerator<WalRecord> {
+export const READ_CHUNK_BYTES = 1024 * 1024;
+
+interface Span extends RawSpan {
+  buf: Uint8Array;
+  /** Offsets in buf of each record's header. */
+  offsets: number[];
+}
+
+async function* scanSegment(fs: FileSystem, path: string, segmentFirstLsn: number, fromLsn: number, toLsn: number, chunkBytesMax: number): AsyncGenerator<Span> {
   const handle = await fs.open(path, 'r');
   const bad = (offset: number, reason: string): FlushpointError =>
     new FlushpointError(ErrorCode.WAL_CORRUPT, `WAL corrupt: ${path} at byte offset ${offset}: ${reason}`, { file: path, offset });
   try {
-    let buf = new Uint8Array(READ_CHUNK_BYTES);
-    let n = await handle.read(buf, 0, SEGMENT_HEADER_BYTES, 0);
-    const header = decodeSegmentHeader(buf.subarray(0, n));
+    const head = new Uint8Array(SEGMENT_HEADER_BYTES);
+    const n0 = await handle.read(head, 0, SEGMENT_HEADER_BYTES, 0);
+    const header = decodeSegmentHeader(head.subarray(0, n0));
     if (!header.ok) throw bad(0, header.reason);
     if (header.firstLsn !== segmentFirstLsn) throw bad(16, `header says first LSN ${header.firstLsn}, expected ${segmentFirstLsn}`);
     let expected = segmentFirstLsn;
     let filePos = SEGMENT_HEADER_BYTES;
+    let chunkBytes = chunkBytesMax;
     for (;;) {
-      n = await handle.read(buf, 0, buf.byteLength, filePos);
+      const buf = new Uint8Array(chunkBytes);
+      const n = await handle.read(buf, 0, buf.byteLength, filePos);
       const eof = n < buf.byteLength;
-      const view = new DataView(buf.buffer, buf.byteOffset, n);
+      const view = new DataView(buf.buffer, 0, n);
+      const offsets: number[] = [];
+      let spanStart = -1;
+      let firstLsn = 0;
       let off = 0;
-      for (;;) {
-        if (n - off < RECORD_HEADER_BYTES) break;
+      let done = false;
+      chunkBytes = chunkBytesMax;
+      while (n - off >= RECORD_HEADER_BYTES) {
         const size = recordBytes(view.getUint32(off + 4, true));
         if (size > n - off) {
-          if (size > buf.byteLength && !eof) {
-            // Larger than the read buffer: grow it and read again from this record.
-            filePos += off;
-            off = 0;
-            buf = new Uint8Array(size);
-            break;
-          }
+          // Only part of this record is in the buffer: read again from it, in a buffer that fits it.
+          if (size > buf.byteLength) chunkBytes = size;
           break;
         }
         const r = decodeRecord(buf, view, off, n, expected);
         if (r <= 0) throw bad(filePos + off, `${describeDecode(r)} (LSN ${expected}) below the durable LSN`);
         if (expected >= fromLsn) {
-          yield { lsn: expected, payload: buf.slice(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + view.getUint32(off + 4, true)) };
+          if (spanStart < 0) {
+            spanStart = off;
+            firstLsn = expected;
+          }
+          offsets.push(off);
         }
-        if (expected >= toLsn) return;
-        expected++;
         off += r;
+        if (expected >= toLsn) {
+          done = true;
+          break;
+        }
+        expected++;
       }
+      if (offsets.length > 0) yield { buf, offsets, firstLsn, lastLsn: firstLsn + offsets.length - 1, bytes: buf.subarray(spanStart, off) };
+      if (done) return;
       if (off === 0 && eof) throw bad(filePos, `segment ends before LSN ${expected} (wanted up to ${toLsn})`);
       filePos += off;
     }
   } finally {
     await handle.close();
+  }
+}
+
+export async function* readSegmentBatches(fs: FileSystem, path: string, segmentFirstLsn: number, fromLsn: number, toLsn: number): AsyncGenerator<WalRecord[]> {
+  for await (const span of scanSegment(fs, path, segmentFirstLsn, fromLsn, toLsn, READ_CHUNK_BYTES)) {
+    const view = new DataView(span.buf.buffer);
+    const batch: WalRecord[] = new Array<WalRecord>(span.offsets.length);
+    for (let i = 0; i < span.offsets.length; i++) {
+      const off = span.offsets[i] as number;
+      const start = off + RECORD_HEADER_BYTES;
+      batch[i] = { lsn: span.firstLsn + i, payload: span.buf.subarray(start, start + view.getUint32(off + 4, true)) };
+    }
+    yield batch;
+  }
+}
+
+export async function* readSegmentRaw(fs: FileSystem, path: string, segmentFirstLsn: number, fromLsn: number, toLsn: number, chunkBytesMax: number): AsyncGenerator<RawSpan> {
+  for await (const span of scanSegment(fs, path, segmentFirstLsn, fromLsn, toLsn, chunkBytesMax)) {
+    yield { firstLsn: span.firstLsn, lastLsn: span.lastLsn, bytes: span.bytes };
   }
 }

@@ -20,7 +20,7 @@ import { SEGMENT_NAME_RE, segmentName } from './format.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
 import { checkLsnArgument } from './lsn.js';
 import { payloadBytesMax, walDefaults, type ResolvedWalOptions, type WalOptions } from './options.js';
-import { readSegment, type WalRecord } from './reader.js';
+import { READ_CHUNK_BYTES, readSegmentBatches, readSegmentRaw, type RawSpan, type WalRecord } from './reader.js';
 import { recoverSegments, type TornTail } from './recovery.js';
 import { SegmentPreparer } from './segment-preparer.js';
 import { Staging, type Piece } from './staging.js';
@@ -292,6 +292,34 @@ export class Wal extends EventEmitter<WalEvents> {
 
   /** Durable records in LSN order, from fromLsn (default firstLsn) to toLsn (default durableLsn at the call). */
   read(options: { fromLsn?: number; toLsn?: number } = {}): AsyncIterable<WalRecord> {
+    const batches = this.readBatches(options);
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const batch of batches) yield* batch;
+      },
+    };
+  }
+
+  /** As read(), in batches of consecutive records (one per large read): one await per batch. */
+  readBatches(options: { fromLsn?: number; toLsn?: number } = {}): AsyncIterable<WalRecord[]> {
+    return this.#scan(options, (fs, path, first, from, to) => readSegmentBatches(fs, path, first, from, to));
+  }
+
+  /**
+   * Durable records as runs of raw bytes, framed and checksummed exactly as on disk (format.ts), each
+   * run at most chunkBytesMax long unless one record is longer. Every record is verified first.
+   */
+  readRaw(options: { fromLsn?: number; toLsn?: number; chunkBytesMax?: number } = {}): AsyncIterable<RawSpan> {
+    const chunkBytesMax = options.chunkBytesMax ?? READ_CHUNK_BYTES;
+    if (!Number.isSafeInteger(chunkBytesMax) || chunkBytesMax < 64) throw new RangeError(`chunkBytesMax must be an integer >= 64, got ${chunkBytesMax}`);
+    return this.#scan(options, (fs, path, first, from, to) => readSegmentRaw(fs, path, first, from, to, chunkBytesMax));
+  }
+
+  #scan<T>(
+    options: { fromLsn?: number; toLsn?: number },
+    perSegment: (fs: FileSystem, path: string, segmentFirstLsn: number, fromLsn: number, toLsn: number) => AsyncIterable<T>,
+  ): AsyncIterable<T> {
+    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
     const durable = this.#scheduler.durableLsn;
     const fromLsn = options.fromLsn === undefined ? Math.max(1, this.firstLsn) : checkLsnArgument(options.fromLsn, 'fromLsn');
     const toLsn = Math.min(options.toLsn === undefined ? durable : checkLsnArgument(options.toLsn, 'toLsn'), durable);
@@ -310,7 +338,7 @@ export class Wal extends EventEmitter<WalEvents> {
           const nextFirst = segments[i + 1]?.firstLsn ?? Number.POSITIVE_INFINITY;
           if (nextFirst <= fromLsn) continue;
           if (seg.firstLsn > toLsn) return;
-          yield* readSegment(fs, `${dir}/${seg.name}`, seg.firstLsn, Math.max(fromLsn, seg.firstLsn), Math.min(toLsn, nextFirst - 1));
+          yield* perSegment(fs, `${dir}/${seg.name}`, seg.firstLsn, Math.max(fromLsn, seg.firstLsn), Math.min(toLsn, nextFirst - 1));
         }
       },
     };

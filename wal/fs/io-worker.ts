@@ -50,6 +50,11 @@ interface Reply {
 }
 
 export class IoWorker {
+  /** Commits sent and not yet answered. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
   #worker: Worker;
   #pending = new Map<number, Pending>();
   #nextId = 1;
@@ -92,5 +97,34 @@ export class IoWorker {
     this.#dead ??= err;
     for (const p of this.#pending.values()) p.reject(err);
     this.#pending.clear();
+  }
+}
+
+/**
+ * Up to `workersCountMax` commit workers, started on demand. A commit goes to an idle worker, or to the
+ * least busy one when all are busy, so independent logs (the WAL, a backup sink) never queue behind each
+ * other's fdatasync. One log's commits are single flight anyway, so they keep their order.
+ */
+export class IoWorkerPool {
+  readonly #workers: IoWorker[] = [];
+  readonly #workersCountMax: number;
+
+  constructor(workersCountMax = 4) {
+    this.#workersCountMax = workersCountMax;
+  }
+
+  commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
+    let best: IoWorker | undefined;
+    for (const w of this.#workers) if (best === undefined || w.pendingCount < best.pendingCount) best = w;
+    if (best === undefined || (best.pendingCount > 0 && this.#workers.length < this.#workersCountMax)) {
+      best = new IoWorker();
+      this.#workers.push(best);
+    }
+    return best.commit(fd, path, buffers, position, syncMethod);
+  }
+
+  async terminate(): Promise<void> {
+    const workers = this.#workers.splice(0);
+    await Promise.all(workers.map((w) => w.terminate()));
   }
 }

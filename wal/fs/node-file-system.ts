@@ -1,12 +1,12 @@
 /**
- * NodeFileSystem: the real disk through node:fs. Every call is a thin wrapper; commit() goes to the
+ * NodeFileSystem: the real disk through node:fs. Every call is a thin wrapper; commit() goes to a
  * commit worker (io-worker.ts) so the log pays one thread hop per batch.
  */
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import fsExt from 'fs-ext';
 import type { FileHandle, FileLock, FileStat, FileSystem, OpenFlags, SyncMethod } from './file-system.js';
-import { IoWorker } from './io-worker.js';
+import { IoWorkerPool } from './io-worker.js';
 
 const fsOpen = promisify(fs.open);
 const fsClose = promisify(fs.close);
@@ -87,12 +87,12 @@ function advance(buffers: readonly Uint8Array[], written: number): Uint8Array[] 
 }
 
 export class NodeFileSystem implements FileSystem {
-  #worker: IoWorker | null = null;
+  #workers: IoWorkerPool | null = null;
 
-  /** The commit worker, started on first use. */
-  ioWorker(): IoWorker {
-    this.#worker ??= new IoWorker();
-    return this.#worker;
+  /** The commit workers, started on first use. */
+  ioWorker(): IoWorkerPool {
+    this.#workers ??= new IoWorkerPool();
+    return this.#workers;
   }
 
   async open(path: string, flags: OpenFlags): Promise<FileHandle> {
@@ -153,8 +153,8 @@ export class NodeFileSystem implements FileSystem {
 
   /** Stops the commit worker (tests and short-lived tools; a process that exits needs no call). */
   async dispose(): Promise<void> {
-    const w = this.#worker;
-    this.#worker = null;
+    const w = this.#workers;
+    this.#workers = null;
     if (w) await w.terminate();
   }
 }

@@ -1,0 +1,219 @@
+/**
+ * Section 6, the backup sink and forceFlush, on the same disk as the WAL:
+ *  - backup throughput (MB/s) while closed-loop writers load the WAL, and the checkpoint lag (records
+ *    and age of the oldest record not yet backed up) sampled every 10 ms;
+ *  - WAL append throughput with the sink running and a forceFlush every 100 ms, as a ratio to the WAL
+ *    alone (same writers and records; runs alternate alone / with sink to share the machine's drift);
+ *  - forceFlush latency when idle, against its baseline: publishing one backup file of the same size
+ *    plus its checkpoint directly (temp, fdatasync, rename, fsync dir, twice) with no sink;
+ *  - forceFlush latency when a flush is already in flight (the barrier waits for it, then chains one);
+ *  - flushes run for 1,000 concurrent forceFlush calls made while a flush runs and appends arrive.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BackupSink } from '../backup/sink.js';
+import { publishBackupFile, publishCheckpoint } from '../backup/backup-file.js';
+import { BodyBuilder, frameRecords } from '../backup/format.js';
+import { nodeFileSystem } from '../wal/fs/node-file-system.js';
+import { Wal } from '../wal/index.js';
+import { runClosedLoop } from './closed-loop.js';
+import { LatencyRecorder, nowUs, summarize, type LatencySummary } from './latency.js';
+import type { Progress } from './progress.js';
+
+export interface BackupBenchOptions {
+  writersCount: number;
+  recordSizeBytes: number;
+  warmupMs: number;
+  windowMs: number;
+  /** Alone / with-sink pairs for the overhead ratio. */
+  overheadRoundsCount: number;
+  /** forceFlush latency samples (idle, and with a flush in flight). */
+  forceFlushSamplesCount: number;
+  /** Records appended before each idle forceFlush sample (the size of "one flush"). */
+  forceFlushRecordsCount: number;
+  concurrentCallsCount: number;
+  walSegmentSizeBytes: number | undefined;
+}
+
+export interface BackupBenchResult {
+  writersCount: number;
+  recordSizeBytes: number;
+  /** Backup bytes per second while the WAL takes load, and the WAL's payload bytes per second then. */
+  backupMBPerSec: number;
+  walPayloadMBPerSec: number;
+  checkpointLagRecords: LatencySummary;
+  checkpointLagAgeUs: LatencySummary;
+  /** WAL durable appends/s alone, and with the sink running plus forceFlush every 100 ms. */
+  walAloneOpsPerSec: number;
+  walWithSinkOpsPerSec: number;
+  /** with / alone: the target is >= 0.8. */
+  withSinkRatio: number;
+  forceFlushIdleUs: LatencySummary;
+  /** Publishing the same bytes directly (file + checkpoint), no sink: the baseline for idle forceFlush. */
+  directPublishUs: LatencySummary;
+  /** idle forceFlush p50 / direct publish p50: the target is <= 1.5. */
+  idleRatio: number;
+  forceFlushInFlightUs: LatencySummary;
+  concurrentCalls: number;
+  /** Flushes run for those calls, the one already running included: the design promises <= 2. */
+  flushesForConcurrentCalls: number;
+}
+
+const forceFlushEveryMs = 100;
+
+async function withWal<T>(dir: string, segmentSizeBytes: number | undefined, fn: (wal: Wal) => Promise<T>): Promise<T> {
+  fs.rmSync(dir, { recursive: true, force: true });
+  const wal = await Wal.open({ dir, ...(segmentSizeBytes ? { segmentSizeBytes } : {}) });
+  try {
+    return await fn(wal);
+  } finally {
+    await wal.close();
+  }
+}
+
+async function load(wal: Wal, payload: Uint8Array, o: BackupBenchOptions, during?: { start: () => void; end: () => void }): Promise<number> {
+  const r = await runClosedLoop({
+    writersCount: o.writersCount,
+    warmupMs: o.warmupMs,
+    windowMs: o.windowMs,
+    write: () => wal.waitDurable(wal.append(payload)),
+    ...(during ? { onWindowStart: during.start, onWindowEnd: during.end } : {}),
+  });
+  return r.opsPerSec;
+}
+
+export async function measureBackup(dir: string, o: BackupBenchOptions, progress: Progress): Promise<BackupBenchResult> {
+  const payload = crypto.randomBytes(o.recordSizeBytes);
+  const walDir = path.join(dir, 'backup-wal');
+  const bkDir = process.env.BKDIR ?? path.join(dir, 'backup-dest');
+  const totalSteps = o.overheadRoundsCount * 2 + 3;
+  let step = 0;
+  const tick = (label: string): void => {
+    progress.step(label);
+    progress.advance(step++ / totalSteps);
+  };
+
+  // Overhead: alone / with sink + forceFlush every 100 ms, alternating.
+  const alone: number[] = [];
+  const withSink: number[] = [];
+  let backupMBPerSec = 0;
+  let walPayloadMBPerSec = 0;
+  const lagRecords = new LatencyRecorder();
+  const lagAgeUs = new LatencyRecorder();
+  for (let round = 0; round < o.overheadRoundsCount; round++) {
+    tick('WAL alone');
+    alone.push(await withWal(walDir, o.walSegmentSizeBytes, (wal) => load(wal, payload, o)));
+    tick('WAL with backup sink');
+    fs.rmSync(bkDir, { recursive: true, force: true });
+    withSink.push(
+      await withWal(walDir, o.walSegmentSizeBytes, async (wal) => {
+        const sink = await BackupSink.open({ wal, dir: bkDir, flushIntervalMs: forceFlushEveryMs });
+        let forcer: NodeJS.Timeout | undefined;
+        let sampler: NodeJS.Timeout | undefined;
+        let bytesAtStart = 0;
+        let recordsAtStart = 0;
+        let startUs = 0;
+        const ops = await load(wal, payload, o, {
+          start: () => {
+            bytesAtStart = sink.stats().bytesWritten;
+            recordsAtStart = wal.stats().appends;
+            startUs = nowUs();
+            forcer = setInterval(() => void sink.forceFlush().catch(() => {}), forceFlushEveryMs);
+            sampler = setInterval(() => {
+              const s = sink.stats();
+              lagRecords.add(s.lag.records);
+              lagAgeUs.add(s.lag.oldestUnflushedAgeMs * 1000);
+            }, 10);
+          },
+          end: () => {
+            clearInterval(forcer);
+            clearInterval(sampler);
+            const seconds = (nowUs() - startUs) / 1e6;
+            const s = sink.stats();
+            backupMBPerSec = Math.max(backupMBPerSec, (s.bytesWritten - bytesAtStart) / seconds / 1e6);
+            walPayloadMBPerSec = Math.max(walPayloadMBPerSec, ((wal.stats().appends - recordsAtStart) * o.recordSizeBytes) / seconds / 1e6);
+          },
+        });
+        await sink.close();
+        return ops;
+      }),
+    );
+  }
+
+  // forceFlush when idle vs publishing the same bytes directly.
+  tick('forceFlush latency');
+  const idle = new LatencyRecorder();
+  const direct = new LatencyRecorder();
+  const inFlight = new LatencyRecorder();
+  let flushesForConcurrentCalls = 0;
+  fs.rmSync(bkDir, { recursive: true, force: true });
+  const directDir = path.join(dir, 'backup-direct');
+  fs.rmSync(directDir, { recursive: true, force: true });
+  fs.mkdirSync(directDir, { recursive: true });
+  await withWal(walDir, o.walSegmentSizeBytes, async (wal) => {
+    const sink = await BackupSink.open({ wal, dir: bkDir, flushIntervalMs: 3_600_000 });
+    for (let i = 0; i < o.forceFlushSamplesCount; i++) {
+      for (let r = 0; r < o.forceFlushRecordsCount; r++) wal.append(payload);
+      await wal.sync();
+      const t0 = nowUs();
+      await sink.forceFlush();
+      idle.add(nowUs() - t0);
+      // The same bytes, published directly.
+      const body = new BodyBuilder();
+      body.add(frameRecords(i * o.forceFlushRecordsCount + 1, Array.from({ length: o.forceFlushRecordsCount }, () => payload)));
+      const t1 = nowUs();
+      await publishBackupFile(nodeFileSystem, directDir, body, 'none');
+      await publishCheckpoint(nodeFileSystem, directDir, body.lastLsn);
+      direct.add(nowUs() - t1);
+    }
+    tick('forceFlush with a flush in flight');
+    for (let i = 0; i < o.forceFlushSamplesCount; i++) {
+      for (let r = 0; r < o.forceFlushRecordsCount; r++) wal.append(payload);
+      await wal.sync();
+      const running = sink.forceFlush();
+      for (let r = 0; r < o.forceFlushRecordsCount; r++) wal.append(payload);
+      const t0 = nowUs();
+      await sink.forceFlush();
+      inFlight.add(nowUs() - t0);
+      await running;
+    }
+    tick(`${o.concurrentCallsCount} concurrent forceFlush calls`);
+    for (let r = 0; r < o.forceFlushRecordsCount; r++) wal.append(payload);
+    await wal.sync();
+    const before = sink.stats().flushes;
+    const running = sink.forceFlush();
+    const calls: Array<Promise<unknown>> = [running];
+    for (let i = 0; i < o.concurrentCallsCount; i++) {
+      if (i % 10 === 0) wal.append(payload);
+      calls.push(sink.forceFlush());
+    }
+    await Promise.all(calls);
+    flushesForConcurrentCalls = sink.stats().flushes - before;
+    await sink.close();
+  });
+  progress.advance(1);
+
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+  const walAloneOpsPerSec = median(alone);
+  const walWithSinkOpsPerSec = median(withSink);
+  const idleSummary = summarize(idle.sorted());
+  const directSummary = summarize(direct.sorted());
+  return {
+    writersCount: o.writersCount,
+    recordSizeBytes: o.recordSizeBytes,
+    backupMBPerSec,
+    walPayloadMBPerSec,
+    checkpointLagRecords: summarize(lagRecords.sorted()),
+    checkpointLagAgeUs: summarize(lagAgeUs.sorted()),
+    walAloneOpsPerSec,
+    walWithSinkOpsPerSec,
+    withSinkRatio: walWithSinkOpsPerSec / walAloneOpsPerSec,
+    forceFlushIdleUs: idleSummary,
+    directPublishUs: directSummary,
+    idleRatio: idleSummary.p50Us / directSummary.p50Us,
+    forceFlushInFlightUs: summarize(inFlight.sorted()),
+    concurrentCalls: o.concurrentCallsCount,
+    flushesForConcurrentCalls,
+  };
+}
