@@ -50,8 +50,10 @@ const CASES: readonly FaultCase[] = [
   { name: 'a torn writev of a commit into the current segment', op: 'writev', batch: 'segment', beforeBatch: (error) => ({ op: 'writev', tornBytes: 200, error }), leavesTornTail: true },
   { name: 'datasync of a commit into the current segment', op: 'datasync', batch: 'segment', beforeBatch: (error) => ({ op: 'datasync', error }) },
   { name: 'datasync of a commit into the preallocated next segment', op: 'datasync', batch: 'roll', beforeBatch: (error, prepared) => ({ op: 'datasync', path: prepared, error }) },
-  // The first preallocation starts at open; the second, in the background after the first roll.
-  { name: 'open of the preallocated segment', op: 'open', batch: 'roll', beforeOpen: (error) => ({ op: 'open', path: PREALLOC_SUFFIX, nth: 2, error }) },
+  // The first preallocation starts at open; the second, in the background after the first roll. A failed
+  // preallocation is tried once more when the roll needs it (a new empty temp file: safe), so the fault
+  // must hold for both tries to fail the log.
+  { name: 'open of the preallocated segment', op: 'open', batch: 'roll', beforeOpen: (error) => ({ op: 'open', path: PREALLOC_SUFFIX, nth: 2, times: 2, error }) },
   { name: 'rename of the new segment into place', op: 'rename', batch: 'roll', beforeBatch: (error) => ({ op: 'rename', error }) },
   { name: 'directory sync after the new segment is renamed', op: 'syncDir', batch: 'roll', beforeBatch: (error) => ({ op: 'syncDir', error }) },
 ];
@@ -196,11 +198,19 @@ describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)'
     await afterFailure(m, 'writev', failed);
   });
 
-  it.fails('a failed commit names the segment file it was writing (today: the temp name it was preallocated under)', async () => {
-    // Bug report: wal.ts keeps the preallocated segment's handle after renaming the file (the line
-    // `this.#current = prepared.handle`), and FileHandle.path stays the temp name, so an error from a
-    // commit into that segment names `<pid>-<n>.prealloc.tmp`, a file that no longer exists. The same
-    // makes a FaultFileSystem rule on /\.wal$/ miss every commit of a freshly created segment.
+  it('a preallocation that failed once in the background is tried again when the roll needs it', async () => {
+    const m = await MemoryWal.open();
+    m.fault.inject({ op: 'open', path: PREALLOC_SUFFIX, nth: 2, error: 'ENOSPC' }); // the next one, once
+    await m.fillFirstSegment();
+    await m.appendDurable(BATCH_ROLLING);
+    expect(m.wal.durableLsn).toBe(FILLED + BATCH_ROLLING);
+    expect(m.wal.stats().segments).toBe(2);
+    expect(m.wal.stats().failure).toBeNull();
+  });
+
+  it('a failed commit names the segment file it was writing, not the temp name it was preallocated under', async () => {
+    // Regression: the segment's handle used to keep its temp path after the rename, so this error named
+    // `<pid>-<n>.prealloc.tmp`, a file that no longer exists, and a rule on /\.wal$/ missed its commits.
     const m = await MemoryWal.open();
     await m.fillFirstSegment();
     m.fault.inject({ op: 'datasync', error: 'EIO' });

@@ -49,13 +49,22 @@ export class SegmentPreparer {
     this.#next = p;
   }
 
-  /** The prepared segment (waiting for it if needed); the next one starts preparing at once. */
+  /**
+   * The prepared segment (waiting for it if needed); the next one starts preparing at once. A background
+   * preparation that failed (a full disk that has since been cleared, say) is tried once more here: it
+   * is a new temp file holding nothing acknowledged, so retrying it is safe, unlike retrying a sync.
+   */
   async take(): Promise<PreparedSegment> {
     this.prepareAhead();
     if (!this.#ready) this.#stalls++;
     const p = this.#next as Promise<PreparedSegment>;
     this.#next = null;
-    const prepared = await p;
+    let prepared: PreparedSegment;
+    try {
+      prepared = await p;
+    } catch {
+      prepared = await this.#prepare();
+    }
     this.prepareAhead();
     return prepared;
   }

@@ -202,6 +202,7 @@ export class Wal extends EventEmitter<WalEvents> {
         lastLsn: rec.lastLsn,
         tornTail: rec.torn,
       };
+      await o.fs.warmUp?.();
       o.logger?.info({ dir: o.dir, ...recovery }, 'wal opened');
       const wal = new Wal(o, lock, segments, current, { offset: last?.endOffset ?? 0, capacityBytes: last?.fileSizeBytes ?? 0 }, recovery);
       wal.#preparer.prepareAhead();
@@ -491,8 +492,11 @@ export class Wal extends EventEmitter<WalEvents> {
         file = `${this.dir}/${name}`;
         await this.#fs.rename(prepared.path, file);
         await this.#fs.syncDir(this.dir);
+        // Reopen under the real name, so every later commit and error names the segment, not the temp.
+        const named = await this.#fs.open(file, 'r+');
+        await prepared.handle.close();
         const old = this.#current;
-        this.#current = prepared.handle;
+        this.#current = named;
         await old?.close();
         this.#segments.push({ name, firstLsn: piece.segmentFirstLsn, lastLsn: piece.lastLsn });
         this.#segmentsCreated++;

@@ -101,6 +101,10 @@ export class FaultFileSystem implements FileSystem {
     return torn;
   }
 
+  async warmUp(): Promise<void> {
+    await this.inner.warmUp?.();
+  }
+
   async open(path: string, flags: OpenFlags): Promise<FileHandle> {
     await this.before('open', path);
     return new FaultFileHandle(this, await this.inner.open(path, flags));

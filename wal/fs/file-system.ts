@@ -60,6 +60,8 @@ export interface FileSystem {
    * error whose code is 'EWOULDBLOCK' when another holder has it.
    */
   lock(path: string): Promise<FileLock>;
+  /** Optional: get ready for commits (the real file system starts a commit worker, ~100 ms once). */
+  warmUp?(): Promise<void>;
 }
 
 /** Reads a whole file through a FileSystem. */

@@ -60,8 +60,11 @@ export class IoWorker {
   #nextId = 1;
   #dead: Error | null = null;
 
+  readonly online: Promise<void>;
+
   constructor() {
     this.#worker = new Worker(WORKER_SOURCE, { eval: true, name: 'flushpoint-commit' });
+    this.online = new Promise((resolve) => this.#worker.once('online', () => resolve()));
     this.#worker.unref();
     this.#worker.on('message', (reply: Reply) => this.#onReply(reply));
     this.#worker.on('error', (err) => this.#failAll(err));
@@ -121,6 +124,12 @@ export class IoWorkerPool {
       this.#workers.push(best);
     }
     return best.commit(fd, path, buffers, position, syncMethod);
+  }
+
+  /** Starts one worker if none runs, and waits until it is online. */
+  async warmUp(): Promise<void> {
+    if (this.#workers.length === 0) this.#workers.push(new IoWorker());
+    await (this.#workers[0] as IoWorker).online;
   }
 
   async terminate(): Promise<void> {

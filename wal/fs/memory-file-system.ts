@@ -147,7 +147,7 @@ function isAllZero(bytes: Uint8Array): boolean {
   return true;
 }
 
-type DirOp = { kind: 'set'; name: string; inode: Inode } | { kind: 'delete'; name: string };
+type DirOp = { kind: 'set'; name: string; inode: Inode } | { kind: 'delete'; name: string } | { kind: 'rename'; from: string; to: string; inode: Inode };
 
 class Dir {
   entries = new Map<string, Inode>();
@@ -162,6 +162,13 @@ class Dir {
   delete(name: string): void {
     this.entries.delete(name);
     this.ops.push({ kind: 'delete', name });
+  }
+
+  /** A rename within this directory: one operation, atomic across a crash, as rename(2) is. */
+  rename(from: string, to: string, inode: Inode): void {
+    this.entries.delete(from);
+    this.entries.set(to, inode);
+    this.ops.push({ kind: 'rename', from, to, inode });
   }
 
   sync(): void {
@@ -295,8 +302,11 @@ export class MemoryFileSystem implements FileSystem {
     const db = this.#dir(b.dir, 'rename');
     const inode = da.entries.get(a.name);
     if (!inode) throw fsError('ENOENT', 'rename', from, 'no such file or directory');
-    da.delete(a.name);
-    db.set(b.name, inode);
+    if (da === db) da.rename(a.name, b.name, inode);
+    else {
+      da.delete(a.name);
+      db.set(b.name, inode);
+    }
   }
 
   async unlink(path: string): Promise<void> {
@@ -377,7 +387,11 @@ export class MemoryFileSystem implements FileSystem {
         const keep = random.int(dir.ops.length + 1);
         for (const op of dir.ops.slice(0, keep)) {
           if (op.kind === 'set') entries.set(op.name, op.inode);
-          else entries.delete(op.name);
+          else if (op.kind === 'delete') entries.delete(op.name);
+          else {
+            entries.delete(op.from);
+            entries.set(op.to, op.inode);
+          }
         }
       }
       const nd = new Dir();

@@ -95,6 +95,10 @@ export class NodeFileSystem implements FileSystem {
     return this.#workers;
   }
 
+  async warmUp(): Promise<void> {
+    await this.ioWorker().warmUp();
+  }
+
   async open(path: string, flags: OpenFlags): Promise<FileHandle> {
     const fd = await fsOpen(path, flags, 0o644);
     return new NodeFileHandle(this, path, fd);
