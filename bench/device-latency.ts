@@ -10,11 +10,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cdf, LatencyRecorder, nowUs, summarize, type CdfPoint, type LatencySummary } from './latency.js';
+import { cdf, summarize, type CdfPoint, type LatencySummary } from './latency.js';
 import { createPreallocatedFile, WrappingCursor } from './preallocated-file.js';
 import type { BenchProfile } from './profile.js';
 import type { Progress } from './progress.js';
 import type { DeviceInfo } from './device-probe.js';
+import { SyncLoop } from './sync-loop.js';
 
 export const deviceWriteSizeBytes = 4096;
 
@@ -38,56 +39,33 @@ export interface DeviceLatencyResult {
   warnings: string[];
 }
 
-/**
- * One synchronous write + fdatasync loop on one file: the pattern decides where each write lands.
- * It can run in several slices (interleaved with other measurements); the result covers them all.
- */
+/** A write + fdatasync loop of 4 KiB writes, at the positions `nextPositionBytes` hands out. */
 export class SyncWriteLoop {
   readonly pattern: DevicePattern;
-  readonly #fd: number;
-  readonly #nextPositionBytes: () => number;
-  readonly #buffer = crypto.randomBytes(deviceWriteSizeBytes); // random, in case the device compresses or dedups zeros
-  #recorder = new LatencyRecorder();
-  #elapsedUs = 0;
+  readonly #loop: SyncLoop;
 
   constructor(pattern: DevicePattern, fd: number, nextPositionBytes: () => number) {
     this.pattern = pattern;
-    this.#fd = fd;
-    this.#nextPositionBytes = nextPositionBytes;
+    const buffer = crypto.randomBytes(deviceWriteSizeBytes); // random, in case the device compresses or dedups zeros
+    this.#loop = new SyncLoop(() => {
+      const written = fs.writeSync(fd, buffer, 0, buffer.length, nextPositionBytes());
+      fs.fdatasyncSync(fd);
+      if (written !== buffer.length) throw new Error(`short write: ${written} of ${buffer.length} B`);
+    });
   }
 
-  runFor(durationUs: number, onTick: (fraction: number) => void = () => {}): void {
-    const startUs = nowUs();
-    let doneUs = 0;
-    while (doneUs < durationUs) {
-      const t0 = nowUs();
-      const written = fs.writeSync(this.#fd, this.#buffer, 0, this.#buffer.length, this.#nextPositionBytes());
-      fs.fdatasyncSync(this.#fd);
-      const t1 = nowUs();
-      if (written !== this.#buffer.length) throw new Error(`short write: ${written} of ${this.#buffer.length} B`);
-      this.#recorder.add(t1 - t0);
-      doneUs = t1 - startUs;
-      onTick(doneUs / durationUs);
-    }
-    this.#elapsedUs += doneUs;
+  runFor(durationUs: number, onTick?: (fraction: number) => void): void {
+    this.#loop.runFor(durationUs, onTick);
   }
 
   /** The figures of every slice run since the last reset. */
   result(): DevicePatternResult {
-    const sorted = this.#recorder.sorted();
-    if (sorted.length === 0) throw new Error(`the ${this.pattern} loop has not run`);
-    return {
-      pattern: this.pattern,
-      writeSizeBytes: deviceWriteSizeBytes,
-      opsPerSec: sorted.length / (this.#elapsedUs / 1e6),
-      latency: summarize(sorted),
-      cdf: cdf(sorted),
-    };
+    const { sortedUs, stepsPerSec } = this.#loop.figures();
+    return { pattern: this.pattern, writeSizeBytes: deviceWriteSizeBytes, opsPerSec: stepsPerSec, latency: summarize(sortedUs), cdf: cdf(sortedUs) };
   }
 
   reset(): void {
-    this.#recorder = new LatencyRecorder();
-    this.#elapsedUs = 0;
+    this.#loop.reset();
   }
 }
 

@@ -3,7 +3,6 @@
  * same writer counts), one fresh directory per measurement. A peer that cannot be loaded is "skipped",
  * one that fails while running is "failed"; both keep their reason, and the run goes on.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
@@ -11,7 +10,7 @@ import { betterSqlite3BatchedPeer, betterSqlite3Peer } from './peers/better-sqli
 import { classicLevelPeer } from './peers/classic-level.js';
 import { lmdbPeer } from './peers/lmdb.js';
 import { installedVersion, reasonOf, type Peer, type PeerOpener } from './peers/peer.js';
-import { writersCountsFor, type BenchProfile } from './profile.js';
+import type { BenchProfile } from './profile.js';
 import type { Progress } from './progress.js';
 
 export const peers: readonly Peer[] = [lmdbPeer, betterSqlite3Peer, betterSqlite3BatchedPeer, classicLevelPeer];
@@ -31,41 +30,15 @@ export interface PeerResult {
   measurements: PeerMeasurement[];
 }
 
-export function peerStepsCount(profile: BenchProfile, peerList: readonly Peer[] = peers): number {
-  const perPeer = profile.recordSizesBytes.reduce((sum, size) => sum + writersCountsFor(profile.peerWritersCounts, size).length, 0);
-  return Math.max(1, perPeer * peerList.length);
+/** A peer after its load was tried: `open` is set only when the package loaded. */
+export interface LoadedPeer {
+  peer: Peer;
+  open: PeerOpener | undefined;
+  result: PeerResult;
 }
 
-async function measurePeer(peer: Peer, open: PeerOpener, dir: string, profile: BenchProfile, progress: Progress, result: PeerResult): Promise<void> {
-  for (const recordSizeBytes of profile.recordSizesBytes) {
-    const payload = crypto.randomBytes(recordSizeBytes);
-    for (const writersCount of writersCountsFor(profile.peerWritersCounts, recordSizeBytes)) {
-      progress.step(`${peer.id} ${recordSizeBytes} B x ${writersCount} writers`);
-      const storeDir = path.join(dir, `peer-${peer.id}-${recordSizeBytes}-${writersCount}`);
-      fs.mkdirSync(storeDir, { recursive: true });
-      try {
-        const store = await open(storeDir, payload);
-        try {
-          const measured = await runClosedLoop({
-            writersCount,
-            warmupMs: profile.warmupMs,
-            windowMs: profile.windowMs,
-            write: () => store.write(),
-            onTick: (fraction) => progress.advance(fraction),
-          });
-          result.measurements.push({ recordSizeBytes, ...measured });
-        } finally {
-          await store.close();
-        }
-      } finally {
-        fs.rmSync(storeDir, { recursive: true, force: true });
-      }
-    }
-  }
-}
-
-export async function measurePeers(dir: string, profile: BenchProfile, progress: Progress, peerList: readonly Peer[] = peers): Promise<PeerResult[]> {
-  const results: PeerResult[] = [];
+export async function loadPeers(peerList: readonly Peer[] = peers): Promise<LoadedPeer[]> {
+  const loaded: LoadedPeer[] = [];
   for (const peer of peerList) {
     const result: PeerResult = {
       id: peer.id,
@@ -75,21 +48,52 @@ export async function measurePeers(dir: string, profile: BenchProfile, progress:
       status: 'ok',
       measurements: [],
     };
-    results.push(result);
-    let open: PeerOpener;
+    let open: PeerOpener | undefined;
     try {
       open = await peer.load();
     } catch (err) {
       result.status = 'skipped';
       result.reason = reasonOf(err);
-      continue;
     }
-    try {
-      await measurePeer(peer, open, dir, profile, progress, result);
-    } catch (err) {
-      result.status = 'failed';
-      result.reason = reasonOf(err);
-    }
+    loaded.push({ peer, open, result });
   }
-  return results;
+  return loaded;
+}
+
+/**
+ * Measures one peer at one record size and writer count, adding to its result. A failure marks the
+ * peer failed (it is not run again) instead of ending the benchmark.
+ */
+export async function measurePeerRow(
+  loaded: LoadedPeer,
+  dir: string,
+  payload: Buffer,
+  writersCount: number,
+  profile: BenchProfile,
+  progress: Progress,
+): Promise<void> {
+  const { peer, open, result } = loaded;
+  if (open === undefined || result.status !== 'ok') return;
+  const storeDir = path.join(dir, `peer-${peer.id}-${payload.length}-${writersCount}`);
+  try {
+    fs.mkdirSync(storeDir, { recursive: true });
+    const store = await open(storeDir, payload);
+    try {
+      const measured = await runClosedLoop({
+        writersCount,
+        warmupMs: profile.warmupMs,
+        windowMs: profile.windowMs,
+        write: () => store.write(),
+        onTick: (fraction) => progress.advance(fraction),
+      });
+      result.measurements.push({ recordSizeBytes: payload.length, ...measured });
+    } finally {
+      await store.close();
+    }
+  } catch (err) {
+    result.status = 'failed';
+    result.reason = reasonOf(err);
+  } finally {
+    fs.rmSync(storeDir, { recursive: true, force: true });
+  }
 }

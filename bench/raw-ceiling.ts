@@ -4,14 +4,16 @@
  * writevSync of N records + one fdatasyncSync per batch, into a preallocated file. A WAL that commits
  * batches of N records cannot beat this figure at batch N; the ratio to it is what the WAL costs.
  * Each batch size runs in two passes (ascending, then descending order) to spread drift over all sizes.
+ * The WAL section reuses RawBatchLoop to re-measure the ceiling right beside each of its rows.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { LatencyRecorder, nowUs, summarize, type LatencySummary } from './latency.js';
+import { summarize, type LatencySummary } from './latency.js';
 import { createPreallocatedFile, WrappingCursor } from './preallocated-file.js';
 import { writersCountsFor, type BenchProfile } from './profile.js';
 import type { Progress } from './progress.js';
+import { SyncLoop } from './sync-loop.js';
 
 /** The record size the issue's batch list is defined for. */
 export const rawRecordSizeBytes = 128;
@@ -25,11 +27,64 @@ export interface RawCeilingResult {
   batchLatency: LatencySummary;
 }
 
-interface BatchState {
-  batchRecordsCount: number;
-  buffers: Buffer[];
-  recorder: LatencyRecorder;
-  elapsedUs: number;
+/** A preallocated file that raw batch loops write into, wrapping around at its end. */
+export class RawFile {
+  readonly #path: string;
+  readonly fd: number;
+  readonly cursor: WrappingCursor;
+  readonly sizeBytes: number;
+
+  constructor(filePath: string, sizeBytes: number) {
+    this.#path = filePath;
+    this.sizeBytes = sizeBytes;
+    this.fd = createPreallocatedFile(filePath, sizeBytes);
+    this.cursor = new WrappingCursor(sizeBytes);
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+    fs.rmSync(this.#path, { force: true });
+  }
+}
+
+/** writevSync of `batchRecordsCount` records + fdatasyncSync, in a loop. */
+export class RawBatchLoop {
+  readonly recordSizeBytes: number;
+  readonly batchRecordsCount: number;
+  readonly #loop: SyncLoop;
+
+  constructor(file: RawFile, recordSizeBytes: number, batchRecordsCount: number) {
+    const batchSizeBytes = batchRecordsCount * recordSizeBytes;
+    if (batchSizeBytes > file.sizeBytes) throw new RangeError(`a batch of ${batchSizeBytes} B does not fit in the ${file.sizeBytes} B file`);
+    this.recordSizeBytes = recordSizeBytes;
+    this.batchRecordsCount = batchRecordsCount;
+    const block = crypto.randomBytes(batchSizeBytes);
+    const buffers = Array.from({ length: batchRecordsCount }, (_, i) => block.subarray(i * recordSizeBytes, (i + 1) * recordSizeBytes));
+    this.#loop = new SyncLoop(() => {
+      const written = fs.writevSync(file.fd, buffers, file.cursor.next(batchSizeBytes));
+      fs.fdatasyncSync(file.fd);
+      if (written !== batchSizeBytes) throw new Error(`short writev: ${written} of ${batchSizeBytes} B`);
+    });
+  }
+
+  runFor(durationUs: number, onTick?: (fraction: number) => void): void {
+    this.#loop.runFor(durationUs, onTick);
+  }
+
+  result(): RawCeilingResult {
+    const { sortedUs, stepsPerSec } = this.#loop.figures();
+    return {
+      recordSizeBytes: this.recordSizeBytes,
+      batchRecordsCount: this.batchRecordsCount,
+      recordsPerSec: stepsPerSec * this.batchRecordsCount,
+      batchesPerSec: stepsPerSec,
+      batchLatency: summarize(sortedUs),
+    };
+  }
+
+  reset(): void {
+    this.#loop.reset();
+  }
 }
 
 /**
@@ -45,58 +100,24 @@ export function rawBatchesFor(profile: BenchProfile, recordSizeBytes: number): n
   return [...counts].filter((count) => count * recordSizeBytes <= profile.preallocatedFileSizeBytes).sort((a, b) => a - b);
 }
 
-function runBatches(fd: number, cursor: WrappingCursor, state: BatchState, recordSizeBytes: number, durationUs: number, onTick: (fraction: number) => void): void {
-  const batchSizeBytes = state.batchRecordsCount * recordSizeBytes;
-  const startUs = nowUs();
-  let doneUs = 0;
-  while (doneUs < durationUs) {
-    const t0 = nowUs();
-    const written = fs.writevSync(fd, state.buffers, cursor.next(batchSizeBytes));
-    fs.fdatasyncSync(fd);
-    const t1 = nowUs();
-    if (written !== batchSizeBytes) throw new Error(`short writev: ${written} of ${batchSizeBytes} B`);
-    state.recorder.add(t1 - t0);
-    doneUs = t1 - startUs;
-    onTick(doneUs / durationUs);
-  }
-  state.elapsedUs += doneUs;
-}
-
 export function measureRawCeiling(dir: string, profile: BenchProfile, progress: Progress): RawCeilingResult[] {
   const results: RawCeilingResult[] = [];
-  const filePath = path.join(dir, 'raw-ceiling.dat');
-  const fd = createPreallocatedFile(filePath, profile.preallocatedFileSizeBytes);
+  const file = new RawFile(path.join(dir, 'raw-ceiling.dat'), profile.preallocatedFileSizeBytes);
   try {
-    const cursor = new WrappingCursor(profile.preallocatedFileSizeBytes);
     for (const recordSizeBytes of profile.recordSizesBytes) {
-      const states: BatchState[] = rawBatchesFor(profile, recordSizeBytes).map((batchRecordsCount) => {
-        const block = crypto.randomBytes(batchRecordsCount * recordSizeBytes);
-        const buffers = Array.from({ length: batchRecordsCount }, (_, i) => block.subarray(i * recordSizeBytes, (i + 1) * recordSizeBytes));
-        return { batchRecordsCount, buffers, recorder: new LatencyRecorder(), elapsedUs: 0 };
-      });
+      const loops = rawBatchesFor(profile, recordSizeBytes).map((count) => new RawBatchLoop(file, recordSizeBytes, count));
       const passUs = (profile.rawDurationMs * 1000) / 2;
-      for (const pass of [states, [...states].reverse()]) {
-        for (const state of pass) {
-          progress.step(`${recordSizeBytes} B x ${state.batchRecordsCount}`);
-          runBatches(fd, cursor, state, recordSizeBytes, passUs, (fraction) => progress.advance(fraction));
+      for (const pass of [loops, [...loops].reverse()]) {
+        for (const loop of pass) {
+          progress.step(`${recordSizeBytes} B x ${loop.batchRecordsCount}`);
+          loop.runFor(passUs, (fraction) => progress.advance(fraction));
         }
       }
-      for (const state of states) {
-        const sorted = state.recorder.sorted();
-        const batchesPerSec = sorted.length / (state.elapsedUs / 1e6);
-        results.push({
-          recordSizeBytes,
-          batchRecordsCount: state.batchRecordsCount,
-          recordsPerSec: batchesPerSec * state.batchRecordsCount,
-          batchesPerSec,
-          batchLatency: summarize(sorted),
-        });
-      }
+      results.push(...loops.map((loop) => loop.result()));
     }
     return results;
   } finally {
-    fs.closeSync(fd);
-    fs.rmSync(filePath, { force: true });
+    file.close();
   }
 }
 

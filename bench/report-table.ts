@@ -82,11 +82,11 @@ function walSection(report: BenchReport): string {
       figureColumn('writers', (r) => String(r.writersCount)),
       figureColumn('appends/s', (r) => formatRate(r.opsPerSec)),
       figureColumn('syncs/rec', (r) => r.syncsPerRecord.toFixed(3)),
-      figureColumn('raw @batch=writers', (r) => formatRate(r.rawCeilingRecordsPerSec)),
+      figureColumn('raw @batch=writers', (r) => formatRate(r.paired.rawRecordsPerSec)),
       figureColumn('vs raw', (r) => formatRatio(r.ratioToRawCeiling)),
       figureColumn('ack ceiling', (r) => formatRate(r.loopCeilingOpsPerSec)),
       figureColumn('vs ceiling', (r) => formatRatio(r.ratioToLoopCeiling)),
-      figureColumn('device ovw/s', (r) => formatRate(r.pairedDevice.opsPerSec)),
+      figureColumn('device ovw/s', (r) => formatRate(r.paired.deviceOpsPerSec)),
       figureColumn('vs device', (r) => blankIfNaN(r.ratioToDevice, formatRatio)),
     ],
     report.wal,
@@ -96,15 +96,16 @@ function walSection(report: BenchReport): string {
       sizeColumn(),
       figureColumn('writers', (r) => String(r.writersCount)),
       ...latencyColumns<WalRow>('ack ', (r) => r.ackLatency),
-      figureColumn('device p99', (r) => formatUs(r.pairedDevice.p99Us)),
+      figureColumn('device p99', (r) => formatUs(r.paired.deviceP99Us)),
       figureColumn('ack p99 vs device p99', (r) => formatRatio(r.p99RatioToDevice)),
     ],
     report.wal,
   );
   return [
     heading('3. flushpoint WAL: closed-loop writers, append() + await waitDurable()'),
-    'baselines: raw ceiling (section 2) at batch = writers; ack ceiling = the same harness on a store with no I/O;',
-    'device = 4 KiB overwrite + fdatasync measured right before and after each row ("vs device" for 1 writer only)',
+    'baselines, measured in slices right before and right after each row: raw ceiling (as in section 2) at',
+    'batch = writers, and device = 4 KiB overwrite + fdatasync ("vs device" for 1 writer only);',
+    'ack ceiling = the same closed-loop harness on a store with no I/O (the event loop\'s limit)',
     '',
     throughput,
     '',
@@ -130,7 +131,14 @@ function peerSection(report: BenchReport): string {
   );
   const settings = report.peers.map((peer) => `  ${peer.id}: ${peer.durableSetting}`);
   const notes = report.peers.filter((peer) => peer.status !== 'ok').map((peer) => `${nameOf(peer)}: ${peer.status} (${peer.reason ?? 'no reason given'})`);
-  return [heading('4. Peers at their documented durable settings (baseline for flushpoint/peer: flushpoint, same run)'), table, 'settings:', ...settings, ...notes].join('\n');
+  return [
+    heading('4. Peers at their documented durable settings'),
+    'baseline for flushpoint/peer: flushpoint at the same record size and writers, measured just before the peers',
+    table,
+    'settings:',
+    ...settings,
+    ...notes,
+  ].join('\n');
 }
 
 function recoverySection(report: BenchReport): string {

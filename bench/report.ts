@@ -24,8 +24,7 @@ export interface RawCeilingRow extends RawCeilingResult {
 }
 
 export interface WalRow extends WalMeasurement {
-  /** Baseline: the raw ceiling for this record size at batch = writersCount. */
-  rawCeilingRecordsPerSec: number;
+  /** opsPerSec / the paired raw ceiling at batch = writersCount. */
   ratioToRawCeiling: number;
   /** opsPerSec / the paired device overwrite rate; only for 1 writer (NaN for other counts). */
   ratioToDevice: number;
@@ -101,17 +100,13 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     const batch1RecordsPerSec = findRaw(parts.rawCeiling, row.recordSizeBytes, 1)?.recordsPerSec ?? Number.NaN;
     return { ...row, batch1RecordsPerSec, ratioToBatch1: ratioOf(row.recordsPerSec, batch1RecordsPerSec) };
   });
-  const wal: WalRow[] = parts.wal.map((row) => {
-    const rawCeilingRecordsPerSec = findRaw(parts.rawCeiling, row.recordSizeBytes, row.writersCount)?.recordsPerSec ?? Number.NaN;
-    return {
-      ...row,
-      rawCeilingRecordsPerSec,
-      ratioToRawCeiling: ratioOf(row.opsPerSec, rawCeilingRecordsPerSec),
-      ratioToDevice: row.writersCount === 1 ? ratioOf(row.opsPerSec, row.pairedDevice.opsPerSec) : Number.NaN,
-      p99RatioToDevice: ratioOf(row.ackLatency.p99Us, row.pairedDevice.p99Us),
-      ratioToLoopCeiling: ratioOf(row.opsPerSec, row.loopCeilingOpsPerSec),
-    };
-  });
+  const wal: WalRow[] = parts.wal.map((row) => ({
+    ...row,
+    ratioToRawCeiling: ratioOf(row.opsPerSec, row.paired.rawRecordsPerSec),
+    ratioToDevice: row.writersCount === 1 ? ratioOf(row.opsPerSec, row.paired.deviceOpsPerSec) : Number.NaN,
+    p99RatioToDevice: ratioOf(row.ackLatency.p99Us, row.paired.deviceP99Us),
+    ratioToLoopCeiling: ratioOf(row.opsPerSec, row.loopCeilingOpsPerSec),
+  }));
   const peers: PeerSection[] = parts.peers.map(({ measurements, ...peer }) => ({
     ...peer,
     rows: measurements.map((row) => {

@@ -8,14 +8,14 @@ import { measureDeviceLatency } from './device-latency.js';
 import { probeDevice } from './device-probe.js';
 import { describeEnvironment } from './environment.js';
 import { MachineLoadMonitor } from './machine-load.js';
-import { measurePeers, peerStepsCount } from './peer-runner.js';
+import { peers as allPeers } from './peer-runner.js';
 import type { BenchProfile } from './profile.js';
 import type { Progress } from './progress.js';
 import { measureRawCeiling, rawCeilingStepsCount } from './raw-ceiling.js';
 import { measureRecovery, recoveryStepsCount } from './recovery.js';
 import { assembleReport, type BackupSection, type BenchReport } from './report.js';
 import { evaluateTargets } from './targets.js';
-import { measureWal, walStepsCount } from './wal-runner.js';
+import { compareStores, storeComparisonStepsCount } from './store-comparison.js';
 
 export interface RunBenchOptions {
   /** An existing, empty directory on the device to measure; the run leaves files in it. */
@@ -50,11 +50,8 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
   progress.section('2. raw ceiling', rawCeilingStepsCount(profile));
   const rawCeiling = measureRawCeiling(sectionDir('raw'), profile, progress);
 
-  progress.section('3. WAL', walStepsCount(profile));
-  const wal = await measureWal(sectionDir('wal'), profile, progress);
-
-  progress.section('4. peers', peerStepsCount(profile));
-  const peers = await measurePeers(sectionDir('peers'), profile, progress);
+  progress.section('3-4. WAL and peers', storeComparisonStepsCount(profile, allPeers.length));
+  const { wal, peers } = await compareStores(sectionDir('stores'), profile, progress);
 
   progress.section('5. recovery', recoveryStepsCount(profile));
   const recovery = await measureRecovery(sectionDir('recovery'), profile, progress);

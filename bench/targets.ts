@@ -4,7 +4,7 @@
  * that was skipped) is "not-measured", never "met".
  */
 import { ratioOf } from './format.js';
-import { findRaw, findWal, type BenchReport } from './report.js';
+import { findWal, type BenchReport } from './report.js';
 
 export interface TargetResult {
   id: string;
@@ -46,7 +46,7 @@ export function evaluateTargets(report: Report): TargetResult[] {
         description: `${size} B, ${writers} writers: appends/s vs raw ceiling at batch ${writers}`,
         value: at(writers)?.opsPerSec ?? Number.NaN,
         valueLabel: 'flushpoint appends/s',
-        baseline: findRaw(report.rawCeiling, size, writers)?.recordsPerSec ?? Number.NaN,
+        baseline: at(writers)?.paired.rawRecordsPerSec ?? Number.NaN,
         baselineLabel: 'raw records/s',
         comparison: '>=',
         threshold,
@@ -57,7 +57,7 @@ export function evaluateTargets(report: Report): TargetResult[] {
         description: `${size} B, 1 writer: appends/s vs device 4 KiB overwrite+fdatasync/s`,
         value: at(1)?.opsPerSec ?? Number.NaN,
         valueLabel: 'flushpoint appends/s',
-        baseline: at(1)?.pairedDevice.opsPerSec ?? Number.NaN,
+        baseline: at(1)?.paired.deviceOpsPerSec ?? Number.NaN,
         baselineLabel: 'device overwrites/s',
         comparison: '>=',
         threshold: 0.9,
@@ -79,7 +79,7 @@ export function evaluateTargets(report: Report): TargetResult[] {
         description: `${size} B, 64 writers: ack p99 vs device overwrite+fdatasync p99`,
         value: at(64)?.ackLatency.p99Us ?? Number.NaN,
         valueLabel: 'ack p99 us',
-        baseline: at(64)?.pairedDevice.p99Us ?? Number.NaN,
+        baseline: at(64)?.paired.deviceP99Us ?? Number.NaN,
         baselineLabel: 'fdatasync p99 us',
         comparison: '<=',
         threshold: 3,

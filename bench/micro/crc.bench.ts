@@ -11,11 +11,10 @@
  */
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
-import { parseArgs } from 'node:util';
 import CRC32 from 'crc-32';
-import { Bench } from 'tinybench';
 import { formatRatio } from '../format.js';
 import { figureColumn, renderTable } from '../text-table.js';
+import { nsPerCall, timeMsFromArgs } from './per-call.js';
 
 export const crcSizesBytes = [16, 64, 128, 256, 1024, 4096, 65536, 1048576] as const;
 
@@ -46,22 +45,14 @@ async function measureSize(sizeBytes: number, timeMs: number): Promise<CrcSizeRe
   const expected = implementations.native(data);
   if (implementations.js(data) !== expected) throw new Error(`crc-32 and zlib.crc32 disagree on a ${sizeBytes} B buffer`);
   const callsCount = Math.max(1, Math.min(callsPerTaskRunMax, Math.floor(bytesPerTaskRun / sizeBytes)));
-  const bench = new Bench({ time: timeMs, warmupTime: Math.min(100, timeMs / 4) });
-  for (const [name, crc] of Object.entries(implementations)) {
-    bench.add(name, () => {
-      let acc = 0;
-      for (let i = 0; i < callsCount; i++) acc ^= crc(data);
-      sink ^= acc;
-    });
-  }
-  await bench.run();
-  const nsPerCall = (name: string): number => {
-    const result = bench.getTask(name)?.result;
-    if (result === undefined || !('latency' in result)) throw new Error(`task ${name} at ${sizeBytes} B has no result (state ${result?.state})`);
-    return (result.latency.p50 * 1e6) / callsCount; // ms per run -> ns per call
+  const loop = (crc: Crc) => () => {
+    let acc = 0;
+    for (let i = 0; i < callsCount; i++) acc ^= crc(data);
+    sink ^= acc;
   };
-  const jsNsPerCall = nsPerCall('js');
-  const nativeNsPerCall = nsPerCall('native');
+  const ns = await nsPerCall({ js: loop(implementations.js), native: loop(implementations.native) }, callsCount, timeMs);
+  const jsNsPerCall = ns.js!;
+  const nativeNsPerCall = ns.native!;
   return { sizeBytes, jsNsPerCall, nativeNsPerCall, nativeSpeedup: jsNsPerCall / nativeNsPerCall };
 }
 
@@ -99,9 +90,7 @@ function table(results: readonly CrcSizeResult[]): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'time-ms': { type: 'string' } } });
-  const timeMs = Number(values['time-ms'] ?? 500);
-  if (!(timeMs > 0)) throw new RangeError('--time-ms must be a positive number');
+  const timeMs = timeMsFromArgs(process.argv.slice(2));
   console.log(`CRC-32: crc-32 buf() vs zlib.crc32, node ${process.version}, p50 of ${timeMs} ms per task (per call)`);
   const results = await runCrcBench(timeMs);
   console.log(table(results));

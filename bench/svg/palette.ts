@@ -3,7 +3,7 @@ export const storeColors: Readonly<Record<string, string>> = {
   flushpoint: '#1f5fbf',
   raw: '#777777',
   device: '#000000',
-  ceiling: '#b8860b',
+  ceiling: '#17becf',
   lmdb: '#e07b00',
   'better-sqlite3': '#c0392b',
   'better-sqlite3-batched': '#8e44ad',

@@ -1,0 +1,71 @@
+/**
+ * Sections 3 and 4 run together, one record size and writer count at a time: the WAL between its paired
+ * baselines (device and raw ceiling, just before and just after), then every peer at the same size and
+ * writer count. Measured back to back, flushpoint, its baselines and the peers see the same disk; the
+ * report still prints them as two sections.
+ */
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { measureLoopCeiling, type LoopCeilingResult } from './loop-ceiling.js';
+import { PairedBaselines } from './paired-baselines.js';
+import { loadPeers, measurePeerRow, type PeerResult } from './peer-runner.js';
+import type { Peer } from './peers/peer.js';
+import { writersCountsFor, type BenchProfile } from './profile.js';
+import type { Progress } from './progress.js';
+import { measureWalRow, type WalMeasurement } from './wal-runner.js';
+
+export interface StoreComparison {
+  wal: WalMeasurement[];
+  peers: PeerResult[];
+}
+
+function writersUnion(profile: BenchProfile, recordSizeBytes: number): number[] {
+  const counts = new Set([...writersCountsFor(profile.walWritersCounts, recordSizeBytes), ...writersCountsFor(profile.peerWritersCounts, recordSizeBytes)]);
+  return [...counts].sort((a, b) => a - b);
+}
+
+export function storeComparisonStepsCount(profile: BenchProfile, peersCount: number): number {
+  let steps = 0;
+  for (const size of profile.recordSizesBytes) {
+    steps += writersCountsFor(profile.walWritersCounts, size).length + peersCount * writersCountsFor(profile.peerWritersCounts, size).length;
+  }
+  return Math.max(1, steps);
+}
+
+export async function compareStores(dir: string, profile: BenchProfile, progress: Progress, peerList?: readonly Peer[]): Promise<StoreComparison> {
+  const loadedPeers = await loadPeers(peerList);
+  const wal: WalMeasurement[] = [];
+  const ceilings = new Map<number, LoopCeilingResult>();
+  const baselines = new PairedBaselines(dir, profile);
+  try {
+    for (const recordSizeBytes of profile.recordSizesBytes) {
+      const payload = crypto.randomBytes(recordSizeBytes);
+      const walWriters = writersCountsFor(profile.walWritersCounts, recordSizeBytes);
+      const peerWriters = writersCountsFor(profile.peerWritersCounts, recordSizeBytes);
+      for (const writersCount of writersUnion(profile, recordSizeBytes)) {
+        if (walWriters.includes(writersCount)) {
+          progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers`);
+          let ceiling = ceilings.get(writersCount);
+          if (ceiling === undefined) {
+            ceiling = await measureLoopCeiling(writersCount, profile.warmupMs / 2, profile.loopCeilingWindowMs);
+            ceilings.set(writersCount, ceiling);
+          }
+          baselines.before(recordSizeBytes, writersCount);
+          const measured = await measureWalRow(path.join(dir, `wal-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress);
+          const paired = baselines.after();
+          wal.push({ recordSizeBytes, ...measured, paired, loopCeilingOpsPerSec: ceiling.opsPerSec });
+        }
+        if (peerWriters.includes(writersCount)) {
+          for (const loaded of loadedPeers) {
+            if (loaded.result.status !== 'ok') continue;
+            progress.step(`${loaded.peer.id} ${recordSizeBytes} B x ${writersCount} writers`);
+            await measurePeerRow(loaded, dir, payload, writersCount, profile, progress);
+          }
+        }
+      }
+    }
+  } finally {
+    baselines.close();
+  }
+  return { wal, peers: loadedPeers.map((loaded) => loaded.result) };
+}
