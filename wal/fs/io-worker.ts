@@ -64,11 +64,18 @@ export class IoWorker {
 
   constructor() {
     this.#worker = new Worker(WORKER_SOURCE, { eval: true, name: 'flushpoint-commit' });
-    this.online = new Promise((resolve) => this.#worker.once('online', () => resolve()));
-    this.#worker.unref();
+    // Until it is online, the start-up keeps the process alive (someone may be awaiting `online`).
+    this.online = new Promise((resolve) =>
+      this.#worker.once('online', () => {
+        if (this.#pending.size === 0) this.#worker.unref();
+        resolve();
+      }),
+    );
     this.#worker.on('message', (reply: Reply) => this.#onReply(reply));
     this.#worker.on('error', (err) => this.#failAll(err));
     this.#worker.on('exit', (code) => this.#failAll(new Error(`flushpoint commit worker exited with code ${code}`)));
+    // Listeners are in place (adding a 'message' listener refs the worker's port); it is unref'd once
+    // online and while no commit is pending.
   }
 
   commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
