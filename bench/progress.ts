@@ -81,7 +81,8 @@ class TtyProgress implements Progress {
     const elapsedS = Math.round((nowMs - this.#startedAtMs) / 1000);
     const step = `${Math.max(0, this.#stepIndex) + 1}/${this.#stepsCount}`;
     const line = `[${bar}] ${step} ${this.#title}: ${this.#label}  ${elapsedS}s`;
-    const width = Math.max(20, (this.#stream.columns ?? 80) - 1);
+    const columns = this.#stream.columns !== undefined && this.#stream.columns > 0 ? this.#stream.columns : 80;
+    const width = Math.max(20, columns - 1);
     this.#stream.write(`\r\x1b[2K${line.length > width ? line.slice(0, width) : line}`);
   }
 }
