@@ -3,6 +3,7 @@ import { FlushScheduler, type FlushSource } from '../wal/flush-scheduler.js';
 import { FlushpointError } from '../wal/errors.js';
 import { seededRandom } from '../wal/random.js';
 import { ManualClock, settle } from './helpers/manual-clock.js';
+import { seedList } from './helpers/seeds.js';
 
 /** A flush source whose writes the test completes or fails by hand. */
 class ManualSource implements FlushSource {
@@ -186,7 +187,7 @@ describe('FlushScheduler', () => {
  * FLUSHPOINT_SEED=<n>.
  */
 describe('FlushScheduler simulation', () => {
-  const seeds = process.env.FLUSHPOINT_SEED ? [Number(process.env.FLUSHPOINT_SEED)] : Array.from({ length: 200 }, (_, i) => i + 1);
+  const seeds = seedList(200);
 
   async function simulate(seed: number): Promise<void> {
     const rnd = seededRandom(seed);

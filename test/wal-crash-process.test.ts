@@ -23,7 +23,8 @@ import { replayHint, seedList } from './helpers/seeds.js';
 import { verifyLog } from './helpers/wal-log.js';
 
 const TEST_FILE = 'test/wal-crash-process.test.ts';
-const KILLS = 24;
+/** SIGKILLs per run; FLUSHPOINT_KILLS raises it for the crash campaign (npm run test:campaign). */
+const KILLS = Number(process.env.FLUSHPOINT_KILLS ?? 24);
 const WRITERS = 32;
 /** Small segments: the child rolls into preallocated segments many times a second. */
 const SEGMENT_BYTES = 64 * 1024;
@@ -99,8 +100,8 @@ describe('WAL in a process that is SIGKILLed', () => {
     expect(rounds).toHaveLength(KILLS);
     // Most kills landed while the child was acknowledging writes: the test checked real acknowledgements.
     const killedWhileAcking = rounds.filter((r) => r.moment.endsWith('the first ack'));
-    expect(killedWhileAcking.length).toBeGreaterThanOrEqual(KILLS / 2);
+    expect(killedWhileAcking.length).toBeGreaterThanOrEqual(Math.floor(KILLS * 0.4)); // 3 in 5 are aimed there
     for (const r of killedWhileAcking) expect(r.acks, `round ${r.round}`).toBeGreaterThan(0);
     expect(rounds.reduce((n, r) => n + r.acks, 0)).toBeGreaterThan(KILLS * 20);
-  });
+  }, 30_000 + KILLS * 2_500);
 });
