@@ -55,9 +55,8 @@ export interface BackupSection {
   reason: string;
 }
 
-export interface BenchReport {
-  schemaVersion: number;
-  tool: string;
+/** What a run records about itself, shared by the parts and the finished report. */
+export interface RunContext {
   profile: ProfileName;
   startedAt: string;
   durationMs: number;
@@ -65,26 +64,25 @@ export interface BenchReport {
   /** How busy the machine was with other work during the run. */
   machineLoad: MachineLoad;
   device: DeviceLatencyResult & { info: DeviceInfo };
+  backup: BackupSection;
+}
+
+export interface BenchReport extends RunContext {
+  schemaVersion: number;
+  tool: string;
   rawCeiling: RawCeilingRow[];
   wal: WalRow[];
   peers: PeerSection[];
   recovery: RecoveryRow[];
-  backup: BackupSection;
   targets: TargetResult[];
 }
 
-export interface ReportParts {
-  profile: ProfileName;
-  startedAt: string;
-  durationMs: number;
-  environment: Environment;
-  machineLoad: MachineLoad;
-  device: DeviceLatencyResult & { info: DeviceInfo };
+/** The sections as measured, before baselines are joined and ratios taken. */
+export interface ReportParts extends RunContext {
   rawCeiling: RawCeilingResult[];
   wal: WalMeasurement[];
   peers: PeerResult[];
   recovery: RecoveryResult[];
-  backup: BackupSection;
 }
 
 export function findRaw(rows: readonly RawCeilingResult[], recordSizeBytes: number, batchRecordsCount: number): RawCeilingResult | undefined {
@@ -116,19 +114,13 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
   }));
   const recovery: RecoveryRow[] = parts.recovery.map((row) => ({ ...row, ratioToRawRead: ratioOf(row.mbPerSec, row.rawReadMbPerSec) }));
   const withoutTargets: Omit<BenchReport, 'targets'> = {
+    ...parts,
     schemaVersion: reportSchemaVersion,
     tool: 'flushpoint bench',
-    profile: parts.profile,
-    startedAt: parts.startedAt,
-    durationMs: parts.durationMs,
-    environment: parts.environment,
-    machineLoad: parts.machineLoad,
-    device: parts.device,
     rawCeiling,
     wal,
     peers,
     recovery,
-    backup: parts.backup,
   };
   return { ...withoutTargets, targets: evaluate(withoutTargets) };
 }
