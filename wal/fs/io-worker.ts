@@ -1,112 +1,272 @@
 /**
- * The commit thread: one worker that runs writev + fdatasync back to back with the synchronous system
- * calls, so a log commit costs one trip off the event loop instead of two (measured here: async writev
- * plus async fdatasync on the thread pool cost ~1.4x a synchronous pair; one worker trip ~1.05x).
+ * The commit thread: a worker that runs writev + fdatasync back to back with the synchronous system
+ * calls, so a log commit costs one trip off the event loop instead of two.
  *
- * Buffers backed by a SharedArrayBuffer cross to the worker without a copy. The worker never touches the
- * event loop's state; it reports success or the system call's error, and the caller decides.
- * The worker's source is inline (eval) so that it runs the same from the TypeScript sources and from dist.
+ * Where the hops go (measured on these machines, 4 KiB overwrite + fdatasync, interleaved slices):
+ *   synchronous pair on the event loop        1.00x  (not allowed: it blocks the loop)
+ *   async writev + async fdatasync (libuv)    ~0.76x (two thread-pool trips)
+ *   worker, request by postMessage            ~0.78x (structured clone of every request and reply)
+ *   worker, request in shared memory          ~0.82x (this file)
+ *   the same, the worker spinning 0.3 ms for the next request before it sleeps: ~0.65x (the spinning
+ *   thread takes the CPU the kernel needs to complete the I/O on a 2-core machine: not done)
+ * What is left is two thread wake-ups per commit (request, reply), ~30-40 us each here.
+ *
+ * Protocol, one request at a time per worker, all in one SharedArrayBuffer `ctl`:
+ *   main: writes fd, sync method, position and the iovecs (buffer id, offset, length), then bumps
+ *         ctl[REQ_SEQ] and notifies; the worker sleeps in Atomics.wait on that word.
+ *   worker: runs writevSync + fdatasyncSync, stores the result, bumps ctl[DONE_SEQ] and notifies; the
+ *         main thread waits with Atomics.waitAsync, so the event loop never blocks.
+ * Buffers are identified by the SharedArrayBuffer they live in, registered with the worker once by
+ * message (the WAL's staging chunks are recycled, so there are few). A buffer that is not in shared
+ * memory is copied into a scratch SharedArrayBuffer first. Error details come back on a MessagePort
+ * read synchronously. The worker's source is inline (eval): the same from the sources and from dist.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { fsError, type SyncMethod } from './file-system.js';
 
+const REQ_SEQ = 0;
+const DONE_SEQ = 1;
+const RESULT = 2; // 0 ok, 1 error (details on the port), 2 an unknown buffer id (re-register, retry)
+const FD = 3;
+const SYNC = 4; // 0 fdatasync, 1 fsync
+const IOV_COUNT = 5;
+const MISSING_ID = 6;
+const POSITION_BYTE = 32;
+const IOV_BASE_WORD = 12;
+/** iovecs per request; more are merged by copying into scratch. */
+export const IOV_COUNT_MAX = 256;
+/** Registered buffers a worker keeps before it forgets them all (the main side re-registers on a miss). */
+const REGISTERED_COUNT_MAX = 64;
+
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
+const { workerData, receiveMessageOnPort } = require('node:worker_threads');
 const fs = require('node:fs');
-parentPort.on('message', (m) => {
-  try {
-    let position = m.position;
-    let buffers = m.buffers;
-    while (buffers.length > 0) {
-      let n = fs.writevSync(m.fd, buffers, position);
-      position += n;
-      const rest = [];
-      for (const b of buffers) {
-        if (n >= b.byteLength) { n -= b.byteLength; continue; }
-        rest.push(n > 0 ? b.subarray(n) : b);
-        n = 0;
-      }
-      buffers = rest;
+const { sab, port } = workerData;
+const ctl = new Int32Array(sab);
+const pos = new Float64Array(sab, ${POSITION_BYTE}, 1);
+const buffers = new Map();
+function drain() {
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+    const msg = m.message;
+    if (msg.register !== undefined) {
+      if (buffers.size >= ${REGISTERED_COUNT_MAX}) buffers.clear();
+      buffers.set(msg.register, new Uint8Array(msg.sab));
     }
-    if (m.syncMethod === 'fsync') fs.fsyncSync(m.fd); else fs.fdatasyncSync(m.fd);
-    parentPort.postMessage({ id: m.id });
-  } catch (e) {
-    parentPort.postMessage({ id: m.id, code: e.code || 'EIO', syscall: e.syscall || 'commit', message: String(e.message) });
   }
-});
+}
+let seen = 0;
+for (;;) {
+  Atomics.wait(ctl, ${REQ_SEQ}, seen);
+  const seq = Atomics.load(ctl, ${REQ_SEQ});
+  if (seq === seen) continue;
+  seen = seq;
+  drain();
+  let result = 0;
+  try {
+    const iovs = [];
+    const count = ctl[${IOV_COUNT}];
+    for (let i = 0; i < count; i++) {
+      const at = ${IOV_BASE_WORD} + i * 3;
+      const buf = buffers.get(ctl[at]);
+      if (buf === undefined) { result = 2; ctl[${MISSING_ID}] = ctl[at]; break; }
+      iovs.push(buf.subarray(ctl[at + 1], ctl[at + 1] + ctl[at + 2]));
+    }
+    if (result === 0) {
+      let position = pos[0];
+      let rest = iovs;
+      while (rest.length > 0) {
+        let n = fs.writevSync(ctl[${FD}], rest, position);
+        position += n;
+        const next = [];
+        for (const b of rest) {
+          if (n >= b.byteLength) { n -= b.byteLength; continue; }
+          next.push(n > 0 ? b.subarray(n) : b);
+          n = 0;
+        }
+        rest = next;
+      }
+      if (ctl[${SYNC}] === 1) fs.fsyncSync(ctl[${FD}]); else fs.fdatasyncSync(ctl[${FD}]);
+    }
+  } catch (e) {
+    result = 1;
+    port.postMessage({ seq, code: e.code || 'EIO', syscall: e.syscall || 'commit', message: String(e.message) });
+  }
+  ctl[${RESULT}] = result;
+  Atomics.store(ctl, ${DONE_SEQ}, seq);
+  Atomics.notify(ctl, ${DONE_SEQ});
+}
 `;
 
-interface Pending {
+interface Request {
+  fd: number;
+  path: string;
+  buffers: readonly Uint8Array[];
+  position: number;
+  syncMethod: SyncMethod;
   resolve: () => void;
   reject: (err: Error) => void;
-  path: string;
 }
 
-interface Reply {
-  id: number;
-  code?: string;
-  syscall?: string;
-  message?: string;
+let nextBufferId = 1;
+/** Ids of shared buffers, the same for every worker (each worker learns them on first use). */
+const bufferIds = new WeakMap<SharedArrayBuffer, number>();
+
+function idOf(sab: SharedArrayBuffer): number {
+  let id = bufferIds.get(sab);
+  if (id === undefined) {
+    id = nextBufferId++;
+    bufferIds.set(sab, id);
+  }
+  return id;
 }
 
 export class IoWorker {
-  /** Commits sent and not yet answered. */
-  get pendingCount(): number {
-    return this.#pending.size;
-  }
-
-  #worker: Worker;
-  #pending = new Map<number, Pending>();
-  #nextId = 1;
+  readonly #worker: Worker;
+  readonly #ctl: Int32Array;
+  readonly #position: Float64Array;
+  readonly #port: MessagePort;
+  /** Buffer ids this worker has been sent (it may have forgotten some: it says so). */
+  readonly #registered = new Set<number>();
+  readonly #queue: Request[] = [];
+  #scratch: Uint8Array = new Uint8Array(new SharedArrayBuffer(64 * 1024));
+  #busy = false;
+  #seq = 0;
   #dead: Error | null = null;
-
   readonly online: Promise<void>;
 
   constructor() {
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, name: 'flushpoint-commit' });
-    // Until it is online, the start-up keeps the process alive (someone may be awaiting `online`).
+    const sab = new SharedArrayBuffer(4 * (IOV_BASE_WORD + 3 * IOV_COUNT_MAX));
+    this.#ctl = new Int32Array(sab);
+    this.#position = new Float64Array(sab, POSITION_BYTE, 1);
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    this.#worker = new Worker(WORKER_SOURCE, { eval: true, name: 'flushpoint-commit', workerData: { sab, port: port2 }, transferList: [port2] });
+    this.#worker.on('error', (err) => this.#failAll(err));
+    this.#worker.on('exit', (code) => this.#failAll(new Error(`flushpoint commit worker exited with code ${code}`)));
+    // Until it is online the start-up keeps the process alive (someone may await `online`); after
+    // that, only a pending commit does.
     this.online = new Promise((resolve) =>
       this.#worker.once('online', () => {
-        if (this.#pending.size === 0) this.#worker.unref();
+        if (!this.#busy) this.#worker.unref();
         resolve();
       }),
     );
-    this.#worker.on('message', (reply: Reply) => this.#onReply(reply));
-    this.#worker.on('error', (err) => this.#failAll(err));
-    this.#worker.on('exit', (code) => this.#failAll(new Error(`flushpoint commit worker exited with code ${code}`)));
-    // Listeners are in place (adding a 'message' listener refs the worker's port); it is unref'd once
-    // online and while no commit is pending.
+  }
+
+  /** Commits sent or queued and not yet answered. */
+  get pendingCount(): number {
+    return this.#queue.length + (this.#busy ? 1 : 0);
   }
 
   commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
     if (this.#dead) return Promise.reject(this.#dead);
-    const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, path });
-      // While a commit is pending the worker keeps the process alive: a commit must not be abandoned.
-      if (this.#pending.size === 1) this.#worker.ref();
-      this.#worker.postMessage({ id, fd, buffers, position, syncMethod });
+      this.#queue.push({ fd, path, buffers, position, syncMethod, resolve, reject });
+      if (!this.#busy) this.#next();
     });
   }
 
   async terminate(): Promise<void> {
     this.#dead ??= new Error('flushpoint commit worker terminated');
+    this.#port.close();
     await this.#worker.terminate();
   }
 
-  #onReply(reply: Reply): void {
-    const pending = this.#pending.get(reply.id);
-    if (!pending) return;
-    this.#pending.delete(reply.id);
-    if (this.#pending.size === 0) this.#worker.unref();
-    if (reply.code === undefined) pending.resolve();
-    else pending.reject(fsError(reply.code, reply.syscall ?? 'commit', pending.path, reply.message));
+  #next(): void {
+    const req = this.#queue.shift();
+    if (req === undefined) {
+      this.#busy = false;
+      this.#worker.unref();
+      return;
+    }
+    if (!this.#busy) {
+      this.#busy = true;
+      // While a commit is pending the worker keeps the process alive: a commit must not be abandoned.
+      this.#worker.ref();
+    }
+    this.#send(req);
+  }
+
+  #send(req: Request): void {
+    const ctl = this.#ctl;
+    const iovs = this.#iovecs(req.buffers);
+    ctl[FD] = req.fd;
+    ctl[SYNC] = req.syncMethod === 'fsync' ? 1 : 0;
+    ctl[IOV_COUNT] = iovs.length / 3;
+    for (let i = 0; i < iovs.length; i++) ctl[IOV_BASE_WORD + i] = iovs[i] as number;
+    this.#position[0] = req.position;
+    const seq = ++this.#seq;
+    Atomics.store(ctl, REQ_SEQ, seq);
+    Atomics.notify(ctl, REQ_SEQ);
+    const waited = Atomics.waitAsync(ctl, DONE_SEQ, seq - 1);
+    const done = (): void => this.#done(req, seq);
+    if (waited.async) waited.value.then(done, done);
+    else queueMicrotask(done);
+  }
+
+  /** (id, offset, length) triples for the buffers, registering new shared buffers, copying the rest. */
+  #iovecs(buffers: readonly Uint8Array[]): number[] {
+    const out: number[] = [];
+    const shared = buffers.length <= IOV_COUNT_MAX && buffers.every((b) => b.buffer instanceof SharedArrayBuffer);
+    if (shared) {
+      for (const b of buffers) {
+        const id = this.#register(b.buffer as SharedArrayBuffer);
+        out.push(id, b.byteOffset, b.byteLength);
+      }
+      return out;
+    }
+    // Not all in shared memory (or too many pieces): copy them into the scratch buffer, in order.
+    let total = 0;
+    for (const b of buffers) total += b.byteLength;
+    if (this.#scratch.byteLength < total) this.#scratch = new Uint8Array(new SharedArrayBuffer(Math.max(total, this.#scratch.byteLength * 2)));
+    let at = 0;
+    for (const b of buffers) {
+      this.#scratch.set(b, at);
+      at += b.byteLength;
+    }
+    out.push(this.#register(this.#scratch.buffer as SharedArrayBuffer), 0, total);
+    return out;
+  }
+
+  #register(sab: SharedArrayBuffer): number {
+    const id = idOf(sab);
+    if (!this.#registered.has(id)) {
+      this.#registered.add(id);
+      this.#port.postMessage({ register: id, sab });
+    }
+    return id;
+  }
+
+  #done(req: Request, seq: number): void {
+    if (this.#dead) {
+      req.reject(this.#dead);
+      return;
+    }
+    if (Atomics.load(this.#ctl, DONE_SEQ) !== seq) {
+      // Woken early (it should not happen): wait again.
+      const waited = Atomics.waitAsync(this.#ctl, DONE_SEQ, Atomics.load(this.#ctl, DONE_SEQ));
+      const again = (): void => this.#done(req, seq);
+      if (waited.async) waited.value.then(again, again);
+      else queueMicrotask(again);
+      return;
+    }
+    const result = this.#ctl[RESULT];
+    if (result === 2) {
+      // The worker forgot a buffer (its registry is bounded): send it again and retry the same request.
+      this.#registered.clear();
+      this.#send(req);
+      return;
+    }
+    if (result === 1) {
+      const m = receiveMessageOnPort(this.#port)?.message as { code?: string; syscall?: string; message?: string } | undefined;
+      req.reject(fsError(m?.code ?? 'EIO', m?.syscall ?? 'commit', req.path, m?.message));
+    } else req.resolve();
+    this.#next();
   }
 
   #failAll(err: Error): void {
     this.#dead ??= err;
-    for (const p of this.#pending.values()) p.reject(err);
-    this.#pending.clear();
+    for (const r of this.#queue.splice(0)) r.reject(err);
   }
 }
 
