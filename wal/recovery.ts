@@ -25,9 +25,13 @@
  * format can tell the two apart without a later write.)
  */
 import { FlushpointError, ErrorCode, assert } from './errors.js';
-import type { FileSystem } from './fs/file-system.js';
+import type { FileHandle, FileSystem } from './fs/file-system.js';
 import {
+  DECODE_SHORT,
   DECODE_ZERO,
+  RECORD_HEADER_BYTES,
+  recordBytes,
+  recordPayloadBytes,
   SEGMENT_HEADER_BYTES,
   decodeRecord,
   decodeSegmentHeader,
@@ -85,20 +89,60 @@ function lastNonZero(buf: Uint8Array, from: number, to: number): number {
   return -1;
 }
 
-async function readInto(fs: FileSystem, path: string, scratch: { buf: Uint8Array }): Promise<Uint8Array> {
-  const handle = await fs.open(path, 'r');
-  try {
-    const { sizeBytes } = await handle.stat();
-    if (scratch.buf.byteLength < sizeBytes) scratch.buf = new Uint8Array(sizeBytes);
+/** Read size of the recovery scan: large sequential reads into one reused buffer. */
+const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A window onto a file, refilled by large sequential reads into a reused buffer. The scan loop works
+ * on the window synchronously and awaits only to refill it.
+ */
+class FileWindow {
+  buf: Uint8Array;
+  view: DataView;
+  /** File offset of buf[0], and the number of valid bytes in buf. */
+  start = 0;
+  length = 0;
+
+  constructor(
+    readonly handle: FileHandle,
+    readonly sizeBytes: number,
+    scratch: { buf: Uint8Array },
+  ) {
+    if (scratch.buf.byteLength < Math.min(SCAN_CHUNK_BYTES, sizeBytes)) scratch.buf = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, Math.max(sizeBytes, 4096)));
+    this.buf = scratch.buf;
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  /** The file offset up to which the window holds bytes. */
+  get end(): number {
+    return this.start + this.length;
+  }
+
+  /** Makes the window start at `offset` and hold at least `needBytes` (or up to the end of the file). */
+  async fill(offset: number, needBytes: number): Promise<void> {
+    if (needBytes > this.buf.byteLength) {
+      this.buf = new Uint8Array(needBytes);
+      this.view = new DataView(this.buf.buffer);
+    }
+    const want = Math.min(this.buf.byteLength, this.sizeBytes - offset);
     let done = 0;
-    while (done < sizeBytes) {
-      const n = await handle.read(scratch.buf, done, sizeBytes - done, done);
+    while (done < want) {
+      const n = await this.handle.read(this.buf, done, want - done, offset + done);
       if (n === 0) break;
       done += n;
     }
-    return scratch.buf.subarray(0, done);
-  } finally {
-    await handle.close();
+    this.start = offset;
+    this.length = done;
+  }
+
+  /** True when the file holds only zeros from `from` to its end. */
+  async zeroFrom(from: number): Promise<boolean> {
+    for (let at = from; at < this.sizeBytes; at = this.end) {
+      if (at < this.start || at >= this.end) await this.fill(at, 0);
+      if (!isZero(this.buf, at - this.start, this.length)) return false;
+      if (this.length === 0) break;
+    }
+    return true;
   }
 }
 
@@ -131,40 +175,71 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
   for (let i = 0; i < names.length; i++) {
     const name = names[i] as string;
     const isLast = i === names.length - 1;
-    const buf = await readInto(fs, `${dir}/${name}`, scratch);
-    bytesScanned += buf.byteLength;
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    const header = decodeSegmentHeader(buf);
-    if (!header.ok) throw corrupt(dir, name, 0, header.reason);
-    if (segmentName(header.firstLsn) !== name) throw corrupt(dir, name, 16, `header says first LSN ${header.firstLsn}, name disagrees`);
-    if (i > 0 && header.firstLsn !== prevLastLsn + 1) {
-      throw corrupt(dir, name, 0, `LSN gap: previous segment ends at LSN ${prevLastLsn}, this one starts at ${header.firstLsn}`, { lsn: prevLastLsn + 1 });
-    }
-    let expected = header.firstLsn;
-    let offset = SEGMENT_HEADER_BYTES;
-    const end = buf.byteLength;
-    for (;;) {
-      const r = decodeRecord(buf, view, offset, end, expected);
-      if (r > 0) {
-        assert(recordLsn(view, offset) === expected, 'decoded LSN is the expected one');
-        offset += r;
-        expected++;
-        continue;
+    const handle = await fs.open(`${dir}/${name}`, 'r');
+    try {
+      const { sizeBytes } = await handle.stat();
+      bytesScanned += sizeBytes;
+      const w = new FileWindow(handle, sizeBytes, scratch);
+      await w.fill(0, SEGMENT_HEADER_BYTES);
+      const header = decodeSegmentHeader(w.buf.subarray(0, w.length));
+      if (!header.ok) throw corrupt(dir, name, 0, header.reason);
+      if (segmentName(header.firstLsn) !== name) throw corrupt(dir, name, 16, `header says first LSN ${header.firstLsn}, name disagrees`);
+      if (i > 0 && header.firstLsn !== prevLastLsn + 1) {
+        throw corrupt(dir, name, 0, `LSN gap: previous segment ends at LSN ${prevLastLsn}, this one starts at ${header.firstLsn}`, { lsn: prevLastLsn + 1 });
       }
-      if (r === DECODE_ZERO && isZero(buf, offset, end) && offset > SEGMENT_HEADER_BYTES) break; // clean end
-      const reason = r === DECODE_ZERO ? 'zeroed record header followed by data' : describeDecode(r);
-      if (!isLast) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}) in a segment that is not the last`, { lsn: expected });
-      if (offset === SEGMENT_HEADER_BYTES) throw corrupt(dir, name, offset, `${reason}: the first record of the last segment (LSN ${expected})`, { lsn: expected });
-      const verdict = judgeTail(buf, view, offset, end, expected);
-      if (verdict !== null) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}); ${verdict}`, { lsn: expected });
-      if (strict) throw corrupt(dir, name, offset, `torn tail: ${reason} (LSN ${expected}); refused by recovery: 'strict'`, { lsn: expected, tornTail: true });
-      torn = { file: `${dir}/${name}`, offset, bytes: lastNonZero(buf, offset, end) + 1 - offset, reason };
-      break;
+      let expected = header.firstLsn;
+      let offset = SEGMENT_HEADER_BYTES;
+      let damage: { code: number } | null = null;
+      scan: for (;;) {
+        // Decode what the window holds, synchronously; leave the loop only to refill it.
+        const base = w.start;
+        const windowEnd = w.length;
+        const atEof = w.end >= sizeBytes;
+        let off = offset - base;
+        for (;;) {
+          if (windowEnd - off < RECORD_HEADER_BYTES && !atEof) break; // header not in the window: refill
+          const r = decodeRecord(w.buf, w.view, off, windowEnd, expected);
+          if (r > 0) {
+            assert(recordLsn(w.view, off) === expected, 'decoded LSN is the expected one');
+            off += r;
+            expected++;
+            continue;
+          }
+          if (r === DECODE_SHORT && !atEof && windowEnd - off >= RECORD_HEADER_BYTES) {
+            const need = recordBytes(recordPayloadBytes(w.view, off));
+            if (base + off + need <= sizeBytes) {
+              // The record runs past the window but not past the file: refill from it.
+              offset = base + off;
+              await w.fill(offset, Math.max(need, Math.min(SCAN_CHUNK_BYTES, w.buf.byteLength)));
+              continue scan;
+            }
+          }
+          offset = base + off;
+          if (r === DECODE_ZERO && offset > SEGMENT_HEADER_BYTES && (await w.zeroFrom(offset))) break scan; // clean end
+          damage = { code: r };
+          break scan;
+        }
+        offset = base + off;
+        await w.fill(offset, 0);
+      }
+      if (damage) {
+        const reason = damage.code === DECODE_ZERO ? 'zeroed record header followed by data' : describeDecode(damage.code);
+        if (!isLast) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}) in a segment that is not the last`, { lsn: expected });
+        if (offset === SEGMENT_HEADER_BYTES) throw corrupt(dir, name, offset, `${reason}: the first record of the last segment (LSN ${expected})`, { lsn: expected });
+        // Rare path: look at everything after the damage at once.
+        await w.fill(offset, sizeBytes - offset);
+        const verdict = judgeTail(w.buf, w.view, 0, w.length, expected);
+        if (verdict !== null) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}); ${verdict} (offsets from ${offset})`, { lsn: expected });
+        if (strict) throw corrupt(dir, name, offset, `torn tail: ${reason} (LSN ${expected}); refused by recovery: 'strict'`, { lsn: expected, tornTail: true });
+        torn = { file: `${dir}/${name}`, offset, bytes: lastNonZero(w.buf, 0, w.length) + 1, reason };
+      }
+      const lastLsn = expected - 1;
+      assert(lastLsn >= header.firstLsn, 'a named segment holds at least one record');
+      segments.push({ name, firstLsn: header.firstLsn, lastLsn, endOffset: offset, fileSizeBytes: sizeBytes });
+      prevLastLsn = lastLsn;
+    } finally {
+      await handle.close();
     }
-    const lastLsn = expected - 1;
-    assert(lastLsn >= header.firstLsn, 'a named segment holds at least one record');
-    segments.push({ name, firstLsn: header.firstLsn, lastLsn, endOffset: offset, fileSizeBytes: end });
-    prevLastLsn = lastLsn;
   }
   return { segments, lastLsn: prevLastLsn, torn, bytesScanned };
 }
