@@ -68,6 +68,25 @@ interface Waiter {
   onAbort: (() => void) | undefined;
 }
 
+/** Waiters without a timeout or signal share one promise per flush: no allocation per waiter. */
+interface Group {
+  promise: Promise<number>;
+  resolve: (durableLsn: number) => void;
+  reject: (err: unknown) => void;
+  maxTargetLsn: number;
+  count: number;
+}
+
+function newGroup(): Group {
+  let resolve!: (v: number) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<number>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject, maxTargetLsn: 0, count: 0 };
+}
+
 interface Joiner {
   resolve: (r: FlushResult) => void;
   reject: (err: unknown) => void;
@@ -91,6 +110,9 @@ export class FlushScheduler {
   #head = 0;
   #liveWaiters = 0;
   #next: Waiter[] = [];
+  /** Shared waiters released by the running flush, and those waiting for the one after it. */
+  #inFlightGroup: Group | null = null;
+  #nextGroup: Group | null = null;
   /** Callers joining the running flush (or, if none runs, the next one). */
   #joinRunning: Joiner[] = [];
   #joinNext: Joiner[] = [];
@@ -136,7 +158,9 @@ export class FlushScheduler {
   }
 
   get waitersCount(): number {
-    return this.#liveWaiters + this.#next.length + this.#joinRunning.length + this.#joinNext.length;
+    return (
+      this.#liveWaiters + this.#next.length + this.#joinRunning.length + this.#joinNext.length + (this.#inFlightGroup?.count ?? 0) + (this.#nextGroup?.count ?? 0)
+    );
   }
 
   /** Asks for a flush soon. While one runs, marks the single trailing flush. */
@@ -183,6 +207,25 @@ export class FlushScheduler {
       }
       this.request();
     });
+  }
+
+  /**
+   * As wait(targetLsn) with no timeout and no signal, but every such waiter of one flush shares one
+   * promise: the hot path of group commit allocates nothing per waiter. The shared promise resolves
+   * with the flush's target, which covers every target in its group.
+   */
+  waitShared(targetLsn: number): Promise<number> {
+    if (targetLsn <= this.#durableLsn) return Promise.resolve(this.#durableLsn);
+    if (this.#failed) return Promise.reject(this.#failed);
+    let group: Group;
+    if (this.#inFlightTargetLsn !== 0 && targetLsn <= this.#inFlightTargetLsn) group = this.#inFlightGroup ??= newGroup();
+    else {
+      group = this.#nextGroup ??= newGroup();
+      this.request();
+    }
+    group.count++;
+    if (targetLsn > group.maxTargetLsn) group.maxTargetLsn = targetLsn;
+    return group.promise;
   }
 
   /** Resolves at the next advance of the durable LSN, with the new value. */
@@ -280,6 +323,12 @@ export class FlushScheduler {
       return;
     }
     this.#inFlightTargetLsn = targetLsn;
+    // The shared group rides this flush if the flush covers all of it; otherwise it waits for the next.
+    if (this.#nextGroup && this.#nextGroup.maxTargetLsn <= targetLsn) {
+      assert(this.#inFlightGroup === null, 'no shared group is left from an earlier flush');
+      this.#inFlightGroup = this.#nextGroup;
+      this.#nextGroup = null;
+    }
     this.#joinRunning.push(...joiners);
     this.#flushesRun++;
     const startedMs = this.#clock.nowMs();
@@ -319,6 +368,12 @@ export class FlushScheduler {
       }
       this.#head++;
     }
+    const group = this.#inFlightGroup;
+    this.#inFlightGroup = null;
+    if (group) {
+      assert(group.maxTargetLsn <= targetLsn, `shared group needs ${group.maxTargetLsn}, flush reached ${targetLsn}`);
+      group.resolve(targetLsn);
+    }
     if (this.#head > 1024 && this.#head * 2 > list.length) {
       this.#waiters = list.slice(this.#head);
       this.#head = 0;
@@ -332,7 +387,7 @@ export class FlushScheduler {
     const joiners = this.#joinRunning;
     this.#joinRunning = [];
     for (const j of joiners) j.resolve(result);
-    if (this.#trailing || this.#liveWaiters > 0 || this.#joinNext.length > 0) this.request();
+    if (this.#trailing || this.#liveWaiters > 0 || this.#joinNext.length > 0 || this.#nextGroup !== null) this.request();
     else this.#notifyIdle();
   }
 
@@ -367,6 +422,9 @@ export class FlushScheduler {
     this.#joinRunning = [];
     this.#joinNext = [];
     for (const j of joiners) j.reject(err);
+    for (const g of [this.#inFlightGroup, this.#nextGroup]) g?.reject(err);
+    this.#inFlightGroup = null;
+    this.#nextGroup = null;
   }
 
   #notifyIdle(): void {

@@ -277,6 +277,7 @@ export class Wal extends EventEmitter<WalEvents> {
     }
     if (lsn <= this.#scheduler.durableLsn) return Promise.resolve(this.#scheduler.durableLsn);
     if (this.#status === 'closed') return Promise.reject(new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`, { lsn }));
+    if (options.timeoutMs === undefined && options.signal === undefined) return this.#scheduler.waitShared(lsn);
     return this.#scheduler.wait(lsn, options);
   }
 
