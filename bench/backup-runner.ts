@@ -55,6 +55,7 @@ export interface BackupBenchResult {
   /** idle forceFlush p50 / direct publish p50: the target is <= 1.5. */
   idleRatio: number;
   forceFlushInFlightUs: LatencySummary;
+  forceFlushRecordsCount: number;
   concurrentCalls: number;
   /** Flushes run for those calls, the one already running included: the design promises <= 2. */
   flushesForConcurrentCalls: number;
@@ -83,16 +84,15 @@ async function load(wal: Wal, payload: Uint8Array, o: BackupBenchOptions, during
   return r.opsPerSec;
 }
 
+export function backupStepsCount(overheadRoundsCount: number): number {
+  return overheadRoundsCount * 2 + 3;
+}
+
 export async function measureBackup(dir: string, o: BackupBenchOptions, progress: Progress): Promise<BackupBenchResult> {
   const payload = crypto.randomBytes(o.recordSizeBytes);
   const walDir = path.join(dir, 'backup-wal');
-  const bkDir = process.env.BKDIR ?? path.join(dir, 'backup-dest');
-  const totalSteps = o.overheadRoundsCount * 2 + 3;
-  let step = 0;
-  const tick = (label: string): void => {
-    progress.step(label);
-    progress.advance(step++ / totalSteps);
-  };
+  const bkDir = path.join(dir, 'backup-dest');
+  const tick = (label: string): void => progress.step(label);
 
   // Overhead: alone / with sink + forceFlush every 100 ms, alternating.
   const alone: number[] = [];
@@ -183,6 +183,7 @@ export async function measureBackup(dir: string, o: BackupBenchOptions, progress
     await wal.sync();
     const before = sink.stats().flushes;
     const running = sink.forceFlush();
+    while (!sink.flushing) await new Promise((r) => setImmediate(r)); // the calls arrive while it runs
     const calls: Array<Promise<unknown>> = [running];
     for (let i = 0; i < o.concurrentCallsCount; i++) {
       if (i % 10 === 0) wal.append(payload);
@@ -213,6 +214,7 @@ export async function measureBackup(dir: string, o: BackupBenchOptions, progress
     directPublishUs: directSummary,
     idleRatio: idleSummary.p50Us / directSummary.p50Us,
     forceFlushInFlightUs: summarize(inFlight.sorted()),
+    forceFlushRecordsCount: o.forceFlushRecordsCount,
     concurrentCalls: o.concurrentCallsCount,
     flushesForConcurrentCalls,
   };

@@ -41,6 +41,16 @@ export interface BenchProfile {
   recoveryOpensCount: number;
   /** Segment size passed to Wal.open; undefined leaves the WAL's default. */
   walSegmentSizeBytes: number | undefined;
+  /** Section 6: closed-loop writers and record size while the backup sink runs. */
+  backupWritersCount: number;
+  backupRecordSizeBytes: number;
+  /** Section 6: WAL-alone / WAL-with-sink pairs for the overhead ratio. */
+  backupOverheadRoundsCount: number;
+  /** Section 6: forceFlush samples (idle, and with a flush in flight), each after this many records. */
+  backupForceFlushSamplesCount: number;
+  backupForceFlushRecordsCount: number;
+  /** Section 6: concurrent forceFlush calls made while a flush runs. */
+  backupConcurrentCallsCount: number;
 }
 
 const KiB = 1024;
@@ -67,6 +77,12 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     recoveryRecordSizesBytes: [128, 4 * KiB],
     recoveryOpensCount: 3,
     walSegmentSizeBytes: undefined,
+    backupWritersCount: 64,
+    backupRecordSizeBytes: 128,
+    backupOverheadRoundsCount: 3,
+    backupForceFlushSamplesCount: 30,
+    backupForceFlushRecordsCount: 1024,
+    backupConcurrentCallsCount: 1000,
   },
   quick: {
     name: 'quick',
@@ -86,6 +102,12 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     recoveryRecordSizesBytes: [128, 4 * KiB],
     recoveryOpensCount: 3,
     walSegmentSizeBytes: undefined,
+    backupWritersCount: 64,
+    backupRecordSizeBytes: 128,
+    backupOverheadRoundsCount: 1,
+    backupForceFlushSamplesCount: 10,
+    backupForceFlushRecordsCount: 1024,
+    backupConcurrentCallsCount: 1000,
   },
   tiny: {
     name: 'tiny',
@@ -105,6 +127,12 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     recoveryRecordSizesBytes: [128],
     recoveryOpensCount: 1,
     walSegmentSizeBytes: 1 * MiB,
+    backupWritersCount: 4,
+    backupRecordSizeBytes: 128,
+    backupOverheadRoundsCount: 1,
+    backupForceFlushSamplesCount: 2,
+    backupForceFlushRecordsCount: 16,
+    backupConcurrentCallsCount: 100,
   },
 };
 

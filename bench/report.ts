@@ -3,6 +3,7 @@
  * same run) and the ratio. This is the JSON's shape; the table and the charts are drawn from it.
  * assembleReport() is pure: it only joins sections and divides.
  */
+import type { BackupBenchResult } from './backup-runner.js';
 import type { DeviceInfo } from './device-probe.js';
 import type { DeviceLatencyResult } from './device-latency.js';
 import type { Environment } from './environment.js';
@@ -49,11 +50,8 @@ export interface RecoveryRow extends RecoveryResult {
   ratioToRawRead: number;
 }
 
-/** Section 6 is filled in by the backup issue; until then it says why it is empty. */
-export interface BackupSection {
-  status: 'not-measured';
-  reason: string;
-}
+/** Section 6: the backup sink and forceFlush (bench/backup-runner.ts), or why it was not measured. */
+export type BackupSection = { status: 'not-measured'; reason: string } | ({ status: 'ok' } & BackupBenchResult);
 
 /** What a run records about itself, shared by the parts and the finished report. */
 export interface RunContext {

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { backupStepsCount, measureBackup } from './backup-runner.js';
 import { measureDeviceLatency } from './device-latency.js';
 import { probeDevice } from './device-probe.js';
 import { describeEnvironment } from './environment.js';
@@ -24,13 +25,24 @@ export interface RunBenchOptions {
   progress: Progress;
 }
 
-/**
- * Section 6 hook. The backup issue replaces this with a function that measures BackupSink (flush
- * throughput, forceFlush latency per mode against the WAL's sync latency) and widens BackupSection in
- * report.ts; the table, the JSON and the targets then pick it up from the report.
- */
-async function measureBackup(): Promise<BackupSection> {
-  return { status: 'not-measured', reason: 'the backup sink is not built yet; the backup issue adds its figures here' };
+/** Section 6: the backup sink under WAL load, forceFlush latency, and coalescing of concurrent calls. */
+async function measureBackupSection(dir: string, profile: BenchProfile, progress: Progress): Promise<BackupSection> {
+  const result = await measureBackup(
+    dir,
+    {
+      writersCount: profile.backupWritersCount,
+      recordSizeBytes: profile.backupRecordSizeBytes,
+      warmupMs: profile.warmupMs,
+      windowMs: profile.windowMs,
+      overheadRoundsCount: profile.backupOverheadRoundsCount,
+      forceFlushSamplesCount: profile.backupForceFlushSamplesCount,
+      forceFlushRecordsCount: profile.backupForceFlushRecordsCount,
+      concurrentCallsCount: profile.backupConcurrentCallsCount,
+      walSegmentSizeBytes: profile.walSegmentSizeBytes,
+    },
+    progress,
+  );
+  return { status: 'ok', ...result };
 }
 
 export async function runBench({ dir, profile, progress }: RunBenchOptions): Promise<BenchReport> {
@@ -56,8 +68,8 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
   progress.section('5. recovery', recoveryStepsCount(profile));
   const recovery = await measureRecovery(sectionDir('recovery'), profile, progress);
 
-  progress.section('6. backup', 1);
-  const backup = await measureBackup();
+  progress.section('6. backup', backupStepsCount(profile.backupOverheadRoundsCount));
+  const backup = await measureBackupSection(sectionDir('backup'), profile, progress);
   progress.done();
   const machineLoad = load.finish();
 

@@ -100,5 +100,40 @@ export function evaluateTargets(report: Report): TargetResult[] {
       }),
     );
   }
+  const b = report.backup;
+  if (b.status === 'ok') {
+    results.push(
+      target({
+        id: 'backup-idle-force-flush-vs-direct-publish',
+        description: `backup: idle forceFlush p50 vs publishing the same ${b.forceFlushRecordsCount} records directly`,
+        value: b.forceFlushIdleUs.p50Us,
+        valueLabel: 'forceFlush p50 us',
+        baseline: b.directPublishUs.p50Us,
+        baselineLabel: 'direct publish p50 us',
+        comparison: '<=',
+        threshold: 1.5,
+      }),
+      target({
+        id: 'backup-append-with-sink-vs-alone',
+        description: `backup: WAL appends/s with the sink + forceFlush every 100 ms vs WAL alone (${b.writersCount} writers)`,
+        value: b.walWithSinkOpsPerSec,
+        valueLabel: 'appends/s with sink',
+        baseline: b.walAloneOpsPerSec,
+        baselineLabel: 'appends/s alone',
+        comparison: '>=',
+        threshold: 0.8,
+      }),
+      target({
+        id: 'backup-concurrent-calls-flushes',
+        description: `backup: flushes run for ${b.concurrentCalls} concurrent forceFlush calls vs 2 (the design's bound)`,
+        value: b.flushesForConcurrentCalls,
+        valueLabel: 'flushes',
+        baseline: 2,
+        baselineLabel: 'bound',
+        comparison: '<=',
+        threshold: 1,
+      }),
+    );
+  }
   return results;
 }

@@ -75,7 +75,7 @@ describe('flushpoint bench --tiny', () => {
     expect(result.code).toBe(0);
     const out = result.stdout;
     expect(out.startsWith('flushpoint bench (tiny run')).toBe(true);
-    for (const section of ['1. Device', '2. Raw group-commit ceiling', '3. flushpoint WAL', '4. Peers', '5. Recovery', '6. Backup sink', 'Targets (issue 3)']) {
+    for (const section of ['1. Device', '2. Raw group-commit ceiling', '3. flushpoint WAL', '4. Peers', '5. Recovery', '6. Backup sink', 'Targets (issues 3 and 4)']) {
       expect(out).toContain(`\n${section}`);
     }
     expect(out).toMatch(/^4 KiB write \+ fdatasync +ops\/s +p50 +p90 +p99 +p99\.9 +max +ops\/s vs overwrite$/m);
@@ -84,6 +84,7 @@ describe('flushpoint bench --tiny', () => {
     expect(out).toMatch(/^WAL size +record +records +segments +Wal\.open +of it scan +MB\/s +raw read MB\/s +vs raw read$/m);
     expect(out).toMatch(/^peer +record +writers +durable ops\/s +ack p50 +ack p99 +flushpoint\/s +flushpoint\/peer$/m);
     expect(out).toMatch(/^target +figure +baseline +ratio +needed +status$/m);
+    expect(out).toMatch(/^measure +figure +baseline \(same run\) +ratio$/m);
   });
 
   it('writes the JSON report with every section, the environment and the baselines', () => {
@@ -117,7 +118,20 @@ describe('flushpoint bench --tiny', () => {
       expect.objectContaining({ dataBytes: expect.any(Number), openMs: expect.any(Number), scanMs: expect.any(Number), mbPerSec: expect.any(Number), rawReadMbPerSec: expect.any(Number) }),
     );
     expect(report.machineLoad).toEqual(expect.objectContaining({ loadAverage1mStart: expect.any(Number), warnings: expect.any(Array) }));
-    expect(report.backup.status).toBe('not-measured');
+    expect(report.backup).toEqual(
+      expect.objectContaining({
+        status: 'ok',
+        walAloneOpsPerSec: expect.any(Number),
+        walWithSinkOpsPerSec: expect.any(Number),
+        withSinkRatio: expect.any(Number),
+        backupMBPerSec: expect.any(Number),
+        idleRatio: expect.any(Number),
+        flushesForConcurrentCalls: expect.any(Number),
+        forceFlushIdleUs: expect.objectContaining({ p50Us: expect.any(Number) }),
+        directPublishUs: expect.objectContaining({ p50Us: expect.any(Number) }),
+      }),
+    );
+    expect(report.targets.map((t: any) => t.id)).toEqual(expect.arrayContaining(['backup-idle-force-flush-vs-direct-publish', 'backup-append-with-sink-vs-alone', 'backup-concurrent-calls-flushes']));
     expect(report.targets.length).toBeGreaterThan(0);
     for (const t of report.targets) expect(['met', 'missed', 'not-measured']).toContain(t.status);
   });
