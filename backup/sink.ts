@@ -264,8 +264,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   stats(): BackupStats {
     const durable = this.#wal.durableLsn;
     const lagRecords = Math.max(0, durable - this.#checkpointLsn);
-    const ws = this.#wal.stats();
-    const avgRecordBytes = ws.appends > 0 ? ws.appendedBytes / ws.appends : 0;
+    const avgRecordBytes = this.#wal.appends > 0 ? this.#wal.appendedBytes / this.#wal.appends : 0;
     const oldest = this.#durableMarks.find((m) => m.lsn > this.#checkpointLsn);
     return {
       status: this.#status,
@@ -347,8 +346,8 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       else last.lsn = durable; // coalesce marks closer than 5 ms: bounded memory, age within 5 ms
       if (this.#durableMarks.length > 100_000) this.#durableMarks.splice(0, 50_000);
       if (this.#paused) continue;
-      const s = this.#wal.stats();
-      const avg = s.appends > 0 ? s.appendedBytes / s.appends : 0;
+      // Cheap counters only: this runs at every WAL commit.
+      const avg = this.#wal.appends > 0 ? this.#wal.appendedBytes / this.#wal.appends : 0;
       if ((durable - this.#checkpointLsn) * avg >= this.#o.segmentSizeBytesMax) this.#scheduler.request();
     }
   }

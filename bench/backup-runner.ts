@@ -91,7 +91,7 @@ export function backupStepsCount(overheadRoundsCount: number): number {
 export async function measureBackup(dir: string, o: BackupBenchOptions, progress: Progress): Promise<BackupBenchResult> {
   const payload = crypto.randomBytes(o.recordSizeBytes);
   const walDir = path.join(dir, 'backup-wal');
-  const bkDir = path.join(dir, 'backup-dest');
+  const bkDir = process.env.FLUSHPOINT_BENCH_BACKUP_DIR ?? path.join(dir, 'backup-dest');
   const tick = (label: string): void => progress.step(label);
 
   // Overhead: alone / with sink + forceFlush every 100 ms, alternating.
@@ -117,7 +117,7 @@ export async function measureBackup(dir: string, o: BackupBenchOptions, progress
         const ops = await load(wal, payload, o, {
           start: () => {
             bytesAtStart = sink.stats().bytesWritten;
-            recordsAtStart = wal.stats().appends;
+            recordsAtStart = wal.appends;
             startUs = nowUs();
             forcer = setInterval(() => void sink.forceFlush().catch(() => {}), forceFlushEveryMs);
             sampler = setInterval(() => {
@@ -132,7 +132,7 @@ export async function measureBackup(dir: string, o: BackupBenchOptions, progress
             const seconds = (nowUs() - startUs) / 1e6;
             const s = sink.stats();
             backupMBPerSec = Math.max(backupMBPerSec, (s.bytesWritten - bytesAtStart) / seconds / 1e6);
-            walPayloadMBPerSec = Math.max(walPayloadMBPerSec, ((wal.stats().appends - recordsAtStart) * o.recordSizeBytes) / seconds / 1e6);
+            walPayloadMBPerSec = Math.max(walPayloadMBPerSec, ((wal.appends - recordsAtStart) * o.recordSizeBytes) / seconds / 1e6);
           },
         });
         await sink.close();

@@ -34,7 +34,13 @@ interface Span extends RawSpan {
   offsets: number[];
 }
 
-async function* scanSegment(fs: FileSystem, path: string, segmentFirstLsn: number, fromLsn: number, toLsn: number, chunkBytesMax: number): AsyncGenerator<Span> {
+/** Where a scan starts: the segment's first record, or a record start the segment's index knows. */
+export interface ScanStart {
+  lsn: number;
+  offset: number;
+}
+
+async function* scanSegment(fs: FileSystem, path: string, segmentFirstLsn: number, start: ScanStart, fromLsn: number, toLsn: number, chunkBytesMax: number): AsyncGenerator<Span> {
   const handle = await fs.open(path, 'r');
   const bad = (offset: number, reason: string): FlushpointError =>
     new FlushpointError(ErrorCode.WAL_CORRUPT, `WAL corrupt: ${path} at byte offset ${offset}: ${reason}`, { file: path, offset });
@@ -44,8 +50,8 @@ async function* scanSegment(fs: FileSystem, path: string, segmentFirstLsn: numbe
     const header = decodeSegmentHeader(head.subarray(0, n0));
     if (!header.ok) throw bad(0, header.reason);
     if (header.firstLsn !== segmentFirstLsn) throw bad(16, `header says first LSN ${header.firstLsn}, expected ${segmentFirstLsn}`);
-    let expected = segmentFirstLsn;
-    let filePos = SEGMENT_HEADER_BYTES;
+    let expected = start.lsn;
+    let filePos = start.offset;
     let chunkBytes = chunkBytesMax;
     for (;;) {
       const buf = new Uint8Array(chunkBytes);
@@ -91,8 +97,8 @@ async function* scanSegment(fs: FileSystem, path: string, segmentFirstLsn: numbe
   }
 }
 
-export async function* readSegmentBatches(fs: FileSystem, path: string, segmentFirstLsn: number, fromLsn: number, toLsn: number): AsyncGenerator<WalRecord[]> {
-  for await (const span of scanSegment(fs, path, segmentFirstLsn, fromLsn, toLsn, READ_CHUNK_BYTES)) {
+export async function* readSegmentBatches(fs: FileSystem, path: string, segmentFirstLsn: number, start: ScanStart, fromLsn: number, toLsn: number): AsyncGenerator<WalRecord[]> {
+  for await (const span of scanSegment(fs, path, segmentFirstLsn, start, fromLsn, toLsn, READ_CHUNK_BYTES)) {
     const view = new DataView(span.buf.buffer);
     const batch: WalRecord[] = new Array<WalRecord>(span.offsets.length);
     for (let i = 0; i < span.offsets.length; i++) {
@@ -104,8 +110,8 @@ export async function* readSegmentBatches(fs: FileSystem, path: string, segmentF
   }
 }
 
-export async function* readSegmentRaw(fs: FileSystem, path: string, segmentFirstLsn: number, fromLsn: number, toLsn: number, chunkBytesMax: number): AsyncGenerator<RawSpan> {
-  for await (const span of scanSegment(fs, path, segmentFirstLsn, fromLsn, toLsn, chunkBytesMax)) {
+export async function* readSegmentRaw(fs: FileSystem, path: string, segmentFirstLsn: number, start: ScanStart, fromLsn: number, toLsn: number, chunkBytesMax: number): AsyncGenerator<RawSpan> {
+  for await (const span of scanSegment(fs, path, segmentFirstLsn, start, fromLsn, toLsn, chunkBytesMax)) {
     yield { firstLsn: span.firstLsn, lastLsn: span.lastLsn, bytes: span.bytes };
   }
 }

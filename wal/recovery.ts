@@ -26,6 +26,7 @@
  */
 import { FlushpointError, ErrorCode, assert } from './errors.js';
 import type { FileHandle, FileSystem } from './fs/file-system.js';
+import { SegmentIndex } from './segment-index.js';
 import {
   DECODE_SHORT,
   DECODE_ZERO,
@@ -43,6 +44,7 @@ import {
 } from './format.js';
 
 export interface RecoveredSegment {
+  index: SegmentIndex;
   name: string;
   firstLsn: number;
   /** Last valid LSN in it (firstLsn - 1 if it holds none). */
@@ -190,6 +192,7 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
       let expected = header.firstLsn;
       let offset = SEGMENT_HEADER_BYTES;
       let damage: { code: number } | null = null;
+      const index = new SegmentIndex(header.firstLsn);
       scan: for (;;) {
         // Decode what the window holds, synchronously; leave the loop only to refill it.
         const base = w.start;
@@ -201,6 +204,7 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
           const r = decodeRecord(w.buf, w.view, off, windowEnd, expected);
           if (r > 0) {
             assert(recordLsn(w.view, off) === expected, 'decoded LSN is the expected one');
+            if (expected !== header.firstLsn) index.add(expected, base + off);
             off += r;
             expected++;
             continue;
@@ -235,7 +239,7 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
       }
       const lastLsn = expected - 1;
       assert(lastLsn >= header.firstLsn, 'a named segment holds at least one record');
-      segments.push({ name, firstLsn: header.firstLsn, lastLsn, endOffset: offset, fileSizeBytes: sizeBytes });
+      segments.push({ index, name, firstLsn: header.firstLsn, lastLsn, endOffset: offset, fileSizeBytes: sizeBytes });
       prevLastLsn = lastLsn;
     } finally {
       await handle.close();

@@ -20,8 +20,9 @@ import { SEGMENT_NAME_RE, segmentName } from './format.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
 import { checkLsnArgument } from './lsn.js';
 import { payloadBytesMax, walDefaults, type ResolvedWalOptions, type WalOptions } from './options.js';
-import { READ_CHUNK_BYTES, readSegmentBatches, readSegmentRaw, type RawSpan, type WalRecord } from './reader.js';
+import { READ_CHUNK_BYTES, readSegmentBatches, readSegmentRaw, type RawSpan, type ScanStart, type WalRecord } from './reader.js';
 import { recoverSegments, type TornTail } from './recovery.js';
+import { SegmentIndex } from './segment-index.js';
 import { SegmentPreparer } from './segment-preparer.js';
 import { Staging, type Piece } from './staging.js';
 
@@ -75,6 +76,7 @@ interface Segment {
   name: string;
   firstLsn: number;
   lastLsn: number;
+  index: SegmentIndex;
 }
 
 const LOCK_NAME = 'LOCK';
@@ -185,7 +187,7 @@ export class Wal extends EventEmitter<WalEvents> {
       const segNames = names.filter((n) => SEGMENT_NAME_RE.test(n)).sort();
       const rec = await recoverSegments(o.fs, o.dir, segNames, o.recovery === 'strict');
       if (rec.torn) await repairTornTail(o.fs, rec.torn, o.logger);
-      const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, lastLsn: s.lastLsn }));
+      const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, lastLsn: s.lastLsn, index: s.index }));
       const last = rec.segments[rec.segments.length - 1];
       let current: FileHandle | null = null;
       if (last) {
@@ -230,6 +232,15 @@ export class Wal extends EventEmitter<WalEvents> {
   /** Lowest LSN still in the log (0: the log holds no records). */
   get firstLsn(): number {
     return this.#segments[0]?.firstLsn ?? 0;
+  }
+
+  /** Payload bytes appended since open, and records appended since open (cheap counters; stats() has more). */
+  get appendedBytes(): number {
+    return this.#appendedBytes;
+  }
+
+  get appends(): number {
+    return this.#appends;
   }
 
   /** Largest payload one record can carry with this segment size. */
@@ -304,7 +315,7 @@ export class Wal extends EventEmitter<WalEvents> {
 
   /** As read(), in batches of consecutive records (one per large read): one await per batch. */
   readBatches(options: { fromLsn?: number; toLsn?: number } = {}): AsyncIterable<WalRecord[]> {
-    return this.#scan(options, (fs, path, first, from, to) => readSegmentBatches(fs, path, first, from, to));
+    return this.#scan(options, (fs, path, first, start, from, to) => readSegmentBatches(fs, path, first, start, from, to));
   }
 
   /**
@@ -314,12 +325,12 @@ export class Wal extends EventEmitter<WalEvents> {
   readRaw(options: { fromLsn?: number; toLsn?: number; chunkBytesMax?: number } = {}): AsyncIterable<RawSpan> {
     const chunkBytesMax = options.chunkBytesMax ?? READ_CHUNK_BYTES;
     if (!Number.isSafeInteger(chunkBytesMax) || chunkBytesMax < 64) throw new RangeError(`chunkBytesMax must be an integer >= 64, got ${chunkBytesMax}`);
-    return this.#scan(options, (fs, path, first, from, to) => readSegmentRaw(fs, path, first, from, to, chunkBytesMax));
+    return this.#scan(options, (fs, path, first, start, from, to) => readSegmentRaw(fs, path, first, start, from, to, chunkBytesMax));
   }
 
   #scan<T>(
     options: { fromLsn?: number; toLsn?: number },
-    perSegment: (fs: FileSystem, path: string, segmentFirstLsn: number, fromLsn: number, toLsn: number) => AsyncIterable<T>,
+    perSegment: (fs: FileSystem, path: string, segmentFirstLsn: number, start: ScanStart, fromLsn: number, toLsn: number) => AsyncIterable<T>,
   ): AsyncIterable<T> {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
     const durable = this.#scheduler.durableLsn;
@@ -340,7 +351,8 @@ export class Wal extends EventEmitter<WalEvents> {
           const nextFirst = segments[i + 1]?.firstLsn ?? Number.POSITIVE_INFINITY;
           if (nextFirst <= fromLsn) continue;
           if (seg.firstLsn > toLsn) return;
-          yield* perSegment(fs, `${dir}/${seg.name}`, seg.firstLsn, Math.max(fromLsn, seg.firstLsn), Math.min(toLsn, nextFirst - 1));
+          const from = Math.max(fromLsn, seg.firstLsn);
+          yield* perSegment(fs, `${dir}/${seg.name}`, seg.firstLsn, seg.index.seek(from), from, Math.min(toLsn, nextFirst - 1));
         }
       },
     };
@@ -499,7 +511,7 @@ export class Wal extends EventEmitter<WalEvents> {
         const old = this.#current;
         this.#current = named;
         await old?.close();
-        this.#segments.push({ name, firstLsn: piece.segmentFirstLsn, lastLsn: piece.lastLsn });
+        this.#segments.push({ name, firstLsn: piece.segmentFirstLsn, lastLsn: piece.lastLsn, index: new SegmentIndex(piece.segmentFirstLsn) });
         this.#segmentsCreated++;
       } else {
         const current = this.#current;
@@ -508,6 +520,7 @@ export class Wal extends EventEmitter<WalEvents> {
         file = current.path;
         await current.commit(piece.buffers, piece.position, this.#o.syncMethod);
         seg.lastLsn = piece.lastLsn;
+        seg.index.add(piece.firstLsn, piece.position);
       }
       const ms = performance.now() - started;
       this.#syncLatency.record(ms);
