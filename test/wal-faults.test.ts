@@ -186,14 +186,14 @@ describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)'
     const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     m.fault.inject({ op: 'writev', path: new RegExp(`^(?!${escape(first as string)}$).*${escape(PREALLOC_SUFFIX)}$`), error: 'ENOSPC', times: Infinity });
     await m.appendDurable(8);
-    await turns(5);
-    // The preallocation of segment 2 has failed by now: its file exists, empty.
-    const prepared = await m.preparedPaths();
-    expect(prepared).toHaveLength(1);
-    expect((await m.mem.stat(prepared[0] as string)).sizeBytes).toBe(0);
     // Not before: batches that fit segment 1 are still acknowledged.
     for (let i = 0; i < 3; i++) await m.appendDurable(4);
     expect(m.wal.durableLsn).toBe(FILLED);
+    await turns(5);
+    // Segment 1 is past half full, so segment 2's preallocation has run, and failed: its file exists, empty.
+    const prepared = await m.preparedPaths();
+    expect(prepared).toHaveLength(1);
+    expect((await m.mem.stat(prepared[0] as string)).sizeBytes).toBe(0);
     const failed = await failBatch(m, BATCH_ROLLING, 'writev', 'ENOSPC');
     await afterFailure(m, 'writev', failed);
   });

@@ -59,14 +59,17 @@ export class SegmentPreparer {
     if (!this.#ready) this.#stalls++;
     const p = this.#next as Promise<PreparedSegment>;
     this.#next = null;
-    let prepared: PreparedSegment;
     try {
-      prepared = await p;
+      return await p;
     } catch {
-      prepared = await this.#prepare();
+      return await this.#prepare();
     }
+  }
+
+  /** Starts preparing (if needed) and waits until a segment is ready, without taking it. */
+  async ready(): Promise<void> {
     this.prepareAhead();
-    return prepared;
+    await this.#next;
   }
 
   /** Closes and removes a prepared segment nobody took. */

@@ -207,7 +207,11 @@ export class Wal extends EventEmitter<WalEvents> {
       await o.fs.warmUp?.();
       o.logger?.info({ dir: o.dir, ...recovery }, 'wal opened');
       const wal = new Wal(o, lock, segments, current, { offset: last?.endOffset ?? 0, capacityBytes: last?.fileSizeBytes ?? 0 }, recovery);
-      wal.#preparer.prepareAhead();
+      // A new log needs its first segment before its first commit: prepare it now, not on the commit
+      // path. Otherwise the next one is prepared once the current one is half full (not at open, where
+      // zero-filling 64 MiB would compete with the first commits for the disk).
+      if (segments.length === 0) await wal.#preparer.ready();
+      else if (last && last.endOffset * 2 >= last.fileSizeBytes) wal.#preparer.prepareAhead();
       return wal;
     } catch (err) {
       await lock.release().catch(() => {});
@@ -522,6 +526,7 @@ export class Wal extends EventEmitter<WalEvents> {
         seg.lastLsn = piece.lastLsn;
         seg.index.add(piece.firstLsn, piece.position);
       }
+      if ((piece.position + piece.bytes) * 2 >= this.#o.segmentSizeBytes) this.#preparer.prepareAhead();
       const ms = performance.now() - started;
       this.#syncLatency.record(ms);
       this.#syncs++;
