@@ -328,7 +328,8 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   // ---- triggers ----
 
   #onInterval(): void {
-    if (!this.#paused && this.#status === 'open' && this.#wal.durableLsn > this.#checkpointLsn) this.#scheduler.request();
+    if (this.#paused || this.#status !== 'open' || this.#wal.status !== 'open') return;
+    if (this.#wal.durableLsn > this.#checkpointLsn) this.#scheduler.request();
   }
 
   async #tail(): Promise<void> {

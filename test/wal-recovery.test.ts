@@ -33,6 +33,15 @@ function recordOffsets(bytes: Uint8Array): Array<{ offset: number; size: number 
   return out;
 }
 
+/** The last segment, its bytes, and where its last record is. */
+async function lastRecordOf(fs: MemoryFileSystem, dir: string): Promise<{ last: string; image: Uint8Array; lastRec: { offset: number; size: number } }> {
+  const names = await segmentsOf(fs, dir);
+  const last = names[names.length - 1] as string;
+  const image = fs.readFileNow(`${dir}/${last}`);
+  const recs = recordOffsets(image);
+  return { last, image, lastRec: recs[recs.length - 1] as { offset: number; size: number } };
+}
+
 async function checkOutcome(
   fs: MemoryFileSystem,
   dir: string,
@@ -93,11 +102,7 @@ describe('WAL recovery', () => {
 
   it('cuts a torn tail at every truncation offset inside the last record of the last segment', async () => {
     const { fs, dir, payloads } = await buildMemoryWal(LENGTHS, { segmentSizeBytes: SEGMENT });
-    const names = await segmentsOf(fs, dir);
-    const last = names[names.length - 1] as string;
-    const image = fs.readFileNow(`${dir}/${last}`);
-    const recs = recordOffsets(image);
-    const lastRec = recs[recs.length - 1] as { offset: number; size: number };
+    const { last, image, lastRec } = await lastRecordOf(fs, dir);
     let cases = 0;
     for (let cut = lastRec.offset + 1; cut < lastRec.offset + lastRec.size; cut++) {
       const copy = fs.crash();
@@ -159,11 +164,7 @@ describe('WAL recovery', () => {
 
   it('keeps a copy of the bytes it cuts beside the segment', async () => {
     const { fs, dir, payloads } = await buildMemoryWal(LENGTHS, { segmentSizeBytes: SEGMENT });
-    const names = await segmentsOf(fs, dir);
-    const last = names[names.length - 1] as string;
-    const image = fs.readFileNow(`${dir}/${last}`);
-    const recs = recordOffsets(image);
-    const lastRec = recs[recs.length - 1] as { offset: number; size: number };
+    const { last, image, lastRec } = await lastRecordOf(fs, dir);
     const copy = fs.crash();
     copy.truncateNow(`${dir}/${last}`, lastRec.offset + 10);
     const wal = await Wal.open({ dir, fs: copy, segmentSizeBytes: SEGMENT });

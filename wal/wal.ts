@@ -496,6 +496,15 @@ export class Wal extends EventEmitter<WalEvents> {
   async #write(targetLsn: number): Promise<void> {
     const pieces = this.#frozen;
     this.#frozen = [];
+    try {
+      await this.#writePieces(pieces, targetLsn);
+    } finally {
+      // Written, or failed for good (the log is poisoned): either way nothing reads these chunks again.
+      this.#staging.release(pieces);
+    }
+  }
+
+  async #writePieces(pieces: Piece[], targetLsn: number): Promise<void> {
     let expected = this.#scheduler.durableLsn + 1;
     for (const piece of pieces) {
       assert(piece.firstLsn === expected, `pieces are contiguous: ${piece.firstLsn} != ${expected}`);
