@@ -40,39 +40,57 @@ export interface ScanStart {
   offset: number;
 }
 
-async function* scanSegment(fs: FileSystem, path: string, segmentFirstLsn: number, start: ScanStart, fromLsn: number, toLsn: number, chunkBytesMax: number): AsyncGenerator<Span> {
+async function* scanSegment(
+  fs: FileSystem,
+  path: string,
+  segmentFirstLsn: number,
+  endOffset: number,
+  start: ScanStart,
+  fromLsn: number,
+  toLsn: number,
+  chunkBytesMax: number,
+): AsyncGenerator<Span> {
   const handle = await fs.open(path, 'r');
   const bad = (offset: number, reason: string): FlushpointError =>
     new FlushpointError(ErrorCode.WAL_CORRUPT, `WAL corrupt: ${path} at byte offset ${offset}: ${reason}`, { file: path, offset });
   try {
-    const head = new Uint8Array(SEGMENT_HEADER_BYTES);
-    const n0 = await handle.read(head, 0, SEGMENT_HEADER_BYTES, 0);
-    const header = decodeSegmentHeader(head.subarray(0, n0));
-    if (!header.ok) throw bad(0, header.reason);
-    if (header.firstLsn !== segmentFirstLsn) throw bad(16, `header says first LSN ${header.firstLsn}, expected ${segmentFirstLsn}`);
     let expected = start.lsn;
     let filePos = start.offset;
+    // The header is checked when the scan starts at the first record (it rides the first read); a scan
+    // that starts from the index starts where this process wrote or recovery verified.
+    let headerPending = start.offset === SEGMENT_HEADER_BYTES;
     let chunkBytes = chunkBytesMax;
     for (;;) {
-      const buf = new Uint8Array(chunkBytes);
-      const n = await handle.read(buf, 0, buf.byteLength, filePos);
-      const eof = n < buf.byteLength;
+      // Read only up to the end of durable data: nothing past it is wanted, and a smaller buffer costs
+      // fewer page faults.
+      const base = headerPending ? SEGMENT_HEADER_BYTES : 0;
+      const dataWant = Math.min(chunkBytes, endOffset - filePos);
+      if (dataWant <= 0) throw bad(filePos, `segment data ends before LSN ${expected} (wanted up to ${toLsn})`);
+      const buf = new Uint8Array(base + dataWant);
+      const n = await handle.read(buf, 0, buf.byteLength, filePos - base);
+      if (headerPending) {
+        const header = decodeSegmentHeader(buf.subarray(0, Math.min(n, SEGMENT_HEADER_BYTES)));
+        if (!header.ok) throw bad(0, header.reason);
+        if (header.firstLsn !== segmentFirstLsn) throw bad(16, `header says first LSN ${header.firstLsn}, expected ${segmentFirstLsn}`);
+        headerPending = false;
+      }
+      const eof = filePos - base + n >= endOffset || n < buf.byteLength;
       const view = new DataView(buf.buffer, 0, n);
       const offsets: number[] = [];
       let spanStart = -1;
       let firstLsn = 0;
-      let off = 0;
+      let off = base;
       let done = false;
       chunkBytes = chunkBytesMax;
       while (n - off >= RECORD_HEADER_BYTES) {
         const size = recordBytes(view.getUint32(off + 4, true));
         if (size > n - off) {
           // Only part of this record is in the buffer: read again from it, in a buffer that fits it.
-          if (size > buf.byteLength) chunkBytes = size;
+          if (size > chunkBytes) chunkBytes = size;
           break;
         }
         const r = decodeRecord(buf, view, off, n, expected);
-        if (r <= 0) throw bad(filePos + off, `${describeDecode(r)} (LSN ${expected}) below the durable LSN`);
+        if (r <= 0) throw bad(filePos + off - base, `${describeDecode(r)} (LSN ${expected}) below the durable LSN`);
         if (expected >= fromLsn) {
           if (spanStart < 0) {
             spanStart = off;
@@ -89,16 +107,16 @@ async function* scanSegment(fs: FileSystem, path: string, segmentFirstLsn: numbe
       }
       if (offsets.length > 0) yield { buf, offsets, firstLsn, lastLsn: firstLsn + offsets.length - 1, bytes: buf.subarray(spanStart, off) };
       if (done) return;
-      if (off === 0 && eof) throw bad(filePos, `segment ends before LSN ${expected} (wanted up to ${toLsn})`);
-      filePos += off;
+      if (off === base && eof) throw bad(filePos, `segment ends before LSN ${expected} (wanted up to ${toLsn})`);
+      filePos += off - base;
     }
   } finally {
     await handle.close();
   }
 }
 
-export async function* readSegmentBatches(fs: FileSystem, path: string, segmentFirstLsn: number, start: ScanStart, fromLsn: number, toLsn: number): AsyncGenerator<WalRecord[]> {
-  for await (const span of scanSegment(fs, path, segmentFirstLsn, start, fromLsn, toLsn, READ_CHUNK_BYTES)) {
+export async function* readSegmentBatches(fs: FileSystem, path: string, segmentFirstLsn: number, endOffset: number, start: ScanStart, fromLsn: number, toLsn: number): AsyncGenerator<WalRecord[]> {
+  for await (const span of scanSegment(fs, path, segmentFirstLsn, endOffset, start, fromLsn, toLsn, READ_CHUNK_BYTES)) {
     const view = new DataView(span.buf.buffer);
     const batch: WalRecord[] = new Array<WalRecord>(span.offsets.length);
     for (let i = 0; i < span.offsets.length; i++) {
@@ -110,8 +128,17 @@ export async function* readSegmentBatches(fs: FileSystem, path: string, segmentF
   }
 }
 
-export async function* readSegmentRaw(fs: FileSystem, path: string, segmentFirstLsn: number, start: ScanStart, fromLsn: number, toLsn: number, chunkBytesMax: number): AsyncGenerator<RawSpan> {
-  for await (const span of scanSegment(fs, path, segmentFirstLsn, start, fromLsn, toLsn, chunkBytesMax)) {
+export async function* readSegmentRaw(
+  fs: FileSystem,
+  path: string,
+  segmentFirstLsn: number,
+  endOffset: number,
+  start: ScanStart,
+  fromLsn: number,
+  toLsn: number,
+  chunkBytesMax: number,
+): AsyncGenerator<RawSpan> {
+  for await (const span of scanSegment(fs, path, segmentFirstLsn, endOffset, start, fromLsn, toLsn, chunkBytesMax)) {
     yield { firstLsn: span.firstLsn, lastLsn: span.lastLsn, bytes: span.bytes };
   }
 }

@@ -76,6 +76,8 @@ interface Segment {
   name: string;
   firstLsn: number;
   lastLsn: number;
+  /** Bytes of durable data in the file (header included): reads stop there. */
+  endOffset: number;
   index: SegmentIndex;
 }
 
@@ -187,7 +189,7 @@ export class Wal extends EventEmitter<WalEvents> {
       const segNames = names.filter((n) => SEGMENT_NAME_RE.test(n)).sort();
       const rec = await recoverSegments(o.fs, o.dir, segNames, o.recovery === 'strict');
       if (rec.torn) await repairTornTail(o.fs, rec.torn, o.logger);
-      const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, lastLsn: s.lastLsn, index: s.index }));
+      const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, lastLsn: s.lastLsn, endOffset: s.endOffset, index: s.index }));
       const last = rec.segments[rec.segments.length - 1];
       let current: FileHandle | null = null;
       if (last) {
@@ -319,7 +321,7 @@ export class Wal extends EventEmitter<WalEvents> {
 
   /** As read(), in batches of consecutive records (one per large read): one await per batch. */
   readBatches(options: { fromLsn?: number; toLsn?: number } = {}): AsyncIterable<WalRecord[]> {
-    return this.#scan(options, (fs, path, first, start, from, to) => readSegmentBatches(fs, path, first, start, from, to));
+    return this.#scan(options, (fs, path, first, end, start, from, to) => readSegmentBatches(fs, path, first, end, start, from, to));
   }
 
   /**
@@ -329,12 +331,12 @@ export class Wal extends EventEmitter<WalEvents> {
   readRaw(options: { fromLsn?: number; toLsn?: number; chunkBytesMax?: number } = {}): AsyncIterable<RawSpan> {
     const chunkBytesMax = options.chunkBytesMax ?? READ_CHUNK_BYTES;
     if (!Number.isSafeInteger(chunkBytesMax) || chunkBytesMax < 64) throw new RangeError(`chunkBytesMax must be an integer >= 64, got ${chunkBytesMax}`);
-    return this.#scan(options, (fs, path, first, start, from, to) => readSegmentRaw(fs, path, first, start, from, to, chunkBytesMax));
+    return this.#scan(options, (fs, path, first, end, start, from, to) => readSegmentRaw(fs, path, first, end, start, from, to, chunkBytesMax));
   }
 
   #scan<T>(
     options: { fromLsn?: number; toLsn?: number },
-    perSegment: (fs: FileSystem, path: string, segmentFirstLsn: number, start: ScanStart, fromLsn: number, toLsn: number) => AsyncIterable<T>,
+    perSegment: (fs: FileSystem, path: string, segmentFirstLsn: number, endOffset: number, start: ScanStart, fromLsn: number, toLsn: number) => AsyncIterable<T>,
   ): AsyncIterable<T> {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
     const durable = this.#scheduler.durableLsn;
@@ -356,7 +358,7 @@ export class Wal extends EventEmitter<WalEvents> {
           if (nextFirst <= fromLsn) continue;
           if (seg.firstLsn > toLsn) return;
           const from = Math.max(fromLsn, seg.firstLsn);
-          yield* perSegment(fs, `${dir}/${seg.name}`, seg.firstLsn, seg.index.seek(from), from, Math.min(toLsn, nextFirst - 1));
+          yield* perSegment(fs, `${dir}/${seg.name}`, seg.firstLsn, seg.endOffset, seg.index.seek(from), from, Math.min(toLsn, nextFirst - 1));
         }
       },
     };
@@ -524,7 +526,7 @@ export class Wal extends EventEmitter<WalEvents> {
         const old = this.#current;
         this.#current = named;
         await old?.close();
-        this.#segments.push({ name, firstLsn: piece.segmentFirstLsn, lastLsn: piece.lastLsn, index: new SegmentIndex(piece.segmentFirstLsn) });
+        this.#segments.push({ name, firstLsn: piece.segmentFirstLsn, lastLsn: piece.lastLsn, endOffset: piece.bytes, index: new SegmentIndex(piece.segmentFirstLsn) });
         this.#segmentsCreated++;
       } else {
         const current = this.#current;
@@ -533,6 +535,7 @@ export class Wal extends EventEmitter<WalEvents> {
         file = current.path;
         await current.commit(piece.buffers, piece.position, this.#o.syncMethod);
         seg.lastLsn = piece.lastLsn;
+        seg.endOffset = piece.position + piece.bytes;
         seg.index.add(piece.firstLsn, piece.position);
       }
       if ((piece.position + piece.bytes) * 2 >= this.#o.segmentSizeBytes) this.#preparer.prepareAhead();
