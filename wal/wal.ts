@@ -538,7 +538,9 @@ export class Wal extends EventEmitter<WalEvents> {
         seg.endOffset = piece.position + piece.bytes;
         seg.index.add(piece.firstLsn, piece.position);
       }
-      if ((piece.position + piece.bytes) * 2 >= this.#o.segmentSizeBytes) this.#preparer.prepareAhead();
+      // The next segment is prepared from the moment this one starts (the most time to zero-fill it
+      // before it is needed), or, for a segment found at open, once it is half full.
+      if (piece.startsSegment || (piece.position + piece.bytes) * 2 >= this.#o.segmentSizeBytes) this.#preparer.prepareAhead();
       const ms = performance.now() - started;
       this.#syncLatency.record(ms);
       this.#syncs++;
