@@ -135,6 +135,26 @@ describe('BackupSink lifecycle', () => {
     expect(v).toMatchObject({ ok: true, lastLsn: 80, checkpointLsn: 80 });
   });
 
+  it('on open, removes a file beyond the checkpoint that does not verify, and rewrites that range', async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await Wal.open({ dir: '/wal', fs });
+    let sink = await BackupSink.open({ wal, dir: '/bk', fs, flushIntervalMs: 3_600_000 });
+    await appendDurable(wal, 10);
+    await sink.forceFlush();
+    await sink.close();
+    await appendDurable(wal, 10);
+    // A damaged file for 11..20 beyond the checkpoint, as a crash mid-publish could never leave but a disk might.
+    const bogus = await fs.open('/bk/000000000000000b-0000000000000014.fpb', 'w+');
+    await bogus.writev([new Uint8Array(100).fill(7)], 0);
+    await bogus.close();
+    sink = await BackupSink.open({ wal, dir: '/bk', fs, flushIntervalMs: 3_600_000 });
+    expect(sink.stats()).toMatchObject({ checkpointLsn: 10, adoptedOnOpen: 0, removedOnOpen: 1 });
+    expect((await sink.forceFlush()).checkpointLsn).toBe(20);
+    await sink.close();
+    await wal.close();
+    expect(await verifyBackup('/bk', { fs })).toMatchObject({ ok: true, lastLsn: 20, checkpointLsn: 20 });
+  });
+
   it('refuses to open when the WAL already dropped records the backup needs (BACKUP_GAP)', async () => {
     const fs = new MemoryFileSystem();
     const wal = await Wal.open({ dir: '/wal', fs, segmentSizeBytes: 2048 });
