@@ -40,16 +40,20 @@ export interface ScanStart {
   offset: number;
 }
 
-async function* scanSegment(
-  fs: FileSystem,
-  path: string,
-  segmentFirstLsn: number,
-  endOffset: number,
-  start: ScanStart,
-  fromLsn: number,
-  toLsn: number,
-  chunkBytesMax: number,
-): AsyncGenerator<Span> {
+/** One segment's part of a read: which file, where its durable data ends, and the LSNs wanted. */
+export interface SegmentScan {
+  fs: FileSystem;
+  path: string;
+  segmentFirstLsn: number;
+  /** Bytes of durable data in the file: nothing past it is read. */
+  endOffset: number;
+  start: ScanStart;
+  fromLsn: number;
+  toLsn: number;
+}
+
+async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGenerator<Span> {
+  const { fs, path, segmentFirstLsn, endOffset, start, fromLsn, toLsn } = scan;
   const handle = await fs.open(path, 'r');
   const bad = (offset: number, reason: string): FlushpointError =>
     new FlushpointError(ErrorCode.WAL_CORRUPT, `WAL corrupt: ${path} at byte offset ${offset}: ${reason}`, { file: path, offset });
@@ -115,8 +119,8 @@ async function* scanSegment(
   }
 }
 
-export async function* readSegmentBatches(fs: FileSystem, path: string, segmentFirstLsn: number, endOffset: number, start: ScanStart, fromLsn: number, toLsn: number): AsyncGenerator<WalRecord[]> {
-  for await (const span of scanSegment(fs, path, segmentFirstLsn, endOffset, start, fromLsn, toLsn, READ_CHUNK_BYTES)) {
+export async function* readSegmentBatches(scan: SegmentScan): AsyncGenerator<WalRecord[]> {
+  for await (const span of scanSegment(scan, READ_CHUNK_BYTES)) {
     const view = new DataView(span.buf.buffer);
     const batch: WalRecord[] = new Array<WalRecord>(span.offsets.length);
     for (let i = 0; i < span.offsets.length; i++) {
@@ -128,17 +132,8 @@ export async function* readSegmentBatches(fs: FileSystem, path: string, segmentF
   }
 }
 
-export async function* readSegmentRaw(
-  fs: FileSystem,
-  path: string,
-  segmentFirstLsn: number,
-  endOffset: number,
-  start: ScanStart,
-  fromLsn: number,
-  toLsn: number,
-  chunkBytesMax: number,
-): AsyncGenerator<RawSpan> {
-  for await (const span of scanSegment(fs, path, segmentFirstLsn, endOffset, start, fromLsn, toLsn, chunkBytesMax)) {
+export async function* readSegmentRaw(scan: SegmentScan, chunkBytesMax: number): AsyncGenerator<RawSpan> {
+  for await (const span of scanSegment(scan, chunkBytesMax)) {
     yield { firstLsn: span.firstLsn, lastLsn: span.lastLsn, bytes: span.bytes };
   }
 }

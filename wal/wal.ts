@@ -20,7 +20,7 @@ import { SEGMENT_NAME_RE, segmentName } from './format.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
 import { checkLsnArgument } from './lsn.js';
 import { payloadBytesMax, walDefaults, type ResolvedWalOptions, type WalOptions } from './options.js';
-import { READ_CHUNK_BYTES, readSegmentBatches, readSegmentRaw, type RawSpan, type ScanStart, type WalRecord } from './reader.js';
+import { READ_CHUNK_BYTES, readSegmentBatches, readSegmentRaw, type RawSpan, type SegmentScan, type WalRecord } from './reader.js';
 import { recoverSegments, type TornTail } from './recovery.js';
 import { SegmentIndex } from './segment-index.js';
 import { SegmentPreparer } from './segment-preparer.js';
@@ -321,7 +321,7 @@ export class Wal extends EventEmitter<WalEvents> {
 
   /** As read(), in batches of consecutive records (one per large read): one await per batch. */
   readBatches(options: { fromLsn?: number; toLsn?: number } = {}): AsyncIterable<WalRecord[]> {
-    return this.#scan(options, (fs, path, first, end, start, from, to) => readSegmentBatches(fs, path, first, end, start, from, to));
+    return this.#scan(options, (scan) => readSegmentBatches(scan));
   }
 
   /**
@@ -331,12 +331,12 @@ export class Wal extends EventEmitter<WalEvents> {
   readRaw(options: { fromLsn?: number; toLsn?: number; chunkBytesMax?: number } = {}): AsyncIterable<RawSpan> {
     const chunkBytesMax = options.chunkBytesMax ?? READ_CHUNK_BYTES;
     if (!Number.isSafeInteger(chunkBytesMax) || chunkBytesMax < 64) throw new RangeError(`chunkBytesMax must be an integer >= 64, got ${chunkBytesMax}`);
-    return this.#scan(options, (fs, path, first, end, start, from, to) => readSegmentRaw(fs, path, first, end, start, from, to, chunkBytesMax));
+    return this.#scan(options, (scan) => readSegmentRaw(scan, chunkBytesMax));
   }
 
   #scan<T>(
     options: { fromLsn?: number; toLsn?: number },
-    perSegment: (fs: FileSystem, path: string, segmentFirstLsn: number, endOffset: number, start: ScanStart, fromLsn: number, toLsn: number) => AsyncIterable<T>,
+    perSegment: (scan: SegmentScan) => AsyncIterable<T>,
   ): AsyncIterable<T> {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
     const durable = this.#scheduler.durableLsn;
@@ -358,7 +358,15 @@ export class Wal extends EventEmitter<WalEvents> {
           if (nextFirst <= fromLsn) continue;
           if (seg.firstLsn > toLsn) return;
           const from = Math.max(fromLsn, seg.firstLsn);
-          yield* perSegment(fs, `${dir}/${seg.name}`, seg.firstLsn, seg.endOffset, seg.index.seek(from), from, Math.min(toLsn, nextFirst - 1));
+          yield* perSegment({
+            fs,
+            path: `${dir}/${seg.name}`,
+            segmentFirstLsn: seg.firstLsn,
+            endOffset: seg.endOffset,
+            start: seg.index.seek(from),
+            fromLsn: from,
+            toLsn: Math.min(toLsn, nextFirst - 1),
+          });
         }
       },
     };
