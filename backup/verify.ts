@@ -1,7 +1,7 @@
 /**
  * verifyBackup: reads every file of a backup directory and reports what is wrong, without changing it.
  */
-import { FlushpointError, ErrorCode } from '../wal/errors.js';
+import { FlushpointError } from '../wal/errors.js';
 import type { FileSystem } from '../wal/fs/file-system.js';
 import { nodeFileSystem } from '../wal/fs/node-file-system.js';
 import { listBackupFiles, readBackupFile, readCheckpoint } from './backup-file.js';
@@ -84,12 +84,4 @@ export async function verifyBackup(dir: string, options: { fs?: FileSystem; onPr
   }
   const ok = problems.every((p) => p.code === 'BEYOND_CHECKPOINT');
   return { ok, firstLsn, lastLsn, checkpointLsn, files: files.length, records, bytes, problems };
-}
-
-/** Throws the first fatal problem as a FlushpointError (for callers that want an exception). */
-export function throwIfBad(result: VerifyResult): void {
-  const p = result.problems.find((x) => x.code !== 'BEYOND_CHECKPOINT');
-  if (!p) return;
-  const code = p.code === 'BACKUP_GAP' ? ErrorCode.BACKUP_GAP : ErrorCode.BACKUP_CORRUPT;
-  throw new FlushpointError(code, p.message, { file: p.file, offset: p.offset, lsn: p.lsn });
 }

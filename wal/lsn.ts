@@ -3,16 +3,6 @@
  * and 0 means "nothing". They are stored on disk as unsigned 64-bit little-endian integers, but must stay
  * below Number.MAX_SAFE_INTEGER in memory; every place that makes one asserts it.
  */
-import { assert } from './errors.js';
-
-/** A log sequence number. Branded so that it is not mixed up with a byte offset or a count. */
-export type Lsn = number & { readonly __brand?: 'Lsn' };
-
-export const LSN_NONE = 0 as Lsn;
-
-export function assertLsn(value: number, what: string): asserts value is Lsn {
-  assert(Number.isSafeInteger(value) && value >= 0, `${what} must be a safe non-negative integer LSN, got ${value}`);
-}
 
 /** Validates an LSN argument from a caller: TypeError for non-numbers, RangeError for bad values. */
 export function checkLsnArgument(value: unknown, name: string): number {
