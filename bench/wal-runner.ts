@@ -16,7 +16,7 @@ export interface WalRowMeasurement extends ClosedLoopResult {
   syncsPerRecord: number;
   /** Bytes each commit wrote, on average, inside the window (records with their framing). */
   bytesPerSync: number;
-  /** Times a batch waited for the next preallocated segment, over the whole run. */
+  /** Segments started unprepared (the zero-fill of the next one was not done in time), over the whole run. */
   preallocStalls: number;
 }
 

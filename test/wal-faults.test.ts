@@ -50,10 +50,10 @@ const CASES: readonly FaultCase[] = [
   { name: 'a torn writev of a commit into the current segment', op: 'writev', batch: 'segment', beforeBatch: (error) => ({ op: 'writev', tornBytes: 200, error }), leavesTornTail: true },
   { name: 'datasync of a commit into the current segment', op: 'datasync', batch: 'segment', beforeBatch: (error) => ({ op: 'datasync', error }) },
   { name: 'datasync of a commit into the preallocated next segment', op: 'datasync', batch: 'roll', beforeBatch: (error, prepared) => ({ op: 'datasync', path: prepared, error }) },
-  // The first preallocation starts at open; the second, in the background after the first roll. A failed
-  // preallocation is tried once more when the roll needs it (a new empty temp file: safe), so the fault
-  // must hold for both tries to fail the log.
-  { name: 'open of the preallocated segment', op: 'open', batch: 'roll', beforeOpen: (error) => ({ op: 'open', path: PREALLOC_SUFFIX, nth: 2, times: 2, error }) },
+  // The first preallocation runs in open; the second, in the background after the first roll. When it has
+  // failed, the roll starts the segment as a plain new file instead, so the fault must also hit that open
+  // (any .tmp file) to fail the log.
+  { name: 'open of the next segment\'s file', op: 'open', batch: 'roll', beforeOpen: (error) => ({ op: 'open', path: /\.tmp$/, nth: 2, times: 2, error }) },
   { name: 'rename of the new segment into place', op: 'rename', batch: 'roll', beforeBatch: (error) => ({ op: 'rename', error }) },
   { name: 'directory sync after the new segment is renamed', op: 'syncDir', batch: 'roll', beforeBatch: (error) => ({ op: 'syncDir', error }) },
 ];
@@ -184,7 +184,8 @@ describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)'
     expect(first).toBeDefined();
     // Every later preallocation hits the full disk; the first one (already made) becomes segment 1.
     const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    m.fault.inject({ op: 'writev', path: new RegExp(`^(?!${escape(first as string)}$).*${escape(PREALLOC_SUFFIX)}$`), error: 'ENOSPC', times: Infinity });
+    // (Any new file: the prepared next segment's zeros, and a plain new segment started in its place.)
+    m.fault.inject({ op: 'writev', path: new RegExp(`^(?!${escape(first as string)}$).*\\.tmp$`), error: 'ENOSPC', times: Infinity });
     await m.appendDurable(8);
     // Not before: batches that fit segment 1 are still acknowledged.
     for (let i = 0; i < 3; i++) await m.appendDurable(4);
@@ -198,7 +199,7 @@ describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)'
     await afterFailure(m, 'writev', failed);
   });
 
-  it('a preallocation that failed once in the background is tried again when the roll needs it', async () => {
+  it('a preallocation that failed in the background does not fail the roll: the segment starts as a plain file', async () => {
     const m = await MemoryWal.open();
     m.fault.inject({ op: 'open', path: PREALLOC_SUFFIX, nth: 2, error: 'ENOSPC' }); // the next one, once
     await m.fillFirstSegment();

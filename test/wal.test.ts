@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Wal, FlushpointError, FaultFileSystem, MemoryFileSystem, NodeFileSystem } from '../wal/index.js';
+import { PREALLOC_SUFFIX } from '../wal/segment-preparer.js';
 import { equalBytes, payloadFor, readAll } from './helpers/wal-fixtures.js';
 
 const dirs: string[] = [];
@@ -86,6 +87,38 @@ describe('Wal API', () => {
     expect(records.length).toBe(32 * 40);
     for (const r of records) expect(equalBytes(r.payload, payloadFor(r.lsn, lengths.get(r.lsn) as number)), `LSN ${r.lsn}`).toBe(true);
     await again.close();
+  });
+
+  it('a roll never waits for the zero-fill: a late segment starts as a growing file, and it survives a power loss', async () => {
+    const mem = new MemoryFileSystem();
+    const fs = new FaultFileSystem(mem);
+    const wal = await Wal.open({ dir: '/g', fs, segmentSizeBytes: 4096 }); // the first segment is prepared in open
+    let release!: () => void;
+    const never = new Promise<void>((r) => (release = r));
+    const [first] = (await mem.readdir('/g')).filter((n) => n.endsWith(PREALLOC_SUFFIX));
+    expect(first).toBeDefined();
+    // Every later zero-fill hangs (the first prepared file is the one the first commit goes into).
+    fs.inject({ op: 'writev', path: new RegExp(`^(?!/g/${first}$).*${PREALLOC_SUFFIX.replace(/\./g, '\\.')}$`), hold: never, times: Infinity });
+    const lengths: number[] = [0];
+    for (let i = 1; i <= 120; i++) {
+      lengths.push((i * 37) % 200);
+      wal.append(payloadFor(i, lengths[i] as number));
+      if (i % 6 === 0) await wal.sync(); // would hang if a roll waited for the held zero-fill
+    }
+    await wal.sync();
+    const s = wal.stats();
+    expect(s.segments).toBeGreaterThan(3);
+    expect(s.preallocStalls).toBe(s.segments - 1);
+    const crashed = mem.crash(); // only what was synced
+    const again = await Wal.open({ dir: '/g', fs: crashed, segmentSizeBytes: 4096 });
+    expect(again.lastLsn).toBe(120);
+    for (const r of await readAll(again)) expect(equalBytes(r.payload, payloadFor(r.lsn, lengths[r.lsn] as number)), `LSN ${r.lsn}`).toBe(true);
+    // and it goes on writing into the short last segment, then rolls again
+    for (let i = 0; i < 40; i++) await again.waitDurable(again.append(new Uint8Array(150)));
+    expect(again.lastLsn).toBe(160);
+    await again.close();
+    release();
+    await wal.close();
   });
 
   it('emits durable and resolves nextDurable at each advance', async () => {

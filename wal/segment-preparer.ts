@@ -1,12 +1,14 @@
 /**
  * SegmentPreparer: keeps the next segment ready ahead of need, off the commit path (etcd's file
- * pipeline). A prepared segment is a temp file filled with zeros to the full segment size and fsynced,
+ * pipeline), and never makes a commit wait for it. A prepared segment is a temp file filled with zeros to the full segment size and fsynced,
  * so a commit into it overwrites allocated blocks and its fdatasync writes no size metadata. It gets its
  * real name only when its first batch is durable in it (wal.ts renames it and syncs the directory).
  */
 import type { FileHandle, FileSystem } from './fs/file-system.js';
 
 export const PREALLOC_SUFFIX = '.prealloc.tmp';
+/** A next segment started without preallocation (its zero-fill was late). */
+export const UNPREPARED_SUFFIX = '.new.tmp';
 const ZERO_CHUNK_BYTES = 1024 * 1024;
 
 export interface PreparedSegment {
@@ -20,8 +22,8 @@ export class SegmentPreparer {
   readonly #segmentSizeBytes: number;
   #counter = 0;
   #next: Promise<PreparedSegment> | null = null;
-  #stalls = 0;
-  #ready = false;
+  #state: 'idle' | 'preparing' | 'ready' | 'failed' = 'idle';
+  #unprepared = 0;
 
   constructor(fs: FileSystem, dir: string, segmentSizeBytes: number) {
     this.#fs = fs;
@@ -29,41 +31,49 @@ export class SegmentPreparer {
     this.#segmentSizeBytes = segmentSizeBytes;
   }
 
-  /** Times take() had to wait for a segment that was not ready yet. */
-  get stalls(): number {
-    return this.#stalls;
+  /** Times a roll found the next segment not zero-filled yet and started it as a file that grows. */
+  get unprepared(): number {
+    return this.#unprepared;
   }
 
   /** Starts preparing the next segment in the background if none is under way. */
   prepareAhead(): void {
     if (this.#next) return;
-    this.#ready = false;
+    this.#state = 'preparing';
     const p = this.#prepare();
-    // A failure is reported to whoever takes it; keep it from being an unhandled rejection meanwhile.
+    // A failure is reported when the segment is wanted; keep it from being an unhandled rejection meanwhile.
     p.then(
       () => {
-        this.#ready = true;
+        if (this.#next === p) this.#state = 'ready';
       },
-      () => {},
+      () => {
+        if (this.#next === p) this.#state = 'failed';
+      },
     );
     this.#next = p;
   }
 
   /**
-   * The prepared segment (waiting for it if needed); the next one starts preparing at once. A background
-   * preparation that failed (a full disk that has since been cleared, say) is tried once more here: it
-   * is a new temp file holding nothing acknowledged, so retrying it is safe, unlike retrying a sync.
+   * The next segment, never waiting for a zero-fill: the prepared one when it is ready; otherwise a new
+   * plain file that grows as it is written (each commit into it also syncs its size, ~2x slower here,
+   * but no writer waits for 64 MiB of zeros). At high throughput the fill cannot keep ahead, and a roll
+   * that waited for it stalled every writer for 100-200 ms. A preparation still under way goes on and
+   * serves the next roll; one that failed (a disk full for a moment) is started again.
    */
   async take(): Promise<PreparedSegment> {
-    this.prepareAhead();
-    if (!this.#ready) this.#stalls++;
-    const p = this.#next as Promise<PreparedSegment>;
-    this.#next = null;
-    try {
+    if (this.#state === 'ready') {
+      const p = this.#next as Promise<PreparedSegment>;
+      this.#next = null;
+      this.#state = 'idle';
       return await p;
-    } catch {
-      return await this.#prepare();
     }
+    if (this.#state === 'failed') {
+      this.#next = null;
+      this.#state = 'idle';
+    }
+    this.#unprepared++;
+    const path = `${this.#dir}/${process.pid}-${++this.#counter}${UNPREPARED_SUFFIX}`;
+    return { handle: await this.#fs.open(path, 'w+'), path };
   }
 
   /** Starts preparing (if needed) and waits until a segment is ready, without taking it. */
@@ -76,6 +86,7 @@ export class SegmentPreparer {
   async dispose(): Promise<void> {
     const p = this.#next;
     this.#next = null;
+    this.#state = 'idle';
     if (!p) return;
     try {
       const { handle, path } = await p;

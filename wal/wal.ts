@@ -62,7 +62,7 @@ export interface WalStats {
   segments: number;
   segmentsCreated: number;
   segmentsDeleted: number;
-  /** Times a batch waited for the next preallocated segment. */
+  /** Times a roll found the next segment not yet zero-filled and started it as a growing file instead. */
   preallocStalls: number;
   pendingRecords: number;
   pendingBytes: number;
@@ -443,7 +443,7 @@ export class Wal extends EventEmitter<WalEvents> {
       segments: this.#segments.length,
       segmentsCreated: this.#segmentsCreated,
       segmentsDeleted: this.#segmentsDeleted,
-      preallocStalls: this.#preparer.stalls,
+      preallocStalls: this.#preparer.unprepared,
       pendingRecords: this.#staging.pendingRecords,
       pendingBytes: this.#staging.pendingBytes,
       waiters: this.#scheduler.waitersCount,
