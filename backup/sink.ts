@@ -18,7 +18,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { FlushpointError, ErrorCode, assert } from '../wal/errors.js';
-import { FlushScheduler } from '../wal/flush-scheduler.js';
+import { FlushScheduler, checkWaitOptions } from '../wal/flush-scheduler.js';
 import { LatencyRecorder, type LatencySummary } from '../wal/latency.js';
 import type { Wal } from '../wal/wal.js';
 import { READ_CHUNK_BYTES } from '../wal/reader.js';
@@ -225,8 +225,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
     const mode = options.mode === undefined ? this.#o.forceFlushMode : checkMode(options.mode, 'mode');
     const timeoutMs = options.timeoutMs ?? this.#o.forceFlushTimeoutMs;
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be a number >= 0, got ${timeoutMs}`);
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+    checkWaitOptions({ timeoutMs, signal: options.signal });
     if (this.#status !== 'open') throw closedError(this.dir);
     const started = performance.now();
     const targetLsn = this.#wal.lastLsn;
@@ -245,20 +244,13 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       });
     }
     if (mode === 'join') {
-      await withDeadline(this.#scheduler.join(), timeoutMs, options.signal, () => this.#timeoutError(targetLsn, timeoutMs));
+      await this.#scheduler.join({ timeoutMs, signal: options.signal });
       return result();
     }
     await this.#scheduler.wait(targetLsn, { timeoutMs, signal: options.signal });
     const r = result();
     assert(r.checkpointLsn >= targetLsn, `barrier returned checkpoint ${r.checkpointLsn} below its target ${targetLsn}`);
     return r;
-  }
-
-  #timeoutError(targetLsn: number, timeoutMs: number): FlushpointError {
-    return new FlushpointError(ErrorCode.FLUSH_TIMEOUT, `backup force flush did not finish within ${timeoutMs} ms (checkpoint ${this.#checkpointLsn})`, {
-      lsn: targetLsn,
-      reachedLsn: this.#checkpointLsn,
-    });
   }
 
   stats(): BackupStats {
@@ -455,26 +447,4 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     }, delayMs);
     this.#retryTimer.unref();
   }
-}
-
-/** Races a promise against a timeout and a signal; the promise itself goes on. */
-function withDeadline<T>(p: Promise<T>, timeoutMs: number, signal: AbortSignal | undefined, onTimeout: () => Error): Promise<T> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => finish(() => reject(onTimeout())), timeoutMs);
-    const onAbort = (): void => finish(() => reject(signal?.reason));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    let done = false;
-    function finish(f: () => void): void {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      f();
-    }
-    p.then(
-      (v) => finish(() => resolve(v)),
-      (e: unknown) => finish(() => reject(e)),
-    );
-  });
 }

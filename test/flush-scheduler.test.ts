@@ -167,6 +167,25 @@ describe('FlushScheduler', () => {
     expect(await b).toBe(1);
   });
 
+  it('join() honours a timeout and an abort for that caller only; the flush and other joiners go on', async () => {
+    const clock = new ManualClock();
+    const src = new ManualSource();
+    const s = makeScheduler(src, clock);
+    src.lastLsn = 3;
+    s.request();
+    clock.runDeferred();
+    const timed = s.join({ timeoutMs: 5 });
+    const ac = new AbortController();
+    const aborted = s.join({ signal: ac.signal });
+    const patient = s.join();
+    clock.advance(5);
+    await expect(timed).rejects.toMatchObject({ code: 'FLUSH_TIMEOUT', reachedLsn: 0 });
+    ac.abort(new Error('gone'));
+    await expect(aborted).rejects.toThrow('gone');
+    src.complete();
+    expect(await patient).toMatchObject({ fromLsn: 1, toLsn: 3 });
+  });
+
   it('join() returns the running flush result, or runs one when idle', async () => {
     const clock = new ManualClock();
     const src = new ManualSource();

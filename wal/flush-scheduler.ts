@@ -40,6 +40,14 @@ export interface WaitOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** Validates a caller's wait options: RangeError for a bad timeout, TypeError for a signal that is not one. */
+export function checkWaitOptions(options: WaitOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  const { timeoutMs, signal } = options;
+  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) throw new RangeError(`timeoutMs must be a number >= 0, got ${timeoutMs}`);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+}
+
 export interface FlushSchedulerOptions {
   source: FlushSource;
   /** What is durable when the scheduler starts. */
@@ -250,14 +258,44 @@ export class FlushScheduler {
 
   /**
    * Resolves with the result of the running flush, or, when none runs, of the next one (which this
-   * requests). Rejects if that flush fails.
+   * requests). Rejects if that flush fails. A timeout (FLUSH_TIMEOUT) or an abort affects this caller
+   * only: the flush goes on.
    */
-  join(): Promise<FlushResult> {
+  join(options: WaitOptions = {}): Promise<FlushResult> {
     if (this.#failed) return Promise.reject(this.#failed);
+    const { signal, timeoutMs } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<FlushResult>((resolve, reject) => {
-      if (this.#inFlightTargetLsn !== 0) this.#joinRunning.push({ resolve, reject });
+      let settled = false;
+      let timer: unknown;
+      const onAbort = (): void => leave(signal?.reason);
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      const leave = (reason: unknown): void => {
+        if (settle()) reject(reason);
+      };
+      // A joiner that left is settled: the flush's later resolve or reject finds it a no-op.
+      const joiner: Joiner = { resolve: (r) => settle() && resolve(r), reject: leave };
+      if (timeoutMs !== undefined) {
+        timer = this.#clock.setTimeout(
+          () =>
+            leave(
+              new FlushpointError(ErrorCode.FLUSH_TIMEOUT, `the flush did not finish within ${timeoutMs} ms (${this.#what} up to ${this.#durableLsn})`, {
+                reachedLsn: this.#durableLsn,
+              }),
+            ),
+          timeoutMs,
+        );
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (this.#inFlightTargetLsn !== 0) this.#joinRunning.push(joiner);
       else {
-        this.#joinNext.push({ resolve, reject });
+        this.#joinNext.push(joiner);
         this.request();
       }
     });

@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import { FlushpointError, ErrorCode, assert } from './errors.js';
 import type { FileHandle, FileLock, FileSystem } from './fs/file-system.js';
 import { writeFileAtomic } from './fs/file-system.js';
-import { FlushScheduler, type WaitOptions } from './flush-scheduler.js';
+import { FlushScheduler, checkWaitOptions, type WaitOptions } from './flush-scheduler.js';
 import { SEGMENT_NAME_RE, segmentName } from './format.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
 import { checkLsnArgument } from './lsn.js';
@@ -561,13 +561,6 @@ export class Wal extends EventEmitter<WalEvents> {
     }
     assert(expected === targetLsn + 1, `batch covers up to its target: ${expected - 1} != ${targetLsn}`);
   }
-}
-
-function checkWaitOptions(options: WaitOptions): void {
-  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-  const { timeoutMs, signal } = options;
-  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) throw new RangeError(`timeoutMs must be a number >= 0, got ${timeoutMs}`);
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
 }
 
 /** Keeps a copy of the cut bytes beside the segment, then zeros them in place and syncs. */
