@@ -6,9 +6,10 @@
  */
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { crc32 } from '../wal/crc.js';
-import { FlushpointError, ErrorCode } from '../wal/errors.js';
-import { readWholeFile, type FileSystem } from '../wal/fs/file-system.js';
+import { crc32 } from '../core/crc.js';
+import { FlushpointError, ErrorCode } from '../core/errors.js';
+import { readWholeFile, type FileSystem } from '../fs/file-system.js';
+import { publishFileDurably } from '../fs/durable-publish.js';
 import {
   BACKUP_HEADER_BYTES,
   CHECKPOINT_NAME,
@@ -59,30 +60,12 @@ export async function publishBackupFile(
     bodyCrc,
   });
   const name = backupFileName(body.firstLsn, body.lastLsn);
-  const t0 = performance.now();
-  const tmp = `${dir}/${name}.tmp`;
-  const handle = await fs.open(tmp, 'w+');
-  try {
-    await handle.commit([header, ...stored], 0, 'fdatasync');
-  } finally {
-    await handle.close();
-  }
-  const t1 = performance.now();
-  await fs.rename(tmp, `${dir}/${name}`);
-  await fs.syncDir(dir);
-  return { name, bytes: header.byteLength + storedBytes, writeMs: t1 - t0, publishMs: performance.now() - t1 };
+  const { writeMs, publishMs } = await publishFileDurably(fs, dir, name, [header, ...stored]);
+  return { name, bytes: header.byteLength + storedBytes, writeMs, publishMs };
 }
 
 export async function publishCheckpoint(fs: FileSystem, dir: string, checkpointLsn: number): Promise<void> {
-  const tmp = `${dir}/${CHECKPOINT_NAME}.tmp`;
-  const handle = await fs.open(tmp, 'w+');
-  try {
-    await handle.commit([encodeCheckpoint(checkpointLsn, Date.now())], 0, 'fdatasync');
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(tmp, `${dir}/${CHECKPOINT_NAME}`);
-  await fs.syncDir(dir);
+  await publishFileDurably(fs, dir, CHECKPOINT_NAME, [encodeCheckpoint(checkpointLsn, Date.now())]);
 }
 
 function corrupt(file: string, offset: number, reason: string): FlushpointError {

@@ -25,8 +25,8 @@
  *
  * All integers little-endian. FORMAT CONSTANTS: changing any breaks every backup already written.
  */
-import { crc32 } from '../wal/crc.js';
-import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, encodeRecord, recordBytes, recordPayloadBytes } from '../wal/format.js';
+import { crc32 } from '../core/crc.js';
+import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, encodeRecord, recordBytes, recordPayloadBytes } from '../record/format.js';
 
 export const BACKUP_MAGIC = 'FLPBACKP';
 export const CHECKPOINT_MAGIC = 'FLPBCKPT';

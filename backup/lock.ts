@@ -4,9 +4,9 @@
  * FileSystem (memory, fault-injecting): the FileSystem's own exclusive lock.
  */
 import lockfile from 'proper-lockfile';
-import { FlushpointError, ErrorCode } from '../wal/errors.js';
-import type { FileSystem } from '../wal/fs/file-system.js';
-import { NodeFileSystem } from '../wal/fs/node-file-system.js';
+import { FlushpointError, ErrorCode } from '../core/errors.js';
+import type { FileSystem } from '../fs/file-system.js';
+import { NodeFileSystem } from '../fs/node-file-system.js';
 
 export const LOCK_NAME = 'sink.lock';
 

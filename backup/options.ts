@@ -1,8 +1,8 @@
 /** BackupSink options: one doc line each, units in the name, defaults applied in backupDefaults. */
-import type { FileSystem } from '../wal/fs/file-system.js';
-import { nodeFileSystem } from '../wal/fs/node-file-system.js';
-import type { Logger } from '../wal/options.js';
-import type { Wal } from '../wal/wal.js';
+import type { FileSystem } from '../fs/file-system.js';
+import { nodeFileSystem } from '../fs/node-file-system.js';
+import type { Logger } from '../core/logger.js';
+import type { Wal } from '../wal/index.js';
 import type { Compression } from './backup-file.js';
 
 export type ForceFlushMode = 'barrier' | 'join' | 'reject';

@@ -3,10 +3,10 @@
  * untilLsn (default: the checkpoint), verifying every file on the way. Point-in-time: it stops exactly
  * at untilLsn.
  */
-import { FlushpointError, ErrorCode } from '../wal/errors.js';
-import type { FileSystem } from '../wal/fs/file-system.js';
-import { nodeFileSystem } from '../wal/fs/node-file-system.js';
-import { Wal } from '../wal/wal.js';
+import { FlushpointError, ErrorCode } from '../core/errors.js';
+import type { FileSystem } from '../fs/file-system.js';
+import { nodeFileSystem } from '../fs/node-file-system.js';
+import { Wal } from '../wal/index.js';
 import { listBackupFiles, readBackupFile, readCheckpoint } from './backup-file.js';
 
 export interface RestoreProgress {

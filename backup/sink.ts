@@ -17,11 +17,10 @@
  * Timeout (FLUSH_TIMEOUT, carrying the checkpoint reached) and AbortSignal affect only their caller.
  */
 import { EventEmitter } from 'node:events';
-import { FlushpointError, ErrorCode, assert } from '../wal/errors.js';
-import { FlushScheduler, checkWaitOptions } from '../wal/flush-scheduler.js';
-import { LatencyRecorder, type LatencySummary } from '../wal/latency.js';
-import type { Wal } from '../wal/wal.js';
-import { READ_CHUNK_BYTES } from '../wal/reader.js';
+import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
+import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
+import { sweepTempFiles } from '../fs/durable-publish.js';
+import { FlushScheduler, READ_CHUNK_BYTES, checkWaitOptions, type Wal } from '../wal/index.js';
 import { listBackupFiles, publishBackupFile, publishCheckpoint, readBackupFile, readCheckpoint } from './backup-file.js';
 import { BodyBuilder } from './format.js';
 import { lockBackupDir, type BackupLock } from './lock.js';
@@ -145,13 +144,8 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     });
     try {
       const names = await o.fs.readdir(o.dir);
+      await sweepTempFiles(o.fs, o.dir, names);
       let changed = false;
-      for (const name of names) {
-        if (name.endsWith('.tmp')) {
-          await o.fs.unlink(`${o.dir}/${name}`);
-          changed = true;
-        }
-      }
       const wal = o.wal;
       let checkpoint = (await readCheckpoint(o.fs, o.dir)) ?? Math.max(0, wal.firstLsn - 1);
       if (checkpoint > wal.durableLsn) {

@@ -1,9 +1,9 @@
 /**
  * verifyBackup: reads every file of a backup directory and reports what is wrong, without changing it.
  */
-import { FlushpointError } from '../wal/errors.js';
-import type { FileSystem } from '../wal/fs/file-system.js';
-import { nodeFileSystem } from '../wal/fs/node-file-system.js';
+import { FlushpointError } from '../core/errors.js';
+import type { FileSystem } from '../fs/file-system.js';
+import { nodeFileSystem } from '../fs/node-file-system.js';
 import { listBackupFiles, readBackupFile, readCheckpoint } from './backup-file.js';
 
 export type BackupProblemCode = 'BACKUP_CORRUPT' | 'BACKUP_GAP' | 'NO_CHECKPOINT' | 'BEYOND_CHECKPOINT';

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { BackupSink } from '../backup/sink.js';
 import { publishBackupFile, publishCheckpoint } from '../backup/backup-file.js';
 import { BodyBuilder, frameRecords } from '../backup/format.js';
-import { nodeFileSystem } from '../wal/fs/node-file-system.js';
+import { nodeFileSystem } from '../fs/node-file-system.js';
 import { Wal } from '../wal/index.js';
 import { runClosedLoop } from './closed-loop.js';
 import { LatencyRecorder, nowUs, summarize, type LatencySummary } from './latency.js';

@@ -13,10 +13,23 @@ import type { PeerMeasurement, PeerResult } from './peer-runner.js';
 import type { ProfileName } from './profile.js';
 import type { RawCeilingResult } from './raw-ceiling.js';
 import type { RecoveryResult } from './recovery.js';
-import type { TargetResult } from './targets.js';
 import type { WalMeasurement } from './wal-runner.js';
 
 export const reportSchemaVersion = 1;
+
+/** One performance target: a figure, its baseline from the same run, and the ratio between them. */
+export interface TargetResult {
+  id: string;
+  description: string;
+  value: number;
+  valueLabel: string;
+  baseline: number;
+  baselineLabel: string;
+  ratio: number;
+  comparison: '>=' | '<=';
+  threshold: number;
+  status: 'met' | 'missed' | 'not-measured';
+}
 
 export interface RawCeilingRow extends RawCeilingResult {
   /** Baseline: the same record size at batch 1. ratio = recordsPerSec / that (the gain from batching). */

@@ -4,20 +4,10 @@
  * that was skipped) is "not-measured", never "met".
  */
 import { ratioOf } from './format.js';
-import { findWal, type BenchReport } from './report.js';
+import { findWal, type BenchReport, type TargetResult } from './report.js';
 
-export interface TargetResult {
-  id: string;
-  description: string;
-  value: number;
-  valueLabel: string;
-  baseline: number;
-  baselineLabel: string;
-  ratio: number;
-  comparison: '>=' | '<=';
-  threshold: number;
-  status: 'met' | 'missed' | 'not-measured';
-}
+export type { TargetResult };
+
 
 export const recoveryMbPerSecFloor = 300;
 

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { restoreBackup } from '../backup/restore.js';
 import { verifyBackup } from '../backup/verify.js';
 import { createProgress } from '../bench/progress.js';
-import { FlushpointError } from '../wal/errors.js';
+import { FlushpointError } from '../core/errors.js';
 import { exitFailure, exitOk, exitUsage, type CliIo, type Subcommand } from './subcommand.js';
 
 export const backupUsage = `usage: flushpoint backup verify DIR [--json]

@@ -5,7 +5,7 @@
  * their caller; a failed flush reaches every waiter.
  */
 import { describe, expect, it } from 'vitest';
-import { FlushpointError } from '../wal/errors.js';
+import { FlushpointError } from '../core/errors.js';
 import { appendDurable, gate, makeSink, until } from './helpers/backup-fixtures.js';
 
 const DATA_SYNC = { op: 'datasync' as const, path: /\.fpb\.tmp$/ };

@@ -8,8 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Wal } from '../wal/wal.js';
-import { MemoryFileSystem } from '../wal/fs/memory-file-system.js';
-import { FaultFileSystem, type FsOp } from '../wal/fs/fault-file-system.js';
+import { MemoryFileSystem } from '../fs/memory-file-system.js';
+import { FaultFileSystem, type FsOp } from '../fs/fault-file-system.js';
 import { BackupSink } from '../backup/sink.js';
 import { verifyBackup } from '../backup/verify.js';
 import { restoreBackup } from '../backup/restore.js';

@@ -4,11 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Wal } from '../wal/wal.js';
-import { MemoryFileSystem } from '../wal/fs/memory-file-system.js';
+import { MemoryFileSystem } from '../fs/memory-file-system.js';
 import { BackupSink } from '../backup/sink.js';
 import { verifyBackup } from '../backup/verify.js';
 import { restoreBackup } from '../backup/restore.js';
-import { FlushpointError } from '../wal/errors.js';
+import { FlushpointError } from '../core/errors.js';
 import { equalBytes, payloadFor, readAll } from './helpers/wal-fixtures.js';
 import { appendDurable, until } from './helpers/backup-fixtures.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { crc32, crc32Js, crc32Native, hasNativeCrc32, CRC_NATIVE_THRESHOLD_BYTES } from '../wal/crc.js';
-import { seededRandom } from '../wal/random.js';
+import { crc32, crc32Js, crc32Native, hasNativeCrc32, CRC_NATIVE_THRESHOLD_BYTES } from '../core/crc.js';
+import { seededRandom } from '../core/random.js';
 
 describe('CRC-32', () => {
   it('zlib.crc32 is present on this Node (20.15+)', () => {

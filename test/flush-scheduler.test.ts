@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FlushScheduler, type FlushSource } from '../wal/flush-scheduler.js';
-import { FlushpointError } from '../wal/errors.js';
-import { seededRandom } from '../wal/random.js';
+import { FlushpointError } from '../core/errors.js';
+import { seededRandom } from '../core/random.js';
 import { ManualClock, settle } from './helpers/manual-clock.js';
 import { seedList } from './helpers/seeds.js';
 

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IoWorker, IoWorkerPool } from '../wal/fs/io-worker.js';
+import { IoWorker, IoWorkerPool } from '../fs/io-worker.js';
 
 let dir = '';
 beforeAll(async () => {

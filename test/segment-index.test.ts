@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { INDEX_SPACING_BYTES, SegmentIndex } from '../wal/segment-index.js';
 import { Wal } from '../wal/wal.js';
-import { MemoryFileSystem } from '../wal/fs/memory-file-system.js';
-import { FaultFileSystem } from '../wal/fs/fault-file-system.js';
+import { MemoryFileSystem } from '../fs/memory-file-system.js';
+import { FaultFileSystem } from '../fs/fault-file-system.js';
 import { payloadFor } from './helpers/wal-fixtures.js';
 
 describe('SegmentIndex', () => {

@@ -15,7 +15,9 @@
  * segment; and nothing resolves early while a commit step is held open.
  */
 import { describe, expect, it } from 'vitest';
-import { FlushpointError, isFlushpointError, Wal, type FaultRule, type FsOp } from '../wal/index.js';
+import { Wal } from '../wal/index.js';
+import { FlushpointError, isFlushpointError } from '../core/errors.js';
+import { type FaultRule, type FsOp } from '../fs/index.js';
 import { deferred, track, turns, until, type Tracked } from './helpers/async.js';
 import { PREALLOC_SUFFIX } from '../wal/segment-preparer.js';
 import { MemoryWal, MEMORY_WAL_DIR, RECORDS_PER_SEGMENT, SEGMENT_BYTES } from './helpers/memory-wal.js';

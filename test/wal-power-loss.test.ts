@@ -15,8 +15,9 @@
  * Any failure names its seed: FLUSHPOINT_SEED=<n> replays it (FLUSHPOINT_SEEDS=<count> runs more).
  */
 import { describe, expect, it } from 'vitest';
-import { FaultFileSystem, MemoryFileSystem, Wal, type FsOp } from '../wal/index.js';
-import { seededRandom, type Random } from '../wal/random.js';
+import { Wal } from '../wal/index.js';
+import { FaultFileSystem, MemoryFileSystem, type FsOp } from '../fs/index.js';
+import { seededRandom, type Random } from '../core/random.js';
 import { deferred, turns } from './helpers/async.js';
 import { randomPayload, type PayloadKind, type PayloadProfile } from './helpers/payload.js';
 import { replayHint, replaying, seedList } from './helpers/seeds.js';

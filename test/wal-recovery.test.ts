@@ -6,10 +6,12 @@
  * Never a wrong payload, never a silently missing record before the tail.
  */
 import { describe, expect, it } from 'vitest';
-import { Wal, FlushpointError } from '../wal/index.js';
-import { SEGMENT_HEADER_BYTES, decodeRecord, parseSegmentName } from '../wal/format.js';
+import { Wal } from '../wal/index.js';
+import { FlushpointError } from '../core/errors.js';
+import { SEGMENT_HEADER_BYTES, parseSegmentName } from '../wal/format.js';
+import { decodeRecord } from '../record/format.js';
 import { buildMemoryWal, equalBytes, readAll } from './helpers/wal-fixtures.js';
-import type { MemoryFileSystem } from '../wal/fs/memory-file-system.js';
+import type { MemoryFileSystem } from '../fs/memory-file-system.js';
 
 const SEGMENT = 1024;
 // Lengths chosen so records straddle 8-byte padding and the log rolls into three segments.

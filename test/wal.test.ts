@@ -2,7 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Wal, FlushpointError, FaultFileSystem, MemoryFileSystem, NodeFileSystem } from '../wal/index.js';
+import { Wal } from '../wal/index.js';
+import { FlushpointError } from '../core/errors.js';
+import { FaultFileSystem, MemoryFileSystem, NodeFileSystem } from '../fs/index.js';
 import { PREALLOC_SUFFIX } from '../wal/segment-preparer.js';
 import { equalBytes, payloadFor, readAll } from './helpers/wal-fixtures.js';
 

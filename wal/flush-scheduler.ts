@@ -14,8 +14,8 @@
  * - Failure: every waiter at the time is rejected with the same error. With `sticky`, the scheduler
  *   stays failed: every later wait is rejected at once and no flush runs again.
  */
-import { assert, FlushpointError, ErrorCode } from './errors.js';
-import { realClock, type Clock } from './clock.js';
+import { assert, FlushpointError, ErrorCode } from '../core/errors.js';
+import { realClock, type Clock } from '../core/clock.js';
 
 export interface FlushSource {
   /**

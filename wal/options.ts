@@ -1,15 +1,11 @@
 /** WAL options: one doc line each, units in the name, defaults applied in one place (walDefaults). */
-import type { FileSystem, SyncMethod } from './fs/file-system.js';
-import { nodeFileSystem } from './fs/node-file-system.js';
-import { SEGMENT_HEADER_BYTES, recordBytes } from './format.js';
+import type { Logger } from '../core/logger.js';
+import type { FileSystem, SyncMethod } from '../fs/file-system.js';
+import { nodeFileSystem } from '../fs/node-file-system.js';
+import { SEGMENT_HEADER_BYTES } from './format.js';
+import { recordBytes } from '../record/format.js';
 
-/** The subset of a pino logger flushpoint uses; pass a pino logger or anything shaped like it. */
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
+export type { Logger };
 export type RecoveryMode = 'truncate-torn-tail' | 'strict';
 
 export interface WalOptions {

@@ -9,9 +9,10 @@
  *  - the span's raw bytes, records still framed and checksummed as on disk (wal.readRaw, which the
  *    backup sink copies into backup files without re-framing anything).
  */
-import { FlushpointError, ErrorCode } from './errors.js';
-import type { FileSystem } from './fs/file-system.js';
-import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, decodeRecord, decodeSegmentHeader, describeDecode, recordBytes } from './format.js';
+import { FlushpointError, ErrorCode } from '../core/errors.js';
+import type { FileSystem } from '../fs/file-system.js';
+import { SEGMENT_HEADER_BYTES, decodeSegmentHeader } from './format.js';
+import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, recordBytes } from '../record/format.js';
 
 export interface WalRecord {
   lsn: number;

@@ -24,24 +24,11 @@
  * nothing earlier. (A bit flip inside the last acknowledged batch looks the same and is cut too: no
  * format can tell the two apart without a later write.)
  */
-import { FlushpointError, ErrorCode, assert } from './errors.js';
-import type { FileHandle, FileSystem } from './fs/file-system.js';
+import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
+import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { SegmentIndex } from './segment-index.js';
-import {
-  DECODE_SHORT,
-  DECODE_ZERO,
-  RECORD_HEADER_BYTES,
-  recordBytes,
-  recordPayloadBytes,
-  SEGMENT_HEADER_BYTES,
-  decodeRecord,
-  decodeSegmentHeader,
-  describeDecode,
-  recordBatchDelta,
-  recordLsn,
-  segmentName,
-  RECORD_ALIGN_BYTES,
-} from './format.js';
+import { SEGMENT_HEADER_BYTES, decodeSegmentHeader, segmentName } from './format.js';
+import { DECODE_SHORT, DECODE_ZERO, RECORD_HEADER_BYTES, recordBytes, recordPayloadBytes, decodeRecord, describeDecode, recordBatchDelta, recordLsn, RECORD_ALIGN_BYTES } from '../record/format.js';
 
 export interface RecoveredSegment {
   index: SegmentIndex;

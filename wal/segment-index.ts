@@ -4,7 +4,7 @@
  * everything before it. Entries are record starts, in LSN order, at least INDEX_SPACING_BYTES apart;
  * the writer adds one per commit, recovery one per stretch of that many bytes.
  */
-import { assert } from './errors.js';
+import { assert } from '../core/errors.js';
 import { SEGMENT_HEADER_BYTES } from './format.js';
 
 export const INDEX_SPACING_BYTES = 64 * 1024;

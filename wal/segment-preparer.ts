@@ -4,7 +4,7 @@
  * so a commit into it overwrites allocated blocks and its fdatasync writes no size metadata. It gets its
  * real name only when its first batch is durable in it (wal.ts renames it and syncs the directory).
  */
-import type { FileHandle, FileSystem } from './fs/file-system.js';
+import type { FileHandle, FileSystem } from '../fs/file-system.js';
 
 export const PREALLOC_SUFFIX = '.prealloc.tmp';
 /** A next segment started without preallocation (its zero-fill was late). */

@@ -11,8 +11,9 @@
  * memory costs a page fault per 4 KiB on first touch, which was ~20% of the main thread with 4 KiB
  * records, and the commit worker only learns a shared buffer once.
  */
-import { assert } from './errors.js';
-import { SEGMENT_HEADER_BYTES, encodeRecord, encodeSegmentHeader, recordBytes } from './format.js';
+import { assert } from '../core/errors.js';
+import { SEGMENT_HEADER_BYTES, encodeSegmentHeader } from './format.js';
+import { encodeRecord, recordBytes } from '../record/format.js';
 
 /** A chunk of shared memory records are encoded into. */
 interface Chunk {

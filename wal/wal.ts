@@ -12,13 +12,13 @@
  * The on-disk format is drawn in format.ts; recovery's decision table is in recovery.ts.
  */
 import { EventEmitter } from 'node:events';
-import { FlushpointError, ErrorCode, assert } from './errors.js';
-import type { FileHandle, FileLock, FileSystem } from './fs/file-system.js';
-import { writeFileAtomic } from './fs/file-system.js';
+import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
+import type { FileHandle, FileLock, FileSystem } from '../fs/file-system.js';
+import { publishFileDurably, sweepTempFiles } from '../fs/durable-publish.js';
 import { FlushScheduler, checkWaitOptions, type WaitOptions } from './flush-scheduler.js';
 import { SEGMENT_NAME_RE, segmentName } from './format.js';
-import { LatencyRecorder, type LatencySummary } from './latency.js';
-import { checkLsnArgument } from './lsn.js';
+import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
+import { checkLsnArgument } from '../core/lsn.js';
 import { payloadBytesMax, walDefaults, type ResolvedWalOptions, type WalOptions } from './options.js';
 import { READ_CHUNK_BYTES, readSegmentBatches, readSegmentRaw, type RawSpan, type SegmentScan, type WalRecord } from './reader.js';
 import { recoverSegments, type TornTail } from './recovery.js';
@@ -178,14 +178,7 @@ export class Wal extends EventEmitter<WalEvents> {
     }
     try {
       const names = await o.fs.readdir(o.dir);
-      let removed = false;
-      for (const name of names) {
-        if (name.endsWith('.tmp')) {
-          await o.fs.unlink(`${o.dir}/${name}`);
-          removed = true;
-        }
-      }
-      if (removed) await o.fs.syncDir(o.dir);
+      await sweepTempFiles(o.fs, o.dir, names);
       const segNames = names.filter((n) => SEGMENT_NAME_RE.test(n)).sort();
       const rec = await recoverSegments(o.fs, o.dir, segNames, o.recovery === 'strict');
       if (rec.torn) await repairTornTail(o.fs, rec.torn, o.logger);
@@ -571,7 +564,7 @@ async function repairTornTail(fs: FileSystem, torn: TornTail, logger: ResolvedWa
       const cut = new Uint8Array(torn.bytes);
       await handle.read(cut, 0, torn.bytes, torn.offset);
       const slash = torn.file.lastIndexOf('/');
-      await writeFileAtomic(fs, torn.file.slice(0, slash), `${torn.file.slice(slash + 1)}.torn`, cut);
+      await publishFileDurably(fs, torn.file.slice(0, slash), `${torn.file.slice(slash + 1)}.torn`, [cut], 'fsync');
       await handle.commit([new Uint8Array(torn.bytes)], torn.offset, 'fsync');
     }
   } finally {

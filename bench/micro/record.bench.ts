@@ -6,7 +6,7 @@
  *   npx tsc -p tsconfig.json && node dist/bench/micro/record.bench.js [--time-ms N]
  */
 import crypto from 'node:crypto';
-import { decodeRecord, encodeRecord, recordBytes } from '../../wal/format.js';
+import { decodeRecord, encodeRecord, recordBytes } from '../../record/format.js';
 import { formatRatio } from '../format.js';
 import { figureColumn, renderTable } from '../text-table.js';
 import { nsPerCall, timeMsFromArgs } from './per-call.js';

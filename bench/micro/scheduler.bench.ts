@@ -6,7 +6,7 @@
  *
  *   npx tsc -p tsconfig.json && node dist/bench/micro/scheduler.bench.js [--time-ms N]
  */
-import { FlushScheduler } from '../../wal/flush-scheduler.js';
+import { FlushScheduler } from '../../wal/index.js';
 import { formatRatio } from '../format.js';
 import { figureColumn, renderTable } from '../text-table.js';
 import { nsPerCall, timeMsFromArgs } from './per-call.js';

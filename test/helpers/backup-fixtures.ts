@@ -1,6 +1,6 @@
 import { Wal } from '../../wal/wal.js';
-import { MemoryFileSystem } from '../../wal/fs/memory-file-system.js';
-import { FaultFileSystem } from '../../wal/fs/fault-file-system.js';
+import { MemoryFileSystem } from '../../fs/memory-file-system.js';
+import { FaultFileSystem } from '../../fs/fault-file-system.js';
 import { BackupSink } from '../../backup/sink.js';
 import type { BackupSinkOptions } from '../../backup/options.js';
 import { payloadFor } from './wal-fixtures.js';

@@ -1,4 +1,4 @@
-import type { Clock } from '../../wal/clock.js';
+import type { Clock } from '../../core/clock.js';
 
 /** A clock for deterministic simulation: time moves only when the test says so. */
 export class ManualClock implements Clock {

@@ -3,7 +3,8 @@
  * for checking. Segments of 4 KiB and payloads of 100 bytes (128 bytes a record) give 31 records a
  * segment, so a test knows which batch fits the current segment and which rolls into the next.
  */
-import { FaultFileSystem, MemoryFileSystem, Wal } from '../../wal/index.js';
+import { Wal } from '../../wal/index.js';
+import { FaultFileSystem, MemoryFileSystem } from '../../fs/index.js';
 import { PREALLOC_SUFFIX } from '../../wal/segment-preparer.js';
 import { turns } from './async.js';
 import { patternBytes } from './payload.js';

@@ -1,5 +1,5 @@
 /** Random payloads for WAL tests: empty, small, medium and near the segment's payload limit. */
-import type { Random } from '../../wal/random.js';
+import type { Random } from '../../core/random.js';
 import { patternBytes } from '../fixtures/payload.mjs';
 
 export { patternBytes, payloadForLsn, PAYLOAD_FOR_LSN_BYTES_MAX } from '../fixtures/payload.mjs';

@@ -1,5 +1,5 @@
 import { Wal, type WalOptions } from '../../wal/index.js';
-import { MemoryFileSystem } from '../../wal/fs/memory-file-system.js';
+import { MemoryFileSystem } from '../../fs/memory-file-system.js';
 
 /** Deterministic payload for an LSN and a length. */
 export function payloadFor(lsn: number, length: number): Uint8Array {

@@ -10,7 +10,7 @@
  * once. Locks die with the "process": the crashed image has none.
  */
 import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags, type SyncMethod } from './file-system.js';
-import { seededRandom, type Random } from '../random.js';
+import { seededRandom, type Random } from '../core/random.js';
 
 type PendingOp = { kind: 'write'; position: number; bytes: Uint8Array } | { kind: 'truncate'; lengthBytes: number };
 

@@ -82,19 +82,6 @@ export async function readWholeFile(fs: FileSystem, path: string): Promise<Uint8
   }
 }
 
-/** Writes a whole new file durably: temp name, write, sync, rename, sync the directory. */
-export async function writeFileAtomic(fs: FileSystem, dir: string, name: string, data: Uint8Array): Promise<void> {
-  const tmp = `${dir}/${name}.tmp`;
-  const handle = await fs.open(tmp, 'w+');
-  try {
-    await handle.commit([data], 0, 'fsync');
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(tmp, `${dir}/${name}`);
-  await fs.syncDir(dir);
-}
-
 /** Makes an Error that looks like one from node:fs. */
 export function fsError(code: string, syscall: string, path: string, message?: string): NodeJS.ErrnoException {
   const err = new Error(`${code}: ${message ?? code.toLowerCase()}, ${syscall} '${path}'`) as NodeJS.ErrnoException;

@@ -1,0 +1,115 @@
+/**
+ * The record framing, shared by the WAL's segments and the backup's files (which carry WAL records
+ * verbatim, so per-record CRCs hold end to end). Pure encode/decode: no I/O here.
+ *
+ * Each record starts at a multiple of 8 bytes:
+ *
+ *   0         4         8                   16        20        24
+ *   +---------+---------+-------------------+---------+---------+------------------+-----------+
+ *   | CRC-32  | payload | LSN               | batch   | flags   | payload          | zero pad  |
+ *   |         | bytes   | u64               | delta   | (0)     | (payload bytes)  | to 8 bytes|
+ *   +---------+---------+-------------------+---------+---------+------------------+-----------+
+ *
+ *   CRC-32 covers every byte after itself up to the end of the padding.
+ *   batch delta = LSN - (first LSN of the write batch the record was committed in). Recovery uses it to
+ *   tell a torn tail (damage inside the last, unacknowledged batch) from corruption of a batch that a
+ *   later batch followed (which was therefore acknowledged).
+ *
+ * All integers little-endian. An all-zero record header is the clean end of data.
+ *
+ * FORMAT CONSTANTS: changing any of these breaks every file already written.
+ */
+import { crc32 } from '../core/crc.js';
+import { assert } from '../core/errors.js';
+import { readU64, writeU64 } from '../core/u64.js';
+
+export const RECORD_HEADER_BYTES = 24;
+export const RECORD_ALIGN_BYTES = 8;
+/** Byte offsets of the header's fields, from the record's start. */
+export const RECORD_CRC_OFFSET = 0;
+export const RECORD_PAYLOAD_BYTES_OFFSET = 4;
+export const RECORD_LSN_OFFSET = 8;
+export const RECORD_BATCH_DELTA_OFFSET = 16;
+export const RECORD_FLAGS_OFFSET = 20;
+/** Largest payload the format can describe (u32 length); segments usually cap it lower. */
+export const PAYLOAD_BYTES_MAX_FORMAT = 0xffff_fff0;
+
+/** Bytes a record with this payload takes on disk, header and padding included. */
+export function recordBytes(payloadBytes: number): number {
+  return (RECORD_HEADER_BYTES + payloadBytes + RECORD_ALIGN_BYTES - 1) & ~(RECORD_ALIGN_BYTES - 1);
+}
+
+/**
+ * Encodes one record into `out` at `offset` (which must be 8-aligned and have recordBytes(len) bytes of
+ * room; the padding bytes must be zero or are zeroed here). Returns the offset after the record.
+ */
+export function encodeRecord(out: Uint8Array, view: DataView, offset: number, lsn: number, batchDelta: number, payload: Uint8Array): number {
+  const size = recordBytes(payload.byteLength);
+  assert((offset & (RECORD_ALIGN_BYTES - 1)) === 0, 'record offset must be aligned');
+  assert(batchDelta >= 0 && batchDelta <= 0xffff_ffff, 'batch delta out of range');
+  view.setUint32(offset + RECORD_PAYLOAD_BYTES_OFFSET, payload.byteLength, true);
+  writeU64(view, offset + RECORD_LSN_OFFSET, lsn);
+  view.setUint32(offset + RECORD_BATCH_DELTA_OFFSET, batchDelta, true);
+  view.setUint32(offset + RECORD_FLAGS_OFFSET, 0, true);
+  out.set(payload, offset + RECORD_HEADER_BYTES);
+  const end = offset + size;
+  out.fill(0, offset + RECORD_HEADER_BYTES + payload.byteLength, end);
+  view.setUint32(offset, crc32(out.subarray(offset + RECORD_PAYLOAD_BYTES_OFFSET, end)), true);
+  return end;
+}
+
+/** Outcomes of decodeRecord other than a record (which is returned as its size, > 0). */
+export const DECODE_ZERO = 0; // an all-zero header: the clean end of data
+export const DECODE_SHORT = -1; // not enough bytes left for the header or the payload
+export const DECODE_BAD_LSN = -2; // the header names another LSN than expected
+export const DECODE_BAD_CRC = -3; // checksum mismatch (or a nonzero reserved field)
+
+/**
+ * Checks the record at `offset` against `expectedLsn` (0: accept any LSN >= 1). Returns its size in
+ * bytes (> 0) when valid, or one of the DECODE_* codes. Allocates nothing.
+ */
+export function decodeRecord(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number): number {
+  if (offset + RECORD_HEADER_BYTES > end) {
+    for (let i = offset; i < end; i++) if (buf[i] !== 0) return DECODE_SHORT;
+    return DECODE_ZERO;
+  }
+  const crc = view.getUint32(offset, true);
+  const payloadBytes = view.getUint32(offset + RECORD_PAYLOAD_BYTES_OFFSET, true);
+  const lsn = readU64(view, offset + RECORD_LSN_OFFSET);
+  if (crc === 0 && payloadBytes === 0 && lsn === 0 && view.getUint32(offset + RECORD_BATCH_DELTA_OFFSET, true) === 0 && view.getUint32(offset + RECORD_FLAGS_OFFSET, true) === 0) {
+    return DECODE_ZERO;
+  }
+  if (expectedLsn !== 0 ? lsn !== expectedLsn : lsn < 1 || !Number.isSafeInteger(lsn)) return DECODE_BAD_LSN;
+  const size = recordBytes(payloadBytes);
+  if (payloadBytes > PAYLOAD_BYTES_MAX_FORMAT || offset + size > end) return DECODE_SHORT;
+  if (view.getUint32(offset + RECORD_FLAGS_OFFSET, true) !== 0) return DECODE_BAD_CRC;
+  if (crc32(buf.subarray(offset + RECORD_PAYLOAD_BYTES_OFFSET, offset + size)) !== crc) return DECODE_BAD_CRC;
+  return size;
+}
+
+export function recordLsn(view: DataView, offset: number): number {
+  return readU64(view, offset + RECORD_LSN_OFFSET);
+}
+
+export function recordBatchDelta(view: DataView, offset: number): number {
+  return view.getUint32(offset + RECORD_BATCH_DELTA_OFFSET, true);
+}
+
+export function recordPayloadBytes(view: DataView, offset: number): number {
+  return view.getUint32(offset + RECORD_PAYLOAD_BYTES_OFFSET, true);
+}
+
+export function describeDecode(code: number): string {
+  switch (code) {
+    case DECODE_ZERO:
+      return 'zeroed record header';
+    case DECODE_SHORT:
+      return 'record runs past the end of the file or has an impossible length';
+    case DECODE_BAD_LSN:
+      return 'record LSN is not the next LSN';
+    case DECODE_BAD_CRC:
+      return 'record checksum mismatch';
+    default:
+      return `decode code ${code}`;
+  }
+}
