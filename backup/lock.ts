@@ -4,6 +4,7 @@
  * FileSystem (memory, fault-injecting): the FileSystem's own exclusive lock.
  */
 import lockfile from 'proper-lockfile';
+import { once } from '../core/check.js';
 import { FlushpointError, ErrorCode } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { NodeFileSystem } from '../fs/node-file-system.js';
@@ -28,14 +29,7 @@ export async function lockBackupDir(fs: FileSystem, dir: string, staleMs: number
         retries: 0,
         onCompromised,
       });
-      let released = false;
-      return {
-        release: async () => {
-          if (released) return;
-          released = true;
-          await release().catch(() => {});
-        },
-      };
+      return { release: once(() => release().catch(() => {})) };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ELOCKED') throw locked(err);
       throw err;

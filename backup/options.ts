@@ -1,4 +1,5 @@
 /** BackupSink options: one doc line each, units in the name, defaults applied in backupDefaults. */
+import { directoryPath, integerInRange } from '../core/check.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import type { Logger } from '../core/logger.js';
@@ -55,12 +56,6 @@ export interface ResolvedBackupOptions {
   holdName: string;
 }
 
-function int(value: unknown, name: string, min: number, max: number): number {
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
-  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${value}`);
-  return value;
-}
-
 export function checkMode(mode: unknown, name: string): ForceFlushMode {
   if (mode !== 'barrier' && mode !== 'join' && mode !== 'reject') throw new RangeError(`${name} must be 'barrier', 'join' or 'reject', got ${String(mode)}`);
   return mode;
@@ -69,24 +64,23 @@ export function checkMode(mode: unknown, name: string): ForceFlushMode {
 export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
   if (o === null || typeof o !== 'object') throw new TypeError('BackupSink.open needs an options object');
   if (o.wal === null || typeof o.wal !== 'object' || typeof o.wal.append !== 'function') throw new TypeError('options.wal must be an open Wal');
-  if (typeof o.dir !== 'string' || o.dir.length === 0) throw new TypeError('options.dir must be a non-empty string');
   const compression = o.compression ?? 'none';
   if (compression !== 'none' && compression !== 'deflate') throw new RangeError(`compression must be 'none' or 'deflate', got ${String(compression)}`);
-  const retryDelayMsMin = int(o.retryDelayMsMin ?? 100, 'retryDelayMsMin', 1, 3_600_000);
+  const retryDelayMsMin = integerInRange(o.retryDelayMsMin ?? 100, 'retryDelayMsMin', 1, 3_600_000);
   return {
     wal: o.wal,
-    dir: o.dir.replace(/\/+$/, '') || '/',
-    flushIntervalMs: int(o.flushIntervalMs ?? 1000, 'flushIntervalMs', 1, 86_400_000),
-    segmentSizeBytesMax: int(o.segmentSizeBytesMax ?? 64 * 1024 * 1024, 'segmentSizeBytesMax', 1024, 2 ** 31),
+    dir: directoryPath(o.dir, 'options.dir'),
+    flushIntervalMs: integerInRange(o.flushIntervalMs ?? 1000, 'flushIntervalMs', 1, 86_400_000),
+    segmentSizeBytesMax: integerInRange(o.segmentSizeBytesMax ?? 64 * 1024 * 1024, 'segmentSizeBytesMax', 1024, 2 ** 31),
     forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
-    forceFlushTimeoutMs: int(o.forceFlushTimeoutMs ?? 60_000, 'forceFlushTimeoutMs', 0, 2 ** 31 - 1),
+    forceFlushTimeoutMs: integerInRange(o.forceFlushTimeoutMs ?? 60_000, 'forceFlushTimeoutMs', 0, 2 ** 31 - 1),
     compression,
     fs: o.fs ?? nodeFileSystem,
     logger: o.logger,
     retryDelayMsMin,
-    retryDelayMsMax: int(o.retryDelayMsMax ?? 10_000, 'retryDelayMsMax', retryDelayMsMin, 3_600_000),
-    failuresCountMax: int(o.failuresCountMax ?? 10, 'failuresCountMax', 1, 1_000_000),
-    lockStaleMs: int(o.lockStaleMs ?? 10_000, 'lockStaleMs', 2000, 3_600_000),
+    retryDelayMsMax: integerInRange(o.retryDelayMsMax ?? 10_000, 'retryDelayMsMax', retryDelayMsMin, 3_600_000),
+    failuresCountMax: integerInRange(o.failuresCountMax ?? 10, 'failuresCountMax', 1, 1_000_000),
+    lockStaleMs: integerInRange(o.lockStaleMs ?? 10_000, 'lockStaleMs', 2000, 3_600_000),
     holdName: typeof o.holdName === 'string' && o.holdName.length > 0 ? o.holdName : 'backup',
   };
 }

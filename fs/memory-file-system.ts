@@ -10,6 +10,7 @@
  * once. Locks die with the "process": the crashed image has none.
  */
 import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags, type SyncMethod } from './file-system.js';
+import { once } from '../core/check.js';
 import { seededRandom, type Random } from '../core/random.js';
 
 type PendingOp = { kind: 'write'; position: number; bytes: Uint8Array } | { kind: 'truncate'; lengthBytes: number };
@@ -357,13 +358,10 @@ export class MemoryFileSystem implements FileSystem {
     const d = this.#dir(dir, 'open');
     if (!d.entries.has(name)) d.set(name, new Inode());
     this.#locks.add(norm);
-    let released = false;
     return {
-      release: async () => {
-        if (released) return;
-        released = true;
+      release: once(async () => {
         this.#locks.delete(norm);
-      },
+      }),
     };
   }
 

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import fsExt from 'fs-ext';
+import { once } from '../core/check.js';
 import type { FileHandle, FileLock, FileStat, FileSystem, OpenFlags, SyncMethod } from './file-system.js';
 import { IoWorkerPool } from './io-worker.js';
 
@@ -144,15 +145,8 @@ export class NodeFileSystem implements FileSystem {
       if (e.code === 'EAGAIN' || e.code === 'EWOULDBLOCK') e.code = 'EWOULDBLOCK';
       throw e;
     }
-    let released = false;
-    return {
-      release: async () => {
-        if (released) return;
-        released = true;
-        // Closing the descriptor drops the flock.
-        await fsClose(fd);
-      },
-    };
+    // Closing the descriptor drops the flock.
+    return { release: once(() => fsClose(fd)) };
   }
 
   /** Stops the commit worker (tests and short-lived tools; a process that exits needs no call). */

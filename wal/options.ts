@@ -1,4 +1,5 @@
 /** WAL options: one doc line each, units in the name, defaults applied in one place (walDefaults). */
+import { directoryPath, integerInRange } from '../core/check.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSystem, SyncMethod } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
@@ -49,16 +50,9 @@ export const SEGMENT_SIZE_BYTES_MIN = 1024;
 /** Segment sizes are stored as u32 in the header. */
 export const SEGMENT_SIZE_BYTES_MAX = 2 ** 32 - 8;
 
-function positiveInteger(value: unknown, name: string, min: number, max: number): number {
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
-  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${value}`);
-  return value;
-}
-
 export function walDefaults(options: WalOptions): ResolvedWalOptions {
   if (options === null || typeof options !== 'object') throw new TypeError('Wal.open needs an options object');
-  if (typeof options.dir !== 'string' || options.dir.length === 0) throw new TypeError('options.dir must be a non-empty string');
-  const segmentSizeBytes = positiveInteger(options.segmentSizeBytes ?? SEGMENT_SIZE_BYTES_DEFAULT, 'segmentSizeBytes', SEGMENT_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MAX);
+  const segmentSizeBytes = integerInRange(options.segmentSizeBytes ?? SEGMENT_SIZE_BYTES_DEFAULT, 'segmentSizeBytes', SEGMENT_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MAX);
   if (segmentSizeBytes % 8 !== 0) throw new RangeError(`segmentSizeBytes must be a multiple of 8, got ${segmentSizeBytes}`);
   const syncMethod = options.syncMethod ?? 'fdatasync';
   if (syncMethod !== 'fdatasync' && syncMethod !== 'fsync') throw new RangeError(`syncMethod must be 'fdatasync' or 'fsync', got ${String(syncMethod)}`);
@@ -67,16 +61,16 @@ export function walDefaults(options: WalOptions): ResolvedWalOptions {
   const commitDelayMs = options.commitDelayMs ?? 0;
   if (typeof commitDelayMs !== 'number' || !(commitDelayMs >= 0) || commitDelayMs > 10_000) throw new RangeError(`commitDelayMs must be in [0, 10000], got ${commitDelayMs}`);
   return {
-    dir: options.dir.replace(/\/+$/, '') || '/',
+    dir: directoryPath(options.dir, 'options.dir'),
     segmentSizeBytes,
     syncMethod,
     commitDelayMs,
     recovery,
     fs: options.fs ?? nodeFileSystem,
     logger: options.logger,
-    fsyncLatencyMsWarn: positiveInteger(options.fsyncLatencyMsWarn ?? 1000, 'fsyncLatencyMsWarn', 1, 3_600_000),
-    stagingChunkBytes: positiveInteger(options.stagingChunkBytes ?? 1024 * 1024, 'stagingChunkBytes', 4096, 256 * 1024 * 1024),
-    firstLsn: positiveInteger(options.firstLsn ?? 1, 'firstLsn', 1, Number.MAX_SAFE_INTEGER - 1),
+    fsyncLatencyMsWarn: integerInRange(options.fsyncLatencyMsWarn ?? 1000, 'fsyncLatencyMsWarn', 1, 3_600_000),
+    stagingChunkBytes: integerInRange(options.stagingChunkBytes ?? 1024 * 1024, 'stagingChunkBytes', 4096, 256 * 1024 * 1024),
+    firstLsn: integerInRange(options.firstLsn ?? 1, 'firstLsn', 1, Number.MAX_SAFE_INTEGER - 1),
   };
 }
 
