@@ -8,13 +8,14 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { crc32 } from '../core/crc.js';
 import { FlushpointError, ErrorCode } from '../core/errors.js';
-import { readWholeFile, type FileSystem } from '../fs/file-system.js';
+import { readWholeFile, type FileStat, type FileSystem } from '../fs/file-system.js';
 import { publishFileDurably } from '../fs/durable-publish.js';
 import {
   BACKUP_HEADER_BYTES,
   CHECKPOINT_NAME,
   FLAG_DEFLATE,
   backupFileName,
+  deflatedBytesMax,
   decodeBackupHeader,
   decodeBody,
   decodeCheckpoint,
@@ -64,16 +65,29 @@ export async function publishBackupFile(
   return { name, bytes: header.byteLength + storedBytes, writeMs, publishMs };
 }
 
-export async function publishCheckpoint(fs: FileSystem, dir: string, checkpointLsn: number): Promise<void> {
-  await publishFileDurably(fs, dir, CHECKPOINT_NAME, [encodeCheckpoint(checkpointLsn, Date.now())]);
+/** Publishes the checkpoint: every LSN in startLsn..checkpointLsn is durable in a file of `dir`. */
+export async function publishCheckpoint(fs: FileSystem, dir: string, checkpointLsn: number, startLsn: number): Promise<void> {
+  await publishFileDurably(fs, dir, CHECKPOINT_NAME, [encodeCheckpoint(checkpointLsn, startLsn, Date.now())]);
 }
 
 function corrupt(file: string, offset: number, reason: string): FlushpointError {
   return new FlushpointError(ErrorCode.BACKUP_CORRUPT, `backup corrupt: ${file} at byte offset ${offset}: ${reason}`, { file, offset });
 }
 
-/** Reads the checkpoint; null when there is none. BACKUP_CORRUPT when it is damaged. */
-export async function readCheckpoint(fs: FileSystem, dir: string): Promise<number | null> {
+export interface BackupCheckpoint {
+  /** Every LSN in startLsn..checkpointLsn is durable in the backup. */
+  checkpointLsn: number;
+  /** The first LSN the backup holds. */
+  startLsn: number;
+  /** False for a format 1 checkpoint: startLsn is then the first file present (or checkpointLsn + 1). */
+  startRecorded: boolean;
+}
+
+/**
+ * Reads the checkpoint; null when there is none. BACKUP_CORRUPT when it is damaged. A format 1
+ * checkpoint recorded no start: the first file present stands in for it.
+ */
+export async function readCheckpoint(fs: FileSystem, dir: string): Promise<BackupCheckpoint | null> {
   const file = `${dir}/${CHECKPOINT_NAME}`;
   let bytes: Uint8Array;
   try {
@@ -84,7 +98,23 @@ export async function readCheckpoint(fs: FileSystem, dir: string): Promise<numbe
   }
   const d = decodeCheckpoint(bytes);
   if (!d.ok) throw corrupt(file, d.offset, d.reason);
-  return d.value.checkpointLsn;
+  const { checkpointLsn, startLsn } = d.value;
+  if (startLsn !== null) return { checkpointLsn, startLsn, startRecorded: true };
+  const first = (await listBackupFiles(fs, dir))[0];
+  return { checkpointLsn, startLsn: first !== undefined && first.firstLsn <= checkpointLsn ? first.firstLsn : checkpointLsn + 1, startRecorded: false };
+}
+
+/** BACKUP_NOT_FOUND unless `dir` exists and is a directory. */
+export async function checkBackupDir(fs: FileSystem, dir: string): Promise<void> {
+  let stat: FileStat;
+  try {
+    stat = await fs.stat(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+    throw new FlushpointError(ErrorCode.BACKUP_NOT_FOUND, `no backup at ${dir}: the path does not exist`, { file: dir, cause: err });
+  }
+  if (!stat.isDirectory) throw new FlushpointError(ErrorCode.BACKUP_NOT_FOUND, `no backup at ${dir}: it is a file, not a backup directory`, { file: dir });
 }
 
 export interface BackupFileEntry {
@@ -120,10 +150,15 @@ export async function readBackupFile(fs: FileSystem, dir: string, entry: BackupF
   if (crc32(stored) !== header.bodyCrc) throw corrupt(file, BACKUP_HEADER_BYTES, 'whole-file checksum mismatch');
   let body = stored;
   if (header.flags & FLAG_DEFLATE) {
+    if (header.rawBodyBytes > deflatedBytesMax(stored.byteLength)) {
+      throw corrupt(file, 40, `header says the body inflates to ${header.rawBodyBytes} bytes, more than any ${stored.byteLength}-byte deflate body can`);
+    }
     try {
-      body = new Uint8Array(await inflateRaw(stored));
+      // Inflate no further than the size the header states: a crafted body cannot take more memory.
+      body = new Uint8Array(await inflateRaw(stored, { maxOutputLength: Math.max(1, header.rawBodyBytes) }));
     } catch (err) {
-      throw corrupt(file, BACKUP_HEADER_BYTES, `cannot inflate body: ${(err as Error).message}`);
+      const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      throw corrupt(file, BACKUP_HEADER_BYTES, tooLarge ? `body inflates beyond the ${header.rawBodyBytes} bytes the header states` : `cannot inflate body: ${(err as Error).message}`);
     }
   }
   if (body.byteLength !== header.rawBodyBytes) throw corrupt(file, BACKUP_HEADER_BYTES, `raw body is ${body.byteLength} bytes, header says ${header.rawBodyBytes}`);

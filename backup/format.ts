@@ -20,22 +20,45 @@
  * The sink copies verified runs of them out of the WAL without re-framing, so each record keeps the
  * CRC-32 it was written with, end to end. LSNs run from the header's first LSN to its last, no gap.
  *
- * CHECKPOINT (40 bytes): magic "FLPBCKPT" | version u32 | zero u32 | checkpoint LSN u64 |
- *   published at (ms since epoch) u64 | zero u32 | CRC-32 of bytes 0..36.
+ * CHECKPOINT, format version 2 (48 bytes): where the backup starts and how far it is complete.
+ *
+ *   0          8         12       16                24                32                40       44       48
+ *   +----------+---------+--------+-----------------+-----------------+-----------------+--------+--------+
+ *   | magic    | version | zero   | checkpoint LSN  | published at    | start LSN u64   | zero   | CRC-32 |
+ *   | FLPBCKPT | u32 = 2 | u32    | u64             | ms since epoch  | (first LSN held)| u32    | 0..44  |
+ *   +----------+---------+--------+-----------------+-----------------+-----------------+--------+--------+
+ *   start LSN: the first LSN the backup holds, fixed when the backup is created; every LSN in
+ *   start..checkpoint is in a file. checkpoint LSN = start - 1 means nothing is backed up yet.
+ *
+ * CHECKPOINT format version 1 (40 bytes, still read): magic | version u32 = 1 | zero u32 | checkpoint LSN
+ *   u64 | published at u64 | zero u32 | CRC-32 of bytes 0..36. It records no start: readers take the
+ *   first file present (a lost first file cannot be detected), and the next publish writes version 2.
  *
  * All integers little-endian. FORMAT CONSTANTS: changing any breaks every backup already written.
  */
 import { crc32 } from '../core/crc.js';
+import { assert } from '../core/errors.js';
 import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, encodeRecord, recordBytes, recordPayloadBytes } from '../record/format.js';
 
 export const BACKUP_MAGIC = 'FLPBACKP';
 export const CHECKPOINT_MAGIC = 'FLPBCKPT';
 export const BACKUP_FORMAT_VERSION = 1;
 export const BACKUP_HEADER_BYTES = 64;
-export const CHECKPOINT_BYTES = 40;
+/** Format version of the CHECKPOINT file (version 1 had no start LSN). Backup files stay at version 1. */
+export const CHECKPOINT_FORMAT_VERSION = 2;
+export const CHECKPOINT_BYTES = 48;
+export const CHECKPOINT_V1_BYTES = 40;
 export const CHECKPOINT_NAME = 'CHECKPOINT';
 export const FLAG_DEFLATE = 1;
 export const BACKUP_NAME_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.fpb$/;
+
+/** deflate expands at most 1032:1 (a 258-byte match per 2 bits), plus a few bytes of block framing. */
+const DEFLATE_EXPANSION_MAX = 1032;
+
+/** Most raw bytes a deflate body of `storedBytes` bytes can inflate to: a header claiming more is corrupt. */
+export function deflatedBytesMax(storedBytes: number): number {
+  return storedBytes * DEFLATE_EXPANSION_MAX + 1024;
+}
 
 const TWO_32 = 0x1_0000_0000;
 
@@ -169,21 +192,44 @@ export function decodeBody(body: Uint8Array, header: BackupHeader): Decoded<Body
   return { ok: true, value: out };
 }
 
-export function encodeCheckpoint(checkpointLsn: number, publishedAtMs: number): Uint8Array {
+export interface Checkpoint {
+  /** Every LSN in startLsn..checkpointLsn is durable in the backup. */
+  checkpointLsn: number;
+  /** The first LSN the backup holds; null for a format 1 checkpoint, which did not record it. */
+  startLsn: number | null;
+  publishedAtMs: number;
+}
+
+export function encodeCheckpoint(checkpointLsn: number, startLsn: number, publishedAtMs: number): Uint8Array {
+  assert(Number.isSafeInteger(startLsn) && startLsn >= 1, `checkpoint start LSN ${startLsn}`);
+  assert(Number.isSafeInteger(checkpointLsn) && checkpointLsn >= startLsn - 1, `checkpoint ${checkpointLsn} before its start ${startLsn}`);
   const out = new Uint8Array(CHECKPOINT_BYTES);
   const view = new DataView(out.buffer);
   out.set(new TextEncoder().encode(CHECKPOINT_MAGIC), 0);
-  view.setUint32(8, BACKUP_FORMAT_VERSION, true);
+  view.setUint32(8, CHECKPOINT_FORMAT_VERSION, true);
   writeU64(view, 16, checkpointLsn);
   writeU64(view, 24, publishedAtMs);
-  view.setUint32(36, crc32(out.subarray(0, 36)), true);
+  writeU64(view, 32, startLsn);
+  view.setUint32(44, crc32(out.subarray(0, 44)), true);
   return out;
 }
 
-export function decodeCheckpoint(bytes: Uint8Array): Decoded<{ checkpointLsn: number; publishedAtMs: number }> {
-  if (bytes.byteLength !== CHECKPOINT_BYTES) return { ok: false, offset: 0, reason: `checkpoint is ${bytes.byteLength} bytes, expected ${CHECKPOINT_BYTES}` };
+export function decodeCheckpoint(bytes: Uint8Array): Decoded<Checkpoint> {
+  if (bytes.byteLength < 12) return { ok: false, offset: 0, reason: `checkpoint is ${bytes.byteLength} bytes, expected ${CHECKPOINT_BYTES}` };
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (new TextDecoder().decode(bytes.subarray(0, 8)) !== CHECKPOINT_MAGIC) return { ok: false, offset: 0, reason: 'bad checkpoint magic' };
-  if (view.getUint32(36, true) !== crc32(bytes.subarray(0, 36))) return { ok: false, offset: 36, reason: 'checkpoint CRC mismatch' };
-  return { ok: true, value: { checkpointLsn: readU64(view, 16), publishedAtMs: readU64(view, 24) } };
+  const version = view.getUint32(8, true);
+  const expectedBytes = version === 1 ? CHECKPOINT_V1_BYTES : version === CHECKPOINT_FORMAT_VERSION ? CHECKPOINT_BYTES : 0;
+  if (expectedBytes === 0) return { ok: false, offset: 8, reason: `unsupported checkpoint format version ${version} (this version reads 1 and ${CHECKPOINT_FORMAT_VERSION})` };
+  if (bytes.byteLength !== expectedBytes) return { ok: false, offset: 0, reason: `checkpoint is ${bytes.byteLength} bytes, format version ${version} has ${expectedBytes}` };
+  const crcAt = expectedBytes - 4;
+  if (view.getUint32(crcAt, true) !== crc32(bytes.subarray(0, crcAt))) return { ok: false, offset: crcAt, reason: 'checkpoint CRC mismatch' };
+  const checkpointLsn = readU64(view, 16);
+  const publishedAtMs = readU64(view, 24);
+  if (version === 1) return { ok: true, value: { checkpointLsn, startLsn: null, publishedAtMs } };
+  const startLsn = readU64(view, 32);
+  if (!Number.isSafeInteger(startLsn) || startLsn < 1 || !Number.isSafeInteger(checkpointLsn) || checkpointLsn < startLsn - 1) {
+    return { ok: false, offset: 16, reason: `checkpoint LSN ${checkpointLsn} with start LSN ${startLsn} is impossible` };
+  }
+  return { ok: true, value: { checkpointLsn, startLsn, publishedAtMs } };
 }

@@ -107,6 +107,8 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   #bytesWritten = 0;
   #recordsWritten = 0;
   #adopted: number;
+  /** The first LSN of the backup, recorded in every checkpoint it publishes. */
+  #startLsn = 1;
   #removed: number;
 
   private constructor(o: ResolvedBackupOptions, lock: BackupLock, checkpointLsn: number, adopted: number, removed: number) {
@@ -147,7 +149,9 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       await sweepTempFiles(o.fs, o.dir, names);
       let changed = false;
       const wal = o.wal;
-      let checkpoint = (await readCheckpoint(o.fs, o.dir)) ?? Math.max(0, wal.firstLsn - 1);
+      const persisted = await readCheckpoint(o.fs, o.dir);
+      let checkpoint = persisted?.checkpointLsn ?? Math.max(0, wal.firstLsn - 1);
+      const startLsn = persisted?.startLsn ?? checkpoint + 1;
       if (checkpoint > wal.durableLsn) {
         throw new FlushpointError(ErrorCode.BACKUP_GAP, `backup checkpoint ${checkpoint} is ahead of the WAL's durable LSN ${wal.durableLsn}: is this the backup of another WAL?`, {
           lsn: checkpoint,
@@ -173,7 +177,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
         }
       }
       if (changed) await o.fs.syncDir(o.dir);
-      if (adopted > 0) await publishCheckpoint(o.fs, o.dir, checkpoint);
+      if (adopted > 0) await publishCheckpoint(o.fs, o.dir, checkpoint, startLsn);
       if (wal.firstLsn > checkpoint + 1) {
         throw new FlushpointError(
           ErrorCode.BACKUP_GAP,
@@ -183,6 +187,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       }
       o.logger?.info({ dir: o.dir, checkpointLsn: checkpoint, adopted, removed }, 'backup sink opened');
       sink = new BackupSink(o, lock, checkpoint, adopted, removed);
+      sink.#startLsn = startLsn;
       return sink;
     } catch (err) {
       await lock.release();
@@ -396,7 +401,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       if (body.recordCount > 0) await publish();
       const tc = performance.now();
       // Only now, with every file of the range durable under its name, may the checkpoint move.
-      await publishCheckpoint(o.fs, o.dir, targetLsn);
+      await publishCheckpoint(o.fs, o.dir, targetLsn, this.#startLsn);
       const checkpointMs = performance.now() - tc;
       this.#checkpointLsn = targetLsn;
       this.#retryTargetLsn = 0;

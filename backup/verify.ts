@@ -1,10 +1,14 @@
 /**
  * verifyBackup: reads every file of a backup directory and reports what is wrong, without changing it.
+ *
+ * The backup's extent comes from its CHECKPOINT: it starts at the start LSN recorded there and is
+ * complete up to the checkpoint LSN. Every LSN in between must be in exactly one file that verifies.
+ * Each fault is reported once: one problem per damaged file, per missing LSN range, per overlap.
  */
 import { FlushpointError } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
-import { listBackupFiles, readBackupFile, readCheckpoint } from './backup-file.js';
+import { checkBackupDir, listBackupFiles, readBackupFile, readCheckpoint, type BackupCheckpoint } from './backup-file.js';
 
 export type BackupProblemCode = 'BACKUP_CORRUPT' | 'BACKUP_GAP' | 'NO_CHECKPOINT' | 'BEYOND_CHECKPOINT';
 
@@ -13,14 +17,20 @@ export interface BackupProblem {
   message: string;
   file?: string;
   offset?: number;
+  /** The first LSN concerned (for a gap: the first missing one). */
   lsn?: number;
+  /** For a gap: the last missing LSN. */
+  lastLsn?: number;
 }
 
 export interface VerifyResult {
   /** No corruption, no gap, and a checkpoint whose every LSN is in a verified file. */
   ok: boolean;
+  /** Where the backup starts: the start LSN its checkpoint records (else the first file's first LSN). */
   firstLsn: number;
-  /** Last LSN of the contiguous run of verified files from firstLsn. */
+  /** False when the checkpoint (format 1, or none) does not record the start: a lost first file is then invisible. */
+  firstLsnRecorded: boolean;
+  /** Last LSN of the contiguous run of verified files from firstLsn (firstLsn - 1 when there is none). */
   lastLsn: number;
   checkpointLsn: number;
   files: number;
@@ -29,28 +39,44 @@ export interface VerifyResult {
   problems: BackupProblem[];
 }
 
-export async function verifyBackup(dir: string, options: { fs?: FileSystem; onProgress?: (p: { files: number; filesTotal: number }) => void } = {}): Promise<VerifyResult> {
+export interface VerifyOptions {
+  /** File system of the backup directory. Default: the real one. */
+  fs?: FileSystem;
+  /** Called after each file is read. */
+  onProgress?: (p: { files: number; filesTotal: number }) => void;
+}
+
+/**
+ * Verifies the backup in `dir`. BACKUP_NOT_FOUND when `dir` does not exist or is not a directory;
+ * everything found wrong inside it is reported in `problems`.
+ */
+export async function verifyBackup(dir: string, options: VerifyOptions = {}): Promise<VerifyResult> {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
   const fs = options.fs ?? nodeFileSystem;
+  await checkBackupDir(fs, dir);
   const problems: BackupProblem[] = [];
-  let checkpointLsn = 0;
+  let checkpoint: BackupCheckpoint | null = null;
   try {
-    const cp = await readCheckpoint(fs, dir);
-    if (cp === null) problems.push({ code: 'NO_CHECKPOINT', message: `${dir} has no CHECKPOINT: nothing in it is known to be complete`, file: `${dir}/CHECKPOINT` });
-    else checkpointLsn = cp;
+    checkpoint = await readCheckpoint(fs, dir);
+    if (checkpoint === null) problems.push({ code: 'NO_CHECKPOINT', message: `${dir} has no CHECKPOINT: nothing in it is known to be complete`, file: `${dir}/CHECKPOINT` });
   } catch (err) {
     if (!(err instanceof FlushpointError)) throw err;
     problems.push({ code: 'BACKUP_CORRUPT', message: err.message, file: err.file, offset: err.offset });
   }
   const files = await listBackupFiles(fs, dir);
-  let firstLsn = 0;
-  let lastLsn = 0;
+  const checkpointLsn = checkpoint?.checkpointLsn ?? 0;
+  const firstLsn = checkpoint?.startLsn ?? files[0]?.firstLsn ?? 0;
+  const startWhere = checkpoint?.startRecorded ? `the backup starts at LSN ${firstLsn}, its CHECKPOINT says; ` : '';
+  // `next`: the first LSN no file seen so far holds. `lastLsn`: end of the verified run from firstLsn.
+  let next = Math.max(1, firstLsn);
+  let lastLsn = Math.max(0, firstLsn - 1);
+  let runOpen = true;
   let records = 0;
   let bytes = 0;
-  let contiguous = true;
   for (const [i, f] of files.entries()) {
     const file = `${dir}/${f.name}`;
-    if (checkpointLsn > 0 && f.firstLsn > checkpointLsn) {
+    const beyond = checkpoint !== null && f.firstLsn > checkpointLsn;
+    if (beyond) {
       problems.push({ code: 'BEYOND_CHECKPOINT', message: `${file} holds LSNs ${f.firstLsn}..${f.lastLsn}, beyond the checkpoint ${checkpointLsn} (left by a crash; the sink adopts or removes it on open)`, file });
     }
     let valid = true;
@@ -59,29 +85,34 @@ export async function verifyBackup(dir: string, options: { fs?: FileSystem; onPr
       records += r.records.length;
       bytes += r.bytes;
     } catch (err) {
-      if (!(err instanceof FlushpointError)) {
-        problems.push({ code: 'BACKUP_CORRUPT', message: `${file}: cannot read: ${(err as Error).message}`, file });
-      } else problems.push({ code: 'BACKUP_CORRUPT', message: err.message, file: err.file, offset: err.offset });
       valid = false;
+      if (err instanceof FlushpointError) problems.push({ code: 'BACKUP_CORRUPT', message: err.message, file: err.file, offset: err.offset });
+      else problems.push({ code: 'BACKUP_CORRUPT', message: `${file}: cannot read: ${(err as Error).message}`, file });
     }
-    if (i === 0) firstLsn = f.firstLsn;
-    else if (f.firstLsn > lastLsn + 1) {
-      problems.push({ code: 'BACKUP_GAP', message: `LSNs ${lastLsn + 1}..${f.firstLsn - 1} are missing before ${file}`, file, lsn: lastLsn + 1 });
-      contiguous = false;
-    } else if (f.firstLsn <= lastLsn) {
-      problems.push({ code: 'BACKUP_CORRUPT', message: `${file} overlaps the previous file (starts at ${f.firstLsn}, previous ends at ${lastLsn})`, file });
-    }
-    if (contiguous && valid) lastLsn = f.lastLsn;
-    else contiguous = false;
     options.onProgress?.({ files: i + 1, filesTotal: files.length });
+    if (beyond) continue; // files sort by first LSN: every one from here on is beyond the checkpoint
+    if (f.firstLsn < next) {
+      const what = f.firstLsn < firstLsn ? `starts at LSN ${f.firstLsn}, before the backup's start ${firstLsn}` : `overlaps LSNs already held (it starts at ${f.firstLsn}, the files before it reach ${next - 1})`;
+      problems.push({ code: 'BACKUP_CORRUPT', message: `${file} ${what}`, file, lsn: f.firstLsn });
+      runOpen = false;
+    } else if (f.firstLsn > next) {
+      problems.push(gap(next, f.firstLsn - 1, `${next === firstLsn ? startWhere : ''}the next file is ${file}`, file));
+      runOpen = false;
+    }
+    if (runOpen && valid && f.firstLsn === lastLsn + 1) lastLsn = f.lastLsn;
+    else runOpen = false;
+    next = Math.max(next, f.lastLsn + 1);
   }
-  if (checkpointLsn > lastLsn) {
-    problems.push({
-      code: 'BACKUP_GAP',
-      message: `the checkpoint says ${checkpointLsn} but verified files cover only up to ${lastLsn}: LSNs ${lastLsn + 1}..${checkpointLsn} are missing or damaged`,
-      lsn: lastLsn + 1,
-    });
+  if (checkpointLsn >= next) {
+    const where = next === Math.max(1, firstLsn) ? `${startWhere}no backup file holds any of it` : `the last file ends at LSN ${next - 1}`;
+    problems.push(gap(next, checkpointLsn, `the checkpoint is ${checkpointLsn}; ${where}`));
   }
   const ok = problems.every((p) => p.code === 'BEYOND_CHECKPOINT');
-  return { ok, firstLsn, lastLsn, checkpointLsn, files: files.length, records, bytes, problems };
+  return { ok, firstLsn, firstLsnRecorded: checkpoint?.startRecorded ?? false, lastLsn, checkpointLsn, files: files.length, records, bytes, problems };
+}
+
+/** One missing LSN range; `file` is the file right after it, if any. */
+function gap(fromLsn: number, toLsn: number, detail: string, file?: string): BackupProblem {
+  const range = fromLsn === toLsn ? `LSN ${fromLsn} is` : `LSNs ${fromLsn}..${toLsn} are`;
+  return { code: 'BACKUP_GAP', message: `${range} missing: no backup file holds them (${detail})`, lsn: fromLsn, lastLsn: toLsn, ...(file === undefined ? {} : { file }) };
 }

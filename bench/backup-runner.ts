@@ -164,7 +164,7 @@ export async function measureBackup(dir: string, o: BackupBenchOptions, progress
       body.add(frameRecords(i * o.forceFlushRecordsCount + 1, Array.from({ length: o.forceFlushRecordsCount }, () => payload)));
       const t1 = nowUs();
       await publishBackupFile(nodeFileSystem, directDir, body, 'none');
-      await publishCheckpoint(nodeFileSystem, directDir, body.lastLsn);
+      await publishCheckpoint(nodeFileSystem, directDir, body.lastLsn, 1);
       direct.add(nowUs() - t1);
     }
     tick('forceFlush with a flush in flight');

@@ -15,6 +15,8 @@ export const ErrorCode = {
   FLUSH_TIMEOUT: 'FLUSH_TIMEOUT',
   FLUSH_IN_PROGRESS: 'FLUSH_IN_PROGRESS',
   BACKUP_LOCKED: 'BACKUP_LOCKED',
+  /** No backup at the path given: it does not exist, is not a directory, or holds no backup at all. */
+  BACKUP_NOT_FOUND: 'BACKUP_NOT_FOUND',
   BACKUP_CORRUPT: 'BACKUP_CORRUPT',
   BACKUP_GAP: 'BACKUP_GAP',
   BACKUP_FAILED: 'BACKUP_FAILED',

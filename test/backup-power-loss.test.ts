@@ -3,7 +3,8 @@
  * directory fsync; then the same for CHECKPOINT). Before every file-system call the sink makes, the
  * disk is copied as a power loss at that instant would leave it (only synced data and synced directory
  * entries, or that plus a seeded random part of the rest). For every such image: the checkpoint never
- * exceeds what is durable in the backup, restore yields exactly LSNs 1..checkpoint with exact payloads,
+ * exceeds what is durable in the backup and records the backup's start (LSN 1), whose file is durable
+ * (verify checks it), restore yields exactly LSNs 1..checkpoint with exact payloads,
  * and a sink reopened on it adopts or removes what the crash left and completes the backup.
  */
 import { describe, expect, it } from 'vitest';
@@ -71,6 +72,8 @@ describe('backup under power loss', () => {
       expect(v.checkpointLsn, where).toBeLessThanOrEqual(v.lastLsn);
       seenCheckpoints.add(v.checkpointLsn);
       if (v.checkpointLsn > 0) {
+        // Every published checkpoint records where the backup starts, and that file is durable.
+        expect(v, where).toMatchObject({ firstLsn: 1, firstLsnRecorded: true });
         const r = await restoreBackup({ from: '/backup', to: '/restored', fs: image.fs, segmentSizeBytes: 16 * 1024 });
         expect(r.lastLsn, where).toBe(v.checkpointLsn);
         const restored = await Wal.open({ dir: '/restored', fs: image.fs, segmentSizeBytes: 16 * 1024 });
@@ -90,7 +93,7 @@ describe('backup under power loss', () => {
       await reopened.close();
       const after = await verifyBackup('/backup', { fs: image.fs });
       expect(after.ok, where).toBe(true);
-      expect(after.lastLsn, where).toBe(total);
+      expect(after, where).toMatchObject({ firstLsn: 1, firstLsnRecorded: true, lastLsn: total });
     }
     // The images really span the sequence: before the first checkpoint, between, and at the end.
     expect([...seenCheckpoints].sort((a, b) => a - b)).toEqual([0, 5, 65, 66]);
