@@ -2,10 +2,23 @@
  * restoreBackup: replays a backup into a new WAL directory holding exactly the backup's first LSN ..
  * untilLsn (default: the checkpoint), verifying every file on the way. Point-in-time: it stops exactly
  * at untilLsn.
+ *
+ * Atomic: the WAL is built in a temporary directory beside the target, `<to>.restore.tmp`, made
+ * durable (every segment fdatasynced, the directory fsynced), and only then renamed to `<to>`, and the
+ * parent directory fsynced. A restore that fails, is aborted or loses power leaves no `<to>`, or the
+ * empty directory that was there: never a WAL that opens cleanly holding a prefix. Whatever a failed run
+ * left in the temporary directory is removed by the next run, so a rerun just works.
+ *
+ *   1. checks: the backup (CHECKPOINT, its start LSN) and the target (missing or empty)
+ *   2. lock `<to>.restore.tmp/restore.lock` (one restore per target), empty the temp directory
+ *   3. Wal.open(temp), append every record, wal.sync() every RESTORE_SYNC_EVERY_BYTES, close
+ *   4. rename temp -> to, fsync the parent, drop the lock file
  */
-import { directoryPath } from '../core/check.js';
+import path from 'node:path';
+import { directoryPath, knownOptionsOnly } from '../core/check.js';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
+import { tempNameFor } from '../fs/durable-publish.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import { Wal } from '../wal/index.js';
 import { checkBackupDir, listBackupFiles, readBackupFile, readCheckpoint, type BackupCheckpoint, type BackupFileEntry } from './backup-file.js';
@@ -21,7 +34,7 @@ export interface RestoreProgress {
 export interface RestoreOptions {
   /** The backup directory. */
   from: string;
-  /** The new WAL directory: must be missing or empty. */
+  /** The new WAL directory: must be missing or empty. It appears only once the restore is complete. */
   to: string;
   /** Last LSN to restore (point in time), >= the backup's first LSN. Default: the backup's checkpoint. */
   untilLsn?: number;
@@ -31,6 +44,8 @@ export interface RestoreOptions {
   fs?: FileSystem;
   /** Segment size of the restored WAL, in bytes. Default: the WAL's. */
   segmentSizeBytes?: number;
+  /** Aborts the restore (Ctrl-C): it rejects with the signal's reason and leaves no target behind. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -41,15 +56,28 @@ export interface RestoreResult {
 
 /** The restore makes its WAL durable after each this many payload bytes: bounded batches for the WAL. */
 export const RESTORE_SYNC_EVERY_BYTES = 8 * 1024 * 1024;
+/** Name of the lock file, inside the temporary directory, that keeps two restores off one target. */
+export const RESTORE_LOCK_NAME = 'restore.lock';
+
+const RESTORE_OPTIONS = ['from', 'to', 'untilLsn', 'onProgress', 'fs', 'segmentSizeBytes', 'signal'] as const;
+
+/** Where a restore into `to` builds its WAL: beside it, so the final rename stays in one file system. */
+export function restoreTempDir(to: string): string {
+  return path.posix.join(path.posix.dirname(to), tempNameFor(`${path.posix.basename(to)}.restore`));
+}
 
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   if (options === null || typeof options !== 'object') throw new TypeError('restoreBackup needs an options object');
+  knownOptionsOnly(options, RESTORE_OPTIONS, 'restoreBackup');
   const from = directoryPath(options.from, 'from');
   const to = directoryPath(options.to, 'to');
   if (options.untilLsn !== undefined) {
     if (typeof options.untilLsn !== 'number') throw new TypeError(`untilLsn must be a number, got ${typeof options.untilLsn}`);
     if (!Number.isSafeInteger(options.untilLsn) || options.untilLsn < 1) throw new RangeError(`untilLsn must be a safe integer >= 1 (LSN 0 means nothing), got ${options.untilLsn}`);
   }
+  const { signal } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  signal?.throwIfAborted();
   const fs = options.fs ?? nodeFileSystem;
 
   const checkpoint = await readBackupCheckpoint(fs, from);
@@ -64,7 +92,38 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   await checkTargetEmpty(fs, to);
   const files = (await listBackupFiles(fs, from)).filter((f) => f.lastLsn >= startLsn && f.firstLsn <= untilLsn);
 
-  return replay(fs, from, to, files, { startLsn, untilLsn, options });
+  const temp = restoreTempDir(to);
+  const newDirsParents = await parentsToSync(fs, to);
+  await fs.mkdir(temp);
+  const lock = await fs.lock(`${temp}/${RESTORE_LOCK_NAME}`).catch((err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EWOULDBLOCK' && code !== 'EAGAIN') throw err;
+    throw new FlushpointError(ErrorCode.WAL_LOCKED, `another restore into ${to} is running (it holds ${temp}/${RESTORE_LOCK_NAME})`, { file: `${temp}/${RESTORE_LOCK_NAME}`, cause: err });
+  });
+  // The lock file is unlinked only as the last step before the release: nothing touches the directory
+  // after that, so a restore that takes a new lock file meanwhile cannot be disturbed.
+  let lockDir = temp;
+  try {
+    await emptyDir(fs, temp);
+    const result = await replay(fs, from, temp, files, { startLsn, untilLsn, options });
+    signal?.throwIfAborted();
+    // Still missing or empty? Someone may have written there meanwhile: never replace their data.
+    await checkTargetEmpty(fs, to);
+    await fs.rename(temp, to);
+    lockDir = to;
+    for (const dir of newDirsParents) await fs.syncDir(dir);
+    return result;
+  } catch (err) {
+    // Leave nothing that could pass for a WAL: the next run would clear it anyway, but do it now.
+    await emptyDir(fs, temp).catch(() => {});
+    throw err;
+  } finally {
+    await fs
+      .unlink(`${lockDir}/${RESTORE_LOCK_NAME}`)
+      .then(() => fs.syncDir(lockDir))
+      .catch(() => {}) // a lock file left behind is harmless: the next restore takes it, a WAL ignores it
+      .finally(() => lock.release());
+  }
 }
 
 /** The backup's checkpoint; BACKUP_NOT_FOUND when `from` holds no backup at all. */
@@ -80,6 +139,19 @@ async function readBackupCheckpoint(fs: FileSystem, from: string): Promise<Backu
   });
 }
 
+/**
+ * The directories whose entries the restore creates: the target's parent, and, for every ancestor that
+ * does not exist yet (mkdir creates it), that ancestor's parent too. Each is fsynced at the end.
+ */
+async function parentsToSync(fs: FileSystem, to: string): Promise<string[]> {
+  const out = [path.posix.dirname(to)];
+  for (let dir = out[0] as string; dir !== path.posix.dirname(dir); dir = path.posix.dirname(dir)) {
+    if (await fs.stat(dir).then(() => true, () => false)) break;
+    out.push(path.posix.dirname(dir));
+  }
+  return out;
+}
+
 /** RangeError unless `to` is missing or an empty directory: a restore never touches someone's data. */
 async function checkTargetEmpty(fs: FileSystem, to: string): Promise<void> {
   let isDirectory: boolean;
@@ -93,6 +165,17 @@ async function checkTargetEmpty(fs: FileSystem, to: string): Promise<void> {
   if ((await fs.readdir(to)).length > 0) throw new RangeError(`restore target ${to} is not empty`);
 }
 
+/** Removes every file of the restore's temporary directory but its lock file. */
+async function emptyDir(fs: FileSystem, dir: string): Promise<void> {
+  let removed = 0;
+  for (const name of await fs.readdir(dir)) {
+    if (name === RESTORE_LOCK_NAME) continue;
+    await fs.unlink(`${dir}/${name}`);
+    removed++;
+  }
+  if (removed > 0) await fs.syncDir(dir);
+}
+
 /** Appends the backup's records startLsn..untilLsn to a new WAL in `dir`, and makes them durable. */
 async function replay(
   fs: FileSystem,
@@ -102,12 +185,14 @@ async function replay(
   run: { startLsn: number; untilLsn: number; options: RestoreOptions },
 ): Promise<RestoreResult> {
   const { startLsn, untilLsn, options } = run;
+  const { signal } = options;
   const wal = await Wal.open({ dir, fs, firstLsn: startLsn, ...(options.segmentSizeBytes ? { segmentSizeBytes: options.segmentSizeBytes } : {}) });
   let records = 0;
   let sinceSyncBytes = 0;
   let expected = startLsn;
   try {
     for (const [i, f] of files.entries()) {
+      signal?.throwIfAborted();
       if (f.firstLsn > expected) {
         const missing = `LSNs ${expected}..${f.firstLsn - 1} are missing before ${from}/${f.name}`;
         const why = expected === startLsn ? ` (the backup starts at LSN ${startLsn}: its first file is lost)` : '';
@@ -131,7 +216,8 @@ async function replay(
         if (sinceSyncBytes >= RESTORE_SYNC_EVERY_BYTES) {
           await wal.sync();
           sinceSyncBytes = 0;
-            }
+          signal?.throwIfAborted();
+        }
       }
       options.onProgress?.({ files: i + 1, filesTotal: files.length, records, lastLsn: expected - 1, untilLsn });
     }

@@ -297,6 +297,7 @@ export class MemoryFileSystem implements FileSystem {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    if (this.#dirs.has(normalize(from))) return this.#renameDir(normalize(from), normalize(to));
     const a = splitPath(from);
     const b = splitPath(to);
     const da = this.#dir(a.dir, 'rename');
@@ -308,6 +309,22 @@ export class MemoryFileSystem implements FileSystem {
       da.delete(a.name);
       db.set(b.name, inode);
     }
+  }
+
+  /**
+   * A directory rename, as rename(2): the target may be missing or an empty directory. Like mkdir here,
+   * it is durable at once (the model does not track directories as entries of their parents).
+   */
+  #renameDir(from: string, to: string): void {
+    if (from === '/' || to === from || to.startsWith(from + '/')) throw fsError('EINVAL', 'rename', from, 'invalid argument');
+    const parent = splitPath(to);
+    if (this.#dir(parent.dir, 'rename').entries.has(parent.name)) throw fsError('ENOTDIR', 'rename', to, 'not a directory');
+    const target = this.#dirs.get(to);
+    const inside = (p: string, root: string): boolean => p === root || p.startsWith(root + '/');
+    if (target && (target.entries.size > 0 || [...this.#dirs.keys()].some((p) => p !== to && inside(p, to)))) throw fsError('ENOTEMPTY', 'rename', to, 'directory not empty');
+    const moved = [...this.#dirs].filter(([p]) => inside(p, from));
+    for (const [p] of moved) this.#dirs.delete(p);
+    for (const [p, d] of moved) this.#dirs.set(to + p.slice(from.length), d);
   }
 
   async unlink(path: string): Promise<void> {

@@ -51,6 +51,7 @@ describe('where the backup starts (issue 8 item 14)', () => {
     const err = await failure(restoreBackup({ from: BACKUP_DIR, to: '/r', fs: copy }));
     expect(err).toMatchObject({ code: 'BACKUP_GAP', lsn: 1 });
     expect(err.message).toMatch(/LSNs 1\.\.10 are missing/);
+    expect(await copy.stat('/r').catch(() => null)).toBeNull(); // and no partial WAL left at the target
   });
 
   it('a backup of a WAL that no longer starts at 1 records its real start; untilLsn before it is a RangeError', async () => {
