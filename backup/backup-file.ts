@@ -14,6 +14,7 @@ import {
   BACKUP_HEADER_BYTES,
   CHECKPOINT_NAME,
   FLAG_DEFLATE,
+  HEADER_OFFSET,
   backupFileName,
   deflatedBytesMax,
   decodeBackupHeader,
@@ -141,7 +142,7 @@ export async function readBackupFile(fs: FileSystem, dir: string, entry: BackupF
   if (!h.ok) throw corrupt(file, h.offset, h.reason);
   const header = h.value;
   if (header.firstLsn !== entry.firstLsn || header.lastLsn !== entry.lastLsn) {
-    throw corrupt(file, 16, `header says LSNs ${header.firstLsn}..${header.lastLsn}, the name disagrees`);
+    throw corrupt(file, HEADER_OFFSET.firstLsn, `header says LSNs ${header.firstLsn}..${header.lastLsn}, the name disagrees`);
   }
   const stored = bytes.subarray(BACKUP_HEADER_BYTES);
   if (stored.byteLength !== header.storedBodyBytes) {
@@ -151,7 +152,7 @@ export async function readBackupFile(fs: FileSystem, dir: string, entry: BackupF
   let body = stored;
   if (header.flags & FLAG_DEFLATE) {
     if (header.rawBodyBytes > deflatedBytesMax(stored.byteLength)) {
-      throw corrupt(file, 40, `header says the body inflates to ${header.rawBodyBytes} bytes, more than any ${stored.byteLength}-byte deflate body can`);
+      throw corrupt(file, HEADER_OFFSET.rawBodyBytes, `header says the body inflates to ${header.rawBodyBytes} bytes, more than any ${stored.byteLength}-byte deflate body can`);
     }
     try {
       // Inflate no further than the size the header states: a crafted body cannot take more memory.

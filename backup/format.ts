@@ -2,8 +2,8 @@
  * The backup's on-disk format. Pure encode/decode: no I/O here.
  *
  * A backup directory holds segment files named "<first LSN>-<last LSN>.fpb" (16 hex digits each, so
- * name order is LSN order) and one CHECKPOINT file. Every LSN <= the checkpoint is in a segment file
- * that was durable before the checkpoint was published.
+ * name order is LSN order) and one CHECKPOINT file. Every LSN from the backup's start to the checkpoint
+ * is in a segment file that was durable before the checkpoint was published.
  *
  * Segment file: a 64-byte header, then the body (optionally deflate-raw compressed).
  *
@@ -50,6 +50,8 @@ export const CHECKPOINT_BYTES = 48;
 export const CHECKPOINT_V1_BYTES = 40;
 export const CHECKPOINT_NAME = 'CHECKPOINT';
 export const FLAG_DEFLATE = 1;
+/** Byte offsets of segment-header fields that errors name. */
+export const HEADER_OFFSET = { firstLsn: 16, rawBodyBytes: 40 } as const;
 export const BACKUP_NAME_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.fpb$/;
 
 /** deflate expands at most 1032:1 (a 258-byte match per 2 bits), plus a few bytes of block framing. */

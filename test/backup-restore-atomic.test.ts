@@ -116,6 +116,21 @@ describe('restore is atomic', () => {
     expect(absent).toBeLessThan(images.length);
   });
 
+  it('wrong arguments are refused before anything is written: unknown option, signal, untilLsn 0', async () => {
+    const { fs } = await makeBackup(10);
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ until: 5 }, /unknown option 'until'/],
+      [{ signal: 'stop' }, /signal must be an AbortSignal/],
+      [{ untilLsn: 0 }, /untilLsn must be a safe integer >= 1/],
+      [{ untilLsn: 11 }, /untilLsn 11 is beyond the backup's checkpoint 10: it holds LSNs 1\.\.10/],
+    ];
+    for (const [extra, message] of bad) {
+      await expect(restoreBackup({ from: BACKUP_DIR, to: TARGET, fs, ...extra })).rejects.toThrow(message);
+    }
+    expect(await fs.stat(TARGET).catch(() => null)).toBeNull();
+    expect(await fs.stat(restoreTempDir(TARGET)).catch(() => null)).toBeNull();
+  });
+
   it('a second restore into the same target while one runs is WAL_LOCKED and disturbs nothing', async () => {
     const { fs } = await makeBackup(40);
     const ffs = new FaultFileSystem(fs);
