@@ -5,6 +5,7 @@
  * complete up to the checkpoint LSN. Every LSN in between must be in exactly one file that verifies.
  * Each fault is reported once: one problem per damaged file, per missing LSN range, per overlap.
  */
+import { knownOptionsOnly } from '../core/check.js';
 import { FlushpointError } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
@@ -52,6 +53,8 @@ export interface VerifyOptions {
  */
 export async function verifyBackup(dir: string, options: VerifyOptions = {}): Promise<VerifyResult> {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string');
+  if (options === null || typeof options !== 'object') throw new TypeError('verifyBackup options must be an object');
+  knownOptionsOnly(options, ['fs', 'onProgress'], 'verifyBackup');
   const fs = options.fs ?? nodeFileSystem;
   await checkBackupDir(fs, dir);
   const problems: BackupProblem[] = [];

@@ -12,7 +12,7 @@ import { Wal } from '../wal/wal.js';
 import { BackupSink } from '../backup/sink.js';
 import { verifyBackup } from '../backup/verify.js';
 import { restoreBackup } from '../backup/restore.js';
-import { CHECKPOINT_MAGIC, FLAG_DEFLATE, backupFileName, decodeCheckpoint, encodeBackupHeader } from '../backup/format.js';
+import { CHECKPOINT_MAGIC, FLAG_DEFLATE, backupFileName, decodeCheckpoint, encodeBackupHeader, encodeCheckpoint } from '../backup/format.js';
 import { BACKUP_DIR, checkRestored, makeBackup } from './backup-restore-fixtures.js';
 
 const deflateRaw = promisify(zlib.deflateRaw);
@@ -121,6 +121,20 @@ describe('one problem per fault, typed errors for no backup (issue 8 item 21)', 
     ]);
   });
 
+  it('a file beyond the checkpoint does not hide the LSNs missing below it', async () => {
+    const { fs, files } = await makeBackup(110);
+    const cp = await fs.open(`${BACKUP_DIR}/CHECKPOINT`, 'w+');
+    await cp.commit([encodeCheckpoint(100, 1, 0)], 0, 'fdatasync');
+    await cp.close();
+    await fs.unlink(`${BACKUP_DIR}/${files[9]}`); // 91..100
+    const v = await verifyBackup(BACKUP_DIR, { fs });
+    expect(v).toMatchObject({ ok: false, lastLsn: 90, checkpointLsn: 100 });
+    expect(v.problems.map((p) => [p.code, p.lsn, p.lastLsn, p.file])).toEqual([
+      ['BEYOND_CHECKPOINT', undefined, undefined, `${BACKUP_DIR}/${files[10]}`],
+      ['BACKUP_GAP', 91, 100, undefined],
+    ]);
+  });
+
   it('a damaged middle file is one BACKUP_CORRUPT naming it, and no gap', async () => {
     const { fs, files } = await makeBackup(100);
     const copy = fs.crash();
@@ -143,6 +157,7 @@ describe('one problem per fault, typed errors for no backup (issue 8 item 21)', 
       expect(err).toMatchObject({ code: 'BACKUP_NOT_FOUND', file: from });
     }
     expect(await fs.stat('/r').catch(() => null)).toBeNull();
+    await expect(verifyBackup(BACKUP_DIR, { fs, onprogress: () => {} } as never)).rejects.toThrow(new TypeError("verifyBackup: unknown option 'onprogress' (known: fs, onProgress)"));
   });
 });
 
