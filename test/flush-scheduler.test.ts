@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FlushScheduler, type FlushSource } from '../wal/flush-scheduler.js';
+import { FlushScheduler, checkWaitOptions, type FlushSource } from '../wal/flush-scheduler.js';
 import { FlushpointError } from '../core/errors.js';
 import { seededRandom } from '../core/random.js';
 import { ManualClock, settle } from './helpers/manual-clock.js';
@@ -51,6 +51,63 @@ function makeScheduler(source: ManualSource, clock: ManualClock, sticky = true):
 }
 
 describe('FlushScheduler', () => {
+  it('enforces waitersCountMax on every wait path: shared, keyed, next and join', async () => {
+    // Regression (issue 8/7): only wait() counted; the shared path every plain waitDurable takes grew without bound.
+    const clock = new ManualClock();
+    const src = new ManualSource();
+    const s = new FlushScheduler({
+      source: src,
+      durableLsn: 0,
+      sticky: true,
+      what: 'durable',
+      clock,
+      waitersCountMax: 2,
+      failureError: (cause) => new FlushpointError('WAL_FAILED', 'failed', { cause }),
+    });
+    src.lastLsn = 3;
+    const held = [s.waitShared(1), s.waitShared(2)];
+    expect(s.waitersCount).toBe(2);
+    await expect(s.waitShared(3)).rejects.toThrow(/waitersCountMax 2/);
+    await expect(s.wait(3)).rejects.toBeInstanceOf(RangeError);
+    await expect(s.waitNext()).rejects.toBeInstanceOf(RangeError);
+    await expect(s.join()).rejects.toBeInstanceOf(RangeError);
+    expect(s.waitersCount, 'a refused waiter is not counted').toBe(2);
+    clock.runDeferred();
+    src.complete();
+    expect(await Promise.all(held)).toEqual([3, 3]);
+    // Once they leave, there is room again on every path.
+    src.lastLsn = 4;
+    const next = s.waitNext();
+    const keyed = s.wait(4);
+    clock.runDeferred();
+    src.complete();
+    expect(await Promise.all([next, keyed])).toEqual([4, 4]);
+  });
+
+  it('timeoutMs: Infinity arms no timer; finite values above 2^31 - 1 are refused by checkWaitOptions', async () => {
+    const clock = new ManualClock();
+    const src = new ManualSource();
+    const s = makeScheduler(src, clock);
+    src.lastLsn = 1;
+    const forever = s.wait(1, { timeoutMs: Number.POSITIVE_INFINITY });
+    const joined = s.join({ timeoutMs: Number.POSITIVE_INFINITY });
+    clock.runDeferred();
+    clock.advance(1e15);
+    src.complete();
+    expect(await forever).toBe(1);
+    expect(await joined).toMatchObject({ toLsn: 1 });
+    expect(() => checkWaitOptions({ timeoutMs: Number.POSITIVE_INFINITY })).not.toThrow();
+    expect(() => checkWaitOptions({ timeoutMs: 2 ** 31 - 1 })).not.toThrow();
+    expect(() => checkWaitOptions({ timeoutMs: 2 ** 31 })).toThrow(RangeError);
+    expect(() => checkWaitOptions({ timeoutMs: Number.NaN })).toThrow(RangeError);
+    expect(() => checkWaitOptions({ timeout: 5 } as never)).toThrow(/unknown option 'timeout'/);
+  });
+
+  it('an already-aborted signal rejects with its reason even when the target is already reached', async () => {
+    const s = makeScheduler(new ManualSource(), new ManualClock());
+    await expect(s.wait(0, { signal: AbortSignal.abort('why') })).rejects.toBe('why');
+  });
+
   it('runs one flush at a time and gathers everything requested meanwhile into one trailing flush', async () => {
     const clock = new ManualClock();
     const src = new ManualSource();

@@ -16,6 +16,8 @@
  */
 import { assert, FlushpointError, ErrorCode } from '../core/errors.js';
 import { realClock, type Clock } from '../core/clock.js';
+import { knownOptionsOnly } from '../core/check.js';
+import { TIMEOUT_MS_MAX, WAITERS_COUNT_MAX_DEFAULT } from './limits.js';
 
 export interface FlushSource {
   /**
@@ -36,16 +38,37 @@ export interface FlushResult {
 }
 
 export interface WaitOptions {
+  /** Give up after this long, in ms (FLUSH_TIMEOUT); the flush goes on. Infinity or absent: no timeout. At most 2^31 - 1 otherwise. */
   timeoutMs?: number | undefined;
+  /** Give up when this aborts, rejecting with its reason (at once if it is already aborted). */
   signal?: AbortSignal | undefined;
 }
 
-/** Validates a caller's wait options: RangeError for a bad timeout, TypeError for a signal that is not one. */
+const WAIT_OPTION_NAMES: readonly (keyof WaitOptions)[] = ['timeoutMs', 'signal'];
+
+/**
+ * Validates a caller's wait options: RangeError for a bad timeout, TypeError for a signal that is not one.
+ * timeoutMs is in ms: Infinity means no timeout; a finite value above TIMEOUT_MS_MAX (2^31 - 1, what a
+ * Node timer can hold) is refused, since Node would fire it after 1 ms instead.
+ */
 export function checkWaitOptions(options: WaitOptions): void {
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+  knownOptionsOnly(options, WAIT_OPTION_NAMES, 'wait options');
   const { timeoutMs, signal } = options;
-  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) throw new RangeError(`timeoutMs must be a number >= 0, got ${timeoutMs}`);
+  if (timeoutMs !== undefined) {
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be a number >= 0, got ${timeoutMs}`);
+    if (timeoutMs > TIMEOUT_MS_MAX && timeoutMs !== Number.POSITIVE_INFINITY) {
+      throw new RangeError(`timeoutMs must be at most ${TIMEOUT_MS_MAX} (about 24.8 days) or Infinity (no timeout), got ${timeoutMs}`);
+    }
+  }
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+}
+
+/** True when a timer must be armed for this timeout (Infinity and undefined mean none). */
+function hasTimeout(timeoutMs: number | undefined): timeoutMs is number {
+  if (timeoutMs === undefined || timeoutMs === Number.POSITIVE_INFINITY) return false;
+  assert(timeoutMs >= 0 && timeoutMs <= TIMEOUT_MS_MAX, `timeout ${timeoutMs} ms was checked by checkWaitOptions`);
+  return true;
 }
 
 export interface FlushSchedulerOptions {
@@ -62,7 +85,10 @@ export interface FlushSchedulerOptions {
   what: string;
   clock?: Clock;
   onFlushed?: (result: FlushResult) => void;
-  /** Upper bound on waiters at once; beyond it wait() throws RangeError (push back, do not grow). */
+  /**
+   * Upper bound on waiters at once, a count, over every wait path (wait, waitShared, waitNext, join);
+   * beyond it a wait rejects with RangeError (push back, do not grow). Default WAITERS_COUNT_MAX_DEFAULT.
+   */
   waitersCountMax?: number;
 }
 
@@ -99,8 +125,6 @@ interface Joiner {
   resolve: (r: FlushResult) => void;
   reject: (err: unknown) => void;
 }
-
-export const WAITERS_COUNT_MAX_DEFAULT = 1_000_000;
 
 export class FlushScheduler {
   readonly #source: FlushSource;
@@ -187,17 +211,17 @@ export class FlushScheduler {
   /** Resolves with the durable LSN once it is >= targetLsn. */
   wait(targetLsn: number, options: WaitOptions = {}): Promise<number> {
     assert(Number.isSafeInteger(targetLsn) && targetLsn >= 0, `wait target ${targetLsn}`);
+    const { signal, timeoutMs } = options;
+    // An aborted signal rejects even when there is nothing to wait for, as Node's APIs do.
+    if (signal?.aborted) return Promise.reject(signal.reason);
     if (targetLsn <= this.#durableLsn) return Promise.resolve(this.#durableLsn);
     if (this.#failed) return Promise.reject(this.#failed);
-    const { signal, timeoutMs } = options;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.waitersCount >= this.#waitersCountMax) {
-      return Promise.reject(new RangeError(`too many waiters (waitersCountMax ${this.#waitersCountMax})`));
-    }
+    const full = this.#full();
+    if (full) return Promise.reject(full);
     return new Promise<number>((resolve, reject) => {
       const w: Waiter = { targetLsn, resolve, reject, settled: false, timer: undefined, signal, onAbort: undefined };
       this.#insert(w);
-      if (timeoutMs !== undefined) {
+      if (hasTimeout(timeoutMs)) {
         w.timer = this.#clock.setTimeout(() => {
           this.#leave(
             w,
@@ -225,6 +249,8 @@ export class FlushScheduler {
   waitShared(targetLsn: number): Promise<number> {
     if (targetLsn <= this.#durableLsn) return Promise.resolve(this.#durableLsn);
     if (this.#failed) return Promise.reject(this.#failed);
+    const full = this.#full();
+    if (full) return Promise.reject(full);
     let group: Group;
     if (this.#inFlightTargetLsn !== 0 && targetLsn <= this.#inFlightTargetLsn) group = this.#inFlightGroup ??= newGroup();
     else {
@@ -241,6 +267,8 @@ export class FlushScheduler {
     if (this.#failed) return Promise.reject(this.#failed);
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    const full = this.#full();
+    if (full) return Promise.reject(full);
     return new Promise<number>((resolve, reject) => {
       const w: Waiter = { targetLsn: 0, resolve, reject, settled: false, timer: undefined, signal, onAbort: undefined };
       this.#next.push(w);
@@ -265,6 +293,8 @@ export class FlushScheduler {
     if (this.#failed) return Promise.reject(this.#failed);
     const { signal, timeoutMs } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    const full = this.#full();
+    if (full) return Promise.reject(full);
     return new Promise<FlushResult>((resolve, reject) => {
       let settled = false;
       let timer: unknown;
@@ -281,7 +311,7 @@ export class FlushScheduler {
       };
       // A joiner that left is settled: the flush's later resolve or reject finds it a no-op.
       const joiner: Joiner = { resolve: (r) => settle() && resolve(r), reject: leave };
-      if (timeoutMs !== undefined) {
+      if (hasTimeout(timeoutMs)) {
         timer = this.#clock.setTimeout(
           () =>
             leave(
@@ -311,6 +341,12 @@ export class FlushScheduler {
   idle(): Promise<void> {
     if (this.#inFlightTargetLsn === 0 && !this.#scheduled) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** The error for one waiter too many (every wait path checks it before it adds one), or null. */
+  #full(): RangeError | null {
+    if (this.waitersCount < this.#waitersCountMax) return null;
+    return new RangeError(`too many waiters: ${this.waitersCount} already wait (waitersCountMax ${this.#waitersCountMax})`);
   }
 
   #insert(w: Waiter): void {

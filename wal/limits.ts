@@ -1,0 +1,70 @@
+/**
+ * Every limit of the WAL in one place, each named with its unit. Reaching a limit pushes back (a
+ * RangeError, RECORD_TOO_LARGE) rather than growing without bound.
+ *
+ * Limits owned by other modules of wal/ that are not the WAL's to set (the recovery scan's read size
+ * in recovery.ts, the segment index spacing in segment-index.ts, the zero-fill step in
+ * segment-preparer.ts) stay beside their mechanism.
+ */
+
+import { RECORD_HEADER_BYTES } from '../record/format.js';
+
+// ---- segments ----
+
+/** Default size of a segment file, in bytes. */
+export const SEGMENT_SIZE_BYTES_DEFAULT = 64 * 1024 * 1024;
+/** Smallest segment, in bytes. */
+export const SEGMENT_SIZE_BYTES_MIN = 1024;
+/** Largest segment, in bytes: segment sizes are stored as u32 in the header (and are multiples of 8). */
+export const SEGMENT_SIZE_BYTES_MAX = 2 ** 32 - 8;
+
+// ---- records ----
+
+/**
+ * Largest record on disk (header + payload + padding), in bytes. One record is one buffer of one
+ * writev and one read, and node:fs moves at most 2^31 - 1 bytes in one call; the framing's size
+ * arithmetic is 32-bit. So a record stays below 2^31 bytes whatever the segment size.
+ */
+export const RECORD_BYTES_MAX = 2 ** 31 - 8;
+/** Largest payload of one record, in bytes (RECORD_BYTES_MAX less the record header): 2^31 - 32. */
+export const PAYLOAD_BYTES_MAX = RECORD_BYTES_MAX - RECORD_HEADER_BYTES;
+
+// ---- group commit and waiters ----
+
+/** Default and largest extra time a batch gathers before its flush starts, in ms. */
+export const COMMIT_DELAY_MS_DEFAULT = 0;
+export const COMMIT_DELAY_MS_MAX = 10_000;
+/** Default number of waiters the flush scheduler holds at once, over all its wait paths. */
+export const WAITERS_COUNT_MAX_DEFAULT = 1_000_000;
+/** Bounds of the waitersCountMax option. */
+export const WAITERS_COUNT_MAX_MIN = 1;
+export const WAITERS_COUNT_MAX_MAX = 100_000_000;
+/**
+ * Largest finite wait timeout, in ms (2^31 - 1, about 24.8 days): Node's timers cannot hold longer and
+ * would fire after 1 ms instead. Longer finite values are refused with a RangeError; Infinity means no
+ * timeout.
+ */
+export const TIMEOUT_MS_MAX = 2 ** 31 - 1;
+
+// ---- logging of slow syncs ----
+
+/** Default and bounds of fsyncLatencyMsWarn (a commit slower than this is logged), in ms. */
+export const FSYNC_LATENCY_MS_WARN_DEFAULT = 1000;
+export const FSYNC_LATENCY_MS_WARN_MIN = 1;
+export const FSYNC_LATENCY_MS_WARN_MAX = 3_600_000;
+
+// ---- memory ----
+
+/** Default and bounds of the shared-memory chunks records are encoded into, in bytes. */
+export const STAGING_CHUNK_BYTES_DEFAULT = 1024 * 1024;
+export const STAGING_CHUNK_BYTES_MIN = 4096;
+export const STAGING_CHUNK_BYTES_MAX = 256 * 1024 * 1024;
+/** Staging chunks kept for reuse at most (the rest are left to the garbage collector), a count. */
+export const STAGING_CHUNKS_POOLED_COUNT_MAX = 8;
+
+// ---- reads ----
+
+/** Size of one read of a segment by read()/readBatches(), and default run size of readRaw(), in bytes. */
+export const READ_CHUNK_BYTES = 1024 * 1024;
+/** Smallest chunkBytesMax readRaw() accepts, in bytes. */
+export const READ_CHUNK_BYTES_MIN = 64;
