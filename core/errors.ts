@@ -11,6 +11,8 @@ export const ErrorCode = {
   WAL_CORRUPT: 'WAL_CORRUPT',
   WAL_CLOSED: 'WAL_CLOSED',
   WAL_FAILED: 'WAL_FAILED',
+  /** A read reached records that truncateBefore deleted meanwhile (hold the LSN to keep them). */
+  WAL_TRUNCATED: 'WAL_TRUNCATED',
   RECORD_TOO_LARGE: 'RECORD_TOO_LARGE',
   FLUSH_TIMEOUT: 'FLUSH_TIMEOUT',
   FLUSH_IN_PROGRESS: 'FLUSH_IN_PROGRESS',

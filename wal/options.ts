@@ -1,10 +1,27 @@
 /** WAL options: one doc line each, units in the name, defaults applied in one place (walDefaults). */
-import { directoryPath, integerInRange } from '../core/check.js';
+import { directoryPath, integerInRange, knownOptionsOnly } from '../core/check.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSystem, SyncMethod } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import { SEGMENT_HEADER_BYTES } from './format.js';
-import { recordBytes } from '../record/format.js';
+import { RECORD_HEADER_BYTES, recordBytes } from '../record/format.js';
+import {
+  COMMIT_DELAY_MS_DEFAULT,
+  COMMIT_DELAY_MS_MAX,
+  FSYNC_LATENCY_MS_WARN_DEFAULT,
+  FSYNC_LATENCY_MS_WARN_MAX,
+  FSYNC_LATENCY_MS_WARN_MIN,
+  PAYLOAD_BYTES_MAX,
+  SEGMENT_SIZE_BYTES_DEFAULT,
+  SEGMENT_SIZE_BYTES_MAX,
+  SEGMENT_SIZE_BYTES_MIN,
+  STAGING_CHUNK_BYTES_DEFAULT,
+  STAGING_CHUNK_BYTES_MAX,
+  STAGING_CHUNK_BYTES_MIN,
+  WAITERS_COUNT_MAX_DEFAULT,
+  WAITERS_COUNT_MAX_MAX,
+  WAITERS_COUNT_MAX_MIN,
+} from './limits.js';
 
 export type { Logger };
 export type RecoveryMode = 'truncate-torn-tail' | 'strict';
@@ -12,7 +29,7 @@ export type RecoveryMode = 'truncate-torn-tail' | 'strict';
 export interface WalOptions {
   /** Directory holding the segments; created if missing. One process at a time (flock). */
   dir: string;
-  /** Size of each segment file, preallocated with zeros. Default 64 MiB. */
+  /** Size of each segment file, in bytes, preallocated with zeros. Default 64 MiB. */
   segmentSizeBytes?: number;
   /** How a commit is made durable. Default 'fdatasync'. */
   syncMethod?: SyncMethod;
@@ -22,14 +39,16 @@ export interface WalOptions {
   recovery?: RecoveryMode;
   /** The file system. Default: the real one (node:fs). */
   fs?: FileSystem;
-  /** Optional pino-style logger: open, recovery, repairs and slow syncs are logged. */
+  /** Optional pino-style logger (a child with { component: 'wal' } is used when it has .child). */
   logger?: Logger;
-  /** A commit slower than this is logged and counted as slow. Default 1000 ms. */
+  /** A commit slower than this, in ms, is logged and counted as slow. Default 1000 ms. */
   fsyncLatencyMsWarn?: number;
-  /** Size of the shared-memory chunks records are encoded into. Default 1 MiB. */
+  /** Size of the shared-memory chunks records are encoded into, in bytes. Default 1 MiB. */
   stagingChunkBytes?: number;
   /** LSN of the first record when the directory holds no log yet (restores use it). Default 1. */
   firstLsn?: number;
+  /** Most callers waiting on the log at once (waitDurable, sync, nextDurable), a count; beyond it a wait rejects with RangeError. Default 1,000,000. */
+  waitersCountMax?: number;
 }
 
 export interface ResolvedWalOptions {
@@ -43,23 +62,42 @@ export interface ResolvedWalOptions {
   fsyncLatencyMsWarn: number;
   stagingChunkBytes: number;
   firstLsn: number;
+  waitersCountMax: number;
 }
 
-export const SEGMENT_SIZE_BYTES_DEFAULT = 64 * 1024 * 1024;
-export const SEGMENT_SIZE_BYTES_MIN = 1024;
-/** Segment sizes are stored as u32 in the header. */
-export const SEGMENT_SIZE_BYTES_MAX = 2 ** 32 - 8;
+const WAL_OPTION_NAMES: readonly (keyof WalOptions)[] = [
+  'dir',
+  'segmentSizeBytes',
+  'syncMethod',
+  'commitDelayMs',
+  'recovery',
+  'fs',
+  'logger',
+  'fsyncLatencyMsWarn',
+  'stagingChunkBytes',
+  'firstLsn',
+  'waitersCountMax',
+];
+
+/** The WAL logs through a child carrying { component: 'wal' } when the logger can make one (pino can). */
+function componentLogger(logger: Logger | undefined): Logger | undefined {
+  const withChild = logger as (Logger & { child?: (bindings: object) => Logger }) | undefined;
+  return typeof withChild?.child === 'function' ? withChild.child({ component: 'wal' }) : logger;
+}
 
 export function walDefaults(options: WalOptions): ResolvedWalOptions {
   if (options === null || typeof options !== 'object') throw new TypeError('Wal.open needs an options object');
+  knownOptionsOnly(options, WAL_OPTION_NAMES, 'Wal.open');
   const segmentSizeBytes = integerInRange(options.segmentSizeBytes ?? SEGMENT_SIZE_BYTES_DEFAULT, 'segmentSizeBytes', SEGMENT_SIZE_BYTES_MIN, SEGMENT_SIZE_BYTES_MAX);
   if (segmentSizeBytes % 8 !== 0) throw new RangeError(`segmentSizeBytes must be a multiple of 8, got ${segmentSizeBytes}`);
   const syncMethod = options.syncMethod ?? 'fdatasync';
   if (syncMethod !== 'fdatasync' && syncMethod !== 'fsync') throw new RangeError(`syncMethod must be 'fdatasync' or 'fsync', got ${String(syncMethod)}`);
   const recovery = options.recovery ?? 'truncate-torn-tail';
   if (recovery !== 'truncate-torn-tail' && recovery !== 'strict') throw new RangeError(`recovery must be 'truncate-torn-tail' or 'strict', got ${String(recovery)}`);
-  const commitDelayMs = options.commitDelayMs ?? 0;
-  if (typeof commitDelayMs !== 'number' || !(commitDelayMs >= 0) || commitDelayMs > 10_000) throw new RangeError(`commitDelayMs must be in [0, 10000], got ${commitDelayMs}`);
+  const commitDelayMs = options.commitDelayMs ?? COMMIT_DELAY_MS_DEFAULT;
+  if (typeof commitDelayMs !== 'number' || !(commitDelayMs >= 0) || commitDelayMs > COMMIT_DELAY_MS_MAX) {
+    throw new RangeError(`commitDelayMs must be in [0, ${COMMIT_DELAY_MS_MAX}], got ${commitDelayMs}`);
+  }
   return {
     dir: directoryPath(options.dir, 'options.dir'),
     segmentSizeBytes,
@@ -67,16 +105,20 @@ export function walDefaults(options: WalOptions): ResolvedWalOptions {
     commitDelayMs,
     recovery,
     fs: options.fs ?? nodeFileSystem,
-    logger: options.logger,
-    fsyncLatencyMsWarn: integerInRange(options.fsyncLatencyMsWarn ?? 1000, 'fsyncLatencyMsWarn', 1, 3_600_000),
-    stagingChunkBytes: integerInRange(options.stagingChunkBytes ?? 1024 * 1024, 'stagingChunkBytes', 4096, 256 * 1024 * 1024),
+    logger: componentLogger(options.logger),
+    fsyncLatencyMsWarn: integerInRange(options.fsyncLatencyMsWarn ?? FSYNC_LATENCY_MS_WARN_DEFAULT, 'fsyncLatencyMsWarn', FSYNC_LATENCY_MS_WARN_MIN, FSYNC_LATENCY_MS_WARN_MAX),
+    stagingChunkBytes: integerInRange(options.stagingChunkBytes ?? STAGING_CHUNK_BYTES_DEFAULT, 'stagingChunkBytes', STAGING_CHUNK_BYTES_MIN, STAGING_CHUNK_BYTES_MAX),
     firstLsn: integerInRange(options.firstLsn ?? 1, 'firstLsn', 1, Number.MAX_SAFE_INTEGER - 1),
+    waitersCountMax: integerInRange(options.waitersCountMax ?? WAITERS_COUNT_MAX_DEFAULT, 'waitersCountMax', WAITERS_COUNT_MAX_MIN, WAITERS_COUNT_MAX_MAX),
   };
 }
 
-/** Largest payload a segment of this size can hold. */
+/**
+ * Largest payload one record can carry in a segment of this size: it must fit an empty segment, and
+ * no record may reach RECORD_BYTES_MAX (limits.ts), whatever the segment size.
+ */
 export function payloadBytesMax(segmentSizeBytes: number): number {
-  let n = segmentSizeBytes - SEGMENT_HEADER_BYTES - 24;
+  let n = Math.min(segmentSizeBytes - SEGMENT_HEADER_BYTES - RECORD_HEADER_BYTES, PAYLOAD_BYTES_MAX);
   while (n > 0 && recordBytes(n) + SEGMENT_HEADER_BYTES > segmentSizeBytes) n--;
   return n;
 }

@@ -10,7 +10,7 @@
  *    backup sink copies into backup files without re-framing anything).
  */
 import { FlushpointError, ErrorCode } from '../core/errors.js';
-import type { FileSystem } from '../fs/file-system.js';
+import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { SEGMENT_HEADER_BYTES, decodeSegmentHeader } from './format.js';
 import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, recordBytes } from '../record/format.js';
 
@@ -55,7 +55,18 @@ export interface SegmentScan {
 
 async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGenerator<Span> {
   const { fs, path, segmentFirstLsn, endOffset, start, fromLsn, toLsn } = scan;
-  const handle = await fs.open(path, 'r');
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    // The segment was in the log when the read began: truncateBefore deleted it since.
+    throw new FlushpointError(
+      ErrorCode.WAL_TRUNCATED,
+      `WAL segment ${path} (LSN ${fromLsn} and on) was deleted by truncateBefore while it was being read; hold the LSN (wal.hold) to keep it`,
+      { file: path, lsn: fromLsn, cause: err },
+    );
+  }
   const bad = (offset: number, reason: string): FlushpointError =>
     new FlushpointError(ErrorCode.WAL_CORRUPT, `WAL corrupt: ${path} at byte offset ${offset}: ${reason}`, { file: path, offset });
   try {

@@ -20,18 +20,40 @@ import { SEGMENT_NAME_RE, segmentName } from './format.js';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import { checkLsnArgument } from '../core/lsn.js';
 import { payloadBytesMax, walDefaults, type ResolvedWalOptions, type WalOptions } from './options.js';
+import type { Logger } from '../core/logger.js';
+import { READ_CHUNK_BYTES_MIN } from './limits.js';
+import { knownOptionsOnly } from '../core/check.js';
 import { READ_CHUNK_BYTES, readSegmentBatches, readSegmentRaw, type RawSpan, type SegmentScan, type WalRecord } from './reader.js';
 import { recoverSegments, type TornTail } from './recovery.js';
 import { SegmentIndex } from './segment-index.js';
 import { SegmentPreparer } from './segment-preparer.js';
 import { Staging, type Piece } from './staging.js';
 
-export type WalStatus = 'opening' | 'open' | 'closing' | 'closed';
+/**
+ * 'failed': a write or sync failed; the log refuses appends and waits (WAL_FAILED) until closed and
+ * reopened. close() moves every status to 'closing', then 'closed'.
+ */
+export type WalStatus = 'opening' | 'open' | 'failed' | 'closing' | 'closed';
 
 export interface WalEvents {
   durable: [durableLsn: number];
   slowSync: [info: { durationMs: number; bytes: number; file: string }];
 }
+
+export interface ReadOptions {
+  /** First LSN to read, in [1, lastLsn + 1]. Default firstLsn. */
+  fromLsn?: number;
+  /** Last LSN to read (capped at durableLsn at the call). Default durableLsn. */
+  toLsn?: number;
+}
+
+export interface RawReadOptions extends ReadOptions {
+  /** Longest run of records per span, in bytes (one record longer than this is a span of its own). Default 1 MiB. */
+  chunkBytesMax?: number;
+}
+
+const READ_OPTION_NAMES: readonly (keyof RawReadOptions)[] = ['fromLsn', 'toLsn'];
+const RAW_READ_OPTION_NAMES: readonly (keyof RawReadOptions)[] = ['fromLsn', 'toLsn', 'chunkBytesMax'];
 
 export interface RecoveryInfo {
   segments: number;
@@ -101,6 +123,7 @@ export class Wal extends EventEmitter<WalEvents> {
   readonly #holds = new Map<string, number>();
   readonly #syncLatency = new LatencyRecorder();
   readonly #payloadBytesMax: number;
+  readonly #log: Logger | undefined;
   readonly recovery: RecoveryInfo;
 
   #status: WalStatus = 'opening';
@@ -123,6 +146,7 @@ export class Wal extends EventEmitter<WalEvents> {
     this.dir = o.dir;
     this.#fs = o.fs;
     this.#lock = lock;
+    this.#log = o.logger;
     this.#segments = segments;
     this.#current = current;
     this.recovery = recovery;
@@ -140,14 +164,18 @@ export class Wal extends EventEmitter<WalEvents> {
       source: { freeze: () => this.#freeze(), write: (target) => this.#write(target) },
       durableLsn: this.#lastLsn,
       commitDelayMs: o.commitDelayMs,
+      waitersCountMax: o.waitersCountMax,
       sticky: true,
       what: 'durable',
       failureError: (cause) => {
         const e = cause as NodeJS.ErrnoException;
-        return new FlushpointError(ErrorCode.WAL_FAILED, `WAL write failed; the log refuses writes until reopened: ${e?.message ?? String(cause)}`, {
+        const err = new FlushpointError(ErrorCode.WAL_FAILED, `WAL write failed; the log refuses writes until reopened: ${e?.message ?? String(cause)}`, {
           cause,
           file: e?.path,
+          lsn: this.#scheduler.durableLsn + 1,
         });
+        this.#failed(err);
+        return err;
       },
       onFlushed: (r) => this.emit('durable', r.toLsn),
     });
@@ -176,6 +204,8 @@ export class Wal extends EventEmitter<WalEvents> {
       }
       throw wrapIoError(err, `lock of ${o.dir}`);
     }
+    let current: FileHandle | null = null;
+    let wal: Wal | null = null;
     try {
       const names = await o.fs.readdir(o.dir);
       await sweepTempFiles(o.fs, o.dir, names);
@@ -184,7 +214,6 @@ export class Wal extends EventEmitter<WalEvents> {
       if (rec.torn) await repairTornTail(o.fs, rec.torn, o.logger);
       const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, lastLsn: s.lastLsn, endOffset: s.endOffset, index: s.index }));
       const last = rec.segments[rec.segments.length - 1];
-      let current: FileHandle | null = null;
       if (last) {
         current = await o.fs.open(`${o.dir}/${last.name}`, 'r+');
         // A previous process may have died between its write and its fdatasync: what we found is
@@ -201,7 +230,7 @@ export class Wal extends EventEmitter<WalEvents> {
       };
       await o.fs.warmUp?.();
       o.logger?.info({ dir: o.dir, ...recovery }, 'wal opened');
-      const wal = new Wal(o, lock, segments, current, { offset: last?.endOffset ?? 0, capacityBytes: last?.fileSizeBytes ?? 0 }, recovery);
+      wal = new Wal(o, lock, segments, current, { offset: last?.endOffset ?? 0, capacityBytes: last?.fileSizeBytes ?? 0 }, recovery);
       // A new log needs its first segment before its first commit: prepare it now, not on the commit
       // path. Otherwise the next one is prepared once the current one is half full (not at open, where
       // zero-filling 64 MiB would compete with the first commits for the disk).
@@ -209,6 +238,9 @@ export class Wal extends EventEmitter<WalEvents> {
       else if (last && last.endOffset * 2 >= last.fileSizeBytes) wal.#preparer.prepareAhead();
       return wal;
     } catch (err) {
+      // Nothing may stay open after a failed open: the last segment's handle, a prepared segment, the lock.
+      if (wal) await wal.#preparer.dispose();
+      await current?.close().catch(() => {});
       await lock.release().catch(() => {});
       throw wrapIoError(err, `recovery of ${o.dir}`);
     }
@@ -247,18 +279,33 @@ export class Wal extends EventEmitter<WalEvents> {
     return this.#payloadBytesMax;
   }
 
-  #checkWritable(): void {
-    if (this.#status !== 'open') {
-      throw new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is ${this.#status}`);
-    }
+  /** Throws what a call on a log that is not open gets: its failure (WAL_FAILED), or WAL_CLOSED. */
+  #checkOpen(): void {
+    if (this.#status === 'open') return;
     const failure = this.#scheduler.failure;
-    if (failure) throw failure;
+    if (this.#status === 'failed' && failure) throw failure;
+    throw new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is ${this.#status}`);
   }
 
-  /** Assigns the next LSN to payload and stages it. No I/O: wait with waitDurable(lsn) or sync(). */
+  /** After close() began, every call but stats() and close() gets WAL_CLOSED (a closed log answers nothing). */
+  #checkNotClosed(): void {
+    if (this.#status === 'closing' || this.#status === 'closed') throw new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is ${this.#status}`);
+  }
+
+  /** The log failed: one error-level line with the error itself, and the status says so. */
+  #failed(err: FlushpointError): void {
+    if (this.#status !== 'open') return;
+    this.#status = 'failed';
+    this.#log?.error({ err, dir: this.dir, durableLsn: this.#scheduler.durableLsn, lastLsn: this.#lastLsn }, 'WAL failed; it refuses writes until closed and reopened');
+  }
+
+  /**
+   * Assigns the next LSN to payload and stages it. No I/O: the LSN returned is NOT durable yet. Wait
+   * with waitDurable(lsn) or sync(), or use appendDurable(), which does both.
+   */
   append(payload: Uint8Array): number {
     if (!(payload instanceof Uint8Array)) throw new TypeError(`payload must be a Uint8Array, got ${payload === null ? 'null' : typeof payload}`);
-    this.#checkWritable();
+    this.#checkOpen();
     if (payload.byteLength > this.#payloadBytesMax) {
       throw new FlushpointError(
         ErrorCode.RECORD_TOO_LARGE,
@@ -276,34 +323,67 @@ export class Wal extends EventEmitter<WalEvents> {
     return lsn;
   }
 
-  /** Resolves with the durable LSN once `lsn` is durable. */
+  /**
+   * Appends payload and resolves with its LSN once it is durable: append() and waitDurable() in one
+   * call. A timeout or an abort ends this caller's wait only: the record stays appended and is still
+   * made durable by the next commit (as with waitDurable). An already-aborted signal appends nothing.
+   */
+  appendDurable(payload: Uint8Array, options: WaitOptions = {}): Promise<number> {
+    let lsn: number;
+    try {
+      checkWaitOptions(options);
+      if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+      lsn = this.append(payload);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.waitDurable(lsn, options).then(() => lsn);
+  }
+
+  /**
+   * Resolves with the durable LSN once `lsn` is durable. Rejects with WAL_CLOSED once close() began
+   * (records it makes durable meanwhile still are), and with WAL_FAILED after a failure.
+   */
   waitDurable(lsn: number, options: WaitOptions = {}): Promise<number> {
     try {
       checkLsnArgument(lsn, 'lsn');
       if (lsn > this.#lastLsn) throw new RangeError(`LSN ${lsn} has not been assigned (last LSN ${this.#lastLsn})`);
       checkWaitOptions(options);
+      if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+      this.#checkNotClosed();
     } catch (err) {
       return Promise.reject(err);
     }
     if (lsn <= this.#scheduler.durableLsn) return Promise.resolve(this.#scheduler.durableLsn);
-    if (this.#status === 'closed') return Promise.reject(new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`, { lsn }));
-    if (options.timeoutMs === undefined && options.signal === undefined) return this.#scheduler.waitShared(lsn);
+    if ((options.timeoutMs === undefined || options.timeoutMs === Number.POSITIVE_INFINITY) && options.signal === undefined) return this.#scheduler.waitShared(lsn);
     return this.#scheduler.wait(lsn, options);
   }
 
-  /** Makes everything appended so far durable; resolves with the durable LSN. */
+  /** Makes everything appended so far durable; resolves with the durable LSN. As waitDurable after close. */
   sync(options: WaitOptions = {}): Promise<number> {
     return this.waitDurable(this.#lastLsn, options);
   }
 
   /** Resolves at the next advance of durableLsn, with its new value. */
   nextDurable(options: { signal?: AbortSignal } = {}): Promise<number> {
-    if (this.#status === 'closed') return Promise.reject(new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`));
+    try {
+      if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+      knownOptionsOnly(options, ['signal'], 'nextDurable');
+      checkWaitOptions(options);
+      this.#checkNotClosed();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.#scheduler.waitNext(options);
   }
 
-  /** Durable records in LSN order, from fromLsn (default firstLsn) to toLsn (default durableLsn at the call). */
-  read(options: { fromLsn?: number; toLsn?: number } = {}): AsyncIterable<WalRecord> {
+  /**
+   * Durable records in LSN order, from fromLsn (default firstLsn) to toLsn (default durableLsn at the
+   * call). fromLsn must be in [1, lastLsn + 1]; from durableLsn + 1 (a tail that is not durable yet) the
+   * read yields nothing. Below firstLsn: RangeError. Segments deleted by truncateBefore while the read
+   * runs: WAL_TRUNCATED (hold the LSN to keep them).
+   */
+  read(options: ReadOptions = {}): AsyncIterable<WalRecord> {
     const batches = this.readBatches(options);
     return {
       async *[Symbol.asyncIterator]() {
@@ -313,29 +393,31 @@ export class Wal extends EventEmitter<WalEvents> {
   }
 
   /** As read(), in batches of consecutive records (one per large read): one await per batch. */
-  readBatches(options: { fromLsn?: number; toLsn?: number } = {}): AsyncIterable<WalRecord[]> {
-    return this.#scan(options, (scan) => readSegmentBatches(scan));
+  readBatches(options: ReadOptions = {}): AsyncIterable<WalRecord[]> {
+    return this.#scan(options, READ_OPTION_NAMES, (scan) => readSegmentBatches(scan));
   }
 
   /**
    * Durable records as runs of raw bytes, framed and checksummed exactly as on disk (format.ts), each
    * run at most chunkBytesMax long unless one record is longer. Every record is verified first.
    */
-  readRaw(options: { fromLsn?: number; toLsn?: number; chunkBytesMax?: number } = {}): AsyncIterable<RawSpan> {
-    const chunkBytesMax = options.chunkBytesMax ?? READ_CHUNK_BYTES;
-    if (!Number.isSafeInteger(chunkBytesMax) || chunkBytesMax < 64) throw new RangeError(`chunkBytesMax must be an integer >= 64, got ${chunkBytesMax}`);
-    return this.#scan(options, (scan) => readSegmentRaw(scan, chunkBytesMax));
+  readRaw(options: RawReadOptions = {}): AsyncIterable<RawSpan> {
+    const chunkBytesMax = options?.chunkBytesMax ?? READ_CHUNK_BYTES;
+    if (!Number.isSafeInteger(chunkBytesMax) || chunkBytesMax < READ_CHUNK_BYTES_MIN) {
+      throw new RangeError(`chunkBytesMax must be an integer >= ${READ_CHUNK_BYTES_MIN}, got ${chunkBytesMax}`);
+    }
+    return this.#scan(options, RAW_READ_OPTION_NAMES, (scan) => readSegmentRaw(scan, chunkBytesMax));
   }
 
-  #scan<T>(
-    options: { fromLsn?: number; toLsn?: number },
-    perSegment: (scan: SegmentScan) => AsyncIterable<T>,
-  ): AsyncIterable<T> {
+  #scan<T>(options: ReadOptions, known: readonly string[], perSegment: (scan: SegmentScan) => AsyncIterable<T>): AsyncIterable<T> {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+    knownOptionsOnly(options, known, 'read options');
     const durable = this.#scheduler.durableLsn;
     const fromLsn = options.fromLsn === undefined ? Math.max(1, this.firstLsn) : checkLsnArgument(options.fromLsn, 'fromLsn');
     const toLsn = Math.min(options.toLsn === undefined ? durable : checkLsnArgument(options.toLsn, 'toLsn'), durable);
-    if (this.#status === 'closed') throw new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`);
+    this.#checkNotClosed();
+    if (fromLsn === 0) throw new RangeError('fromLsn must be >= 1: LSNs start at 1 (0 means "nothing")');
+    if (fromLsn > this.#lastLsn + 1) throw new RangeError(`fromLsn ${fromLsn} is past the end of the log (last LSN ${this.#lastLsn})`);
     if (fromLsn <= toLsn && fromLsn < this.firstLsn) {
       throw new RangeError(`LSN ${fromLsn} is no longer in the log (first LSN ${this.firstLsn})`);
     }
@@ -376,11 +458,16 @@ export class Wal extends EventEmitter<WalEvents> {
     this.#holds.delete(name);
   }
 
-  /** Deletes whole segments whose records are all below min(lsn, every hold). Never the last segment. */
+  /**
+   * Deletes whole segments whose records are all below min(lsn, every hold), oldest first, never the
+   * last segment. Holds are read again before each deletion, so a hold taken while it runs is honoured
+   * from the next segment on; the directory is fsynced after each unlink, so a power loss leaves a
+   * contiguous log (a suffix), never a gap.
+   */
   truncateBefore(lsn: number): Promise<number> {
     try {
       checkLsnArgument(lsn, 'lsn');
-      if (this.#status !== 'open') throw new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is ${this.#status}`);
+      this.#checkOpen();
     } catch (err) {
       return Promise.reject(err);
     }
@@ -392,27 +479,33 @@ export class Wal extends EventEmitter<WalEvents> {
     return run;
   }
 
-  async #truncate(lsn: number): Promise<number> {
+  /** The lowest LSN that must stay: min(lsn, durableLsn + 1, every hold), read now. */
+  #retainFrom(lsn: number): number {
     let limit = Math.min(lsn, this.#scheduler.durableLsn + 1);
     for (const held of this.#holds.values()) limit = Math.min(limit, held);
+    return limit;
+  }
+
+  async #truncate(lsn: number): Promise<number> {
     let deleted = 0;
-    while (this.#segments.length > 1 && (this.#segments[1] as Segment).firstLsn <= limit) {
-      const seg = this.#segments[0] as Segment;
+    // Oldest first, one at a time: each unlink is made durable before the next starts.
+    while (this.#segments.length > 1 && (this.#segments[1] as Segment).firstLsn <= this.#retainFrom(lsn)) {
+      // It leaves the log before the unlink starts: from here on firstLsn no longer counts it, so a hold
+      // or a read placed meanwhile sees where the log now begins.
+      const seg = this.#segments.shift() as Segment;
+      assert(seg.lastLsn < this.#retainFrom(lsn), `segment ${seg.name} holds no retained LSN`);
       try {
         await this.#fs.unlink(`${this.dir}/${seg.name}`);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapIoError(err, `unlink of ${seg.name}`);
       }
-      this.#segments.shift();
-      deleted++;
-    }
-    if (deleted > 0) {
       try {
         await this.#fs.syncDir(this.dir);
       } catch (err) {
-        throw wrapIoError(err, `directory sync of ${this.dir}`);
+        throw wrapIoError(err, `directory sync of ${this.dir} after unlinking ${seg.name}`);
       }
-      this.#segmentsDeleted += deleted;
+      deleted++;
+      this.#segmentsDeleted++;
     }
     return deleted;
   }
@@ -446,7 +539,11 @@ export class Wal extends EventEmitter<WalEvents> {
     };
   }
 
-  /** Flushes what was appended (unless the log failed), then releases every file and the lock. */
+  /**
+   * Makes what was appended durable (unless the log failed), then releases every file and the lock.
+   * Rejects with WAL_FAILED when something appended did not become durable (the files and the lock are
+   * released all the same): a resolved close() means every appended record is durable.
+   */
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;
@@ -457,16 +554,18 @@ export class Wal extends EventEmitter<WalEvents> {
   }
 
   async #close(): Promise<void> {
-    if (this.#status === 'open') this.#status = 'closing';
-    let flushError: unknown = null;
-    if (!this.#scheduler.failure && this.#lastLsn > this.#scheduler.durableLsn) {
-      try {
-        await this.#scheduler.wait(this.#lastLsn);
-      } catch (err) {
-        flushError = err;
-      }
+    this.#status = 'closing';
+    // The final flush. No waiter is added (close must not be refused by waitersCountMax): ask for a
+    // flush and wait until the scheduler is idle, until all is durable or the log has failed.
+    while (!this.#scheduler.failure && this.#lastLsn > this.#scheduler.durableLsn) {
+      const before = this.#scheduler.durableLsn;
+      this.#scheduler.request();
+      await this.#scheduler.idle();
+      assert(this.#scheduler.durableLsn > before || this.#scheduler.failure !== null, 'a final flush advances the durable LSN or fails');
     }
     await this.#scheduler.idle();
+    const notDurable = this.#lastLsn > this.#scheduler.durableLsn;
+    const failure = this.#scheduler.failure;
     this.#scheduler.fail(new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`));
     await this.#truncating;
     await this.#preparer.dispose();
@@ -476,10 +575,16 @@ export class Wal extends EventEmitter<WalEvents> {
       // The descriptor is gone either way.
     }
     this.#current = null;
-    await this.#lock.release();
-    this.#status = 'closed';
-    this.removeAllListeners();
-    if (flushError && !(flushError instanceof FlushpointError && flushError.code === ErrorCode.WAL_FAILED)) throw flushError;
+    try {
+      await this.#lock.release();
+    } finally {
+      this.#status = 'closed';
+      this.removeAllListeners();
+    }
+    if (notDurable) {
+      assert(failure !== null, 'records stay not durable only after a failure');
+      throw failure;
+    }
   }
 
   // ---- flush source ----
@@ -507,6 +612,29 @@ export class Wal extends EventEmitter<WalEvents> {
     }
   }
 
+  /**
+   * Commits a piece that starts a segment into the next prepared file, names it and syncs the
+   * directory; returns the segment's handle under its real name, having closed the previous segment's.
+   * On failure the prepared file's handle is closed before the error goes on, so a failed roll leaks no
+   * descriptor (the file itself is a temp file, or already named: the next open sweeps or recovers it).
+   */
+  async #startSegment(piece: Piece, file: string): Promise<void> {
+    const prepared = await this.#preparer.take();
+    let named: FileHandle | null = null;
+    try {
+      await prepared.handle.commit(piece.buffers, 0, this.#o.syncMethod);
+      await this.#fs.rename(prepared.path, file);
+      await this.#fs.syncDir(this.dir);
+      // Reopen under the real name, so every later commit and error names the segment, not the temp.
+      named = await this.#fs.open(file, 'r+');
+    } finally {
+      await prepared.handle.close().catch(() => {});
+    }
+    const old = this.#current;
+    this.#current = named;
+    await old?.close();
+  }
+
   async #writePieces(pieces: Piece[], targetLsn: number): Promise<void> {
     let expected = this.#scheduler.durableLsn + 1;
     for (const piece of pieces) {
@@ -515,18 +643,9 @@ export class Wal extends EventEmitter<WalEvents> {
       const started = performance.now();
       let file: string;
       if (piece.startsSegment) {
-        const prepared = await this.#preparer.take();
-        await prepared.handle.commit(piece.buffers, 0, this.#o.syncMethod);
         const name = segmentName(piece.segmentFirstLsn);
         file = `${this.dir}/${name}`;
-        await this.#fs.rename(prepared.path, file);
-        await this.#fs.syncDir(this.dir);
-        // Reopen under the real name, so every later commit and error names the segment, not the temp.
-        const named = await this.#fs.open(file, 'r+');
-        await prepared.handle.close();
-        const old = this.#current;
-        this.#current = named;
-        await old?.close();
+        await this.#startSegment(piece, file);
         this.#segments.push({ name, firstLsn: piece.segmentFirstLsn, lastLsn: piece.lastLsn, endOffset: piece.bytes, index: new SegmentIndex(piece.segmentFirstLsn) });
         this.#segmentsCreated++;
       } else {
@@ -556,20 +675,33 @@ export class Wal extends EventEmitter<WalEvents> {
   }
 }
 
-/** Keeps a copy of the cut bytes beside the segment, then zeros them in place and syncs. */
+/**
+ * The name for a copy of cut bytes: `<segment>.torn` for the first cut of a segment, then
+ * `<segment>.torn.2`, `.3`, ...: a later cut never overwrites an earlier copy.
+ */
+async function freeTornName(fs: FileSystem, dir: string, segment: string): Promise<string> {
+  const taken = new Set(await fs.readdir(dir));
+  let name = `${segment}.torn`;
+  for (let n = 2; taken.has(name); n++) name = `${segment}.torn.${n}`;
+  return name;
+}
+
+/** Keeps a copy of the cut bytes beside the segment (never over an earlier copy), then zeros them in place and syncs. */
 async function repairTornTail(fs: FileSystem, torn: TornTail, logger: ResolvedWalOptions['logger']): Promise<void> {
   const handle = await fs.open(torn.file, 'r+');
+  let copy: string | null = null;
   try {
     if (torn.bytes > 0) {
       const cut = new Uint8Array(torn.bytes);
       await handle.read(cut, 0, torn.bytes, torn.offset);
       const slash = torn.file.lastIndexOf('/');
-      await publishFileDurably(fs, torn.file.slice(0, slash), `${torn.file.slice(slash + 1)}.torn`, [cut], 'fsync');
+      const dir = torn.file.slice(0, slash);
+      copy = await freeTornName(fs, dir, torn.file.slice(slash + 1));
+      await publishFileDurably(fs, dir, copy, [cut], 'fsync');
       await handle.commit([new Uint8Array(torn.bytes)], torn.offset, 'fsync');
     }
   } finally {
     await handle.close();
   }
-  logger?.warn({ ...torn }, 'WAL torn tail cut');
+  logger?.warn({ ...torn, copy }, 'WAL torn tail cut');
 }
-
