@@ -27,6 +27,12 @@ import { readU64, writeU64 } from '../core/u64.js';
 export const SEGMENT_MAGIC = new Uint8Array([0x46, 0x4c, 0x55, 0x53, 0x48, 0x50, 0x4e, 0x54]); // "FLUSHPNT"
 export const FORMAT_VERSION = 1;
 export const SEGMENT_HEADER_BYTES = 32;
+/** Byte offsets of the segment header's fields. */
+export const SEGMENT_VERSION_OFFSET = 8;
+export const SEGMENT_HEADER_BYTES_OFFSET = 12;
+export const SEGMENT_FIRST_LSN_OFFSET = 16;
+export const SEGMENT_SIZE_OFFSET = 24;
+export const SEGMENT_HEADER_CRC_OFFSET = 28;
 
 export const SEGMENT_NAME_RE = /^[0-9a-f]{16}\.wal$/;
 
@@ -45,11 +51,11 @@ export function encodeSegmentHeader(firstLsn: number, segmentSizeBytes: number):
   const out = new Uint8Array(SEGMENT_HEADER_BYTES);
   const view = new DataView(out.buffer);
   out.set(SEGMENT_MAGIC, 0);
-  view.setUint32(8, FORMAT_VERSION, true);
-  view.setUint32(12, SEGMENT_HEADER_BYTES, true);
-  writeU64(view, 16, firstLsn);
-  view.setUint32(24, Math.min(segmentSizeBytes, 0xffff_ffff), true);
-  view.setUint32(28, crc32(out.subarray(0, 28)), true);
+  view.setUint32(SEGMENT_VERSION_OFFSET, FORMAT_VERSION, true);
+  view.setUint32(SEGMENT_HEADER_BYTES_OFFSET, SEGMENT_HEADER_BYTES, true);
+  writeU64(view, SEGMENT_FIRST_LSN_OFFSET, firstLsn);
+  view.setUint32(SEGMENT_SIZE_OFFSET, Math.min(segmentSizeBytes, 0xffff_ffff), true);
+  view.setUint32(SEGMENT_HEADER_CRC_OFFSET, crc32(out.subarray(0, SEGMENT_HEADER_CRC_OFFSET)), true);
   return out;
 }
 
@@ -61,11 +67,11 @@ export function decodeSegmentHeader(bytes: Uint8Array): SegmentHeaderResult {
     if (bytes[i] !== SEGMENT_MAGIC[i]) return { ok: false, reason: 'bad magic' };
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, SEGMENT_HEADER_BYTES);
-  if (view.getUint32(28, true) !== crc32(bytes.subarray(0, 28))) return { ok: false, reason: 'segment header CRC mismatch' };
-  const version = view.getUint32(8, true);
+  if (view.getUint32(SEGMENT_HEADER_CRC_OFFSET, true) !== crc32(bytes.subarray(0, SEGMENT_HEADER_CRC_OFFSET))) return { ok: false, reason: 'segment header CRC mismatch' };
+  const version = view.getUint32(SEGMENT_VERSION_OFFSET, true);
   if (version !== FORMAT_VERSION) return { ok: false, reason: `unsupported format version ${version}` };
-  if (view.getUint32(12, true) !== SEGMENT_HEADER_BYTES) return { ok: false, reason: 'bad header size' };
-  const firstLsn = readU64(view, 16);
+  if (view.getUint32(SEGMENT_HEADER_BYTES_OFFSET, true) !== SEGMENT_HEADER_BYTES) return { ok: false, reason: 'bad header size' };
+  const firstLsn = readU64(view, SEGMENT_FIRST_LSN_OFFSET);
   if (!Number.isSafeInteger(firstLsn) || firstLsn < 1) return { ok: false, reason: `bad first LSN ${firstLsn}` };
   return { ok: true, firstLsn };
 }

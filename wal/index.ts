@@ -1,9 +1,25 @@
 /**
  * The WAL's facade: the only module of wal/ that other layers (backup/, engine/, cli/, bench/) import.
+ * Every type used in a public signature of the WAL is exported here.
  */
-export { Wal, type WalStats, type WalStatus, type RecoveryInfo, type WalEvents } from './wal.js';
-export type { WalOptions, RecoveryMode } from './options.js';
+export { Wal } from './wal.js';
+export type { WalStats, WalStatus, WalEvents, ReadOptions, RawReadOptions } from './types.js';
+export type { RecoveryInfo } from './open-log.js';
+export type { SlowCommit } from './segment-writer.js';
+export type { WalOptions, RecoveryMode, Logger } from './options.js';
 export type { WalRecord, RawSpan } from './reader.js';
-export { READ_CHUNK_BYTES } from './reader.js';
 export type { TornTail } from './recovery.js';
+export type { LatencySummary } from '../core/latency.js';
+export type { SyncMethod, FileSystem } from '../fs/file-system.js';
+export {
+  READ_CHUNK_BYTES,
+  PAYLOAD_BYTES_MAX,
+  RECORD_BYTES_MAX,
+  SEGMENT_SIZE_BYTES_DEFAULT,
+  SEGMENT_SIZE_BYTES_MIN,
+  SEGMENT_SIZE_BYTES_MAX,
+  TIMEOUT_MS_MAX,
+  WAITERS_COUNT_MAX_DEFAULT,
+} from './limits.js';
+export { TORN_SUFFIX } from './repair.js';
 export { FlushScheduler, checkWaitOptions, type FlushSource, type FlushResult, type WaitOptions, type FlushSchedulerOptions } from './flush-scheduler.js';

@@ -11,8 +11,9 @@
  */
 import { FlushpointError, ErrorCode } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
-import { SEGMENT_HEADER_BYTES, decodeSegmentHeader } from './format.js';
-import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, recordBytes } from '../record/format.js';
+import { SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, decodeSegmentHeader } from './format.js';
+import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, recordBytes, recordPayloadBytes } from '../record/format.js';
+import { READ_CHUNK_BYTES } from './limits.js';
 
 export interface WalRecord {
   lsn: number;
@@ -27,7 +28,6 @@ export interface RawSpan {
   bytes: Uint8Array;
 }
 
-export const READ_CHUNK_BYTES = 1024 * 1024;
 
 interface Span extends RawSpan {
   buf: Uint8Array;
@@ -87,7 +87,7 @@ async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGene
       if (headerPending) {
         const header = decodeSegmentHeader(buf.subarray(0, Math.min(n, SEGMENT_HEADER_BYTES)));
         if (!header.ok) throw bad(0, header.reason);
-        if (header.firstLsn !== segmentFirstLsn) throw bad(16, `header says first LSN ${header.firstLsn}, expected ${segmentFirstLsn}`);
+        if (header.firstLsn !== segmentFirstLsn) throw bad(SEGMENT_FIRST_LSN_OFFSET, `header says first LSN ${header.firstLsn}, expected ${segmentFirstLsn}`);
         headerPending = false;
       }
       const eof = filePos - base + n >= endOffset || n < buf.byteLength;
@@ -99,7 +99,7 @@ async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGene
       let done = false;
       chunkBytes = chunkBytesMax;
       while (n - off >= RECORD_HEADER_BYTES) {
-        const size = recordBytes(view.getUint32(off + 4, true));
+        const size = recordBytes(recordPayloadBytes(view, off));
         if (size > n - off) {
           // Only part of this record is in the buffer: read again from it, in a buffer that fits it.
           if (size > chunkBytes) chunkBytes = size;
@@ -138,7 +138,7 @@ export async function* readSegmentBatches(scan: SegmentScan): AsyncGenerator<Wal
     for (let i = 0; i < span.offsets.length; i++) {
       const off = span.offsets[i] as number;
       const start = off + RECORD_HEADER_BYTES;
-      batch[i] = { lsn: span.firstLsn + i, payload: span.buf.subarray(start, start + view.getUint32(off + 4, true)) };
+      batch[i] = { lsn: span.firstLsn + i, payload: span.buf.subarray(start, start + recordPayloadBytes(view, off)) };
     }
     yield batch;
   }

@@ -14,6 +14,7 @@
 import { assert } from '../core/errors.js';
 import { SEGMENT_HEADER_BYTES, encodeSegmentHeader } from './format.js';
 import { encodeRecord, recordBytes } from '../record/format.js';
+import { STAGING_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
 
 /** A chunk of shared memory records are encoded into. */
 interface Chunk {
@@ -25,8 +26,6 @@ interface Chunk {
   retired: boolean;
 }
 
-/** Chunks kept for reuse at most (the rest are left to the garbage collector). */
-const CHUNKS_POOLED_MAX = 8;
 
 export interface Piece {
   /** The chunks its buffers point into (one entry per buffer). */
@@ -141,7 +140,7 @@ export class Staging {
 
   #recycle(chunk: Chunk): void {
     if (!chunk.retired || chunk.refs > 0) return;
-    if (chunk.bytes.byteLength === this.#chunkBytes && this.#pool.length < CHUNKS_POOLED_MAX) {
+    if (chunk.bytes.byteLength === this.#chunkBytes && this.#pool.length < STAGING_CHUNKS_POOLED_COUNT_MAX) {
       chunk.retired = false;
       this.#pool.push(chunk);
     }

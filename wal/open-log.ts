@@ -1,0 +1,93 @@
+/**
+ * Opening a WAL directory: create it, take its lock, sweep temp files, recover the segments (recovery.ts),
+ * cut a torn tail (repair.ts), and make what was found durable before it counts as durable. Either it
+ * hands back the lock, the segments and the last segment's open handle, or it fails having released
+ * everything it took (no descriptor, no lock).
+ */
+import { FlushpointError, ErrorCode } from '../core/errors.js';
+import type { FileHandle, FileLock } from '../fs/file-system.js';
+import { sweepTempFiles } from '../fs/durable-publish.js';
+import { SEGMENT_NAME_RE } from './format.js';
+import { wrapIoError } from './io-error.js';
+import type { ResolvedWalOptions } from './options.js';
+import { recoverSegments, type TornTail } from './recovery.js';
+import { repairTornTail } from './repair.js';
+import type { Segment } from './segment-writer.js';
+
+export const LOCK_NAME = 'LOCK';
+
+export interface RecoveryInfo {
+  segments: number;
+  bytesScanned: number;
+  durationMs: number;
+  lastLsn: number;
+  /** The torn tail that was cut, if any (a copy of its bytes is kept as <segment>.torn, or .torn.N). */
+  tornTail: TornTail | null;
+}
+
+export interface OpenedLog {
+  lock: FileLock;
+  /** Oldest first. */
+  segments: Segment[];
+  /** The last segment, open for commits (null when the log holds no segment). */
+  current: FileHandle | null;
+  /** Where the next record goes in the last segment, and that file's size, in bytes (0, 0: none). */
+  tail: { offset: number; capacityBytes: number };
+  recovery: RecoveryInfo;
+}
+
+async function lockDirectory(o: ResolvedWalOptions): Promise<FileLock> {
+  try {
+    await o.fs.mkdir(o.dir);
+  } catch (err) {
+    throw wrapIoError(err, `open of ${o.dir}`);
+  }
+  try {
+    return await o.fs.lock(`${o.dir}/${LOCK_NAME}`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EWOULDBLOCK' || code === 'EAGAIN') {
+      throw new FlushpointError(ErrorCode.WAL_LOCKED, `WAL directory ${o.dir} is locked by another process (or another Wal in this one)`, {
+        cause: err,
+        file: `${o.dir}/${LOCK_NAME}`,
+      });
+    }
+    throw wrapIoError(err, `lock of ${o.dir}`);
+  }
+}
+
+export async function openLogDirectory(o: ResolvedWalOptions): Promise<OpenedLog> {
+  const started = performance.now();
+  const lock = await lockDirectory(o);
+  let current: FileHandle | null = null;
+  try {
+    const names = await o.fs.readdir(o.dir);
+    await sweepTempFiles(o.fs, o.dir, names);
+    const segNames = names.filter((n) => SEGMENT_NAME_RE.test(n)).sort();
+    const rec = await recoverSegments(o.fs, o.dir, segNames, o.recovery === 'strict');
+    if (rec.torn) await repairTornTail(o.fs, rec.torn, o.logger);
+    const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, lastLsn: s.lastLsn, endOffset: s.endOffset, index: s.index }));
+    const last = rec.segments[rec.segments.length - 1];
+    if (last) {
+      current = await o.fs.open(`${o.dir}/${last.name}`, 'r+');
+      // A previous process may have died between its write and its fdatasync: what we found is
+      // durable only after this sync, and only then may it count as durable.
+      await current.datasync();
+      await o.fs.syncDir(o.dir);
+    }
+    const recovery: RecoveryInfo = {
+      segments: segments.length,
+      bytesScanned: rec.bytesScanned,
+      durationMs: performance.now() - started,
+      lastLsn: rec.lastLsn,
+      tornTail: rec.torn,
+    };
+    await o.fs.warmUp?.();
+    return { lock, segments, current, tail: { offset: last?.endOffset ?? 0, capacityBytes: last?.fileSizeBytes ?? 0 }, recovery };
+  } catch (err) {
+    // Nothing may stay open after a failed open: the last segment's handle, the lock.
+    await current?.close().catch(() => {});
+    await lock.release().catch(() => {});
+    throw wrapIoError(err, `recovery of ${o.dir}`);
+  }
+}

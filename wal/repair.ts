@@ -1,0 +1,44 @@
+/**
+ * Torn-tail repair (recovery.ts decides what is torn; this cuts it). The cut bytes are kept first, as
+ * a copy published durably beside the segment (`<segment>.torn`, then `.torn.2`, `.torn.3`, ...: a
+ * later cut never overwrites an earlier copy), then zeroed in place and synced, so no stale bytes can
+ * be read back as records after new appends.
+ */
+import type { FileSystem } from '../fs/file-system.js';
+import { publishFileDurably } from '../fs/durable-publish.js';
+import type { Logger } from '../core/logger.js';
+import type { TornTail } from './recovery.js';
+
+/** Suffix of a copy of cut bytes (a later copy of the same segment adds `.2`, `.3`, ...). */
+export const TORN_SUFFIX = '.torn';
+
+/**
+ * The name for a copy of cut bytes: `<segment>.torn` for the first cut of a segment, then
+ * `<segment>.torn.2`, `.3`, ...: a later cut never overwrites an earlier copy.
+ */
+async function freeTornName(fs: FileSystem, dir: string, segment: string): Promise<string> {
+  const taken = new Set(await fs.readdir(dir));
+  let name = `${segment}${TORN_SUFFIX}`;
+  for (let n = 2; taken.has(name); n++) name = `${segment}${TORN_SUFFIX}.${n}`;
+  return name;
+}
+
+/** Keeps a copy of the cut bytes beside the segment (never over an earlier copy), then zeros them in place and syncs. */
+export async function repairTornTail(fs: FileSystem, torn: TornTail, logger: Logger | undefined): Promise<void> {
+  const handle = await fs.open(torn.file, 'r+');
+  let copy: string | null = null;
+  try {
+    if (torn.bytes > 0) {
+      const cut = new Uint8Array(torn.bytes);
+      await handle.read(cut, 0, torn.bytes, torn.offset);
+      const slash = torn.file.lastIndexOf('/');
+      const dir = torn.file.slice(0, slash);
+      copy = await freeTornName(fs, dir, torn.file.slice(slash + 1));
+      await publishFileDurably(fs, dir, copy, [cut], 'fsync');
+      await handle.commit([new Uint8Array(torn.bytes)], torn.offset, 'fsync');
+    }
+  } finally {
+    await handle.close();
+  }
+  logger?.warn({ ...torn, copy }, 'WAL torn tail cut');
+}

@@ -1,0 +1,97 @@
+/**
+ * Retention: holds, and truncation of whole segments below them.
+ *
+ * A hold names the lowest LSN a reader (a backup sink) still needs; nothing at or above any hold is
+ * deleted. truncateBefore(lsn) deletes whole segments whose records are all below min(lsn, durable LSN
+ * + 1, every hold), oldest first, never the last segment, one truncation at a time.
+ *
+ * Ordering rules, each against a defect seen:
+ * - The holds are read again before each segment is deleted: a hold taken while a truncation runs is
+ *   honoured from the next segment on.
+ * - A segment leaves the list (firstLsn moves) before its unlink starts, so a hold or a read placed
+ *   meanwhile sees where the log now begins.
+ * - The directory is fsynced after each unlink, before the next: a power loss keeps any subset of the
+ *   unsynced directory operations, and only one at a time keeps the log on disk a contiguous suffix.
+ */
+import { assert } from '../core/errors.js';
+import type { FileSystem } from '../fs/file-system.js';
+import { checkLsnArgument } from '../core/lsn.js';
+import { wrapIoError } from './io-error.js';
+import type { Segment } from './segment-writer.js';
+
+export class Retention {
+  readonly #fs: FileSystem;
+  readonly #dir: string;
+  readonly #segments: Segment[];
+  readonly #holds = new Map<string, number>();
+  #truncating: Promise<void> = Promise.resolve();
+  #segmentsDeleted = 0;
+
+  /** `segments` is the log's list (oldest first), shared with the writer, which appends to it. */
+  constructor(fs: FileSystem, dir: string, segments: Segment[]) {
+    this.#fs = fs;
+    this.#dir = dir;
+    this.#segments = segments;
+  }
+
+  get segmentsDeleted(): number {
+    return this.#segmentsDeleted;
+  }
+
+  get holds(): Record<string, number> {
+    return Object.fromEntries(this.#holds);
+  }
+
+  hold(name: string, lsn: number): void {
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('hold name must be a non-empty string');
+    checkLsnArgument(lsn, 'lsn');
+    this.#holds.set(name, lsn);
+  }
+
+  release(name: string): void {
+    this.#holds.delete(name);
+  }
+
+  /** Runs after every truncation already asked for; resolves with the number of segments deleted. */
+  truncate(lsn: number, durableLsn: () => number): Promise<number> {
+    const run = this.#truncating.then(() => this.#truncate(lsn, durableLsn));
+    this.#truncating = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  /** Resolves when no truncation runs. */
+  async idle(): Promise<void> {
+    await this.#truncating;
+  }
+
+  /** The lowest LSN that must stay: min(lsn, durableLsn + 1, every hold), read now. */
+  #retainFrom(lsn: number, durableLsn: number): number {
+    let limit = Math.min(lsn, durableLsn + 1);
+    for (const held of this.#holds.values()) limit = Math.min(limit, held);
+    return limit;
+  }
+
+  async #truncate(lsn: number, durableLsn: () => number): Promise<number> {
+    let deleted = 0;
+    while (this.#segments.length > 1 && (this.#segments[1] as Segment).firstLsn <= this.#retainFrom(lsn, durableLsn())) {
+      const seg = this.#segments.shift() as Segment;
+      assert(seg.lastLsn < this.#retainFrom(lsn, durableLsn()), `segment ${seg.name} holds no retained LSN`);
+      try {
+        await this.#fs.unlink(`${this.#dir}/${seg.name}`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapIoError(err, `unlink of ${seg.name}`);
+      }
+      try {
+        await this.#fs.syncDir(this.#dir);
+      } catch (err) {
+        throw wrapIoError(err, `directory sync of ${this.#dir} after unlinking ${seg.name}`);
+      }
+      deleted++;
+      this.#segmentsDeleted++;
+    }
+    return deleted;
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * SegmentWriter: where a frozen batch goes to disk. A batch is a list of pieces (staging.ts), one per
+ * segment it touches; each piece is one commit (writev + fdatasync, one trip to the commit worker).
+ *
+ * - A piece in the current segment is committed at its position in the open segment file.
+ * - A piece that starts a segment (a roll) is committed into the next prepared file (SegmentPreparer),
+ *   which is then renamed to the segment's name and the directory synced: a segment gets its name only
+ *   once its first batch is durable in it. It is then reopened under that name, so every later commit
+ *   and error names the segment, not the temp file.
+ *
+ * The writer owns the list of segments (oldest first): it appends at the end; retention removes from the
+ * front. It measures every commit and reports slow ones with their duration.
+ */
+import { assert } from '../core/errors.js';
+import type { FileHandle, FileSystem, SyncMethod } from '../fs/file-system.js';
+import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
+import type { Logger } from '../core/logger.js';
+import { segmentName } from './format.js';
+import { SegmentIndex } from './segment-index.js';
+import { SegmentPreparer } from './segment-preparer.js';
+import type { Piece } from './staging.js';
+
+/** One segment of the log, as the WAL knows it. */
+export interface Segment {
+  name: string;
+  firstLsn: number;
+  lastLsn: number;
+  /** Bytes of durable data in the file (header included): reads stop there. */
+  endOffset: number;
+  index: SegmentIndex;
+}
+
+export interface SlowCommit {
+  durationMs: number;
+  bytes: number;
+  file: string;
+}
+
+export interface SegmentWriterOptions {
+  fs: FileSystem;
+  dir: string;
+  segmentSizeBytes: number;
+  syncMethod: SyncMethod;
+  /** A commit slower than this, in ms, is logged and reported through onSlowCommit. */
+  fsyncLatencyMsWarn: number;
+  logger: Logger | undefined;
+  onSlowCommit: (info: SlowCommit) => void;
+}
+
+export class SegmentWriter {
+  /** The log's segments, oldest first. */
+  readonly segments: Segment[];
+  readonly preparer: SegmentPreparer;
+  readonly #o: SegmentWriterOptions;
+  readonly #latency = new LatencyRecorder();
+  #current: FileHandle | null;
+  #commits = 0;
+  #committedBytes = 0;
+  #slowCommits = 0;
+  #segmentsCreated = 0;
+
+  constructor(o: SegmentWriterOptions, segments: Segment[], current: FileHandle | null) {
+    assert((segments.length === 0) === (current === null), 'an open segment exactly when the log has one');
+    this.#o = o;
+    this.segments = segments;
+    this.#current = current;
+    this.preparer = new SegmentPreparer(o.fs, o.dir, o.segmentSizeBytes);
+  }
+
+  /** Commits (one writev + one sync each) since open. */
+  get commits(): number {
+    return this.#commits;
+  }
+
+  get committedBytes(): number {
+    return this.#committedBytes;
+  }
+
+  get slowCommits(): number {
+    return this.#slowCommits;
+  }
+
+  get segmentsCreated(): number {
+    return this.#segmentsCreated;
+  }
+
+  get commitLatency(): LatencySummary {
+    return this.#latency.summary();
+  }
+
+  /** Writes the pieces of one batch, in order; they must start at `firstLsn` and end at `targetLsn`. */
+  async write(pieces: readonly Piece[], firstLsn: number, targetLsn: number): Promise<void> {
+    let expected = firstLsn;
+    for (const piece of pieces) {
+      assert(piece.firstLsn === expected, `pieces are contiguous: ${piece.firstLsn} != ${expected}`);
+      expected = piece.lastLsn + 1;
+      const started = performance.now();
+      const file = piece.startsSegment ? await this.#startSegment(piece) : await this.#commitInCurrent(piece);
+      // The next segment is prepared from the moment this one starts (the most time to zero-fill it
+      // before it is needed), or, for a segment found at open, once it is half full.
+      if (piece.startsSegment || (piece.position + piece.bytes) * 2 >= this.#o.segmentSizeBytes) this.preparer.prepareAhead();
+      this.#measure(performance.now() - started, piece.bytes, file);
+    }
+    assert(expected === targetLsn + 1, `batch covers up to its target: ${expected - 1} != ${targetLsn}`);
+  }
+
+  async #commitInCurrent(piece: Piece): Promise<string> {
+    const current = this.#current;
+    const seg = this.segments[this.segments.length - 1];
+    assert(current !== null && seg !== undefined && seg.firstLsn === piece.segmentFirstLsn, 'piece goes to the current segment');
+    assert(piece.position === seg.endOffset, `piece continues the segment's data: ${piece.position} != ${seg.endOffset}`);
+    await current.commit(piece.buffers, piece.position, this.#o.syncMethod);
+    seg.lastLsn = piece.lastLsn;
+    seg.endOffset = piece.position + piece.bytes;
+    seg.index.add(piece.firstLsn, piece.position);
+    return current.path;
+  }
+
+  /**
+   * Commits a piece that starts a segment into the next prepared file, names it and syncs the
+   * directory, then makes it the current segment. On failure the prepared file's handle is closed
+   * before the error goes on, so a failed roll leaks no descriptor (the file itself is a temp file, or
+   * already named: the next open sweeps or recovers it).
+   */
+  async #startSegment(piece: Piece): Promise<string> {
+    const name = segmentName(piece.segmentFirstLsn);
+    const file = `${this.#o.dir}/${name}`;
+    const prepared = await this.preparer.take();
+    let named: FileHandle;
+    try {
+      await prepared.handle.commit(piece.buffers, 0, this.#o.syncMethod);
+      await this.#o.fs.rename(prepared.path, file);
+      await this.#o.fs.syncDir(this.#o.dir);
+      named = await this.#o.fs.open(file, 'r+');
+    } finally {
+      await prepared.handle.close().catch(() => {});
+    }
+    const old = this.#current;
+    this.#current = named;
+    await old?.close();
+    const last = this.segments[this.segments.length - 1];
+    assert(last === undefined || last.lastLsn + 1 === piece.segmentFirstLsn, `segment ${name} continues the log`);
+    this.segments.push({ name, firstLsn: piece.segmentFirstLsn, lastLsn: piece.lastLsn, endOffset: piece.bytes, index: new SegmentIndex(piece.segmentFirstLsn) });
+    this.#segmentsCreated++;
+    return file;
+  }
+
+  #measure(durationMs: number, bytes: number, file: string): void {
+    this.#latency.record(durationMs);
+    this.#commits++;
+    this.#committedBytes += bytes;
+    if (durationMs >= this.#o.fsyncLatencyMsWarn) {
+      this.#slowCommits++;
+      this.#o.logger?.warn({ file, durationMs, bytes }, 'slow WAL commit');
+      this.#o.onSlowCommit({ durationMs, bytes, file });
+    }
+  }
+
+  /** Closes the current segment and removes a prepared one nobody took. */
+  async close(): Promise<void> {
+    await this.preparer.dispose();
+    try {
+      await this.#current?.close();
+    } catch {
+      // The descriptor is gone either way.
+    }
+    this.#current = null;
+  }
+}

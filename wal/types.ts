@@ -1,0 +1,59 @@
+/** The WAL's public types, standing alone: what the facade (wal.ts) takes and gives. */
+import type { LatencySummary } from '../core/latency.js';
+import type { RecoveryInfo } from './open-log.js';
+import type { SlowCommit } from './segment-writer.js';
+
+/**
+ * 'failed': a write or sync failed; the log refuses appends and waits (WAL_FAILED) until closed and
+ * reopened. close() moves every status to 'closing', then 'closed'.
+ */
+export type WalStatus = 'opening' | 'open' | 'failed' | 'closing' | 'closed';
+
+export interface WalEvents {
+  /** durableLsn advanced to this value. */
+  durable: [durableLsn: number];
+  /** A commit took at least fsyncLatencyMsWarn: its duration in ms, its size in bytes, its file. */
+  slowSync: [info: SlowCommit];
+}
+
+export interface ReadOptions {
+  /** First LSN to read, in [1, lastLsn + 1]. Default firstLsn. */
+  fromLsn?: number;
+  /** Last LSN to read (capped at durableLsn at the call). Default durableLsn. */
+  toLsn?: number;
+}
+
+export interface RawReadOptions extends ReadOptions {
+  /** Longest run of records per span, in bytes (one record longer than this is a span of its own). Default 1 MiB. */
+  chunkBytesMax?: number;
+}
+
+export interface WalStats {
+  status: WalStatus;
+  firstLsn: number;
+  lastLsn: number;
+  durableLsn: number;
+  /** Records appended since open. */
+  appends: number;
+  appendedBytes: number;
+  /** Commits (one writev + one fdatasync each) since open. */
+  syncs: number;
+  syncedBytes: number;
+  /** Flushes (a flush is one batch; it is more than one commit when it crosses into a new segment). */
+  batches: number;
+  recordsPerSync: number;
+  bytesPerSync: number;
+  syncLatency: LatencySummary;
+  slowSyncs: number;
+  segments: number;
+  segmentsCreated: number;
+  segmentsDeleted: number;
+  /** Times a roll found the next segment not yet zero-filled and started it as a growing file instead. */
+  preallocStalls: number;
+  pendingRecords: number;
+  pendingBytes: number;
+  waiters: number;
+  holds: Record<string, number>;
+  failure: string | null;
+  recovery: RecoveryInfo;
+}
