@@ -22,11 +22,12 @@ export const SEGMENT_SIZE_BYTES_MAX = 2 ** 32 - 8;
 
 /**
  * Largest record on disk (header + payload + padding), in bytes. One record is one buffer of one
- * writev and one read, and node:fs moves at most 2^31 - 1 bytes in one call; the framing's size
- * arithmetic is 32-bit. So a record stays below 2^31 bytes whatever the segment size.
+ * writev, and a segment's first record is read in one call together with the 32-byte segment header;
+ * node:fs moves at most 2^31 - 1 bytes in one call, and the framing's size arithmetic is 32-bit. So a
+ * record stays below 2^31 - 32 bytes whatever the segment size: 2^31 - 64 (a multiple of 8).
  */
-export const RECORD_BYTES_MAX = 2 ** 31 - 8;
-/** Largest payload of one record, in bytes (RECORD_BYTES_MAX less the record header): 2^31 - 32. */
+export const RECORD_BYTES_MAX = 2 ** 31 - 64;
+/** Largest payload of one record, in bytes (RECORD_BYTES_MAX less the record header): 2^31 - 88. */
 export const PAYLOAD_BYTES_MAX = RECORD_BYTES_MAX - RECORD_HEADER_BYTES;
 
 // ---- group commit and waiters ----

@@ -36,6 +36,9 @@ import type { RawReadOptions, ReadOptions, WalEvents, WalStats, WalStatus } from
 export type { RawReadOptions, ReadOptions, WalEvents, WalStats, WalStatus } from './types.js';
 export type { RecoveryInfo } from './open-log.js';
 
+/** The default of every wait: no timeout, no signal (shared, so the hot path checks nothing). */
+const NO_WAIT_OPTIONS: WaitOptions = Object.freeze({});
+
 const READ_OPTION_NAMES: readonly (keyof RawReadOptions)[] = ['fromLsn', 'toLsn'];
 const RAW_READ_OPTION_NAMES: readonly (keyof RawReadOptions)[] = ['fromLsn', 'toLsn', 'chunkBytesMax'];
 
@@ -214,7 +217,7 @@ export class Wal extends EventEmitter<WalEvents> {
    * call. A timeout or an abort ends this caller's wait only: the record stays appended and is still
    * made durable by the next commit (as with waitDurable). An already-aborted signal appends nothing.
    */
-  appendDurable(payload: Uint8Array, options: WaitOptions = {}): Promise<number> {
+  appendDurable(payload: Uint8Array, options: WaitOptions = NO_WAIT_OPTIONS): Promise<number> {
     let lsn: number;
     try {
       checkWaitOptions(options);
@@ -230,11 +233,12 @@ export class Wal extends EventEmitter<WalEvents> {
    * Resolves with the durable LSN once `lsn` is durable. Rejects with WAL_CLOSED once close() began
    * (records it makes durable meanwhile still are), and with WAL_FAILED after a failure.
    */
-  waitDurable(lsn: number, options: WaitOptions = {}): Promise<number> {
+  waitDurable(lsn: number, options: WaitOptions = NO_WAIT_OPTIONS): Promise<number> {
     try {
       checkLsnArgument(lsn, 'lsn');
       if (lsn > this.#lastLsn) throw new RangeError(`LSN ${lsn} has not been assigned (last LSN ${this.#lastLsn})`);
-      checkWaitOptions(options);
+      // The hot path (no options) allocates nothing here.
+      if (options !== NO_WAIT_OPTIONS) checkWaitOptions(options);
       if (options.signal?.aborted) return Promise.reject(options.signal.reason);
       this.#checkNotClosed();
     } catch (err) {
@@ -246,7 +250,7 @@ export class Wal extends EventEmitter<WalEvents> {
   }
 
   /** Makes everything appended so far durable; resolves with the durable LSN. As waitDurable after close. */
-  sync(options: WaitOptions = {}): Promise<number> {
+  sync(options: WaitOptions = NO_WAIT_OPTIONS): Promise<number> {
     return this.waitDurable(this.#lastLsn, options);
   }
 
