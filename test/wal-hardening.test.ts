@@ -425,6 +425,33 @@ describe('a failed WAL says so (issue 8 item 9, issue 9 logging)', () => {
   });
 });
 
+describe('slow commits (issue 9 logging)', () => {
+  it("a commit slower than fsyncLatencyMsWarn is logged at warn with its duration, through the { component: 'wal' } child, and emitted", async () => {
+    const warns: Array<{ obj: Record<string, unknown>; msg: string | undefined; bindings: object }> = [];
+    const makeLogger = (bindings: object): unknown => ({
+      info: () => {},
+      warn: (obj: Record<string, unknown>, msg?: string) => warns.push({ obj, msg, bindings }),
+      error: () => {},
+      child: (more: object) => makeLogger({ ...bindings, ...more }),
+    });
+    const fault = new FaultFileSystem(new MemoryFileSystem());
+    const wal = await openWal(fault, { logger: makeLogger({}) as never, fsyncLatencyMsWarn: 1 });
+    const events: number[] = [];
+    wal.on('slowSync', (info) => events.push(info.durationMs));
+    // The commit's sync waits 5 ms: at least the 1 ms threshold, whatever the machine's load.
+    fault.inject({ op: 'datasync', path: /\.tmp$/, delayMs: 5 });
+    await wal.appendDurable(new Uint8Array(10));
+    const slow = warns.filter((w) => w.msg === 'slow WAL commit');
+    expect(slow).toHaveLength(1);
+    expect(slow[0]?.obj.durationMs as number).toBeGreaterThanOrEqual(1);
+    expect(slow[0]?.obj.bytes).toBeGreaterThan(0);
+    expect(slow[0]?.bindings).toEqual({ component: 'wal' });
+    expect(events).toEqual([slow[0]?.obj.durationMs]);
+    expect(wal.stats().slowSyncs).toBe(1);
+    await wal.close();
+  });
+});
+
 describe('appendDurable and waitersCountMax (issue 9, issue 7)', () => {
   it('appendDurable resolves with the LSN once it is durable', async () => {
     const fault = new FaultFileSystem(new MemoryFileSystem());
