@@ -184,6 +184,17 @@ describe('file descriptors (issue 8 item 6)', () => {
     });
   }
 
+  it('a new log whose first segment cannot be prepared fails to open with WAL_FAILED, leaving nothing open and the lock free', async () => {
+    const { counting, fault } = disks();
+    fault.inject({ op: 'writev', path: /\.tmp$/, error: 'ENOSPC' });
+    await expect(openWal(fault)).rejects.toMatchObject({ code: 'WAL_FAILED', cause: { code: 'ENOSPC' } });
+    expect(counting.openPaths).toEqual([]);
+    const wal = await openWal(fault);
+    await wal.appendDurable(new Uint8Array(1));
+    await wal.close();
+    expect(counting.openPaths).toEqual([]);
+  });
+
   for (const op of ['writev', 'datasync', 'rename', 'syncDir'] as const) {
     it(`a failed commit into a new segment (${op}) leaks no handle once the WAL is closed`, async () => {
       const { counting, fault } = disks();

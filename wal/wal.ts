@@ -25,6 +25,7 @@ import { knownOptionsOnly } from '../core/check.js';
 import { checkLsnArgument } from '../core/lsn.js';
 import { FlushScheduler, checkWaitOptions, type WaitOptions } from './flush-scheduler.js';
 import { READ_CHUNK_BYTES, READ_CHUNK_BYTES_MIN } from './limits.js';
+import { wrapIoError } from './io-error.js';
 import { openLogDirectory, type OpenedLog, type RecoveryInfo } from './open-log.js';
 import { payloadBytesMax, walDefaults, type ResolvedWalOptions, type WalOptions } from './options.js';
 import { readSegmentBatches, readSegmentRaw, type RawSpan, type SegmentScan, type WalRecord } from './reader.js';
@@ -131,7 +132,7 @@ export class Wal extends EventEmitter<WalEvents> {
       // Nothing may stay open after a failed open: a prepared segment, the last segment's handle, the lock.
       await wal.#writer.close();
       await opened.lock.release().catch(() => {});
-      throw err;
+      throw wrapIoError(err, `recovery of ${o.dir}`);
     }
   }
 
