@@ -457,6 +457,8 @@ describe('a failed WAL says so (issue 8 item 9, issue 9 logging)', () => {
     expect(wal.status).toBe('failed');
     expect(wal.stats().status).toBe('failed');
     expect(() => wal.append(new Uint8Array(1))).toThrow(failure as Error);
+    await expect(wal.truncateBefore(1)).rejects.toBe(failure);
+    expect((await readAll(wal)).map((r) => r.lsn), 'what is durable can still be read').toEqual([1]);
     const errors = lines.filter((l) => l.level === 'error');
     expect(errors).toHaveLength(1);
     expect(errors[0]?.obj.err).toBe(failure);
