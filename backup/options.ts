@@ -1,5 +1,9 @@
 /** BackupSink options: one doc line each, units in the name, defaults applied in backupDefaults. */
+import path from 'node:path';
 import { directoryPath, integerInRange } from '../core/check.js';
+import { realClock, type Clock } from '../core/clock.js';
+import { seededRandom, type Random } from '../core/random.js';
+import { randomInt } from 'node:crypto';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import type { Logger } from '../core/logger.js';
@@ -35,8 +39,14 @@ export interface BackupSinkOptions {
   failuresCountMax?: number;
   /** A lock not refreshed for this long is stale and may be taken over. Default 10000 ms (min 2000). */
   lockStaleMs?: number;
-  /** Name of the sink's hold on the WAL. Default 'backup'. */
+  /** How long open waits for a backup directory locked by another sink (a stale lock included). Default 0 ms. */
+  lockWaitMs?: number;
+  /** Name of the sink's hold on the WAL, unique per WAL. Default 'backup:' + the resolved backup directory. */
   holdName?: string;
+  /** Time and timers (tests inject a manual clock). Default: the real clock. */
+  clock?: Clock;
+  /** Random source for the retry jitter (tests inject a seeded one). Default: seeded from node:crypto. */
+  random?: Random;
 }
 
 export interface ResolvedBackupOptions {
@@ -53,7 +63,10 @@ export interface ResolvedBackupOptions {
   retryDelayMsMax: number;
   failuresCountMax: number;
   lockStaleMs: number;
+  lockWaitMs: number;
   holdName: string;
+  clock: Clock;
+  random: Random;
 }
 
 export function checkMode(mode: unknown, name: string): ForceFlushMode {
@@ -66,10 +79,12 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
   if (o.wal === null || typeof o.wal !== 'object' || typeof o.wal.append !== 'function') throw new TypeError('options.wal must be an open Wal');
   const compression = o.compression ?? 'none';
   if (compression !== 'none' && compression !== 'deflate') throw new RangeError(`compression must be 'none' or 'deflate', got ${String(compression)}`);
+  const dir = directoryPath(o.dir, 'options.dir');
+  if (o.holdName !== undefined && (typeof o.holdName !== 'string' || o.holdName.length === 0)) throw new TypeError('holdName must be a non-empty string');
   const retryDelayMsMin = integerInRange(o.retryDelayMsMin ?? 100, 'retryDelayMsMin', 1, 3_600_000);
   return {
     wal: o.wal,
-    dir: directoryPath(o.dir, 'options.dir'),
+    dir,
     flushIntervalMs: integerInRange(o.flushIntervalMs ?? 1000, 'flushIntervalMs', 1, 86_400_000),
     segmentSizeBytesMax: integerInRange(o.segmentSizeBytesMax ?? 64 * 1024 * 1024, 'segmentSizeBytesMax', 1024, 2 ** 31),
     forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
@@ -81,6 +96,9 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
     retryDelayMsMax: integerInRange(o.retryDelayMsMax ?? 10_000, 'retryDelayMsMax', retryDelayMsMin, 3_600_000),
     failuresCountMax: integerInRange(o.failuresCountMax ?? 10, 'failuresCountMax', 1, 1_000_000),
     lockStaleMs: integerInRange(o.lockStaleMs ?? 10_000, 'lockStaleMs', 2000, 3_600_000),
-    holdName: typeof o.holdName === 'string' && o.holdName.length > 0 ? o.holdName : 'backup',
+    lockWaitMs: integerInRange(o.lockWaitMs ?? 0, 'lockWaitMs', 0, 3_600_000),
+    holdName: o.holdName ?? `backup:${path.resolve(dir)}`,
+    clock: o.clock ?? realClock,
+    random: o.random ?? seededRandom(randomInt(2 ** 32)),
   };
 }

@@ -17,11 +17,13 @@
  * Timeout (FLUSH_TIMEOUT, carrying the checkpoint reached) and AbortSignal affect only their caller.
  */
 import { EventEmitter } from 'node:events';
-import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
+import path from 'node:path';
+import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import { sweepTempFiles } from '../fs/durable-publish.js';
+import type { FileSystem } from '../fs/file-system.js';
 import { FlushScheduler, READ_CHUNK_BYTES, checkWaitOptions, type Wal } from '../wal/index.js';
-import { listBackupFiles, publishBackupFile, publishCheckpoint, readBackupFile, readCheckpoint } from './backup-file.js';
+import { listBackupFiles, publishBackupFile, publishCheckpoint, readBackupFile, readCheckpoint, type BackupFileEntry } from './backup-file.js';
 import { BodyBuilder } from './format.js';
 import { lockBackupDir, type BackupLock } from './lock.js';
 import { backupDefaults, checkMode, type BackupSinkOptions, type ForceFlushMode, type ResolvedBackupOptions } from './options.js';
@@ -81,6 +83,50 @@ function closedError(dir: string): FlushpointError {
   return new FlushpointError(ErrorCode.BACKUP_FAILED, `backup sink on ${dir} is closed`);
 }
 
+/** The lowest LSN the WAL can still hand out: its first record, or (empty) the next LSN it will make durable. */
+function walStartLsn(wal: Wal): number {
+  return wal.firstLsn > 0 ? wal.firstLsn : wal.durableLsn + 1;
+}
+
+/** RangeError unless the two directories are apart: neither is the other nor inside it (resolved paths). */
+function checkApart(backupDir: string, walDir: string): void {
+  const b = path.resolve(backupDir);
+  const w = path.resolve(walDir);
+  const inside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
+  if (inside(b, w) || inside(w, b)) {
+    throw new RangeError(`backup directory ${backupDir} (${b}) overlaps the WAL directory ${walDir} (${w}): it must be neither the WAL directory, nor inside it, nor contain it`);
+  }
+}
+
+/**
+ * Why a verified-looking file beyond the checkpoint must not be adopted, or null to adopt it. Only a
+ * verified defect removes a file: an I/O error reading it fails the open (BACKUP_FAILED), since the
+ * file may be fine. The WAL decides what the records are: a file that holds records the WAL has not made
+ * durable, or whose records differ from the WAL's, belongs to another history (a WAL restored to an
+ * earlier point, say) and is removed. Records the WAL no longer has cannot be compared.
+ */
+async function whyNotAdopt(fs: FileSystem, dir: string, f: BackupFileEntry, wal: Wal): Promise<string | null> {
+  let records: Array<{ lsn: number; payload: Uint8Array }>;
+  try {
+    records = (await readBackupFile(fs, dir, f)).records;
+  } catch (err) {
+    if (isFlushpointError(err, ErrorCode.BACKUP_CORRUPT)) return `it does not verify: ${err.message}`;
+    throw new FlushpointError(ErrorCode.BACKUP_FAILED, `cannot read backup file ${dir}/${f.name} (beyond the checkpoint) to adopt it: ${(err as Error).message}`, {
+      cause: err,
+      file: `${dir}/${f.name}`,
+    });
+  }
+  if (f.lastLsn > wal.durableLsn) return `it holds LSNs up to ${f.lastLsn}, beyond the WAL's durable LSN ${wal.durableLsn}`;
+  const fromLsn = Math.max(f.firstLsn, walStartLsn(wal));
+  if (fromLsn > f.lastLsn) return null;
+  for await (const r of wal.read({ fromLsn, toLsn: f.lastLsn })) {
+    const mine = records[r.lsn - f.firstLsn];
+    assert(mine !== undefined && mine.lsn === r.lsn, `backup file ${f.name} has LSN ${r.lsn}`);
+    if (Buffer.compare(mine.payload, r.payload) !== 0) return `its LSN ${r.lsn} differs from the WAL's`;
+  }
+  return null;
+}
+
 export class BackupSink extends EventEmitter<BackupSinkEvents> {
   readonly dir: string;
   readonly #o: ResolvedBackupOptions;
@@ -103,6 +149,8 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   #failures = 0;
   #consecutiveFailures = 0;
   #lastError: Error | null = null;
+  /** The WAL's failure once seen: nothing beyond its durable LSN will ever become durable. */
+  #walFailure: Error | null = null;
   #filesWritten = 0;
   #bytesWritten = 0;
   #recordsWritten = 0;
@@ -139,25 +187,39 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
 
   static async open(options: BackupSinkOptions): Promise<BackupSink> {
     const o = backupDefaults(options);
-    await o.fs.mkdir(o.dir);
+    const wal = o.wal;
+    if (wal.status !== 'open') throw new FlushpointError(ErrorCode.WAL_CLOSED, `cannot back up WAL ${wal.dir}: it is ${wal.status}`);
+    checkApart(o.dir, wal.dir);
+    if (wal.stats().holds[o.holdName] !== undefined) {
+      throw new RangeError(`WAL ${wal.dir} is already held under the name '${o.holdName}' (another sink?): give each sink its own holdName`);
+    }
+    // Hold at once, at the lowest LSN the WAL still has: nothing is deleted while the directory is opened.
+    wal.hold(o.holdName, walStartLsn(wal));
     let sink: BackupSink | null = null;
-    const lock = await lockBackupDir(o.fs, o.dir, o.lockStaleMs, (err) => {
-      if (sink) sink.#compromised(err);
-    });
+    let lock: BackupLock | null = null;
     try {
+      await o.fs.mkdir(o.dir);
+      lock = await lockBackupDir(o.fs, o.dir, {
+        staleMs: o.lockStaleMs,
+        waitMs: o.lockWaitMs,
+        clock: o.clock,
+        onCompromised: (err) => {
+          if (sink) sink.#compromised(err);
+        },
+      });
       const names = await o.fs.readdir(o.dir);
       await sweepTempFiles(o.fs, o.dir, names);
       let changed = false;
-      const wal = o.wal;
       const persisted = await readCheckpoint(o.fs, o.dir);
-      let checkpoint = persisted?.checkpointLsn ?? Math.max(0, wal.firstLsn - 1);
+      let checkpoint = persisted?.checkpointLsn ?? walStartLsn(wal) - 1;
       const startLsn = persisted?.startLsn ?? checkpoint + 1;
       if (checkpoint > wal.durableLsn) {
         throw new FlushpointError(ErrorCode.BACKUP_GAP, `backup checkpoint ${checkpoint} is ahead of the WAL's durable LSN ${wal.durableLsn}: is this the backup of another WAL?`, {
           lsn: checkpoint,
         });
       }
-      // Files a crash left beyond the checkpoint: adopt the ones that verify and continue it, remove the rest.
+      // Files a crash left beyond the checkpoint: adopt the ones that verify and that the WAL agrees with,
+      // and continue the checkpoint over them; remove the rest (they were never acknowledged).
       let adopted = 0;
       let removed = 0;
       for (const f of await listBackupFiles(o.fs, o.dir)) {
@@ -165,23 +227,25 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
         if (f.firstLsn <= checkpoint) {
           throw new FlushpointError(ErrorCode.BACKUP_CORRUPT, `backup file ${o.dir}/${f.name} straddles the checkpoint ${checkpoint}`, { file: `${o.dir}/${f.name}`, offset: 0 });
         }
-        let ok = f.firstLsn === checkpoint + 1;
-        if (ok) ok = await readBackupFile(o.fs, o.dir, f).then(() => true, () => false);
-        if (ok) {
+        const refused = f.firstLsn === checkpoint + 1 ? await whyNotAdopt(o.fs, o.dir, f, wal) : `it does not start at LSN ${checkpoint + 1}`;
+        if (refused === null) {
           checkpoint = f.lastLsn;
           adopted++;
         } else {
+          o.logger?.warn({ dir: o.dir, file: f.name, reason: refused }, 'backup file beyond the checkpoint removed');
           await o.fs.unlink(`${o.dir}/${f.name}`);
           removed++;
           changed = true;
         }
       }
+      assert(checkpoint <= wal.durableLsn, `adoption reached ${checkpoint}, beyond the WAL's durable LSN ${wal.durableLsn}`);
       if (changed) await o.fs.syncDir(o.dir);
       if (adopted > 0) await publishCheckpoint(o.fs, o.dir, checkpoint, startLsn);
-      if (wal.firstLsn > checkpoint + 1) {
+      const walStart = walStartLsn(wal);
+      if (walStart > checkpoint + 1) {
         throw new FlushpointError(
           ErrorCode.BACKUP_GAP,
-          `the WAL starts at LSN ${wal.firstLsn} but the backup checkpoint is ${checkpoint}: LSNs ${checkpoint + 1}..${wal.firstLsn - 1} are gone`,
+          `the WAL starts at LSN ${walStart} but the backup checkpoint is ${checkpoint}: LSNs ${checkpoint + 1}..${walStart - 1} are gone`,
           { lsn: checkpoint + 1 },
         );
       }
@@ -190,7 +254,8 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       sink.#startLsn = startLsn;
       return sink;
     } catch (err) {
-      await lock.release();
+      wal.release(o.holdName);
+      await lock?.release();
       throw err;
     }
   }
@@ -246,6 +311,16 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       await this.#scheduler.join({ timeoutMs, signal: options.signal });
       return result();
     }
+    if (!this.#walCanAdvance() && targetLsn > this.#wal.durableLsn) {
+      // Back up what the WAL did make durable, then say that the rest never will be.
+      const durable = this.#wal.durableLsn;
+      if (durable > this.#checkpointLsn) await this.#scheduler.wait(durable, { timeoutMs, signal: options.signal });
+      throw new FlushpointError(
+        ErrorCode.BACKUP_FAILED,
+        `WAL ${this.#wal.dir} ${this.#walFailure ? 'failed' : 'is closed'} at durable LSN ${durable}: LSNs ${durable + 1}..${targetLsn} will never be durable; backed up to ${this.#checkpointLsn}`,
+        { cause: this.#walFailure ?? undefined, lsn: durable + 1, reachedLsn: this.#checkpointLsn },
+      );
+    }
     await this.#scheduler.wait(targetLsn, { timeoutMs, signal: options.signal });
     const r = result();
     assert(r.checkpointLsn >= targetLsn, `barrier returned checkpoint ${r.checkpointLsn} below its target ${targetLsn}`);
@@ -300,17 +375,26 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#tailAbort.abort();
     let failure: unknown = null;
-    const target = this.#wal.status === 'open' || this.#wal.status === 'closing' ? this.#wal.durableLsn : this.#checkpointLsn;
+    // Everything the WAL made durable, even if it failed since; nothing if it closed first (then say so).
+    const target = this.#wal.durableLsn;
     if (target > this.#checkpointLsn) {
-      try {
-        await this.#scheduler.wait(target);
-      } catch (err) {
-        failure = err;
+      if (this.#wal.status === 'closed') {
+        failure = new FlushpointError(
+          ErrorCode.BACKUP_FAILED,
+          `WAL ${this.#wal.dir} was closed before the backup sink on ${this.dir}: LSNs ${this.#checkpointLsn + 1}..${target} are durable in the WAL but not backed up (checkpoint ${this.#checkpointLsn}); close the sink first`,
+          { lsn: this.#checkpointLsn + 1, reachedLsn: this.#checkpointLsn },
+        );
+      } else {
+        try {
+          await this.#scheduler.wait(target);
+        } catch (err) {
+          failure = err;
+        }
       }
     }
     await this.#scheduler.idle();
     this.#scheduler.fail(closedError(this.dir));
-    if (this.#wal.status === 'open') this.#wal.release(this.#o.holdName);
+    this.#wal.release(this.#o.holdName);
     await this.#lock.release();
     this.#status = 'closed';
     if (failure) throw failure;
@@ -318,8 +402,20 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
 
   // ---- triggers ----
 
+  /** The WAL may still make more records durable (it is open and has not failed). */
+  #walCanAdvance(): boolean {
+    return this.#walFailure === null && this.#wal.status === 'open';
+  }
+
+  #noteWalFailure(err: unknown): void {
+    if (this.#walFailure !== null || !isFlushpointError(err, ErrorCode.WAL_FAILED)) return;
+    this.#walFailure = err;
+    this.#o.logger?.error({ dir: this.dir, err, walDurableLsn: this.#wal.durableLsn }, 'the WAL failed; the sink backs up what it made durable');
+    if (!this.#paused && this.#status === 'open' && this.#wal.durableLsn > this.#checkpointLsn) this.#scheduler.request();
+  }
+
   #onInterval(): void {
-    if (this.#paused || this.#status !== 'open' || this.#wal.status !== 'open') return;
+    if (this.#paused || this.#status !== 'open' || this.#wal.status === 'closed') return;
     if (this.#wal.durableLsn > this.#checkpointLsn) this.#scheduler.request();
   }
 
@@ -329,7 +425,8 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       let durable: number;
       try {
         durable = await this.#wal.nextDurable({ signal });
-      } catch {
+      } catch (err) {
+        this.#noteWalFailure(err);
         return; // closed (ours or the WAL's) or the WAL failed: nothing more will become durable
       }
       const now = performance.now();
@@ -356,17 +453,25 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   #freeze(wantedLsn: number): number {
     if (this.#retryTargetLsn > this.#checkpointLsn) return this.#retryTargetLsn;
     // Back up what is durable in the WAL, and at least what a barrier waiter asked for (its flush first
-    // waits for the WAL to make that durable).
+    // waits for the WAL to make that durable; if the WAL cannot, the flush fails and so does the waiter).
     return Math.max(this.#wal.durableLsn, Math.min(wantedLsn, this.#wal.lastLsn));
   }
 
   async #flush(targetLsn: number): Promise<void> {
     const fromLsn = this.#checkpointLsn + 1;
     assert(targetLsn >= fromLsn, `backup flush range ${fromLsn}..${targetLsn}`);
-    this.#retryTargetLsn = targetLsn;
     const started = performance.now();
     try {
-      await this.#wal.waitDurable(targetLsn);
+      try {
+        await this.#wal.waitDurable(targetLsn);
+      } catch (err) {
+        // Nothing of this range was written: it need not be retried as it is. A later flush freezes no
+        // further than what the WAL made durable.
+        this.#noteWalFailure(err);
+        throw err;
+      }
+      // From here on, files of this range may exist: a retry re-sends exactly this range.
+      this.#retryTargetLsn = targetLsn;
       const o = this.#o;
       let body = new BodyBuilder();
       let files = 0;

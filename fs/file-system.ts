@@ -60,6 +60,11 @@ export interface FileSystem {
    * error whose code is 'EWOULDBLOCK' when another holder has it.
    */
   lock(path: string): Promise<FileLock>;
+  /**
+   * Optional capability: true when paths name files on this host's own disk, as node:fs and other
+   * processes see them (NodeFileSystem). Lets a caller pick a mechanism that needs the real disk.
+   */
+  readonly hostPaths?: boolean;
   /** Optional: get ready for commits (the real file system starts a commit worker, ~100 ms once). */
   warmUp?(): Promise<void>;
 }

@@ -88,6 +88,7 @@ function advance(buffers: readonly Uint8Array[], written: number): Uint8Array[] 
 }
 
 export class NodeFileSystem implements FileSystem {
+  readonly hostPaths = true;
   #workers: IoWorkerPool | null = null;
 
   /** The commit workers, started on first use. */

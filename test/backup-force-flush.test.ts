@@ -171,7 +171,7 @@ describe('BackupSink.forceFlush', () => {
     const s = sink.stats();
     expect(s.consecutiveFailures).toBe(3);
     expect(s.lastError).toMatch(/ENOSPC/);
-    expect(wal.stats().holds.backup).toBe(1);
+    expect(wal.stats().holds['backup:/backup']).toBe(1);
     await wal.truncateBefore(1000);
     expect(wal.firstLsn).toBe(1); // held: nothing the backup needs was deleted
     bfs.clearFaults();

@@ -122,7 +122,7 @@ describe('BackupSink lifecycle', () => {
     wal = await Wal.open({ dir: '/wal', fs, segmentSizeBytes: 4096 });
     sink = await BackupSink.open({ wal, dir: '/bk', fs, flushIntervalMs: 3_600_000 });
     expect(sink.checkpointLsn).toBe(40);
-    expect(wal.stats().holds.backup).toBe(41);
+    expect(wal.stats().holds['backup:/bk']).toBe(41); // the default hold name is per backup directory (issue 8 item 12)
     await wal.truncateBefore(80);
     expect(wal.firstLsn).toBeLessThanOrEqual(41); // the hold kept what the backup still needs
     const r = await sink.forceFlush();
