@@ -9,6 +9,7 @@ import { nodeFileSystem } from '../fs/node-file-system.js';
 import type { Logger } from '../core/logger.js';
 import type { Wal } from '../wal/index.js';
 import type { Compression } from './backup-file.js';
+import { backupLogger } from './log.js';
 
 export type ForceFlushMode = 'barrier' | 'join' | 'reject';
 
@@ -29,7 +30,7 @@ export interface BackupSinkOptions {
   compression?: Compression;
   /** File system for the backup directory. Default: the real one. */
   fs?: FileSystem;
-  /** Optional pino-style logger. */
+  /** Optional pino-style logger; the sink logs through its child `{ component: 'backup' }` when it has `.child`. */
   logger?: Logger;
   /** First retry delay after a failed flush; doubles per failure, with jitter. Default 100 ms. */
   retryDelayMsMin?: number;
@@ -91,7 +92,7 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
     forceFlushTimeoutMs: integerInRange(o.forceFlushTimeoutMs ?? 60_000, 'forceFlushTimeoutMs', 0, 2 ** 31 - 1),
     compression,
     fs: o.fs ?? nodeFileSystem,
-    logger: o.logger,
+    logger: backupLogger(o.logger),
     retryDelayMsMin,
     retryDelayMsMax: integerInRange(o.retryDelayMsMax ?? 10_000, 'retryDelayMsMax', retryDelayMsMin, 3_600_000),
     failuresCountMax: integerInRange(o.failuresCountMax ?? 10, 'failuresCountMax', 1, 1_000_000),

@@ -444,7 +444,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   #compromised(err: Error): void {
     this.#lastError = err;
     this.#paused = true;
-    this.#o.logger?.error({ dir: this.dir, err: err.message }, 'backup lock compromised; sink paused');
+    this.#o.logger?.error({ dir: this.dir, err }, 'backup lock compromised; sink paused');
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
@@ -534,12 +534,12 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     this.#failures++;
     this.#consecutiveFailures++;
     this.#lastError = err;
-    this.#o.logger?.warn({ dir: this.dir, err: err.message, consecutiveFailures: this.#consecutiveFailures }, 'backup flush failed');
+    this.#o.logger?.warn({ dir: this.dir, err, consecutiveFailures: this.#consecutiveFailures }, 'backup flush failed');
     if (this.listenerCount('error') > 0) this.emit('error', err);
     if (this.#status !== 'open') return;
     if (this.#consecutiveFailures >= this.#o.failuresCountMax) {
       this.#paused = true;
-      this.#o.logger?.error({ dir: this.dir, failures: this.#consecutiveFailures }, 'backup sink paused after repeated failures');
+      this.#o.logger?.error({ dir: this.dir, err: this.#lastError, failures: this.#consecutiveFailures }, 'backup sink paused after repeated failures');
       return;
     }
     const base = Math.min(this.#o.retryDelayMsMax, this.#o.retryDelayMsMin * 2 ** (this.#consecutiveFailures - 1));
