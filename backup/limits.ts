@@ -1,9 +1,44 @@
 /**
- * Every limit of the backup layer, named with its unit. Options that a user may set have their bounds
- * here too (options.ts applies them); the rest are fixed.
+ * Every limit of the backup layer, named with its unit, in one place. The bounds of the options a user
+ * may set are here too (options.ts applies them, defaults included); the rest are fixed.
  */
 
+// ---- option bounds and defaults ----
+/** flushIntervalMs: default, and its range. */
+export const FLUSH_INTERVAL_MS_DEFAULT = 1000;
+export const FLUSH_INTERVAL_MS_MAX = 86_400_000;
+/** segmentSizeBytesMax: largest raw body of one backup file; default, and its range. */
+export const SEGMENT_SIZE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+export const SEGMENT_SIZE_BYTES_MAX_MIN = 1024;
+export const SEGMENT_SIZE_BYTES_MAX_MAX = 2 ** 31;
+/** forceFlushTimeoutMs: default, and the largest a timer can take (Node clamps beyond it). */
+export const FORCE_FLUSH_TIMEOUT_MS_DEFAULT = 60_000;
+export const TIMER_MS_MAX = 2 ** 31 - 1;
+/** retryDelayMsMin / retryDelayMsMax: defaults, and the upper bound of both. */
+export const RETRY_DELAY_MS_MIN_DEFAULT = 100;
+export const RETRY_DELAY_MS_MAX_DEFAULT = 10_000;
+export const RETRY_DELAY_MS_LIMIT = 3_600_000;
+/** failuresCountMax: consecutive failed flushes before the sink pauses; default, and its bound. */
+export const FAILURES_COUNT_MAX_DEFAULT = 10;
+export const FAILURES_COUNT_MAX_LIMIT = 1_000_000;
+/** lockStaleMs: default, and its range (below 2 s a busy holder could look dead). */
+export const LOCK_STALE_MS_DEFAULT = 10_000;
+export const LOCK_STALE_MS_MIN = 2000;
+export const LOCK_STALE_MS_MAX = 3_600_000;
+/** lockWaitMs: default (fail at once), and its bound. */
+export const LOCK_WAIT_MS_DEFAULT = 0;
+export const LOCK_WAIT_MS_MAX = 3_600_000;
+
+// ---- fixed ----
 /** Retry of a locked backup directory while open waits (lockWaitMs), in ms. */
 export const LOCK_RETRY_INTERVAL_MS = 100;
 /** The host-disk lock's holder refreshes it at least this often (and at least every lockStaleMs / 2), in ms. */
 export const LOCK_REFRESH_MS_MIN = 1000;
+/** Smallest read chunk of a flush's WAL read, in bytes (the WAL refuses less). */
+export const READ_CHUNK_BYTES_MIN = 64;
+/** Samples kept per flush stage for the percentiles in stats(), a count. */
+export const STAGE_SAMPLES_COUNT_MAX = 4096;
+/** Durable marks closer than this are coalesced (bounds memory; the lag age is off by at most this), in ms. */
+export const DURABLE_MARK_SPACING_MS = 5;
+/** Durable marks kept at most; beyond it the older half is dropped, a count. */
+export const DURABLE_MARKS_COUNT_MAX = 100_000;

@@ -10,6 +10,7 @@ import type { Logger } from '../core/logger.js';
 import type { Wal } from '../wal/index.js';
 import type { Compression } from './backup-file.js';
 import { backupLogger } from './log.js';
+import * as L from './limits.js';
 
 export type ForceFlushMode = 'barrier' | 'join' | 'reject';
 
@@ -82,24 +83,34 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
   if (compression !== 'none' && compression !== 'deflate') throw new RangeError(`compression must be 'none' or 'deflate', got ${String(compression)}`);
   const dir = directoryPath(o.dir, 'options.dir');
   if (o.holdName !== undefined && (typeof o.holdName !== 'string' || o.holdName.length === 0)) throw new TypeError('holdName must be a non-empty string');
-  const retryDelayMsMin = integerInRange(o.retryDelayMsMin ?? 100, 'retryDelayMsMin', 1, 3_600_000);
+  const retryDelayMsMin = integerInRange(o.retryDelayMsMin ?? L.RETRY_DELAY_MS_MIN_DEFAULT, 'retryDelayMsMin', 1, L.RETRY_DELAY_MS_LIMIT);
   return {
     wal: o.wal,
     dir,
-    flushIntervalMs: integerInRange(o.flushIntervalMs ?? 1000, 'flushIntervalMs', 1, 86_400_000),
-    segmentSizeBytesMax: integerInRange(o.segmentSizeBytesMax ?? 64 * 1024 * 1024, 'segmentSizeBytesMax', 1024, 2 ** 31),
+    flushIntervalMs: integerInRange(o.flushIntervalMs ?? L.FLUSH_INTERVAL_MS_DEFAULT, 'flushIntervalMs', 1, L.FLUSH_INTERVAL_MS_MAX),
+    segmentSizeBytesMax: integerInRange(o.segmentSizeBytesMax ?? L.SEGMENT_SIZE_BYTES_MAX_DEFAULT, 'segmentSizeBytesMax', L.SEGMENT_SIZE_BYTES_MAX_MIN, L.SEGMENT_SIZE_BYTES_MAX_MAX),
     forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
-    forceFlushTimeoutMs: integerInRange(o.forceFlushTimeoutMs ?? 60_000, 'forceFlushTimeoutMs', 0, 2 ** 31 - 1),
+    forceFlushTimeoutMs: integerInRange(o.forceFlushTimeoutMs ?? L.FORCE_FLUSH_TIMEOUT_MS_DEFAULT, 'forceFlushTimeoutMs', 0, L.TIMER_MS_MAX),
     compression,
     fs: o.fs ?? nodeFileSystem,
     logger: backupLogger(o.logger),
     retryDelayMsMin,
-    retryDelayMsMax: integerInRange(o.retryDelayMsMax ?? 10_000, 'retryDelayMsMax', retryDelayMsMin, 3_600_000),
-    failuresCountMax: integerInRange(o.failuresCountMax ?? 10, 'failuresCountMax', 1, 1_000_000),
-    lockStaleMs: integerInRange(o.lockStaleMs ?? 10_000, 'lockStaleMs', 2000, 3_600_000),
-    lockWaitMs: integerInRange(o.lockWaitMs ?? 0, 'lockWaitMs', 0, 3_600_000),
+    retryDelayMsMax: integerInRange(o.retryDelayMsMax ?? L.RETRY_DELAY_MS_MAX_DEFAULT, 'retryDelayMsMax', retryDelayMsMin, L.RETRY_DELAY_MS_LIMIT),
+    failuresCountMax: integerInRange(o.failuresCountMax ?? L.FAILURES_COUNT_MAX_DEFAULT, 'failuresCountMax', 1, L.FAILURES_COUNT_MAX_LIMIT),
+    lockStaleMs: integerInRange(o.lockStaleMs ?? L.LOCK_STALE_MS_DEFAULT, 'lockStaleMs', L.LOCK_STALE_MS_MIN, L.LOCK_STALE_MS_MAX),
+    lockWaitMs: integerInRange(o.lockWaitMs ?? L.LOCK_WAIT_MS_DEFAULT, 'lockWaitMs', 0, L.LOCK_WAIT_MS_MAX),
     holdName: o.holdName ?? `backup:${path.resolve(dir)}`,
     clock: o.clock ?? realClock,
     random: o.random ?? seededRandom(randomInt(2 ** 32)),
   };
+}
+
+/** RangeError unless the backup and WAL directories are apart: neither is the other nor inside it (resolved paths). */
+export function checkDirsApart(backupDir: string, walDir: string): void {
+  const b = path.resolve(backupDir);
+  const w = path.resolve(walDir);
+  const within = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
+  if (within(b, w) || within(w, b)) {
+    throw new RangeError(`backup directory ${backupDir} (${b}) overlaps the WAL directory ${walDir} (${w}): it must be neither the WAL directory, nor inside it, nor contain it`);
+  }
 }

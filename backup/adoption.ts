@@ -1,0 +1,105 @@
+/**
+ * Opening a backup directory after a crash: sweep temp files, read the checkpoint, check it against the
+ * WAL, and decide about files a crash left beyond the checkpoint.
+ *
+ * A file beyond the checkpoint was published but never acknowledged (the crash came before the
+ * checkpoint). Decision table, in LSN order (the first refusal removes every later file too, since
+ * those no longer continue the checkpoint):
+ *
+ *   straddles the checkpoint                         -> BACKUP_CORRUPT (cannot happen by our publish order)
+ *   does not start at checkpoint + 1                 -> remove
+ *   read fails with an I/O error                     -> fail the open (BACKUP_FAILED); the file stays
+ *   does not verify (BACKUP_CORRUPT)                 -> remove
+ *   holds LSNs past the WAL's durable LSN            -> remove (another history: the WAL never had them)
+ *   a record differs from the WAL's copy             -> remove (another history)
+ *   otherwise                                        -> adopt: the checkpoint moves to its last LSN
+ */
+import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { FileSystem } from '../fs/file-system.js';
+import { sweepTempFiles } from '../fs/durable-publish.js';
+import type { Wal } from '../wal/index.js';
+import { listBackupFiles, publishCheckpoint, readBackupFile, readCheckpoint, type BackupFileEntry } from './backup-file.js';
+
+export interface RecoveredBackup {
+  /** Every LSN <= this is in the backup (the persisted checkpoint, moved over adopted files). */
+  checkpointLsn: number;
+  /** The first LSN of the backup, recorded in every checkpoint (fixed when the backup is created). */
+  startLsn: number;
+  adopted: number;
+  removed: number;
+}
+
+/** The lowest LSN the WAL can still hand out: its first record, or (empty) the next LSN it will make durable. */
+export function walStartLsn(wal: Wal): number {
+  return wal.firstLsn > 0 ? wal.firstLsn : wal.durableLsn + 1;
+}
+
+/** Brings a locked backup directory to a state the sink continues from. */
+export async function recoverBackupDir(fs: FileSystem, dir: string, wal: Wal, logger: Logger | undefined): Promise<RecoveredBackup> {
+  await sweepTempFiles(fs, dir, await fs.readdir(dir));
+  // No checkpoint yet: the backup starts where the WAL starts.
+  const persisted = await readCheckpoint(fs, dir);
+  let checkpoint = persisted?.checkpointLsn ?? walStartLsn(wal) - 1;
+  const startLsn = persisted?.startLsn ?? checkpoint + 1;
+  if (checkpoint > wal.durableLsn) {
+    throw new FlushpointError(ErrorCode.BACKUP_GAP, `backup checkpoint ${checkpoint} is ahead of the WAL's durable LSN ${wal.durableLsn}: is this the backup of another WAL?`, {
+      lsn: checkpoint,
+    });
+  }
+  let adopted = 0;
+  let removed = 0;
+  for (const f of await listBackupFiles(fs, dir)) {
+    if (f.lastLsn <= checkpoint) continue;
+    if (f.firstLsn <= checkpoint) {
+      throw new FlushpointError(ErrorCode.BACKUP_CORRUPT, `backup file ${dir}/${f.name} straddles the checkpoint ${checkpoint}`, { file: `${dir}/${f.name}`, offset: 0 });
+    }
+    const refused = f.firstLsn === checkpoint + 1 ? await whyNotAdopt(fs, dir, f, wal) : `it does not start at LSN ${checkpoint + 1}`;
+    if (refused === null) {
+      checkpoint = f.lastLsn;
+      adopted++;
+    } else {
+      logger?.warn({ dir, file: f.name, reason: refused }, 'backup file beyond the checkpoint removed');
+      await fs.unlink(`${dir}/${f.name}`);
+      removed++;
+    }
+  }
+  assert(checkpoint <= wal.durableLsn, `adoption reached ${checkpoint}, beyond the WAL's durable LSN ${wal.durableLsn}`);
+  if (removed > 0) await fs.syncDir(dir);
+  if (adopted > 0) await publishCheckpoint(fs, dir, checkpoint, startLsn);
+  const walStart = walStartLsn(wal);
+  if (walStart > checkpoint + 1) {
+    throw new FlushpointError(ErrorCode.BACKUP_GAP, `the WAL starts at LSN ${walStart} but the backup checkpoint is ${checkpoint}: LSNs ${checkpoint + 1}..${walStart - 1} are gone`, {
+      lsn: checkpoint + 1,
+    });
+  }
+  return { checkpointLsn: checkpoint, startLsn, adopted, removed };
+}
+
+/**
+ * Why a file that continues the checkpoint must not be adopted, or null to adopt it. Only a verified
+ * defect removes a file; an I/O error fails the open, since the file may be fine. The WAL decides what
+ * the records are, where it still has them.
+ */
+async function whyNotAdopt(fs: FileSystem, dir: string, f: BackupFileEntry, wal: Wal): Promise<string | null> {
+  let records: Array<{ lsn: number; payload: Uint8Array }>;
+  try {
+    records = (await readBackupFile(fs, dir, f)).records;
+  } catch (err) {
+    if (isFlushpointError(err, ErrorCode.BACKUP_CORRUPT)) return `it does not verify: ${err.message}`;
+    throw new FlushpointError(ErrorCode.BACKUP_FAILED, `cannot read backup file ${dir}/${f.name} (beyond the checkpoint) to adopt it: ${(err as Error).message}`, {
+      cause: err,
+      file: `${dir}/${f.name}`,
+    });
+  }
+  assert(records.length === f.lastLsn - f.firstLsn + 1, `verified file ${f.name} holds ${records.length} records`);
+  if (f.lastLsn > wal.durableLsn) return `it holds LSNs up to ${f.lastLsn}, beyond the WAL's durable LSN ${wal.durableLsn}`;
+  const fromLsn = Math.max(f.firstLsn, walStartLsn(wal));
+  if (fromLsn > f.lastLsn) return null; // the WAL no longer has any of them: nothing to compare with
+  for await (const r of wal.read({ fromLsn, toLsn: f.lastLsn })) {
+    const mine = records[r.lsn - f.firstLsn];
+    assert(mine !== undefined && mine.lsn === r.lsn, `backup file ${f.name} has LSN ${r.lsn}`);
+    if (Buffer.compare(mine.payload, r.payload) !== 0) return `its LSN ${r.lsn} differs from the WAL's`;
+  }
+  return null;
+}
