@@ -6,18 +6,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { FlushpointError } from '../core/errors.js';
-import { appendDurable, gate, makeSink, until } from './helpers/backup-fixtures.js';
-
-const DATA_SYNC = { op: 'datasync' as const, path: /\.fpb\.tmp$/ };
+import { appendDurable, until } from './helpers/backup-fixtures.js';
+import { BACKUP_DATA_SYNC, holdFlushAtDatasync, scopedGate, sinkFixture } from './helpers/held-flush.js';
 
 describe('BackupSink.forceFlush', () => {
   it('barrier chains one more flush when the running one does not cover its target; join returns the running one; reject fails fast', async () => {
-    const { wal, sink, bfs } = await makeSink();
+    await using fixture = await sinkFixture(); // closes the sink and the WAL however the test ends
+    const { wal, sink, bfs } = fixture;
     await appendDurable(wal, 10);
-    const g = gate();
-    bfs.inject({ ...DATA_SYNC, hold: g.promise });
-    const first = sink.forceFlush();
-    await until(() => sink.flushing && bfs.counts.datasync > 0, 'first flush to reach its datasync');
+    await using held = await holdFlushAtDatasync(bfs, sink, () => sink.forceFlush()); // released at the latest on exit
+    const first = held.started;
     await appendDurable(wal, 10); // 11..20 arrive while the flush (frozen at 10) is held
     const barrier = sink.forceFlush({ mode: 'barrier' });
     const join = sink.forceFlush({ mode: 'join' });
@@ -25,7 +23,7 @@ describe('BackupSink.forceFlush', () => {
     expect(rejected).toBeInstanceOf(FlushpointError);
     expect((rejected as FlushpointError).code).toBe('FLUSH_IN_PROGRESS');
     expect(sink.checkpointLsn).toBe(0);
-    g.open();
+    held.release();
     const [r1, rb, rj] = await Promise.all([first, barrier, join]);
     expect(r1).toMatchObject({ targetLsn: 10, flushesJoined: 0, flushesRun: 1 });
     expect(r1.checkpointLsn).toBeGreaterThanOrEqual(10);
@@ -43,14 +41,13 @@ describe('BackupSink.forceFlush', () => {
   });
 
   it('barrier joins the running flush without another when that flush covers its target', async () => {
-    const { wal, sink, bfs } = await makeSink();
+    await using fixture = await sinkFixture(); // closes the sink and the WAL however the test ends
+    const { wal, sink, bfs } = fixture;
     await appendDurable(wal, 5);
-    const g = gate();
-    bfs.inject({ ...DATA_SYNC, hold: g.promise });
-    const a = sink.forceFlush();
-    await until(() => sink.flushing, 'flush to start');
+    await using held = await holdFlushAtDatasync(bfs, sink, () => sink.forceFlush()); // released at the latest on exit
+    const a = held.started;
     const b = sink.forceFlush(); // nothing appended since: the running flush covers it
-    g.open();
+    held.release();
     const rb = await b;
     await a;
     expect(rb).toMatchObject({ targetLsn: 5, checkpointLsn: 5, flushesJoined: 1, flushesRun: 0 });
@@ -60,19 +57,18 @@ describe('BackupSink.forceFlush', () => {
   });
 
   it('1,000 concurrent barrier calls during a running flush, with appends meanwhile: at most two flushes, each call covered', async () => {
-    const { wal, sink, bfs } = await makeSink();
+    await using fixture = await sinkFixture(); // closes the sink and the WAL however the test ends
+    const { wal, sink, bfs } = fixture;
     await appendDurable(wal, 10);
-    const g = gate();
-    bfs.inject({ ...DATA_SYNC, hold: g.promise });
-    const running = sink.forceFlush();
-    await until(() => sink.flushing && bfs.counts.datasync > 0, 'flush to reach its datasync');
+    await using held = await holdFlushAtDatasync(bfs, sink, () => sink.forceFlush()); // released at the latest on exit
+    const running = held.started;
     bfs.resetCounts();
     const calls: Array<Promise<{ targetLsn: number; checkpointLsn: number }>> = [];
     for (let i = 0; i < 1000; i++) {
       if (i % 10 === 0) wal.append(new Uint8Array([i & 255])); // appends keep arriving (not yet durable)
       calls.push(sink.forceFlush());
     }
-    g.open();
+    held.release();
     const results = await Promise.all(calls);
     await running;
     for (const r of results) expect(r.checkpointLsn).toBeGreaterThanOrEqual(r.targetLsn);
@@ -87,20 +83,19 @@ describe('BackupSink.forceFlush', () => {
   });
 
   it('the trailing flush covers callers whose records the WAL has not made durable yet when it starts', async () => {
-    const { wal, sink, bfs, wfs } = await makeSink();
+    await using fixture = await sinkFixture(); // closes the sink and the WAL however the test ends
+    const { wal, sink, bfs, wfs } = fixture;
     await appendDurable(wal, 10);
-    const backupGate = gate();
-    bfs.inject({ ...DATA_SYNC, hold: backupGate.promise });
-    const running = sink.forceFlush();
-    await until(() => sink.flushing && bfs.counts.datasync > 0, 'flush to reach its datasync');
-    const walGate = gate();
+    await using held = await holdFlushAtDatasync(bfs, sink, () => sink.forceFlush()); // released at the latest on exit
+    const running = held.started;
+    await using walGate = scopedGate(); // opens at the latest on exit
     wfs.inject({ op: 'datasync', hold: walGate.promise });
     const calls: Array<Promise<{ targetLsn: number; checkpointLsn: number }>> = [];
     for (let i = 0; i < 100; i++) {
       wal.append(new Uint8Array([i]));
       calls.push(sink.forceFlush());
     }
-    backupGate.open();
+    held.release();
     await running;
     await new Promise((r) => setTimeout(r, 20)); // the trailing flush starts while the WAL is still held
     expect(wal.durableLsn).toBeLessThan(110);
@@ -114,11 +109,11 @@ describe('BackupSink.forceFlush', () => {
   });
 
   it('a timeout or an abort affects only that caller; the flush completes and a later call sees it', async () => {
-    const { wal, sink, bfs } = await makeSink();
+    await using fixture = await sinkFixture(); // closes the sink and the WAL however the test ends
+    const { wal, sink, bfs } = fixture;
     await appendDurable(wal, 3);
-    const g = gate();
-    bfs.inject({ ...DATA_SYNC, hold: g.promise });
-    const patient = sink.forceFlush();
+    await using held = await holdFlushAtDatasync(bfs, sink, () => sink.forceFlush()); // released at the latest on exit
+    const patient = held.started;
     const timed = sink.forceFlush({ timeoutMs: 20 });
     const ac = new AbortController();
     const aborted = sink.forceFlush({ signal: ac.signal });
@@ -131,7 +126,7 @@ describe('BackupSink.forceFlush', () => {
     ac.abort(reason);
     await expect(aborted).rejects.toBe(reason);
     expect(sink.flushing).toBe(true);
-    g.open();
+    held.release();
     expect((await patient).checkpointLsn).toBe(3);
     const later = await sink.forceFlush();
     expect(later).toMatchObject({ checkpointLsn: 3, flushesRun: 0 });
@@ -140,9 +135,10 @@ describe('BackupSink.forceFlush', () => {
   });
 
   it('EIO on the backup datasync: every waiter gets BACKUP_FAILED, the checkpoint does not move, and a retry completes once the fault clears', async () => {
-    const { wal, sink, bfs, bmem } = await makeSink({ retryDelayMsMin: 5, retryDelayMsMax: 20 });
+    await using fixture = await sinkFixture({ retryDelayMsMin: 5, retryDelayMsMax: 20 }); // closes the sink and the WAL however the test ends
+    const { wal, sink, bfs, bmem } = fixture;
     await appendDurable(wal, 20);
-    bfs.inject({ ...DATA_SYNC, error: 'EIO', times: 3 });
+    bfs.inject({ ...BACKUP_DATA_SYNC, error: 'EIO', times: 3 });
     const waiters = Array.from({ length: 5 }, () => sink.forceFlush().catch((x: unknown) => x));
     const errors = (await Promise.all(waiters)) as FlushpointError[];
     for (const err of errors) {
@@ -163,9 +159,10 @@ describe('BackupSink.forceFlush', () => {
   });
 
   it('pauses after failuresCountMax consecutive failures, keeps the WAL held, and resume() recovers', async () => {
-    const { wal, sink, bfs } = await makeSink({ retryDelayMsMin: 1, retryDelayMsMax: 2, failuresCountMax: 3 });
+    await using fixture = await sinkFixture({ retryDelayMsMin: 1, retryDelayMsMax: 2, failuresCountMax: 3 }); // closes the sink and the WAL however the test ends
+    const { wal, sink, bfs } = fixture;
     await appendDurable(wal, 5);
-    bfs.inject({ ...DATA_SYNC, error: 'ENOSPC', times: Infinity });
+    bfs.inject({ ...BACKUP_DATA_SYNC, error: 'ENOSPC', times: Infinity });
     await expect(sink.forceFlush()).rejects.toMatchObject({ code: 'BACKUP_FAILED' });
     await until(() => sink.paused, 'the sink to pause');
     const s = sink.stats();
@@ -182,7 +179,8 @@ describe('BackupSink.forceFlush', () => {
   });
 
   it('rejects bad arguments and use after close', async () => {
-    const { wal, sink } = await makeSink();
+    await using fixture = await sinkFixture(); // closes the sink and the WAL however the test ends
+    const { wal, sink } = fixture;
     await expect(sink.forceFlush({ mode: 'sometimes' as never })).rejects.toBeInstanceOf(RangeError);
     await expect(sink.forceFlush({ timeoutMs: -5 })).rejects.toBeInstanceOf(RangeError);
     await expect(sink.forceFlush({ signal: {} as never })).rejects.toBeInstanceOf(TypeError);

@@ -12,7 +12,8 @@ import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
 import { BackupSink } from '../backup/index.js';
 import { restoreBackup } from '../backup/restore.js';
 import { FlushpointError } from '../core/errors.js';
-import { appendDurable, gate, makeSink, until } from './helpers/backup-fixtures.js';
+import { appendDurable, gate, until } from './helpers/backup-fixtures.js';
+import { sinkFixture } from './helpers/held-flush.js';
 import { track, turns } from './helpers/async.js';
 import { equalBytes, payloadFor, readAll } from './helpers/wal-fixtures.js';
 
@@ -25,7 +26,8 @@ const CHECKPOINT_RENAME = { op: 'rename' as const, path: /CHECKPOINT\.tmp$/ };
  * the data file's publish and the checkpoint's leaves it (here: the checkpoint's rename fails).
  */
 async function backupWithFileBeyondCheckpoint(): Promise<{ bmem: MemoryFileSystem; bfs: FaultFileSystem }> {
-  const { wal, sink, bfs, bmem } = await makeSink();
+  await using fixture = await sinkFixture();
+  const { wal, sink, bfs, bmem } = fixture;
   await appendDurable(wal, 5);
   await sink.forceFlush();
   await appendDurable(wal, 5);
@@ -157,7 +159,8 @@ describe('issue 8 item 15: the backup directory and the WAL directory', () => {
 
 describe('issue 8 item 16: after the WAL fails', () => {
   it('the sink backs up everything the WAL made durable, refuses what never will be, and closes cleanly', async () => {
-    const { wal, sink, wfs } = await makeSink({ retryDelayMsMin: 1, retryDelayMsMax: 2 });
+    await using fixture = await sinkFixture({ retryDelayMsMin: 1, retryDelayMsMax: 2 });
+    const { wal, sink, wfs } = fixture;
     await appendDurable(wal, 10);
     wfs.inject({ op: 'datasync', path: WAL_SEGMENT, error: 'EIO' });
     for (let i = 0; i < 5; i++) wal.append(payloadFor(11 + i, 50));
@@ -172,7 +175,8 @@ describe('issue 8 item 16: after the WAL fails', () => {
   });
 
   it('a barrier waiting when the WAL fails is rejected, and the durable records are still backed up', async () => {
-    const { wal, sink, wfs } = await makeSink({ retryDelayMsMin: 1, retryDelayMsMax: 2 });
+    await using fixture = await sinkFixture({ retryDelayMsMin: 1, retryDelayMsMax: 2 });
+    const { wal, sink, wfs } = fixture;
     await appendDurable(wal, 10);
     const walGate = gate();
     wfs.inject({ op: 'datasync', path: WAL_SEGMENT, hold: walGate.promise, error: 'EIO' });
@@ -200,7 +204,8 @@ describe('issue 8 item 18: the WAL closed before the sink', () => {
   });
 
   it('sink.close() rejects naming the records it could not back up', async () => {
-    const { wal, sink } = await makeSink();
+    await using fixture = await sinkFixture();
+    const { wal, sink } = fixture;
     await appendDurable(wal, 10);
     await wal.close();
     const err = (await sink.close().catch((e: unknown) => e)) as FlushpointError;

@@ -1,7 +1,8 @@
 /** The sink logs through a child logger tagged { component: 'backup' }, with Error objects under `err`. */
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../core/logger.js';
-import { appendDurable, makeSink, until } from './helpers/backup-fixtures.js';
+import { appendDurable, until } from './helpers/backup-fixtures.js';
+import { sinkFixture } from './helpers/held-flush.js';
 
 interface Line {
   level: 'info' | 'warn' | 'error';
@@ -19,7 +20,8 @@ function recordingLogger(lines: Line[], bindings: object = {}): Logger & { child
 describe('BackupSink logging', () => {
   it('logs through a child { component: "backup" }, and failures carry the Error object under err', async () => {
     const lines: Line[] = [];
-    const { wal, sink, bfs } = await makeSink({ logger: recordingLogger(lines), retryDelayMsMin: 1, retryDelayMsMax: 2, failuresCountMax: 2 });
+    await using fixture = await sinkFixture({ logger: recordingLogger(lines), retryDelayMsMin: 1, retryDelayMsMax: 2, failuresCountMax: 2 });
+    const { wal, sink, bfs } = fixture;
     await appendDurable(wal, 5);
     bfs.inject({ op: 'datasync', path: /\.fpb\.tmp$/, error: 'EIO', times: Infinity });
     await expect(sink.forceFlush()).rejects.toMatchObject({ code: 'BACKUP_FAILED' });
@@ -40,7 +42,8 @@ describe('BackupSink logging', () => {
   it('uses a logger without child as it is', async () => {
     const lines: Line[] = [];
     const { info, warn, error } = recordingLogger(lines);
-    const { wal, sink } = await makeSink({ logger: { info, warn, error } });
+    await using fixture = await sinkFixture({ logger: { info, warn, error } });
+    const { wal, sink } = fixture;
     await sink.close();
     await wal.close();
     expect(lines.map((l) => l.msg)).toContain('backup sink opened');
