@@ -302,9 +302,10 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
 
   // ---- the WAL's state ----
 
-  /** The WAL may still make more records durable (it is open and has not failed). */
+  /** The WAL may still make more records durable (open, or closing with its final flush; not failed). */
   #walCanAdvance(): boolean {
-    return this.#walFailure === null && this.#wal.status === 'open';
+    const status = this.#wal.status;
+    return this.#walFailure === null && (status === 'open' || status === 'closing');
   }
 
   #noteWalFailure(err: unknown): void {

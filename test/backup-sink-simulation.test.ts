@@ -13,6 +13,7 @@
  *   - a resolved barrier call saw at most two flushes (the one it joined and one more);
  * and at the end: no call is left pending, close() resolves, and the backup restores to the WAL's records.
  */
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { Wal } from '../wal/index.js';
 import { FaultFileSystem, MemoryFileSystem, type FsOp } from '../fs/index.js';
@@ -202,7 +203,17 @@ async function simulate(seed: number): Promise<{ flushes: number; failures: numb
   return { flushes: sink.stats().flushes, failures, calls: calls.length };
 }
 
+/** The sink's own modules: time and chance only through the injected clock and random source. */
+const SINK_MODULES = ['sink.ts', 'adoption.ts', 'triggers.ts', 'retry-policy.ts', 'flush-pipeline.ts', 'stats.ts', 'lock.ts', 'options.ts'];
+
 describe('BackupSink simulation', () => {
+  it('the sink reads time and chance only through its injected clock and random source', async () => {
+    for (const name of SINK_MODULES) {
+      const code = (await readFile(new URL(`../backup/${name}`, import.meta.url), 'utf8')).replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, '');
+      expect(code, name).not.toMatch(/(?<![.\w])(setTimeout|setInterval|setImmediate)\(|Math\.random|performance\.now/);
+    }
+  });
+
   const seeds = seedList(200);
   it(`${TEST_NAME} for ${seeds.length} seeds`, async () => {
     const totals = { flushes: 0, failures: 0, calls: 0 };
