@@ -1,6 +1,6 @@
 /** BackupSink options: one doc line each, units in the name, defaults applied in backupDefaults. */
 import path from 'node:path';
-import { directoryPath, integerInRange } from '../core/check.js';
+import { directoryPath, integerInRange, knownOptionsOnly } from '../core/check.js';
 import { realClock, type Clock } from '../core/clock.js';
 import { seededRandom, type Random } from '../core/random.js';
 import { randomInt } from 'node:crypto';
@@ -76,8 +76,14 @@ export function checkMode(mode: unknown, name: string): ForceFlushMode {
   return mode;
 }
 
+const BACKUP_OPTION_NAMES: readonly (keyof BackupSinkOptions)[] = [
+  'wal', 'dir', 'flushIntervalMs', 'segmentSizeBytesMax', 'forceFlushMode', 'forceFlushTimeoutMs', 'compression', 'fs', 'logger',
+  'retryDelayMsMin', 'retryDelayMsMax', 'failuresCountMax', 'lockStaleMs', 'lockWaitMs', 'holdName', 'clock', 'random',
+];
+
 export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
   if (o === null || typeof o !== 'object') throw new TypeError('BackupSink.open needs an options object');
+  knownOptionsOnly(o, BACKUP_OPTION_NAMES, 'BackupSink.open');
   if (o.wal === null || typeof o.wal !== 'object' || typeof o.wal.append !== 'function') throw new TypeError('options.wal must be an open Wal');
   const compression = o.compression ?? 'none';
   if (compression !== 'none' && compression !== 'deflate') throw new RangeError(`compression must be 'none' or 'deflate', got ${String(compression)}`);

@@ -283,3 +283,14 @@ describe('issue 8 item 22: waiting for the backup lock', () => {
     }
   });
 });
+
+describe('BackupSink options', () => {
+  it('refuses an unknown option name (a misspelt one would be ignored silently), naming it', async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await Wal.open({ dir: '/wal', fs });
+    await expect(BackupSink.open({ wal, dir: '/bk', fs, lockWait: 1000 } as never)).rejects.toThrow(TypeError);
+    await expect(BackupSink.open({ wal, dir: '/bk', fs, flushInterval: 5 } as never)).rejects.toThrow(/flushInterval/);
+    expect(wal.stats().holds).toEqual({});
+    await wal.close();
+  });
+});

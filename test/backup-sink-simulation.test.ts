@@ -32,6 +32,8 @@ const TEST_NAME = 'holds its invariants';
 const STEPS = 120;
 /** A power-loss image of the backup is checked this often (verifying it reads every file). */
 const IMAGE_EVERY_STEPS = 20;
+/** Time allowed per seed when many run (a campaign), in ms: generous, for a loaded machine. */
+const SEED_BUDGET_MS = 250;
 const BACKUP_FAULT_OPS: readonly FsOp[] = ['writev', 'datasync', 'rename', 'syncDir'];
 
 type Mode = 'barrier' | 'join' | 'reject';
@@ -215,6 +217,8 @@ describe('BackupSink simulation', () => {
   });
 
   const seeds = seedList(200);
+  // About 20-50 ms a seed; a campaign of thousands needs more than the default 60 s.
+  const timeoutMs = Math.max(60_000, seeds.length * SEED_BUDGET_MS);
   it(`${TEST_NAME} for ${seeds.length} seeds`, async () => {
     const totals = { flushes: 0, failures: 0, calls: 0 };
     for (const seed of seeds) {
@@ -233,5 +237,5 @@ describe('BackupSink simulation', () => {
       expect(totals.flushes).toBeGreaterThan(seeds.length);
       expect(totals.failures).toBeGreaterThan(0);
     }
-  });
+  }, timeoutMs);
 });
