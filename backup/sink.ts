@@ -132,7 +132,10 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   static async open(options: BackupSinkOptions): Promise<BackupSink> {
     const o = backupDefaults(options);
     const wal = o.wal;
-    if (wal.status !== 'open') throw new FlushpointError(ErrorCode.WAL_CLOSED, `cannot back up WAL ${wal.dir}: it is ${wal.status}`);
+    if (wal.status !== 'open') {
+      const code = wal.status === 'failed' ? ErrorCode.WAL_FAILED : ErrorCode.WAL_CLOSED;
+      throw new FlushpointError(code, `cannot back up WAL ${wal.dir}: it is ${wal.status}`);
+    }
     checkDirsApart(o.dir, wal.dir);
     if (wal.stats().holds[o.holdName] !== undefined) {
       throw new RangeError(`WAL ${wal.dir} is already held under the name '${o.holdName}' (another sink?): give each sink its own holdName`);

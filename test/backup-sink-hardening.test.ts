@@ -171,7 +171,7 @@ describe('issue 8 item 16: after the WAL fails', () => {
     expect(err.code).toBe('BACKUP_FAILED');
     expect(sink.checkpointLsn).toBe(10);
     await sink.close();
-    await wal.close();
+    await expect(wal.close()).rejects.toMatchObject({ code: 'WAL_FAILED' }); // the WAL's own close reports its failure
   });
 
   it('a barrier waiting when the WAL fails is rejected, and the durable records are still backed up', async () => {
@@ -191,11 +191,22 @@ describe('issue 8 item 16: after the WAL fails', () => {
     expect(barrier.outcome).toMatchObject({ state: 'rejected', reason: { code: 'BACKUP_FAILED' } });
     await until(() => sink.checkpointLsn === 10, 'the durable records to be backed up');
     await sink.close();
-    await wal.close();
+    await expect(wal.close()).rejects.toMatchObject({ code: 'WAL_FAILED' }); // the WAL's own close reports its failure
   });
 });
 
 describe('issue 8 item 18: the WAL closed before the sink', () => {
+  it('BackupSink.open refuses a failed WAL with WAL_FAILED', async () => {
+    const wfs = new FaultFileSystem(new MemoryFileSystem());
+    const wal = await Wal.open({ dir: '/wal', fs: wfs });
+    await appendDurable(wal, 1); // the first segment is in place under its name
+    wfs.inject({ op: 'datasync', path: WAL_SEGMENT, error: 'EIO' });
+    wal.append(payloadFor(2, 10));
+    await expect(wal.sync()).rejects.toMatchObject({ code: 'WAL_FAILED' });
+    await expect(BackupSink.open({ wal, dir: '/bk', fs: new MemoryFileSystem() })).rejects.toMatchObject({ code: 'WAL_FAILED' });
+    await wal.close().catch(() => {});
+  });
+
   it('BackupSink.open refuses a closed WAL', async () => {
     const fs = new MemoryFileSystem();
     const wal = await Wal.open({ dir: '/wal', fs });
