@@ -11,9 +11,8 @@ export const FLUSH_INTERVAL_MS_MAX = 86_400_000;
 export const SEGMENT_SIZE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 export const SEGMENT_SIZE_BYTES_MAX_MIN = 1024;
 export const SEGMENT_SIZE_BYTES_MAX_MAX = 2 ** 31;
-/** forceFlushTimeoutMs: default, and the largest a timer can take (Node clamps beyond it). */
+/** forceFlushTimeoutMs: default (its upper bound is the WAL's TIMEOUT_MS_MAX, what a Node timer holds). */
 export const FORCE_FLUSH_TIMEOUT_MS_DEFAULT = 60_000;
-export const TIMER_MS_MAX = 2 ** 31 - 1;
 /** retryDelayMsMin / retryDelayMsMax: defaults, and the upper bound of both. */
 export const RETRY_DELAY_MS_MIN_DEFAULT = 100;
 export const RETRY_DELAY_MS_MAX_DEFAULT = 10_000;

@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import type { Logger } from '../core/logger.js';
-import type { Wal } from '../wal/index.js';
+import { TIMEOUT_MS_MAX, type Wal } from '../wal/index.js';
 import type { Compression } from './backup-file.js';
 import { backupLogger } from './log.js';
 import * as L from './limits.js';
@@ -96,7 +96,7 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
     flushIntervalMs: integerInRange(o.flushIntervalMs ?? L.FLUSH_INTERVAL_MS_DEFAULT, 'flushIntervalMs', 1, L.FLUSH_INTERVAL_MS_MAX),
     segmentSizeBytesMax: integerInRange(o.segmentSizeBytesMax ?? L.SEGMENT_SIZE_BYTES_MAX_DEFAULT, 'segmentSizeBytesMax', L.SEGMENT_SIZE_BYTES_MAX_MIN, L.SEGMENT_SIZE_BYTES_MAX_MAX),
     forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
-    forceFlushTimeoutMs: integerInRange(o.forceFlushTimeoutMs ?? L.FORCE_FLUSH_TIMEOUT_MS_DEFAULT, 'forceFlushTimeoutMs', 0, L.TIMER_MS_MAX),
+    forceFlushTimeoutMs: integerInRange(o.forceFlushTimeoutMs ?? L.FORCE_FLUSH_TIMEOUT_MS_DEFAULT, 'forceFlushTimeoutMs', 0, TIMEOUT_MS_MAX),
     compression,
     fs: o.fs ?? nodeFileSystem,
     logger: backupLogger(o.logger),
