@@ -1,13 +1,19 @@
-/** flushpoint: the public API. Each name is exported once its layer really exists. */
+/**
+ * flushpoint: the public API. Each name is exported once its layer really exists, and so is every type
+ * a public signature uses (test/types-public-api.test.ts checks that none is missing).
+ */
 export { FlushpointError, ErrorCode, isFlushpointError } from './core/errors.js';
+export type { ErrorDetails } from './core/errors.js';
 export type { Logger } from './core/logger.js';
+export type { LatencySummary } from './core/latency.js';
 export { NodeFileSystem, MemoryFileSystem, FaultFileSystem } from './fs/index.js';
-export type { FileSystem, FileHandle, FaultRule, FsOp, CrashOptions } from './fs/index.js';
+export type { FileSystem, FileHandle, FileLock, FileStat, OpenFlags, SyncMethod, FaultRule, FsOp, CrashOptions } from './fs/index.js';
 export { Wal } from './wal/index.js';
-export type { WalOptions, WalStats, WalStatus, WalRecord, RecoveryInfo, TornTail, RecoveryMode } from './wal/index.js';
+export type { WalOptions, WalStats, WalStatus, WalEvents, WalRecord, RawSpan, RecoveryInfo, TornTail, RecoveryMode, WaitOptions } from './wal/index.js';
 export { BackupSink, restoreBackup, verifyBackup } from './backup/index.js';
 export type {
   BackupSinkOptions,
+  BackupSinkEvents,
   ForceFlushMode,
   ForceFlushOptions,
   ForceFlushResult,
@@ -18,4 +24,6 @@ export type {
   RestoreProgress,
   VerifyResult,
   BackupProblem,
+  BackupProblemCode,
 } from './backup/index.js';
+export type { Compression } from './backup/backup-file.js';

@@ -19,7 +19,7 @@ import { nodeFileSystem } from '../fs/node-file-system.js';
 import { Wal } from '../wal/index.js';
 import { runClosedLoop } from './closed-loop.js';
 import { LatencyRecorder, nowUs, summarize, type LatencySummary } from './latency.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../core/progress.js';
 
 export interface BackupBenchOptions {
   writersCount: number;

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { cdf, summarize, type CdfPoint, type LatencySummary } from './latency.js';
 import { createPreallocatedFile, WrappingCursor } from './preallocated-file.js';
 import type { BenchProfile } from './profile.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../core/progress.js';
 import type { DeviceInfo } from './device-probe.js';
 import { SyncLoop } from './sync-loop.js';
 
@@ -54,8 +54,8 @@ export class SyncWriteLoop {
     });
   }
 
-  runFor(durationUs: number, onTick?: (fraction: number) => void): void {
-    this.#loop.runFor(durationUs, onTick);
+  runFor(durationUs: number, onTick?: (fraction: number) => void): Promise<void> {
+    return this.#loop.runFor(durationUs, onTick);
   }
 
   /** The figures of every slice run since the last reset. */
@@ -103,7 +103,7 @@ export function deviceWarnings(device: DeviceInfo, overwrite: LatencySummary): s
   return warnings;
 }
 
-export function measureDeviceLatency(dir: string, device: DeviceInfo, profile: BenchProfile, progress: Progress): DeviceLatencyResult {
+export async function measureDeviceLatency(dir: string, device: DeviceInfo, profile: BenchProfile, progress: Progress): Promise<DeviceLatencyResult> {
   const appendPath = path.join(dir, 'device-append.dat');
   const appendFd = fs.openSync(appendPath, 'w+');
   let appendSizeBytes = 0;
@@ -117,7 +117,7 @@ export function measureDeviceLatency(dir: string, device: DeviceInfo, profile: B
       const order = round % 2 === 0 ? [append, overwrite.loop] : [overwrite.loop, append];
       for (const loop of order) {
         progress.step(`${loop.pattern} round ${round + 1}/${profile.deviceRoundsCount}`);
-        loop.runFor(sliceUs, (fraction) => progress.advance(fraction));
+        await loop.runFor(sliceUs, (fraction) => progress.advance(fraction));
       }
     }
     const overwriteResult = overwrite.loop.result();

@@ -40,7 +40,7 @@ export class PairedBaselines {
   }
 
   /** Starts the baselines of a measurement at `recordSizeBytes` with `writersCount` writers. */
-  before(recordSizeBytes: number, writersCount: number): void {
+  async before(recordSizeBytes: number, writersCount: number): Promise<void> {
     const key = `${recordSizeBytes}x${writersCount}`;
     let raw = this.#rawLoops.get(key);
     if (raw === undefined && recordSizeBytes * writersCount <= this.#rawFile.sizeBytes) {
@@ -50,12 +50,12 @@ export class PairedBaselines {
     this.#current = raw;
     this.#device.loop.reset();
     raw?.reset();
-    this.#slice();
+    await this.#slice();
   }
 
   /** Ends the baselines of the measurement started by before(). */
-  after(): PairedBaseline {
-    this.#slice();
+  async after(): Promise<PairedBaseline> {
+    await this.#slice();
     const device = this.#device.loop.result();
     return {
       deviceOpsPerSec: device.opsPerSec,
@@ -70,8 +70,8 @@ export class PairedBaselines {
     this.#rawFile.close();
   }
 
-  #slice(): void {
-    this.#device.loop.runFor(this.#sliceUs);
-    this.#current?.runFor(this.#sliceUs);
+  async #slice(): Promise<void> {
+    await this.#device.loop.runFor(this.#sliceUs);
+    await this.#current?.runFor(this.#sliceUs);
   }
 }

@@ -11,7 +11,7 @@ import { classicLevelPeer } from './peers/classic-level.js';
 import { lmdbPeer } from './peers/lmdb.js';
 import { installedVersion, reasonOf, type Peer, type PeerOpener } from './peers/peer.js';
 import type { BenchProfile } from './profile.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../core/progress.js';
 
 export const peers: readonly Peer[] = [lmdbPeer, betterSqlite3Peer, betterSqlite3BatchedPeer, classicLevelPeer];
 
@@ -37,6 +37,18 @@ export interface LoadedPeer {
   result: PeerResult;
 }
 
+/**
+ * Why a peer could not be loaded. The peers are not flushpoint's dependencies: in an installed copy they
+ * are absent unless the user adds them, so "not installed" says what to install.
+ */
+export function skipReason(peer: Peer, err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+    return `not installed; to compare with it, run 'npm install ${peer.packageName}' in the directory flushpoint is installed in`;
+  }
+  return reasonOf(err);
+}
+
 export async function loadPeers(peerList: readonly Peer[] = peers): Promise<LoadedPeer[]> {
   const loaded: LoadedPeer[] = [];
   for (const peer of peerList) {
@@ -53,7 +65,7 @@ export async function loadPeers(peerList: readonly Peer[] = peers): Promise<Load
       open = await peer.load();
     } catch (err) {
       result.status = 'skipped';
-      result.reason = reasonOf(err);
+      result.reason = skipReason(peer, err);
     }
     loaded.push({ peer, open, result });
   }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { summarize, type LatencySummary } from './latency.js';
 import { createPreallocatedFile, WrappingCursor } from './preallocated-file.js';
 import { writersCountsFor, type BenchProfile } from './profile.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../core/progress.js';
 import { SyncLoop } from './sync-loop.js';
 
 /** The record size the issue's batch list is defined for. */
@@ -67,8 +67,8 @@ export class RawBatchLoop {
     });
   }
 
-  runFor(durationUs: number, onTick?: (fraction: number) => void): void {
-    this.#loop.runFor(durationUs, onTick);
+  runFor(durationUs: number, onTick?: (fraction: number) => void): Promise<void> {
+    return this.#loop.runFor(durationUs, onTick);
   }
 
   result(): RawCeilingResult {
@@ -100,7 +100,7 @@ export function rawBatchesFor(profile: BenchProfile, recordSizeBytes: number): n
   return [...counts].filter((count) => count * recordSizeBytes <= profile.preallocatedFileSizeBytes).sort((a, b) => a - b);
 }
 
-export function measureRawCeiling(dir: string, profile: BenchProfile, progress: Progress): RawCeilingResult[] {
+export async function measureRawCeiling(dir: string, profile: BenchProfile, progress: Progress): Promise<RawCeilingResult[]> {
   const results: RawCeilingResult[] = [];
   const file = new RawFile(path.join(dir, 'raw-ceiling.dat'), profile.preallocatedFileSizeBytes);
   try {
@@ -110,7 +110,7 @@ export function measureRawCeiling(dir: string, profile: BenchProfile, progress: 
       for (const pass of [loops, [...loops].reverse()]) {
         for (const loop of pass) {
           progress.step(`${recordSizeBytes} B x ${loop.batchRecordsCount}`);
-          loop.runFor(passUs, (fraction) => progress.advance(fraction));
+          await loop.runFor(passUs, (fraction) => progress.advance(fraction));
         }
       }
       results.push(...loops.map((loop) => loop.result()));

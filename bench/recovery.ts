@@ -14,7 +14,7 @@ import path from 'node:path';
 import { Wal } from '../wal/index.js';
 import { nowUs } from './latency.js';
 import type { BenchProfile } from './profile.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../core/progress.js';
 
 /** Appends between two syncs while filling: big batches, so the fill is quick. */
 const fillBatchRecordsCount = 4096;

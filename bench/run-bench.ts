@@ -11,7 +11,7 @@ import { describeEnvironment } from './environment.js';
 import { MachineLoadMonitor } from './machine-load.js';
 import { peers as allPeers } from './peer-runner.js';
 import type { BenchProfile } from './profile.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../core/progress.js';
 import { measureRawCeiling, rawCeilingStepsCount } from './raw-ceiling.js';
 import { measureRecovery, recoveryStepsCount } from './recovery.js';
 import { assembleReport, type BackupSection, type BenchReport } from './report.js';
@@ -57,10 +57,10 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
   };
 
   progress.section('1. device', profile.deviceRoundsCount * 2);
-  const device = { info, ...measureDeviceLatency(sectionDir('device'), info, profile, progress) };
+  const device = { info, ...(await measureDeviceLatency(sectionDir('device'), info, profile, progress)) };
 
   progress.section('2. raw ceiling', rawCeilingStepsCount(profile));
-  const rawCeiling = measureRawCeiling(sectionDir('raw'), profile, progress);
+  const rawCeiling = await measureRawCeiling(sectionDir('raw'), profile, progress);
 
   progress.section('3-4. WAL and peers', storeComparisonStepsCount(profile, allPeers.length));
   const { wal, peers } = await compareStores(sectionDir('stores'), profile, progress);

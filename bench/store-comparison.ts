@@ -11,7 +11,7 @@ import { PairedBaselines } from './paired-baselines.js';
 import { loadPeers, measurePeerRow, type PeerResult } from './peer-runner.js';
 import type { Peer } from './peers/peer.js';
 import { writersCountsFor, type BenchProfile } from './profile.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../core/progress.js';
 import { measureWalRow, type WalMeasurement } from './wal-runner.js';
 
 export interface StoreComparison {
@@ -50,9 +50,9 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
             ceiling = await measureLoopCeiling(writersCount, profile.warmupMs / 2, profile.loopCeilingWindowMs);
             ceilings.set(writersCount, ceiling);
           }
-          baselines.before(recordSizeBytes, writersCount);
+          await baselines.before(recordSizeBytes, writersCount);
           const measured = await measureWalRow(path.join(dir, `wal-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress);
-          const paired = baselines.after();
+          const paired = await baselines.after();
           wal.push({ recordSizeBytes, ...measured, paired, loopCeilingOpsPerSec: ceiling.opsPerSec });
         }
         if (peerWriters.includes(writersCount)) {

@@ -9,7 +9,7 @@ import { Wal } from '../wal/index.js';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 import type { PairedBaseline } from './paired-baselines.js';
 import type { BenchProfile } from './profile.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../core/progress.js';
 
 export interface WalRowMeasurement extends ClosedLoopResult {
   /** WAL commits (writev + fdatasync) per record appended, inside the window. */

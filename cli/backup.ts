@@ -1,17 +1,33 @@
 /**
- * `flushpoint backup verify DIR` and `flushpoint backup restore --from DIR --to DIR [--until-lsn N]`.
- *
- * Exit codes: 0 the backup verified (or was restored) completely; 1 it did not (corruption, a gap, a
- * failed restore: what and where is printed); 2 the command line was wrong. A progress bar is drawn
- * only on a terminal.
+ * `flushpoint backup verify DIR [--json]` and `flushpoint backup restore --from DIR --to DIR
+ * [--until-lsn N]`. Exit codes: cli/exit-codes.ts (0 complete, 1 damaged, 2 usage, 3 not found or I/O,
+ * ...). A progress bar is drawn only on a terminal.
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { restoreBackup } from '../backup/restore.js';
 import { verifyBackup } from '../backup/verify.js';
-import { createProgress } from '../bench/progress.js';
-import { FlushpointError } from '../core/errors.js';
-import { exitFailure, exitOk, exitUsage, type CliIo, type Subcommand } from './subcommand.js';
+import { createProgress } from '../core/progress.js';
+import { ExitCode } from './exit-codes.js';
+import { parseCommandLine, positiveInteger, UsageError, type CliIo, type Subcommand } from './subcommand.js';
+
+const verifyUsage = `usage: flushpoint backup verify DIR [--json]
+
+  read every file of the backup in DIR and report corruption, gaps and files beyond the checkpoint;
+  exits 0 only when every LSN up to the checkpoint is present and intact, 1 when it is not
+
+  --json   print the result as JSON (ok, firstLsn, lastLsn, checkpointLsn, files, records, bytes, problems)
+`;
+
+const restoreUsage = `usage: flushpoint backup restore --from DIR --to DIR [--until-lsn N]
+
+  write a new WAL directory holding exactly the backup's LSNs up to N, verifying every file read;
+  exits 0 only when the restore is complete and durable
+
+  --from DIR       the backup directory
+  --to DIR         the new WAL directory: missing or empty
+  --until-lsn N    the last LSN to restore (a whole number >= 1; default: the backup's checkpoint)
+`;
 
 export const backupUsage = `usage: flushpoint backup verify DIR [--json]
        flushpoint backup restore --from DIR --to DIR [--until-lsn N]
@@ -20,20 +36,47 @@ export const backupUsage = `usage: flushpoint backup verify DIR [--json]
             checkpoint; exits 0 only when every LSN up to the checkpoint is present and intact
   restore   write a new WAL directory holding exactly the backup's LSNs up to N (default: the
             checkpoint); the target must be missing or empty; exits 0 only when it is complete
+
+run 'flushpoint backup verify --help' or 'flushpoint backup restore --help' for details;
+'flushpoint --help' lists the exit codes
 `;
 
+/** An error for a path that is not there or not a directory, with Node's errno code. */
+function pathError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+async function existingDirectory(what: string, dir: string): Promise<void> {
+  let stat: import('node:fs').Stats;
+  try {
+    stat = await fs.stat(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    throw pathError(code, code === 'ENOENT' ? `${what} ${dir} does not exist` : `${what} ${dir}: ${(err as Error).message}`);
+  }
+  if (!stat.isDirectory()) throw pathError('ENOTDIR', `${what} ${dir} is not a directory`);
+}
+
 async function verify(args: readonly string[], io: CliIo): Promise<number> {
-  const { positionals, values } = parseArgs({ args: [...args], allowPositionals: true, options: { json: { type: 'boolean' } } });
+  const { values, positionals } = parseCommandLine(args, { json: { type: 'boolean' } }, verifyUsage);
+  if (values.help) {
+    io.stdout.write(verifyUsage);
+    return ExitCode.ok;
+  }
   if (positionals.length !== 1) {
-    io.stderr.write(backupUsage);
-    return exitUsage;
+    throw new UsageError(positionals.length === 0 ? 'give the backup directory to verify' : `one backup directory, got ${positionals.length}: ${positionals.join(' ')}`, verifyUsage);
   }
   const dir = path.resolve(io.cwd, positionals[0] as string);
+  await existingDirectory('backup directory', dir);
   const progress = createProgress(io.stderr);
-  progress.section(`verifying ${dir}`, 1);
-  progress.step('files');
-  const result = await verifyBackup(dir, { onProgress: (p) => progress.advance(p.files / Math.max(1, p.filesTotal)) });
-  progress.done();
+  let result: Awaited<ReturnType<typeof verifyBackup>>;
+  try {
+    progress.section(`verifying ${dir}`, 1);
+    progress.step('files');
+    result = await verifyBackup(dir, { onProgress: (p) => progress.advance(p.files / Math.max(1, p.filesTotal)) });
+  } finally {
+    progress.done();
+  }
   if (values.json) io.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else {
     io.stdout.write(
@@ -44,39 +87,42 @@ async function verify(args: readonly string[], io: CliIo): Promise<number> {
     );
     for (const p of result.problems) io.stdout.write(`  ${p.code}: ${p.message}\n`);
   }
-  return result.ok ? exitOk : exitFailure;
+  return result.ok ? ExitCode.ok : ExitCode.damaged;
 }
 
 async function restore(args: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args: [...args], options: { from: { type: 'string' }, to: { type: 'string' }, 'until-lsn': { type: 'string' } } });
-  if (!values.from || !values.to) {
-    io.stderr.write(backupUsage);
-    return exitUsage;
+  const { values, positionals } = parseCommandLine(args, { from: { type: 'string' }, to: { type: 'string' }, 'until-lsn': { type: 'string' } }, restoreUsage);
+  if (values.help) {
+    io.stdout.write(restoreUsage);
+    return ExitCode.ok;
   }
-  let untilLsn: number | undefined;
-  if (values['until-lsn'] !== undefined) {
-    untilLsn = Number(values['until-lsn']);
-    if (!/^\d+$/.test(values['until-lsn']) || !Number.isSafeInteger(untilLsn)) {
-      io.stderr.write(`flushpoint backup restore: --until-lsn must be a whole number, got '${values['until-lsn']}'\n`);
-      return exitUsage;
-    }
-  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, restoreUsage);
+  if (values.from === undefined) throw new UsageError('--from DIR is required', restoreUsage);
+  if (values.to === undefined) throw new UsageError('--to DIR is required', restoreUsage);
+  const untilLsn = values['until-lsn'] === undefined ? undefined : positiveInteger('--until-lsn', values['until-lsn'], restoreUsage);
   const from = path.resolve(io.cwd, values.from);
   const to = path.resolve(io.cwd, values.to);
+  await existingDirectory('backup directory', from);
+  const target = await fs.stat(to).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (target !== null) {
+    if (!target.isDirectory()) throw new UsageError(`--to ${to} exists and is not a directory`, restoreUsage);
+    if ((await fs.readdir(to)).length > 0) throw new UsageError(`--to ${to} is not empty: restore writes a new WAL directory`, restoreUsage);
+  }
   const progress = createProgress(io.stderr);
-  progress.section(`restoring ${from} -> ${to}`, 1);
-  progress.step('records');
   try {
+    progress.section(`restoring ${from} -> ${to}`, 1);
+    progress.step('records');
     const r = await restoreBackup({ from, to, ...(untilLsn === undefined ? {} : { untilLsn }), onProgress: (p) => progress.advance(p.files / Math.max(1, p.filesTotal)) });
     progress.done();
     io.stdout.write(`restored LSNs up to ${r.lastLsn} (${r.records} records from ${r.files} files) into ${to}\n`);
-    return exitOk;
+    return ExitCode.ok;
   } catch (err) {
     progress.done();
-    if (err instanceof FlushpointError || err instanceof RangeError) {
-      io.stderr.write(`flushpoint backup restore: ${err instanceof FlushpointError ? err.code + ': ' : ''}${err.message}\n`);
-      return err instanceof RangeError ? exitUsage : exitFailure;
-    }
+    // The API names its option untilLsn; on the command line it is --until-lsn.
+    if (err instanceof RangeError) throw new UsageError(err.message.replace(/\buntilLsn\b/g, '--until-lsn'), restoreUsage);
     throw err;
   }
 }
@@ -84,17 +130,12 @@ async function restore(args: readonly string[], io: CliIo): Promise<number> {
 export const backupCommand: Subcommand = {
   async run(args, io) {
     const [action, ...rest] = args;
-    try {
-      if (action === 'verify') return await verify(rest, io);
-      if (action === 'restore') return await restore(rest, io);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-        io.stderr.write(`${(err as Error).message}\n${backupUsage}`);
-        return exitUsage;
-      }
-      throw err;
+    if (action === 'verify') return await verify(rest, io);
+    if (action === 'restore') return await restore(rest, io);
+    if (action === '--help' || action === '-h' || action === 'help') {
+      io.stdout.write(backupUsage);
+      return ExitCode.ok;
     }
-    (action === '--help' || action === '-h' ? io.stdout : io.stderr).write(backupUsage);
-    return action === '--help' || action === '-h' ? exitOk : exitUsage;
+    throw new UsageError(action === undefined ? 'give an action: verify or restore' : `unknown action '${action}' (verify or restore)`, backupUsage);
   },
 };

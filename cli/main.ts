@@ -1,17 +1,24 @@
 #!/usr/bin/env node
 /**
- * The `flushpoint` command: `flushpoint <subcommand> [options]`. This file only dispatches; each
- * subcommand is its own module, loaded on demand so that `flushpoint admin` never loads the benchmark.
+ * The `flushpoint` command: `flushpoint <subcommand> [options]`. This file dispatches, and it is the one
+ * place errors are printed: every error is one line on stderr, `flushpoint <command>: CODE: message`,
+ * with no stack (FLUSHPOINT_DEBUG=1 adds it), and its exit code comes from cli/exit-codes.ts. A usage
+ * error says what was wrong, then prints the usage. Each subcommand is its own module, loaded on
+ * demand so that `flushpoint backup` never loads the benchmark.
  *
  * Adding a subcommand: write cli/<name>.ts exporting a `Subcommand` (see cli/subcommand.ts), then add
- * one line to `subcommands` below. The reserved names are already listed there.
+ * one entry to `subcommands` below.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { exitFailure, exitOk, exitUsage, type CliIo, type Subcommand } from './subcommand.js';
+import { exitCodeOf, exitCodesHelp, ExitCode } from './exit-codes.js';
+import { UsageError, type CliIo, type OutputStream, type Subcommand } from './subcommand.js';
 
 interface Registration {
   summary: string;
+  /** Its own subcommands, named in error lines (`flushpoint backup verify: ...`). */
+  actions?: readonly string[];
   load: () => Promise<Subcommand>;
 }
 
@@ -22,37 +29,104 @@ const subcommands: Readonly<Record<string, Registration>> = {
   },
   backup: {
     summary: 'verify a log backup, or restore it (to a point in time) into a WAL directory',
+    actions: ['verify', 'restore'],
     load: async () => (await import('./backup.js')).backupCommand,
   },
-  // Hooks for the subcommands other issues add (one file each, same shape as bench):
-  // demo:   { summary: 'write, crash and recover a small database', load: async () => (await import('./demo.js')).demoCommand },
-  // admin:  { summary: "talk to a running engine's admin socket", load: async () => (await import('./admin.js')).adminCommand },
 };
 
 export function usage(): string {
   const width = Math.max(...Object.keys(subcommands).map((name) => name.length));
   const lines = Object.entries(subcommands).map(([name, { summary }]) => `  ${name.padEnd(width)}  ${summary}`);
-  return ['usage: flushpoint <command> [options]', '', 'commands:', ...lines, '', "run 'flushpoint <command> --help' for a command's options", ''].join('\n');
+  return [
+    'usage: flushpoint <command> [options]',
+    '       flushpoint --help | --version',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    "run 'flushpoint <command> --help' for a command's options",
+    '',
+    exitCodesHelp,
+  ].join('\n');
+}
+
+/** The version in flushpoint's package.json (found upwards from this file: it runs from dist/cli or cli/). */
+export function version(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 4; depth++, dir = path.dirname(dir)) {
+    try {
+      const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (manifest.name === 'flushpoint' && typeof manifest.version === 'string') return manifest.version;
+    } catch {
+      // not here: look one level up
+    }
+  }
+  return 'unknown';
+}
+
+/** One line: the error's code (when it has one) and the first line of its message. */
+export function errorLine(prefix: string, err: unknown): string {
+  const message = (err instanceof Error ? err.message : String(err)).split('\n')[0]?.trim() || 'unknown error';
+  const code = (err as { code?: unknown } | null)?.code;
+  const coded = typeof code === 'string' && !message.startsWith(code) ? `${code}: ${message}` : message;
+  return `${prefix}: ${coded}\n`;
 }
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const [name, ...args] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    (name === undefined ? io.stderr : io.stdout).write(usage());
-    return name === undefined ? exitUsage : exitOk;
+  if (name === '--version' || name === '-v') {
+    io.stdout.write(`${version()}\n`);
+    return ExitCode.ok;
+  }
+  if (name === '--help' || name === '-h' || (name === 'help' && args.length === 0)) {
+    io.stdout.write(usage());
+    return ExitCode.ok;
+  }
+  if (name === 'help') return await main([args[0] as string, '--help'], io);
+  if (name === undefined) {
+    io.stderr.write(`flushpoint: give a command\n\n${usage()}`);
+    return ExitCode.usage;
   }
   const registration = Object.hasOwn(subcommands, name) ? subcommands[name] : undefined;
   if (registration === undefined) {
     io.stderr.write(`flushpoint: unknown command '${name}'\n\n${usage()}`);
-    return exitUsage;
+    return ExitCode.usage;
   }
+  const action = args[0] !== undefined && registration.actions?.includes(args[0]) ? ` ${args[0]}` : '';
+  const prefix = `flushpoint ${name}${action}`;
   try {
     const subcommand = await registration.load();
     return await subcommand.run(args, io);
   } catch (err) {
-    io.stderr.write(`flushpoint ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    return exitFailure;
+    if (err instanceof UsageError) {
+      io.stderr.write(`${prefix}: ${err.message}\n\n${err.usage}`);
+      return ExitCode.usage;
+    }
+    io.stderr.write(errorLine(prefix, err));
+    if (io.env.FLUSHPOINT_DEBUG && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
+    return exitCodeOf(err);
   }
+}
+
+/**
+ * stdout for the real process: once its reader has gone (`| head -3` exited: EPIPE), further output
+ * is dropped and the command ends normally with its own exit code, instead of dying with a stack.
+ */
+function processStdout(): OutputStream {
+  let closed = false;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    closed = true;
+  });
+  return {
+    write: (text) => (closed ? true : process.stdout.write(text)),
+    get isTTY() {
+      return process.stdout.isTTY;
+    },
+    get columns() {
+      return process.stdout.columns;
+    },
+  };
 }
 
 /** True when this file is the program node was asked to run (also through npm's bin symlink). */
@@ -67,6 +141,6 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  const io: CliIo = { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), env: process.env };
+  const io: CliIo = { stdout: processStdout(), stderr: process.stderr, cwd: process.cwd(), env: process.env };
   process.exitCode = await main(process.argv.slice(2), io);
 }

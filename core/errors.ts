@@ -22,6 +22,8 @@ export const ErrorCode = {
   BACKUP_CORRUPT: 'BACKUP_CORRUPT',
   BACKUP_GAP: 'BACKUP_GAP',
   BACKUP_FAILED: 'BACKUP_FAILED',
+  /** The WAL's directory lock cannot be taken on this installation: fs-ext's native addon is not built. */
+  LOCK_UNAVAILABLE: 'LOCK_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

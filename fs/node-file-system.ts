@@ -4,8 +4,8 @@
  */
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import fsExt from 'fs-ext';
 import { once } from '../core/check.js';
+import { loadFlock } from './flock.js';
 import type { FileHandle, FileLock, FileStat, FileSystem, OpenFlags, SyncMethod } from './file-system.js';
 import { IoWorkerPool } from './io-worker.js';
 
@@ -19,7 +19,6 @@ const fsFdatasync = promisify(fs.fdatasync);
 const fsFsync = promisify(fs.fsync);
 const fsFtruncate = promisify(fs.ftruncate);
 const fsFstat = promisify(fs.fstat);
-const flock = promisify(fsExt.flock);
 
 class NodeFileHandle implements FileHandle {
   readonly path: string;
@@ -91,7 +90,7 @@ export class NodeFileSystem implements FileSystem {
   readonly hostPaths = true;
   #workers: IoWorkerPool | null = null;
 
-  /** The commit workers, started on first use. */
+  /** @internal The commit workers, started on first use (NodeFileHandle uses them; not part of the API). */
   ioWorker(): IoWorkerPool {
     this.#workers ??= new IoWorkerPool();
     return this.#workers;
@@ -137,6 +136,7 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async lock(path: string): Promise<FileLock> {
+    const flock = loadFlock(); // fs-ext's addon, loaded here only: see flock.ts
     const fd = await fsOpen(path, 'a+', 0o644);
     try {
       await flock(fd, 'exnb');

@@ -3,6 +3,7 @@
  * shape (table sections, JSON keys, a well-formed SVG) and the run's hygiene (its data directory is
  * gone afterwards), never its figures. Plus the small pure pieces the report is built from.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,10 +14,14 @@ import { cdf, LatencyRecorder, percentile, summarize } from '../bench/latency.js
 import { loadPeers, measurePeerRow } from '../bench/peer-runner.js';
 import type { Peer } from '../bench/peers/peer.js';
 import { profiles } from '../bench/profile.js';
-import { silentProgress } from '../bench/progress.js';
+import { silentProgress } from '../core/progress.js';
+import { SyncLoop, yieldEveryUs } from '../bench/sync-loop.js';
 import { createScratchDir } from '../bench/scratch-dir.js';
 import { findMount, parseMounts } from '../bench/device-probe.js';
 import { figureColumn, renderTable, textColumn } from '../bench/text-table.js';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 interface Captured {
   io: CliIo;
@@ -193,9 +198,46 @@ describe('peers that cannot load or fail while running', () => {
       }
       const results = loaded.map((peer) => peer.result);
       expect(results.map((r) => [r.id, r.status])).toEqual([['broken', 'skipped'], ['failing', 'failed'], ['working', 'ok']]);
-      expect(results[0]!.reason).toMatch(/no-such-package-x/);
+      // Not installed: the reason says what to install (an installed flushpoint has no peers by default).
+      expect(results[0]!.reason).toMatch(/^not installed; to compare with it, run 'npm install no-such-package'/);
       expect(results[1]!.reason).toBe('EIO: disk on fire');
       expect(results[2]!.measurements.length).toBe(profiles.tiny.peerWritersCounts[128]!.length);
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Ctrl-C during a run', () => {
+  it('the synchronous measured loops give the event loop a turn while they run, so a signal handler runs at once', async () => {
+    let steps = 0;
+    const loop = new SyncLoop(() => {
+      steps++;
+      const until = performance.now() + 0.05;
+      while (performance.now() < until) {
+        // a step of ~50 us
+      }
+    });
+    let stepsAtTurn = -1;
+    setImmediate(() => (stepsAtTurn = steps));
+    await loop.runFor(4 * yieldEveryUs);
+    expect(stepsAtTurn, 'the event loop had a turn during the run').toBeGreaterThan(0);
+    expect(stepsAtTurn, 'the turn came before the run ended').toBeLessThan(steps);
+  });
+
+  it('SIGINT stops the command with exit code 130 and removes its data directory', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flushpoint-bench-sigint-'));
+    try {
+      const child = spawn(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'bench', '--tiny', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      // Once the run has made its directory, it is measuring: interrupt it there.
+      while (fs.readdirSync(dir).length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+      expect(stderr).toMatch(/flushpoint bench: stopped by SIGINT, removed /);
       expect(fs.readdirSync(dir)).toEqual([]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

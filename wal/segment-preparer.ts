@@ -1,39 +1,85 @@
 /**
- * SegmentPreparer: keeps the next segment ready ahead of need, off the commit path (etcd's file
- * pipeline), and never makes a commit wait for it. A prepared segment is a temp file filled with zeros to the full segment size and fsynced,
- * so a commit into it overwrites allocated blocks and its fdatasync writes no size metadata. It gets its
- * real name only when its first batch is durable in it (wal.ts renames it and syncs the directory).
+ * SegmentPreparer: keeps segment files zero-filled ahead of need, off the commit path (etcd's file
+ * pipeline), and never makes a commit wait for a fill it does not overlap.
+ *
+ * A commit into zero-filled blocks overwrites allocated space, so its fdatasync writes no size or extent
+ * metadata (a growing file costs ~2x per sync here). Filling whole segments at once made a new log take
+ * 64 MiB of disk for one record, so the fill goes in steps that keep a distance ahead of the write
+ * position instead:
+ *
+ *   segment file   | records ... | zeros (filled ahead) |   not yet allocated   |
+ *                  0          writeEnd             filledBytes            segmentSizeBytes
+ *
+ * - The next segment is prepared in the background as a temp file holding its first step of zeros; it
+ *   gets its real name only when its first batch is durable in it (wal.ts renames it, syncs the dir).
+ * - The segment being written is extended one step at a time (writev of zeros + fdatasync, through the
+ *   WAL's own handle on it) once fewer than aheadBytes / 2 zeros are left ahead of writeEnd, up to
+ *   writeEnd + aheadBytes. aheadBytes starts at one step and doubles, up to PREALLOC_AHEAD_BYTES_MAX,
+ *   each time a commit overtakes the filled part: a fast writer earns a longer lead, a small log stays
+ *   small (one step for the segment, one for the next).
+ * - Ordering rule: a fill step only ever starts at or beyond the end of every commit announced through
+ *   reserve(), and reserve() waits for a step in flight that the coming commit would overlap. So zeros
+ *   never land on records, whatever the two threads' interleaving.
  */
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 
 export const PREALLOC_SUFFIX = '.prealloc.tmp';
-/** A next segment started without preallocation (its zero-fill was late). */
+/** A next segment started without preallocation (its first fill step was late). */
 export const UNPREPARED_SUFFIX = '.new.tmp';
-const ZERO_CHUNK_BYTES = 1024 * 1024;
+/** One fill step: one writev of zeros and one fdatasync (a longer flush would sit in the device queue ahead of commits). */
+export const PREALLOC_STEP_BYTES = 1024 * 1024;
+/** The most the fill runs ahead of the write position. */
+export const PREALLOC_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
 
 export interface PreparedSegment {
   handle: FileHandle;
   path: string;
 }
 
+/** The segment being written, as the fill sees it. */
+interface Filling {
+  /** The WAL's handle on it, as given to reserve() (null until then). */
+  handle: FileHandle | null;
+  /** Bytes from 0 that hold zeros or records. */
+  filledBytes: number;
+  /** End of the furthest commit announced by reserve(). */
+  writeEnd: number;
+  /** The step in flight, and where it starts. */
+  step: Promise<void> | null;
+  stepFrom: number;
+  /** A step failed (the disk is full, say): stop filling; commits grow the file. */
+  failed: boolean;
+}
+
 export class SegmentPreparer {
   readonly #fs: FileSystem;
   readonly #dir: string;
   readonly #segmentSizeBytes: number;
+  readonly #zeros: Uint8Array;
   #counter = 0;
   #next: Promise<PreparedSegment> | null = null;
   #state: 'idle' | 'preparing' | 'ready' | 'failed' = 'idle';
+  #current: Filling | null = null;
+  #aheadBytes: number;
   #unprepared = 0;
+  #overtaken = 0;
 
   constructor(fs: FileSystem, dir: string, segmentSizeBytes: number) {
     this.#fs = fs;
     this.#dir = dir;
     this.#segmentSizeBytes = segmentSizeBytes;
+    this.#zeros = new Uint8Array(Math.min(PREALLOC_STEP_BYTES, segmentSizeBytes));
+    this.#aheadBytes = this.#zeros.byteLength;
   }
 
   /** Times a roll found the next segment not zero-filled yet and started it as a file that grows. */
   get unprepared(): number {
     return this.#unprepared;
+  }
+
+  /** Times a commit reached past the zero-filled part of its segment (each doubles the lead, to its cap). */
+  get overtaken(): number {
+    return this.#overtaken;
   }
 
   /** Starts preparing the next segment in the background if none is under way. */
@@ -55,25 +101,57 @@ export class SegmentPreparer {
 
   /**
    * The next segment, never waiting for a zero-fill: the prepared one when it is ready; otherwise a new
-   * plain file that grows as it is written (each commit into it also syncs its size, ~2x slower here,
-   * but no writer waits for 64 MiB of zeros). At high throughput the fill cannot keep ahead, and a roll
-   * that waited for it stalled every writer for 100-200 ms. A preparation still under way goes on and
-   * serves the next roll; one that failed (a disk full for a moment) is started again.
+   * plain file that grows as it is written until the fill catches up. A preparation still under way
+   * goes on and serves the next roll; one that failed (a disk full for a moment) is started again.
+   * The returned segment becomes the one the fill extends.
    */
   async take(): Promise<PreparedSegment> {
+    // The fill of the segment being left must be over before the WAL closes its handle on it.
+    await this.#retire();
+    let segment: PreparedSegment;
+    let filledBytes = 0;
     if (this.#state === 'ready') {
       const p = this.#next as Promise<PreparedSegment>;
       this.#next = null;
       this.#state = 'idle';
-      return await p;
+      segment = await p;
+      filledBytes = this.#zeros.byteLength;
+    } else {
+      if (this.#state === 'failed') {
+        this.#next = null;
+        this.#state = 'idle';
+      }
+      this.#unprepared++;
+      const path = `${this.#dir}/${process.pid}-${++this.#counter}${UNPREPARED_SUFFIX}`;
+      segment = { handle: await this.#fs.open(path, 'w+'), path };
     }
-    if (this.#state === 'failed') {
-      this.#next = null;
-      this.#state = 'idle';
+    this.#current = { handle: null, filledBytes, writeEnd: 0, step: null, stepFrom: 0, failed: false };
+    return segment;
+  }
+
+  /** Adopts a segment found at open as the one being written: `sizeBytes` of it exist, its records end at `writeEnd`. */
+  adopt(sizeBytes: number, writeEnd: number): void {
+    this.#current = { handle: null, filledBytes: sizeBytes, writeEnd, step: null, stepFrom: 0, failed: false };
+  }
+
+  /**
+   * Announces a commit through `handle` into the segment being written, ending at `endBytes`; call it
+   * right before the commit. Waits only if a fill step in flight overlaps the commit's bytes; then lets
+   * the fill run ahead of the new end, through the same handle.
+   */
+  async reserve(handle: FileHandle, endBytes: number): Promise<void> {
+    const cur = this.#current;
+    if (cur === null) return;
+    if (endBytes > cur.filledBytes && !cur.failed) {
+      this.#overtaken++;
+      this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
     }
-    this.#unprepared++;
-    const path = `${this.#dir}/${process.pid}-${++this.#counter}${UNPREPARED_SUFFIX}`;
-    return { handle: await this.#fs.open(path, 'w+'), path };
+    // First move writeEnd, so that no step starts below this commit's end from now on; then wait for a
+    // step already in flight that the commit would overlap.
+    cur.writeEnd = Math.max(cur.writeEnd, endBytes);
+    while (cur.step !== null && endBytes > cur.stepFrom) await cur.step;
+    cur.handle ??= handle;
+    this.#fillAhead(cur, false);
   }
 
   /** Starts preparing (if needed) and waits until a segment is ready, without taking it. */
@@ -82,8 +160,9 @@ export class SegmentPreparer {
     await this.#next;
   }
 
-  /** Closes and removes a prepared segment nobody took. */
+  /** Ends the fill of the current segment and removes a prepared segment nobody took. */
   async dispose(): Promise<void> {
+    await this.#retire();
     const p = this.#next;
     this.#next = null;
     this.#state = 'idle';
@@ -97,18 +176,53 @@ export class SegmentPreparer {
     }
   }
 
+  /**
+   * Starts a fill step when fewer than aheadBytes / 2 zeros are left ahead of writeEnd (`continuing`:
+   * fewer than aheadBytes), and goes on step by step until writeEnd + aheadBytes or the segment's end.
+   */
+  #fillAhead(cur: Filling, continuing: boolean): void {
+    const handle = cur.handle;
+    if (handle === null || cur.step !== null || cur.failed) return;
+    const leadBytes = cur.filledBytes - cur.writeEnd;
+    if (leadBytes >= (continuing ? this.#aheadBytes : this.#aheadBytes / 2)) return;
+    // Never below an announced commit's end: those bytes are (or are about to be) records.
+    const from = Math.max(cur.filledBytes, cur.writeEnd);
+    const lengthBytes = Math.min(this.#zeros.byteLength, this.#segmentSizeBytes - from);
+    if (lengthBytes <= 0) return;
+    cur.stepFrom = from;
+    cur.step = this.#fillStep(handle, from, lengthBytes).then(
+      () => {
+        cur.step = null;
+        cur.filledBytes = Math.max(cur.filledBytes, from + lengthBytes);
+        if (this.#current === cur) this.#fillAhead(cur, true);
+      },
+      () => {
+        // The disk is full, say: stop filling this segment; its commits grow the file (and meet the error themselves).
+        cur.step = null;
+        cur.failed = true;
+      },
+    );
+  }
+
+  async #fillStep(handle: FileHandle, from: number, lengthBytes: number): Promise<void> {
+    await handle.writev([lengthBytes === this.#zeros.byteLength ? this.#zeros : this.#zeros.subarray(0, lengthBytes)], from);
+    await handle.datasync();
+  }
+
+  /** Stops filling the current segment (a roll or close) and waits for its step in flight. */
+  async #retire(): Promise<void> {
+    const cur = this.#current;
+    this.#current = null;
+    if (cur === null) return;
+    cur.failed = true;
+    await cur.step;
+  }
+
   async #prepare(): Promise<PreparedSegment> {
     const path = `${this.#dir}/${process.pid}-${++this.#counter}${PREALLOC_SUFFIX}`;
     const handle = await this.#fs.open(path, 'w+');
     try {
-      // Zeros in 1 MiB steps, each made durable before the next: a single 64 MiB flush at the end would
-      // sit in the device queue ahead of the log's own small fdatasyncs for tens of milliseconds.
-      const zeros = new Uint8Array(Math.min(ZERO_CHUNK_BYTES, this.#segmentSizeBytes));
-      for (let at = 0; at < this.#segmentSizeBytes; at += zeros.byteLength) {
-        const n = Math.min(zeros.byteLength, this.#segmentSizeBytes - at);
-        await handle.writev([n === zeros.byteLength ? zeros : zeros.subarray(0, n)], at);
-        await handle.datasync();
-      }
+      await this.#fillStep(handle, 0, this.#zeros.byteLength);
       await handle.sync(); // the size and the rest of the metadata
       return { handle, path };
     } catch (err) {

@@ -109,6 +109,7 @@ export class SegmentWriter {
     const seg = this.segments[this.segments.length - 1];
     assert(current !== null && seg !== undefined && seg.firstLsn === piece.segmentFirstLsn, 'piece goes to the current segment');
     assert(piece.position === seg.endOffset, `piece continues the segment's data: ${piece.position} != ${seg.endOffset}`);
+    await this.preparer.reserve(current, piece.position + piece.bytes);
     await current.commit(piece.buffers, piece.position, this.#o.syncMethod);
     seg.lastLsn = piece.lastLsn;
     seg.endOffset = piece.position + piece.bytes;

@@ -77,7 +77,8 @@ export class Wal extends EventEmitter<WalEvents> {
     this.#staging = new Staging(o.segmentSizeBytes, o.stagingChunkBytes, {
       segmentFirstLsn: last?.firstLsn ?? 0,
       offset: last ? tail.offset : 0,
-      capacityBytes: last ? tail.capacityBytes : 0,
+      // A segment is zero-filled in steps (segment-preparer.ts): its file may be shorter than the segment.
+      capacityBytes: last ? Math.max(tail.capacityBytes, o.segmentSizeBytes) : 0,
     });
     this.#writer = new SegmentWriter(
       {
@@ -123,10 +124,13 @@ export class Wal extends EventEmitter<WalEvents> {
     const wal = new Wal(o, opened);
     try {
       // A new log needs its first segment before its first commit: prepare it now, not on the commit
-      // path. Otherwise the next one is prepared once the current one is half full (not at open, where
-      // zero-filling 64 MiB would compete with the first commits for the disk).
+      // path. Otherwise the last segment goes on being zero-filled in steps from its file's size
+      // (tail.capacityBytes), and the next one is prepared once it is half full.
       if (opened.segments.length === 0) await wal.#writer.preparer.ready();
-      else if (opened.tail.offset * 2 >= opened.tail.capacityBytes) wal.#writer.preparer.prepareAhead();
+      else {
+        wal.#writer.preparer.adopt(opened.tail.capacityBytes, opened.tail.offset);
+        if (opened.tail.offset * 2 >= o.segmentSizeBytes) wal.#writer.preparer.prepareAhead();
+      }
       return wal;
     } catch (err) {
       // Nothing may stay open after a failed open: a prepared segment, the last segment's handle, the lock.
