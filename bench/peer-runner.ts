@@ -44,7 +44,7 @@ export interface LoadedPeer {
 export function skipReason(peer: Peer, err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-    return `not installed; to compare with it, run 'npm install ${peer.packageName}' in the directory flushpoint is installed in`;
+    return `not installed; to compare with it, run 'npm install ${peer.packageName}' beside flushpoint`;
   }
   return reasonOf(err);
 }

@@ -21,7 +21,7 @@ export const benchUsage = `usage: flushpoint bench [--dir DIR] [--quick] [--json
 
   --dir DIR    directory on the device to measure (default ./data/bench); the run works in a new
                directory inside it and removes it afterwards
-  --quick      a short run (about 2 minutes) instead of the full one (under 10 minutes)
+  --quick      a short run (about a minute) instead of the full one (under 10 minutes)
   --json FILE  also write every figure, its baseline and the environment as JSON
   --svg FILE   also write the charts (throughput vs writers, ack-latency CDF) as SVG
 

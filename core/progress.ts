@@ -1,8 +1,9 @@
 /**
  * Progress of a long command (a benchmark run, a verify, a restore): a one-line bar redrawn in place,
- * only when the stream is a terminal. It lives in core/ so that cli/ and bench/ share it without the
- * backup command loading the benchmark. Anywhere else (a pipe, a file, CI) it prints nothing, so the report is all that reaches the output.
- * Redraws are throttled: the measured loops call advance() often, and drawing must not become the load.
+ * only when the stream is a terminal. Anywhere else (a pipe, a file, CI) it prints nothing, so the
+ * report is all that reaches the output. Redraws are throttled: the measured loops call advance()
+ * often, and drawing must not become the load. It lives in core/ so that cli/ and bench/ share it
+ * without the backup command loading the benchmark.
  */
 
 export interface Progress {

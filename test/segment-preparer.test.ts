@@ -64,15 +64,15 @@ describe('segment preallocation in steps', () => {
     };
     await wal.waitDurable(append(1)); // the segment's first commit: [0, 32 KiB)
 
-    // The next commit ends past half of the first step: the fill starts its next step ([1, 2) MiB)
-    // before the commit's own writev, and that writev is held.
+    // The next commit ends past half of the first step: the fill starts its next step ([1, 2) MiB),
+    // which first opens the segment by name (its own file description), and that open is held.
     await turns(20); // the next segment's preparation (started by the first commit) is done
     const gate = deferred();
-    const writevBefore = fault.counts.writev;
-    fault.inject({ op: 'writev', hold: gate.promise });
+    const opensBefore = fault.counts.open;
+    fault.inject({ op: 'open', path: `${DIR}/0000000000000001.wal`, hold: gate.promise });
     const beside = await wal.waitDurable(append(20)); // ends at ~672 KiB
     expect(beside).toBe(21);
-    expect(fault.counts.writev - writevBefore, 'the held fill step and the commit').toBe(2);
+    expect(fault.counts.open - opensBefore, 'the fill step is under way, held').toBe(1);
 
     // A commit reaching past 1 MiB would overlap the held step: it waits for it.
     let overlappingDone = false;

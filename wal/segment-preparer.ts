@@ -12,14 +12,17 @@
  *
  * - The next segment is prepared in the background as a temp file holding its first step of zeros; it
  *   gets its real name only when its first batch is durable in it (wal.ts renames it, syncs the dir).
- * - The segment being written is extended one step at a time (writev of zeros + fdatasync, through the
- *   WAL's own handle on it) once fewer than aheadBytes / 2 zeros are left ahead of writeEnd, up to
+ * - The segment being written is extended one step at a time (writev of zeros + fdatasync) once fewer
+ *   than aheadBytes / 2 zeros are left ahead of writeEnd, up to
  *   writeEnd + aheadBytes. aheadBytes starts at one step and doubles, up to PREALLOC_AHEAD_BYTES_MAX,
  *   each time a commit overtakes the filled part: a fast writer earns a longer lead, a small log stays
  *   small (one step for the segment, one for the next).
  * - Ordering rule: a fill step only ever starts at or beyond the end of every commit announced through
  *   reserve(), and reserve() waits for a step in flight that the coming commit would overlap. So zeros
  *   never land on records, whatever the two threads' interleaving.
+ * - The fill has its own open file description of the segment (opened by name, in the background), never
+ *   the WAL's: Linux reports a writeback error once per file description, so an fdatasync of the fill
+ *   that failed cannot swallow the error the WAL's own commit must see.
  */
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 
@@ -38,7 +41,9 @@ export interface PreparedSegment {
 
 /** The segment being written, as the fill sees it. */
 interface Filling {
-  /** The WAL's handle on it, as given to reserve() (null until then). */
+  /** Its name, from the WAL's handle given to reserve() (null until then: a new segment is renamed after its first commit). */
+  path: string | null;
+  /** The fill's own handle on it, opened by the first step. */
   handle: FileHandle | null;
   /** Bytes from 0 that hold zeros or records. */
   filledBytes: number;
@@ -106,7 +111,7 @@ export class SegmentPreparer {
    * The returned segment becomes the one the fill extends.
    */
   async take(): Promise<PreparedSegment> {
-    // The fill of the segment being left must be over before the WAL closes its handle on it.
+    // The fill of the segment being left ends here: its step in flight finishes, its handle is closed.
     await this.#retire();
     let segment: PreparedSegment;
     let filledBytes = 0;
@@ -125,19 +130,19 @@ export class SegmentPreparer {
       const path = `${this.#dir}/${process.pid}-${++this.#counter}${UNPREPARED_SUFFIX}`;
       segment = { handle: await this.#fs.open(path, 'w+'), path };
     }
-    this.#current = { handle: null, filledBytes, writeEnd: 0, step: null, stepFrom: 0, failed: false };
+    this.#current = { path: null, handle: null, filledBytes, writeEnd: 0, step: null, stepFrom: 0, failed: false };
     return segment;
   }
 
   /** Adopts a segment found at open as the one being written: `sizeBytes` of it exist, its records end at `writeEnd`. */
   adopt(sizeBytes: number, writeEnd: number): void {
-    this.#current = { handle: null, filledBytes: sizeBytes, writeEnd, step: null, stepFrom: 0, failed: false };
+    this.#current = { path: null, handle: null, filledBytes: sizeBytes, writeEnd, step: null, stepFrom: 0, failed: false };
   }
 
   /**
    * Announces a commit through `handle` into the segment being written, ending at `endBytes`; call it
    * right before the commit. Waits only if a fill step in flight overlaps the commit's bytes; then lets
-   * the fill run ahead of the new end, through the same handle.
+   * the fill run ahead of the new end (on its own handle of the file `handle` names).
    */
   async reserve(handle: FileHandle, endBytes: number): Promise<void> {
     const cur = this.#current;
@@ -150,7 +155,7 @@ export class SegmentPreparer {
     // step already in flight that the commit would overlap.
     cur.writeEnd = Math.max(cur.writeEnd, endBytes);
     while (cur.step !== null && endBytes > cur.stepFrom) await cur.step;
-    cur.handle ??= handle;
+    cur.path ??= handle.path;
     this.#fillAhead(cur, false);
   }
 
@@ -181,8 +186,7 @@ export class SegmentPreparer {
    * fewer than aheadBytes), and goes on step by step until writeEnd + aheadBytes or the segment's end.
    */
   #fillAhead(cur: Filling, continuing: boolean): void {
-    const handle = cur.handle;
-    if (handle === null || cur.step !== null || cur.failed) return;
+    if (cur.path === null || cur.step !== null || cur.failed) return;
     const leadBytes = cur.filledBytes - cur.writeEnd;
     if (leadBytes >= (continuing ? this.#aheadBytes : this.#aheadBytes / 2)) return;
     // Never below an announced commit's end: those bytes are (or are about to be) records.
@@ -190,7 +194,7 @@ export class SegmentPreparer {
     const lengthBytes = Math.min(this.#zeros.byteLength, this.#segmentSizeBytes - from);
     if (lengthBytes <= 0) return;
     cur.stepFrom = from;
-    cur.step = this.#fillStep(handle, from, lengthBytes).then(
+    cur.step = this.#extend(cur, from, lengthBytes).then(
       () => {
         cur.step = null;
         cur.filledBytes = Math.max(cur.filledBytes, from + lengthBytes);
@@ -204,18 +208,24 @@ export class SegmentPreparer {
     );
   }
 
+  async #extend(cur: Filling, from: number, lengthBytes: number): Promise<void> {
+    cur.handle ??= await this.#fs.open(cur.path as string, 'r+');
+    await this.#fillStep(cur.handle, from, lengthBytes);
+  }
+
   async #fillStep(handle: FileHandle, from: number, lengthBytes: number): Promise<void> {
     await handle.writev([lengthBytes === this.#zeros.byteLength ? this.#zeros : this.#zeros.subarray(0, lengthBytes)], from);
     await handle.datasync();
   }
 
-  /** Stops filling the current segment (a roll or close) and waits for its step in flight. */
+  /** Stops filling the current segment (a roll or close): waits for its step in flight, closes the fill's handle. */
   async #retire(): Promise<void> {
     const cur = this.#current;
     this.#current = null;
     if (cur === null) return;
     cur.failed = true;
     await cur.step;
+    await cur.handle?.close().catch(() => {});
   }
 
   async #prepare(): Promise<PreparedSegment> {
