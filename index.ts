@@ -9,7 +9,21 @@ export type { LatencySummary } from './core/latency.js';
 export { NodeFileSystem, MemoryFileSystem, FaultFileSystem } from './fs/index.js';
 export type { FileSystem, FileHandle, FileLock, FileStat, OpenFlags, SyncMethod, FaultRule, FsOp, CrashOptions } from './fs/index.js';
 export { Wal } from './wal/index.js';
-export type { WalOptions, WalStats, WalStatus, WalEvents, WalRecord, RawSpan, RecoveryInfo, TornTail, RecoveryMode, WaitOptions } from './wal/index.js';
+export type {
+  WalOptions,
+  WalStats,
+  WalStatus,
+  WalEvents,
+  WalRecord,
+  RawSpan,
+  ReadOptions,
+  RawReadOptions,
+  SlowCommit,
+  RecoveryInfo,
+  TornTail,
+  RecoveryMode,
+  WaitOptions,
+} from './wal/index.js';
 export { BackupSink, restoreBackup, verifyBackup } from './backup/index.js';
 export type {
   BackupSinkOptions,
@@ -23,7 +37,8 @@ export type {
   RestoreResult,
   RestoreProgress,
   VerifyResult,
+  VerifyOptions,
   BackupProblem,
   BackupProblemCode,
 } from './backup/index.js';
-export type { Compression } from './backup/backup-file.js';
+export type { Compression } from './backup/index.js';

@@ -55,7 +55,7 @@ const rows: Row[] = [
   { args: ['backup', 'restore', '--from', 'bk', '--to', 'r', '--until-lsn', '-5'], exit: 2, line: /^flushpoint backup restore: --until-lsn must be a whole number >= 1, got '-5'$/ },
   { args: ['backup', 'restore', '--from', 'bk', '--to', 'r', '--until-lsn', '0'], exit: 2, line: /^flushpoint backup restore: --until-lsn must be a whole number >= 1, got '0'$/ },
   { args: ['backup', 'restore', '--from', 'bk', '--to', 'r', '--until-lsn', 'ten'], exit: 2, line: /^flushpoint backup restore: --until-lsn must be a whole number >= 1, got 'ten'$/ },
-  { args: ['backup', 'restore', '--from', 'bk', '--to', 'r', '--until-lsn', '9999'], exit: 2, line: /^flushpoint backup restore: --until-lsn 9999 is beyond the backup's checkpoint 120$/ },
+  { args: ['backup', 'restore', '--from', 'bk', '--to', 'r', '--until-lsn', '9999'], exit: 2, line: /^flushpoint backup restore: --until-lsn 9999 is beyond the backup's checkpoint 120: it holds LSNs 1..120$/ },
   { args: ['backup', 'restore', '--from', 'bk', '--to', 'a-file'], exit: 2, line: /^flushpoint backup restore: --to .*a-file exists and is not a directory$/ },
   { args: ['backup', 'restore', '--from', 'bk', '--to', 'full'], exit: 2, line: /^flushpoint backup restore: --to .*full is not empty: restore writes a new WAL directory$/ },
   { args: ['bench', '--fast'], exit: 2, line: /^flushpoint bench: unknown flag '--fast'$/ },
