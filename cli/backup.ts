@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { restoreBackup } from '../backup/restore.js';
 import { verifyBackup } from '../backup/verify.js';
+import { ErrorCode, FlushpointError } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
 import { ExitCode } from './exit-codes.js';
 import { parseCommandLine, positiveInteger, UsageError, type CliIo, type Subcommand } from './subcommand.js';
@@ -76,6 +77,11 @@ async function verify(args: readonly string[], io: CliIo): Promise<number> {
     result = await verifyBackup(dir, { onProgress: (p) => progress.advance(p.files / Math.max(1, p.filesTotal)) });
   } finally {
     progress.done();
+  }
+  // A directory with no checkpoint and no backup file is not a damaged backup but no backup at all (a
+  // wrong path, say): a script must be able to tell the two apart, as restore does.
+  if (result.files === 0 && result.checkpointLsn === 0 && result.problems.every((p) => p.code === 'NO_CHECKPOINT')) {
+    throw new FlushpointError(ErrorCode.BACKUP_NOT_FOUND, `no backup at ${dir}: the directory holds no CHECKPOINT and no backup file`, { file: dir });
   }
   if (values.json) io.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else {

@@ -45,6 +45,7 @@ const byErrorCode: Readonly<Record<string, ExitCode>> = {
   WAL_CLOSED: ExitCode.refused,
   ENGINE_DRAINING: ExitCode.refused,
   LOCK_UNAVAILABLE: ExitCode.unavailable,
+  BACKUP_NOT_FOUND: ExitCode.io,
   WAL_FAILED: ExitCode.io,
   BACKUP_FAILED: ExitCode.io,
 };
@@ -67,7 +68,7 @@ export const exitCodesHelp = `exit codes:
   0    success: what was asked for is done (and durable, where that applies)
   1    the backup or log is damaged (corruption, a gap in LSNs)
   2    usage: an unknown command or flag, a bad value, an unusable target directory
-  3    not found, or an I/O error (permission, EIO, ENOSPC, a failed write or sync)
+  3    not found (no such path, no backup there), or an I/O error (permission, EIO, ENOSPC, a failed sync)
   4    locked by another process (WAL_LOCKED, BACKUP_LOCKED)
   5    timed out before it was durable (FLUSH_TIMEOUT)
   6    a flush was in progress and the request asked not to wait (FLUSH_IN_PROGRESS)

@@ -26,6 +26,7 @@ beforeAll(async () => {
   const files = fs.readdirSync(path.join(base, 'damaged')).filter((f) => f.endsWith('.fpb')).sort();
   fs.writeFileSync(path.join(base, 'damaged', files[1] as string), 'garbage');
   fs.writeFileSync(path.join(base, 'a-file'), 'not a directory');
+  fs.mkdirSync(path.join(base, 'empty'));
   fs.mkdirSync(path.join(base, 'full'));
   fs.writeFileSync(path.join(base, 'full', 'x'), 'x');
 });
@@ -65,6 +66,8 @@ const rows: Row[] = [
   { args: ['backup', 'verify', '/nonexistent/x'], exit: 3, line: /^flushpoint backup verify: ENOENT: backup directory \/nonexistent\/x does not exist$/ },
   { args: ['backup', 'verify', 'a-file'], exit: 3, line: /^flushpoint backup verify: ENOTDIR: backup directory .*a-file is not a directory$/ },
   { args: ['backup', 'restore', '--from', '/nonexistent', '--to', 'r'], exit: 3, line: /^flushpoint backup restore: ENOENT: backup directory \/nonexistent does not exist$/ },
+  { args: ['backup', 'verify', 'empty'], exit: 3, line: /^flushpoint backup verify: BACKUP_NOT_FOUND: no backup at .*empty: the directory holds no CHECKPOINT and no backup file$/ },
+  { args: ['backup', 'restore', '--from', 'empty', '--to', 'r'], exit: 3, line: /^flushpoint backup restore: BACKUP_NOT_FOUND: no backup at .*empty: / },
   // damaged (1)
   { args: ['backup', 'restore', '--from', 'damaged', '--to', 'r2'], exit: 1, line: /^flushpoint backup restore: BACKUP_CORRUPT: / },
 ];
