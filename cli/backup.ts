@@ -53,7 +53,8 @@ async function existingDirectory(what: string, dir: string): Promise<void> {
     stat = await fs.stat(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-    throw pathError(code, code === 'ENOENT' ? `${what} ${dir} does not exist` : `${what} ${dir}: ${(err as Error).message}`);
+    const reason = (err as Error).message.replace(/^[A-Z]+: /, ''); // the code is printed once, in front
+    throw pathError(code, code === 'ENOENT' ? `${what} ${dir} does not exist` : `${what} ${dir} cannot be read: ${reason}`);
   }
   if (!stat.isDirectory()) throw pathError('ENOTDIR', `${what} ${dir} is not a directory`);
 }

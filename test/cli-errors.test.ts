@@ -64,6 +64,7 @@ const rows: Row[] = [
   { args: ['bench', '--dir'], exit: 2, line: /^flushpoint bench: --dir needs a value$/ },
   // not found (3): one line with the errno code
   { args: ['backup', 'verify', '/nonexistent/x'], exit: 3, line: /^flushpoint backup verify: ENOENT: backup directory \/nonexistent\/x does not exist$/ },
+  { args: ['backup', 'verify', 'a-file/x'], exit: 3, line: /^flushpoint backup verify: ENOTDIR: backup directory .*a-file\/x cannot be read: not a directory, stat '.*a-file\/x'$/ },
   { args: ['backup', 'verify', 'a-file'], exit: 3, line: /^flushpoint backup verify: ENOTDIR: backup directory .*a-file is not a directory$/ },
   { args: ['backup', 'restore', '--from', '/nonexistent', '--to', 'r'], exit: 3, line: /^flushpoint backup restore: ENOENT: backup directory \/nonexistent does not exist$/ },
   { args: ['backup', 'verify', 'empty'], exit: 3, line: /^flushpoint backup verify: BACKUP_NOT_FOUND: no backup at .*empty: the directory holds no CHECKPOINT and no backup file$/ },
