@@ -6,6 +6,8 @@ export { FlushpointError, ErrorCode, isFlushpointError } from './core/errors.js'
 export type { ErrorDetails } from './core/errors.js';
 export type { Logger } from './core/logger.js';
 export type { LatencySummary } from './core/latency.js';
+export type { Clock } from './core/clock.js';
+export type { Random } from './core/random.js';
 export { NodeFileSystem, MemoryFileSystem, FaultFileSystem } from './fs/index.js';
 export type { FileSystem, FileHandle, FileLock, FileStat, OpenFlags, SyncMethod, FaultRule, FsOp, CrashOptions } from './fs/index.js';
 export { Wal } from './wal/index.js';
