@@ -19,3 +19,5 @@ export type {
   VerifyResult,
   BackupProblem,
 } from './backup/index.js';
+export { Engine } from './engine/index.js';
+export type { EngineOptions, EngineOwnOptions, EngineWalOptions, EngineBackupOptions, CheckpointResult, EngineStats, EngineRecovery } from './engine/index.js';

@@ -22,6 +22,10 @@ export const ErrorCode = {
   BACKUP_CORRUPT: 'BACKUP_CORRUPT',
   BACKUP_GAP: 'BACKUP_GAP',
   BACKUP_FAILED: 'BACKUP_FAILED',
+  /** The engine's state cannot be rebuilt: no valid checkpoint and the WAL does not reach back to LSN 1, or a record is not the engine's. */
+  ENGINE_CORRUPT: 'ENGINE_CORRUPT',
+  /** The engine is draining (rolling restart): new writes are refused until resume() or close. */
+  ENGINE_DRAINING: 'ENGINE_DRAINING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
