@@ -15,7 +15,7 @@
  * segments below the older of the two kept checkpoints, so the older one stays a usable fallback.
  * Open = the newest valid checkpoint + replay of the WAL after it (recovery table in #recover).
  */
-import { AbstractLevel, AbstractSnapshot } from 'abstract-level';
+import { AbstractLevel, AbstractSnapshot, type AbstractDelOptions, type AbstractPutOptions } from 'abstract-level';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import { fsError, sweepTempFiles } from '../fs/index.js';
 import { Wal, type WalStats } from '../wal/index.js';
@@ -108,6 +108,19 @@ function yieldToLoop(): Promise<void> {
 
 function notOpen(location: string): FlushpointError {
   return new FlushpointError(ErrorCode.WAL_CLOSED, `engine at ${location} is not open`);
+}
+
+/** Every write takes { sync?: boolean } (default true): false resolves before the fsync (see above). */
+export interface WriteOptions {
+  sync?: boolean;
+}
+
+// The engine's write options, added to abstract-level's signatures (declaration merging).
+export interface Engine<K, V> {
+  put(key: K, value: V): Promise<void>;
+  put<K2 = K, V2 = V>(key: K2, value: V2, options: AbstractPutOptions<K2, V2> & WriteOptions): Promise<void>;
+  del(key: K): Promise<void>;
+  del<K2 = K>(key: K2, options: AbstractDelOptions<K2> & WriteOptions): Promise<void>;
 }
 
 export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {

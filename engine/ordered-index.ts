@@ -7,7 +7,10 @@
 import sortedBtree from 'sorted-btree';
 import type { KeyRange, Op } from './record.js';
 
-const BTree = sortedBtree.default;
+type BTreeClass = typeof sortedBtree.default;
+// Node's ESM loader hands a CommonJS module's exports object as the default import; bundlers (vitest)
+// may hand its `default` export itself.
+const BTree: BTreeClass = (sortedBtree as unknown as { default?: BTreeClass }).default ?? (sortedBtree as unknown as BTreeClass);
 export type Tree = InstanceType<typeof BTree<string, Buffer>>;
 
 function compareKeys(a: string, b: string): number {
