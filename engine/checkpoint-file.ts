@@ -8,7 +8,7 @@
  *   |                lsn u64 | crc32 of the previous 24 bytes u32 | 0 |
  *   +---------------------------------------------------------------+
  *   | block: bodyBytes u32 | entries u32 | crc32(body) u32 | 0 u32     |
- *   |        body = msgpack [key bin, value bin, key bin, value bin...]|
+ *   |        body = entries x (keyBytes u32 | key | valueBytes u32 | value) |
  *   | ... (blocks in key order, at most CHECKPOINT_BLOCK_ENTRIES_MAX)  |
  *   +---------------------------------------------------------------+
  *   | footer (32 B): magic "FPCKEND\1" | blocks u32 | 0 u32           |
@@ -23,7 +23,6 @@
  * fdatasync, rename, fsync of the directory: the publish order of fs/durable-publish.ts, with the bytes
  * written in chunks instead of held in memory all at once.
  */
-import { Packr, Unpackr } from 'msgpackr';
 import { crc32 } from '../core/crc.js';
 import { readU64, writeU64 } from '../core/u64.js';
 import { assert } from '../core/errors.js';
@@ -50,8 +49,6 @@ export function checkpointLsnOf(name: string): number | null {
   return m ? Number.parseInt(m[1] as string, 16) : null;
 }
 
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
 
 /** A 32-byte header or footer: magic, a u32 at 8, a u64 at 16, the CRC of bytes 0..23 at 24. */
 function sealed(magic: Buffer, u32: number, u64: number): Buffer {
@@ -72,11 +69,23 @@ function footer(blocks: number, entries: number): Buffer {
   return sealed(FOOTER_MAGIC, blocks, entries);
 }
 
-function block(flat: unknown[]): Buffer[] {
-  const body = packr.pack(flat);
+/** One block: its header and its body, from entries (latin1 keys, Buffer values) in key order. */
+function block(entries: Array<[string, Buffer]>): Buffer[] {
+  let bytes = 0;
+  for (const [k, v] of entries) bytes += 8 + k.length + v.byteLength;
+  const body = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (const [k, v] of entries) {
+    body.writeUInt32LE(k.length, at);
+    at += 4 + body.write(k, at + 4, 'latin1');
+    body.writeUInt32LE(v.byteLength, at);
+    v.copy(body, at + 4);
+    at += 4 + v.byteLength;
+  }
+  assert(at === bytes, 'block body filled exactly');
   const h = Buffer.alloc(BLOCK_HEADER_BYTES);
-  h.writeUInt32LE(body.byteLength, 0);
-  h.writeUInt32LE(flat.length / 2, 4);
+  h.writeUInt32LE(bytes, 0);
+  h.writeUInt32LE(entries.length, 4);
   h.writeUInt32LE(crc32(body), 8);
   return [h, body];
 }
@@ -119,22 +128,22 @@ export async function writeCheckpoint(
       pending = [];
       pendingBytes = 0;
     };
-    let flat: unknown[] = [];
+    let run: Array<[string, Buffer]> = [];
     const endBlock = async (): Promise<void> => {
-      if (flat.length === 0) return;
-      for (const part of block(flat)) {
+      if (run.length === 0) return;
+      for (const part of block(run)) {
         pending.push(part);
         pendingBytes += part.byteLength;
       }
       blocks++;
-      flat = [];
+      run = [];
       if (pendingBytes >= CHECKPOINT_WRITE_CHUNK_BYTES) await flush();
       await yieldEvery();
     };
-    for (const [key, value] of tree.entries()) {
-      flat.push(Buffer.from(key, 'latin1'), value);
+    for (const entry of tree.entries()) {
+      run.push(entry);
       entries++;
-      if (flat.length >= CHECKPOINT_BLOCK_ENTRIES_MAX * 2) await endBlock();
+      if (run.length >= CHECKPOINT_BLOCK_ENTRIES_MAX) await endBlock();
     }
     await endBlock();
     pending.push(footer(blocks, entries));
@@ -228,23 +237,21 @@ async function parse(handle: FileHandle, path: string, expectedLsn: number, yiel
     if (start + bodyBytes > bodyEnd) throw damage(position, `block of ${bodyBytes} bytes runs into the footer`);
     const body = await readExactly(handle, bodyBytes, start);
     if (body.byteLength !== bodyBytes || crc32(body) !== crc) throw damage(start, 'block checksum mismatch');
-    let flat: unknown;
-    try {
-      flat = unpackr.unpack(body);
-    } catch (err) {
-      throw damage(start, `block does not decode: ${(err as Error).message}`);
-    }
-    if (!Array.isArray(flat) || flat.length !== count * 2) throw damage(start, 'block entry count mismatch');
-    for (let i = 0; i < flat.length; i += 2) {
-      const k = flat[i] as unknown;
-      const v = flat[i + 1] as unknown;
-      if (!(k instanceof Uint8Array) || !(v instanceof Uint8Array)) throw damage(start, 'entry is not key/value bytes');
-      const key = Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('latin1');
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      if (at + 4 > bodyBytes) throw damage(start + at, 'entry runs past its block');
+      const keyEnd = at + 4 + body.readUInt32LE(at);
+      if (keyEnd + 4 > bodyBytes) throw damage(start + at, 'key runs past its block');
+      const key = body.toString('latin1', at + 4, keyEnd);
+      const valueEnd = keyEnd + 4 + body.readUInt32LE(keyEnd);
+      if (valueEnd > bodyBytes) throw damage(start + keyEnd, 'value runs past its block');
       // Sorted, no duplicates: checked again on the reading side, so a writer bug cannot go unnoticed.
-      if (lastKey !== undefined && !(key > lastKey)) throw damage(start, 'keys out of order');
+      if (lastKey !== undefined && !(key > lastKey)) throw damage(start + at, 'keys out of order');
       lastKey = key;
-      tree.set(key, Buffer.from(v.buffer, v.byteOffset, v.byteLength), true);
+      tree.set(key, Buffer.from(body.subarray(keyEnd + 4, valueEnd)), true);
+      at = valueEnd;
     }
+    if (at !== bodyBytes) throw damage(start + at, 'block has bytes after its last entry');
     entries += count;
     blocks++;
     position = start + bodyBytes;
