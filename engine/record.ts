@@ -35,8 +35,9 @@ export interface KeyRange {
 export type Op = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string } | { type: 'clear'; range: KeyRange };
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
-// Values are kept by the index: copy them out of the read buffer rather than keep the buffer alive.
-const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+// Binary fields come back as views of the payload (no copy): keys become strings at once, and values
+// are copied by decodeRecord (the index keeps them; the read buffer must not be kept alive by them).
+const unpackr = new Unpackr({ useRecords: false });
 
 function bin(key: string | undefined): Buffer | null {
   return key === undefined ? null : Buffer.from(key, 'latin1');
@@ -64,7 +65,7 @@ function isBin(x: unknown): x is Uint8Array {
 }
 
 function latin1(x: Uint8Array): string {
-  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('latin1');
+  return Buffer.isBuffer(x) ? x.toString('latin1', 0, x.byteLength) : Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('latin1');
 }
 
 /** Decodes one record; ENGINE_CORRUPT (naming the LSN) if it is not one this version wrote. */
@@ -80,13 +81,16 @@ export function decodeRecord(payload: Uint8Array, lsn: number): Op[] {
   for (let i = 1; i < raw.length; i++) {
     const op = raw[i] as unknown[];
     if (!Array.isArray(op)) throw corrupt(lsn, `op ${i} is not an array`);
-    const [code, a, b, c, d, e, f] = op;
-    if (code === OP_PUT && isBin(a) && isBin(b)) ops.push({ type: 'put', key: latin1(a), value: Buffer.from(b.buffer, b.byteOffset, b.byteLength) });
+    const code = op[0];
+    const a = op[1];
+    const b = op[2];
+    if (code === OP_PUT && isBin(a) && isBin(b)) ops.push({ type: 'put', key: latin1(a), value: Buffer.from(b) });
     else if (code === OP_DEL && isBin(a)) ops.push({ type: 'del', key: latin1(a) });
-    else if (code === OP_CLEAR && typeof b === 'boolean' && typeof d === 'boolean' && typeof e === 'number' && typeof f === 'boolean') {
+    else if (code === OP_CLEAR && typeof b === 'boolean' && typeof op[4] === 'boolean' && typeof op[5] === 'number' && typeof op[6] === 'boolean') {
+      const c = op[3];
       ops.push({
         type: 'clear',
-        range: { low: isBin(a) ? latin1(a) : undefined, lowInclusive: b, high: isBin(c) ? latin1(c) : undefined, highInclusive: d, limit: e, reverse: f },
+        range: { low: isBin(a) ? latin1(a) : undefined, lowInclusive: b, high: isBin(c) ? latin1(c) : undefined, highInclusive: op[4], limit: op[5], reverse: op[6] },
       });
     } else throw corrupt(lsn, `op ${i} is malformed`);
   }
