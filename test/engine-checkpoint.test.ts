@@ -177,6 +177,34 @@ describe('recovery from damage', () => {
 });
 
 describe('backup', () => {
+  it('checkpoints never truncate the WAL past the backup hold (a paused sink keeps every record it still needs)', async () => {
+    const mem = new MemoryFileSystem();
+    const db = engine(mem, { backup: { dir: '/bk', flushIntervalMs: 3_600_000 }, checkpointEveryBytes: 4096 });
+    await fill(db, 0, 20);
+    await db.backup!.forceFlush();
+    const held = db.backup!.checkpointLsn;
+    expect(held).toBe(20);
+    db.backup!.pause();
+    await fill(db, 20, 400);
+    await db.checkpoint();
+    await db.checkpoint();
+    expect(db.stats().checkpointsWritten).toBeGreaterThanOrEqual(3);
+    // Both kept checkpoints are far beyond the hold, yet the WAL still starts at or below it.
+    expect(db.stats().checkpoints[0]!.lsn).toBeGreaterThan(held + 100);
+    expect(db.wal!.firstLsn).toBeLessThanOrEqual(held + 1);
+    const records: number[] = [];
+    for await (const r of db.wal!.read({ fromLsn: held + 1, toLsn: held + 5 })) records.push(r.lsn);
+    expect(records).toEqual([held + 1, held + 2, held + 3, held + 4, held + 5]);
+    db.backup!.resume();
+    await db.backup!.forceFlush();
+    await db.checkpoint();
+    await fill(db, 420, 5);
+    await db.checkpoint();
+    // With the hold moved on, truncation goes on too.
+    expect(db.wal!.firstLsn).toBeGreaterThan(held + 1);
+    await db.close();
+  });
+
   it('runs a BackupSink, closes it before the WAL; a restore opens as an engine at exactly the restored LSN', async () => {
     const mem = new MemoryFileSystem();
     const db = engine(mem, { backup: { dir: '/bk', flushIntervalMs: 3_600_000 }, checkpointEveryBytes: 4096 });
