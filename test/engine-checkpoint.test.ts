@@ -215,7 +215,7 @@ describe('backup', () => {
       states.push(await entries(db));
     }
     expect(db.backup).not.toBeNull();
-    expect(db.wal!.stats().holds).toHaveProperty('backup');
+    expect(Object.keys(db.wal!.stats().holds).some((name) => name.startsWith('backup'))).toBe(true);
     await db.close();
     // close flushed the backup: a full restore holds the final state.
     await restoreBackup({ from: '/bk', to: '/full/wal', fs: mem });
