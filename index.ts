@@ -44,3 +44,5 @@ export type {
   BackupProblemCode,
 } from './backup/index.js';
 export type { Compression } from './backup/index.js';
+export { Engine } from './engine/index.js';
+export type { EngineOptions, EngineOwnOptions, EngineWalOptions, EngineBackupOptions, CheckpointResult, EngineStats, EngineRecovery } from './engine/index.js';

@@ -24,6 +24,10 @@ export const ErrorCode = {
   BACKUP_FAILED: 'BACKUP_FAILED',
   /** The WAL's directory lock cannot be taken on this installation: fs-ext's native addon is not built. */
   LOCK_UNAVAILABLE: 'LOCK_UNAVAILABLE',
+  /** The engine's state cannot be rebuilt: no valid checkpoint and the WAL does not reach back to LSN 1, or a record is not the engine's. */
+  ENGINE_CORRUPT: 'ENGINE_CORRUPT',
+  /** The engine is draining (rolling restart): new writes are refused until resume() or close. */
+  ENGINE_DRAINING: 'ENGINE_DRAINING',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

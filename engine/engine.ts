@@ -1,0 +1,564 @@
+/**
+ * Engine: an abstract-level database on the WAL. The facade of engine/.
+ *
+ *   write  = encode the operations as ONE WAL record (record.ts) -> wal.append -> LSN
+ *   visible: in LSN order. The visible LSN moves over a record once every record before it is visible
+ *            and the record is durable ({ sync: true }, the default) or was written with { sync: false }.
+ *   ack    = the promise of a write resolves when its record is visible: for sync:true that is after the
+ *            fdatasync that covers it (group commit: one for everything appended meanwhile); for
+ *            sync:false it is at once, unless an earlier sync:true write is still waiting for its
+ *            fdatasync, in which case it becomes visible (and resolves) right after that one.
+ *   read   = the visible tree: a reader never sees a sync:true write before it is durable, and never
+ *            sees a write without every write before it (every view is the state at one LSN).
+ *
+ * Checkpoints (checkpoint-file.ts) hold the state at one LSN; after one is durable the WAL drops the
+ * segments below the older of the two kept checkpoints, so the older one stays a usable fallback.
+ * Open = the newest valid checkpoint + replay of the WAL after it (recovery table in #recover).
+ */
+import { AbstractLevel, AbstractSnapshot, type AbstractDelOptions, type AbstractPutOptions } from 'abstract-level';
+import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
+import { fsError, sweepTempFiles } from '../fs/index.js';
+import { Wal, type WalStats } from '../wal/index.js';
+import { BackupSink, type BackupStats } from '../backup/index.js';
+import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
+import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
+import { keyIn, valueIn, valueOut, type Format } from './keys.js';
+import { APPLY_YIELD_ENTRIES, CHECKPOINTS_KEPT_COUNT } from './limits.js';
+import { resolveEncoding } from './msgpack-encoding.js';
+import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
+import { applyOps, emptyTree, keysInRange, type Tree } from './ordered-index.js';
+import { decodeRecord, encodeRecord, type Op } from './record.js';
+
+/** Constructor options: abstract-level's (encodings, createIfMissing, errorIfExists ...) plus the engine's. */
+export interface EngineOptions extends EngineOwnOptions {
+  keyEncoding?: unknown;
+  valueEncoding?: unknown;
+  createIfMissing?: boolean;
+  errorIfExists?: boolean;
+  passive?: boolean;
+}
+
+export interface CheckpointResult {
+  /** The state file holds every write up to and including this LSN. */
+  lsn: number;
+  /** Size of the state file. */
+  bytes: number;
+  durationMs: number;
+}
+
+export interface EngineStats {
+  /** Every write up to this LSN is visible to readers. */
+  visibleLsn: number;
+  /** Writes appended but not yet visible. */
+  pendingWrites: number;
+  keys: number;
+  checkpoints: Array<{ lsn: number; file: string }>;
+  checkpointsWritten: number;
+  lastCheckpoint: CheckpointResult | null;
+  /** The last automatic checkpoint's failure, if it failed (the next one retries). */
+  checkpointError: string | null;
+  /** What the last open found and did. */
+  recovery: EngineRecovery;
+  wal: WalStats | null;
+  backup: BackupStats | null;
+}
+
+export interface EngineRecovery {
+  /** LSN of the checkpoint loaded (0: none). */
+  checkpointLsn: number;
+  /** Checkpoint files refused as damaged, with why. */
+  damagedCheckpoints: string[];
+  /** Records replayed from the WAL after the checkpoint. */
+  recordsReplayed: number;
+  durationMs: number;
+}
+
+interface PendingWrite {
+  lsn: number;
+  ops: Op[];
+  durable: boolean;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+const kTree = Symbol('tree');
+const CHECKPOINTS_DIR = 'checkpoints';
+const WAL_DIR = 'wal';
+
+class EngineSnapshot extends AbstractSnapshot {
+  readonly [kTree]: Tree;
+  constructor(tree: Tree, options: object) {
+    // abstract-level's typings omit the constructor's options argument.
+    super(...([options] as unknown as []));
+    this[kTree] = tree;
+  }
+}
+
+type Key = string | Uint8Array;
+interface FormatOptions {
+  keyEncoding: Format;
+  valueEncoding: Format;
+  snapshot?: EngineSnapshot;
+  sync?: boolean;
+}
+
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function notOpen(location: string): FlushpointError {
+  return new FlushpointError(ErrorCode.WAL_CLOSED, `engine at ${location} is not open`);
+}
+
+/** Every write takes { sync?: boolean } (default true): false resolves before the fsync (see above). */
+export interface WriteOptions {
+  sync?: boolean;
+}
+
+// The engine's write options, added to abstract-level's signatures (declaration merging).
+export interface Engine<K, V> {
+  put(key: K, value: V): Promise<void>;
+  put<K2 = K, V2 = V>(key: K2, value: V2, options: AbstractPutOptions<K2, V2> & WriteOptions): Promise<void>;
+  del(key: K): Promise<void>;
+  del<K2 = K>(key: K2, options: AbstractDelOptions<K2> & WriteOptions): Promise<void>;
+}
+
+export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
+  readonly location: string;
+  readonly #o: ResolvedEngineOptions;
+  #wal: Wal | null = null;
+  #sink: BackupSink | null = null;
+  #tree: Tree = emptyTree();
+  #visibleLsn = 0;
+  #pending: PendingWrite[] = [];
+  #pendingHead = 0;
+  #failure: unknown = null;
+  #checkpoints: Array<{ lsn: number; file: string }> = [];
+  #checkpointChain: Promise<unknown> = Promise.resolve();
+  #autoCheckpoint: Promise<unknown> | null = null;
+  #appendedAtCheckpoint = 0;
+  #checkpointsWritten = 0;
+  #lastCheckpoint: CheckpointResult | null = null;
+  #checkpointError: string | null = null;
+  #recovery: EngineRecovery = { checkpointLsn: 0, damagedCheckpoints: [], recordsReplayed: 0, durationMs: 0 };
+
+  constructor(location: string, options: EngineOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+    const { wal, checkpointEveryBytes, backup, fs, logger, ...forward } = options;
+    const resolved = engineDefaults(location, { wal, checkpointEveryBytes, backup, fs, logger });
+    super(
+      {
+        seek: true,
+        permanence: true,
+        implicitSnapshots: true,
+        explicitSnapshots: true,
+        createIfMissing: true,
+        errorIfExists: true,
+        has: true,
+        getSync: true,
+        encodings: { buffer: true, view: true, utf8: true },
+        signals: { iterators: false },
+      } as never,
+      { ...forward, keyEncoding: resolveEncoding(forward.keyEncoding), valueEncoding: resolveEncoding(forward.valueEncoding) } as never,
+    );
+    this.#o = resolved;
+    this.location = resolved.location;
+  }
+
+  // The built-in 'msgpack' encoding is accepted by name everywhere an encoding is.
+  override keyEncoding(encoding?: unknown): never {
+    return super.keyEncoding(resolveEncoding(encoding) as never) as never;
+  }
+
+  override valueEncoding(encoding?: unknown): never {
+    return super.valueEncoding(resolveEncoding(encoding) as never) as never;
+  }
+
+  // ---- lifecycle ----
+
+  async _open(options: { createIfMissing: boolean; errorIfExists: boolean }): Promise<void> {
+    const { fs, location } = this.#o;
+    const walDir = `${location}/${WAL_DIR}`;
+    let exists = true;
+    try {
+      await fs.stat(walDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      exists = false;
+    }
+    if (!exists && !options.createIfMissing) throw fsError('ENOENT', 'open', location, 'database does not exist (createIfMissing is false)');
+    if (exists && options.errorIfExists) throw fsError('EEXIST', 'open', location, 'database already exists (errorIfExists is true)');
+    await fs.mkdir(`${location}/${CHECKPOINTS_DIR}`);
+    const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs, logger: this.#o.logger });
+    try {
+      await this.#recover(wal);
+      if (this.#o.backup) this.#sink = await BackupSink.open({ fs, logger: this.#o.logger, ...this.#o.backup, wal });
+    } catch (err) {
+      await wal.close().catch(() => {});
+      this.#tree = emptyTree();
+      throw err;
+    }
+    this.#wal = wal;
+    this.#failure = null;
+  }
+
+  /**
+   * Recovery table (newest checkpoint first):
+   *   checkpoint valid?  LSN <= WAL end?  WAL reaches LSN+1?  -> action
+   *   yes                yes               yes (or nothing after) -> load it, replay the WAL after it
+   *   yes                yes               no                 -> ENGINE_CORRUPT (a gap between the two)
+   *   yes                no                -                  -> ENGINE_CORRUPT (the WAL lost durable records)
+   *   no (damaged)       -                 -                  -> note it, try the next older one
+   *   none left: WAL starts at LSN 1 (or is empty) -> replay it all; else ENGINE_CORRUPT naming the files.
+   */
+  async #recover(wal: Wal): Promise<void> {
+    const started = performance.now();
+    const { fs, location } = this.#o;
+    const dir = `${location}/${CHECKPOINTS_DIR}`;
+    const names = await fs.readdir(dir);
+    await sweepTempFiles(fs, dir, names);
+    const found = names
+      .map((file) => ({ file, lsn: checkpointLsnOf(file) }))
+      .filter((c): c is { file: string; lsn: number } => c.lsn !== null)
+      .sort((a, b) => b.lsn - a.lsn);
+    const damaged: string[] = [];
+    let base: LoadedCheckpoint | null = null;
+    for (const c of found) {
+      try {
+        base = await readCheckpoint(fs, `${dir}/${c.file}`, c.lsn, yieldToLoop);
+        break;
+      } catch (err) {
+        if (!(err instanceof CheckpointDamage)) throw err;
+        damaged.push(err.message);
+        this.#o.logger?.warn({ file: err.file, offset: err.offset }, err.message);
+      }
+    }
+    const baseLsn = base?.lsn ?? 0;
+    const lastLsn = wal.lastLsn;
+    if (baseLsn > lastLsn) {
+      throw new FlushpointError(
+        ErrorCode.ENGINE_CORRUPT,
+        `checkpoint ${dir}/${found.find((c) => c.lsn === baseLsn)?.file} holds LSN ${baseLsn}, but the WAL in ${wal.dir} ends at LSN ${lastLsn}: the WAL lost durable records`,
+        { lsn: baseLsn, file: wal.dir },
+      );
+    }
+    if (baseLsn < lastLsn && wal.firstLsn > baseLsn + 1) {
+      const what = base
+        ? `checkpoint at LSN ${baseLsn}`
+        : found.length === 0
+          ? `no checkpoint in ${dir}`
+          : `no valid checkpoint (${damaged.join('; ')})`;
+      throw new FlushpointError(ErrorCode.ENGINE_CORRUPT, `cannot rebuild ${location}: ${what}, and the WAL in ${wal.dir} starts at LSN ${wal.firstLsn}, not ${baseLsn + 1}`, {
+        lsn: baseLsn + 1,
+        file: damaged.length > 0 ? `${dir}/${found[0]?.file}` : wal.dir,
+      });
+    }
+    let tree = base?.tree ?? emptyTree();
+    let expected = baseLsn + 1;
+    let replayed = 0;
+    let replayedBytes = 0;
+    if (expected <= lastLsn) {
+      for await (const batch of wal.readBatches({ fromLsn: expected })) {
+        for (const rec of batch) {
+          assert(rec.lsn === expected, `replay is contiguous: LSN ${rec.lsn}, expected ${expected}`);
+          tree = applyOps(tree, decodeRecord(rec.payload, rec.lsn));
+          expected++;
+          replayed++;
+          replayedBytes += rec.payload.byteLength;
+        }
+        if (replayed % APPLY_YIELD_ENTRIES === 0) await yieldToLoop();
+      }
+    }
+    assert(expected === lastLsn + 1 || lastLsn <= baseLsn, `replay reached LSN ${expected - 1}, the WAL ends at ${lastLsn}`);
+    this.#tree = tree;
+    this.#visibleLsn = Math.max(lastLsn, baseLsn);
+    this.#pending = [];
+    this.#pendingHead = 0;
+    this.#checkpoints = found
+      .filter((c) => c.lsn <= baseLsn)
+      .map((c) => ({ lsn: c.lsn, file: c.file }))
+      .reverse();
+    // The WAL bytes after the checkpoint count toward the next automatic one.
+    this.#appendedAtCheckpoint = -replayedBytes;
+    this.#recovery = { checkpointLsn: baseLsn, damagedCheckpoints: damaged, recordsReplayed: replayed, durationMs: performance.now() - started };
+    this.#o.logger?.info({ location, ...this.#recovery }, 'engine opened');
+  }
+
+  async _close(): Promise<void> {
+    const wal = this.#wal;
+    if (!wal) return;
+    let error: unknown = null;
+    await this.#checkpointChain.catch(() => {});
+    try {
+      if (!this.#failure) await wal.sync();
+      this.#advance();
+    } catch (err) {
+      this.#fail(err);
+      error = err;
+    }
+    try {
+      // The sink first: its close flushes what the WAL made durable, so close never skips the last backup.
+      await this.#sink?.close();
+    } catch (err) {
+      error ??= err;
+    }
+    this.#sink = null;
+    try {
+      await wal.close();
+    } catch (err) {
+      error ??= err;
+    }
+    this.#wal = null;
+    this.#fail(notOpen(this.location));
+    if (error) throw error;
+  }
+
+  // ---- writes ----
+
+  #write(ops: Op[], options: { sync?: boolean }): Promise<void> {
+    const wal = this.#wal;
+    if (!wal) return Promise.reject(notOpen(this.location));
+    if (this.#failure) return Promise.reject(this.#failure);
+    // append throws (RECORD_TOO_LARGE, WAL_FAILED) before anything is staged: nothing is written then.
+    const lsn = wal.append(encodeRecord(ops));
+    const durable = options.sync !== false;
+    const done = new Promise<void>((resolve, reject) => {
+      this.#pending.push({ lsn, ops, durable, resolve, reject });
+    });
+    if (durable) {
+      wal.waitDurable(lsn).then(
+        () => this.#advance(),
+        (err) => this.#fail(err),
+      );
+    } else this.#advance();
+    this.#maybeAutoCheckpoint(wal);
+    return done;
+  }
+
+  /** Makes visible, in LSN order, every pending write that may be: see the module comment. */
+  #advance(): void {
+    const wal = this.#wal;
+    if (!wal) return;
+    const durableLsn = wal.durableLsn;
+    const pending = this.#pending;
+    let head = this.#pendingHead;
+    while (head < pending.length) {
+      const w = pending[head] as PendingWrite;
+      if (w.durable && w.lsn > durableLsn) break;
+      assert(w.lsn === this.#visibleLsn + 1, `writes become visible in LSN order: ${w.lsn} after ${this.#visibleLsn}`);
+      this.#tree = applyOps(this.#tree, w.ops);
+      this.#visibleLsn = w.lsn;
+      head++;
+      w.resolve();
+    }
+    if (head === pending.length) {
+      this.#pending = [];
+      this.#pendingHead = 0;
+    } else if (head > 1024 && head * 2 > pending.length) {
+      this.#pending = pending.slice(head);
+      this.#pendingHead = 0;
+    } else this.#pendingHead = head;
+  }
+
+  /** The WAL failed (sticky): every pending write is rejected with its error, and later ones too. */
+  #fail(err: unknown): void {
+    this.#failure ??= err;
+    const pending = this.#pending;
+    for (let i = this.#pendingHead; i < pending.length; i++) (pending[i] as PendingWrite).reject(this.#failure);
+    this.#pending = [];
+    this.#pendingHead = 0;
+  }
+
+  async _put(key: Key, value: Key, options: FormatOptions): Promise<void> {
+    return this.#write([{ type: 'put', key: keyIn(key), value: valueIn(value) }], options);
+  }
+
+  async _del(key: Key, options: FormatOptions): Promise<void> {
+    return this.#write([{ type: 'del', key: keyIn(key) }], options);
+  }
+
+  async _batch(operations: Array<{ type: 'put' | 'del'; key: Key; value?: Key }>, options: FormatOptions): Promise<void> {
+    if (operations.length === 0) return;
+    const ops: Op[] = [];
+    for (const op of operations) {
+      if (op.type === 'put') ops.push({ type: 'put', key: keyIn(op.key), value: valueIn(op.value as Key) });
+      else ops.push({ type: 'del', key: keyIn(op.key) });
+    }
+    return this.#write(ops, options);
+  }
+
+  async _clear(options: RangeOptions & { snapshot?: EngineSnapshot; sync?: boolean }): Promise<void> {
+    const b = boundsOf(options);
+    const limit = Number.isFinite(options.limit) && options.limit >= 0 ? options.limit : -1;
+    const range = { ...b, limit, reverse: !!options.reverse };
+    const snapshot = options.snapshot?.[kTree];
+    if (snapshot) {
+      // Clear what the snapshot holds in the range (also where the current state changed since).
+      const keys = keysInRange(snapshot, range);
+      if (keys.length === 0) return;
+      return this.#write(
+        keys.map((key) => ({ type: 'del', key })),
+        options,
+      );
+    }
+    return this.#write([{ type: 'clear', range }], options);
+  }
+
+  // ---- reads ----
+
+  #treeFor(options: { snapshot?: EngineSnapshot } | undefined): Tree {
+    return options?.snapshot?.[kTree] ?? this.#tree;
+  }
+
+  async _get(key: Key, options: FormatOptions): Promise<Key | undefined> {
+    return this._getSync(key, options);
+  }
+
+  _getSync(key: Key, options: FormatOptions): Key | undefined {
+    const v = this.#treeFor(options).get(keyIn(key));
+    return v === undefined ? undefined : valueOut(v, options.valueEncoding);
+  }
+
+  async _getMany(keys: Key[], options: FormatOptions): Promise<Array<Key | undefined>> {
+    const tree = this.#treeFor(options);
+    return keys.map((key) => {
+      const v = tree.get(keyIn(key));
+      return v === undefined ? undefined : valueOut(v, options.valueEncoding);
+    });
+  }
+
+  async _has(key: Key, options: FormatOptions): Promise<boolean> {
+    return this.#treeFor(options).has(keyIn(key));
+  }
+
+  async _hasMany(keys: Key[], options: FormatOptions): Promise<boolean[]> {
+    const tree = this.#treeFor(options);
+    return keys.map((key) => tree.has(keyIn(key)));
+  }
+
+  // Each iterator reads a snapshot: an explicit one's tree, or (implicit) a clone of the tree now.
+  #iterTree(options: { snapshot?: EngineSnapshot }): Tree {
+    return options.snapshot?.[kTree] ?? this.#tree.clone();
+  }
+
+  _iterator(options: RangeOptions & { snapshot?: EngineSnapshot }): EngineIterator {
+    return new EngineIterator(this as never, this.#iterTree(options), options);
+  }
+
+  _keys(options: RangeOptions & { snapshot?: EngineSnapshot }): EngineKeyIterator {
+    return new EngineKeyIterator(this as never, this.#iterTree(options), options);
+  }
+
+  _values(options: RangeOptions & { snapshot?: EngineSnapshot }): EngineValueIterator {
+    return new EngineValueIterator(this as never, this.#iterTree(options), options);
+  }
+
+  _snapshot(options: object): EngineSnapshot {
+    return new EngineSnapshot(this.#tree.clone(), options);
+  }
+
+  // ---- checkpoints ----
+
+  /**
+   * Writes the state at the visible LSN to a checkpoint file (streamed from a snapshot: writers go on),
+   * waits until the WAL is durable up to that LSN, publishes the file durably, removes checkpoints older
+   * than the previous one, and lets the WAL drop the segments the previous one covers. One at a time:
+   * a call made while one runs waits for it and then writes its own.
+   */
+  checkpoint(): Promise<CheckpointResult> {
+    if (this.status !== 'open' || !this.#wal) return Promise.reject(notOpen(this.location));
+    const run = this.#checkpointChain.then(
+      () => this.#checkpoint(),
+      () => this.#checkpoint(),
+    );
+    this.#checkpointChain = run.catch(() => {});
+    return run;
+  }
+
+  async #checkpoint(): Promise<CheckpointResult> {
+    const wal = this.#wal;
+    if (!wal) throw notOpen(this.location);
+    const started = performance.now();
+    const { fs, location } = this.#o;
+    const dir = `${location}/${CHECKPOINTS_DIR}`;
+    const lsn = this.#visibleLsn;
+    const snapshot = this.#tree.clone();
+    this.#appendedAtCheckpoint = wal.appendedBytes;
+    const newest = this.#checkpoints[this.#checkpoints.length - 1];
+    if (newest && newest.lsn === lsn) {
+      const { sizeBytes } = await fs.stat(`${dir}/${newest.file}`);
+      return { lsn, bytes: sizeBytes, durationMs: performance.now() - started };
+    }
+    const written = await writeCheckpoint(fs, dir, snapshot, lsn, this.#o.wal.syncMethod ?? 'fdatasync', async () => {
+      // Never publish a state the WAL could lose: the checkpoint may hold sync:false writes.
+      if (lsn > 0) await wal.waitDurable(lsn);
+    }, yieldToLoop);
+    this.#checkpoints.push({ lsn, file: written.name });
+    while (this.#checkpoints.length > CHECKPOINTS_KEPT_COUNT) {
+      const old = this.#checkpoints.shift() as { lsn: number; file: string };
+      try {
+        await fs.unlink(`${dir}/${old.file}`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    await fs.syncDir(dir);
+    // Keep the WAL back to the older kept checkpoint: it is the fallback if the newest is damaged.
+    const oldest = this.#checkpoints[0] as { lsn: number };
+    if (this.#wal === wal && wal.status === 'open') await wal.truncateBefore(oldest.lsn + 1);
+    const result = { lsn, bytes: written.bytes, durationMs: performance.now() - started };
+    this.#checkpointsWritten++;
+    this.#lastCheckpoint = result;
+    this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
+    return result;
+  }
+
+  #maybeAutoCheckpoint(wal: Wal): void {
+    if (this.#autoCheckpoint || wal.appendedBytes - this.#appendedAtCheckpoint < this.#o.checkpointEveryBytes) return;
+    this.#autoCheckpoint = this.checkpoint().then(
+      () => {
+        this.#checkpointError = null;
+      },
+      (err: unknown) => {
+        // The next write past the threshold tries again; the failure is in stats() and the log.
+        this.#checkpointError = (err as Error)?.message ?? String(err);
+        this.#o.logger?.error({ err, location: this.location }, 'automatic checkpoint failed');
+      },
+    ).finally(() => {
+      this.#autoCheckpoint = null;
+    });
+  }
+
+  // ---- introspection ----
+
+  /** The WAL under <location>/wal (null unless open): for the admin endpoint, drain and tests. */
+  get wal(): Wal | null {
+    return this.#wal;
+  }
+
+  /** The backup sink, if the backup option was given and the engine is open. */
+  get backup(): BackupSink | null {
+    return this.#sink;
+  }
+
+  /** Every write up to this LSN is visible to readers. */
+  get visibleLsn(): number {
+    return this.#visibleLsn;
+  }
+
+  stats(): EngineStats {
+    return {
+      visibleLsn: this.#visibleLsn,
+      pendingWrites: this.#pending.length - this.#pendingHead,
+      keys: this.#tree.size,
+      checkpoints: this.#checkpoints.map((c) => ({ ...c })),
+      checkpointsWritten: this.#checkpointsWritten,
+      lastCheckpoint: this.#lastCheckpoint,
+      checkpointError: this.#checkpointError,
+      recovery: this.#recovery,
+      wal: this.#wal?.stats() ?? null,
+      backup: this.#sink?.stats() ?? null,
+    };
+  }
+}
+

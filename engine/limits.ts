@@ -1,0 +1,14 @@
+/** The engine's limits, each with its unit. Reaching one is a typed error or back-pressure, never growth. */
+
+/** Entries per block of a checkpoint file: each block is one CRC-checked, msgpack-encoded run. */
+export const CHECKPOINT_BLOCK_ENTRIES_MAX = 4096;
+/** Bytes of checkpoint data buffered before a write to the temp file. */
+export const CHECKPOINT_WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Checkpoint files kept: the newest, and the one before it (the fallback if the newest is damaged). */
+export const CHECKPOINTS_KEPT_COUNT = 2;
+/** Default WAL growth between automatic checkpoints, in bytes. */
+export const CHECKPOINT_EVERY_BYTES_DEFAULT = 64 * 1024 * 1024;
+/** Smallest allowed checkpointEveryBytes, in bytes. */
+export const CHECKPOINT_EVERY_BYTES_MIN = 4096;
+/** Entries applied between yields to the event loop when a clear() record is applied or a checkpoint is read. */
+export const APPLY_YIELD_ENTRIES = 8192;

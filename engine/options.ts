@@ -1,0 +1,56 @@
+/** Engine options: one doc line each, units in the name, defaults applied in one place (engineDefaults). */
+import { directoryPath, integerInRange } from '../core/check.js';
+import type { Logger } from '../core/logger.js';
+import type { FileSystem } from '../fs/file-system.js';
+import { nodeFileSystem } from '../fs/index.js';
+import type { BackupSinkOptions } from '../backup/index.js';
+import type { WalOptions } from '../wal/index.js';
+import { CHECKPOINT_EVERY_BYTES_DEFAULT, CHECKPOINT_EVERY_BYTES_MIN } from './limits.js';
+
+/** Options of the engine's own WAL (under <location>/wal); dir, fs and logger come from the engine. */
+export type EngineWalOptions = Omit<WalOptions, 'dir' | 'fs' | 'logger'>;
+/** Options of the engine's backup sink; wal comes from the engine, fs and logger default to the engine's. */
+export type EngineBackupOptions = Omit<BackupSinkOptions, 'wal'>;
+
+/** What the engine adds to abstract-level's options (keyEncoding, valueEncoding, createIfMissing...). */
+export interface EngineOwnOptions {
+  /** Options of the WAL under <location>/wal (segmentSizeBytes, commitDelayMs, syncMethod ...). */
+  wal?: EngineWalOptions;
+  /** An automatic checkpoint starts once this many bytes of records were appended since the last one. Default 64 MiB. */
+  checkpointEveryBytes?: number;
+  /** Runs a BackupSink on the engine's WAL; closed before the WAL, so close never skips the final backup. */
+  backup?: EngineBackupOptions;
+  /** The file system (tests pass a MemoryFileSystem or FaultFileSystem). Default: the real one. */
+  fs?: FileSystem;
+  /** Optional pino-style logger: open, recovery, checkpoints, fallbacks. */
+  logger?: Logger;
+}
+
+export interface ResolvedEngineOptions {
+  location: string;
+  wal: EngineWalOptions;
+  checkpointEveryBytes: number;
+  backup: EngineBackupOptions | undefined;
+  fs: FileSystem;
+  logger: Logger | undefined;
+}
+
+
+
+export function engineDefaults(location: unknown, o: EngineOwnOptions): ResolvedEngineOptions {
+  const wal = o.wal ?? {};
+  if (wal === null || typeof wal !== 'object') throw new TypeError('options.wal must be an object');
+  for (const k of ['dir', 'fs', 'logger'] as const) {
+    if (k in wal) throw new TypeError(`options.wal.${k} is set by the engine (use options.${k === 'dir' ? 'location' : k})`);
+  }
+  if (o.backup !== undefined && (o.backup === null || typeof o.backup !== 'object')) throw new TypeError('options.backup must be an object');
+  if (o.backup && 'wal' in o.backup) throw new TypeError('options.backup.wal is set by the engine');
+  return {
+    location: directoryPath(location, 'location'),
+    wal,
+    checkpointEveryBytes: integerInRange(o.checkpointEveryBytes ?? CHECKPOINT_EVERY_BYTES_DEFAULT, 'checkpointEveryBytes', CHECKPOINT_EVERY_BYTES_MIN, Number.MAX_SAFE_INTEGER),
+    backup: o.backup,
+    fs: o.fs ?? nodeFileSystem,
+    logger: o.logger,
+  };
+}

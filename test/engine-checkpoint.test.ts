@@ -1,0 +1,237 @@
+/**
+ * Checkpoints and recovery: checkpoint() while writers go on, automatic checkpoints and WAL truncation,
+ * the fallback to the previous checkpoint when the newest is damaged, ENGINE_CORRUPT when none is valid
+ * and the WAL no longer reaches LSN 1, the backup sink run by the engine, and a restored backup opening
+ * as an engine at exactly the restored LSN.
+ */
+import { describe, expect, it } from 'vitest';
+import { Engine } from '../engine/index.js';
+import { restoreBackup } from '../backup/index.js';
+import { FaultFileSystem, MemoryFileSystem, type FileSystem } from '../fs/index.js';
+import { deferred, track, turns, until } from './helpers/async.js';
+
+const LOCATION = '/db';
+const CKPT_DIR = `${LOCATION}/checkpoints`;
+/** Small segments, so a few hundred writes span many and truncation has something to drop. */
+const WAL = { segmentSizeBytes: 4096 };
+
+function engine(fs: FileSystem, extra: ConstructorParameters<typeof Engine>[1] = {}): Engine {
+  return new Engine(LOCATION, { fs, wal: WAL, ...extra });
+}
+
+async function fill(db: Engine, from: number, count: number): Promise<void> {
+  for (let i = from; i < from + count; i++) await db.put(`key${String(i % 97).padStart(3, '0')}`, `value-${i}-${'x'.repeat(40)}`);
+}
+
+async function checkpointFiles(fs: FileSystem): Promise<string[]> {
+  return (await fs.readdir(CKPT_DIR)).filter((n) => n.endsWith('.ckpt')).sort();
+}
+
+async function damage(fs: FileSystem, path: string, how: 'flip' | 'truncate'): Promise<void> {
+  const h = await fs.open(path, 'r+');
+  try {
+    const { sizeBytes } = await h.stat();
+    if (how === 'truncate') await h.truncate(Math.floor(sizeBytes / 2));
+    else {
+      const at = Math.floor(sizeBytes / 2);
+      const b = new Uint8Array(1);
+      await h.read(b, 0, 1, at);
+      b[0] = (b[0] as number) ^ 0x40;
+      await h.writev([b], at);
+    }
+    await h.datasync();
+  } finally {
+    await h.close();
+  }
+}
+
+async function entries(db: Engine): Promise<Array<[string, string]>> {
+  return db.iterator().all();
+}
+
+describe('checkpoints', () => {
+  it('checkpoint() writes the state at the visible LSN; reopen loads it and replays only what came after', async () => {
+    const mem = new MemoryFileSystem();
+    const db = engine(mem);
+    await fill(db, 0, 150);
+    const r = await db.checkpoint();
+    expect(r.lsn).toBe(150);
+    expect(r.bytes).toBeGreaterThan(97 * 40);
+    expect(r.durationMs).toBeGreaterThanOrEqual(0);
+    await fill(db, 150, 20);
+    const expected = await entries(db);
+    await db.close();
+    const again = engine(mem);
+    await again.open();
+    expect(again.stats().recovery).toMatchObject({ checkpointLsn: 150, recordsReplayed: 20, damagedCheckpoints: [] });
+    expect(await entries(again)).toEqual(expected);
+    await again.close();
+  });
+
+  it('writers go on while a checkpoint is written; a crash before it is published recovers from the log', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const db = engine(fault);
+    await fill(db, 0, 50);
+    const gate = deferred();
+    fault.inject({ op: 'datasync', path: '/checkpoints/', hold: gate.promise });
+    const ckpt = track(db.checkpoint());
+    await until(() => fault.counts.datasync > 0 && ckpt.outcome.state === 'pending', 'the checkpoint sync to be held');
+    await db.put('during', 'checkpoint');
+    expect(await db.get('during')).toBe('checkpoint');
+    const image = mem.crash();
+    gate.resolve();
+    await ckpt.promise;
+    expect(ckpt.outcome).toMatchObject({ state: 'resolved', value: { lsn: 50 } });
+    await db.close();
+    // The crash image has no published checkpoint (only a temp file, swept at open): WAL replay from 1.
+    const crashed = engine(image);
+    await crashed.open();
+    expect(crashed.stats().recovery.checkpointLsn).toBe(0);
+    expect(await crashed.get('during')).toBe('checkpoint');
+    expect((await image.readdir(CKPT_DIR)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    await crashed.close();
+  });
+
+  it('automatic checkpoints keep two files and truncate the WAL back to the older one', async () => {
+    const mem = new MemoryFileSystem();
+    const db = engine(mem, { checkpointEveryBytes: 4096 });
+    await fill(db, 0, 600);
+    await until(() => db.stats().checkpointsWritten >= 3, 'three automatic checkpoints');
+    await db.checkpoint();
+    const files = await checkpointFiles(mem);
+    expect(files.length).toBe(2);
+    const stats = db.stats();
+    expect(stats.checkpoints.map((c) => c.file)).toEqual(files);
+    const older = stats.checkpoints[0]!.lsn;
+    expect(stats.wal!.firstLsn).toBeGreaterThan(1);
+    expect(stats.wal!.firstLsn).toBeLessThanOrEqual(older + 1);
+    const expected = await entries(db);
+    await db.close();
+    const again = engine(mem);
+    expect(await entries(again)).toEqual(expected);
+    await again.close();
+  });
+});
+
+describe('recovery from damage', () => {
+  async function twoCheckpoints(): Promise<{ mem: MemoryFileSystem; expected: Array<[string, string]>; files: string[] }> {
+    const mem = new MemoryFileSystem();
+    const db = engine(mem);
+    await fill(db, 0, 300);
+    await db.checkpoint();
+    await fill(db, 300, 300);
+    await db.checkpoint();
+    await fill(db, 600, 300);
+    await db.checkpoint();
+    await fill(db, 900, 30);
+    const expected = await entries(db);
+    expect(db.wal!.firstLsn).toBeGreaterThan(1);
+    await db.close();
+    const files = await checkpointFiles(mem);
+    expect(files.length).toBe(2);
+    return { mem, expected, files };
+  }
+
+  for (const how of ['flip', 'truncate'] as const) {
+    it(`a ${how === 'flip' ? 'flipped byte' : 'truncation'} in the newest checkpoint falls back to the previous one`, async () => {
+      const { mem, expected, files } = await twoCheckpoints();
+      await damage(mem, `${CKPT_DIR}/${files[1]}`, how);
+      const db = engine(mem);
+      await db.open();
+      const rec = db.stats().recovery;
+      expect(rec.checkpointLsn).toBe(600);
+      expect(rec.damagedCheckpoints).toHaveLength(1);
+      expect(rec.damagedCheckpoints[0]).toContain(files[1]);
+      expect(await entries(db)).toEqual(expected);
+      await db.close();
+    });
+  }
+
+  it('damage in every checkpoint, with the WAL no longer reaching LSN 1: ENGINE_CORRUPT naming the file', async () => {
+    const { mem, files } = await twoCheckpoints();
+    await damage(mem, `${CKPT_DIR}/${files[0]}`, 'flip');
+    await damage(mem, `${CKPT_DIR}/${files[1]}`, 'truncate');
+    const db = engine(mem);
+    const err = (await db.open().then(
+      () => null,
+      (e: unknown) => e,
+    )) as { code: string; cause: { code: string; message: string; file: string } };
+    expect(err).toMatchObject({ code: 'LEVEL_DATABASE_NOT_OPEN', cause: { code: 'ENGINE_CORRUPT' } });
+    expect(err.cause.message).toContain(files[0]);
+    expect(err.cause.message).toContain(files[1]);
+    expect(err.cause.file).toContain(CKPT_DIR);
+    // Nothing was changed: the WAL lock is released and a second try fails the same way.
+    await expect(engine(mem).open()).rejects.toMatchObject({ cause: { code: 'ENGINE_CORRUPT' } });
+  });
+
+  it('a valid checkpoint beyond the end of the WAL is ENGINE_CORRUPT, never a silent reset', async () => {
+    const mem = new MemoryFileSystem();
+    const db = engine(mem);
+    await fill(db, 0, 20);
+    await db.checkpoint();
+    await db.close();
+    for (const name of await mem.readdir(`${LOCATION}/wal`)) if (/^[0-9a-f]{16}/.test(name)) await mem.unlink(`${LOCATION}/wal/${name}`);
+    await expect(engine(mem).open()).rejects.toMatchObject({ cause: { code: 'ENGINE_CORRUPT' } });
+  });
+});
+
+describe('backup', () => {
+  it('checkpoints never truncate the WAL past the backup hold (a paused sink keeps every record it still needs)', async () => {
+    const mem = new MemoryFileSystem();
+    const db = engine(mem, { backup: { dir: '/bk', flushIntervalMs: 3_600_000 }, checkpointEveryBytes: 4096 });
+    await fill(db, 0, 20);
+    await db.backup!.forceFlush();
+    const held = db.backup!.checkpointLsn;
+    expect(held).toBe(20);
+    db.backup!.pause();
+    await fill(db, 20, 400);
+    await db.checkpoint();
+    await db.checkpoint();
+    expect(db.stats().checkpointsWritten).toBeGreaterThanOrEqual(3);
+    // Both kept checkpoints are far beyond the hold, yet the WAL still starts at or below it.
+    expect(db.stats().checkpoints[0]!.lsn).toBeGreaterThan(held + 100);
+    expect(db.wal!.firstLsn).toBeLessThanOrEqual(held + 1);
+    const records: number[] = [];
+    for await (const r of db.wal!.read({ fromLsn: held + 1, toLsn: held + 5 })) records.push(r.lsn);
+    expect(records).toEqual([held + 1, held + 2, held + 3, held + 4, held + 5]);
+    db.backup!.resume();
+    await db.backup!.forceFlush();
+    await db.checkpoint();
+    await fill(db, 420, 5);
+    await db.checkpoint();
+    // With the hold moved on, truncation goes on too.
+    expect(db.wal!.firstLsn).toBeGreaterThan(held + 1);
+    await db.close();
+  });
+
+  it('runs a BackupSink, closes it before the WAL; a restore opens as an engine at exactly the restored LSN', async () => {
+    const mem = new MemoryFileSystem();
+    const db = engine(mem, { backup: { dir: '/bk', flushIntervalMs: 3_600_000 }, checkpointEveryBytes: 4096 });
+    const states: Array<Array<[string, string]>> = [[]];
+    for (let i = 0; i < 120; i++) {
+      if (i % 3 === 2) await db.del(`key${String((i - 1) % 97).padStart(3, '0')}`);
+      else await db.put(`key${String(i % 97).padStart(3, '0')}`, `v${i}`);
+      states.push(await entries(db));
+    }
+    expect(db.backup).not.toBeNull();
+    expect(Object.keys(db.wal!.stats().holds).some((name) => name.startsWith('backup'))).toBe(true);
+    await db.close();
+    // close flushed the backup: a full restore holds the final state.
+    await restoreBackup({ from: '/bk', to: '/full/wal', fs: mem });
+    const full = new Engine('/full', { fs: mem });
+    expect(await entries(full)).toEqual(states[120]);
+    expect(full.stats().visibleLsn).toBe(120);
+    await full.close();
+    // Point in time.
+    for (const untilLsn of [1, 57, 99]) {
+      await restoreBackup({ from: '/bk', to: `/pit${untilLsn}/wal`, fs: mem, untilLsn });
+      const pit = new Engine(`/pit${untilLsn}`, { fs: mem });
+      await pit.open();
+      expect(pit.stats().visibleLsn).toBe(untilLsn);
+      expect(await entries(pit)).toEqual(states[untilLsn]);
+      await pit.close();
+    }
+    await turns(1);
+  });
+});
