@@ -17,26 +17,31 @@
  *   worker: runs writevSync + fdatasyncSync, stores the result, bumps ctl[DONE_SEQ] and notifies; the
  *         main thread waits with Atomics.waitAsync, so the event loop never blocks.
  * Buffers are identified by the SharedArrayBuffer they live in, registered with the worker once by
- * message (the WAL's staging chunks are recycled, so there are few). A buffer that is not in shared
- * memory is copied into a scratch SharedArrayBuffer first. Error details come back on a MessagePort
+ * message (the WAL's staging chunks are recycled, so there are few). The main thread owns the registry:
+ * it holds at most COMMIT_WORKER_BUFFERS_COUNT_MAX ids, and to make room it tells the worker to forget
+ * the least recently used id that the request being sent does not name. That bound exceeds the iovecs
+ * of one request, so every buffer a request names is registered when it runs (the worker never drops
+ * a buffer on its own: it once cleared its registry at 64 while a request could name 256, and a commit
+ * over 64..256 buffers re-registered and resent forever). A buffer that is not in shared memory is
+ * copied into a scratch SharedArrayBuffer first. Error details come back on a MessagePort
  * read synchronously. The worker's source is inline (eval): the same from the sources and from dist.
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { assert } from '../core/errors.js';
 import { fsError, type SyncMethod } from './file-system.js';
+import { COMMIT_IOVECS_COUNT_MAX, COMMIT_SCRATCH_BYTES_INITIAL, COMMIT_WORKER_BUFFERS_COUNT_MAX, COMMIT_WORKERS_COUNT_MAX } from './limits.js';
 
 const REQ_SEQ = 0;
 const DONE_SEQ = 1;
-const RESULT = 2; // 0 ok, 1 error (details on the port), 2 an unknown buffer id (re-register, retry)
+const RESULT = 2; // 0 ok, 1 error (details on the port), 2 an unknown buffer id (a protocol bug)
 const FD = 3;
 const SYNC = 4; // 0 fdatasync, 1 fsync
 const IOV_COUNT = 5;
 const MISSING_ID = 6;
 const POSITION_BYTE = 32;
 const IOV_BASE_WORD = 12;
-/** iovecs per request; more are merged by copying into scratch. */
-export const IOV_COUNT_MAX = 256;
-/** Registered buffers a worker keeps before it forgets them all (the main side re-registers on a miss). */
-const REGISTERED_COUNT_MAX = 64;
+const IOV_COUNT_MAX = COMMIT_IOVECS_COUNT_MAX;
+assert(COMMIT_WORKER_BUFFERS_COUNT_MAX > IOV_COUNT_MAX, 'a request always fits the worker registry');
 
 const WORKER_SOURCE = `
 const { workerData, receiveMessageOnPort } = require('node:worker_threads');
@@ -48,10 +53,8 @@ const buffers = new Map();
 function drain() {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message;
-    if (msg.register !== undefined) {
-      if (buffers.size >= ${REGISTERED_COUNT_MAX}) buffers.clear();
-      buffers.set(msg.register, new Uint8Array(msg.sab));
-    }
+    if (msg.forget !== undefined) buffers.delete(msg.forget);
+    if (msg.register !== undefined) buffers.set(msg.register, new Uint8Array(msg.sab));
   }
 }
 let seen = 0;
@@ -125,10 +128,10 @@ export class IoWorker {
   readonly #ctl: Int32Array;
   readonly #position: Float64Array;
   readonly #port: MessagePort;
-  /** Buffer ids this worker has been sent (it may have forgotten some: it says so). */
+  /** Buffer ids this worker holds, least recently used first (the worker mirrors it exactly). */
   readonly #registered = new Set<number>();
   readonly #queue: Request[] = [];
-  #scratch: Uint8Array = new Uint8Array(new SharedArrayBuffer(64 * 1024));
+  #scratch: Uint8Array = new Uint8Array(new SharedArrayBuffer(COMMIT_SCRATCH_BYTES_INITIAL));
   #busy = false;
   #seq = 0;
   #dead: Error | null = null;
@@ -209,8 +212,10 @@ export class IoWorker {
     const out: number[] = [];
     const shared = buffers.length <= IOV_COUNT_MAX && buffers.every((b) => b.buffer instanceof SharedArrayBuffer);
     if (shared) {
+      const needed = new Set<number>();
+      for (const b of buffers) needed.add(idOf(b.buffer as SharedArrayBuffer));
       for (const b of buffers) {
-        const id = this.#register(b.buffer as SharedArrayBuffer);
+        const id = this.#register(b.buffer as SharedArrayBuffer, needed);
         out.push(id, b.byteOffset, b.byteLength);
       }
       return out;
@@ -224,16 +229,34 @@ export class IoWorker {
       this.#scratch.set(b, at);
       at += b.byteLength;
     }
-    out.push(this.#register(this.#scratch.buffer as SharedArrayBuffer), 0, total);
+    const scratch = this.#scratch.buffer as SharedArrayBuffer;
+    out.push(this.#register(scratch, new Set([idOf(scratch)])), 0, total);
     return out;
   }
 
-  #register(sab: SharedArrayBuffer): number {
+  /**
+   * Makes sure the worker holds `sab` when the next request runs, forgetting (in the worker too) the
+   * least recently used id that is not in `needed` if the registry is full.
+   */
+  #register(sab: SharedArrayBuffer, needed: ReadonlySet<number>): number {
     const id = idOf(sab);
-    if (!this.#registered.has(id)) {
-      this.#registered.add(id);
-      this.#port.postMessage({ register: id, sab });
+    if (this.#registered.delete(id)) {
+      this.#registered.add(id); // now the most recently used
+      return id;
     }
+    let forget: number | undefined;
+    if (this.#registered.size >= COMMIT_WORKER_BUFFERS_COUNT_MAX) {
+      for (const old of this.#registered) {
+        if (needed.has(old)) continue;
+        forget = old;
+        break;
+      }
+      assert(forget !== undefined, 'the registry holds more ids than one request names');
+      this.#registered.delete(forget);
+    }
+    this.#registered.add(id);
+    assert(this.#registered.size <= COMMIT_WORKER_BUFFERS_COUNT_MAX, 'commit worker registry within its bound');
+    this.#port.postMessage({ register: id, sab, forget });
     return id;
   }
 
@@ -252,12 +275,9 @@ export class IoWorker {
     }
     const result = this.#ctl[RESULT];
     if (result === 2) {
-      // The worker forgot a buffer (its registry is bounded): send it again and retry the same request.
-      this.#registered.clear();
-      this.#send(req);
-      return;
-    }
-    if (result === 1) {
+      // The registry is mirrored exactly, so this is a bug: fail the commit (never resend in a loop).
+      req.reject(new Error(`flushpoint assertion failed: commit worker does not hold buffer id ${this.#ctl[MISSING_ID]} (${req.path})`));
+    } else if (result === 1) {
       const m = receiveMessageOnPort(this.#port)?.message as { code?: string; syscall?: string; message?: string } | undefined;
       req.reject(fsError(m?.code ?? 'EIO', m?.syscall ?? 'commit', req.path, m?.message));
     } else req.resolve();
@@ -279,7 +299,7 @@ export class IoWorkerPool {
   readonly #workers: IoWorker[] = [];
   readonly #workersCountMax: number;
 
-  constructor(workersCountMax = 4) {
+  constructor(workersCountMax = COMMIT_WORKERS_COUNT_MAX) {
     this.#workersCountMax = workersCountMax;
   }
 
