@@ -8,6 +8,12 @@ import fsExt from 'fs-ext';
 import { once } from '../core/check.js';
 import type { FileHandle, FileLock, FileStat, FileSystem, OpenFlags, SyncMethod } from './file-system.js';
 import { IoWorkerPool } from './io-worker.js';
+import { COMMIT_WORKERS_COUNT_MAX } from './limits.js';
+
+export interface NodeFileSystemOptions {
+  /** Node flags of the commit workers. Default none (the host process's flags are not passed on). */
+  commitWorkerExecArgv?: readonly string[];
+}
 
 const fsOpen = promisify(fs.open);
 const fsClose = promisify(fs.close);
@@ -90,10 +96,15 @@ function advance(buffers: readonly Uint8Array[], written: number): Uint8Array[] 
 export class NodeFileSystem implements FileSystem {
   readonly hostPaths = true;
   #workers: IoWorkerPool | null = null;
+  readonly #options: NodeFileSystemOptions;
+
+  constructor(options: NodeFileSystemOptions = {}) {
+    this.#options = options;
+  }
 
   /** The commit workers, started on first use. */
   ioWorker(): IoWorkerPool {
-    this.#workers ??= new IoWorkerPool();
+    this.#workers ??= new IoWorkerPool(COMMIT_WORKERS_COUNT_MAX, { execArgv: this.#options.commitWorkerExecArgv ?? [] });
     return this.#workers;
   }
 
