@@ -256,12 +256,15 @@ class MemoryFileHandle implements FileHandle {
   readonly path: string;
   readonly #inode: Inode;
   readonly #writable: boolean;
+  readonly #open: Set<MemoryFileHandle>;
   #closed = false;
 
-  constructor(path: string, inode: Inode, writable: boolean) {
+  constructor(path: string, inode: Inode, writable: boolean, open: Set<MemoryFileHandle>) {
     this.path = path;
     this.#inode = inode;
     this.#writable = writable;
+    this.#open = open;
+    open.add(this);
   }
 
   #check(syscall: string, write = false): void {
@@ -307,6 +310,7 @@ class MemoryFileHandle implements FileHandle {
   async close(): Promise<void> {
     this.#check('close');
     this.#closed = true;
+    this.#open.delete(this);
   }
 
   async commit(buffers: readonly Uint8Array[], position: number, _syncMethod: SyncMethod): Promise<void> {
@@ -337,6 +341,12 @@ export class MemoryFileSystem implements FileSystem {
   /** Set on an image returned by crash(): what it did to directories. */
   crashReport: CrashReport | null = null;
   #root = new Dir();
+  readonly #openHandles = new Set<MemoryFileHandle>();
+
+  /** Paths of the handles opened and not closed yet, one entry per handle (tests find leaks with it). */
+  get openHandlePaths(): string[] {
+    return [...this.#openHandles].map((h) => h.path).sort();
+  }
   #locks = new Set<string>();
 
   /** The directory at `path`, or undefined. */
@@ -378,7 +388,7 @@ export class MemoryFileSystem implements FileSystem {
         d.op({ kind: 'set', name, inode: inode });
       }
     }
-    return new MemoryFileHandle(normalize(path), inode, flags !== 'r');
+    return new MemoryFileHandle(normalize(path), inode, flags !== 'r', this.#openHandles);
   }
 
   async rename(from: string, to: string): Promise<void> {

@@ -152,7 +152,7 @@ export class NodeFileSystem implements FileSystem {
     try {
       await flock(fd, 'exnb');
     } catch (err) {
-      await fsClose(fd);
+      await fsClose(fd).catch(() => {}); // the flock error is the one to report
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EAGAIN' || e.code === 'EWOULDBLOCK') e.code = 'EWOULDBLOCK';
       throw e;
