@@ -438,9 +438,13 @@ export class MemoryFileSystem implements FileSystem {
   async mkdir(path: string): Promise<void> {
     let d = this.#root;
     let at = '';
-    for (const part of normalize(path).split('/').filter(Boolean)) {
+    const parts = normalize(path).split('/').filter(Boolean);
+    for (const [i, part] of parts.entries()) {
       at += '/' + part;
-      if (d.entries.has(part)) throw fsError('EEXIST', 'mkdir', at, 'file already exists');
+      if (d.entries.has(part)) {
+        if (i === parts.length - 1) throw fsError('EEXIST', 'mkdir', path, 'file already exists');
+        throw fsError('ENOTDIR', 'mkdir', path, 'not a directory');
+      }
       let next = d.subdirs.get(part);
       if (!next) {
         next = new Dir();
