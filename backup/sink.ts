@@ -25,6 +25,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
+import { makeDirDurable } from '../fs/durable-publish.js';
 import { FlushScheduler, checkWaitOptions, type Wal } from '../wal/index.js';
 import { recoverBackupDir, walStartLsn, type RecoveredBackup } from './adoption.js';
 import { copyRange } from './flush-pipeline.js';
@@ -145,7 +146,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     let sink: BackupSink | null = null;
     let lock: BackupLock | null = null;
     try {
-      await o.fs.mkdir(o.dir);
+      await makeDirDurable(o.fs, o.dir);
       lock = await lockBackupDir(o.fs, o.dir, {
         staleMs: o.lockStaleMs,
         waitMs: o.lockWaitMs,

@@ -9,8 +9,13 @@
  *   4. fsync the directory, so the rename itself survives a power loss.
  *
  * A crash can leave `<name>.tmp` files behind; `sweepTempFiles` removes them when a directory is opened.
+ *
+ * A directory is published the same way: `makeDirDurable` creates each missing component and fsyncs
+ * its parent, so a log directory made just before its first commit does not vanish in a power loss
+ * together with everything acknowledged in it.
  */
-import type { FileSystem, SyncMethod } from './file-system.js';
+import { dirname } from 'node:path';
+import { fsError, type FileSystem, type SyncMethod } from './file-system.js';
 
 /** Suffix of every file that is not yet published. Exported so tests and sweeps share it. */
 export const TEMP_SUFFIX = '.tmp';
@@ -65,4 +70,32 @@ export async function sweepTempFiles(fs: FileSystem, dir: string, names: readonl
   }
   if (removed.length > 0) await fs.syncDir(dir);
   return removed;
+}
+
+/**
+ * Creates `path` and any missing parents, durably: after each directory it creates, it fsyncs that
+ * directory's parent (the new entry lives there). An existing directory is left as it is. Returns the
+ * directories it created, outermost first.
+ */
+export async function makeDirDurable(fs: FileSystem, path: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let at = path; ; ) {
+    try {
+      const st = await fs.stat(at);
+      if (!st.isDirectory) throw fsError('ENOTDIR', 'mkdir', at, 'not a directory');
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      missing.push(at);
+      const parent = dirname(at);
+      if (parent === at) break;
+      at = parent;
+    }
+  }
+  missing.reverse();
+  for (const dir of missing) {
+    await fs.mkdir(dir);
+    await fs.syncDir(dirname(dir));
+  }
+  return missing;
 }

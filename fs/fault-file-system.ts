@@ -200,8 +200,14 @@ class FaultFileHandle implements FileHandle {
     return this.#inner.stat();
   }
 
+  /** An injected close error still closes the inner handle (as close(2) frees the descriptor even when it fails). */
   async close(): Promise<void> {
-    await this.#owner.before('close', this.path);
+    try {
+      await this.#owner.before('close', this.path);
+    } catch (err) {
+      await this.#inner.close();
+      throw err;
+    }
     return this.#inner.close();
   }
 

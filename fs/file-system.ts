@@ -65,7 +65,11 @@ export interface FileSystem {
    * processes see them (NodeFileSystem). Lets a caller pick a mechanism that needs the real disk.
    */
   readonly hostPaths?: boolean;
-  /** Optional: get ready for commits (the real file system starts a commit worker, ~100 ms once). */
+  /**
+   * Optional: get ready for commits (the real file system starts a commit worker, ~100 ms once).
+   * Rejects (code ECOMMITWORKER) when commits cannot work, so an opener fails at once, not at its
+   * first commit.
+   */
   warmUp?(): Promise<void>;
 }
 

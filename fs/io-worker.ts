@@ -17,41 +17,53 @@
  *   worker: runs writevSync + fdatasyncSync, stores the result, bumps ctl[DONE_SEQ] and notifies; the
  *         main thread waits with Atomics.waitAsync, so the event loop never blocks.
  * Buffers are identified by the SharedArrayBuffer they live in, registered with the worker once by
- * message (the WAL's staging chunks are recycled, so there are few). A buffer that is not in shared
- * memory is copied into a scratch SharedArrayBuffer first. Error details come back on a MessagePort
+ * message (the WAL's staging chunks are recycled, so there are few). The main thread owns the registry:
+ * it holds at most COMMIT_WORKER_BUFFERS_COUNT_MAX ids, and to make room it tells the worker to forget
+ * the least recently used id that the request being sent does not name. That bound exceeds the iovecs
+ * of one request, so every buffer a request names is registered when it runs (the worker never drops
+ * a buffer on its own: it once cleared its registry at 64 while a request could name 256, and a commit
+ * over 64..256 buffers re-registered and resent forever). A buffer that is not in shared memory is
+ * copied into a scratch SharedArrayBuffer first. Error details come back on a MessagePort
  * read synchronously. The worker's source is inline (eval): the same from the sources and from dist.
+ * It starts with its own flags (none by default), never the host's, and its source runs as CommonJS or
+ * as an ES module alike: a host started as `node --input-type=module -e ...` (or with that flag in
+ * NODE_OPTIONS, which reaches workers whatever execArgv says) made it an ES module, where `require` failed.
+ * The worker says "ready" once its source has run; `ready` rejects if it errors or exits first, so a
+ * worker that cannot start fails whoever warms it up (Wal.open), not the first commit.
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { assert } from '../core/errors.js';
 import { fsError, type SyncMethod } from './file-system.js';
+import { COMMIT_IOVECS_COUNT_MAX, COMMIT_SCRATCH_BYTES_INITIAL, COMMIT_WORKER_BUFFERS_COUNT_MAX, COMMIT_WORKERS_COUNT_MAX } from './limits.js';
 
 const REQ_SEQ = 0;
 const DONE_SEQ = 1;
-const RESULT = 2; // 0 ok, 1 error (details on the port), 2 an unknown buffer id (re-register, retry)
+const RESULT = 2; // 0 ok, 1 error (details on the port), 2 an unknown buffer id (a protocol bug)
 const FD = 3;
 const SYNC = 4; // 0 fdatasync, 1 fsync
 const IOV_COUNT = 5;
 const MISSING_ID = 6;
 const POSITION_BYTE = 32;
 const IOV_BASE_WORD = 12;
-/** iovecs per request; more are merged by copying into scratch. */
-export const IOV_COUNT_MAX = 256;
-/** Registered buffers a worker keeps before it forgets them all (the main side re-registers on a miss). */
-const REGISTERED_COUNT_MAX = 64;
+const IOV_COUNT_MAX = COMMIT_IOVECS_COUNT_MAX;
+assert(COMMIT_WORKER_BUFFERS_COUNT_MAX > IOV_COUNT_MAX, 'a request always fits the worker registry');
 
+// Written to run as CommonJS or as an ES module (NODE_OPTIONS=--input-type=module reaches workers too):
+// no require, no top-level await; dynamic import() works in both.
 const WORKER_SOURCE = `
-const { workerData, receiveMessageOnPort } = require('node:worker_threads');
-const fs = require('node:fs');
+(async () => {
+const { workerData, receiveMessageOnPort, parentPort } = await import('node:worker_threads');
+const fs = await import('node:fs');
 const { sab, port } = workerData;
+parentPort.postMessage('ready');
 const ctl = new Int32Array(sab);
 const pos = new Float64Array(sab, ${POSITION_BYTE}, 1);
 const buffers = new Map();
 function drain() {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message;
-    if (msg.register !== undefined) {
-      if (buffers.size >= ${REGISTERED_COUNT_MAX}) buffers.clear();
-      buffers.set(msg.register, new Uint8Array(msg.sab));
-    }
+    if (msg.forget !== undefined) buffers.delete(msg.forget);
+    if (msg.register !== undefined) buffers.set(msg.register, new Uint8Array(msg.sab));
   }
 }
 let seen = 0;
@@ -95,7 +107,13 @@ for (;;) {
   Atomics.store(ctl, ${DONE_SEQ}, seq);
   Atomics.notify(ctl, ${DONE_SEQ});
 }
+})();
 `;
+
+export interface IoWorkerOptions {
+  /** Node flags of the commit worker. Default none: the host's own flags are never passed on. */
+  execArgv?: readonly string[];
+}
 
 interface Request {
   fd: number;
@@ -121,36 +139,62 @@ function idOf(sab: SharedArrayBuffer): number {
 }
 
 export class IoWorker {
-  readonly #worker: Worker;
+  readonly #worker: Worker | null;
   readonly #ctl: Int32Array;
   readonly #position: Float64Array;
   readonly #port: MessagePort;
-  /** Buffer ids this worker has been sent (it may have forgotten some: it says so). */
+  /** Buffer ids this worker holds, least recently used first (the worker mirrors it exactly). */
   readonly #registered = new Set<number>();
   readonly #queue: Request[] = [];
-  #scratch: Uint8Array = new Uint8Array(new SharedArrayBuffer(64 * 1024));
+  #scratch: Uint8Array = new Uint8Array(new SharedArrayBuffer(COMMIT_SCRATCH_BYTES_INITIAL));
   #busy = false;
   #seq = 0;
   #dead: Error | null = null;
-  readonly online: Promise<void>;
+  /** Resolves once the worker runs its loop; rejects if it could not start. */
+  readonly ready: Promise<void>;
 
-  constructor() {
+  constructor(options: IoWorkerOptions = {}) {
     const sab = new SharedArrayBuffer(4 * (IOV_BASE_WORD + 3 * IOV_COUNT_MAX));
     this.#ctl = new Int32Array(sab);
     this.#position = new Float64Array(sab, POSITION_BYTE, 1);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, name: 'flushpoint-commit', workerData: { sab, port: port2 }, transferList: [port2] });
-    this.#worker.on('error', (err) => this.#failAll(err));
-    this.#worker.on('exit', (code) => this.#failAll(new Error(`flushpoint commit worker exited with code ${code}`)));
-    // Until it is online the start-up keeps the process alive (someone may await `online`); after
-    // that, only a pending commit does.
-    this.online = new Promise((resolve) =>
-      this.#worker.once('online', () => {
-        if (!this.#busy) this.#worker.unref();
+    const execArgv = [...(options.execArgv ?? [])];
+    const startError = (cause: unknown): Error => {
+      const e = fsError('ECOMMITWORKER', 'worker', 'flushpoint-commit', `flushpoint commit worker could not start (execArgv ${JSON.stringify(execArgv)}): ${String((cause as Error)?.message ?? cause)}`);
+      e.cause = cause;
+      return e;
+    };
+    let worker: Worker | null = null;
+    try {
+      worker = new Worker(WORKER_SOURCE, { eval: true, execArgv, name: 'flushpoint-commit', workerData: { sab, port: port2 }, transferList: [port2] });
+    } catch (err) {
+      // Refused at once (e.g. a flag a worker may not take): this worker is dead from the start.
+      this.#dead = startError(err);
+    }
+    this.#worker = worker;
+    let started = false;
+    this.ready = new Promise<void>((resolve, reject) => {
+      if (worker === null) {
+        reject(this.#dead);
+        return;
+      }
+      // Until it is ready the start-up keeps the process alive (someone may await `ready`); after
+      // that, only a pending commit does.
+      worker.once('message', () => {
+        started = true;
+        if (!this.#busy) worker.unref();
         resolve();
-      }),
-    );
+      });
+      const fail = (err: Error): void => {
+        const e = started ? err : startError(err);
+        if (!started) reject(e);
+        this.#failAll(e);
+      };
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`flushpoint commit worker exited with code ${code}`)));
+    });
+    this.ready.catch(() => {}); // a pool worker nobody warmed up reports through its commits instead
   }
 
   /** Commits sent or queued and not yet answered. */
@@ -169,20 +213,20 @@ export class IoWorker {
   async terminate(): Promise<void> {
     this.#dead ??= new Error('flushpoint commit worker terminated');
     this.#port.close();
-    await this.#worker.terminate();
+    await this.#worker?.terminate();
   }
 
   #next(): void {
     const req = this.#queue.shift();
     if (req === undefined) {
       this.#busy = false;
-      this.#worker.unref();
+      this.#worker?.unref();
       return;
     }
     if (!this.#busy) {
       this.#busy = true;
       // While a commit is pending the worker keeps the process alive: a commit must not be abandoned.
-      this.#worker.ref();
+      this.#worker?.ref();
     }
     this.#send(req);
   }
@@ -209,8 +253,10 @@ export class IoWorker {
     const out: number[] = [];
     const shared = buffers.length <= IOV_COUNT_MAX && buffers.every((b) => b.buffer instanceof SharedArrayBuffer);
     if (shared) {
+      const needed = new Set<number>();
+      for (const b of buffers) needed.add(idOf(b.buffer as SharedArrayBuffer));
       for (const b of buffers) {
-        const id = this.#register(b.buffer as SharedArrayBuffer);
+        const id = this.#register(b.buffer as SharedArrayBuffer, needed);
         out.push(id, b.byteOffset, b.byteLength);
       }
       return out;
@@ -224,16 +270,34 @@ export class IoWorker {
       this.#scratch.set(b, at);
       at += b.byteLength;
     }
-    out.push(this.#register(this.#scratch.buffer as SharedArrayBuffer), 0, total);
+    const scratch = this.#scratch.buffer as SharedArrayBuffer;
+    out.push(this.#register(scratch, new Set([idOf(scratch)])), 0, total);
     return out;
   }
 
-  #register(sab: SharedArrayBuffer): number {
+  /**
+   * Makes sure the worker holds `sab` when the next request runs, forgetting (in the worker too) the
+   * least recently used id that is not in `needed` if the registry is full.
+   */
+  #register(sab: SharedArrayBuffer, needed: ReadonlySet<number>): number {
     const id = idOf(sab);
-    if (!this.#registered.has(id)) {
-      this.#registered.add(id);
-      this.#port.postMessage({ register: id, sab });
+    if (this.#registered.delete(id)) {
+      this.#registered.add(id); // now the most recently used
+      return id;
     }
+    let forget: number | undefined;
+    if (this.#registered.size >= COMMIT_WORKER_BUFFERS_COUNT_MAX) {
+      for (const old of this.#registered) {
+        if (needed.has(old)) continue;
+        forget = old;
+        break;
+      }
+      assert(forget !== undefined, 'the registry holds more ids than one request names');
+      this.#registered.delete(forget);
+    }
+    this.#registered.add(id);
+    assert(this.#registered.size <= COMMIT_WORKER_BUFFERS_COUNT_MAX, 'commit worker registry within its bound');
+    this.#port.postMessage({ register: id, sab, forget });
     return id;
   }
 
@@ -252,12 +316,9 @@ export class IoWorker {
     }
     const result = this.#ctl[RESULT];
     if (result === 2) {
-      // The worker forgot a buffer (its registry is bounded): send it again and retry the same request.
-      this.#registered.clear();
-      this.#send(req);
-      return;
-    }
-    if (result === 1) {
+      // The registry is mirrored exactly, so this is a bug: fail the commit (never resend in a loop).
+      req.reject(new Error(`flushpoint assertion failed: commit worker does not hold buffer id ${this.#ctl[MISSING_ID]} (${req.path})`));
+    } else if (result === 1) {
       const m = receiveMessageOnPort(this.#port)?.message as { code?: string; syscall?: string; message?: string } | undefined;
       req.reject(fsError(m?.code ?? 'EIO', m?.syscall ?? 'commit', req.path, m?.message));
     } else req.resolve();
@@ -267,6 +328,8 @@ export class IoWorker {
   #failAll(err: Error): void {
     this.#dead ??= err;
     for (const r of this.#queue.splice(0)) r.reject(err);
+    // A commit in flight waits on DONE_SEQ: wake it, so it sees the worker is dead and rejects.
+    Atomics.notify(this.#ctl, DONE_SEQ);
   }
 }
 
@@ -278,25 +341,35 @@ export class IoWorker {
 export class IoWorkerPool {
   readonly #workers: IoWorker[] = [];
   readonly #workersCountMax: number;
+  readonly #options: IoWorkerOptions;
 
-  constructor(workersCountMax = 4) {
+  constructor(workersCountMax = COMMIT_WORKERS_COUNT_MAX, options: IoWorkerOptions = {}) {
     this.#workersCountMax = workersCountMax;
+    this.#options = options;
   }
 
   commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
     let best: IoWorker | undefined;
     for (const w of this.#workers) if (best === undefined || w.pendingCount < best.pendingCount) best = w;
     if (best === undefined || (best.pendingCount > 0 && this.#workers.length < this.#workersCountMax)) {
-      best = new IoWorker();
+      best = new IoWorker(this.#options);
       this.#workers.push(best);
     }
     return best.commit(fd, path, buffers, position, syncMethod);
   }
 
-  /** Starts one worker if none runs, and waits until it is online. */
+  /** Starts one worker if none runs, and waits until it is ready; rejects if it cannot start. */
   async warmUp(): Promise<void> {
-    if (this.#workers.length === 0) this.#workers.push(new IoWorker());
-    await (this.#workers[0] as IoWorker).online;
+    if (this.#workers.length === 0) this.#workers.push(new IoWorker(this.#options));
+    const first = this.#workers[0] as IoWorker;
+    try {
+      await first.ready;
+    } catch (err) {
+      // Leave no dead worker behind: the next warmUp (or commit) starts a new one.
+      this.#workers.splice(this.#workers.indexOf(first), 1);
+      await first.terminate();
+      throw err;
+    }
   }
 
   async terminate(): Promise<void> {

@@ -2,12 +2,15 @@
  * MemoryFileSystem: a file system in memory that can hand back "the disk after a power loss".
  *
  * It tracks two states of everything: what a reader sees now, and what is durable. File data becomes
- * durable at datasync/sync (all writes to that file before the call); a directory's entries become
- * durable at syncDir on that directory. crash() returns a new MemoryFileSystem holding only the durable
- * state, or, with `keepUnsynced: 'random'`, the durable state plus a seeded random part of the rest:
- * each unsynced write kept whole, dropped, or torn at sector granularity (sectors kept in any order),
- * and a random prefix of each directory's unsynced operations. Directories made by mkdir are durable at
- * once. Locks die with the "process": the crashed image has none.
+ * durable at datasync/sync (all writes to that file before the call); a directory's entries (files
+ * and subdirectories alike) become durable at syncDir on that directory. crash() returns a new
+ * MemoryFileSystem holding only the durable state, or, with `keepUnsynced: 'random'`, the durable state
+ * plus a seeded random part of the rest: each unsynced write kept whole, dropped, or torn at sector
+ * granularity (sectors kept in any order), and of each directory's unsynced operations (create, unlink,
+ * rename, mkdir) either a random prefix or a random subset (not only a prefix), applied in order. A directory made by mkdir is
+ * lost in a crash unless its parent was synced after it (or the random subset kept it); a lost
+ * directory takes everything in it along, synced files included. Locks die with the "process": the
+ * crashed image has none.
  */
 import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags, type SyncMethod } from './file-system.js';
 import { once } from '../core/check.js';
@@ -148,33 +151,88 @@ function isAllZero(bytes: Uint8Array): boolean {
   return true;
 }
 
-type DirOp = { kind: 'set'; name: string; inode: Inode } | { kind: 'delete'; name: string } | { kind: 'rename'; from: string; to: string; inode: Inode };
+type DirOp =
+  | { kind: 'set'; name: string; inode: Inode }
+  | { kind: 'delete'; name: string }
+  | { kind: 'rename'; from: string; to: string; inode: Inode }
+  | { kind: 'mkdir'; name: string; dir: Dir }
+  | { kind: 'rmdir'; name: string }
+  | { kind: 'renameDir'; from: string; to: string; dir: Dir };
+
+/** A directory's entries: files by name, and subdirectories by name. */
+interface DirState {
+  files: Map<string, Inode>;
+  dirs: Map<string, Dir>;
+}
+
+function applyDirOp(state: DirState, op: DirOp): void {
+  switch (op.kind) {
+    case 'set':
+      state.files.set(op.name, op.inode);
+      break;
+    case 'delete':
+      state.files.delete(op.name);
+      break;
+    case 'rename':
+      state.files.delete(op.from);
+      state.files.set(op.to, op.inode);
+      break;
+    case 'mkdir':
+      state.dirs.set(op.name, op.dir);
+      break;
+    case 'rmdir':
+      state.dirs.delete(op.name);
+      break;
+    case 'renameDir':
+      state.dirs.delete(op.from);
+      state.dirs.set(op.to, op.dir);
+      break;
+  }
+}
 
 class Dir {
   entries = new Map<string, Inode>();
-  durable = new Map<string, Inode>();
+  subdirs = new Map<string, Dir>();
+  durable: DirState = { files: new Map(), dirs: new Map() };
   ops: DirOp[] = [];
 
-  set(name: string, inode: Inode): void {
-    this.entries.set(name, inode);
-    this.ops.push({ kind: 'set', name, inode });
-  }
-
-  delete(name: string): void {
-    this.entries.delete(name);
-    this.ops.push({ kind: 'delete', name });
-  }
-
-  /** A rename within this directory: one operation, atomic across a crash, as rename(2) is. */
-  rename(from: string, to: string, inode: Inode): void {
-    this.entries.delete(from);
-    this.entries.set(to, inode);
-    this.ops.push({ kind: 'rename', from, to, inode });
+  /** Applies an operation now; it becomes durable at the next sync() (a rename is one operation, atomic across a crash, as rename(2) is). */
+  op(op: DirOp): void {
+    applyDirOp({ files: this.entries, dirs: this.subdirs }, op);
+    this.ops.push(op);
   }
 
   sync(): void {
-    this.durable = new Map(this.entries);
+    this.durable = { files: new Map(this.entries), dirs: new Map(this.subdirs) };
     this.ops = [];
+  }
+
+  /** What a crash leaves of its entries: the durable ones, plus a random part of the rest if asked. */
+  afterCrash(random: Random | null, report: CrashReport): DirState {
+    const state: DirState = { files: new Map(this.durable.files), dirs: new Map(this.durable.dirs) };
+    report.dirOpsUnsynced += this.ops.length;
+    if (random && this.ops.length > 0) {
+      // Half the time a prefix (a file system that journals metadata in order, as ext4 does), half the
+      // time any subset, applied in order (one that does not promise an order).
+      let kept: boolean[];
+      if (random.int(2) === 0) {
+        const keepCount = random.int(this.ops.length + 1);
+        kept = this.ops.map((_, i) => i < keepCount);
+      } else kept = this.ops.map(() => random.int(2) === 1);
+      let lostBefore = false;
+      let nonPrefix = false;
+      for (const [i, op] of this.ops.entries()) {
+        if (!kept[i]) {
+          lostBefore = true;
+          continue;
+        }
+        if (lostBefore) nonPrefix = true;
+        applyDirOp(state, op);
+        report.dirOpsKept++;
+      }
+      if (nonPrefix) report.dirsWithNonPrefixKept++;
+    }
+    return state;
   }
 }
 
@@ -198,12 +256,15 @@ class MemoryFileHandle implements FileHandle {
   readonly path: string;
   readonly #inode: Inode;
   readonly #writable: boolean;
+  readonly #open: Set<MemoryFileHandle>;
   #closed = false;
 
-  constructor(path: string, inode: Inode, writable: boolean) {
+  constructor(path: string, inode: Inode, writable: boolean, open: Set<MemoryFileHandle>) {
     this.path = path;
     this.#inode = inode;
     this.#writable = writable;
+    this.#open = open;
+    open.add(this);
   }
 
   #check(syscall: string, write = false): void {
@@ -249,6 +310,7 @@ class MemoryFileHandle implements FileHandle {
   async close(): Promise<void> {
     this.#check('close');
     this.#closed = true;
+    this.#open.delete(this);
   }
 
   async commit(buffers: readonly Uint8Array[], position: number, _syncMethod: SyncMethod): Promise<void> {
@@ -265,105 +327,146 @@ export interface CrashOptions {
   sectorBytes?: number;
 }
 
+/** What a crash() did to directories (for tests that must show they exercised the model). */
+export interface CrashReport {
+  /** Unsynced directory operations at the crash (in directories that survived the walk). */
+  dirOpsUnsynced: number;
+  /** Of those, the ones the image kept. */
+  dirOpsKept: number;
+  /** Directories where the image kept an operation after losing an earlier one (not a prefix). */
+  dirsWithNonPrefixKept: number;
+}
+
 export class MemoryFileSystem implements FileSystem {
-  #dirs = new Map<string, Dir>([['/', new Dir()]]);
+  /** Set on an image returned by crash(): what it did to directories. */
+  crashReport: CrashReport | null = null;
+  #root = new Dir();
+  readonly #openHandles = new Set<MemoryFileHandle>();
+
+  /** Paths of the handles opened and not closed yet, one entry per handle (tests find leaks with it). */
+  get openHandlePaths(): string[] {
+    return [...this.#openHandles].map((h) => h.path).sort();
+  }
   #locks = new Set<string>();
 
+  /** The directory at `path`, or undefined. */
+  #find(path: string): Dir | undefined {
+    let d: Dir | undefined = this.#root;
+    for (const part of normalize(path).split('/')) {
+      if (part === '' || d === undefined) continue;
+      d = d.subdirs.get(part);
+    }
+    return d;
+  }
+
   #dir(path: string, syscall: string): Dir {
-    const d = this.#dirs.get(normalize(path));
+    const d = this.#find(path);
     if (!d) throw fsError('ENOENT', syscall, path, 'no such file or directory');
     return d;
+  }
+
+  #inode(path: string): Inode | undefined {
+    const { dir, name } = splitPath(path);
+    return this.#find(dir)?.entries.get(name);
   }
 
   async open(path: string, flags: OpenFlags): Promise<FileHandle> {
     const { dir, name } = splitPath(path);
     const d = this.#dir(dir, 'open');
+    if (d.subdirs.has(name) || normalize(path) === '/') throw fsError('EISDIR', 'open', path, 'illegal operation on a directory');
     let inode = d.entries.get(name);
-    if (this.#dirs.has(normalize(path))) throw fsError('EISDIR', 'open', path, 'illegal operation on a directory');
     if (flags === 'r' || flags === 'r+') {
       if (!inode) throw fsError('ENOENT', 'open', path, 'no such file or directory');
     } else if (flags === 'wx+') {
       if (inode) throw fsError('EEXIST', 'open', path, 'file already exists');
       inode = new Inode();
-      d.set(name, inode);
+      d.op({ kind: 'set', name, inode: inode });
     } else {
       if (inode) inode.truncate(0);
       else {
         inode = new Inode();
-        d.set(name, inode);
+        d.op({ kind: 'set', name, inode: inode });
       }
     }
-    return new MemoryFileHandle(normalize(path), inode, flags !== 'r');
+    return new MemoryFileHandle(normalize(path), inode, flags !== 'r', this.#openHandles);
   }
 
   async rename(from: string, to: string): Promise<void> {
-    if (this.#dirs.has(normalize(from))) return this.#renameDir(normalize(from), normalize(to));
     const a = splitPath(from);
     const b = splitPath(to);
     const da = this.#dir(a.dir, 'rename');
     const db = this.#dir(b.dir, 'rename');
+    const moved = da.subdirs.get(a.name);
+    if (moved) {
+      // A directory: onto a missing name or an empty directory (rename(2) refuses the rest).
+      if (db.entries.has(b.name)) throw fsError('ENOTDIR', 'rename', to, 'not a directory');
+      const target = db.subdirs.get(b.name);
+      if (target && (target.entries.size > 0 || target.subdirs.size > 0)) throw fsError('ENOTEMPTY', 'rename', to, 'directory not empty');
+      if (normalize(to).startsWith(normalize(from) + '/')) throw fsError('EINVAL', 'rename', to, 'invalid argument');
+      if (da === db) da.op({ kind: 'renameDir', from: a.name, to: b.name, dir: moved });
+      else {
+        da.op({ kind: 'rmdir', name: a.name });
+        db.op({ kind: 'mkdir', name: b.name, dir: moved });
+      }
+      return;
+    }
     const inode = da.entries.get(a.name);
     if (!inode) throw fsError('ENOENT', 'rename', from, 'no such file or directory');
-    if (da === db) da.rename(a.name, b.name, inode);
+    if (db.subdirs.has(b.name)) throw fsError('EISDIR', 'rename', to, 'illegal operation on a directory');
+    if (da === db) da.op({ kind: 'rename', from: a.name, to: b.name, inode });
     else {
-      da.delete(a.name);
-      db.set(b.name, inode);
+      da.op({ kind: 'delete', name: a.name });
+      db.op({ kind: 'set', name: b.name, inode });
     }
-  }
-
-  /**
-   * A directory rename, as rename(2): the target may be missing or an empty directory. Like mkdir here,
-   * it is durable at once (the model does not track directories as entries of their parents).
-   */
-  #renameDir(from: string, to: string): void {
-    if (from === '/' || to === from || to.startsWith(from + '/')) throw fsError('EINVAL', 'rename', from, 'invalid argument');
-    const parent = splitPath(to);
-    if (this.#dir(parent.dir, 'rename').entries.has(parent.name)) throw fsError('ENOTDIR', 'rename', to, 'not a directory');
-    const target = this.#dirs.get(to);
-    const inside = (p: string, root: string): boolean => p === root || p.startsWith(root + '/');
-    if (target && (target.entries.size > 0 || [...this.#dirs.keys()].some((p) => p !== to && inside(p, to)))) throw fsError('ENOTEMPTY', 'rename', to, 'directory not empty');
-    const moved = [...this.#dirs].filter(([p]) => inside(p, from));
-    for (const [p] of moved) this.#dirs.delete(p);
-    for (const [p, d] of moved) this.#dirs.set(to + p.slice(from.length), d);
   }
 
   async unlink(path: string): Promise<void> {
     const { dir, name } = splitPath(path);
     const d = this.#dir(dir, 'unlink');
+    if (d.subdirs.has(name)) throw fsError('EISDIR', 'unlink', path, 'illegal operation on a directory');
     if (!d.entries.has(name)) throw fsError('ENOENT', 'unlink', path, 'no such file or directory');
-    d.delete(name);
+    d.op({ kind: 'delete', name });
   }
 
   async readdir(path: string): Promise<string[]> {
-    const norm = normalize(path);
-    const d = this.#dir(norm, 'scandir');
-    const names = [...d.entries.keys()];
-    const prefix = norm === '/' ? '/' : norm + '/';
-    for (const p of this.#dirs.keys()) {
-      if (p !== norm && p.startsWith(prefix) && !p.slice(prefix.length).includes('/')) names.push(p.slice(prefix.length));
-    }
-    return names.sort();
+    const { dir, name } = splitPath(path);
+    if (normalize(path) !== '/' && this.#find(dir)?.entries.has(name)) throw fsError('ENOTDIR', 'scandir', path, 'not a directory');
+    const d = this.#dir(path, 'scandir');
+    return [...d.entries.keys(), ...d.subdirs.keys()].sort();
   }
 
   async mkdir(path: string): Promise<void> {
+    let d = this.#root;
     let at = '';
-    for (const part of normalize(path).split('/').filter(Boolean)) {
+    const parts = normalize(path).split('/').filter(Boolean);
+    for (const [i, part] of parts.entries()) {
       at += '/' + part;
-      const parent = splitPath(at);
-      if (this.#dirs.get(parent.dir)?.entries.has(parent.name)) throw fsError('EEXIST', 'mkdir', at, 'file already exists');
-      if (!this.#dirs.has(at)) this.#dirs.set(at, new Dir());
+      if (d.entries.has(part)) {
+        if (i === parts.length - 1) throw fsError('EEXIST', 'mkdir', path, 'file already exists');
+        throw fsError('ENOTDIR', 'mkdir', path, 'not a directory');
+      }
+      let next = d.subdirs.get(part);
+      if (!next) {
+        next = new Dir();
+        d.op({ kind: 'mkdir', name: part, dir: next });
+      }
+      d = next;
     }
   }
 
   async syncDir(path: string): Promise<void> {
+    const { dir, name } = splitPath(path);
+    if (normalize(path) !== '/' && this.#find(dir)?.entries.has(name)) {
+      // fsync on a file opened read-only: makes its data durable (Node allows it too).
+      this.#find(dir)?.entries.get(name)?.sync();
+      return;
+    }
     this.#dir(path, 'fsync').sync();
   }
 
   async stat(path: string): Promise<FileStat> {
-    const norm = normalize(path);
-    if (this.#dirs.has(norm)) return { sizeBytes: 0, isFile: false, isDirectory: true };
-    const { dir, name } = splitPath(norm);
-    const inode = this.#dirs.get(dir)?.entries.get(name);
+    if (this.#find(path)) return { sizeBytes: 0, isFile: false, isDirectory: true };
+    const inode = this.#inode(path);
     if (!inode) throw fsError('ENOENT', 'stat', path, 'no such file or directory');
     return { sizeBytes: inode.sizeBytes, isFile: true, isDirectory: false };
   }
@@ -373,7 +476,8 @@ export class MemoryFileSystem implements FileSystem {
     if (this.#locks.has(norm)) throw fsError('EWOULDBLOCK', 'flock', path, 'resource temporarily unavailable');
     const { dir, name } = splitPath(norm);
     const d = this.#dir(dir, 'open');
-    if (!d.entries.has(name)) d.set(name, new Inode());
+    if (d.subdirs.has(name)) throw fsError('EISDIR', 'open', path, 'illegal operation on a directory');
+    if (!d.entries.has(name)) d.op({ kind: 'set', name, inode: new Inode() });
     this.#locks.add(norm);
     return {
       release: once(async () => {
@@ -396,39 +500,37 @@ export class MemoryFileSystem implements FileSystem {
       }
       return c;
     };
-    for (const [path, dir] of this.#dirs) {
-      const entries = new Map(dir.durable);
-      if (random && dir.ops.length > 0) {
-        const keep = random.int(dir.ops.length + 1);
-        for (const op of dir.ops.slice(0, keep)) {
-          if (op.kind === 'set') entries.set(op.name, op.inode);
-          else if (op.kind === 'delete') entries.delete(op.name);
-          else {
-            entries.delete(op.from);
-            entries.set(op.to, op.inode);
-          }
-        }
+    // Walk the tree as the disk holds it after the crash: a directory exists only where its parent's
+    // crashed entries name it. Each directory is visited once (a kept rename cannot make a cycle).
+    const seen = new Set<Dir>();
+    const report: CrashReport = { dirOpsUnsynced: 0, dirOpsKept: 0, dirsWithNonPrefixKept: 0 };
+    const copy = (from: Dir, to: Dir): void => {
+      seen.add(from);
+      const state = from.afterCrash(random, report);
+      for (const [name, inode] of state.files) to.entries.set(name, crashed(inode));
+      for (const [name, sub] of state.dirs) {
+        if (seen.has(sub)) continue; // kept under two names by an unsynced rename: the first one wins
+        const nd = new Dir();
+        to.subdirs.set(name, nd);
+        copy(sub, nd);
       }
-      const nd = new Dir();
-      for (const [name, inode] of entries) nd.entries.set(name, crashed(inode));
-      nd.durable = new Map(nd.entries);
-      out.#dirs.set(path, nd);
-    }
+      to.sync();
+    };
+    copy(this.#root, out.#root);
+    out.crashReport = report;
     return out;
   }
 
   /** Test helper: the current bytes of a file (a copy). */
   readFileNow(path: string): Uint8Array {
-    const { dir, name } = splitPath(path);
-    const inode = this.#dirs.get(dir)?.entries.get(name);
+    const inode = this.#inode(path);
     if (!inode) throw fsError('ENOENT', 'open', path, 'no such file or directory');
     return inode.readAll();
   }
 
   /** Test helper: overwrite bytes of a file in place, durably (simulates media corruption). */
   corrupt(path: string, position: number, bytes: Uint8Array): void {
-    const { dir, name } = splitPath(path);
-    const inode = this.#dirs.get(dir)?.entries.get(name);
+    const inode = this.#inode(path);
     if (!inode) throw fsError('ENOENT', 'open', path, 'no such file or directory');
     inode.write(position, bytes);
     inode.sync();
@@ -436,8 +538,7 @@ export class MemoryFileSystem implements FileSystem {
 
   /** Test helper: cut a file to a length, durably. */
   truncateNow(path: string, lengthBytes: number): void {
-    const { dir, name } = splitPath(path);
-    const inode = this.#dirs.get(dir)?.entries.get(name);
+    const inode = this.#inode(path);
     if (!inode) throw fsError('ENOENT', 'open', path, 'no such file or directory');
     inode.truncate(lengthBytes);
     inode.sync();

@@ -8,6 +8,12 @@ import { once } from '../core/check.js';
 import { loadFlock } from './flock.js';
 import type { FileHandle, FileLock, FileStat, FileSystem, OpenFlags, SyncMethod } from './file-system.js';
 import { IoWorkerPool } from './io-worker.js';
+import { COMMIT_WORKERS_COUNT_MAX } from './limits.js';
+
+export interface NodeFileSystemOptions {
+  /** Node flags of the commit workers. Default none (the host process's flags are not passed on). */
+  commitWorkerExecArgv?: readonly string[];
+}
 
 const fsOpen = promisify(fs.open);
 const fsClose = promisify(fs.close);
@@ -89,10 +95,15 @@ function advance(buffers: readonly Uint8Array[], written: number): Uint8Array[] 
 export class NodeFileSystem implements FileSystem {
   readonly hostPaths = true;
   #workers: IoWorkerPool | null = null;
+  readonly #options: NodeFileSystemOptions;
+
+  constructor(options: NodeFileSystemOptions = {}) {
+    this.#options = options;
+  }
 
   /** @internal The commit workers, started on first use (NodeFileHandle uses them; not part of the API). */
   ioWorker(): IoWorkerPool {
-    this.#workers ??= new IoWorkerPool();
+    this.#workers ??= new IoWorkerPool(COMMIT_WORKERS_COUNT_MAX, { execArgv: this.#options.commitWorkerExecArgv ?? [] });
     return this.#workers;
   }
 
@@ -141,7 +152,7 @@ export class NodeFileSystem implements FileSystem {
     try {
       await flock(fd, 'exnb');
     } catch (err) {
-      await fsClose(fd);
+      await fsClose(fd).catch(() => {}); // the flock error is the one to report
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EAGAIN' || e.code === 'EWOULDBLOCK') e.code = 'EWOULDBLOCK';
       throw e;

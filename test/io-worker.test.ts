@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IoWorker, IoWorkerPool } from '../fs/io-worker.js';
+import { NodeFileSystem } from '../fs/node-file-system.js';
+import { Wal } from '../wal/index.js';
 
 let dir = '';
 beforeAll(async () => {
@@ -73,4 +75,95 @@ describe('commit worker', () => {
       await w.terminate();
     }
   });
+});
+
+describe('commit worker: one commit over many distinct shared buffers (issue 8 item 1)', () => {
+  // The worker used to forget every registered buffer once it held 64, while one request could name up
+  // to 256: a commit over 64..256 distinct buffers re-registered and resent forever (a livelock).
+  for (const buffersCount of [1, 63, 64, 65, 256, 1000]) {
+    it(`${buffersCount} distinct shared buffers in one commit complete, in order`, { timeout: 20_000 }, async () => {
+      const file = path.join(dir, `many-${buffersCount}`);
+      const fd = fs.openSync(file, 'w+');
+      const w = new IoWorker();
+      try {
+        const parts = Array.from({ length: buffersCount }, (_, i) => sharedBytes(String.fromCharCode(65 + (i % 26)) + String.fromCharCode(97 + (i % 23))));
+        await w.commit(fd, file, parts, 0, 'fdatasync');
+        // And again, the same buffers plus as many new ones: the registry must make room without looping.
+        const more = Array.from({ length: buffersCount }, (_, i) => sharedBytes(String.fromCharCode(48 + (i % 10))));
+        await w.commit(fd, file, [...more, ...parts].slice(0, Math.max(buffersCount, 2)), buffersCount * 2, 'fdatasync');
+        const got = fs.readFileSync(file).toString();
+        expect(got.slice(0, buffersCount * 2)).toBe(parts.map((p) => Buffer.from(p).toString()).join(''));
+        const second = [...more, ...parts].slice(0, Math.max(buffersCount, 2));
+        expect(got.slice(buffersCount * 2)).toBe(second.map((p) => Buffer.from(p).toString()).join(''));
+      } finally {
+        fs.closeSync(fd);
+        await w.terminate();
+      }
+    });
+  }
+});
+
+describe('commit worker registry past its bound', () => {
+  it('commits naming 256 buffers each, over more distinct buffers than the registry holds, all complete', { timeout: 20_000 }, async () => {
+    const file = path.join(dir, 'registry');
+    const fd = fs.openSync(file, 'w+');
+    const w = new IoWorker();
+    try {
+      const all = Array.from({ length: 5 * 256 }, (_, i) => sharedBytes(String.fromCharCode(65 + (i % 26))));
+      let expected = '';
+      let at = 0;
+      // Windows overlapping the previous one by half: some ids are reused, older ones must be evicted.
+      for (let start = 0; start + 256 <= all.length; start += 128) {
+        const parts = all.slice(start, start + 256);
+        await w.commit(fd, file, parts, at, 'fdatasync');
+        expected += parts.map((p) => Buffer.from(p).toString()).join('');
+        at += 256;
+      }
+      expect(fs.readFileSync(file).toString()).toBe(expected);
+    } finally {
+      fs.closeSync(fd);
+      await w.terminate();
+    }
+  });
+});
+
+describe('a WAL commit over many staging chunks completes (issue 8 item 1)', () => {
+  it('the reproduction: default options, one record (synced), then 70 appends of 600 KiB in one tick, then sync()', { timeout: 30_000 }, async () => {
+    const fsys = new NodeFileSystem();
+    const wal = await Wal.open({ dir: path.join(dir, 'wal-repro'), fs: fsys });
+    try {
+      wal.append(new Uint8Array([1]));
+      await wal.sync(); // the segment header is now written: the next batch is all shared memory
+      const payload = new Uint8Array(600 * 1024).fill(7);
+      for (let i = 0; i < 70; i++) wal.append(payload);
+      expect(await wal.sync()).toBe(71);
+      expect(wal.durableLsn).toBe(71);
+    } finally {
+      await wal.close();
+      await fsys.dispose();
+    }
+  });
+
+  for (const buffersCount of [1, 63, 64, 65, 256, 1000]) {
+    it(`one batch over ${buffersCount} staging chunks (stagingChunkBytes 4 KiB) commits and reads back`, { timeout: 30_000 }, async () => {
+      const fsys = new NodeFileSystem();
+      const wal = await Wal.open({ dir: path.join(dir, `wal-chunks-${buffersCount}`), fs: fsys, stagingChunkBytes: 4096, segmentSizeBytes: 64 * 1024 * 1024 });
+      try {
+        wal.append(new Uint8Array([0]));
+        await wal.sync(); // the segment header is written: the next batch is shared chunks only
+        // A 3 KiB payload takes a record of ~3 KiB: one per 4 KiB chunk, so one chunk per record.
+        for (let i = 1; i <= buffersCount; i++) wal.append(new Uint8Array(3 * 1024).fill(i % 251));
+        expect(await wal.sync()).toBe(buffersCount + 1);
+        let n = 0;
+        for await (const r of wal.read()) {
+          expect(r.payload[0]).toBe(n % 251);
+          n++;
+        }
+        expect(n).toBe(buffersCount + 1);
+      } finally {
+        await wal.close();
+        await fsys.dispose();
+      }
+    });
+  }
 });

@@ -6,7 +6,7 @@
  */
 import { FlushpointError, ErrorCode } from '../core/errors.js';
 import type { FileHandle, FileLock } from '../fs/file-system.js';
-import { sweepTempFiles } from '../fs/durable-publish.js';
+import { makeDirDurable, sweepTempFiles } from '../fs/durable-publish.js';
 import { SEGMENT_NAME_RE } from './format.js';
 import { wrapIoError } from './io-error.js';
 import type { ResolvedWalOptions } from './options.js';
@@ -38,7 +38,7 @@ export interface OpenedLog {
 
 async function lockDirectory(o: ResolvedWalOptions): Promise<FileLock> {
   try {
-    await o.fs.mkdir(o.dir);
+    await makeDirDurable(o.fs, o.dir);
   } catch (err) {
     throw wrapIoError(err, `open of ${o.dir}`);
   }

@@ -1,0 +1,20 @@
+/**
+ * The fs layer's limits, in one place, each named with its unit. Reaching one pushes back (a copy, a
+ * queue), never grows without bound.
+ */
+
+/** iovecs one commit request carries to a commit worker; a commit with more buffers is copied into one. */
+export const COMMIT_IOVECS_COUNT_MAX = 256;
+
+/**
+ * Shared buffers a commit worker keeps registered at once (the least recently used one not needed by
+ * the request being sent is forgotten first). Greater than COMMIT_IOVECS_COUNT_MAX, so that every
+ * buffer of one request is always registered when the request runs.
+ */
+export const COMMIT_WORKER_BUFFERS_COUNT_MAX = 512;
+
+/** Commit workers a NodeFileSystem starts at most (independent logs commit in parallel up to this). */
+export const COMMIT_WORKERS_COUNT_MAX = 4;
+
+/** Initial size of a commit worker's scratch buffer, for commits not in shared memory, in bytes (it grows to the largest commit). */
+export const COMMIT_SCRATCH_BYTES_INITIAL = 64 * 1024;

@@ -1,0 +1,173 @@
+/**
+ * The recovery decision table of wal/recovery.ts, one test per row, readable as its specification.
+ *
+ * The log every row starts from (segments of 1 KiB; 100-byte payloads make 128-byte records, 7 a segment):
+ *
+ *   batch A: LSN 1..15 (one batch)   ->  segment 1: LSN 1..7    segment 2: LSN 8..14    segment 3: LSN 15..
+ *   batch B: LSN 16, 17                                                                   segment 3
+ *   batch C: LSN 18, 19 (the last batch; its payloads are chosen per row)                 segment 3
+ *
+ * Each row damages a copy of that disk, opens it, and states the outcome: the clean end, a torn tail
+ * cut (or refused with recovery: 'strict'), or WAL_CORRUPT naming the file and the byte offset.
+ */
+import { describe, expect, it } from 'vitest';
+import { Wal } from '../wal/index.js';
+import { FlushpointError } from '../core/errors.js';
+import { MemoryFileSystem } from '../fs/index.js';
+import { decodeRecord, recordLsn } from '../record/format.js';
+import { SEGMENT_HEADER_BYTES, segmentName } from '../wal/format.js';
+
+const DIR = '/wal';
+const SEGMENT_BYTES = 1024;
+const SEG1 = segmentName(1);
+const SEG2 = segmentName(8);
+const SEG3 = segmentName(15);
+
+/** Payloads that are WAL-framed bytes: readRaw spans of another log, numbered from 1. */
+async function otherLogSpans(): Promise<Uint8Array[]> {
+  const fs = new MemoryFileSystem();
+  const other = await Wal.open({ dir: '/other', fs, segmentSizeBytes: 4096 });
+  for (let i = 0; i < 12; i++) other.append(new Uint8Array(8).fill(i + 1));
+  await other.sync();
+  const spans: Uint8Array[] = [];
+  for await (const span of other.readRaw({ chunkBytesMax: 64 })) spans.push(span.bytes.slice());
+  await other.close();
+  return spans;
+}
+
+/** Builds the log above; batch C carries `lastBatch` payloads (default: 100 bytes each). */
+async function buildLog(lastBatch?: Uint8Array[]): Promise<MemoryFileSystem> {
+  const fs = new MemoryFileSystem();
+  const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: SEGMENT_BYTES });
+  const batches: Uint8Array[][] = [15, 2].map((n) => Array.from({ length: n }, () => new Uint8Array(100).fill(7)));
+  batches.push(lastBatch ?? [new Uint8Array(100).fill(8), new Uint8Array(100).fill(9)]);
+  for (const batch of batches) {
+    for (const p of batch) wal.append(p);
+    await wal.sync();
+  }
+  await wal.close();
+  expect((await fs.readdir(DIR)).filter((n) => n.endsWith('.wal'))).toEqual([SEG1, SEG2, SEG3]);
+  return fs;
+}
+
+/** Byte offset of LSN `lsn`'s record in segment `name`. */
+function offsetOf(fs: MemoryFileSystem, name: string, lsn: number): number {
+  const image = fs.readFileNow(`${DIR}/${name}`);
+  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  for (let at = SEGMENT_HEADER_BYTES; ; ) {
+    const size = decodeRecord(image, view, at, image.byteLength, 0);
+    if (size <= 0) throw new Error(`LSN ${lsn} not in ${name}`);
+    if (recordLsn(view, at) === lsn) return at;
+    at += size;
+  }
+}
+
+function flipByte(fs: MemoryFileSystem, name: string, at: number): void {
+  const image = fs.readFileNow(`${DIR}/${name}`);
+  fs.corrupt(`${DIR}/${name}`, at, new Uint8Array([(image[at] as number) ^ 0x40]));
+}
+
+type Outcome =
+  | { opens: 'clean'; lastLsn: number }
+  | { opens: 'torn tail cut'; lastLsn: number; cutAt: { file: string; offset: number } }
+  | { refused: 'WAL_CORRUPT'; file: string; offset: number; tornTail?: true; message: string };
+
+async function outcomeOf(fs: MemoryFileSystem, recovery: 'truncate-torn-tail' | 'strict' = 'truncate-torn-tail'): Promise<Outcome> {
+  let wal: Wal;
+  try {
+    wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: SEGMENT_BYTES, recovery });
+  } catch (err) {
+    if (!(err instanceof FlushpointError)) throw err;
+    expect(err.code).toBe('WAL_CORRUPT');
+    return { refused: 'WAL_CORRUPT', file: err.file as string, offset: err.offset as number, ...(err.tornTail ? { tornTail: true as const } : {}), message: err.message };
+  }
+  const torn = wal.recovery.tornTail;
+  const lastLsn = wal.lastLsn;
+  await wal.close();
+  return torn === null ? { opens: 'clean', lastLsn } : { opens: 'torn tail cut', lastLsn, cutAt: { file: torn.file, offset: torn.offset } };
+}
+
+/** Checks a refusal: the code, file, offset and tornTail flag exactly, and the message by pattern. */
+function expectRefused(got: Outcome, want: { file: string; offset: number; tornTail?: true; says: RegExp }): void {
+  expect(got).toMatchObject({ refused: 'WAL_CORRUPT', file: `${DIR}/${want.file}`, offset: want.offset });
+  expect((got as { tornTail?: true }).tornTail).toBe(want.tornTail);
+  expect((got as { message: string }).message).toMatch(want.says);
+}
+
+describe('recovery decision table (wal/recovery.ts), one row at a time', () => {
+  it('row 1 | any segment | only zeros after a valid record -> the clean end of data', async () => {
+    const fs = await buildLog();
+    expect(await outcomeOf(fs.crash())).toEqual({ opens: 'clean', lastLsn: 19 });
+    // Cut exactly at a record boundary: still only zeros after a valid record.
+    const cut = fs.crash();
+    cut.truncateNow(`${DIR}/${SEG3}`, offsetOf(fs, SEG3, 19));
+    expect(await outcomeOf(cut)).toEqual({ opens: 'clean', lastLsn: 18 });
+  });
+
+  it('row 2 | not the last segment | any damage -> WAL_CORRUPT naming the file and offset', async () => {
+    const fs = await buildLog();
+    const at = offsetOf(fs, SEG1, 3);
+    const img = fs.crash();
+    flipByte(img, SEG1, at + 40);
+    expectRefused(await outcomeOf(img), { file: SEG1, offset: at, says: /in a segment that is not the last/ });
+  });
+
+  it('row 3 | last segment | damage in its first record -> WAL_CORRUPT (a segment is named only after its first batch is durable)', async () => {
+    const fs = await buildLog();
+    const img = fs.crash();
+    flipByte(img, SEG3, SEGMENT_HEADER_BYTES + 30);
+    expectRefused(await outcomeOf(img), { file: SEG3, offset: SEGMENT_HEADER_BYTES, says: /the first record of the last segment/ });
+  });
+
+  it('row 4 | last segment | damage in batch B, and batch C continues the log -> WAL_CORRUPT (B had been acknowledged)', async () => {
+    const fs = await buildLog();
+    const at = offsetOf(fs, SEG3, 16);
+    const img = fs.crash();
+    flipByte(img, SEG3, at + 50);
+    expectRefused(await outcomeOf(img), { file: SEG3, offset: at, says: /a later batch \(from LSN 18/ });
+    // The same with the damaged record's header zeroed: found by the record that follows it.
+    const zeroed = fs.crash();
+    zeroed.corrupt(`${DIR}/${SEG3}`, at, new Uint8Array(24));
+    expectRefused(await outcomeOf(zeroed), { file: SEG3, offset: at, says: /a later batch \(from LSN 18/ });
+  });
+
+  it('row 5 | last segment | damage in the last batch C (zeros, garbage, its own records after) -> torn tail: cut', async () => {
+    const fs = await buildLog();
+    const at18 = offsetOf(fs, SEG3, 18);
+    const at19 = offsetOf(fs, SEG3, 19);
+    // C's first record lost its header; its second record is intact: still C's own, so still torn.
+    const img = fs.crash();
+    img.corrupt(`${DIR}/${SEG3}`, at18, new Uint8Array(24));
+    expect(await outcomeOf(img)).toEqual({ opens: 'torn tail cut', lastLsn: 17, cutAt: { file: `${DIR}/${SEG3}`, offset: at18 } });
+    // C's last record cut short.
+    const short = fs.crash();
+    short.truncateNow(`${DIR}/${SEG3}`, at19 + 60);
+    expect(await outcomeOf(short)).toEqual({ opens: 'torn tail cut', lastLsn: 18, cutAt: { file: `${DIR}/${SEG3}`, offset: at19 } });
+  });
+
+  it("row 5, strict | the same torn tail with recovery: 'strict' -> WAL_CORRUPT with tornTail", async () => {
+    const fs = await buildLog();
+    const at18 = offsetOf(fs, SEG3, 18);
+    const img = fs.crash();
+    img.corrupt(`${DIR}/${SEG3}`, at18, new Uint8Array(24));
+    expectRefused(await outcomeOf(img, 'strict'), { file: SEG3, offset: at18, tornTail: true, says: /refused by recovery: 'strict'/ });
+  });
+
+  it('row 5 | last segment | after the damage, valid records that do not continue the log (another log inside the payloads) -> torn tail: cut', async () => {
+    const spans = await otherLogSpans();
+    const fs = await buildLog([spans[0] as Uint8Array, spans[1] as Uint8Array]);
+    const at18 = offsetOf(fs, SEG3, 18);
+    const img = fs.crash();
+    img.corrupt(`${DIR}/${SEG3}`, at18, new Uint8Array(24)); // C's first header lost: its payload is scanned
+    img.corrupt(`${DIR}/${SEG3}`, offsetOf(fs, SEG3, 19), new Uint8Array(24)); // and C's second one too
+    expect(await outcomeOf(img)).toEqual({ opens: 'torn tail cut', lastLsn: 17, cutAt: { file: `${DIR}/${SEG3}`, offset: at18 } });
+  });
+
+  it('between segments | a segment missing from the middle (an LSN gap) -> WAL_CORRUPT naming the later segment', async () => {
+    const fs = await buildLog();
+    const img = fs.crash();
+    await img.unlink(`${DIR}/${SEG2}`);
+    await img.syncDir(DIR);
+    expectRefused(await outcomeOf(img), { file: SEG3, offset: 0, says: /LSN gap: previous segment ends at LSN 7, this one starts at 15/ });
+  });
+});
