@@ -9,7 +9,7 @@ export type { LatencySummary } from './core/latency.js';
 export type { Clock } from './core/clock.js';
 export type { Random } from './core/random.js';
 export { NodeFileSystem, MemoryFileSystem, FaultFileSystem } from './fs/index.js';
-export type { FileSystem, FileHandle, FileLock, FileStat, OpenFlags, SyncMethod, FaultRule, FsOp, CrashOptions } from './fs/index.js';
+export type { FileSystem, FileHandle, FileLock, FileStat, OpenFlags, SyncMethod, FaultRule, FsOp, CrashOptions, CrashReport, NodeFileSystemOptions } from './fs/index.js';
 export { Wal } from './wal/index.js';
 export type {
   WalOptions,
@@ -45,4 +45,5 @@ export type {
 } from './backup/index.js';
 export type { Compression } from './backup/index.js';
 export { Engine } from './engine/index.js';
-export type { EngineOptions, EngineOwnOptions, EngineWalOptions, EngineBackupOptions, CheckpointResult, EngineStats, EngineRecovery } from './engine/index.js';
+export type { EngineOptions, EngineOwnOptions, EngineWalOptions, EngineBackupOptions, CheckpointResult, EngineStats, EngineRecovery, EngineKey, WriteOptions } from './engine/index.js';
+export { msgpackEncoding } from './engine/index.js';

@@ -17,7 +17,7 @@
  */
 import { AbstractLevel, AbstractSnapshot, type AbstractDelOptions, type AbstractPutOptions } from 'abstract-level';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
-import { fsError, sweepTempFiles } from '../fs/index.js';
+import { fsError, makeDirDurable, sweepTempFiles } from '../fs/index.js';
 import { Wal, type WalStats } from '../wal/index.js';
 import { BackupSink, type BackupStats } from '../backup/index.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
@@ -94,7 +94,9 @@ class EngineSnapshot extends AbstractSnapshot {
   }
 }
 
-type Key = string | Uint8Array;
+/** How the engine stores keys and values underneath the encodings: strings or bytes. */
+export type EngineKey = string | Uint8Array;
+type Key = EngineKey;
 interface FormatOptions {
   keyEncoding: Format;
   valueEncoding: Format;
@@ -123,7 +125,7 @@ export interface Engine<K, V> {
   del<K2 = K>(key: K2, options: AbstractDelOptions<K2> & WriteOptions): Promise<void>;
 }
 
-export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
+export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, V> {
   readonly location: string;
   readonly #o: ResolvedEngineOptions;
   #wal: Wal | null = null;
@@ -176,6 +178,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
 
   // ---- lifecycle ----
 
+  /** @internal abstract-level's implementation hook. */
   async _open(options: { createIfMissing: boolean; errorIfExists: boolean }): Promise<void> {
     const { fs, location } = this.#o;
     const walDir = `${location}/${WAL_DIR}`;
@@ -188,7 +191,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
     }
     if (!exists && !options.createIfMissing) throw fsError('ENOENT', 'open', location, 'database does not exist (createIfMissing is false)');
     if (exists && options.errorIfExists) throw fsError('EEXIST', 'open', location, 'database already exists (errorIfExists is true)');
-    await fs.mkdir(`${location}/${CHECKPOINTS_DIR}`);
+    // Every directory the engine creates is durable before anything in it is acknowledged.
+    await makeDirDurable(fs, `${location}/${CHECKPOINTS_DIR}`);
     const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs, logger: this.#o.logger });
     try {
       await this.#recover(wal);
@@ -284,6 +288,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
     this.#o.logger?.info({ location, ...this.#recovery }, 'engine opened');
   }
 
+  /** @internal abstract-level's implementation hook. */
   async _close(): Promise<void> {
     const wal = this.#wal;
     if (!wal) return;
@@ -369,14 +374,17 @@ export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
     this.#pendingHead = 0;
   }
 
+  /** @internal abstract-level's implementation hook. */
   async _put(key: Key, value: Key, options: FormatOptions): Promise<void> {
     return this.#write([{ type: 'put', key: keyIn(key), value: valueIn(value) }], options);
   }
 
+  /** @internal abstract-level's implementation hook. */
   async _del(key: Key, options: FormatOptions): Promise<void> {
     return this.#write([{ type: 'del', key: keyIn(key) }], options);
   }
 
+  /** @internal abstract-level's implementation hook. */
   async _batch(operations: Array<{ type: 'put' | 'del'; key: Key; value?: Key }>, options: FormatOptions): Promise<void> {
     if (operations.length === 0) return;
     const ops: Op[] = [];
@@ -387,6 +395,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
     return this.#write(ops, options);
   }
 
+  /** @internal abstract-level's implementation hook. */
   async _clear(options: RangeOptions & { snapshot?: EngineSnapshot; sync?: boolean }): Promise<void> {
     const b = boundsOf(options);
     const limit = Number.isFinite(options.limit) && options.limit >= 0 ? options.limit : -1;
@@ -410,15 +419,18 @@ export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
     return options?.snapshot?.[kTree] ?? this.#tree;
   }
 
+  /** @internal abstract-level's implementation hook. */
   async _get(key: Key, options: FormatOptions): Promise<Key | undefined> {
     return this._getSync(key, options);
   }
 
+  /** @internal abstract-level's implementation hook. */
   _getSync(key: Key, options: FormatOptions): Key | undefined {
     const v = this.#treeFor(options).get(keyIn(key));
     return v === undefined ? undefined : valueOut(v, options.valueEncoding);
   }
 
+  /** @internal abstract-level's implementation hook. */
   async _getMany(keys: Key[], options: FormatOptions): Promise<Array<Key | undefined>> {
     const tree = this.#treeFor(options);
     return keys.map((key) => {
@@ -427,10 +439,12 @@ export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
     });
   }
 
+  /** @internal abstract-level's implementation hook. */
   async _has(key: Key, options: FormatOptions): Promise<boolean> {
     return this.#treeFor(options).has(keyIn(key));
   }
 
+  /** @internal abstract-level's implementation hook. */
   async _hasMany(keys: Key[], options: FormatOptions): Promise<boolean[]> {
     const tree = this.#treeFor(options);
     return keys.map((key) => tree.has(keyIn(key)));
@@ -441,18 +455,22 @@ export class Engine<K = string, V = string> extends AbstractLevel<Key, K, V> {
     return options.snapshot?.[kTree] ?? this.#tree.clone();
   }
 
+  /** @internal abstract-level's implementation hook. */
   _iterator(options: RangeOptions & { snapshot?: EngineSnapshot }): EngineIterator {
     return new EngineIterator(this as never, this.#iterTree(options), options);
   }
 
+  /** @internal abstract-level's implementation hook. */
   _keys(options: RangeOptions & { snapshot?: EngineSnapshot }): EngineKeyIterator {
     return new EngineKeyIterator(this as never, this.#iterTree(options), options);
   }
 
+  /** @internal abstract-level's implementation hook. */
   _values(options: RangeOptions & { snapshot?: EngineSnapshot }): EngineValueIterator {
     return new EngineValueIterator(this as never, this.#iterTree(options), options);
   }
 
+  /** @internal abstract-level's implementation hook. */
   _snapshot(options: object): EngineSnapshot {
     return new EngineSnapshot(this.#tree.clone(), options);
   }

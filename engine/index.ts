@@ -1,4 +1,4 @@
 /** The engine's facade: the only module of engine/ that other layers (bench/, index.ts, cli/) import. */
-export { Engine, type EngineOptions, type CheckpointResult, type EngineStats, type EngineRecovery } from './engine.js';
+export { Engine, type EngineOptions, type CheckpointResult, type EngineStats, type EngineRecovery, type EngineKey, type WriteOptions } from './engine.js';
 export type { EngineOwnOptions, EngineWalOptions, EngineBackupOptions } from './options.js';
 export { msgpackEncoding } from './msgpack-encoding.js';
