@@ -24,6 +24,11 @@ export function tempNameFor(name: string): string {
   return name + TEMP_SUFFIX;
 }
 
+/** A pattern matching the temp path of `name` (any temp path when omitted), for fault rules and tests. */
+export function tempPathPattern(name = ''): RegExp {
+  return new RegExp(`${(name + TEMP_SUFFIX).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+}
+
 export function isTempName(name: string): boolean {
   return name.endsWith(TEMP_SUFFIX);
 }
@@ -74,7 +79,8 @@ export async function sweepTempFiles(fs: FileSystem, dir: string, names: readonl
 
 /**
  * Creates `path` and any missing parents, durably: after each directory it creates, it fsyncs that
- * directory's parent (the new entry lives there). An existing directory is left as it is. Returns the
+ * directory's parent (the new entry lives there). For an existing directory it fsyncs the parent once
+ * (its creation may have been interrupted before that sync). Returns the
  * directories it created, outermost first.
  */
 export async function makeDirDurable(fs: FileSystem, path: string): Promise<string[]> {
@@ -97,5 +103,8 @@ export async function makeDirDurable(fs: FileSystem, path: string): Promise<stri
     await fs.mkdir(dir);
     await fs.syncDir(dirname(dir));
   }
+  // A directory that already existed may be one whose creation a crash interrupted before its parent
+  // was synced: sync the parent once more, so whatever is acknowledged inside it can survive.
+  if (missing.length === 0 && dirname(path) !== path) await fs.syncDir(dirname(path));
   return missing;
 }

@@ -16,10 +16,12 @@ import { appendDurable, gate, until } from './helpers/backup-fixtures.js';
 import { sinkFixture } from './helpers/held-flush.js';
 import { track, turns } from './helpers/async.js';
 import { equalBytes, payloadFor, readAll } from './helpers/wal-fixtures.js';
+import { tempPathPattern } from '../fs/durable-publish.js';
+import { CHECKPOINT_NAME } from '../backup/format.js';
 
 const HOUR_MS = 3_600_000;
 const WAL_SEGMENT = /\.wal$/;
-const CHECKPOINT_RENAME = { op: 'rename' as const, path: /CHECKPOINT\.tmp$/ };
+const CHECKPOINT_RENAME = { op: 'rename' as const, path: tempPathPattern(CHECKPOINT_NAME) };
 
 /**
  * A backup of LSNs 1..5 (checkpoint 5) with a file for 6..10 beyond the checkpoint, as a crash between

@@ -83,7 +83,7 @@ describe('MemoryFileSystem: directories after a power loss', () => {
 });
 
 describe('makeDirDurable', () => {
-  it('creates each missing component and syncs its parent; an existing directory costs no sync', async () => {
+  it('creates each missing component and syncs its parent; an existing directory costs one parent sync', async () => {
     const mem = new MemoryFileSystem();
     const fault = new FaultFileSystem(mem);
     expect(await makeDirDurable(fault, '/p/q/r')).toEqual(['/p', '/p/q', '/p/q/r']);
@@ -91,9 +91,20 @@ describe('makeDirDurable', () => {
     expect(await exists(mem.crash(), '/p/q/r')).toBe(true);
     fault.resetCounts();
     expect(await makeDirDurable(fault, '/p/q/r')).toEqual([]);
-    expect(fault.counts.syncDir).toBe(0);
+    expect(fault.counts.syncDir).toBe(1);
+    fault.resetCounts();
     expect(await makeDirDurable(fault, '/p/q/s')).toEqual(['/p/q/s']);
     expect(fault.counts.syncDir).toBe(1);
+  });
+
+  it('makes an existing directory durable when a crash interrupted its creation before the parent sync', async () => {
+    // A process created /db (plain mkdir: its entry in / is not synced yet) and died; the next open finds
+    // /db and must not leave it undurable forever (records acknowledged inside it would die with it).
+    const mem = new MemoryFileSystem();
+    await mem.mkdir('/db');
+    expect(await exists(mem.crash(), '/db')).toBe(false);
+    expect(await makeDirDurable(mem, '/db')).toEqual([]);
+    expect(await exists(mem.crash(), '/db')).toBe(true);
   });
 
   it('refuses a path where a file is in the way (ENOTDIR) and passes other errors on', async () => {

@@ -22,6 +22,7 @@ import { deferred, track, turns, until, type Tracked } from './helpers/async.js'
 import { PREALLOC_SUFFIX } from '../wal/segment-preparer.js';
 import { MemoryWal, MEMORY_WAL_DIR, RECORDS_PER_SEGMENT, SEGMENT_BYTES } from './helpers/memory-wal.js';
 import { verifyLog } from './helpers/wal-log.js';
+import { TEMP_SUFFIX, tempPathPattern } from '../fs/durable-publish.js';
 
 const ERRNOS = ['EIO', 'ENOSPC'] as const;
 type Errno = (typeof ERRNOS)[number];
@@ -55,7 +56,7 @@ const CASES: readonly FaultCase[] = [
   // The first preallocation runs in open; the second, in the background after the first roll. When it has
   // failed, the roll starts the segment as a plain new file instead, so the fault must also hit that open
   // (any .tmp file) to fail the log.
-  { name: 'open of the next segment\'s file', op: 'open', batch: 'roll', beforeOpen: (error) => ({ op: 'open', path: /\.tmp$/, nth: 2, times: 2, error }) },
+  { name: 'open of the next segment\'s file', op: 'open', batch: 'roll', beforeOpen: (error) => ({ op: 'open', path: tempPathPattern(), nth: 2, times: 2, error }) },
   { name: 'rename of the new segment into place', op: 'rename', batch: 'roll', beforeBatch: (error) => ({ op: 'rename', error }) },
   { name: 'directory sync after the new segment is renamed', op: 'syncDir', batch: 'roll', beforeBatch: (error) => ({ op: 'syncDir', error }) },
 ];
@@ -187,7 +188,7 @@ describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)'
     // Every later preallocation hits the full disk; the first one (already made) becomes segment 1.
     const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     // (Any new file: the prepared next segment's zeros, and a plain new segment started in its place.)
-    m.fault.inject({ op: 'writev', path: new RegExp(`^(?!${escape(first as string)}$).*\\.tmp$`), error: 'ENOSPC', times: Infinity });
+    m.fault.inject({ op: 'writev', path: new RegExp(`^(?!${escape(first as string)}$).*${escape(TEMP_SUFFIX)}$`), error: 'ENOSPC', times: Infinity });
     await m.appendDurable(8);
     // Not before: batches that fit segment 1 are still acknowledged.
     for (let i = 0; i < 3; i++) await m.appendDurable(4);

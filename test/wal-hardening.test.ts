@@ -14,6 +14,7 @@ import { recordBytes } from '../record/format.js';
 import { deferred, track, turns, until } from './helpers/async.js';
 import { payloadFor, readAll } from './helpers/wal-fixtures.js';
 import { replayHint, seedList } from './helpers/seeds.js';
+import { tempPathPattern } from '../fs/durable-publish.js';
 
 /** A FileSystem layer that knows which handles are open right now (a descriptor leak shows as one left). */
 class CountingFileSystem implements FileSystem {
@@ -186,7 +187,7 @@ describe('file descriptors (issue 8 item 6)', () => {
 
   it('a new log whose first segment cannot be prepared fails to open with WAL_FAILED, leaving nothing open and the lock free', async () => {
     const { counting, fault } = disks();
-    fault.inject({ op: 'writev', path: /\.tmp$/, error: 'ENOSPC' });
+    fault.inject({ op: 'writev', path: tempPathPattern(), error: 'ENOSPC' });
     await expect(openWal(fault)).rejects.toMatchObject({ code: 'WAL_FAILED', cause: { code: 'ENOSPC' } });
     expect(counting.openPaths).toEqual([]);
     const wal = await openWal(fault);
@@ -202,7 +203,7 @@ describe('file descriptors (issue 8 item 6)', () => {
       await appendBatch(wal, 20);
       await turns(5);
       // The next batch does not fit the first segment: it goes into the prepared one, and fails there.
-      fault.inject({ op, path: op === 'syncDir' ? DIR : /\.tmp$/, error: 'EIO' });
+      fault.inject({ op, path: op === 'syncDir' ? DIR : tempPathPattern(), error: 'EIO' });
       wal.append(payloadFor(21, PAYLOAD_BYTES));
       for (let i = 0; i < 15; i++) wal.append(payloadFor(22 + i, PAYLOAD_BYTES));
       await expect(wal.sync()).rejects.toMatchObject({ code: 'WAL_FAILED' });
@@ -484,7 +485,7 @@ describe('slow commits (issue 9 logging)', () => {
     const events: number[] = [];
     wal.on('slowSync', (info) => events.push(info.durationMs));
     // The commit's sync waits 5 ms: at least the 1 ms threshold, whatever the machine's load.
-    fault.inject({ op: 'datasync', path: /\.tmp$/, delayMs: 5 });
+    fault.inject({ op: 'datasync', path: tempPathPattern(), delayMs: 5 });
     await wal.appendDurable(new Uint8Array(10));
     const slow = warns.filter((w) => w.msg === 'slow WAL commit');
     expect(slow).toHaveLength(1);

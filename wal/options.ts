@@ -29,7 +29,7 @@ export type RecoveryMode = 'truncate-torn-tail' | 'strict';
 export interface WalOptions {
   /** Directory holding the segments; created if missing. One process at a time (flock). */
   dir: string;
-  /** Size of each segment file, in bytes, preallocated with zeros. Default 64 MiB. */
+  /** Size of each segment file, in bytes; zero-filled in steps ahead of the write position. Default 64 MiB. */
   segmentSizeBytes?: number;
   /** How a commit is made durable. Default 'fdatasync'. */
   syncMethod?: SyncMethod;
