@@ -14,6 +14,8 @@ import { ExitCode, exitCodeOf, exitCodesHelp } from '../cli/exit-codes.js';
 import { main } from '../cli/main.js';
 import { captureIo, writeSmallBackup } from './helpers/cli-fixtures.js';
 import { ErrorCode, FlushpointError } from '../core/errors.js';
+import { NodeFileSystem } from '../fs/index.js';
+import { RESTORE_LOCK_NAME } from '../backup/restore.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const mainJs = path.join(root, 'dist', 'cli', 'main.js');
@@ -91,6 +93,22 @@ describe('every error path: the documented exit code, one line on stderr, no sta
       expect(c.out()).toBe('');
     });
   }
+
+  it('a restore into a target another restore holds: exit 4 (locked), one line naming the lock', async () => {
+    const temp = path.join(base, 'busy.restore.tmp');
+    fs.mkdirSync(temp);
+    const lock = await new NodeFileSystem().lock(path.join(temp, RESTORE_LOCK_NAME));
+    try {
+      const c = captureIo(base);
+      expect(await main(['backup', 'restore', '--from', 'bk', '--to', 'busy'], c)).toBe(ExitCode.locked);
+      const lines = c.err().split('\n');
+      expect(lines[0]).toMatch(/^flushpoint backup restore: WAL_LOCKED: another restore into .*busy is running/);
+      expect(lines.length).toBe(2);
+      expect(fs.existsSync(path.join(base, 'busy'))).toBe(false);
+    } finally {
+      await lock.release();
+    }
+  });
 
   it('--until-lsn 0 and -5 create nothing', async () => {
     expect(fs.existsSync(path.join(base, 'r'))).toBe(false);
