@@ -6,6 +6,7 @@
  *
  *   FLUSHPOINT_S3_STORE=bluestore   the OSD on a sparse file instead of memory (slower start)
  *   extra arguments go to vitest (a file name, -t NAME ...)
+ *   --bench [--quick]               instead of the tests, the S3 benchmark (bench/s3-backup.ts; build first)
  */
 import { spawn } from 'node:child_process';
 import { serveControl, startCeph } from './ceph.mjs';
@@ -24,11 +25,20 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 let code = 1;
+const bench = process.argv[2] === '--bench';
 try {
-  child = spawn('npx', ['vitest', 'run', '--config', 'vitest.s3.config.ts', ...process.argv.slice(2)], {
-    stdio: 'inherit',
-    env: { ...process.env, FLUSHPOINT_S3_STATE: handle.stateFile, FLUSHPOINT_S3_ENDPOINT: handle.endpoint },
-  });
+  const env = { ...process.env, FLUSHPOINT_S3_STATE: handle.stateFile, FLUSHPOINT_S3_ENDPOINT: handle.endpoint };
+  if (bench) {
+    // npm run bench:s3: the S3 section of the benchmark against this cluster (dist/ must be built).
+    const { CreateBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
+    const client = new S3Client({ endpoint: handle.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: handle.accessKeyId, secretAccessKey: handle.secretAccessKey } });
+    await client.send(new CreateBucketCommand({ Bucket: 'flushpoint-bench' }));
+    client.destroy();
+    const args = ['dist/bench/s3-backup.js', '--endpoint', handle.endpoint, '--bucket', 'flushpoint-bench', ...process.argv.slice(3)];
+    child = spawn(process.execPath, args, { stdio: 'inherit', env: { ...env, AWS_ACCESS_KEY_ID: handle.accessKeyId, AWS_SECRET_ACCESS_KEY: handle.secretAccessKey } });
+  } else {
+    child = spawn('npx', ['vitest', 'run', '--config', 'vitest.s3.config.ts', ...process.argv.slice(2)], { stdio: 'inherit', env });
+  }
   code = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))));
 } finally {
   const { left } = await stopAll();
