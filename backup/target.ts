@@ -43,7 +43,7 @@ export interface BackupTarget {
   readonly location: string;
   /** Reads the backup: readdir(location), stat/open(location + '/' + name). Writes through it are refused on S3. */
   readonly readFs: FileSystem;
-  /** Gets the target ready for a sink: creates the directory and sweeps temp files / learns the checkpoint's version. */
+  /** Gets the target ready for a sink: sweeps a directory's temp files / learns the S3 checkpoint's version. */
   prepare(): Promise<void>;
   /** Stores `chunks` under `name`, durably when it resolves; the same bytes already there count as stored. */
   putFile(name: string, chunks: readonly Uint8Array[]): Promise<PutTimings>;
@@ -86,8 +86,8 @@ export class LocalDirTarget implements BackupTarget {
     this.location = dir;
   }
 
+  /** The directory exists (the sink made it durably and locked it); sweeps the temp files a crash left. */
   async prepare(): Promise<void> {
-    await this.#fs.mkdir(this.location);
     await sweepTempFiles(this.#fs, this.location, await this.#fs.readdir(this.location));
   }
 
