@@ -66,8 +66,15 @@ export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: L
     }
   }
   assert(checkpoint <= wal.durableLsn, `adoption reached ${checkpoint}, beyond the WAL's durable LSN ${wal.durableLsn}`);
-  if (removed.length > 0) await target.deleteFiles(removed);
-  if (adopted > 0) await target.publishCheckpoint(checkpointBytes(checkpoint, startLsn));
+  if (removed.length > 0 && target.claimsByCheckpoint) {
+    // Nothing locks an S3 prefix: take it over first (a conditional checkpoint; BACKUP_LOCKED if another
+    // sink published since we read it), so a sink still writing there cannot name what we delete.
+    await target.publishCheckpoint(checkpointBytes(checkpoint, startLsn));
+    await target.deleteFiles(removed);
+  } else {
+    if (removed.length > 0) await target.deleteFiles(removed);
+    if (adopted > 0) await target.publishCheckpoint(checkpointBytes(checkpoint, startLsn));
+  }
   const walStart = walStartLsn(wal);
   if (walStart > checkpoint + 1) {
     throw new FlushpointError(ErrorCode.BACKUP_GAP, `the WAL starts at LSN ${walStart} but the backup checkpoint is ${checkpoint}: LSNs ${checkpoint + 1}..${walStart - 1} are gone`, {

@@ -101,6 +101,7 @@ export interface S3TargetStats extends TargetStats {
 export class S3Target implements BackupTarget {
   readonly location: string;
   readonly readFs: FileSystem;
+  readonly claimsByCheckpoint = true;
   readonly client: S3Client;
   readonly #o: ResolvedS3Options;
   readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0 };

@@ -43,6 +43,12 @@ export interface BackupTarget {
   readonly location: string;
   /** Reads the backup: readdir(location), stat/open(location + '/' + name). Writes through it are refused on S3. */
   readonly readFs: FileSystem;
+  /**
+   * No lock keeps other writers out (S3): before deleting anything, a sink re-publishes its checkpoint
+   * conditionally, so that a sink still writing there is refused its next publish and never names what
+   * was deleted. False for a directory: its lock file keeps every other sink out.
+   */
+  readonly claimsByCheckpoint: boolean;
   /** Gets the target ready for a sink: sweeps a directory's temp files / learns the S3 checkpoint's version. */
   prepare(): Promise<void>;
   /** Stores `chunks` under `name`, durably when it resolves; the same bytes already there count as stored. */
@@ -77,6 +83,7 @@ export function chunksBytes(chunks: readonly Uint8Array[]): number {
 export class LocalDirTarget implements BackupTarget {
   readonly location: string;
   readonly readFs: FileSystem;
+  readonly claimsByCheckpoint = false;
   readonly #fs: FileSystem;
   readonly #stats = emptyTargetStats();
 
