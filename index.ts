@@ -26,7 +26,7 @@ export type {
   RecoveryMode,
   WaitOptions,
 } from './wal/index.js';
-export { BackupSink, restoreBackup, verifyBackup } from './backup/index.js';
+export { BackupSink, restoreBackup, verifyBackup, openBackupSource } from './backup/index.js';
 export type {
   BackupSinkOptions,
   BackupSinkEvents,
@@ -42,6 +42,9 @@ export type {
   VerifyOptions,
   BackupProblem,
   BackupProblemCode,
+  BackupSource,
+  S3TargetOptions,
+  S3Credentials,
 } from './backup/index.js';
 export type { Compression } from './backup/index.js';
 export { Engine } from './engine/index.js';

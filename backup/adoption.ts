@@ -1,6 +1,7 @@
 /**
- * Opening a backup directory after a crash: sweep temp files, read the checkpoint, check it against the
- * WAL, and decide about files a crash left beyond the checkpoint.
+ * Opening a backup after a crash: read the checkpoint, check it against the WAL, and decide about files
+ * a crash left beyond the checkpoint. The target (target.ts: a directory or an S3 prefix) was prepared
+ * first (a directory's temp files swept); it is read through its FileSystem view.
  *
  * A file beyond the checkpoint was published but never acknowledged (the crash came before the
  * checkpoint). Decision table, in LSN order (the first refusal removes every later file too, since
@@ -17,9 +18,9 @@
 import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSystem } from '../fs/file-system.js';
-import { sweepTempFiles } from '../fs/durable-publish.js';
 import type { Wal } from '../wal/index.js';
-import { listBackupFiles, publishCheckpoint, readBackupFile, readCheckpoint, type BackupFileEntry } from './backup-file.js';
+import { checkpointBytes, listBackupFiles, readBackupFile, readCheckpoint, type BackupFileEntry } from './backup-file.js';
+import type { BackupTarget } from './target.js';
 
 export interface RecoveredBackup {
   /** Every LSN <= this is in the backup (the persisted checkpoint, moved over adopted files). */
@@ -35,9 +36,10 @@ export function walStartLsn(wal: Wal): number {
   return wal.firstLsn > 0 ? wal.firstLsn : wal.durableLsn + 1;
 }
 
-/** Brings a locked backup directory to a state the sink continues from. */
-export async function recoverBackupDir(fs: FileSystem, dir: string, wal: Wal, logger: Logger | undefined): Promise<RecoveredBackup> {
-  await sweepTempFiles(fs, dir, await fs.readdir(dir));
+/** Brings a prepared (and, for a directory, locked) backup target to a state the sink continues from. */
+export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: Logger | undefined): Promise<RecoveredBackup> {
+  const fs = target.readFs;
+  const dir = target.location;
   // No checkpoint yet: the backup starts where the WAL starts.
   const persisted = await readCheckpoint(fs, dir);
   let checkpoint = persisted?.checkpointLsn ?? walStartLsn(wal) - 1;
@@ -48,7 +50,7 @@ export async function recoverBackupDir(fs: FileSystem, dir: string, wal: Wal, lo
     });
   }
   let adopted = 0;
-  let removed = 0;
+  const removed: string[] = [];
   for (const f of await listBackupFiles(fs, dir)) {
     if (f.lastLsn <= checkpoint) continue;
     if (f.firstLsn <= checkpoint) {
@@ -60,20 +62,26 @@ export async function recoverBackupDir(fs: FileSystem, dir: string, wal: Wal, lo
       adopted++;
     } else {
       logger?.warn({ dir, file: f.name, reason: refused }, 'backup file beyond the checkpoint removed');
-      await fs.unlink(`${dir}/${f.name}`);
-      removed++;
+      removed.push(f.name);
     }
   }
   assert(checkpoint <= wal.durableLsn, `adoption reached ${checkpoint}, beyond the WAL's durable LSN ${wal.durableLsn}`);
-  if (removed > 0) await fs.syncDir(dir);
-  if (adopted > 0) await publishCheckpoint(fs, dir, checkpoint, startLsn);
+  if (removed.length > 0 && target.claimsByCheckpoint) {
+    // Nothing locks an S3 prefix: take it over first (a conditional checkpoint; BACKUP_LOCKED if another
+    // sink published since we read it), so a sink still writing there cannot name what we delete.
+    await target.publishCheckpoint(checkpointBytes(checkpoint, startLsn));
+    await target.deleteFiles(removed);
+  } else {
+    if (removed.length > 0) await target.deleteFiles(removed);
+    if (adopted > 0) await target.publishCheckpoint(checkpointBytes(checkpoint, startLsn));
+  }
   const walStart = walStartLsn(wal);
   if (walStart > checkpoint + 1) {
     throw new FlushpointError(ErrorCode.BACKUP_GAP, `the WAL starts at LSN ${walStart} but the backup checkpoint is ${checkpoint}: LSNs ${checkpoint + 1}..${walStart - 1} are gone`, {
       lsn: checkpoint + 1,
     });
   }
-  return { checkpointLsn: checkpoint, startLsn, adopted, removed };
+  return { checkpointLsn: checkpoint, startLsn, adopted, removed: removed.length };
 }
 
 /**

@@ -45,6 +45,13 @@ export async function publishBackupFile(
   body: BodyBuilder,
   compression: Compression,
 ): Promise<{ name: string; bytes: number } & PublishTimings> {
+  const { name, chunks, bytes } = await encodeBackupFile(body, compression);
+  const { writeMs, publishMs } = await publishFileDurably(fs, dir, name, chunks);
+  return { name, bytes, writeMs, publishMs };
+}
+
+/** One backup file as bytes: its name, header + (compressed) body chunks, and total size. */
+export async function encodeBackupFile(body: BodyBuilder, compression: Compression): Promise<{ name: string; chunks: Uint8Array[]; bytes: number }> {
   const stored = compression === 'deflate' ? [new Uint8Array(await deflateRaw(Buffer.concat(body.parts)))] : body.parts;
   let bodyCrc = 0;
   let storedBytes = 0;
@@ -61,14 +68,17 @@ export async function publishBackupFile(
     rawBodyBytes: body.bytes,
     bodyCrc,
   });
-  const name = backupFileName(body.firstLsn, body.lastLsn);
-  const { writeMs, publishMs } = await publishFileDurably(fs, dir, name, [header, ...stored]);
-  return { name, bytes: header.byteLength + storedBytes, writeMs, publishMs };
+  return { name: backupFileName(body.firstLsn, body.lastLsn), chunks: [header, ...stored], bytes: header.byteLength + storedBytes };
+}
+
+/** The CHECKPOINT's bytes, stamped now: every LSN in startLsn..checkpointLsn is durable in the backup. */
+export function checkpointBytes(checkpointLsn: number, startLsn: number): Uint8Array {
+  return encodeCheckpoint(checkpointLsn, startLsn, Date.now());
 }
 
 /** Publishes the checkpoint: every LSN in startLsn..checkpointLsn is durable in a file of `dir`. */
 export async function publishCheckpoint(fs: FileSystem, dir: string, checkpointLsn: number, startLsn: number): Promise<void> {
-  await publishFileDurably(fs, dir, CHECKPOINT_NAME, [encodeCheckpoint(checkpointLsn, startLsn, Date.now())]);
+  await publishFileDurably(fs, dir, CHECKPOINT_NAME, [checkpointBytes(checkpointLsn, startLsn)]);
 }
 
 function corrupt(file: string, offset: number, reason: string): FlushpointError {

@@ -2,25 +2,26 @@
  * One flush's I/O: read a frozen range of durable WAL records, write them into backup files, then
  * publish the checkpoint. No scheduling and no state: the facade decides the range and keeps the result.
  *
- *   WAL readRaw(from..target) --> body (cut at segmentSizeBytesMax) --> publishBackupFile (temp,
- *   fdatasync, rename, fsync dir) --> ... --> publishCheckpoint(target) (temp, fdatasync, rename, fsync dir)
+ *   WAL readRaw(from..target) --> body (cut at segmentSizeBytesMax) --> target.putFile (directory: temp,
+ *   fdatasync, rename, fsync dir; S3: a PUT) --> ... --> target.publishCheckpoint(target LSN)
  *
  * Ordering rule: the checkpoint is published only after every file of the range is durable under its
  * final name. A failure anywhere leaves the checkpoint where it was; a retry of the same range writes
- * the same file names again (rename replaces them atomically).
+ * the same file names again (a directory replaces them atomically by rename; S3 finds the same bytes
+ * already there by checksum, see s3-target.ts).
  */
 import { assert } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
-import type { FileSystem } from '../fs/file-system.js';
 import { READ_CHUNK_BYTES, type Wal } from '../wal/index.js';
-import { publishBackupFile, publishCheckpoint, type Compression } from './backup-file.js';
+import { checkpointBytes, encodeBackupFile, type Compression } from './backup-file.js';
+import type { BackupTarget } from './target.js';
 import { BodyBuilder } from './format.js';
 import { READ_CHUNK_BYTES_MIN } from './limits.js';
 
 export interface PipelineOptions {
   wal: Wal;
-  fs: FileSystem;
-  dir: string;
+  /** Where the files go: the backup directory or an S3 prefix (target.ts). */
+  target: BackupTarget;
   compression: Compression;
   segmentSizeBytesMax: number;
   clock: Clock;
@@ -47,9 +48,10 @@ export async function copyRange(o: PipelineOptions, fromLsn: number, targetLsn: 
   let body = new BodyBuilder();
   let expected = fromLsn;
   const publish = async (): Promise<void> => {
-    const r = await publishBackupFile(o.fs, o.dir, body, o.compression);
+    const file = await encodeBackupFile(body, o.compression);
+    const r = await o.target.putFile(file.name, file.chunks);
     out.files++;
-    out.bytes += r.bytes;
+    out.bytes += file.bytes;
     out.writeMs += r.writeMs;
     out.publishMs += r.publishMs;
     body = new BodyBuilder();
@@ -72,7 +74,7 @@ export async function copyRange(o: PipelineOptions, fromLsn: number, targetLsn: 
   if (body.recordCount > 0) await publish();
   const tc = now();
   // Only now, with every file of the range durable under its name, may the checkpoint move.
-  await publishCheckpoint(o.fs, o.dir, targetLsn, startLsn);
+  await o.target.publishCheckpoint(checkpointBytes(targetLsn, startLsn));
   out.checkpointMs = now() - tc;
   return out;
 }

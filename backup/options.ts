@@ -11,14 +11,17 @@ import { TIMEOUT_MS_MAX, type Wal } from '../wal/index.js';
 import type { Compression } from './backup-file.js';
 import { backupLogger } from './log.js';
 import * as L from './limits.js';
+import { s3Defaults, s3Location, type S3TargetOptions } from './s3-options.js';
 
 export type ForceFlushMode = 'barrier' | 'join' | 'reject';
 
 export interface BackupSinkOptions {
   /** The WAL to back up. The sink reads its durable records and holds it at the checkpoint. */
   wal: Wal;
-  /** Backup directory; created if missing. One sink at a time (a lock file, taken over once stale). */
-  dir: string;
+  /** Backup directory; created if missing. One sink at a time (a lock file, taken over once stale). Or give `target`. */
+  dir?: string;
+  /** Instead of `dir`: an S3 bucket prefix (s3-options.ts); a second sink on it gets BACKUP_LOCKED at its first publish. */
+  target?: { s3: S3TargetOptions };
   /** A flush starts at least this often while there is durable data not yet backed up. Default 1000 ms. */
   flushIntervalMs?: number;
   /** Largest raw body of one backup file; a lag of this many bytes also triggers a flush. Default 64 MiB. */
@@ -53,7 +56,10 @@ export interface BackupSinkOptions {
 
 export interface ResolvedBackupOptions {
   wal: Wal;
+  /** The backup directory, or for S3 its location s3://bucket/prefix (names it in messages). */
   dir: string;
+  /** The S3 target's options, or null for a directory. */
+  s3: S3TargetOptions | null;
   flushIntervalMs: number;
   segmentSizeBytesMax: number;
   forceFlushMode: ForceFlushMode;
@@ -77,7 +83,7 @@ export function checkMode(mode: unknown, name: string): ForceFlushMode {
 }
 
 const BACKUP_OPTION_NAMES: readonly (keyof BackupSinkOptions)[] = [
-  'wal', 'dir', 'flushIntervalMs', 'segmentSizeBytesMax', 'forceFlushMode', 'forceFlushTimeoutMs', 'compression', 'fs', 'logger',
+  'wal', 'dir', 'target', 'flushIntervalMs', 'segmentSizeBytesMax', 'forceFlushMode', 'forceFlushTimeoutMs', 'compression', 'fs', 'logger',
   'retryDelayMsMin', 'retryDelayMsMax', 'failuresCountMax', 'lockStaleMs', 'lockWaitMs', 'holdName', 'clock', 'random',
 ];
 
@@ -87,12 +93,22 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
   if (o.wal === null || typeof o.wal !== 'object' || typeof o.wal.append !== 'function') throw new TypeError('options.wal must be an open Wal');
   const compression = o.compression ?? 'none';
   if (compression !== 'none' && compression !== 'deflate') throw new RangeError(`compression must be 'none' or 'deflate', got ${String(compression)}`);
-  const dir = directoryPath(o.dir, 'options.dir');
+  let s3: S3TargetOptions | null = null;
+  if (o.target !== undefined) {
+    if (o.target === null || typeof o.target !== 'object' || typeof o.target.s3 !== 'object' || o.target.s3 === null) throw new TypeError('options.target must be { s3: { endpoint, bucket, prefix, ... } }');
+    if (o.dir !== undefined) throw new TypeError('give options.dir (a directory) or options.target (S3), not both');
+    s3 = o.target.s3;
+  }
+  const dir = s3 === null ? directoryPath(o.dir, 'options.dir') : (() => {
+    const r = s3Defaults(s3); // argument errors at open, before any request
+    return s3Location(r.bucket, r.prefix);
+  })();
   if (o.holdName !== undefined && (typeof o.holdName !== 'string' || o.holdName.length === 0)) throw new TypeError('holdName must be a non-empty string');
   const retryDelayMsMin = integerInRange(o.retryDelayMsMin ?? L.RETRY_DELAY_MS_MIN_DEFAULT, 'retryDelayMsMin', 1, L.RETRY_DELAY_MS_LIMIT);
   return {
     wal: o.wal,
     dir,
+    s3,
     flushIntervalMs: integerInRange(o.flushIntervalMs ?? L.FLUSH_INTERVAL_MS_DEFAULT, 'flushIntervalMs', 1, L.FLUSH_INTERVAL_MS_MAX),
     segmentSizeBytesMax: integerInRange(o.segmentSizeBytesMax ?? L.SEGMENT_SIZE_BYTES_MAX_DEFAULT, 'segmentSizeBytesMax', L.SEGMENT_SIZE_BYTES_MAX_MIN, L.SEGMENT_SIZE_BYTES_MAX_MAX),
     forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
@@ -105,7 +121,7 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
     failuresCountMax: integerInRange(o.failuresCountMax ?? L.FAILURES_COUNT_MAX_DEFAULT, 'failuresCountMax', 1, L.FAILURES_COUNT_MAX_LIMIT),
     lockStaleMs: integerInRange(o.lockStaleMs ?? L.LOCK_STALE_MS_DEFAULT, 'lockStaleMs', L.LOCK_STALE_MS_MIN, L.LOCK_STALE_MS_MAX),
     lockWaitMs: integerInRange(o.lockWaitMs ?? L.LOCK_WAIT_MS_DEFAULT, 'lockWaitMs', 0, L.LOCK_WAIT_MS_MAX),
-    holdName: o.holdName ?? `backup:${path.resolve(dir)}`,
+    holdName: o.holdName ?? `backup:${s3 === null ? path.resolve(dir) : dir}`,
     clock: o.clock ?? realClock,
     random: o.random ?? seededRandom(randomInt(2 ** 32)),
   };

@@ -7,6 +7,7 @@
  *   triggers.ts        interval and size triggers, the tail of the WAL's durable LSN
  *   retry-policy.ts    delay with jitter after a failure, pause after too many
  *   flush-pipeline.ts  one flush's I/O: WAL read -> backup files -> checkpoint
+ *   target.ts          where the files go: a directory (lock file) or an S3 prefix (s3-target.ts)
  *   stats.ts           counters and stage timings
  *   lock.ts            the directory lock; limits.ts every limit; options.ts options and defaults
  *
@@ -28,12 +29,13 @@ import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/e
 import { makeDirDurable } from '../fs/durable-publish.js';
 import { FlushScheduler, checkWaitOptions, type Wal } from '../wal/index.js';
 import { recoverBackupDir, walStartLsn, type RecoveredBackup } from './adoption.js';
-import { copyRange } from './flush-pipeline.js';
+import { copyRange, type PipelineOptions } from './flush-pipeline.js';
 import { lockBackupDir, type BackupLock } from './lock.js';
 import { backupDefaults, checkDirsApart, checkMode, type BackupSinkOptions, type ForceFlushMode, type ResolvedBackupOptions } from './options.js';
 import { RetryPolicy } from './retry-policy.js';
 import { SinkStats, type BackupStats } from './stats.js';
 import { FlushTriggers } from './triggers.js';
+import { LocalDirTarget, type BackupTarget } from './target.js';
 
 export type { BackupStats } from './stats.js';
 
@@ -77,6 +79,8 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   readonly #o: ResolvedBackupOptions;
   readonly #wal: Wal;
   readonly #lock: BackupLock;
+  readonly #target: BackupTarget;
+  readonly #pipeline: PipelineOptions;
   readonly #scheduler: FlushScheduler;
   readonly #triggers: FlushTriggers;
   readonly #retry: RetryPolicy;
@@ -93,12 +97,14 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   /** The WAL's failure once seen: nothing beyond its durable LSN will ever become durable. */
   #walFailure: Error | null = null;
 
-  private constructor(o: ResolvedBackupOptions, lock: BackupLock, { checkpointLsn, startLsn, adopted, removed }: RecoveredBackup) {
+  private constructor(o: ResolvedBackupOptions, lock: BackupLock, target: BackupTarget, { checkpointLsn, startLsn, adopted, removed }: RecoveredBackup) {
     super();
     this.#o = o;
     this.dir = o.dir;
     this.#wal = o.wal;
     this.#lock = lock;
+    this.#target = target;
+    this.#pipeline = { wal: o.wal, target, compression: o.compression, segmentSizeBytesMax: o.segmentSizeBytesMax, clock: o.clock };
     this.#checkpointLsn = checkpointLsn;
     this.#startLsn = startLsn;
     this.#stats = new SinkStats(adopted, removed);
@@ -109,8 +115,9 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       sticky: false,
       what: 'backed up',
       clock: o.clock,
+      // Another writer on the target (S3: the conditional checkpoint refused) is not a failure to retry.
       failureError: (cause) =>
-        new FlushpointError(ErrorCode.BACKUP_FAILED, `backup flush to ${o.dir} failed; the checkpoint stays at ${this.#checkpointLsn}: ${(cause as Error)?.message ?? String(cause)}`, {
+        isFlushpointError(cause, ErrorCode.BACKUP_LOCKED) ? cause : new FlushpointError(ErrorCode.BACKUP_FAILED, `backup flush to ${o.dir} failed; the checkpoint stays at ${this.#checkpointLsn}: ${(cause as Error)?.message ?? String(cause)}`, {
           cause,
           reachedLsn: this.#checkpointLsn,
         }),
@@ -137,7 +144,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       const code = wal.status === 'failed' ? ErrorCode.WAL_FAILED : ErrorCode.WAL_CLOSED;
       throw new FlushpointError(code, `cannot back up WAL ${wal.dir}: it is ${wal.status}`);
     }
-    checkDirsApart(o.dir, wal.dir);
+    if (o.s3 === null) checkDirsApart(o.dir, wal.dir);
     if (wal.stats().holds[o.holdName] !== undefined) {
       throw new RangeError(`WAL ${wal.dir} is already held under the name '${o.holdName}' (another sink?): give each sink its own holdName`);
     }
@@ -145,23 +152,35 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     wal.hold(o.holdName, walStartLsn(wal));
     let sink: BackupSink | null = null;
     let lock: BackupLock | null = null;
+    let target: BackupTarget | null = null;
     try {
-      await makeDirDurable(o.fs, o.dir);
-      lock = await lockBackupDir(o.fs, o.dir, {
-        staleMs: o.lockStaleMs,
-        waitMs: o.lockWaitMs,
-        clock: o.clock,
-        onCompromised: (err) => {
-          if (sink) sink.#compromised(err);
-        },
-      });
-      const recovered = await recoverBackupDir(o.fs, o.dir, wal, o.logger);
+      if (o.s3 === null) {
+        await makeDirDurable(o.fs, o.dir);
+        lock = await lockBackupDir(o.fs, o.dir, {
+          staleMs: o.lockStaleMs,
+          waitMs: o.lockWaitMs,
+          clock: o.clock,
+          onCompromised: (err) => {
+            if (sink) sink.#compromised(err);
+          },
+        });
+        target = new LocalDirTarget(o.fs, o.dir);
+      } else {
+        // S3 excludes a second writer by its conditional checkpoint, not by a lock (s3-target.ts).
+        // Loaded only here: a sink on a directory never loads the AWS SDK.
+        const { S3Target } = await import('./s3-target.js');
+        target = new S3Target(o.s3);
+        lock = { release: async () => {} };
+      }
+      await target.prepare();
+      const recovered = await recoverBackupDir(target, wal, o.logger);
       o.logger?.info({ dir: o.dir, ...recovered }, 'backup sink opened');
-      sink = new BackupSink(o, lock, recovered);
+      sink = new BackupSink(o, lock, target, recovered);
       return sink;
     } catch (err) {
       wal.release(o.holdName);
       await lock?.release();
+      await target?.close();
       throw err;
     }
   }
@@ -300,6 +319,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     this.#scheduler.fail(closedError(this.dir));
     this.#wal.release(this.#o.holdName);
     await this.#lock.release();
+    await this.#target.close();
     this.#status = 'closed';
     if (failure) throw failure;
   }
@@ -351,7 +371,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       }
       // From here on, files of this range may exist: a retry re-sends exactly this range.
       this.#retryTargetLsn = targetLsn;
-      const r = await copyRange(this.#o, fromLsn, targetLsn, this.#startLsn);
+      const r = await copyRange(this.#pipeline, fromLsn, targetLsn, this.#startLsn);
       assert(this.#checkpointLsn === fromLsn - 1, `the checkpoint moved during a flush (${fromLsn - 1} -> ${this.#checkpointLsn})`);
       this.#checkpointLsn = targetLsn;
       this.#retryTargetLsn = 0;
@@ -372,6 +392,12 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     this.#o.logger?.warn({ dir: this.dir, err, consecutiveFailures: this.#retry.consecutiveFailures }, 'backup flush failed');
     if (this.listenerCount('error') > 0) this.emit('error', err);
     if (this.#status !== 'open') return;
+    if (isFlushpointError(err, ErrorCode.BACKUP_LOCKED)) {
+      // Retrying cannot help while another sink writes here: stop until the operator resumes.
+      this.#paused = true;
+      this.#o.logger?.error({ dir: this.dir, err }, 'another writer owns the backup target; sink paused');
+      return;
+    }
     if (decision.action === 'pause') {
       this.#paused = true;
       this.#o.logger?.error({ dir: this.dir, err, failures: this.#retry.consecutiveFailures }, 'backup sink paused after repeated failures');

@@ -6,21 +6,27 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { restoreBackup } from '../backup/restore.js';
+import { openBackupSource } from '../backup/s3-source.js';
 import { verifyBackup } from '../backup/verify.js';
 import { ErrorCode, FlushpointError } from '../core/errors.js';
 import { createProgress } from '../core/progress.js';
 import { ExitCode } from './exit-codes.js';
 import { parseCommandLine, positiveInteger, UsageError, type CliIo, type Subcommand } from './subcommand.js';
 
-const verifyUsage = `usage: flushpoint backup verify DIR [--json]
+const s3Usage = `
+  s3://BUCKET/PREFIX   a backup in a bucket; --endpoint URL for a store other than AWS (path-style);
+                       keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+`;
+
+const verifyUsage = `usage: flushpoint backup verify DIR|s3://BUCKET/PREFIX [--endpoint URL] [--json]
 
   read every file of the backup in DIR and report corruption, gaps and files beyond the checkpoint;
   exits 0 only when every LSN up to the checkpoint is present and intact, 1 when it is not
 
   --json   print the result as JSON (ok, firstLsn, lastLsn, checkpointLsn, files, records, bytes, problems)
-`;
+${s3Usage}`;
 
-const restoreUsage = `usage: flushpoint backup restore --from DIR --to DIR [--until-lsn N]
+const restoreUsage = `usage: flushpoint backup restore --from DIR|s3://BUCKET/PREFIX [--endpoint URL] --to DIR [--until-lsn N]
 
   write a new WAL directory holding exactly the backup's LSNs up to N, verifying every file read;
   exits 0 only when the restore is complete and durable
@@ -28,7 +34,7 @@ const restoreUsage = `usage: flushpoint backup restore --from DIR --to DIR [--un
   --from DIR       the backup directory
   --to DIR         the new WAL directory: missing or empty
   --until-lsn N    the last LSN to restore (a whole number >= 1; default: the backup's checkpoint)
-`;
+${s3Usage}`;
 
 export const backupUsage = `usage: flushpoint backup verify DIR [--json]
        flushpoint backup restore --from DIR --to DIR [--until-lsn N]
@@ -60,7 +66,7 @@ async function existingDirectory(what: string, dir: string): Promise<void> {
 }
 
 async function verify(args: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseCommandLine(args, { json: { type: 'boolean' } }, verifyUsage);
+  const { values, positionals } = parseCommandLine(args, { json: { type: 'boolean' }, endpoint: { type: 'string' } }, verifyUsage);
   if (values.help) {
     io.stdout.write(verifyUsage);
     return ExitCode.ok;
@@ -68,16 +74,18 @@ async function verify(args: readonly string[], io: CliIo): Promise<number> {
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length === 0 ? 'give the backup directory to verify' : `one backup directory, got ${positionals.length}: ${positionals.join(' ')}`, verifyUsage);
   }
-  const dir = path.resolve(io.cwd, positionals[0] as string);
-  await existingDirectory('backup directory', dir);
+  const source = await openBackupSource(positionals[0] as string, { cwd: io.cwd, ...(values.endpoint ? { s3: { endpoint: values.endpoint } } : {}) });
+  const dir = source.location;
+  if (!dir.startsWith('s3://')) await existingDirectory('backup directory', dir);
   const progress = createProgress(io.stderr);
   let result: Awaited<ReturnType<typeof verifyBackup>>;
   try {
     progress.section(`verifying ${dir}`, 1);
     progress.step('files');
-    result = await verifyBackup(dir, { onProgress: (p) => progress.advance(p.files / Math.max(1, p.filesTotal)) });
+    result = await verifyBackup(dir, { fs: source.fs, onProgress: (p) => progress.advance(p.files / Math.max(1, p.filesTotal)) });
   } finally {
     progress.done();
+    await source.close();
   }
   // A directory with no checkpoint and no backup file is not a damaged backup but no backup at all (a
   // wrong path, say): a script must be able to tell the two apart, as restore does.
@@ -98,7 +106,7 @@ async function verify(args: readonly string[], io: CliIo): Promise<number> {
 }
 
 async function restore(args: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseCommandLine(args, { from: { type: 'string' }, to: { type: 'string' }, 'until-lsn': { type: 'string' } }, restoreUsage);
+  const { values, positionals } = parseCommandLine(args, { from: { type: 'string' }, to: { type: 'string' }, 'until-lsn': { type: 'string' }, endpoint: { type: 'string' } }, restoreUsage);
   if (values.help) {
     io.stdout.write(restoreUsage);
     return ExitCode.ok;
@@ -107,9 +115,10 @@ async function restore(args: readonly string[], io: CliIo): Promise<number> {
   if (values.from === undefined) throw new UsageError('--from DIR is required', restoreUsage);
   if (values.to === undefined) throw new UsageError('--to DIR is required', restoreUsage);
   const untilLsn = values['until-lsn'] === undefined ? undefined : positiveInteger('--until-lsn', values['until-lsn'], restoreUsage);
-  const from = path.resolve(io.cwd, values.from);
+  const source = await openBackupSource(values.from, { cwd: io.cwd, ...(values.endpoint ? { s3: { endpoint: values.endpoint } } : {}) });
+  const from = source.location;
   const to = path.resolve(io.cwd, values.to);
-  await existingDirectory('backup directory', from);
+  if (!from.startsWith('s3://')) await existingDirectory('backup directory', from);
   const target = await fs.stat(to).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
     throw err;
@@ -122,7 +131,7 @@ async function restore(args: readonly string[], io: CliIo): Promise<number> {
   try {
     progress.section(`restoring ${from} -> ${to}`, 1);
     progress.step('records');
-    const r = await restoreBackup({ from, to, ...(untilLsn === undefined ? {} : { untilLsn }), onProgress: (p) => progress.advance(p.files / Math.max(1, p.filesTotal)) });
+    const r = await restoreBackup({ from, to, fs: source.fs, ...(untilLsn === undefined ? {} : { untilLsn }), onProgress: (p) => progress.advance(p.files / Math.max(1, p.filesTotal)) }).finally(() => source.close());
     progress.done();
     io.stdout.write(`restored LSNs up to ${r.lastLsn} (${r.records} records from ${r.files} files) into ${to}\n`);
     return ExitCode.ok;

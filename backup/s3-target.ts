@@ -1,0 +1,363 @@
+/**
+ * An S3 bucket prefix as a backup target (@aws-sdk/client-s3; tested against Ceph's RADOS Gateway).
+ *
+ * Publish protocol, as on disk: data objects first, the CHECKPOINT object last.
+ *
+ *   putFile(name)        PUT If-None-Match: * (Content-MD5 so the store checks the bytes it got)
+ *                        | 201/200 -> stored
+ *                        | 412 (something is there) -> "already there?": HEAD, compare size and the
+ *                        |   store's ETag with ours (MD5, or MD5-of-part-MD5s "-N" for multipart);
+ *                        |   if the ETag cannot decide (another part size), GET and compare SHA-256.
+ *                        |   Same bytes -> stored (an earlier attempt landed: a PUT that timed out
+ *                        |   client-side may still be stored). Other bytes -> BACKUP_LOCKED: another
+ *                        |   writer uses this prefix; never overwritten.
+ *   large files          multipart (parts with Content-MD5), completed with If-None-Match: * after a
+ *                        HEAD finds nothing there (radosgw 16 does not honour the condition on
+ *                        completion), then HEAD again: RGW answers CompleteMultipartUpload with an
+ *                        empty ETag, HEAD is right. The default threshold (100 MiB) is above the
+ *                        sink's default file size, so by default every file is one conditional PUT.
+ *   publishCheckpoint    PUT If-None-Match: * (no checkpoint yet) or If-Match: <ETag we last saw>
+ *                        (quoted; unquoted once the store refused the quoted form of the very ETag it
+ *                        holds: radosgw 16 compares If-Match with the bare ETag).
+ *                        412 -> GET the checkpoint: our own earlier attempt (its bytes are among ours
+ *                        whose outcome we never learned) -> take its ETag, publish again; anything
+ *                        else -> BACKUP_LOCKED: a second sink publishes on this prefix.
+ *
+ * Every request has a timeout (requestTimeoutMs; the SDK has none by default) and at most
+ * attemptsCountMax attempts, so a stalled store becomes a failed flush that the sink retries under its
+ * own policy, and a forceFlush timeout stays per caller. Bodies are Buffers with a known length (RGW
+ * answers a streamed body with 411), and the SDK computes checksums only where an API requires them.
+ */
+import { createHash } from 'node:crypto';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
+import type { FileSystem } from '../fs/file-system.js';
+import { nodeFileSystem } from '../fs/node-file-system.js';
+import { CHECKPOINT_NAME } from './format.js';
+import { s3ReadFileSystem } from './s3-file-system.js';
+import {
+  S3_CHECKPOINT_REPUBLISH_COUNT_MAX,
+  S3_PARTS_COUNT_MAX,
+  S3_PARTS_IN_FLIGHT_MAX,
+  s3Defaults,
+  s3Location,
+  type ResolvedS3Options,
+  type S3TargetOptions,
+} from './s3-options.js';
+import { chunksBytes, emptyTargetStats, type BackupTarget, type PutTimings, type TargetStats } from './target.js';
+
+interface S3ErrorShape {
+  name?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function httpStatus(err: unknown): number | undefined {
+  return (err as S3ErrorShape)?.$metadata?.httpStatusCode;
+}
+
+/** 412, or 409 (a conditional write that raced another one on the same key). */
+function isPreconditionFailed(err: unknown): boolean {
+  const status = httpStatus(err);
+  const name = (err as S3ErrorShape)?.name;
+  return status === 412 || status === 409 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict';
+}
+
+function isNotFound(err: unknown): boolean {
+  const name = (err as S3ErrorShape)?.name;
+  return httpStatus(err) === 404 || name === 'NoSuchKey' || name === 'NotFound';
+}
+
+const md5 = (b: Uint8Array): Buffer => createHash('md5').update(b).digest();
+const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const unquote = (etag: string | undefined): string => (etag ?? '').replace(/^"|"$/g, '').toLowerCase();
+
+/** The ETag S3 gives an object uploaded in parts of `partSizeBytes`: MD5 of the parts' MD5s, "-" count. */
+export function multipartEtag(body: Uint8Array, partSizeBytes: number): string {
+  const digests: Buffer[] = [];
+  for (let at = 0; at < body.byteLength; at += partSizeBytes) digests.push(md5(body.subarray(at, Math.min(body.byteLength, at + partSizeBytes))));
+  return `${md5(Buffer.concat(digests)).toString('hex')}-${digests.length}`;
+}
+
+export interface S3TargetStats extends TargetStats {
+  /** Files that went through multipart upload. */
+  multipartUploads: number;
+  /** Conditional checkpoint publishes refused because our own earlier attempt had landed (resolved). */
+  checkpointSelfConflicts: number;
+}
+
+export class S3Target implements BackupTarget {
+  readonly location: string;
+  readonly readFs: FileSystem;
+  readonly claimsByCheckpoint = true;
+  readonly client: S3Client;
+  readonly #o: ResolvedS3Options;
+  readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0 };
+  /** ETag of the checkpoint as this target last saw or wrote it; null: none exists; undefined: not read yet. */
+  #checkpointEtag: string | null | undefined = undefined;
+  /** Checkpoint bodies sent since the last confirmed publish whose outcome is unknown (a timed-out PUT may land). */
+  #checkpointsInDoubt: Uint8Array[] = [];
+  /** If-Match with the quoted ETag (HTTP's spelling) until the store shows it wants it bare. */
+  #ifMatchQuoted = true;
+
+  constructor(options: S3TargetOptions, inner: FileSystem = nodeFileSystem) {
+    this.#o = s3Defaults(options);
+    this.location = s3Location(this.#o.bucket, this.#o.prefix);
+    this.client = new S3Client({
+      ...(this.#o.endpoint === undefined ? {} : { endpoint: this.#o.endpoint }),
+      region: this.#o.region,
+      credentials: this.#o.credentials,
+      forcePathStyle: this.#o.forcePathStyle,
+      maxAttempts: this.#o.attemptsCountMax,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        requestTimeout: this.#o.requestTimeoutMs,
+        connectionTimeout: this.#o.connectionTimeoutMs,
+        // Without this a breached requestTimeout is only a logged warning and the request waits on.
+        throwOnRequestTimeout: true,
+      },
+    });
+    this.readFs = s3ReadFileSystem(this, inner);
+  }
+
+  get bucket(): string {
+    return this.#o.bucket;
+  }
+
+  /** The object key of a file name. */
+  key(name: string): string {
+    return this.#o.prefix === '' ? name : `${this.#o.prefix}/${name}`;
+  }
+
+  async prepare(): Promise<void> {
+    const head = await this.headObject(CHECKPOINT_NAME);
+    this.#checkpointEtag = head === null ? null : head.etag;
+    // Multipart uploads a dead writer left open under this prefix hold storage until aborted.
+    const prefix = this.key('');
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.#o.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      for (const u of r.Uploads ?? []) {
+        if (u.Key && u.UploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.#o.bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => {});
+      }
+      if (!r.IsTruncated) break;
+      keyMarker = r.NextKeyMarker;
+      uploadIdMarker = r.NextUploadIdMarker;
+    }
+  }
+
+  /** Size and ETag (unquoted, lower case) of an object, or null when there is none. */
+  async headObject(name: string): Promise<{ sizeBytes: number; etag: string } | null> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.#o.bucket, Key: this.key(name) }));
+      return { sizeBytes: r.ContentLength ?? 0, etag: unquote(r.ETag) };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async #getWithEtag(name: string): Promise<{ bytes: Uint8Array; etag: string } | null> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.#o.bucket, Key: this.key(name) }));
+      assert(r.Body !== undefined, `GET ${this.key(name)} returned no body`);
+      const bytes = await r.Body.transformToByteArray();
+      if (r.ContentLength !== undefined && bytes.byteLength !== r.ContentLength) {
+        throw new Error(`GET ${this.location}/${name}: got ${bytes.byteLength} bytes, Content-Length said ${r.ContentLength}`);
+      }
+      return { bytes, etag: unquote(r.ETag) };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async getFile(name: string): Promise<Uint8Array | null> {
+    return (await this.#getWithEtag(name))?.bytes ?? null;
+  }
+
+  async listFiles(): Promise<string[]> {
+    const prefix = this.key('');
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.#o.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }));
+      for (const o of r.Contents ?? []) {
+        if (o.Key !== undefined && o.Key.length > prefix.length) out.push(o.Key.slice(prefix.length));
+      }
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return out;
+  }
+
+  async deleteFiles(names: readonly string[]): Promise<void> {
+    for (const name of names) {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.#o.bucket, Key: this.key(name) }));
+      this.#stats.filesDeleted++;
+    }
+  }
+
+  async putFile(name: string, chunks: readonly Uint8Array[]): Promise<PutTimings> {
+    const t0 = performance.now();
+    const body = Buffer.concat(chunks);
+    assert(body.byteLength === chunksBytes(chunks), `body of ${name}`);
+    const multipart = body.byteLength > this.#o.multipartThresholdBytes;
+    const expectedEtag = multipart ? multipartEtag(body, this.#o.partSizeBytes) : md5(body).toString('hex');
+    let stored: boolean;
+    if (multipart) stored = await this.#putMultipart(name, body, expectedEtag);
+    else {
+      try {
+        const r = await this.client.send(
+          new PutObjectCommand({ Bucket: this.#o.bucket, Key: this.key(name), Body: body, ContentLength: body.byteLength, ContentMD5: md5(body).toString('base64'), IfNoneMatch: '*' }),
+        );
+        if (r.ETag !== undefined && unquote(r.ETag) !== expectedEtag) throw new Error(`PUT ${this.location}/${name}: the store's ETag ${unquote(r.ETag)} is not our MD5 ${expectedEtag}`);
+        stored = true;
+      } catch (err) {
+        if (!isPreconditionFailed(err)) throw err;
+        stored = false;
+      }
+    }
+    const t1 = performance.now();
+    if (!stored) {
+      await this.#checkAlreadyThere(name, body, expectedEtag);
+      this.#stats.alreadyThere++;
+    }
+    this.#stats.filesPut++;
+    this.#stats.bytesPut += body.byteLength;
+    return { writeMs: t1 - t0, publishMs: performance.now() - t1 };
+  }
+
+  /** Something is stored under `name`: resolves if it is these very bytes, BACKUP_LOCKED if not. */
+  async #checkAlreadyThere(name: string, body: Buffer, expectedEtag: string): Promise<void> {
+    const head = await this.headObject(name);
+    if (head === null) throw new Error(`PUT ${this.location}/${name} was refused as existing, but there is no such object (deleted meanwhile?)`);
+    if (head.sizeBytes === body.byteLength && head.etag === expectedEtag) return;
+    if (head.sizeBytes === body.byteLength) {
+      // Uploaded another way (another part size): the ETag cannot decide, the bytes can.
+      const there = await this.#getWithEtag(name);
+      if (there !== null && sha256Hex(there.bytes) === sha256Hex(body)) return;
+    }
+    throw new FlushpointError(
+      ErrorCode.BACKUP_LOCKED,
+      `${this.location}/${name} already holds other bytes (${head.sizeBytes} bytes, ETag ${head.etag}; ours: ${body.byteLength} bytes, ${expectedEtag}): another sink writes to this prefix; it is not overwritten`,
+      { file: `${this.location}/${name}` },
+    );
+  }
+
+  /** Multipart upload; false when the completion found an object already there (If-None-Match). */
+  async #putMultipart(name: string, body: Buffer, expectedEtag: string): Promise<boolean> {
+    const Bucket = this.#o.bucket;
+    const Key = this.key(name);
+    if ((await this.headObject(name)) !== null) return false;
+    const partsCount = Math.ceil(body.byteLength / this.#o.partSizeBytes);
+    assert(partsCount >= 2 && partsCount <= S3_PARTS_COUNT_MAX, `multipart upload of ${body.byteLength} bytes in ${partsCount} parts`);
+    const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+    const UploadId = created.UploadId;
+    assert(UploadId !== undefined, `CreateMultipartUpload ${Key} returned no UploadId`);
+    this.#stats.multipartUploads++;
+    try {
+      const etags: string[] = new Array<string>(partsCount);
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < partsCount) {
+          const i = next++;
+          const part = body.subarray(i * this.#o.partSizeBytes, Math.min(body.byteLength, (i + 1) * this.#o.partSizeBytes));
+          const r = await this.client.send(
+            new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body: part, ContentLength: part.byteLength, ContentMD5: md5(part).toString('base64') }),
+          );
+          etags[i] = r.ETag ?? `"${md5(part).toString('hex')}"`;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(S3_PARTS_IN_FLIGHT_MAX, partsCount) }, worker));
+      // radosgw 16 ignores If-None-Match on CompleteMultipartUpload (measured: it replaced an object):
+      // look again right before completing, so only a writer racing within this round trip could be hit.
+      if ((await this.headObject(name)) !== null) {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
+        return false;
+      }
+      try {
+        await this.client.send(
+          new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }),
+        );
+      } catch (err) {
+        if (isPreconditionFailed(err)) return false;
+        throw err;
+      }
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
+      throw err;
+    }
+    // RGW answers CompleteMultipartUpload with an empty ETag; HEAD tells what was stored.
+    const head = await this.headObject(name);
+    if (head === null || head.sizeBytes !== body.byteLength || head.etag !== expectedEtag) {
+      throw new Error(`multipart upload of ${this.location}/${name}: stored ${head === null ? 'nothing' : `${head.sizeBytes} bytes, ETag ${head.etag}`}; expected ${body.byteLength} bytes, ${expectedEtag}`);
+    }
+    return true;
+  }
+
+  async publishCheckpoint(bytes: Uint8Array): Promise<PutTimings> {
+    assert(this.#checkpointEtag !== undefined, 'S3Target.publishCheckpoint before prepare()');
+    const t0 = performance.now();
+    const body = Buffer.from(bytes);
+    for (let attempt = 0; ; attempt++) {
+      const condition: { IfNoneMatch?: string; IfMatch?: string } = this.#checkpointEtag === null ? { IfNoneMatch: '*' } : { IfMatch: this.#ifMatchQuoted ? `"${this.#checkpointEtag}"` : this.#checkpointEtag };
+      this.#checkpointsInDoubt.push(body);
+      try {
+        const r = await this.client.send(
+          new PutObjectCommand({ Bucket: this.#o.bucket, Key: this.key(CHECKPOINT_NAME), Body: body, ContentLength: body.byteLength, ContentMD5: md5(body).toString('base64'), ...condition }),
+        );
+        this.#checkpointEtag = r.ETag ? unquote(r.ETag) : md5(body).toString('hex');
+        this.#checkpointsInDoubt = [];
+        break;
+      } catch (err) {
+        if (!isPreconditionFailed(err)) throw err;
+        const there = await this.#getWithEtag(CHECKPOINT_NAME);
+        if (there !== null && this.#checkpointEtag === there.etag && this.#ifMatchQuoted) {
+          // Refused although the ETag is the one we named: this store (radosgw 16) compares If-Match
+          // with the unquoted ETag only. Ask again in its spelling (no change happened meanwhile).
+          this.#ifMatchQuoted = false;
+          this.#checkpointsInDoubt.pop();
+          attempt--;
+          continue;
+        }
+        const ours = there !== null && this.#checkpointsInDoubt.some((b) => Buffer.compare(b, there.bytes) === 0);
+        if (!ours || attempt >= S3_CHECKPOINT_REPUBLISH_COUNT_MAX) {
+          throw new FlushpointError(
+            ErrorCode.BACKUP_LOCKED,
+            `${this.location}/${CHECKPOINT_NAME} was changed by another writer (${this.#checkpointEtag === null ? 'it did not exist when this sink started' : `expected ETag ${this.#checkpointEtag}`}, now ${there === null ? 'deleted' : `ETag ${there.etag}`}): a second sink on this prefix; this one stops publishing`,
+            { file: `${this.location}/${CHECKPOINT_NAME}`, cause: err },
+          );
+        }
+        // An earlier attempt of ours landed after its client-side timeout: continue from it.
+        this.#stats.checkpointSelfConflicts++;
+        this.#checkpointEtag = there.etag;
+        this.#checkpointsInDoubt = [];
+        if (Buffer.compare(there.bytes, body) === 0) break;
+      }
+    }
+    this.#stats.checkpointsPublished++;
+    return { writeMs: performance.now() - t0, publishMs: 0 };
+  }
+
+  stats(): S3TargetStats {
+    return { ...this.#stats };
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}

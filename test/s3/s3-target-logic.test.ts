@@ -1,0 +1,103 @@
+/**
+ * The S3 target's decisions against an in-process S3 look-alike (test/s3/fake-s3.ts), in `npm test`
+ * without Ceph: request timeouts that really fire, "already there" by checksum after a write that timed
+ * out but landed, other bytes never overwritten, conditional checkpoints, our own late checkpoint
+ * recognised, and radosgw 16's bare-ETag If-Match. The same behaviours run against the real radosgw in
+ * test/s3/s3-target.s3.ts (npm run test:s3).
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { S3Target } from '../../backup/s3-target.js';
+import type { S3TargetOptions } from '../../backup/s3-options.js';
+import { isFlushpointError } from '../../core/errors.js';
+import { FakeS3 } from './fake-s3.js';
+
+let fake: FakeS3;
+const BUCKET = 'fake-bucket';
+const targets: S3Target[] = [];
+
+beforeAll(async () => {
+  fake = await FakeS3.start();
+});
+afterEach(async () => {
+  fake.release();
+  fake.bareIfMatchOnly = false;
+  for (const t of targets.splice(0)) await t.close();
+  fake.buckets.set(BUCKET, new Map());
+});
+afterAll(() => fake.close());
+
+async function target(prefix: string, extra: Partial<S3TargetOptions> = {}): Promise<S3Target> {
+  if (!fake.buckets.has(BUCKET)) fake.buckets.set(BUCKET, new Map());
+  const t = new S3Target({ endpoint: fake.endpoint, bucket: BUCKET, prefix, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, attemptsCountMax: 1, ...extra });
+  targets.push(t);
+  await t.prepare();
+  return t;
+}
+
+const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => null, (e: unknown) => e);
+
+describe('S3Target decisions (in-process S3 look-alike)', () => {
+  it('a stalled store makes a request fail with TimeoutError (the SDK has no timeout of its own)', async () => {
+    const t = await target('stall', { requestTimeoutMs: 200 });
+    fake.stall();
+    const err = await failure(t.putFile('a.fpb', [Buffer.from('x')]));
+    expect((err as Error).name).toBe('TimeoutError');
+  });
+
+  it('a data PUT that timed out but landed later is found already there by checksum on retry', async () => {
+    const t = await target('late', { requestTimeoutMs: 200 });
+    const bytes = randomBytes(2000);
+    fake.stall();
+    expect((await failure(t.putFile('d.fpb', [bytes])) as Error).name).toBe('TimeoutError');
+    fake.release();
+    while (fake.object(BUCKET, 'late/d.fpb') === undefined) await new Promise((r) => setTimeout(r, 10));
+    await t.putFile('d.fpb', [bytes]);
+    expect(t.stats()).toMatchObject({ filesPut: 1, alreadyThere: 1 });
+    expect(fake.requests.filter((r) => r.startsWith('PUT late/d.fpb'))).toHaveLength(2); // never a third, unconditional one
+  });
+
+  it('other bytes under the name are BACKUP_LOCKED and stay as they were', async () => {
+    const t = await target('other');
+    fake.put(BUCKET, 'other/f.fpb', Buffer.from('someone else'));
+    const err = await failure(t.putFile('f.fpb', [Buffer.from('mine')]));
+    expect(isFlushpointError(err, 'BACKUP_LOCKED')).toBe(true);
+    expect(fake.object(BUCKET, 'other/f.fpb')!.bytes.toString()).toBe('someone else');
+  });
+
+  it('checkpoints: If-None-Match first, If-Match after; a stale writer gets BACKUP_LOCKED', async () => {
+    const a = await target('ck');
+    const b = await target('ck');
+    await a.publishCheckpoint(Buffer.from('a1'));
+    await a.publishCheckpoint(Buffer.from('a2'));
+    expect(fake.requests.filter((r) => r.startsWith('PUT ck/CHECKPOINT'))).toEqual(['PUT ck/CHECKPOINT if-none-match', 'PUT ck/CHECKPOINT if-match']);
+    expect(isFlushpointError(await failure(b.publishCheckpoint(Buffer.from('b1'))), 'BACKUP_LOCKED')).toBe(true);
+    expect(fake.object(BUCKET, 'ck/CHECKPOINT')!.bytes.toString()).toBe('a2');
+  });
+
+  it('a store that matches If-Match only against the bare ETag (radosgw 16): the target falls back to it once', async () => {
+    fake.bareIfMatchOnly = true;
+    const a = await target('bare');
+    await a.publishCheckpoint(Buffer.from('v1'));
+    await a.publishCheckpoint(Buffer.from('v2'));
+    await a.publishCheckpoint(Buffer.from('v3'));
+    expect(fake.object(BUCKET, 'bare/CHECKPOINT')!.bytes.toString()).toBe('v3');
+    // v2: quoted (refused although the ETag is the one held), then bare; v3: bare at once.
+    expect(fake.requests.filter((r) => r.startsWith('PUT bare/CHECKPOINT'))).toHaveLength(4);
+    const intruder = await target('bare');
+    await intruder.publishCheckpoint(Buffer.from('x1')); // learns the bare form itself, then wins the prefix
+    expect(isFlushpointError(await failure(a.publishCheckpoint(Buffer.from('v4'))), 'BACKUP_LOCKED')).toBe(true);
+  });
+
+  it('our own checkpoint PUT that timed out but landed later is recognised; the next publish continues from it', async () => {
+    const t = await target('self', { requestTimeoutMs: 200 });
+    await t.publishCheckpoint(Buffer.from('v1'));
+    fake.stall();
+    expect((await failure(t.publishCheckpoint(Buffer.from('v2'))) as Error).name).toBe('TimeoutError');
+    fake.release();
+    while (fake.object(BUCKET, 'self/CHECKPOINT')?.bytes.toString() !== 'v2') await new Promise((r) => setTimeout(r, 10));
+    await t.publishCheckpoint(Buffer.from('v3'));
+    expect(t.stats().checkpointSelfConflicts).toBe(1);
+    expect(fake.object(BUCKET, 'self/CHECKPOINT')!.bytes.toString()).toBe('v3');
+  });
+});
