@@ -41,3 +41,6 @@ export const STAGE_SAMPLES_COUNT_MAX = 4096;
 export const DURABLE_MARK_SPACING_MS = 5;
 /** Durable marks kept at most; beyond it the older half is dropped, a count. */
 export const DURABLE_MARKS_COUNT_MAX = 100_000;
+
+/** A restore makes the new WAL durable at least every this many bytes of payload (bounded commits), in bytes. */
+export const RESTORE_SYNC_EVERY_BYTES = 8 * 1024 * 1024;

@@ -112,7 +112,8 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
     flushIntervalMs: integerInRange(o.flushIntervalMs ?? L.FLUSH_INTERVAL_MS_DEFAULT, 'flushIntervalMs', 1, L.FLUSH_INTERVAL_MS_MAX),
     segmentSizeBytesMax: integerInRange(o.segmentSizeBytesMax ?? L.SEGMENT_SIZE_BYTES_MAX_DEFAULT, 'segmentSizeBytesMax', L.SEGMENT_SIZE_BYTES_MAX_MIN, L.SEGMENT_SIZE_BYTES_MAX_MAX),
     forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
-    forceFlushTimeoutMs: integerInRange(o.forceFlushTimeoutMs ?? L.FORCE_FLUSH_TIMEOUT_MS_DEFAULT, 'forceFlushTimeoutMs', 0, TIMEOUT_MS_MAX),
+    // Infinity means no timeout, as a per-call timeoutMs does (checkWaitOptions).
+    forceFlushTimeoutMs: o.forceFlushTimeoutMs === Infinity ? Infinity : integerInRange(o.forceFlushTimeoutMs ?? L.FORCE_FLUSH_TIMEOUT_MS_DEFAULT, 'forceFlushTimeoutMs', 0, TIMEOUT_MS_MAX),
     compression,
     fs: o.fs ?? nodeFileSystem,
     logger: backupLogger(o.logger),

@@ -16,6 +16,7 @@
  */
 import path from 'node:path';
 import { directoryPath, knownOptionsOnly } from '../core/check.js';
+import { RESTORE_SYNC_EVERY_BYTES } from './limits.js';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { tempNameFor } from '../fs/durable-publish.js';
@@ -54,8 +55,8 @@ export interface RestoreResult {
   files: number;
 }
 
-/** The restore makes its WAL durable after each this many payload bytes: bounded batches for the WAL. */
-export const RESTORE_SYNC_EVERY_BYTES = 8 * 1024 * 1024;
+export { RESTORE_SYNC_EVERY_BYTES };
+
 /** Name of the lock file, inside the temporary directory, that keeps two restores off one target. */
 export const RESTORE_LOCK_NAME = 'restore.lock';
 

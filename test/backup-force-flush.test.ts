@@ -10,6 +10,21 @@ import { appendDurable, until } from './helpers/backup-fixtures.js';
 import { BACKUP_DATA_SYNC, holdFlushAtDatasync, scopedGate, sinkFixture } from './helpers/held-flush.js';
 
 describe('BackupSink.forceFlush', () => {
+  it('forceFlushTimeoutMs: Infinity is accepted and means no timeout, as a per-call timeoutMs: Infinity does', async () => {
+    await using fixture = await sinkFixture({ forceFlushTimeoutMs: Infinity });
+    const { wal, sink, bfs } = fixture;
+    await appendDurable(wal, 3);
+    await using held = await holdFlushAtDatasync(bfs, sink, () => sink.forceFlush());
+    let settled = false;
+    void held.started.finally(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20)); // a clamped 1 ms timer would have fired by now
+    expect(settled).toBe(false);
+    held.release();
+    expect((await held.started).checkpointLsn).toBe(3);
+  });
+
   it('barrier chains one more flush when the running one does not cover its target; join returns the running one; reject fails fast', async () => {
     await using fixture = await sinkFixture(); // closes the sink and the WAL however the test ends
     const { wal, sink, bfs } = fixture;
