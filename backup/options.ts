@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import type { Logger } from '../core/logger.js';
-import { TIMEOUT_MS_MAX, type Wal } from '../wal/index.js';
+import { TIMEOUT_MS_MAX, WAITERS_COUNT_MAX_DEFAULT, WAITERS_COUNT_MAX_MAX, WAITERS_COUNT_MAX_MIN, type Wal } from '../wal/index.js';
 import type { Compression } from './backup-file.js';
 import { backupLogger } from './log.js';
 import * as L from './limits.js';
@@ -30,6 +30,8 @@ export interface BackupSinkOptions {
   forceFlushMode?: ForceFlushMode;
   /** Default forceFlush timeout. Default 60000 ms. */
   forceFlushTimeoutMs?: number;
+  /** Most forceFlush callers waiting at once; one more is refused with a RangeError. Default 1,000,000. */
+  waitersCountMax?: number;
   /** Backup file body compression. Default 'none'. */
   compression?: Compression;
   /** File system for the backup directory. Default: the real one. */
@@ -64,6 +66,7 @@ export interface ResolvedBackupOptions {
   segmentSizeBytesMax: number;
   forceFlushMode: ForceFlushMode;
   forceFlushTimeoutMs: number;
+  waitersCountMax: number;
   compression: Compression;
   fs: FileSystem;
   logger: Logger | undefined;
@@ -83,7 +86,7 @@ export function checkMode(mode: unknown, name: string): ForceFlushMode {
 }
 
 const BACKUP_OPTION_NAMES: readonly (keyof BackupSinkOptions)[] = [
-  'wal', 'dir', 'target', 'flushIntervalMs', 'segmentSizeBytesMax', 'forceFlushMode', 'forceFlushTimeoutMs', 'compression', 'fs', 'logger',
+  'wal', 'dir', 'target', 'flushIntervalMs', 'segmentSizeBytesMax', 'forceFlushMode', 'forceFlushTimeoutMs', 'waitersCountMax', 'compression', 'fs', 'logger',
   'retryDelayMsMin', 'retryDelayMsMax', 'failuresCountMax', 'lockStaleMs', 'lockWaitMs', 'holdName', 'clock', 'random',
 ];
 
@@ -114,6 +117,7 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
     forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
     // Infinity means no timeout, as a per-call timeoutMs does (checkWaitOptions).
     forceFlushTimeoutMs: o.forceFlushTimeoutMs === Infinity ? Infinity : integerInRange(o.forceFlushTimeoutMs ?? L.FORCE_FLUSH_TIMEOUT_MS_DEFAULT, 'forceFlushTimeoutMs', 0, TIMEOUT_MS_MAX),
+    waitersCountMax: integerInRange(o.waitersCountMax ?? WAITERS_COUNT_MAX_DEFAULT, 'waitersCountMax', WAITERS_COUNT_MAX_MIN, WAITERS_COUNT_MAX_MAX),
     compression,
     fs: o.fs ?? nodeFileSystem,
     logger: backupLogger(o.logger),

@@ -115,6 +115,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       sticky: false,
       what: 'backed up',
       clock: o.clock,
+      waitersCountMax: o.waitersCountMax,
       // Another writer on the target (S3: the conditional checkpoint refused) is not a failure to retry.
       failureError: (cause) =>
         isFlushpointError(cause, ErrorCode.BACKUP_LOCKED) ? cause : new FlushpointError(ErrorCode.BACKUP_FAILED, `backup flush to ${o.dir} failed; the checkpoint stays at ${this.#checkpointLsn}: ${(cause as Error)?.message ?? String(cause)}`, {

@@ -10,6 +10,17 @@ import { appendDurable, until } from './helpers/backup-fixtures.js';
 import { BACKUP_DATA_SYNC, holdFlushAtDatasync, scopedGate, sinkFixture } from './helpers/held-flush.js';
 
 describe('BackupSink.forceFlush', () => {
+  it('waitersCountMax bounds the forceFlush callers waiting at once (one more is a RangeError; the others go on)', async () => {
+    await using fixture = await sinkFixture({ waitersCountMax: 3 });
+    const { wal, sink, bfs } = fixture;
+    await appendDurable(wal, 3);
+    await using held = await holdFlushAtDatasync(bfs, sink, () => sink.forceFlush());
+    const more = [sink.forceFlush({ mode: 'join' }), sink.forceFlush()];
+    await expect(sink.forceFlush()).rejects.toThrow(RangeError);
+    held.release();
+    for (const r of await Promise.all([held.started, ...more])) expect(r.checkpointLsn).toBe(3);
+  });
+
   it('forceFlushTimeoutMs: Infinity is accepted and means no timeout, as a per-call timeoutMs: Infinity does', async () => {
     await using fixture = await sinkFixture({ forceFlushTimeoutMs: Infinity });
     const { wal, sink, bfs } = fixture;

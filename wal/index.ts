@@ -20,6 +20,8 @@ export {
   SEGMENT_SIZE_BYTES_MAX,
   TIMEOUT_MS_MAX,
   WAITERS_COUNT_MAX_DEFAULT,
+  WAITERS_COUNT_MAX_MIN,
+  WAITERS_COUNT_MAX_MAX,
 } from './limits.js';
 export { TORN_SUFFIX } from './repair.js';
 export { FlushScheduler, checkWaitOptions, type FlushSource, type FlushResult, type WaitOptions, type FlushSchedulerOptions } from './flush-scheduler.js';
