@@ -28,6 +28,8 @@ export const ErrorCode = {
   ENGINE_CORRUPT: 'ENGINE_CORRUPT',
   /** The engine is draining (rolling restart): new writes are refused until resume() or close. */
   ENGINE_DRAINING: 'ENGINE_DRAINING',
+  /** The admin socket path is taken: a live server answers there, or it is not a socket (never replaced). */
+  ADMIN_SOCKET_IN_USE: 'ADMIN_SOCKET_IN_USE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,0 +1,122 @@
+/**
+ * The admin endpoint's Unix socket: created with mode 0600 with no moment where it is wider, a stale
+ * socket left by a killed process replaced, a live one never.
+ *
+ *   1. lstat the path: missing -> go on; not a socket -> ADMIN_SOCKET_IN_USE (never replace a file);
+ *      a socket -> connect to it: ECONNREFUSED means nobody listens (a process died holding it): stale,
+ *      replaced at step 4; a connect that succeeds (or hangs) means a live server: ADMIN_SOCKET_IN_USE.
+ *   2. listen on `<dir>/.fp-admin-XXXXXX/s`, inside a directory mkdtemp made with mode 0700: nobody else
+ *      can reach the socket there whatever the umask made of its own mode.
+ *   3. chmod it 0600 and check (lstat) that it is a socket with exactly that mode.
+ *   4. rename it onto the path (atomic: a stale socket is replaced in the same step), remove the
+ *      directory, and check the path once more: a socket, mode 0600, the inode we created.
+ * A connected socket is bound to its inode, so the server keeps serving at the new name. Closing
+ * unlinks the path only while it is still our inode (another server may have replaced it since).
+ */
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import type { Server } from 'node:net';
+import { ErrorCode, FlushpointError, assert } from '../../core/errors.js';
+import { ADMIN_PROBE_TIMEOUT_MS, UNIX_SOCKET_PATH_BYTES_MAX } from './limits.js';
+
+export const SOCKET_MODE = 0o600;
+
+/** The identity of the socket file a server created: closing removes the path only if it still is this. */
+export interface SocketIdentity {
+  path: string;
+  dev: number;
+  ino: number;
+}
+
+export function checkSocketPath(socketPath: unknown): string {
+  if (typeof socketPath !== 'string' || socketPath.length === 0) throw new TypeError('admin.socketPath must be a non-empty string');
+  if (socketPath.includes('\0')) throw new TypeError('admin.socketPath must not contain NUL');
+  const resolved = path.resolve(socketPath);
+  if (Buffer.byteLength(resolved) > UNIX_SOCKET_PATH_BYTES_MAX) {
+    throw new RangeError(`admin.socketPath ${resolved} is ${Buffer.byteLength(resolved)} bytes; a Unix socket path is at most ${UNIX_SOCKET_PATH_BYTES_MAX}`);
+  }
+  return resolved;
+}
+
+/** What is at `socketPath`: nothing, a socket nobody listens on, a live socket, or something else. */
+export async function probeSocket(socketPath: string, timeoutMs = ADMIN_PROBE_TIMEOUT_MS): Promise<'missing' | 'stale' | 'live' | 'not-a-socket'> {
+  const st = await fsp.lstat(socketPath).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (st === null) return 'missing';
+  if (!st.isSocket()) return 'not-a-socket';
+  return await new Promise((resolve) => {
+    const conn = net.connect({ path: socketPath });
+    const timer = setTimeout(() => done('live'), timeoutMs); // no answer yet: someone holds it (a full backlog)
+    function done(result: 'stale' | 'live' | 'missing'): void {
+      clearTimeout(timer);
+      conn.destroy();
+      resolve(result);
+    }
+    conn.once('connect', () => done('live'));
+    conn.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED' ? 'stale' : err.code === 'ENOENT' ? 'missing' : 'live'));
+  });
+}
+
+function inUse(socketPath: string, what: string): FlushpointError {
+  return new FlushpointError(ErrorCode.ADMIN_SOCKET_IN_USE, `admin socket ${socketPath} ${what}`, { file: socketPath });
+}
+
+function listenOn(server: Server, socketPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen({ path: socketPath, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+async function checkMode(file: string): Promise<{ dev: number; ino: number }> {
+  const st = await fsp.lstat(file);
+  assert(st.isSocket(), `${file} is a socket after listen`);
+  if ((st.mode & 0o777) !== SOCKET_MODE) {
+    throw new Error(`admin socket ${file} has mode ${(st.mode & 0o777).toString(8)}, expected ${SOCKET_MODE.toString(8)}`);
+  }
+  return { dev: st.dev, ino: st.ino };
+}
+
+/** Listens `server` on `socketPath` (see the module comment). Rejects with ADMIN_SOCKET_IN_USE when taken. */
+export async function listenOnUnixSocket(server: Server, socketPath: string): Promise<SocketIdentity> {
+  const state = await probeSocket(socketPath);
+  if (state === 'live') throw inUse(socketPath, 'has a live server behind it (another engine?); refusing to replace it');
+  if (state === 'not-a-socket') throw inUse(socketPath, 'exists and is not a socket; refusing to replace it');
+  const privateDir = await fsp.mkdtemp(path.join(path.dirname(socketPath), '.fp-admin-'));
+  const bound = path.join(privateDir, 's');
+  try {
+    const mode = (await fsp.stat(privateDir)).mode & 0o777;
+    assert(mode === 0o700, `mkdtemp made ${privateDir} with mode ${mode.toString(8)}`);
+    if (Buffer.byteLength(bound) > UNIX_SOCKET_PATH_BYTES_MAX) {
+      throw new RangeError(`admin socket's temporary path ${bound} is longer than ${UNIX_SOCKET_PATH_BYTES_MAX} bytes: use a shorter directory`);
+    }
+    await listenOn(server, bound);
+    await fsp.chmod(bound, SOCKET_MODE);
+    await checkMode(bound);
+    await fsp.rename(bound, socketPath);
+    const id = await checkMode(socketPath);
+    return { path: socketPath, ...id };
+  } catch (err) {
+    if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  } finally {
+    await fsp.rm(privateDir, { recursive: true, force: true });
+  }
+}
+
+/** Removes the socket file if it is still the one `id` names (never a successor's). */
+export async function removeSocket(id: SocketIdentity): Promise<boolean> {
+  const st = await fsp.lstat(id.path).catch(() => null);
+  if (st === null || st.dev !== id.dev || st.ino !== id.ino) return false;
+  await fsp.unlink(id.path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+  return true;
+}

@@ -1,0 +1,180 @@
+/**
+ * The engine's Prometheus metrics (prom-client), in a registry of its own (never the global one, so two
+ * engines in one process do not mix). createEngineMetrics({ wal, sink, drainer, syncTimer }) builds it:
+ * gauges and counters are read from wal.stats() / sink.stats() at scrape time, histograms are fed by
+ * events (the WAL's 'durable', the sink's 'flush', the drainer's 'drain', the SyncTimer's syncs) and by
+ * observeForceFlush(). close() unsubscribes from every event source.
+ *
+ *   flushpoint_wal_fsync_seconds                  histogram  each commit/datasync of the WAL (SyncTimer)
+ *   flushpoint_wal_fsync_latency_seconds{quantile} gauge     the WAL's own commit latency percentiles
+ *   flushpoint_wal_commits_total                  counter    writev + fdatasync commits
+ *   flushpoint_wal_records_total                  counter    records appended
+ *   flushpoint_wal_records_per_commit             histogram  records made durable by each group commit
+ *   flushpoint_wal_last_lsn, _durable_lsn         gauge
+ *   flushpoint_wal_slow_syncs_total               counter
+ *   flushpoint_wal_failures_total                 counter    1 once the WAL failed (sticky until reopened)
+ *   flushpoint_backup_checkpoint_lsn              gauge
+ *   flushpoint_backup_lag_records, _lag_bytes, _lag_seconds   gauge
+ *   flushpoint_backup_flush_seconds               histogram  each completed backup flush
+ *   flushpoint_backup_flush_stage_seconds{stage,quantile}     gauge  read/write/publish/checkpoint/total
+ *   flushpoint_backup_flushes_total, _flush_failures_total     counter
+ *   flushpoint_force_flush_wait_seconds{mode,outcome}         histogram
+ *   flushpoint_drains_total{outcome}              counter
+ *   flushpoint_drain_seconds                      histogram
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { LatencySummary } from '../core/latency.js';
+import type { BackupSink, FlushEvent, ForceFlushMode } from '../backup/index.js';
+import type { Wal } from '../wal/index.js';
+import type { Drainer, DrainOutcome } from './admin/drain.js';
+import type { SyncTimer } from './metrics-fs.js';
+
+export interface MetricsSources {
+  wal: Wal;
+  sink: BackupSink | null;
+  /** The engine's drainer: drain counts and durations. */
+  drainer?: Drainer;
+  /** Times the WAL's syncs one by one (the engine wraps the WAL's file system with it). */
+  syncTimer?: SyncTimer;
+}
+
+export type ForceFlushOutcome = 'ok' | 'timeout' | 'in_progress' | 'failed' | 'aborted';
+
+/** The outcome label of a forceFlush that rejected with `err`. */
+export function forceFlushOutcomeOf(err: unknown): ForceFlushOutcome {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'FLUSH_TIMEOUT') return 'timeout';
+  if (code === 'FLUSH_IN_PROGRESS') return 'in_progress';
+  if ((err as Error | null)?.name === 'AbortError') return 'aborted';
+  return 'failed';
+}
+
+const SECONDS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const RECORDS_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384];
+const QUANTILES: ReadonlyArray<[string, keyof LatencySummary]> = [
+  ['0.5', 'p50Ms'],
+  ['0.9', 'p90Ms'],
+  ['0.99', 'p99Ms'],
+  ['0.999', 'p999Ms'],
+  ['1', 'maxMs'],
+];
+
+export interface EngineMetrics {
+  readonly registry: Registry;
+  /** Records one forceFlush wait (the admin endpoint calls it for every force-flush it serves). */
+  observeForceFlush(mode: ForceFlushMode, outcome: ForceFlushOutcome, waitedMs: number): void;
+  /** The Prometheus text and its content type. */
+  text(): Promise<{ contentType: string; text: string }>;
+  /** Unsubscribes from the WAL, the sink, the drainer and the sync timer. */
+  close(): void;
+}
+
+export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
+  const { wal, sink, drainer, syncTimer } = sources;
+  const registry = new Registry();
+  const registers = [registry];
+  const unsubscribe: Array<() => void> = [];
+
+  /** A counter whose value is read from a monotonic stat at scrape time. */
+  const counterFrom = (name: string, help: string, read: () => number): void => {
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  };
+  const gaugeFrom = (name: string, help: string, read: () => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+
+  // ---- WAL ----
+  const fsyncSeconds = new Histogram({ name: 'flushpoint_wal_fsync_seconds', help: 'Duration of each WAL commit (writev + fdatasync) or sync, in seconds', labelNames: ['op'], buckets: SECONDS_BUCKETS, registers });
+  if (syncTimer) unsubscribe.push(syncTimer.on((op, ms) => fsyncSeconds.observe({ op }, ms / 1000)));
+  new Gauge({
+    name: 'flushpoint_wal_fsync_latency_seconds',
+    help: "The WAL's commit latency percentiles over its last 65536 commits, in seconds (quantile 1 = max)",
+    labelNames: ['quantile'],
+    registers,
+    collect() {
+      const s = wal.stats().syncLatency;
+      for (const [q, key] of QUANTILES) this.set({ quantile: q }, s[key] / 1000);
+    },
+  });
+  counterFrom('flushpoint_wal_commits_total', 'WAL commits (one writev + one fdatasync each)', () => wal.stats().syncs);
+  counterFrom('flushpoint_wal_records_total', 'Records appended to the WAL', () => wal.stats().appends);
+  counterFrom('flushpoint_wal_slow_syncs_total', 'WAL commits slower than fsyncLatencyMsWarn', () => wal.stats().slowSyncs);
+  counterFrom('flushpoint_wal_failures_total', 'WAL write or sync failures (sticky: at most 1 until reopened)', () => (wal.stats().failure === null ? 0 : 1));
+  gaugeFrom('flushpoint_wal_last_lsn', 'Last LSN appended to the WAL', () => wal.lastLsn);
+  gaugeFrom('flushpoint_wal_durable_lsn', 'Every LSN up to this one is durable in the WAL', () => wal.durableLsn);
+  const recordsPerCommit = new Histogram({ name: 'flushpoint_wal_records_per_commit', help: 'Records made durable by each group commit', buckets: RECORDS_BUCKETS, registers });
+  let durableSeen = wal.durableLsn;
+  const onDurable = (durableLsn: number): void => {
+    if (durableLsn > durableSeen) recordsPerCommit.observe(durableLsn - durableSeen);
+    durableSeen = durableLsn;
+  };
+  wal.on('durable', onDurable);
+  unsubscribe.push(() => wal.off('durable', onDurable));
+
+  // ---- backup ----
+  if (sink) {
+    gaugeFrom('flushpoint_backup_checkpoint_lsn', 'Every LSN up to this one is durable in the backup', () => sink.checkpointLsn);
+    gaugeFrom('flushpoint_backup_lag_records', 'Records durable in the WAL and not yet in the backup', () => sink.stats().lag.records);
+    gaugeFrom('flushpoint_backup_lag_bytes', 'Estimated bytes durable in the WAL and not yet in the backup', () => sink.stats().lag.bytesEstimate);
+    gaugeFrom('flushpoint_backup_lag_seconds', 'Age of the oldest record durable in the WAL and not yet in the backup, in seconds', () => sink.stats().lag.oldestUnflushedAgeMs / 1000);
+    counterFrom('flushpoint_backup_flushes_total', 'Backup flushes completed', () => sink.stats().flushes);
+    counterFrom('flushpoint_backup_flush_failures_total', 'Backup flushes that failed', () => sink.stats().flushFailures);
+    const flushSeconds = new Histogram({ name: 'flushpoint_backup_flush_seconds', help: 'Duration of each completed backup flush, in seconds', buckets: SECONDS_BUCKETS, registers });
+    const onFlush = (e: FlushEvent): void => flushSeconds.observe(e.durationMs / 1000);
+    sink.on('flush', onFlush);
+    unsubscribe.push(() => sink.off('flush', onFlush));
+    new Gauge({
+      name: 'flushpoint_backup_flush_stage_seconds',
+      help: 'Backup flush duration percentiles by stage (read, write, publish, checkpoint, total) over the last 4096 flushes, in seconds',
+      labelNames: ['stage', 'quantile'],
+      registers,
+      collect() {
+        const stages = sink.stats().stages;
+        for (const [stage, summary] of Object.entries(stages)) {
+          for (const [q, key] of QUANTILES) this.set({ stage: stage.replace(/Ms$/, ''), quantile: q }, summary[key] / 1000);
+        }
+      },
+    });
+  }
+
+  // ---- forceFlush and drain ----
+  const forceFlushSeconds = new Histogram({ name: 'flushpoint_force_flush_wait_seconds', help: 'Time each forceFlush waited, by mode and outcome, in seconds', labelNames: ['mode', 'outcome'], buckets: SECONDS_BUCKETS, registers });
+  const drains = new Counter({ name: 'flushpoint_drains_total', help: 'Drain calls, by outcome', labelNames: ['outcome'], registers });
+  const drainSeconds = new Histogram({ name: 'flushpoint_drain_seconds', help: 'Time each drain call waited, in seconds', buckets: SECONDS_BUCKETS, registers });
+  if (drainer) {
+    const onDrain = (outcome: DrainOutcome, waitedMs: number): void => {
+      drains.inc({ outcome });
+      drainSeconds.observe(waitedMs / 1000);
+    };
+    drainer.on('drain', onDrain);
+    unsubscribe.push(() => drainer.off('drain', onDrain));
+  }
+
+  return {
+    registry,
+    observeForceFlush(mode, outcome, waitedMs) {
+      forceFlushSeconds.observe({ mode, outcome }, waitedMs / 1000);
+    },
+    async text() {
+      return { contentType: registry.contentType, text: await registry.metrics() };
+    },
+    close() {
+      for (const off of unsubscribe.splice(0)) off();
+    },
+  };
+}
