@@ -32,6 +32,15 @@ const subcommands: Readonly<Record<string, Registration>> = {
     actions: ['verify', 'restore'],
     load: async () => (await import('./backup.js')).backupCommand,
   },
+  admin: {
+    summary: "talk to a running engine's admin socket: status, force-flush, drain",
+    actions: ['status', 'force-flush', 'drain'],
+    load: async () => (await import('./admin.js')).adminCommand,
+  },
+  inspect: {
+    summary: 'show a WAL, engine or backup directory: files, LSN ranges, validity, checkpoints',
+    load: async () => (await import('./inspect.js')).inspectCommand,
+  },
 };
 
 export function usage(): string {

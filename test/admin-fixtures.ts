@@ -8,6 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { BackupSink } from '../backup/index.js';
+import type { CliIo, Subcommand } from '../cli/subcommand.js';
 import { Drainer } from '../engine/admin/drain.js';
 import { AdminServer, type AdminServerOptions } from '../engine/admin/server.js';
 import type { AdminTarget } from '../engine/admin/target.js';
@@ -115,4 +116,19 @@ export function appendSome(wal: Wal, count: number, bytes = 100): number {
   let lsn = 0;
   for (let i = 0; i < count; i++) lsn = wal.append(new Uint8Array(bytes).fill(lsn % 251));
   return lsn;
+}
+
+/** Runs a CLI subcommand in-process, capturing its output; `json` is stdout parsed, when it is JSON. */
+export async function runCommand(command: Subcommand, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIo = { stdout: { write: (t) => ((stdout += t), true) }, stderr: { write: (t) => ((stderr += t), true) }, cwd: process.cwd(), env: {} };
+  const code = await command.run(args, io);
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
+  return { code, stdout, stderr, json };
 }

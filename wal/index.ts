@@ -8,7 +8,8 @@ export type { RecoveryInfo } from './open-log.js';
 export type { SlowCommit } from './segment-writer.js';
 export type { WalOptions, RecoveryMode, Logger } from './options.js';
 export type { WalRecord, RawSpan } from './reader.js';
-export type { TornTail } from './recovery.js';
+export { recoverSegments, type TornTail, type RecoveryResult, type RecoveredSegment } from './recovery.js';
+export { SEGMENT_NAME_RE } from './format.js';
 export type { LatencySummary } from '../core/latency.js';
 export type { SyncMethod, FileSystem } from '../fs/file-system.js';
 export {

@@ -57,7 +57,10 @@ export function walAdminTarget(o: WalAdminSources): AdminTarget {
         throw err;
       }
     },
-    drain: (request) => o.drain({ timeoutMs: request.timeoutMs }),
+    async drain(request) {
+      if (o.sources() === null) throw closed();
+      return await o.drain({ timeoutMs: request.timeoutMs });
+    },
     async metrics() {
       const m = o.metrics();
       if (m === null) throw closed();

@@ -1,0 +1,123 @@
+/**
+ * `flushpoint inspect DIR`: a WAL, an engine and a backup directory shown read-only, damage reported
+ * (exit 1) with the file named, and the usage and not-found exits.
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BackupSink } from '../backup/index.js';
+import { inspectCommand, type InspectResult } from '../cli/inspect.js';
+import { Wal } from '../wal/index.js';
+import { tempDir, runCommand } from './admin-fixtures.js';
+
+async function inspect(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; json: InspectResult }> {
+  return await runCommand(inspectCommand, args);
+}
+
+/** A closed WAL of `records` 100-byte records in 8 KiB segments, with a backup of it in `<dir>/backup`. */
+async function walAndBackup(records: number): Promise<{ dir: string; walDir: string; backupDir: string }> {
+  const dir = await tempDir();
+  const walDir = path.join(dir, 'wal');
+  const backupDir = path.join(dir, 'backup');
+  const wal = await Wal.open({ dir: walDir, segmentSizeBytes: 8192 });
+  const sink = await BackupSink.open({ wal, dir: backupDir, flushIntervalMs: 3_600_000, segmentSizeBytesMax: 4096 });
+  for (let i = 1; i <= records; i++) wal.append(new Uint8Array(100).fill(i % 256));
+  await wal.sync();
+  await sink.forceFlush();
+  await sink.close();
+  await wal.close();
+  return { dir, walDir, backupDir };
+}
+
+describe('flushpoint inspect', () => {
+  it('shows a WAL directory: contiguous segments with their LSN ranges, all valid', async () => {
+    const { walDir } = await walAndBackup(300);
+    const r = await inspect(walDir, '--json');
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.json.kind).toBe('wal');
+    const w = r.json.wal!;
+    expect(w.firstLsn).toBe(1);
+    expect(w.lastLsn).toBe(300);
+    expect(w.segments.length).toBeGreaterThan(2);
+    let next = 1;
+    for (const s of w.segments) {
+      expect(s.firstLsn).toBe(next);
+      expect(s.state).toBe('ok');
+      next = s.lastLsn + 1;
+    }
+    expect(next).toBe(301);
+    const table = await inspect(walDir);
+    expect(table.stdout).toContain('LSN 1..300');
+    expect(table.stdout).toContain(w.segments[0]!.name);
+  });
+
+  it('shows a backup: its checkpoint and every file verified; a damaged file is named and exits 1', async () => {
+    const { backupDir } = await walAndBackup(300);
+    const r = await inspect(backupDir, '--json');
+    expect(r.code).toBe(0);
+    expect(r.json.kind).toBe('backup');
+    const b = r.json.backup!;
+    expect([b.checkpointLsn, b.startLsn]).toEqual([300, 1]);
+    expect(b.files.length).toBeGreaterThan(1);
+    expect(b.files.reduce((n, f) => n + (f.records ?? 0), 0)).toBe(300);
+    const victim = b.files[1]!;
+    const file = path.join(backupDir, victim.name);
+    const bytes = await fsp.readFile(file);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 10) ^ 0xff, bytes.length - 10);
+    await fsp.writeFile(file, bytes);
+    const damaged = await inspect(backupDir);
+    expect(damaged.code).toBe(1);
+    expect(damaged.stdout).toMatch(new RegExp(`${victim.name}.*corrupt`));
+  });
+
+  it('a corrupt segment in the middle of a WAL is named, with exit 1; a torn tail is shown but is not damage', async () => {
+    const { walDir } = await walAndBackup(300);
+    const names = (await fsp.readdir(walDir)).filter((n) => n.endsWith('.wal')).sort();
+    const middle = path.join(walDir, names[1]!);
+    const bytes = await fsp.readFile(middle);
+    bytes.writeUInt8(bytes.readUInt8(200) ^ 0xff, 200);
+    await fsp.writeFile(middle, bytes);
+    const r = await inspect(walDir, '--json');
+    expect(r.code).toBe(1);
+    expect(r.json.wal!.problem).toContain(names[1]!);
+    expect(r.json.wal!.segments.find((s) => s.name === names[1])!.state).toBe('corrupt');
+    expect(r.json.wal!.segments.filter((s) => s.state === 'ok')).toHaveLength(names.length - 1);
+
+    const torn = await walAndBackup(50);
+    const tail = (await inspect(torn.walDir, '--json')).json.wal!.segments.at(-1)!;
+    expect(tail.lastLsn).toBe(50);
+    // Garbage right after the last record: what a torn write leaves.
+    const fh = await fsp.open(path.join(torn.walDir, tail.name), 'r+');
+    await fh.write(Buffer.alloc(40, 0xab), 0, 40, tail.endOffset);
+    await fh.close();
+    const t = await inspect(torn.walDir, '--json');
+    expect(t.code).toBe(0);
+    expect(t.json.wal!.segments.at(-1)).toMatchObject({ state: 'torn-tail', lastLsn: 50 });
+    expect(t.json.wal!.segments.at(-1)!.problem).toContain(`offset ${tail.endOffset}`);
+  });
+
+  it('shows an engine directory: its WAL and its checkpoints', async () => {
+    const { dir } = await walAndBackup(20);
+    await fsp.mkdir(path.join(dir, 'checkpoints'));
+    await fsp.writeFile(path.join(dir, 'checkpoints', 'checkpoint-0000000000000014.ckpt'), Buffer.alloc(64));
+    const r = await inspect(dir, '--json');
+    expect(r.code).toBe(0);
+    expect(r.json.kind).toBe('engine');
+    expect(r.json.wal!.lastLsn).toBe(20);
+    expect(r.json.checkpoints).toEqual([{ name: 'checkpoint-0000000000000014.ckpt', lsn: 20, sizeBytes: 64 }]);
+  });
+
+  it('exits 3 for a missing or unknown directory, 2 for usage errors, 0 for --help', async () => {
+    const dir = await tempDir();
+    expect((await inspect(path.join(dir, 'nope'))).code).toBe(3);
+    const unknown = await inspect(dir);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('is not a WAL, engine or backup directory');
+    expect((await inspect()).code).toBe(2);
+    expect((await inspect(dir, dir)).code).toBe(2);
+    expect((await inspect(dir, '--tree')).code).toBe(2);
+    const help = await inspect('--help');
+    expect([help.code, help.stderr]).toEqual([0, '']);
+    expect(help.stdout).toContain('usage: flushpoint inspect DIR');
+  });
+});
