@@ -296,6 +296,22 @@ describe('malformed requests never disturb the target', () => {
   });
 });
 
+describe('long operations', () => {
+  it('a drain that takes longer than requestTimeoutMs is still answered (the limit is on receiving the request)', async () => {
+    const r = await rig({ requestTimeoutMs: 200 });
+    const last = appendSome(r.wal, 5);
+    const held = deferred();
+    r.bfs.inject({ op: 'datasync', hold: held.promise });
+    const answer = request(r.socketPath, 'POST', '/drain', { timeoutMs: 30_000 });
+    await until(() => r.sink.flushing, 'the held flush');
+    await new Promise((resolve) => setTimeout(resolve, 600)); // three request timeouts pass while held
+    held.resolve();
+    const a = await answer;
+    expect(a.status).toBe(200);
+    expect(a.json).toMatchObject({ walDurableLsn: last, backupCheckpointLsn: last });
+  });
+});
+
 describe('concurrency', () => {
   it('100 concurrent POST /force-flush during writes cause at most two backup flushes', async () => {
     const r = await rig();
