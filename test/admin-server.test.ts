@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isFlushpointError } from '../core/errors.js';
 import { AdminServer } from '../engine/admin/server.js';
 import { probeSocket } from '../engine/admin/socket.js';
+import { walAdminTarget } from '../engine/admin/wal-target.js';
 import { ADMIN_BODY_BYTES_MAX, ADMIN_HEADER } from '../engine/admin/limits.js';
 import { deferred, until } from './helpers/async.js';
 import { appendSome, openRig, request, tempDir, type AdminRig } from './admin-fixtures.js';
@@ -309,6 +310,22 @@ describe('long operations', () => {
     const a = await answer;
     expect(a.status).toBe(200);
     expect(a.json).toMatchObject({ walDurableLsn: last, backupCheckpointLsn: last });
+  });
+});
+
+describe('logging', () => {
+  it('logs a force-flush that waited for a flush (mode, waitedMs), and one that failed, with the error object', async () => {
+    const r = await rig();
+    const lines: Array<{ level: string; obj: any; msg: string | undefined }> = [];
+    const log = (level: string) => (obj: object, msg?: string) => lines.push({ level, obj, msg });
+    const target = walAdminTarget({ sources: () => ({ wal: r.wal, sink: r.sink }), drain: (o) => r.drainer.drain(o), metrics: () => r.metrics, logger: { info: log('info'), warn: log('warn'), error: log('error') } });
+    appendSome(r.wal, 3);
+    await target.forceFlush({ mode: 'barrier', timeoutMs: 30_000 });
+    expect(lines).toEqual([expect.objectContaining({ level: 'info', msg: 'admin force-flush waited', obj: expect.objectContaining({ mode: 'barrier', flushesRun: 1, checkpointLsn: 3 }) })]);
+    appendSome(r.wal, 1);
+    r.bfs.inject({ op: 'datasync', error: 'EIO' });
+    await expect(target.forceFlush({ mode: 'barrier', timeoutMs: 30_000 })).rejects.toMatchObject({ code: 'BACKUP_FAILED' });
+    expect(lines[1]).toMatchObject({ level: 'warn', msg: 'admin force-flush failed', obj: { mode: 'barrier', err: { code: 'BACKUP_FAILED' } } });
   });
 });
 

@@ -60,6 +60,7 @@ export class EngineAdmin {
         drain: (o) => a.drain(o),
         metrics: () => (a.#closed ? null : a.metrics),
         status: () => ({ ...s.status(), draining: a.#draining }),
+        ...(s.logger ? { logger: s.logger } : {}),
       });
       try {
         a.#server = await AdminServer.listen(target, { ...s.admin, ...(s.logger ? { logger: s.logger } : {}) });

@@ -3,6 +3,7 @@
  * WAL, sink, drain and metrics; tests build one from a bare Wal + BackupSink.
  */
 import { ErrorCode, FlushpointError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
 import type { BackupSink } from '../../backup/index.js';
 import type { Wal } from '../../wal/index.js';
 import { forceFlushOutcomeOf, type EngineMetrics } from '../metrics.js';
@@ -17,6 +18,8 @@ export interface WalAdminSources {
   metrics: () => EngineMetrics | null;
   /** Extra fields for GET /status (the engine's own status, draining flag...). */
   status?: () => Record<string, unknown>;
+  /** Logs force-flushes that waited for a flush (with mode and waitedMs) and those that failed. */
+  logger?: Logger;
 }
 
 /** GET /status's WAL and backup part: LSNs, lag, status, last error. */
@@ -51,9 +54,11 @@ export function walAdminTarget(o: WalAdminSources): AdminTarget {
       try {
         const r = await s.sink.forceFlush({ mode: request.mode, timeoutMs: request.timeoutMs });
         o.metrics()?.observeForceFlush(request.mode, 'ok', r.waitedMs);
+        if (r.flushesJoined + r.flushesRun > 0) o.logger?.info({ mode: request.mode, ...r }, 'admin force-flush waited');
         return { ...r, walDurableLsn: s.wal.durableLsn };
       } catch (err) {
         o.metrics()?.observeForceFlush(request.mode, forceFlushOutcomeOf(err), performance.now() - started);
+        o.logger?.warn({ mode: request.mode, err, waitedMs: performance.now() - started }, 'admin force-flush failed');
         throw err;
       }
     },
