@@ -28,6 +28,10 @@ import { resolveEncoding } from './msgpack-encoding.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
 import { applyOps, emptyTree, keysInRange, type Tree } from './ordered-index.js';
 import { decodeRecord, encodeRecord, type Op } from './record.js';
+import { EngineAdmin } from './admin/engine-admin.js';
+import type { DrainOptions } from './admin/drain.js';
+import type { DrainResult } from './admin/target.js';
+import { SyncTimer } from './metrics-fs.js';
 
 /** Constructor options: abstract-level's (encodings, createIfMissing, errorIfExists ...) plus the engine's. */
 export interface EngineOptions extends EngineOwnOptions {
@@ -130,6 +134,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   readonly #o: ResolvedEngineOptions;
   #wal: Wal | null = null;
   #sink: BackupSink | null = null;
+  /** Drain, metrics and the admin endpoint (engine/admin/engine-admin.ts); null unless open. */
+  #admin: EngineAdmin | null = null;
   #tree: Tree = emptyTree();
   #visibleLsn = 0;
   #pending: PendingWrite[] = [];
@@ -146,8 +152,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   constructor(location: string, options: EngineOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-    const { wal, checkpointEveryBytes, backup, fs, logger, ...forward } = options;
-    const resolved = engineDefaults(location, { wal, checkpointEveryBytes, backup, fs, logger });
+    const { wal, checkpointEveryBytes, backup, fs, logger, admin, ...forward } = options;
+    const resolved = engineDefaults(location, { wal, checkpointEveryBytes, backup, fs, logger, admin });
     super(
       {
         seek: true,
@@ -193,11 +199,16 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     if (exists && options.errorIfExists) throw fsError('EEXIST', 'open', location, 'database already exists (errorIfExists is true)');
     // Every directory the engine creates is durable before anything in it is acknowledged.
     await makeDirDurable(fs, `${location}/${CHECKPOINTS_DIR}`);
-    const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs, logger: this.#o.logger });
+    const syncTimer = new SyncTimer();
+    const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs: syncTimer.wrap(fs), logger: this.#o.logger });
     try {
       await this.#recover(wal);
       if (this.#o.backup) this.#sink = await BackupSink.open({ fs, logger: this.#o.logger, ...this.#o.backup, wal });
+      const sink = this.#sink;
+      this.#admin = await EngineAdmin.open({ wal, sink, syncTimer, admin: this.#o.admin, logger: this.#o.logger, status: () => ({ status: this.status, location, visibleLsn: this.#visibleLsn }) });
     } catch (err) {
+      await this.#sink?.close().catch(() => {});
+      this.#sink = null;
       await wal.close().catch(() => {});
       this.#tree = emptyTree();
       throw err;
@@ -293,6 +304,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     const wal = this.#wal;
     if (!wal) return;
     let error: unknown = null;
+    await this.#admin?.close();
+    this.#admin = null;
     await this.#checkpointChain.catch(() => {});
     try {
       if (!this.#failure) await wal.sync();
@@ -324,6 +337,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     const wal = this.#wal;
     if (!wal) return Promise.reject(notOpen(this.location));
     if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#admin?.draining) return Promise.reject(this.#admin.drainingError(this.location));
     // append throws (RECORD_TOO_LARGE, WAL_FAILED) before anything is staged: nothing is written then.
     const lsn = wal.append(encodeRecord(ops));
     const durable = options.sync !== false;
@@ -562,6 +576,33 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   /** Every write up to this LSN is visible to readers. */
   get visibleLsn(): number {
     return this.#visibleLsn;
+  }
+
+  /**
+   * The rolling-restart step: refuse new writes (ENGINE_DRAINING), let accepted ones finish, make the WAL
+   * durable and run a barrier forceFlush on the backup. Resolves { walDurableLsn, backupCheckpointLsn,
+   * waitedMs } with backupCheckpointLsn >= walDurableLsn; FLUSH_TIMEOUT carries the LSNs reached. Writes
+   * stay refused until resume() or close. Concurrent drains share one result.
+   */
+  async drain(options: DrainOptions = {}): Promise<DrainResult> {
+    if (this.status === 'opening') await new Promise<void>((resolve) => this.defer(() => resolve()));
+    if (!this.#admin) throw notOpen(this.location);
+    return await this.#admin.drain(options);
+  }
+
+  /** Accepts writes again after a drain. */
+  resume(): void {
+    this.#admin?.resume();
+  }
+
+  /** New writes are refused (a drain ran and resume() was not called). */
+  get draining(): boolean {
+    return this.#admin?.draining ?? false;
+  }
+
+  /** Metrics and drain counters (engine/metrics.ts; null unless open). */
+  get admin(): EngineAdmin | null {
+    return this.#admin;
   }
 
   stats(): EngineStats {

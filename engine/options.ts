@@ -5,6 +5,7 @@ import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/index.js';
 import type { BackupSinkOptions } from '../backup/index.js';
 import type { WalOptions } from '../wal/index.js';
+import type { EngineAdminOptions } from './admin/engine-admin.js';
 import { CHECKPOINT_EVERY_BYTES_DEFAULT, CHECKPOINT_EVERY_BYTES_MIN } from './limits.js';
 
 /** Options of the engine's own WAL (under <location>/wal); dir, fs and logger come from the engine. */
@@ -24,6 +25,8 @@ export interface EngineOwnOptions {
   fs?: FileSystem;
   /** Optional pino-style logger: open, recovery, checkpoints, fallbacks. */
   logger?: Logger;
+  /** The admin endpoint: HTTP on the Unix socket at socketPath (mode 0600). None by default. */
+  admin?: EngineAdminOptions;
 }
 
 export interface ResolvedEngineOptions {
@@ -33,6 +36,7 @@ export interface ResolvedEngineOptions {
   backup: EngineBackupOptions | undefined;
   fs: FileSystem;
   logger: Logger | undefined;
+  admin: EngineAdminOptions | undefined;
 }
 
 
@@ -45,6 +49,7 @@ export function engineDefaults(location: unknown, o: EngineOwnOptions): Resolved
   }
   if (o.backup !== undefined && (o.backup === null || typeof o.backup !== 'object')) throw new TypeError('options.backup must be an object');
   if (o.backup && 'wal' in o.backup) throw new TypeError('options.backup.wal is set by the engine');
+  if (o.admin !== undefined && (o.admin === null || typeof o.admin !== 'object' || typeof o.admin.socketPath !== 'string')) throw new TypeError('options.admin must be { socketPath: string }');
   return {
     location: directoryPath(location, 'location'),
     wal,
@@ -52,5 +57,6 @@ export function engineDefaults(location: unknown, o: EngineOwnOptions): Resolved
     backup: o.backup,
     fs: o.fs ?? nodeFileSystem,
     logger: o.logger,
+    admin: o.admin,
   };
 }

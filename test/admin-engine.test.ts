@@ -1,0 +1,60 @@
+/**
+ * The Engine with its admin option: drain refuses new writes with ENGINE_DRAINING until resume(), the
+ * endpoint's status and metrics come from the engine, a second engine on the same socket path is
+ * refused while the first lives, and close removes the socket.
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Engine } from '../engine/engine.js';
+import { request, tempDir } from './admin-fixtures.js';
+
+const open: Array<Engine<string, string>> = [];
+afterEach(async () => {
+  for (const db of open.splice(0)) await db.close().catch(() => {});
+});
+
+async function engine(dir: string, socketPath: string, name = 'db'): Promise<Engine<string, string>> {
+  const db = new Engine<string, string>(path.join(dir, name), { valueEncoding: 'utf8', backup: { dir: path.join(dir, `${name}-backup`), flushIntervalMs: 3_600_000 }, admin: { socketPath } });
+  open.push(db);
+  await db.open();
+  return db;
+}
+
+describe('Engine admin', () => {
+  it('drain refuses new writes with ENGINE_DRAINING until resume(); the answer covers every acknowledged write', async () => {
+    const dir = await tempDir();
+    const db = await engine(dir, path.join(dir, 'a.sock'));
+    await Promise.all(Array.from({ length: 50 }, (_, i) => db.put(`k${i}`, `v${i}`)));
+    const d = await db.drain({ timeoutMs: 30_000 });
+    expect(d.walDurableLsn).toBe(50);
+    expect(d.backupCheckpointLsn).toBe(50);
+    expect(db.draining).toBe(true);
+    await expect(db.put('late', 'x')).rejects.toMatchObject({ code: 'ENGINE_DRAINING' });
+    await expect(db.batch([{ type: 'put', key: 'late', value: 'x' }])).rejects.toMatchObject({ code: 'ENGINE_DRAINING' });
+    expect(await db.get('late')).toBeUndefined();
+    db.resume();
+    await db.put('after', 'y');
+    expect(await db.get('after')).toBe('y');
+  });
+
+  it('serves status and metrics from the engine over a 0600 socket, refuses a second engine on the path, removes the socket on close', async () => {
+    const dir = await tempDir();
+    const socketPath = path.join(dir, 'a.sock');
+    const db = await engine(dir, socketPath);
+    expect((await fsp.lstat(socketPath)).mode & 0o777).toBe(0o600);
+    await db.put('a', 'b');
+    const s = await request(socketPath, 'GET', '/status');
+    expect(s.json).toMatchObject({ status: 'open', draining: false, visibleLsn: 1, wal: { durableLsn: 1 } });
+    const m = await request(socketPath, 'GET', '/metrics');
+    expect(m.text).toMatch(/^flushpoint_wal_durable_lsn 1$/m);
+    expect(m.text).toMatch(/^flushpoint_wal_fsync_seconds_count\{op="commit"\} [1-9]/m);
+    const second = new Engine(path.join(dir, 'other'), { admin: { socketPath } });
+    const err = await second.open().catch((e: unknown) => e);
+    expect(JSON.stringify(err, Object.getOwnPropertyNames(err)) + String((err as Error).cause)).toContain('ADMIN_SOCKET_IN_USE');
+    expect(second.status).toBe('closed');
+    expect((await request(socketPath, 'POST', '/drain', {})).json).toMatchObject({ walDurableLsn: 1, backupCheckpointLsn: 1 });
+    await db.close();
+    await expect(fsp.lstat(socketPath)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
