@@ -50,3 +50,5 @@ export type { Compression } from './backup/index.js';
 export { Engine } from './engine/index.js';
 export type { EngineOptions, EngineOwnOptions, EngineWalOptions, EngineBackupOptions, CheckpointResult, EngineStats, EngineRecovery, EngineKey, WriteOptions } from './engine/index.js';
 export { msgpackEncoding } from './engine/index.js';
+export { installShutdownHandlers, DrainTimeoutError } from './engine/index.js';
+export type { ShutdownOptions, Drainable, DrainOptions, DrainResult, EngineAdminOptions } from './engine/index.js';

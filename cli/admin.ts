@@ -11,7 +11,7 @@ import fsp from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ADMIN_HEADER, ADMIN_OPERATION_TIMEOUT_MS_MAX } from '../engine/admin/limits.js';
+import { ADMIN_HEADER, ADMIN_OPERATION_TIMEOUT_MS_MAX } from '../engine/index.js';
 import type { CliIo, Subcommand } from './subcommand.js';
 
 /** The admin command's exit codes (same numbers as the `flushpoint` table; 10 is the admin socket's own). */

@@ -600,11 +600,6 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     return this.#admin?.draining ?? false;
   }
 
-  /** Metrics and drain counters (engine/metrics.ts; null unless open). */
-  get admin(): EngineAdmin | null {
-    return this.#admin;
-  }
-
   stats(): EngineStats {
     return {
       visibleLsn: this.#visibleLsn,
