@@ -4,7 +4,7 @@
  * stdout, and exits 0 only when what it asked for is durable (force-flush barrier: the backup checkpoint
  * reached the WAL's last LSN at the call; drain: the WAL is durable and the backup checkpoint is at or
  * past it). Any other outcome is one line on stderr, `flushpoint admin <action>: CODE: message`, and an
- * exit code of the table below (the numbers are those of cli/exit-codes.ts, plus 10 for the socket).
+ * exit code of the table below (the numbers of cli/exit-codes.ts).
  * When the endpoint answered, its JSON (an error's too, with the LSNs reached) is still printed on stdout.
  */
 import fsp from 'node:fs/promises';
@@ -12,26 +12,20 @@ import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ADMIN_HEADER, ADMIN_OPERATION_TIMEOUT_MS_MAX } from '../engine/index.js';
+import { ExitCode } from './exit-codes.js';
 import type { CliIo, Subcommand } from './subcommand.js';
 
-/** The admin command's exit codes (same numbers as the `flushpoint` table; 10 is the admin socket's own). */
+/** The admin command's exit codes: those of cli/exit-codes.ts (10, unreachable, is the admin socket's own). */
 export const AdminExitCode = {
-  /** What was asked for is durable (status: the endpoint answered). */
-  ok: 0,
-  /** The command line was wrong. */
-  usage: 2,
-  /** The flush or drain failed (BACKUP_FAILED, WAL_FAILED): nothing is claimed durable. */
-  failed: 3,
-  /** The timeout ran out before it was durable (FLUSH_TIMEOUT), or no answer came in time. */
-  timeout: 5,
-  /** A flush was running and --mode reject asked not to wait (FLUSH_IN_PROGRESS). */
-  flushInProgress: 6,
-  /** The engine refused: it is closed or draining (503: WAL_CLOSED, ENGINE_DRAINING). */
-  refused: 7,
-  /** Any other error the endpoint answered with a code. */
-  other: 9,
-  /** The admin socket cannot be reached: missing, not a socket, nobody listening, or not flushpoint's. */
-  unreachable: 10,
+  ok: ExitCode.ok,
+  usage: ExitCode.usage,
+  /** The flush or drain failed (BACKUP_FAILED, WAL_FAILED: the table's I/O failure): nothing is claimed durable. */
+  failed: ExitCode.io,
+  timeout: ExitCode.timeout,
+  flushInProgress: ExitCode.flushInProgress,
+  refused: ExitCode.refused,
+  other: ExitCode.failed,
+  unreachable: ExitCode.unreachable,
 } as const;
 
 const exitCodesText = `exit codes:

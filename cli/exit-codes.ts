@@ -25,6 +25,8 @@ export const ExitCode = {
   unavailable: 8,
   /** Any other failure with an error code. */
   failed: 9,
+  /** `flushpoint admin`: the admin socket is missing, not a socket, not listened on, or not flushpoint's (ADMIN_UNREACHABLE). */
+  unreachable: 10,
   /** A bug: an error without a code (FLUSHPOINT_DEBUG=1 prints its stack). */
   internal: 70,
   /** Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it). */
@@ -45,6 +47,7 @@ const byErrorCode: Readonly<Record<string, ExitCode>> = {
   WAL_CLOSED: ExitCode.refused,
   ENGINE_DRAINING: ExitCode.refused,
   LOCK_UNAVAILABLE: ExitCode.unavailable,
+  ADMIN_UNREACHABLE: ExitCode.unreachable,
   BACKUP_NOT_FOUND: ExitCode.io,
   WAL_FAILED: ExitCode.io,
   BACKUP_FAILED: ExitCode.io,
@@ -75,6 +78,7 @@ export const exitCodesHelp = `exit codes:
   7    refused: the target is closed or draining (WAL_CLOSED, ENGINE_DRAINING)
   8    the native flock addon (fs-ext) is not built: run 'npm rebuild fs-ext' (LOCK_UNAVAILABLE)
   9    any other error with a code
+  10   admin: the socket is unreachable (missing, not a socket, nobody listening, not flushpoint's)
   70   internal error (a bug; FLUSHPOINT_DEBUG=1 prints the stack)
   130  stopped by Ctrl-C (SIGINT) or SIGTERM
 `;
