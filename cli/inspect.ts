@@ -3,11 +3,12 @@
  * (it takes no lock and repairs nothing, so it is safe beside a running process).
  *
  *   WAL directory      every segment: first and last LSN, size, valid / torn tail / corrupt
- *   engine directory   its wal/ as above, and its checkpoints/ (the LSN each one covers, its size)
+ *   engine directory   its wal/ as above, and its checkpoints/: the LSN each one covers, its size, and
+ *                      valid / damaged (every block read and its checksums verified, as an open would)
  *   backup directory   its checkpoint (and where the backup starts), every file with its LSN range,
  *                      record count and validity (header, CRCs, LSNs all verified)
  *
- * Exit codes: 0 everything read is valid; 1 something is damaged (a corrupt segment or backup file);
+ * Exit codes: 0 everything read is valid; 1 something is damaged (a corrupt segment, checkpoint or backup file);
  * 2 usage; 3 the directory does not exist or is none of the three kinds.
  */
 import fsp from 'node:fs/promises';
@@ -15,6 +16,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { listBackupFiles, readBackupFile, readCheckpoint } from '../backup/backup-file.js';
 import { CHECKPOINT_NAME, parseBackupFileName } from '../backup/format.js';
+import { checkpointLsnOf, readEngineCheckpoint } from '../engine/index.js';
 import { nodeFileSystem } from '../fs/index.js';
 import { recoverSegments, SEGMENT_NAME_RE } from '../wal/index.js';
 import type { CliIo, Subcommand } from './subcommand.js';
@@ -23,7 +25,7 @@ export const inspectUsage = `usage: flushpoint inspect DIR [--json]
 
   show a WAL, engine or backup directory, read-only (no lock taken, nothing repaired):
     WAL      segments with their first and last LSN, size, and validity (ok, torn tail, corrupt)
-    engine   its wal/ as above, and its checkpoints/ with the LSN each covers
+    engine   its wal/ as above, and its checkpoints/ with the LSN each covers and validity
     backup   its checkpoint, and every file with its LSN range, records and validity
 
   --json   print the result as JSON
@@ -35,9 +37,6 @@ const EXIT_OK = 0;
 const EXIT_DAMAGED = 1;
 const EXIT_USAGE = 2;
 const EXIT_NOT_FOUND = 3;
-
-/** Engine checkpoint files: checkpoints/checkpoint-<16 hex digits of the LSN>.ckpt (engine/checkpoint-file.ts). */
-const ENGINE_CHECKPOINT_NAME_RE = /^checkpoint-([0-9a-f]{16})\.ckpt$/;
 
 export interface SegmentInfo {
   name: string;
@@ -80,8 +79,14 @@ export interface BackupInfo {
 
 export interface EngineCheckpointInfo {
   name: string;
+  /** The LSN its name says it covers (the header must agree, or it is damaged). */
   lsn: number;
   sizeBytes: number;
+  /** Entries it holds when valid, else null. */
+  entries: number | null;
+  state: 'ok' | 'damaged';
+  /** Why it is damaged (the byte offset and what is wrong), or null. */
+  problem: string | null;
 }
 
 export interface InspectResult {
@@ -154,12 +159,23 @@ export async function inspectBackup(dir: string): Promise<BackupInfo> {
   return { dir, checkpointLsn, startLsn, checkpointProblem, files };
 }
 
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Every checkpoint file, read whole and verified as the engine's open would (header, blocks, footer). */
 async function engineCheckpoints(dir: string): Promise<EngineCheckpointInfo[]> {
   const names = await fsp.readdir(dir).catch(() => [] as string[]);
   const out: EngineCheckpointInfo[] = [];
   for (const name of names.sort()) {
-    const m = ENGINE_CHECKPOINT_NAME_RE.exec(name);
-    if (m) out.push({ name, lsn: parseInt(m[1] as string, 16), sizeBytes: await sizeOf(path.join(dir, name)) });
+    const lsn = checkpointLsnOf(name);
+    if (lsn === null) continue;
+    const file = path.join(dir, name);
+    const sizeBytes = await sizeOf(file);
+    try {
+      const c = await readEngineCheckpoint(nodeFileSystem, file, lsn, yieldToLoop);
+      out.push({ name, lsn, sizeBytes, entries: c.entries, state: 'ok', problem: null });
+    } catch (err) {
+      out.push({ name, lsn, sizeBytes, entries: null, state: 'damaged', problem: firstLine(err) });
+    }
   }
   return out;
 }
@@ -182,7 +198,7 @@ export async function inspect(dir: string): Promise<InspectResult> {
   if (names.includes('wal') && (await isDir('wal'))) {
     const wal = await inspectWal(path.join(dir, 'wal'));
     const checkpoints = await engineCheckpoints(path.join(dir, 'checkpoints'));
-    return { kind: 'engine', dir, ok: walOk(wal), wal, checkpoints };
+    return { kind: 'engine', dir, ok: walOk(wal) && checkpoints.every((c) => c.state === 'ok'), wal, checkpoints };
   }
   if (names.some((n) => SEGMENT_NAME_RE.test(n))) {
     const wal = await inspectWal(dir);
@@ -221,7 +237,7 @@ function render(r: InspectResult): string {
   if (r.kind === 'engine') {
     const c = r.checkpoints ?? [];
     let out = `engine ${r.dir}\n\n${renderWal(r.wal as WalInfo)}\ncheckpoints: ${c.length === 0 ? 'none' : ''}\n`;
-    if (c.length > 0) out += table(['file', 'LSN', 'bytes'], c.map((x) => [x.name, x.lsn, x.sizeBytes]));
+    if (c.length > 0) out += table(['file', 'LSN', 'entries', 'bytes', 'state', 'problem'], c.map((x) => [x.name, x.lsn, x.entries ?? '-', x.sizeBytes, x.state, x.problem ?? '']));
     return out;
   }
   const b = r.backup as BackupInfo;

@@ -4,3 +4,4 @@ export type { EngineOwnOptions, EngineWalOptions, EngineBackupOptions } from './
 export { msgpackEncoding } from './msgpack-encoding.js';
 export { ADMIN_HEADER, ADMIN_OPERATION_TIMEOUT_MS_MAX, installShutdownHandlers, DrainTimeoutError, type ShutdownOptions, type Drainable, type DrainOptions, type DrainResult } from './admin/index.js';
 export type { EngineAdminOptions } from './admin/engine-admin.js';
+export { readCheckpoint as readEngineCheckpoint, checkpointLsnOf, CheckpointDamage } from './checkpoint-file.js';

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackupSink } from '../backup/index.js';
 import { inspectCommand, type InspectResult } from '../cli/inspect.js';
+import { Engine } from '../engine/index.js';
 import { Wal } from '../wal/index.js';
 import { tempDir, runCommand } from './admin-fixtures.js';
 
@@ -96,15 +97,46 @@ describe('flushpoint inspect', () => {
     expect(t.json.wal!.segments.at(-1)!.problem).toContain(`offset ${tail.endOffset}`);
   });
 
-  it('shows an engine directory: its WAL and its checkpoints', async () => {
-    const { dir } = await walAndBackup(20);
-    await fsp.mkdir(path.join(dir, 'checkpoints'));
-    await fsp.writeFile(path.join(dir, 'checkpoints', 'checkpoint-0000000000000014.ckpt'), Buffer.alloc(64));
+  it('shows an engine directory: its WAL and its checkpoints, each verified; a flipped byte in one is reported damaged with its offset and exits 1', async () => {
+    const dir = await tempDir();
+    const db = new Engine<string, string>(dir, { valueEncoding: 'utf8' });
+    await db.open();
+    for (let i = 0; i < 20; i++) await db.put(`a${i}`, 'x'.repeat(50));
+    const first = await db.checkpoint();
+    for (let i = 0; i < 30; i++) await db.put(`b${i}`, 'y'.repeat(50));
+    const second = await db.checkpoint();
+    await db.close();
+    expect([first.lsn, second.lsn]).toEqual([20, 50]);
+
     const r = await inspect(dir, '--json');
-    expect(r.code).toBe(0);
+    expect([r.code, r.stderr]).toEqual([0, '']);
     expect(r.json.kind).toBe('engine');
-    expect(r.json.wal!.lastLsn).toBe(20);
-    expect(r.json.checkpoints).toEqual([{ name: 'checkpoint-0000000000000014.ckpt', lsn: 20, sizeBytes: 64 }]);
+    expect(r.json.wal!.lastLsn).toBe(50);
+    expect(r.json.checkpoints).toEqual([
+      { name: 'checkpoint-0000000000000014.ckpt', lsn: 20, sizeBytes: first.bytes, entries: 20, state: 'ok', problem: null },
+      { name: 'checkpoint-0000000000000032.ckpt', lsn: 50, sizeBytes: second.bytes, entries: 50, state: 'ok', problem: null },
+    ]);
+
+    // Flip one byte in the middle of the first checkpoint's body (past its 32-byte header, before its footer).
+    const file = path.join(dir, 'checkpoints', 'checkpoint-0000000000000014.ckpt');
+    const bytes = await fsp.readFile(file);
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = (bytes[at] as number) ^ 0xff;
+    await fsp.writeFile(file, bytes);
+
+    const d = await inspect(dir, '--json');
+    expect(d.code).toBe(1);
+    expect(d.json.ok).toBe(false);
+    const [damaged, intact] = d.json.checkpoints!;
+    expect(damaged).toMatchObject({ name: 'checkpoint-0000000000000014.ckpt', lsn: 20, sizeBytes: first.bytes, entries: null, state: 'damaged' });
+    expect(damaged!.problem).toMatch(/checkpoint-0000000000000014\.ckpt is damaged at byte \d+: block checksum mismatch/);
+    expect(intact).toMatchObject({ lsn: 50, entries: 50, state: 'ok', problem: null });
+
+    const t = await inspect(dir);
+    expect(t.code).toBe(1);
+    const row = t.stdout.split('\n').find((l) => l.startsWith('checkpoint-0000000000000014.ckpt'));
+    expect(row).toMatch(/^checkpoint-0000000000000014\.ckpt +20 +- +\d+ +damaged +checkpoint .* block checksum mismatch/);
+    expect(t.stdout.split('\n').find((l) => l.startsWith('checkpoint-0000000000000032.ckpt'))).toMatch(/ +50 +50 +\d+ +ok$/);
   });
 
   it('exits 3 for a missing or unknown directory, 2 for usage errors, 0 for --help', async () => {
