@@ -1,10 +1,9 @@
 /**
  * Section 7, the engine (issue 10): Engine on the WAL, measured in the same run as the peers of section 4.
  *
- *   durable puts   closed loop (bench/closed-loop.ts): the engine's put() under a fresh key, and beside it
- *                  (right after, same directory parent) the WAL alone (append + waitDurable of the same
- *                  payload), what the engine is built on. The peers' figures at the same size and writer
- *                  count come from section 4 of the same run (joined in report.ts).
+ *   durable puts   closed loop (bench/closed-loop.ts): the engine's put() under a fresh key, measured by
+ *                  store-comparison.ts between the WAL alone (append + waitDurable of the same payload,
+ *                  what the engine is built on) and the peers at the same size and writer count.
  *   gets, scans    engine vs classic-level on the same keys (one awaited get at a time; full iterator scans).
  *   checkpoint     checkpoint time, reopen time (checkpoint load + WAL replay) beside inserting the same
  *                  keys into the in-memory index with no I/O, reopen from the WAL alone, memory per key.
@@ -15,20 +14,19 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Engine } from '../engine/index.js';
 import { emptyTree } from '../engine/ordered-index.js';
-import { Wal } from '../wal/index.js';
 import { runClosedLoop } from './closed-loop.js';
 import { ratioOf } from './format.js';
 import type { PeerStore } from './peers/peer.js';
 import { classicLevelPeer } from './peers/classic-level.js';
 import { skipReason } from './peer-runner.js';
-import { writersCountsFor, type BenchProfile } from './profile.js';
+import type { BenchProfile } from './profile.js';
 import type { Progress } from '../core/progress.js';
 
 export interface EnginePutMeasurement {
   recordSizeBytes: number;
   writersCount: number;
   opsPerSec: number;
-  /** Baseline: the WAL alone (append + waitDurable), measured right after the engine. */
+  /** Baseline: the WAL alone (append + waitDurable) at the same size and writers: section 3's row, measured right before. */
   walAloneOpsPerSec: number;
   ratioToWalAlone: number;
 }
@@ -94,20 +92,17 @@ async function openEngineStore(dir: string, payload: Buffer): Promise<PeerStore>
   return { write: () => db.put(key(next++), payload), close: () => db.close() };
 }
 
-async function openWalStore(dir: string, payload: Buffer): Promise<PeerStore> {
-  const wal = await Wal.open({ dir });
-  return { write: () => wal.waitDurable(wal.append(payload)), close: () => wal.close() };
+export function engineStepsCount(): number {
+  return 2;
 }
 
-export function engineStepsCount(profile: BenchProfile): number {
-  let rows = 0;
-  for (const size of profile.recordSizesBytes) rows += writersCountsFor(profile.engineWritersCounts, size).length;
-  return 2 * rows + 2;
-}
-
-async function measurePutStore(open: (dir: string, payload: Buffer) => Promise<PeerStore>, dir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress): Promise<number> {
+/**
+ * One durable-put row of the engine, run by store-comparison.ts right after the WAL row at the same
+ * record size and writer count (its baseline) and right before the peers, so all three see the same disk.
+ */
+export async function measureEnginePutRow(dir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress): Promise<number> {
   fs.mkdirSync(dir, { recursive: true });
-  const store = await open(dir, payload);
+  const store = await openEngineStore(dir, payload);
   try {
     const r = await runClosedLoop({ writersCount, warmupMs: profile.warmupMs, windowMs: profile.windowMs, write: () => store.write(), onTick: (f) => progress.advance(f) });
     return r.opsPerSec;
@@ -115,21 +110,6 @@ async function measurePutStore(open: (dir: string, payload: Buffer) => Promise<P
     await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-async function measurePuts(dir: string, profile: BenchProfile, progress: Progress): Promise<EnginePutMeasurement[]> {
-  const rows: EnginePutMeasurement[] = [];
-  for (const recordSizeBytes of profile.recordSizesBytes) {
-    const payload = Buffer.alloc(recordSizeBytes, 0x5a);
-    for (const writersCount of writersCountsFor(profile.engineWritersCounts, recordSizeBytes)) {
-      progress.step(`engine puts ${recordSizeBytes} B x ${writersCount} writers`);
-      const opsPerSec = await measurePutStore(openEngineStore, path.join(dir, `puts-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress);
-      progress.step(`WAL alone ${recordSizeBytes} B x ${writersCount} writers`);
-      const walAloneOpsPerSec = await measurePutStore(openWalStore, path.join(dir, `wal-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress);
-      rows.push({ recordSizeBytes, writersCount, opsPerSec, walAloneOpsPerSec, ratioToWalAlone: ratioOf(opsPerSec, walAloneOpsPerSec) });
-    }
-  }
-  return rows;
 }
 
 interface BatchWriter {
@@ -266,8 +246,8 @@ async function measureCheckpoint(dir: string, profile: BenchProfile): Promise<En
   };
 }
 
-export async function measureEngine(dir: string, profile: BenchProfile, progress: Progress): Promise<EngineSection> {
-  const puts = await measurePuts(dir, profile, progress);
+/** The rest of the section; `puts` were measured beside the WAL and the peers (store-comparison.ts). */
+export async function measureEngine(dir: string, profile: BenchProfile, progress: Progress, puts: EnginePutMeasurement[]): Promise<EngineSection> {
   progress.step(`engine gets and scans, ${profile.engineReadKeysCount} keys`);
   const reads = await measureReads(dir, profile);
   progress.step(`engine checkpoint and reopen, ${profile.engineCheckpointKeysCount} keys`);

@@ -260,8 +260,8 @@ function engineSection(report: BenchReport): string {
   const table = measureTable(lines);
   return [
     heading('7. Engine: durable puts, gets and scans, checkpoint and reopen'),
-    'closed-loop db.put() under fresh keys; WAL alone = append + waitDurable of the same payload, measured right after;',
-    'peers: section 4 of this run at the same record size and writers',
+    'closed-loop db.put() under fresh keys, measured between the WAL alone (section 3: append + waitDurable of the',
+    'same payload, right before) and the peers (section 4, right after) at the same record size and writers',
     putsTable,
     '',
     table,

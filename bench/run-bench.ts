@@ -64,7 +64,7 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
   const rawCeiling = await measureRawCeiling(sectionDir('raw'), profile, progress);
 
   progress.section('3-4. WAL and peers', storeComparisonStepsCount(profile, allPeers.length));
-  const { wal, peers } = await compareStores(sectionDir('stores'), profile, progress);
+  const { wal, peers, enginePuts } = await compareStores(sectionDir('stores'), profile, progress);
 
   progress.section('5. recovery', recoveryStepsCount(profile));
   const recovery = await measureRecovery(sectionDir('recovery'), profile, progress);
@@ -72,8 +72,8 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
   progress.section('6. backup', backupStepsCount(profile.backupOverheadRoundsCount));
   const backup = await measureBackupSection(sectionDir('backup'), profile, progress);
 
-  progress.section('7. engine', engineStepsCount(profile));
-  const engine = await measureEngine(sectionDir('engine'), profile, progress);
+  progress.section('7. engine', engineStepsCount());
+  const engine = await measureEngine(sectionDir('engine'), profile, progress, enginePuts);
   progress.done();
   const machineLoad = load.finish();
 
