@@ -51,6 +51,12 @@ export interface BenchProfile {
   backupForceFlushRecordsCount: number;
   /** Section 6: concurrent forceFlush calls made while a flush runs. */
   backupConcurrentCallsCount: number;
+  /** Section 7: engine durable-put writer counts per record size (the peers' figures come from section 4). */
+  engineWritersCounts: Readonly<Record<number, readonly number[]>>;
+  /** Section 7: keys (100 B values) for gets and scans, engine vs classic-level. */
+  engineReadKeysCount: number;
+  /** Section 7: keys (8 B keys, 16 B values) checkpointed and reopened (issue 10's target names 1 million). */
+  engineCheckpointKeysCount: number;
 }
 
 const KiB = 1024;
@@ -83,6 +89,9 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     backupForceFlushSamplesCount: 30,
     backupForceFlushRecordsCount: 1024,
     backupConcurrentCallsCount: 1000,
+    engineWritersCounts: { 128: [1, 64], [4 * KiB]: [1, 64] },
+    engineReadKeysCount: 100_000,
+    engineCheckpointKeysCount: 1_000_000,
   },
   quick: {
     name: 'quick',
@@ -108,6 +117,9 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     backupForceFlushSamplesCount: 10,
     backupForceFlushRecordsCount: 1024,
     backupConcurrentCallsCount: 1000,
+    engineWritersCounts: { 128: [1, 64], [4 * KiB]: [64] },
+    engineReadKeysCount: 20_000,
+    engineCheckpointKeysCount: 200_000,
   },
   tiny: {
     name: 'tiny',
@@ -133,6 +145,9 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     backupForceFlushSamplesCount: 2,
     backupForceFlushRecordsCount: 16,
     backupConcurrentCallsCount: 100,
+    engineWritersCounts: { 128: [1, 4] },
+    engineReadKeysCount: 2_000,
+    engineCheckpointKeysCount: 5_000,
   },
 };
 

@@ -5,7 +5,7 @@
 import type { DevicePatternResult } from './device-latency.js';
 import { formatBytes, formatCount, formatMbPerSec, formatMs, formatRate, formatRatio, formatUs } from './format.js';
 import type { LatencySummary } from './latency.js';
-import type { BenchReport, PeerRow, PeerSection, RawCeilingRow, RecoveryRow, WalRow } from './report.js';
+import type { BenchReport, EnginePutRow, PeerRow, PeerSection, RawCeilingRow, RecoveryRow, WalRow } from './report.js';
 import type { TargetResult } from './targets.js';
 import { figureColumn, renderTable, textColumn, type Column } from './text-table.js';
 
@@ -170,6 +170,19 @@ interface BackupLine {
   ratio: string;
 }
 
+/** A table of single measures, each with its baseline from the same run and the ratio. */
+function measureTable(lines: BackupLine[]): string {
+  return renderTable<BackupLine>(
+    [
+      textColumn('measure', (l) => l.measure),
+      figureColumn('figure', (l) => l.figure),
+      textColumn('baseline (same run)', (l) => l.baseline),
+      figureColumn('ratio', (l) => l.ratio),
+    ],
+    lines,
+  );
+}
+
 function backupSection(report: BenchReport): string {
   const b = report.backup;
   if (b.status !== 'ok') return [heading('6. Backup sink and forceFlush'), `not measured: ${b.reason}`].join('\n');
@@ -203,20 +216,56 @@ function backupSection(report: BenchReport): string {
     },
     { measure: `flushes run for ${formatCount(b.concurrentCalls)} concurrent forceFlush calls`, figure: String(b.flushesForConcurrentCalls), baseline: 'at most 2', ratio: '' },
   ];
-  const table = renderTable<BackupLine>(
-    [
-      textColumn('measure', (l) => l.measure),
-      figureColumn('figure', (l) => l.figure),
-      textColumn('baseline (same run)', (l) => l.baseline),
-      figureColumn('ratio', (l) => l.ratio),
-    ],
-    lines,
-  );
+  const table = measureTable(lines);
   return [
     heading('6. Backup sink and forceFlush'),
     `${b.writersCount} closed-loop writers x ${formatBytes(b.recordSizeBytes)} records on the WAL; the sink's directory on the same disk;`,
     'direct publish = the same bytes written as one backup file + checkpoint (temp, fdatasync, rename, fsync dir) with no sink',
     table,
+  ].join('\n');
+}
+
+function engineSection(report: BenchReport): string {
+  const { puts, reads, checkpoint } = report.engine;
+  const peerIds = [...new Set(puts.flatMap((r) => r.peers.map((p) => p.id)))];
+  const putsTable = renderTable<EnginePutRow>(
+    [
+      sizeColumn(),
+      figureColumn('writers', (r) => String(r.writersCount)),
+      figureColumn('engine puts', (r) => formatRate(r.opsPerSec)),
+      figureColumn('WAL alone', (r) => formatRate(r.walAloneOpsPerSec)),
+      figureColumn('vs WAL', (r) => formatRatio(r.ratioToWalAlone)),
+      ...peerIds.map((id) => figureColumn<EnginePutRow>(id, (r) => {
+        const peer = r.peers.find((p) => p.id === id);
+        return peer === undefined ? '' : formatRate(peer.opsPerSec);
+      })),
+      figureColumn('vs best peer', (r) => formatRatio(r.ratioToBestPeer)),
+    ],
+    puts,
+  );
+  const lines: BackupLine[] = [];
+  if (reads.status === 'ok') {
+    lines.push(
+      { measure: `gets, one at a time (${formatCount(reads.keysCount)} keys, ${formatBytes(reads.valueSizeBytes)} values)`, figure: formatRate(reads.getsPerSec), baseline: `classic-level ${formatRate(reads.classicLevelGetsPerSec)}`, ratio: formatRatio(reads.getsRatio) },
+      { measure: 'full iterator scans, entries', figure: formatRate(reads.scanEntriesPerSec), baseline: `classic-level ${formatRate(reads.classicLevelScanEntriesPerSec)}`, ratio: formatRatio(reads.scanRatio) },
+    );
+  }
+  const c = checkpoint;
+  lines.push(
+    { measure: `checkpoint of ${formatCount(c.keysCount)} keys`, figure: `${formatMs(c.checkpointMs)}, ${formatBytes(c.checkpointBytes)}`, baseline: '', ratio: '' },
+    { measure: 'reopen from the checkpoint, keys', figure: `${formatRate(c.reopenKeysPerSec)} (${formatMs(c.reopenMs)})`, baseline: `index inserts ${formatRate(c.indexInsertKeysPerSec)}`, ratio: formatRatio(c.reopenRatio) },
+    { measure: 'reopen from the WAL alone (replay), keys', figure: `${formatRate(c.walReplayKeysPerSec)} (${formatMs(c.walReplayMs)})`, baseline: `index inserts ${formatRate(c.indexInsertKeysPerSec)}`, ratio: formatRatio(c.walReplayRatio) },
+    { measure: 'memory per key (8 B key, 16 B value)', figure: Number.isFinite(c.memoryBytesPerKey) ? formatBytes(c.memoryBytesPerKey) : 'gc() unavailable', baseline: '', ratio: '' },
+  );
+  const table = measureTable(lines);
+  return [
+    heading('7. Engine: durable puts, gets and scans, checkpoint and reopen'),
+    'closed-loop db.put() under fresh keys, measured between the WAL alone (section 3: append + waitDurable of the',
+    'same payload, right before) and the peers (section 4, right after) at the same record size and writers',
+    putsTable,
+    '',
+    table,
+    ...(reads.status === 'ok' ? [] : [`gets and scans not measured: ${reads.reason}`]),
   ].join('\n');
 }
 
@@ -238,10 +287,10 @@ function targetSection(report: BenchReport): string {
     report.targets,
   );
   const counts = (['met', 'missed', 'not-measured'] as const).map((s) => `${report.targets.filter((t) => t.status === s).length} ${s}`).join(', ');
-  return [heading('Targets (issues 3 and 4)'), table, counts].join('\n');
+  return [heading('Targets (issues 3, 4 and 10)'), table, counts].join('\n');
 }
 
 export function renderReportTable(report: BenchReport): string {
-  const sections = [header, deviceSection, rawSection, walSection, peerSection, recoverySection, backupSection, targetSection];
+  const sections = [header, deviceSection, rawSection, walSection, peerSection, recoverySection, backupSection, engineSection, targetSection];
   return sections.map((section) => section(report)).join('\n') + '\n';
 }

@@ -4,6 +4,7 @@
  * assembleReport() is pure: it only joins sections and divides.
  */
 import type { BackupBenchResult } from './backup-runner.js';
+import type { EngineCheckpointResult, EnginePutMeasurement, EngineReads, EngineSection } from './engine-runner.js';
 import type { DeviceInfo } from './device-probe.js';
 import type { DeviceLatencyResult } from './device-latency.js';
 import type { Environment } from './environment.js';
@@ -66,6 +67,21 @@ export interface RecoveryRow extends RecoveryResult {
 /** Section 6: the backup sink and forceFlush (bench/backup-runner.ts), or why it was not measured. */
 export type BackupSection = { status: 'not-measured'; reason: string } | ({ status: 'ok' } & BackupBenchResult);
 
+/** An engine durable-put row beside the WAL alone (same section) and every peer at the same size and writers (section 4). */
+export interface EnginePutRow extends EnginePutMeasurement {
+  peers: Array<{ id: string; opsPerSec: number }>;
+  /** Baseline: the fastest peer that was measured at this size and writer count (undefined: none was). */
+  bestPeerId: string | undefined;
+  bestPeerOpsPerSec: number;
+  ratioToBestPeer: number;
+}
+
+export interface EngineReport {
+  puts: EnginePutRow[];
+  reads: EngineReads;
+  checkpoint: EngineCheckpointResult;
+}
+
 /** What a run records about itself, shared by the parts and the finished report. */
 export interface RunContext {
   profile: ProfileName;
@@ -85,6 +101,7 @@ export interface BenchReport extends RunContext {
   wal: WalRow[];
   peers: PeerSection[];
   recovery: RecoveryRow[];
+  engine: EngineReport;
   targets: TargetResult[];
 }
 
@@ -94,6 +111,7 @@ export interface ReportParts extends RunContext {
   wal: WalMeasurement[];
   peers: PeerResult[];
   recovery: RecoveryResult[];
+  engine: EngineSection;
 }
 
 export function findRaw(rows: readonly RawCeilingResult[], recordSizeBytes: number, batchRecordsCount: number): RawCeilingResult | undefined {
@@ -124,6 +142,15 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     }),
   }));
   const recovery: RecoveryRow[] = parts.recovery.map((row) => ({ ...row, ratioToRawRead: ratioOf(row.mbPerSec, row.rawReadMbPerSec) }));
+  const enginePuts: EnginePutRow[] = parts.engine.puts.map((row) => {
+    const measured = parts.peers.flatMap((peer) => {
+      const m = peer.measurements.find((x) => x.recordSizeBytes === row.recordSizeBytes && x.writersCount === row.writersCount);
+      return m === undefined ? [] : [{ id: peer.id, opsPerSec: m.opsPerSec }];
+    });
+    const best = measured.reduce<{ id: string; opsPerSec: number } | undefined>((b, p) => (b === undefined || p.opsPerSec > b.opsPerSec ? p : b), undefined);
+    const bestPeerOpsPerSec = best?.opsPerSec ?? Number.NaN;
+    return { ...row, peers: measured, bestPeerId: best?.id, bestPeerOpsPerSec, ratioToBestPeer: ratioOf(row.opsPerSec, bestPeerOpsPerSec) };
+  });
   const withoutTargets: Omit<BenchReport, 'targets'> = {
     ...parts,
     schemaVersion: reportSchemaVersion,
@@ -132,6 +159,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     wal,
     peers,
     recovery,
+    engine: { ...parts.engine, puts: enginePuts },
   };
   return { ...withoutTargets, targets: evaluate(withoutTargets) };
 }

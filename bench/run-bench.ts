@@ -7,6 +7,7 @@ import path from 'node:path';
 import { backupStepsCount, measureBackup } from './backup-runner.js';
 import { measureDeviceLatency } from './device-latency.js';
 import { probeDevice } from './device-probe.js';
+import { engineStepsCount, measureEngine } from './engine-runner.js';
 import { describeEnvironment } from './environment.js';
 import { MachineLoadMonitor } from './machine-load.js';
 import { peers as allPeers } from './peer-runner.js';
@@ -63,13 +64,16 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
   const rawCeiling = await measureRawCeiling(sectionDir('raw'), profile, progress);
 
   progress.section('3-4. WAL and peers', storeComparisonStepsCount(profile, allPeers.length));
-  const { wal, peers } = await compareStores(sectionDir('stores'), profile, progress);
+  const { wal, peers, enginePuts } = await compareStores(sectionDir('stores'), profile, progress);
 
   progress.section('5. recovery', recoveryStepsCount(profile));
   const recovery = await measureRecovery(sectionDir('recovery'), profile, progress);
 
   progress.section('6. backup', backupStepsCount(profile.backupOverheadRoundsCount));
   const backup = await measureBackupSection(sectionDir('backup'), profile, progress);
+
+  progress.section('7. engine', engineStepsCount());
+  const engine = await measureEngine(sectionDir('engine'), profile, progress, enginePuts);
   progress.done();
   const machineLoad = load.finish();
 
@@ -86,6 +90,7 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
       peers,
       recovery,
       backup,
+      engine,
     },
     evaluateTargets,
   );

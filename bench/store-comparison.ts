@@ -1,11 +1,13 @@
 /**
- * Sections 3 and 4 run together, one record size and writer count at a time: the WAL between its paired
+ * Sections 3 and 4 (and section 7's engine puts) run together, one record size and writer count at a time: the WAL between its paired
  * baselines (device and raw ceiling, just before and just after), then every peer at the same size and
  * writer count. Measured back to back, flushpoint, its baselines and the peers see the same disk; the
  * report still prints them as two sections.
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
+import { measureEnginePutRow, type EnginePutMeasurement } from './engine-runner.js';
+import { ratioOf } from './format.js';
 import { measureLoopCeiling, type LoopCeilingResult } from './loop-ceiling.js';
 import { PairedBaselines } from './paired-baselines.js';
 import { loadPeers, measurePeerRow, type PeerResult } from './peer-runner.js';
@@ -13,14 +15,21 @@ import type { Peer } from './peers/peer.js';
 import { writersCountsFor, type BenchProfile } from './profile.js';
 import type { Progress } from '../core/progress.js';
 import { measureWalRow, type WalMeasurement } from './wal-runner.js';
+import { findWal } from './report.js';
 
 export interface StoreComparison {
   wal: WalMeasurement[];
   peers: PeerResult[];
+  /** Section 7's durable puts, each measured right after the WAL row it is judged beside. */
+  enginePuts: EnginePutMeasurement[];
 }
 
 function writersUnion(profile: BenchProfile, recordSizeBytes: number): number[] {
-  const counts = new Set([...writersCountsFor(profile.walWritersCounts, recordSizeBytes), ...writersCountsFor(profile.peerWritersCounts, recordSizeBytes)]);
+  const counts = new Set([
+    ...writersCountsFor(profile.walWritersCounts, recordSizeBytes),
+    ...writersCountsFor(profile.peerWritersCounts, recordSizeBytes),
+    ...writersCountsFor(profile.engineWritersCounts, recordSizeBytes),
+  ]);
   return [...counts].sort((a, b) => a - b);
 }
 
@@ -28,6 +37,7 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
   let steps = 0;
   for (const size of profile.recordSizesBytes) {
     steps += writersCountsFor(profile.walWritersCounts, size).length + peersCount * writersCountsFor(profile.peerWritersCounts, size).length;
+    steps += writersCountsFor(profile.engineWritersCounts, size).length;
   }
   return Math.max(1, steps);
 }
@@ -35,6 +45,7 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
 export async function compareStores(dir: string, profile: BenchProfile, progress: Progress, peerList?: readonly Peer[]): Promise<StoreComparison> {
   const loadedPeers = await loadPeers(peerList);
   const wal: WalMeasurement[] = [];
+  const enginePuts: EnginePutMeasurement[] = [];
   const ceilings = new Map<number, LoopCeilingResult>();
   const baselines = new PairedBaselines(dir, profile);
   try {
@@ -42,6 +53,7 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
       const payload = crypto.randomBytes(recordSizeBytes);
       const walWriters = writersCountsFor(profile.walWritersCounts, recordSizeBytes);
       const peerWriters = writersCountsFor(profile.peerWritersCounts, recordSizeBytes);
+      const engineWriters = writersCountsFor(profile.engineWritersCounts, recordSizeBytes);
       for (const writersCount of writersUnion(profile, recordSizeBytes)) {
         if (walWriters.includes(writersCount)) {
           progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers`);
@@ -55,6 +67,12 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
           const paired = await baselines.after();
           wal.push({ recordSizeBytes, ...measured, paired, loopCeilingOpsPerSec: ceiling.opsPerSec });
         }
+        if (engineWriters.includes(writersCount)) {
+          progress.step(`engine ${recordSizeBytes} B x ${writersCount} writers`);
+          const opsPerSec = await measureEnginePutRow(path.join(dir, `engine-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress);
+          const walAloneOpsPerSec = findWal(wal, recordSizeBytes, writersCount)?.opsPerSec ?? Number.NaN;
+          enginePuts.push({ recordSizeBytes, writersCount, opsPerSec, walAloneOpsPerSec, ratioToWalAlone: ratioOf(opsPerSec, walAloneOpsPerSec) });
+        }
         if (peerWriters.includes(writersCount)) {
           for (const loaded of loadedPeers) {
             if (loaded.result.status !== 'ok') continue;
@@ -67,5 +85,5 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
   } finally {
     baselines.close();
   }
-  return { wal, peers: loadedPeers.map((loaded) => loaded.result) };
+  return { wal, peers: loadedPeers.map((loaded) => loaded.result), enginePuts };
 }

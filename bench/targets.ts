@@ -1,5 +1,5 @@
 /**
- * Issue 3's targets, each a ratio between two figures of the same run (recovery: a rate against a
+ * Issues 3, 4 and 10's targets, each a ratio between two figures of the same run (recovery: a rate against a
  * fixed floor). A target whose figure or baseline was not measured in this run (a short run, a peer
  * that was skipped) is "not-measured", never "met".
  */
@@ -125,5 +125,52 @@ export function evaluateTargets(report: Report): TargetResult[] {
       }),
     );
   }
+  results.push(...engineTargets(report));
+  return results;
+}
+
+/** Issue 10's targets: durable puts vs the best peer (batched better-sqlite3 included), gets, reopen. */
+function engineTargets(report: Report): TargetResult[] {
+  const { puts, reads, checkpoint } = report.engine;
+  const results: TargetResult[] = [];
+  for (const [writersCount, threshold] of [[64, 2], [1, 1]] as const) {
+    for (const size of new Set(puts.map((r) => r.recordSizeBytes))) {
+      const row = puts.find((r) => r.recordSizeBytes === size && r.writersCount === writersCount);
+      results.push(
+        target({
+          id: `engine-puts-${writersCount}-vs-best-peer-${size}`,
+          description: `engine ${size} B, ${writersCount} writer${writersCount === 1 ? '' : 's'}: durable puts/s vs the best peer (${row?.bestPeerId ?? 'none measured'})`,
+          value: row?.opsPerSec ?? Number.NaN,
+          valueLabel: 'engine puts/s',
+          baseline: row?.bestPeerOpsPerSec ?? Number.NaN,
+          baselineLabel: 'best peer puts/s',
+          comparison: '>=',
+          threshold,
+        }),
+      );
+    }
+  }
+  results.push(
+    target({
+      id: 'engine-gets-vs-classic-level',
+      description: `engine gets/s vs classic-level's (${reads.status === 'ok' ? reads.keysCount : '?'} keys, one get at a time)`,
+      value: reads.status === 'ok' ? reads.getsPerSec : Number.NaN,
+      valueLabel: 'engine gets/s',
+      baseline: reads.status === 'ok' ? reads.classicLevelGetsPerSec : Number.NaN,
+      baselineLabel: 'classic-level gets/s',
+      comparison: '>=',
+      threshold: 1,
+    }),
+    target({
+      id: 'engine-reopen-vs-index-insert',
+      description: `engine reopen of ${checkpoint.keysCount} keys (checkpoint + WAL replay): keys/s vs in-memory index inserts/s`,
+      value: checkpoint.reopenKeysPerSec,
+      valueLabel: 'reopen keys/s',
+      baseline: checkpoint.indexInsertKeysPerSec,
+      baselineLabel: 'index inserts/s',
+      comparison: '>=',
+      threshold: 0.5,
+    }),
+  );
   return results;
 }

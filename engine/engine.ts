@@ -25,6 +25,7 @@ import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type 
 import { keyIn, valueIn, valueOut, type Format } from './keys.js';
 import { APPLY_YIELD_ENTRIES, CHECKPOINTS_KEPT_COUNT } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
+import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
 import { applyOps, emptyTree, keysInRange, type Tree } from './ordered-index.js';
 import { decodeRecord, encodeRecord, type Op } from './record.js';
@@ -167,7 +168,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
         encodings: { buffer: true, view: true, utf8: true },
         signals: { iterators: false },
       } as never,
-      { ...forward, keyEncoding: resolveEncoding(forward.keyEncoding), valueEncoding: resolveEncoding(forward.valueEncoding) } as never,
+      resolveEncodingOptions(forward) as never,
     );
     this.#o = resolved;
     this.location = resolved.location;
@@ -180,6 +181,11 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   override valueEncoding(encoding?: unknown): never {
     return super.valueEncoding(resolveEncoding(encoding) as never) as never;
+  }
+
+  /** @internal abstract-level's hook: a sublevel with its own encodings, 'msgpack' among them. */
+  _sublevel(name: string | string[], options: object): EngineSublevel {
+    return new EngineSublevel(this, name, options);
   }
 
   // ---- lifecycle ----

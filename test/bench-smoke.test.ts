@@ -80,7 +80,7 @@ describe('flushpoint bench --tiny', () => {
     expect(result.code).toBe(0);
     const out = result.stdout;
     expect(out.startsWith('flushpoint bench (tiny run')).toBe(true);
-    for (const section of ['1. Device', '2. Raw group-commit ceiling', '3. flushpoint WAL', '4. Peers', '5. Recovery', '6. Backup sink', 'Targets (issues 3 and 4)']) {
+    for (const section of ['1. Device', '2. Raw group-commit ceiling', '3. flushpoint WAL', '4. Peers', '5. Recovery', '6. Backup sink', '7. Engine', 'Targets (issues 3, 4 and 10)']) {
       expect(out).toContain(`\n${section}`);
     }
     expect(out).toMatch(/^4 KiB write \+ fdatasync +ops\/s +p50 +p90 +p99 +p99\.9 +max +ops\/s vs overwrite$/m);
@@ -90,12 +90,15 @@ describe('flushpoint bench --tiny', () => {
     expect(out).toMatch(/^peer +record +writers +durable ops\/s +ack p50 +ack p99 +flushpoint\/s +flushpoint\/peer$/m);
     expect(out).toMatch(/^target +figure +baseline +ratio +needed +status$/m);
     expect(out).toMatch(/^measure +figure +baseline \(same run\) +ratio$/m);
+    expect(out).toMatch(/^record +writers +engine puts +WAL alone +vs WAL +lmdb +better-sqlite3 +better-sqlite3-batched +classic-level +vs best peer$/m);
+    expect(out).toMatch(/^gets, one at a time .* classic-level [\d,]+\/s +[\d.]+x$/m);
+    expect(out).toMatch(/^reopen from the checkpoint, keys .* index inserts [\d,]+\/s +[\d.]+x$/m);
   });
 
   it('writes the JSON report with every section, the environment and the baselines', () => {
     const report = JSON.parse(fs.readFileSync(path.join(tmp, jsonFile), 'utf8')) as Record<string, any>;
     expect(Object.keys(report).sort()).toEqual(
-      ['backup', 'device', 'durationMs', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'machineLoad'].sort(),
+      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'machineLoad'].sort(),
     );
     expect(report.profile).toBe('tiny');
     expect(Object.keys(report.environment)).toEqual(expect.arrayContaining(['node', 'kernel', 'cpuModel', 'cpusCount', 'memoryBytes']));
@@ -136,6 +139,23 @@ describe('flushpoint bench --tiny', () => {
         directPublishUs: expect.objectContaining({ p50Us: expect.any(Number) }),
       }),
     );
+    expect(Object.keys(report.engine).sort()).toEqual(['checkpoint', 'puts', 'reads']);
+    expect(report.engine.puts.map((r: any) => [r.recordSizeBytes, r.writersCount])).toEqual([[128, 1], [128, 4]]);
+    for (const row of report.engine.puts) {
+      expect(row).toEqual(expect.objectContaining({ opsPerSec: expect.any(Number), walAloneOpsPerSec: expect.any(Number), ratioToWalAlone: expect.any(Number), peers: expect.any(Array) }));
+      // The baseline is the fastest peer measured in section 4 at the same size and writers.
+      const okPeers = report.peers.filter((p: any) => p.status === 'ok').map((p: any) => p.id);
+      expect(row.peers.map((p: any) => p.id)).toEqual(okPeers);
+      if (okPeers.length > 0) expect(row.bestPeerOpsPerSec).toBe(Math.max(...row.peers.map((p: any) => p.opsPerSec)));
+    }
+    expect(report.engine.reads).toEqual(expect.objectContaining({ status: 'ok', getsPerSec: expect.any(Number), classicLevelGetsPerSec: expect.any(Number), getsRatio: expect.any(Number), scanRatio: expect.any(Number) }));
+    expect(report.engine.checkpoint).toEqual(
+      expect.objectContaining({ keysCount: 5000, checkpointMs: expect.any(Number), reopenKeysPerSec: expect.any(Number), indexInsertKeysPerSec: expect.any(Number), reopenRatio: expect.any(Number), walReplayRatio: expect.any(Number) }),
+    );
+    expect(report.targets.map((t: any) => t.id)).toEqual(
+      expect.arrayContaining(['engine-puts-64-vs-best-peer-128', 'engine-puts-1-vs-best-peer-128', 'engine-gets-vs-classic-level', 'engine-reopen-vs-index-insert']),
+    );
+    expect(report.targets.find((t: any) => t.id === 'engine-puts-64-vs-best-peer-128').status).toBe('not-measured'); // tiny has no 64-writer row
     expect(report.targets.map((t: any) => t.id)).toEqual(expect.arrayContaining(['backup-idle-force-flush-vs-direct-publish', 'backup-append-with-sink-vs-alone', 'backup-concurrent-calls-flushes']));
     expect(report.targets.length).toBeGreaterThan(0);
     for (const t of report.targets) expect(['met', 'missed', 'not-measured']).toContain(t.status);

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
 import { restoreBackup } from '../backup/index.js';
+import { checkpointLsnOf } from '../engine/checkpoint-file.js';
 import { FaultFileSystem, MemoryFileSystem, type FileSystem } from '../fs/index.js';
 import { deferred, track, turns, until } from './helpers/async.js';
 
@@ -90,6 +91,37 @@ describe('checkpoints', () => {
     expect(crashed.stats().recovery.checkpointLsn).toBe(0);
     expect(await crashed.get('during')).toBe('checkpoint');
     expect((await image.readdir(CKPT_DIR)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    await crashed.close();
+  });
+
+  it('a checkpoint is never published ahead of the durable WAL: held WAL syncs, a sync:false write, a crash', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const db = engine(fault);
+    await fill(db, 0, 20);
+    const durableLsn = db.wal!.durableLsn;
+    // Every WAL datasync from here on waits: the next write is visible (sync:false) but not durable.
+    const walGate = deferred();
+    fault.inject({ op: 'datasync', path: '/wal/', hold: walGate.promise, times: Number.POSITIVE_INFINITY });
+    await db.put('lost', 'in the crash', { sync: false });
+    expect(await db.get('lost')).toBe('in the crash');
+    expect(db.wal!.durableLsn).toBe(durableLsn);
+    expect(db.wal!.stats().waiters).toBe(0);
+    const ckpt = track(db.checkpoint());
+    // The checkpoint either waits for the WAL (a waiter on the held sync) or, wrongly, publishes.
+    await until(() => db.wal!.stats().waiters > 0 || ckpt.outcome.state !== 'pending', 'the checkpoint to wait for the WAL or finish');
+    const image = mem.crash();
+    fault.clearFaults();
+    walGate.resolve();
+    await ckpt.promise;
+    await db.close();
+    // The image: the WAL ends at the durable LSN, and no checkpoint claims an LSN past it.
+    for (const name of await checkpointFiles(image)) expect(checkpointLsnOf(name), name).toBeLessThanOrEqual(durableLsn);
+    const crashed = engine(image);
+    await crashed.open();
+    expect(crashed.wal!.lastLsn).toBe(durableLsn);
+    expect(await crashed.get('lost')).toBeUndefined();
+    expect((await crashed.keys().all()).length).toBe(20);
     await crashed.close();
   });
 

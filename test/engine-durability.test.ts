@@ -200,4 +200,27 @@ describe("the built-in 'msgpack' encoding", () => {
     expect(await again.get('k', { valueEncoding: 'msgpack' } as never)).toEqual(value);
     await again.close();
   });
+
+  it("is accepted by name in a sublevel's options, per call on a sublevel, and in a sublevel of a sublevel", async () => {
+    const { db, mem } = await openMemory();
+    const value = { n: 2, list: ['a', { deep: [1, 2] }], bin: Buffer.from([9, 8]) };
+    const sub = db.sublevel<string, unknown>('docs', { valueEncoding: 'msgpack' } as never);
+    await sub.put('k', value);
+    expect(await sub.get('k')).toEqual(value);
+    expect(await sub.values().all()).toEqual([value]);
+    await sub.batch([{ type: 'put', key: 'b', value: [1, 'two'] }]);
+    expect(await sub.get('b')).toEqual([1, 'two']);
+    const plain = db.sublevel('plain');
+    await plain.put('p', 'x', { valueEncoding: 'msgpack' } as never);
+    expect(await plain.get('p', { valueEncoding: 'msgpack' } as never)).toBe('x');
+    const nested = sub.sublevel<string, unknown>('inner', { valueEncoding: 'msgpack' } as never);
+    await nested.put('n', { nested: true });
+    expect(await nested.get('n')).toEqual({ nested: true });
+    await db.close();
+    // Stored as msgpack bytes under the sublevel's prefix: a fresh engine reads them back.
+    const again = new Engine(LOCATION, { fs: mem });
+    expect(await again.sublevel('docs', { valueEncoding: 'msgpack' } as never).get('k')).toEqual(value);
+    expect(await again.get('!docs!k', { valueEncoding: 'msgpack' } as never)).toEqual(value);
+    await again.close();
+  });
 });
