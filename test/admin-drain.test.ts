@@ -71,6 +71,7 @@ describe('Drainer', () => {
   it('a timeout rejects that caller with FLUSH_TIMEOUT and the LSNs reached; the run goes on and the next drain joins it', async () => {
     const r = await rig();
     const last = appendSome(r.wal, 10);
+    await r.wal.sync(); // the WAL part is done before the clock starts: only the held backup flush can time out
     const held = deferred();
     r.bfs.inject({ op: 'datasync', hold: held.promise });
     const err = await r.drainer.drain({ timeoutMs: 50 }).catch((e: unknown) => e);
