@@ -16,7 +16,8 @@
  *   the whole-file checksum. header CRC-32 covers bytes 0..60.
  *
  * Body (raw): the WAL's own records, back to back and byte for byte as the WAL framed them
- * (wal/format.ts: CRC-32, payload bytes, LSN, batch delta, flags, payload, zero padding to 8 bytes).
+ * (record/format.ts: CRC-32, payload bytes, LSN, batch delta, salt, payload, zero padding to 8 bytes;
+ * each record keeps its WAL segment's salt, so a body may hold several salts, and decoding takes each as written).
  * The sink copies verified runs of them out of the WAL without re-framing, so each record keeps the
  * CRC-32 it was written with, end to end. LSNs run from the header's first LSN to its last, no gap.
  *
@@ -38,7 +39,7 @@
  */
 import { crc32 } from '../core/crc.js';
 import { assert } from '../core/errors.js';
-import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, encodeRecord, recordBytes, recordPayloadBytes } from '../record/format.js';
+import { RECORD_HEADER_BYTES, SALT_ANY, decodeRecord, describeDecode, encodeRecord, recordBytes, recordPayloadBytes } from '../record/format.js';
 
 export const BACKUP_MAGIC = 'FLPBACKP';
 export const CHECKPOINT_MAGIC = 'FLPBCKPT';
@@ -165,7 +166,7 @@ export function frameRecords(firstLsn: number, payloads: readonly Uint8Array[]):
   const view = new DataView(bytes.buffer);
   let at = 0;
   payloads.forEach((p, i) => {
-    at = encodeRecord(bytes, view, at, firstLsn + i, i, p);
+    at = encodeRecord(bytes, view, at, firstLsn + i, i, 0, p); // salt 0, as a version-1 segment's
   });
   return { firstLsn, lastLsn: firstLsn + payloads.length - 1, bytes };
 }
@@ -182,7 +183,8 @@ export function decodeBody(body: Uint8Array, header: BackupHeader): Decoded<Body
   let at = 0;
   let expected = header.firstLsn;
   while (at < body.byteLength) {
-    const size = decodeRecord(body, view, at, body.byteLength, expected);
+    // Records keep the salt of the WAL segment they were written in (a body spans several): taken as written.
+    const size = decodeRecord(body, view, at, body.byteLength, expected, SALT_ANY);
     if (size <= 0) return { ok: false, offset: at, reason: `${describeDecode(size)} (LSN ${expected})` };
     const len = recordPayloadBytes(view, at);
     out.push({ lsn: expected, payload: body.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len) });

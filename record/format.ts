@@ -6,14 +6,19 @@
  *
  *   0         4         8                   16        20        24
  *   +---------+---------+-------------------+---------+---------+------------------+-----------+
- *   | CRC-32  | payload | LSN               | batch   | flags   | payload          | zero pad  |
- *   |         | bytes   | u64               | delta   | (0)     | (payload bytes)  | to 8 bytes|
+ *   | CRC-32  | payload | LSN               | batch   | salt    | payload          | zero pad  |
+ *   |         | bytes   | u64               | delta   | u32     | (payload bytes)  | to 8 bytes|
  *   +---------+---------+-------------------+---------+---------+------------------+-----------+
  *
  *   CRC-32 covers every byte after itself up to the end of the padding.
  *   batch delta = LSN - (first LSN of the write batch the record was committed in). Recovery uses it to
  *   tell a torn tail (damage inside the last, unacknowledged batch) from corruption of a batch that a
  *   later batch followed (which was therefore acknowledged).
+ *   salt = the salt of the WAL segment the record was written into (wal/format.ts, format version 2; a
+ *   version-1 segment has salt 0 and this word, then called flags, was always 0). A record is a record
+ *   of a segment only if its salt is that segment's: WAL-framed bytes of another log or of another
+ *   segment (inside a payload, or left in a file) then pass for one of ours only with probability
+ *   2^-32, as Pebble's recyclable records carry their log number.
  *
  * All integers little-endian. An all-zero record header is the clean end of data.
  *
@@ -30,9 +35,12 @@ export const RECORD_CRC_OFFSET = 0;
 export const RECORD_PAYLOAD_BYTES_OFFSET = 4;
 export const RECORD_LSN_OFFSET = 8;
 export const RECORD_BATCH_DELTA_OFFSET = 16;
-export const RECORD_FLAGS_OFFSET = 20;
+export const RECORD_SALT_OFFSET = 20;
 /** Largest payload the format can describe (u32 length); segments usually cap it lower. */
 export const PAYLOAD_BYTES_MAX_FORMAT = 0xffff_fff0;
+/** decodeRecord's expectedSalt for callers that take a record's salt as written (backup files, which
+ * carry records of several segments verbatim). Never a salt (salts are u32). */
+export const SALT_ANY = -1;
 
 /** Bytes a record with this payload takes on disk, header and padding included. */
 export function recordBytes(payloadBytes: number): number {
@@ -41,16 +49,18 @@ export function recordBytes(payloadBytes: number): number {
 
 /**
  * Encodes one record into `out` at `offset` (which must be 8-aligned and have recordBytes(len) bytes of
- * room; the padding bytes must be zero or are zeroed here). Returns the offset after the record.
+ * room; the padding bytes must be zero or are zeroed here), carrying `salt` (its segment's). Returns the
+ * offset after the record.
  */
-export function encodeRecord(out: Uint8Array, view: DataView, offset: number, lsn: number, batchDelta: number, payload: Uint8Array): number {
+export function encodeRecord(out: Uint8Array, view: DataView, offset: number, lsn: number, batchDelta: number, salt: number, payload: Uint8Array): number {
   const size = recordBytes(payload.byteLength);
   assert((offset & (RECORD_ALIGN_BYTES - 1)) === 0, 'record offset must be aligned');
   assert(batchDelta >= 0 && batchDelta <= 0xffff_ffff, 'batch delta out of range');
+  assert(salt >>> 0 === salt, 'salt is a u32');
   view.setUint32(offset + RECORD_PAYLOAD_BYTES_OFFSET, payload.byteLength, true);
   writeU64(view, offset + RECORD_LSN_OFFSET, lsn);
   view.setUint32(offset + RECORD_BATCH_DELTA_OFFSET, batchDelta, true);
-  view.setUint32(offset + RECORD_FLAGS_OFFSET, 0, true);
+  view.setUint32(offset + RECORD_SALT_OFFSET, salt, true);
   out.set(payload, offset + RECORD_HEADER_BYTES);
   const end = offset + size;
   out.fill(0, offset + RECORD_HEADER_BYTES + payload.byteLength, end);
@@ -62,13 +72,15 @@ export function encodeRecord(out: Uint8Array, view: DataView, offset: number, ls
 export const DECODE_ZERO = 0; // an all-zero header: the clean end of data
 export const DECODE_SHORT = -1; // not enough bytes left for the header or the payload
 export const DECODE_BAD_LSN = -2; // the header names another LSN than expected
-export const DECODE_BAD_CRC = -3; // checksum mismatch (or a nonzero reserved field)
+export const DECODE_BAD_CRC = -3; // checksum mismatch
+export const DECODE_BAD_SALT = -4; // the salt is not the segment's: another segment's or log's record, or damage
 
 /**
- * Checks the record at `offset` against `expectedLsn` (0: accept any LSN >= 1). Returns its size in
- * bytes (> 0) when valid, or one of the DECODE_* codes. Allocates nothing.
+ * Checks the record at `offset` against `expectedLsn` (0: accept any LSN >= 1) and `expectedSalt` (its
+ * segment's salt; SALT_ANY: accept the salt as written). Returns its size in bytes (> 0) when valid, or
+ * one of the DECODE_* codes. Allocates nothing.
  */
-export function decodeRecord(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number): number {
+export function decodeRecord(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number, expectedSalt: number): number {
   if (offset + RECORD_HEADER_BYTES > end) {
     for (let i = offset; i < end; i++) if (buf[i] !== 0) return DECODE_SHORT;
     return DECODE_ZERO;
@@ -76,19 +88,23 @@ export function decodeRecord(buf: Uint8Array, view: DataView, offset: number, en
   const crc = view.getUint32(offset, true);
   const payloadBytes = view.getUint32(offset + RECORD_PAYLOAD_BYTES_OFFSET, true);
   const lsn = readU64(view, offset + RECORD_LSN_OFFSET);
-  if (crc === 0 && payloadBytes === 0 && lsn === 0 && view.getUint32(offset + RECORD_BATCH_DELTA_OFFSET, true) === 0 && view.getUint32(offset + RECORD_FLAGS_OFFSET, true) === 0) {
+  if (crc === 0 && payloadBytes === 0 && lsn === 0 && view.getUint32(offset + RECORD_BATCH_DELTA_OFFSET, true) === 0 && view.getUint32(offset + RECORD_SALT_OFFSET, true) === 0) {
     return DECODE_ZERO;
   }
   if (expectedLsn !== 0 ? lsn !== expectedLsn : lsn < 1 || !Number.isSafeInteger(lsn)) return DECODE_BAD_LSN;
   const size = recordBytes(payloadBytes);
   if (payloadBytes > PAYLOAD_BYTES_MAX_FORMAT || offset + size > end) return DECODE_SHORT;
-  if (view.getUint32(offset + RECORD_FLAGS_OFFSET, true) !== 0) return DECODE_BAD_CRC;
+  if (expectedSalt !== SALT_ANY && view.getUint32(offset + RECORD_SALT_OFFSET, true) !== expectedSalt) return DECODE_BAD_SALT;
   if (crc32(buf.subarray(offset + RECORD_PAYLOAD_BYTES_OFFSET, offset + size)) !== crc) return DECODE_BAD_CRC;
   return size;
 }
 
 export function recordLsn(view: DataView, offset: number): number {
   return readU64(view, offset + RECORD_LSN_OFFSET);
+}
+
+export function recordSalt(view: DataView, offset: number): number {
+  return view.getUint32(offset + RECORD_SALT_OFFSET, true);
 }
 
 export function recordBatchDelta(view: DataView, offset: number): number {
@@ -109,6 +125,8 @@ export function describeDecode(code: number): string {
       return 'record LSN is not the next LSN';
     case DECODE_BAD_CRC:
       return 'record checksum mismatch';
+    case DECODE_BAD_SALT:
+      return "record salt is not its segment's (a record of another segment or log, or damage)";
     default:
       return `decode code ${code}`;
   }

@@ -16,7 +16,7 @@ import { seededRandom, type Random } from '../core/random.js';
 import { deferred, until } from './helpers/async.js';
 import { replayHint, seedList } from './helpers/seeds.js';
 import { ExpectedLog, verifyLog } from './helpers/wal-log.js';
-import { decodeRecord } from '../record/format.js';
+import { SALT_ANY, decodeRecord } from '../record/format.js';
 import { SEGMENT_HEADER_BYTES, parseSegmentName } from '../wal/format.js';
 
 const TEST_FILE = 'test/recovery-raw-payload.test.ts';
@@ -128,7 +128,7 @@ describe('recovery with payloads that carry WAL records (readRaw spans of anothe
       const victims: Array<{ offset: number; size: number }> = [];
       let lsn = parseSegmentName(last) as number;
       for (let offset = SEGMENT_HEADER_BYTES; ; lsn++) {
-        const size = decodeRecord(image, view, offset, image.byteLength, 0);
+        const size = decodeRecord(image, view, offset, image.byteLength, 0, SALT_ANY);
         if (size <= 0 || lsn >= firstOfLast) break;
         if (offset > SEGMENT_HEADER_BYTES) victims.push({ offset, size });
         offset += size;

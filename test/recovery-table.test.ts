@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { Wal } from '../wal/index.js';
 import { FlushpointError } from '../core/errors.js';
 import { MemoryFileSystem } from '../fs/index.js';
-import { decodeRecord, recordLsn } from '../record/format.js';
+import { SALT_ANY, decodeRecord, recordLsn } from '../record/format.js';
 import { SEGMENT_HEADER_BYTES, segmentName } from '../wal/format.js';
 
 const DIR = '/wal';
@@ -55,7 +55,7 @@ function offsetOf(fs: MemoryFileSystem, name: string, lsn: number): number {
   const image = fs.readFileNow(`${DIR}/${name}`);
   const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
   for (let at = SEGMENT_HEADER_BYTES; ; ) {
-    const size = decodeRecord(image, view, at, image.byteLength, 0);
+    const size = decodeRecord(image, view, at, image.byteLength, 0, SALT_ANY);
     if (size <= 0) throw new Error(`LSN ${lsn} not in ${name}`);
     if (recordLsn(view, at) === lsn) return at;
     at += size;

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { Wal } from '../wal/index.js';
 import { FlushpointError } from '../core/errors.js';
 import { SEGMENT_HEADER_BYTES, parseSegmentName } from '../wal/format.js';
-import { decodeRecord } from '../record/format.js';
+import { SALT_ANY, decodeRecord } from '../record/format.js';
 import { buildMemoryWal, equalBytes, readAll } from './helpers/wal-fixtures.js';
 import type { MemoryFileSystem } from '../fs/memory-file-system.js';
 
@@ -27,7 +27,7 @@ function recordOffsets(bytes: Uint8Array): Array<{ offset: number; size: number 
   const out: Array<{ offset: number; size: number }> = [];
   let offset = SEGMENT_HEADER_BYTES;
   for (;;) {
-    const size = decodeRecord(bytes, view, offset, bytes.byteLength, 0);
+    const size = decodeRecord(bytes, view, offset, bytes.byteLength, 0, SALT_ANY);
     if (size <= 0) break;
     out.push({ offset, size });
     offset += size;

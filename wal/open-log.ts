@@ -66,7 +66,7 @@ export async function openLogDirectory(o: ResolvedWalOptions): Promise<OpenedLog
     const segNames = names.filter((n) => SEGMENT_NAME_RE.test(n)).sort();
     const rec = await recoverSegments(o.fs, o.dir, segNames, o.recovery === 'strict');
     if (rec.torn) await repairTornTail(o.fs, rec.torn, o.logger);
-    const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, lastLsn: s.lastLsn, endOffset: s.endOffset, index: s.index }));
+    const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, salt: s.salt, lastLsn: s.lastLsn, endOffset: s.endOffset, index: s.index }));
     const last = rec.segments[rec.segments.length - 1];
     if (last) {
       current = await o.fs.open(`${o.dir}/${last.name}`, 'r+');

@@ -3,6 +3,8 @@ import { directoryPath, integerInRange, knownOptionsOnly } from '../core/check.j
 import type { Logger } from '../core/logger.js';
 import type { FileSystem, SyncMethod } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
+import { randomInt } from 'node:crypto';
+import type { Random } from '../core/random.js';
 import { SEGMENT_HEADER_BYTES } from './format.js';
 import { RECORD_HEADER_BYTES, recordBytes } from '../record/format.js';
 import {
@@ -49,6 +51,8 @@ export interface WalOptions {
   firstLsn?: number;
   /** Most callers waiting on the log at once (waitDurable, sync, nextDurable), a count; beyond it a wait rejects with RangeError. Default 1,000,000. */
   waitersCountMax?: number;
+  /** Random source of each new segment's salt (wal/format.ts). Default: node:crypto; tests pass a seeded one (core/random.ts). */
+  random?: Random;
 }
 
 export interface ResolvedWalOptions {
@@ -63,6 +67,7 @@ export interface ResolvedWalOptions {
   stagingChunkBytes: number;
   firstLsn: number;
   waitersCountMax: number;
+  random: Random;
 }
 
 const WAL_OPTION_NAMES: readonly (keyof WalOptions)[] = [
@@ -77,12 +82,22 @@ const WAL_OPTION_NAMES: readonly (keyof WalOptions)[] = [
   'stagingChunkBytes',
   'firstLsn',
   'waitersCountMax',
+  'random',
 ];
 
 /** The WAL logs through a child carrying { component: 'wal' } when the logger can make one (pino can). */
 function componentLogger(logger: Logger | undefined): Logger | undefined {
   const withChild = logger as (Logger & { child?: (bindings: object) => Logger }) | undefined;
   return typeof withChild?.child === 'function' ? withChild.child({ component: 'wal' }) : logger;
+}
+
+/** Segment salts come from node:crypto unless a test injects a seeded source. */
+const CRYPTO_RANDOM: Random = { seed: 0, next: () => randomInt(2 ** 48) / 2 ** 48, int: (n: number) => randomInt(n) };
+
+function randomSource(random: Random | undefined): Random {
+  if (random === undefined) return CRYPTO_RANDOM;
+  if (random === null || typeof random !== 'object' || typeof random.int !== 'function') throw new TypeError('options.random must be a Random (core/random.ts) with int(n)');
+  return random;
 }
 
 export function walDefaults(options: WalOptions): ResolvedWalOptions {
@@ -110,6 +125,7 @@ export function walDefaults(options: WalOptions): ResolvedWalOptions {
     stagingChunkBytes: integerInRange(options.stagingChunkBytes ?? STAGING_CHUNK_BYTES_DEFAULT, 'stagingChunkBytes', STAGING_CHUNK_BYTES_MIN, STAGING_CHUNK_BYTES_MAX),
     firstLsn: integerInRange(options.firstLsn ?? 1, 'firstLsn', 1, Number.MAX_SAFE_INTEGER - 1),
     waitersCountMax: integerInRange(options.waitersCountMax ?? WAITERS_COUNT_MAX_DEFAULT, 'waitersCountMax', WAITERS_COUNT_MAX_MIN, WAITERS_COUNT_MAX_MAX),
+    random: randomSource(options.random),
   };
 }
 

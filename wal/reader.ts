@@ -1,6 +1,7 @@
 /**
  * Reads the records of one segment file in LSN order, in large sequential reads, verifying every
- * record again (the reader does not trust the writer: contiguous LSNs and CRCs are asserted here too).
+ * record again (the reader does not trust the writer: contiguous LSNs, CRCs and the segment's salt are
+ * asserted here too).
  *
  * The scan yields one span per read of up to `chunkBytes`: a run of whole, verified records. Each read
  * goes into a fresh buffer that is never reused, so what is handed out are views into it: no copy per
@@ -11,7 +12,7 @@
  */
 import { FlushpointError, ErrorCode } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
-import { SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, decodeSegmentHeader } from './format.js';
+import { SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, SEGMENT_SALT_OFFSET, decodeSegmentHeader } from './format.js';
 import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, recordBytes, recordPayloadBytes } from '../record/format.js';
 import { READ_CHUNK_BYTES } from './limits.js';
 
@@ -46,6 +47,8 @@ export interface SegmentScan {
   fs: FileSystem;
   path: string;
   segmentFirstLsn: number;
+  /** The segment's salt (wal/format.ts): each of its records must carry it (0 for a version-1 segment). */
+  salt: number;
   /** Bytes of durable data in the file: nothing past it is read. */
   endOffset: number;
   start: ScanStart;
@@ -54,7 +57,7 @@ export interface SegmentScan {
 }
 
 async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGenerator<Span> {
-  const { fs, path, segmentFirstLsn, endOffset, start, fromLsn, toLsn } = scan;
+  const { fs, path, segmentFirstLsn, salt, endOffset, start, fromLsn, toLsn } = scan;
   let handle: FileHandle;
   try {
     handle = await fs.open(path, 'r');
@@ -88,6 +91,7 @@ async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGene
         const header = decodeSegmentHeader(buf.subarray(0, Math.min(n, SEGMENT_HEADER_BYTES)));
         if (!header.ok) throw bad(0, header.reason);
         if (header.firstLsn !== segmentFirstLsn) throw bad(SEGMENT_FIRST_LSN_OFFSET, `header says first LSN ${header.firstLsn}, expected ${segmentFirstLsn}`);
+        if (header.salt !== salt) throw bad(SEGMENT_SALT_OFFSET, `header says salt ${header.salt}, the segment was opened with ${salt}`);
         headerPending = false;
       }
       const eof = filePos - base + n >= endOffset || n < buf.byteLength;
@@ -105,7 +109,7 @@ async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGene
           if (size > chunkBytes) chunkBytes = size;
           break;
         }
-        const r = decodeRecord(buf, view, off, n, expected);
+        const r = decodeRecord(buf, view, off, n, expected, salt);
         if (r <= 0) throw bad(filePos + off - base, `${describeDecode(r)} (LSN ${expected}) below the durable LSN`);
         if (expected >= fromLsn) {
           if (spanStart < 0) {

@@ -1,7 +1,8 @@
 /**
  * Recovery: scan every segment, verify every record, and decide where the log ends.
  *
- * Decision table for the first record that does not decode at offset X (E = the LSN expected there):
+ * Decision table for the first record that does not decode at offset X (E = the LSN expected there;
+ * a record decodes only if it carries its segment's salt, wal/format.ts):
  *
  *   | # | segment  | what follows X in the file                               | verdict                      |
  *   |---|----------|----------------------------------------------------------|------------------------------|
@@ -10,17 +11,26 @@
  *   | 3 | last     | X is the first record of the segment                     | WAL_CORRUPT: a segment gets  |
  *   |   |          |                                                          | its name only once its first |
  *   |   |          |                                                          | batch is durable             |
- *   | 4 | last     | a later batch, proven by the continuation rule below     | WAL_CORRUPT: a later batch   |
+ *   | 4 | last     | a later batch, proven by the rule below                  | WAL_CORRUPT: a later batch   |
  *   |   |          |                                                          | followed, so X's batch was   |
  *   |   |          |                                                          | acknowledged                 |
  *   | 5 | last     | anything else: zeros, garbage, records of X's own batch, | torn tail: cut (default), or |
- *   |   |          | or valid-looking records that do not continue the log    | WAL_CORRUPT with tornTail if |
- *   |   |          | (e.g. another log's records inside a payload)            | recovery is 'strict'         |
+ *   |   |          | or records that are not this segment's (another log's or | WAL_CORRUPT with tornTail if |
+ *   |   |          | another segment's, e.g. inside a payload)                | recovery is 'strict'         |
  *
- * The continuation rule (row 4 against row 5). Payloads may hold anything, WAL-framed bytes included
- * (a payload that carries a readRaw span of another log, as replication does), so after damage a valid
- * record proves nothing by itself: only this log's own next records can prove a later batch. The scan
- * walks this log's sequence from X, where record E should start:
+ * Proof of a later batch (row 4 against row 5), format version 2 (salted segments): a valid record at
+ * or after X that carries this segment's salt and whose batch began after E (LSN - batch delta > E).
+ * Payloads may hold anything, WAL-framed bytes included (a readRaw span of another log, as replication
+ * does), but only this segment's writer puts its salt on a record: bytes of another log or of another
+ * segment pass only with probability 2^-32 at a given place (and then the open is refused, never cut).
+ * A payload that copies records of this very segment carries LSNs that were durable when it was
+ * appended, so never a batch beginning after E when X is in the torn batch. Single flight: a later
+ * batch is written only after X's batch was synced and acknowledged. So an unacknowledged torn batch
+ * always opens, and damage to an acknowledged batch is WAL_CORRUPT whenever any record of a later
+ * batch survives intact, even if the last batch is torn as well (two faults).
+ *
+ * Format version 1 (unsalted segments, salt 0, still read): no salt tells our records from copies, so
+ * the rule walks this log's own sequence from X, where record E should start:
  *   a. a valid record with the expected LSN at the expected offset is accepted, and the walk goes on
  *      at its end with the next LSN (its payload is never looked at);
  *   b. a damaged record whose header still names the expected LSN and a length that ends on the next
@@ -31,16 +41,11 @@
  *      LSN, such as another log's records numbered from 1, or any other number) is payload bytes.
  * A record accepted by (a) proves a later batch (row 4) when its batch began after E (LSN - batch
  * delta > E), no later top-level record has an LSN at or below it, and valid records follow it in LSN
- * order up to the clean end: single flight means a later batch is written only after X's batch was
- * synced and acknowledged, and after it comes only more of the log. If the walk ends without such a
- * record, the damage is a torn tail (row 5).
- * What no rule can tell apart without a format change: payload records that carry exactly this log's
- * next LSNs, from a batch that begins after E, inside a record whose header was lost, with nothing of
- * the real log surviving after them (about 1 in 3,000 power losses in test/recovery-raw-payload.test.ts
- * when the other log's LSNs are chosen to collide with ours; never with older LSNs). That case is
- * refused (WAL_CORRUPT), never silently cut. And damage to an acknowledged batch followed by a torn
- * last batch is cut as a torn tail when the later batches do not reach the clean end intact.
- * docs/decisions.md records these limits and the format change that would close them.
+ * order up to the clean end. If the walk ends without such a record, the damage is a torn tail (row 5).
+ * Its limits (version 1 only): payload records numbered exactly as this log's next LSNs, inside a record
+ * whose header was lost, with nothing of the real log after them, are refused (WAL_CORRUPT, never a
+ * silent cut); damage to an acknowledged batch followed by a torn last batch is cut as a torn tail when
+ * the later batches do not reach the clean end intact. docs/decisions.md has the history.
  *
  * Between segments, each must start at the LSN after the previous one's last: else WAL_CORRUPT (gap).
  * A torn tail is the unacknowledged last batch: only one batch is ever in flight, so a crash can tear
@@ -51,12 +56,17 @@ import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { SegmentIndex } from './segment-index.js';
 import { SEGMENT_HEADER_BYTES, decodeSegmentHeader, segmentName } from './format.js';
-import { DECODE_SHORT, DECODE_ZERO, RECORD_HEADER_BYTES, RECORD_LSN_OFFSET, recordBytes, recordPayloadBytes, decodeRecord, describeDecode, recordBatchDelta, recordLsn, RECORD_ALIGN_BYTES } from '../record/format.js';
+import { DECODE_SHORT, DECODE_ZERO, RECORD_HEADER_BYTES, RECORD_LSN_OFFSET, recordBytes, recordPayloadBytes, decodeRecord, describeDecode, recordBatchDelta, recordLsn, recordSalt, RECORD_ALIGN_BYTES } from '../record/format.js';
+
+/** The salt of a version-1 segment: its records carry 0. */
+const UNSALTED = 0;
 
 export interface RecoveredSegment {
   index: SegmentIndex;
   name: string;
   firstLsn: number;
+  /** Its salt, carried by each of its records (0 for a version-1 segment). */
+  salt: number;
   /** Last valid LSN in it (firstLsn - 1 if it holds none). */
   lastLsn: number;
   /** Byte offset just past its last valid record. */
@@ -171,7 +181,7 @@ class TopLevelRecords {
   constructor(buf: Uint8Array, view: DataView, from: number, end: number) {
     for (let p = from; p + RECORD_HEADER_BYTES <= end; p += RECORD_ALIGN_BYTES) {
       if (view.getUint32(p, true) === 0 && view.getUint32(p + RECORD_LSN_OFFSET, true) === 0) continue; // cheap skip of zeros
-      const size = decodeRecord(buf, view, p, end, 0);
+      const size = decodeRecord(buf, view, p, end, 0, UNSALTED);
       if (size <= 0) continue;
       this.offsets.push(p);
       this.lsns.push(recordLsn(view, p));
@@ -196,7 +206,7 @@ class TopLevelRecords {
 /** From record `lsn` at `at`, valid records follow one another in LSN order up to the clean end. */
 function chainReachesEnd(buf: Uint8Array, view: DataView, at: number, end: number, lsn: number): boolean {
   for (;;) {
-    const size = decodeRecord(buf, view, at, end, lsn);
+    const size = decodeRecord(buf, view, at, end, lsn, UNSALTED);
     if (size > 0) {
       at += size;
       lsn++;
@@ -214,18 +224,37 @@ function headerNames(view: DataView, p: number, end: number, lsn: number): numbe
 }
 
 /**
- * Looks past damage at `offset` (where LSN `expectedLsn` should have been) in the last segment, by the
- * continuation rule of the decision table. Returns null when what follows is consistent with a torn
- * tail (row 5), or the reason it proves a later, acknowledged batch (row 4).
+ * Looks past damage at `offset` (where LSN `expectedLsn` should have been) in the last segment, a
+ * salted (version 2) one, by the decision table's proof of a later batch. Returns null when what
+ * follows is consistent with a torn tail (row 5), or the reason it proves a later batch (row 4).
  */
-function judgeTail(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number): string | null {
+function judgeSaltedTail(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number, salt: number): string | null {
+  assert((offset & (RECORD_ALIGN_BYTES - 1)) === 0, 'damage starts where a record could start');
+  assert(salt !== UNSALTED, 'a salted segment');
+  for (let p = offset; p + RECORD_HEADER_BYTES <= end; p += RECORD_ALIGN_BYTES) {
+    if (recordSalt(view, p) !== salt) continue; // cheap: nothing without the salt is this segment's
+    if (decodeRecord(buf, view, p, end, 0, salt) <= 0) continue;
+    const lsn = recordLsn(view, p);
+    const batchFirstLsn = lsn - recordBatchDelta(view, p);
+    if (batchFirstLsn > expectedLsn) {
+      assert(lsn > expectedLsn, 'a record of a later batch comes after the damage in LSN order');
+      return `a later batch (from LSN ${batchFirstLsn}; LSN ${lsn} at offset ${p}) was written after it, so LSN ${expectedLsn} had been acknowledged`;
+    }
+  }
+  return null;
+}
+
+/**
+ * The same for a version-1 (unsalted) last segment, by the continuation rule of the decision table.
+ */
+function judgeUnsaltedTail(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number): string | null {
   assert((offset & (RECORD_ALIGN_BYTES - 1)) === 0, 'damage starts where a record could start');
   const top = new TopLevelRecords(buf, view, offset + RECORD_ALIGN_BYTES, end);
   // Walk this log's own sequence: record `lsn` should start at `at`.
   let at = offset;
   let lsn = expectedLsn;
   while (at + RECORD_HEADER_BYTES <= end) {
-    const size = decodeRecord(buf, view, at, end, lsn);
+    const size = decodeRecord(buf, view, at, end, lsn, UNSALTED);
     if (size > 0) {
       const batchFirstLsn = lsn - recordBatchDelta(view, at);
       if (batchFirstLsn > expectedLsn && top.noneLaterAtOrBelow(at, lsn) && chainReachesEnd(buf, view, at, end, lsn)) {
@@ -239,7 +268,7 @@ function judgeTail(buf: Uint8Array, view: DataView, offset: number, end: number,
     // Record `lsn` at `at` is damaged. If its header is intact and the next record starts where it
     // says, step over its body (records inside its payload are never looked at).
     const bodySize = headerNames(view, at, end, lsn);
-    if (bodySize > 0 && (decodeRecord(buf, view, at + bodySize, end, lsn + 1) > 0 || headerNames(view, at + bodySize, end, lsn + 1) > 0)) {
+    if (bodySize > 0 && (decodeRecord(buf, view, at + bodySize, end, lsn + 1, UNSALTED) > 0 || headerNames(view, at + bodySize, end, lsn + 1) > 0)) {
       at += bodySize;
       lsn++;
       continue;
@@ -294,7 +323,7 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
         let off = offset - base;
         for (;;) {
           if (windowEnd - off < RECORD_HEADER_BYTES && !atEof) break; // header not in the window: refill
-          const r = decodeRecord(w.buf, w.view, off, windowEnd, expected);
+          const r = decodeRecord(w.buf, w.view, off, windowEnd, expected, header.salt);
           if (r > 0) {
             assert(recordLsn(w.view, off) === expected, 'decoded LSN is the expected one');
             if (expected !== header.firstLsn) index.add(expected, base + off);
@@ -325,14 +354,14 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
         if (offset === SEGMENT_HEADER_BYTES) throw corrupt(dir, name, offset, `${reason}: the first record of the last segment (LSN ${expected})`, { lsn: expected });
         // Rare path: look at everything after the damage at once.
         await w.fill(offset, sizeBytes - offset);
-        const verdict = judgeTail(w.buf, w.view, 0, w.length, expected);
+        const verdict = header.salt === UNSALTED ? judgeUnsaltedTail(w.buf, w.view, 0, w.length, expected) : judgeSaltedTail(w.buf, w.view, 0, w.length, expected, header.salt);
         if (verdict !== null) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}); ${verdict} (offsets from ${offset})`, { lsn: expected });
         if (strict) throw corrupt(dir, name, offset, `torn tail: ${reason} (LSN ${expected}); refused by recovery: 'strict'`, { lsn: expected, tornTail: true });
         torn = { file: `${dir}/${name}`, offset, bytes: lastNonZero(w.buf, 0, w.length) + 1, reason };
       }
       const lastLsn = expected - 1;
       assert(lastLsn >= header.firstLsn, 'a named segment holds at least one record');
-      segments.push({ index, name, firstLsn: header.firstLsn, lastLsn, endOffset: offset, fileSizeBytes: sizeBytes });
+      segments.push({ index, name, firstLsn: header.firstLsn, salt: header.salt, lastLsn, endOffset: offset, fileSizeBytes: sizeBytes });
       prevLastLsn = lastLsn;
     } finally {
       await handle.close();

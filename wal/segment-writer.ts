@@ -24,6 +24,8 @@ import type { Piece } from './staging.js';
 export interface Segment {
   name: string;
   firstLsn: number;
+  /** Its salt (wal/format.ts): each of its records carries it. */
+  salt: number;
   lastLsn: number;
   /** Bytes of durable data in the file (header included): reads stop there. */
   endOffset: number;
@@ -141,7 +143,7 @@ export class SegmentWriter {
     await old?.close();
     const last = this.segments[this.segments.length - 1];
     assert(last === undefined || last.lastLsn + 1 === piece.segmentFirstLsn, `segment ${name} continues the log`);
-    this.segments.push({ name, firstLsn: piece.segmentFirstLsn, lastLsn: piece.lastLsn, endOffset: piece.bytes, index: new SegmentIndex(piece.segmentFirstLsn) });
+    this.segments.push({ name, firstLsn: piece.segmentFirstLsn, salt: piece.salt, lastLsn: piece.lastLsn, endOffset: piece.bytes, index: new SegmentIndex(piece.segmentFirstLsn) });
     this.#segmentsCreated++;
     return file;
   }

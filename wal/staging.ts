@@ -12,7 +12,8 @@
  * records, and the commit worker only learns a shared buffer once.
  */
 import { assert } from '../core/errors.js';
-import { SEGMENT_HEADER_BYTES, encodeSegmentHeader } from './format.js';
+import type { Random } from '../core/random.js';
+import { SEGMENT_HEADER_BYTES, drawSegmentSalt, encodeSegmentHeader } from './format.js';
 import { encodeRecord, recordBytes } from '../record/format.js';
 import { STAGING_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
 
@@ -32,6 +33,8 @@ export interface Piece {
   chunks: Chunk[];
   /** First LSN of the segment this piece is written to. */
   segmentFirstLsn: number;
+  /** That segment's salt (wal/format.ts), carried by each of its records. */
+  salt: number;
   /** True when this piece starts a new segment (its first buffer is the segment header). */
   startsSegment: boolean;
   /** Byte offset in the segment file where buffers[0] goes. */
@@ -44,6 +47,8 @@ export interface Piece {
 
 export interface StagingState {
   segmentFirstLsn: number;
+  /** That segment's salt (0 for a version-1 segment, or when there is no segment yet). */
+  salt: number;
   /** Where the next record goes in that segment; 0 when there is no segment yet. */
   offset: number;
   /** Usable size of that segment. */
@@ -59,7 +64,10 @@ export class Staging {
   /** Start of the not-yet-frozen part of the current chunk. */
   #runStart = 0;
 
+  /** Draws each new segment's salt. */
+  readonly #random: Random;
   #segmentFirstLsn: number;
+  #salt: number;
   #offset: number;
   #capacityBytes: number;
 
@@ -68,11 +76,14 @@ export class Staging {
   #pendingRecords = 0;
   #pendingBytes = 0;
 
-  constructor(segmentSizeBytes: number, chunkBytes: number, tail: StagingState) {
+  constructor(segmentSizeBytes: number, chunkBytes: number, tail: StagingState, random: Random) {
+    assert(tail.salt >>> 0 === tail.salt, 'tail segment salt is a u32');
     this.#segmentSizeBytes = segmentSizeBytes;
     this.#chunkBytes = chunkBytes;
     this.#chunk = this.#newChunk(chunkBytes);
+    this.#random = random;
     this.#segmentFirstLsn = tail.segmentFirstLsn;
+    this.#salt = tail.salt;
     this.#offset = tail.offset;
     this.#capacityBytes = tail.capacityBytes;
   }
@@ -97,11 +108,12 @@ export class Staging {
       this.#segmentFirstLsn = lsn;
       this.#offset = SEGMENT_HEADER_BYTES;
       this.#capacityBytes = this.#segmentSizeBytes;
-      const header = encodeSegmentHeader(lsn, this.#segmentSizeBytes);
-      piece = { chunks: [], segmentFirstLsn: lsn, startsSegment: true, position: 0, buffers: [header], bytes: header.byteLength, firstLsn: lsn, lastLsn: lsn };
+      this.#salt = drawSegmentSalt(this.#random);
+      const header = encodeSegmentHeader(lsn, this.#salt);
+      piece = { chunks: [], segmentFirstLsn: lsn, salt: this.#salt, startsSegment: true, position: 0, buffers: [header], bytes: header.byteLength, firstLsn: lsn, lastLsn: lsn };
       this.#pieces.push(piece);
     } else if (piece === undefined) {
-      piece = { chunks: [], segmentFirstLsn: this.#segmentFirstLsn, startsSegment: false, position: this.#offset, buffers: [], bytes: 0, firstLsn: lsn, lastLsn: lsn };
+      piece = { chunks: [], segmentFirstLsn: this.#segmentFirstLsn, salt: this.#salt, startsSegment: false, position: this.#offset, buffers: [], bytes: 0, firstLsn: lsn, lastLsn: lsn };
       this.#pieces.push(piece);
     }
     if (this.#chunkUsed + size > this.#chunk.bytes.byteLength) {
@@ -113,7 +125,7 @@ export class Staging {
       this.#chunkUsed = 0;
       this.#runStart = 0;
     }
-    const end = encodeRecord(this.#chunk.bytes, this.#chunk.view, this.#chunkUsed, lsn, lsn - this.#batchFirstLsn, payload);
+    const end = encodeRecord(this.#chunk.bytes, this.#chunk.view, this.#chunkUsed, lsn, lsn - this.#batchFirstLsn, this.#salt, payload);
     assert(end - this.#chunkUsed === size, 'encoded size');
     this.#chunkUsed = end;
     this.#offset += size;

@@ -76,10 +76,11 @@ export class Wal extends EventEmitter<WalEvents> {
     const last = segments[segments.length - 1];
     this.#staging = new Staging(o.segmentSizeBytes, o.stagingChunkBytes, {
       segmentFirstLsn: last?.firstLsn ?? 0,
+      salt: last?.salt ?? 0,
       offset: last ? tail.offset : 0,
       // A segment is zero-filled in steps (segment-preparer.ts): its file may be shorter than the segment.
       capacityBytes: last ? Math.max(tail.capacityBytes, o.segmentSizeBytes) : 0,
-    });
+    }, o.random);
     this.#writer = new SegmentWriter(
       {
         fs: o.fs,
@@ -332,6 +333,7 @@ export class Wal extends EventEmitter<WalEvents> {
             fs,
             path: `${dir}/${seg.name}`,
             segmentFirstLsn: seg.firstLsn,
+            salt: seg.salt,
             endOffset: seg.endOffset,
             start: seg.index.seek(from),
             fromLsn: from,

@@ -28,15 +28,16 @@ async function measure(payloadBytes: number, timeMs: number): Promise<RecordResu
   const view = new DataView(out.buffer);
   const payload = crypto.randomBytes(payloadBytes);
   const firstLsn = 1_000_000;
+  const salt = 0x5a17_5a17; // a segment's salt (wal/format.ts)
   const encodeAll = (): void => {
     let offset = 0;
-    for (let i = 0; i < recordsCount; i++) offset = encodeRecord(out, view, offset, firstLsn + i, 0, payload);
+    for (let i = 0; i < recordsCount; i++) offset = encodeRecord(out, view, offset, firstLsn + i, 0, salt, payload);
   };
   encodeAll();
   const decodeAll = (): void => {
     let offset = 0;
     for (let i = 0; i < recordsCount; i++) {
-      const n = decodeRecord(out, view, offset, out.length, firstLsn + i);
+      const n = decodeRecord(out, view, offset, out.length, firstLsn + i, salt);
       if (n <= 0) throw new Error(`record ${i} did not decode (${n})`);
       offset += n;
     }
