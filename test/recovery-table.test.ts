@@ -9,13 +9,15 @@
  *
  * Each row damages a copy of that disk, opens it, and states the outcome: the clean end, a torn tail
  * cut (or refused with recovery: 'strict'), or WAL_CORRUPT naming the file and the byte offset.
+ * A record counts only with its segment's salt (format version 2); a version-1 segment (salt 0) still opens.
  */
 import { describe, expect, it } from 'vitest';
 import { Wal } from '../wal/index.js';
 import { FlushpointError } from '../core/errors.js';
 import { MemoryFileSystem } from '../fs/index.js';
-import { SALT_ANY, decodeRecord, recordLsn } from '../record/format.js';
-import { SEGMENT_HEADER_BYTES, segmentName } from '../wal/format.js';
+import { SALT_ANY, decodeRecord, encodeRecord, recordBatchDelta, recordBytes, recordLsn, recordPayloadBytes, recordSalt, RECORD_HEADER_BYTES } from '../record/format.js';
+import { SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, decodeSegmentHeader, segmentName } from '../wal/format.js';
+import { crc32 } from '../core/crc.js';
 
 const DIR = '/wal';
 const SEGMENT_BYTES = 1024;
@@ -60,6 +62,50 @@ function offsetOf(fs: MemoryFileSystem, name: string, lsn: number): number {
     if (recordLsn(view, at) === lsn) return at;
     at += size;
   }
+}
+
+/** The salt in segment `name`'s header. */
+function saltOf(fs: MemoryFileSystem, name: string): number {
+  const header = decodeSegmentHeader(fs.readFileNow(`${DIR}/${name}`).subarray(0, SEGMENT_HEADER_BYTES));
+  if (!header.ok) throw new Error(header.reason);
+  return header.salt;
+}
+
+/** Rewrites LSN `lsn`'s record in place as a valid record (CRC right) that carries `salt` instead. */
+function resalt(fs: MemoryFileSystem, name: string, lsn: number, salt: number): void {
+  const image = fs.readFileNow(`${DIR}/${name}`);
+  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  const at = offsetOf(fs, name, lsn);
+  const payload = image.slice(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + recordPayloadBytes(view, at));
+  const out = new Uint8Array(recordBytes(payload.byteLength));
+  encodeRecord(out, new DataView(out.buffer), 0, lsn, recordBatchDelta(view, at), salt, payload);
+  fs.corrupt(`${DIR}/${name}`, at, out);
+  expect(decodeRecord(out, new DataView(out.buffer), 0, out.byteLength, lsn, salt)).toBe(out.byteLength);
+}
+
+/**
+ * Writes a format-version-1 segment as the previous release did: its header holds the segment size
+ * where version 2 has the salt, and its records carry 0 there.
+ */
+async function writeVersion1Segment(fs: MemoryFileSystem, firstLsn: number, payloads: Uint8Array[]): Promise<void> {
+  const file = new Uint8Array(SEGMENT_BYTES);
+  const view = new DataView(file.buffer);
+  file.set(SEGMENT_MAGIC, 0);
+  view.setUint32(8, 1, true); // format version 1
+  view.setUint32(12, SEGMENT_HEADER_BYTES, true);
+  view.setUint32(SEGMENT_FIRST_LSN_OFFSET, firstLsn, true);
+  view.setUint32(24, SEGMENT_BYTES, true); // the segment size
+  view.setUint32(28, crc32(file.subarray(0, 28)), true);
+  let at = SEGMENT_HEADER_BYTES;
+  payloads.forEach((p, i) => {
+    at = encodeRecord(file, view, at, firstLsn + i, i, 0, p);
+  });
+  await fs.mkdir(DIR);
+  const handle = await fs.open(`${DIR}/${segmentName(firstLsn)}`, 'wx+');
+  await handle.writev([file], 0);
+  await handle.datasync();
+  await handle.close();
+  await fs.syncDir(DIR);
 }
 
 function flipByte(fs: MemoryFileSystem, name: string, at: number): void {
@@ -169,5 +215,55 @@ describe('recovery decision table (wal/recovery.ts), one row at a time', () => {
     await img.unlink(`${DIR}/${SEG2}`);
     await img.syncDir(DIR);
     expectRefused(await outcomeOf(img), { file: SEG3, offset: 0, says: /LSN gap: previous segment ends at LSN 7, this one starts at 15/ });
+  });
+
+  it('row 4 | last segment | a valid CRC but the wrong salt in batch B, and batch C follows -> WAL_CORRUPT (not a record of this segment)', async () => {
+    const fs = await buildLog();
+    const img = fs.crash();
+    resalt(img, SEG3, 16, (saltOf(img, SEG3) ^ 0x1) >>> 0);
+    expectRefused(await outcomeOf(img), { file: SEG3, offset: offsetOf(fs, SEG3, 16), says: /record salt is not its segment's.*a later batch \(from LSN 18/ });
+  });
+
+  it("row 5 | last segment | batch C's records valid but with another segment's salt -> torn tail: cut (they are not this segment's)", async () => {
+    const fs = await buildLog();
+    const img = fs.crash();
+    const foreign = saltOf(img, SEG2); // e.g. left in a recycled file, or inside a payload
+    expect(foreign).not.toBe(saltOf(img, SEG3));
+    resalt(img, SEG3, 18, foreign);
+    resalt(img, SEG3, 19, foreign);
+    const at18 = offsetOf(fs, SEG3, 18);
+    expect(await outcomeOf(img)).toEqual({ opens: 'torn tail cut', lastLsn: 17, cutAt: { file: `${DIR}/${SEG3}`, offset: at18 } });
+  });
+
+  it('row 4, two faults | damage in batch B and the last batch C torn after its first record -> WAL_CORRUPT (C was written, so B had been acknowledged)', async () => {
+    const fs = await buildLog();
+    const at16 = offsetOf(fs, SEG3, 16);
+    const img = fs.crash();
+    flipByte(img, SEG3, at16 + 50);
+    img.truncateNow(`${DIR}/${SEG3}`, offsetOf(fs, SEG3, 19) + 60); // C's second record cut short
+    expectRefused(await outcomeOf(img), { file: SEG3, offset: at16, says: /a later batch \(from LSN 18; LSN 18/ });
+  });
+
+  it('format version 1 | a segment written before salts (salt 0) opens, reads, takes appends with salt 0, and the next segment is salted', async () => {
+    const fs = new MemoryFileSystem();
+    const payloads = [1, 2, 3].map((n) => new Uint8Array(100).fill(n));
+    await writeVersion1Segment(fs, 1, payloads);
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: SEGMENT_BYTES });
+    expect(wal.lastLsn).toBe(3);
+    for (let i = 0; i < 6; i++) wal.append(new Uint8Array(100).fill(10 + i)); // 4..7 in the version-1 segment, 8.. in a new one
+    await wal.sync();
+    const read: number[] = [];
+    for await (const r of wal.read()) read.push(r.payload[0] as number);
+    expect(read).toEqual([1, 2, 3, 10, 11, 12, 13, 14, 15]);
+    await wal.close();
+    expect(saltOf(fs, SEG1)).toBe(0);
+    expect(saltOf(fs, SEG2)).not.toBe(0);
+    const image = fs.readFileNow(`${DIR}/${SEG1}`);
+    expect(recordSalt(new DataView(image.buffer, image.byteOffset), offsetOf(fs, SEG1, 7))).toBe(0);
+    // A torn tail in a version-1 last segment is still cut by the version-1 rule.
+    const v1 = new MemoryFileSystem();
+    await writeVersion1Segment(v1, 1, payloads);
+    v1.truncateNow(`${DIR}/${SEG1}`, offsetOf(v1, SEG1, 3) + 60);
+    expect(await outcomeOf(v1)).toEqual({ opens: 'torn tail cut', lastLsn: 2, cutAt: { file: `${DIR}/${SEG1}`, offset: offsetOf(fs, SEG1, 3) } });
   });
 });
