@@ -241,25 +241,27 @@ async function maybeCrashInRecovery(image: MemoryFileSystem, segmentSizeBytes: n
   return next;
 }
 
-async function openWal(disk: MemoryFileSystem, segmentSizeBytes: number): Promise<{ wal: Wal; fault: FaultFileSystem }> {
+/** `salts`: the seed's own source of segment salts (one stream across reopens, so salts never repeat). */
+async function openWal(disk: MemoryFileSystem, segmentSizeBytes: number, salts: Random): Promise<{ wal: Wal; fault: FaultFileSystem }> {
   const fault = new FaultFileSystem(disk);
-  return { wal: await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes }), fault };
+  return { wal: await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes, random: salts }), fault };
 }
 
 /** One seed: run, crash, recover and check; write more, crash again, recover and check. */
 async function cutPoint(seed: number, keepUnsynced: KeepUnsynced, tally: Tally): Promise<void> {
   const rng = seededRandom(seed);
+  const salts = seededRandom((seed ^ 0x5a17_5a17) >>> 0);
   const segmentSizeBytes = SEGMENT_SIZES_BYTES[rng.int(SEGMENT_SIZES_BYTES.length)] as number;
   const log = new ExpectedLog();
   let disk = new MemoryFileSystem();
-  let { wal, fault } = await openWal(disk, segmentSizeBytes);
+  let { wal, fault } = await openWal(disk, segmentSizeBytes, salts);
   let mustSurviveLsn = 0;
   for (const generation of [1, 2]) {
     const crash = await runUntilCrash({ wal, fault, disk, rng, log, keepUnsynced, tally, warmupAcks: generation === 1 ? 0 : 1 });
     tally.crashes++;
     tally.triggers[crash.trigger]++;
     disk = await maybeCrashInRecovery(crash.image, segmentSizeBytes, rng, keepUnsynced, tally);
-    ({ wal, fault } = await openWal(disk, segmentSizeBytes));
+    ({ wal, fault } = await openWal(disk, segmentSizeBytes, salts));
     const lastLsn = await verifyLog(wal, (lsn) => log.get(lsn), {
       mustSurviveLsn: Math.max(mustSurviveLsn, crash.ackedLsnMax, crash.durableLsn),
       lastAppendedLsn: crash.lastAppendedLsn,
