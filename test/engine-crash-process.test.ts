@@ -12,7 +12,7 @@
  * kill moments again (the child's timing is the machine's).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +84,7 @@ describe('engine in a process that is SIGKILLed', () => {
     const [seed] = seedList(1, 20_261_203);
     const rng = seededRandom(seed as number);
     const location = await mkdtemp(join(tmpdir(), 'flushpoint-engine-crash-'));
+    const ackDir = await mkdtemp(join(tmpdir(), 'flushpoint-engine-crash-acks-'));
     const fs = new NodeFileSystem();
     const expected = new Map<string, string>();
     const summary: string[] = [];
@@ -92,7 +93,8 @@ describe('engine in a process that is SIGKILLed', () => {
     try {
       for (let round = 1; round <= KILLS; round++) {
         let moment = '';
-        const { lines, signal, stderr } = await runChild([location, String(round), String(WRITERS), String(CHECKPOINT_EVERY_BYTES)], async (_lines, wait) => {
+        const ackFile = join(ackDir, `acks-${round}`);
+        const { signal, stderr } = await runChild([location, String(round), String(WRITERS), String(CHECKPOINT_EVERY_BYTES), ackFile], async (_lines, wait) => {
           const pick = rng.int(5);
           if (pick === 0) {
             const ms = rng.int(300);
@@ -108,6 +110,8 @@ describe('engine in a process that is SIGKILLed', () => {
         });
         expect(signal, `round ${round}: the child must die by SIGKILL; stderr: ${stderr}`).toBe('SIGKILL');
         const acked = new Array<number>(WRITERS).fill(0);
+        // Counted from the child's ack file (synchronous writes), not stdout: a full pipe loses lines at SIGKILL.
+        const lines = (await readFile(ackFile, 'utf8').catch(() => '')).split('\n');
         for (const l of lines) {
           const m = /^ack (\d+) (\d+)$/.exec(l);
           if (!m) continue;
@@ -151,6 +155,7 @@ describe('engine in a process that is SIGKILLed', () => {
       await fs.dispose();
     }
     await rm(location, { recursive: true, force: true });
+    await rm(ackDir, { recursive: true, force: true });
     console.log(`engine crash-process seed ${seed}: ${summary.join('; ')}`);
     expect(acksTotal).toBeGreaterThan(KILLS * 20);
     expect(checkpointsSeen).toBeGreaterThan(0);
