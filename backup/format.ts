@@ -39,6 +39,8 @@
  */
 import { crc32 } from '../core/crc.js';
 import { assert } from '../core/errors.js';
+import { readU64, writeU64 } from '../core/u64.js';
+import { DEFLATE_EXPANSION_MAX } from './limits.js';
 import { RECORD_HEADER_BYTES, SALT_ANY, decodeRecord, describeDecode, encodeRecord, recordBytes, recordPayloadBytes } from '../record/format.js';
 
 export const BACKUP_MAGIC = 'FLPBACKP';
@@ -55,23 +57,10 @@ export const FLAG_DEFLATE = 1;
 export const HEADER_OFFSET = { firstLsn: 16, rawBodyBytes: 40 } as const;
 export const BACKUP_NAME_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.fpb$/;
 
-/** deflate expands at most 1032:1 (a 258-byte match per 2 bits), plus a few bytes of block framing. */
-const DEFLATE_EXPANSION_MAX = 1032;
 
 /** Most raw bytes a deflate body of `storedBytes` bytes can inflate to: a header claiming more is corrupt. */
 export function deflatedBytesMax(storedBytes: number): number {
   return storedBytes * DEFLATE_EXPANSION_MAX + 1024;
-}
-
-const TWO_32 = 0x1_0000_0000;
-
-function writeU64(view: DataView, offset: number, value: number): void {
-  view.setUint32(offset, value % TWO_32, true);
-  view.setUint32(offset + 4, Math.floor(value / TWO_32), true);
-}
-
-function readU64(view: DataView, offset: number): number {
-  return view.getUint32(offset, true) + view.getUint32(offset + 4, true) * TWO_32;
 }
 
 const hex16 = (n: number): string => n.toString(16).padStart(16, '0');

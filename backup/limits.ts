@@ -44,3 +44,7 @@ export const DURABLE_MARKS_COUNT_MAX = 100_000;
 
 /** A restore makes the new WAL durable at least every this many bytes of payload (bounded commits), in bytes. */
 export const RESTORE_SYNC_EVERY_BYTES = 8 * 1024 * 1024;
+
+/** deflate expands at most 1032:1 (a 258-byte match per 2 bits): a header claiming more raw bytes than
+ * this times the stored bytes (plus a little framing) is corrupt, and inflation is capped there. */
+export const DEFLATE_EXPANSION_MAX = 1032;

@@ -2,8 +2,9 @@
  * The WAL's on-disk format. Pure encode/decode: no I/O here.
  *
  * A segment file is named by its first LSN in 16 lower-case hex digits plus ".wal"
- * (0000000000000001.wal), so that name order is LSN order. It is preallocated with zeros to its full
- * size, so a commit overwrites allocated blocks and fdatasync has no file-size metadata to write.
+ * (0000000000000001.wal), so that name order is LSN order. It is zero-filled in steps ahead of the write
+ * position (wal/segment-preparer.ts), so a commit usually overwrites allocated blocks and fdatasync has no
+ * file-size metadata to write; a segment whose preparation is late starts as a plain growing file.
  *
  * Segment header (32 bytes, at offset 0), format version 2:
  *

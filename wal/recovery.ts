@@ -55,7 +55,7 @@
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { SegmentIndex } from './segment-index.js';
-import { SEGMENT_HEADER_BYTES, decodeSegmentHeader, segmentName } from './format.js';
+import { SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, decodeSegmentHeader, segmentName } from './format.js';
 import { DECODE_SHORT, DECODE_ZERO, RECORD_HEADER_BYTES, RECORD_LSN_OFFSET, recordBytes, recordPayloadBytes, decodeRecord, describeDecode, recordBatchDelta, recordLsn, recordSalt, RECORD_ALIGN_BYTES } from '../record/format.js';
 
 /** The salt of a version-1 segment: its records carry 0. */
@@ -307,7 +307,7 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
       await w.fill(0, SEGMENT_HEADER_BYTES);
       const header = decodeSegmentHeader(w.buf.subarray(0, w.length));
       if (!header.ok) throw corrupt(dir, name, 0, header.reason);
-      if (segmentName(header.firstLsn) !== name) throw corrupt(dir, name, 16, `header says first LSN ${header.firstLsn}, name disagrees`);
+      if (segmentName(header.firstLsn) !== name) throw corrupt(dir, name, SEGMENT_FIRST_LSN_OFFSET, `header says first LSN ${header.firstLsn}, name disagrees`);
       if (i > 0 && header.firstLsn !== prevLastLsn + 1) {
         throw corrupt(dir, name, 0, `LSN gap: previous segment ends at LSN ${prevLastLsn}, this one starts at ${header.firstLsn}`, { lsn: prevLastLsn + 1 });
       }
