@@ -6,8 +6,10 @@
  *   sqlite   better-sqlite3 batched (WAL, synchronous=FULL, one transaction per drain): the best peer
  *   raw      writevSync of N records + fdatasyncSync on a preallocated file, N = writers (section 2)
  *
- * Per row: ops/s, and the main thread's busy time per op (event-loop utilization x window / ops), the
- * CPU a put costs the event loop. Stores alternate within a row, so all see the same disk.
+ * Per row: ops/s; the main thread's CPU time per op (user + system, from /proc/self/task/<pid>/stat, so
+ * time the thread waited for a core on a loaded machine is not counted; Linux only, NaN elsewhere), the
+ * CPU a put costs the event loop; and its busy time per op (event-loop utilization x window / ops),
+ * which does count such waits. Stores alternate within a row, so all see the same disk.
  *
  *   node dist/bench/engine-ab.js [--sizes 128,4096] [--writers 1,64] [--stores engine,wal,sqlite,raw]
  *                                [--window-ms 3000] [--warmup-ms 500] [--rounds 1] [--dir data/ab] [--json]
@@ -31,7 +33,9 @@ interface Row {
   writersCount: number;
   round: number;
   opsPerSec: number;
-  /** Main-thread busy microseconds per op (NaN for raw: it blocks the thread by design). */
+  /** Main-thread CPU microseconds per op (NaN for raw: it blocks the thread by design). */
+  cpuUsPerOp: number;
+  /** Main-thread busy (not idle in the event loop) microseconds per op (NaN for raw). */
   busyUsPerOp: number;
 }
 
@@ -46,6 +50,20 @@ function numbersOf(text: string): number[] {
     if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`not a positive integer: ${s}`);
     return n;
   });
+}
+
+const clockTicksPerSec = 100; // USER_HZ: the unit of utime/stime in /proc on Linux
+
+/** CPU time of the main thread so far, in microseconds (NaN where /proc is not there). */
+function mainThreadCpuUs(): number {
+  try {
+    const stat = fs.readFileSync(`/proc/self/task/${process.pid}/stat`, 'latin1');
+    // Fields after the command name, which is in parentheses and may hold spaces: state is field 3.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) / clockTicksPerSec) * 1e6;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 function key(n: number): Buffer {
@@ -70,7 +88,7 @@ async function openStore(store: Exclude<StoreName, 'raw'>, dir: string, payload:
   return open(dir, payload);
 }
 
-async function measure(store: StoreName, dir: string, payload: Buffer, writersCount: number, warmupMs: number, windowMs: number): Promise<{ opsPerSec: number; busyUsPerOp: number }> {
+async function measure(store: StoreName, dir: string, payload: Buffer, writersCount: number, warmupMs: number, windowMs: number): Promise<{ opsPerSec: number; cpuUsPerOp: number; busyUsPerOp: number }> {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   try {
@@ -81,7 +99,7 @@ async function measure(store: StoreName, dir: string, payload: Buffer, writersCo
         await loop.runFor(warmupMs * 1000);
         loop.reset();
         await loop.runFor(windowMs * 1000);
-        return { opsPerSec: loop.result().recordsPerSec, busyUsPerOp: Number.NaN };
+        return { opsPerSec: loop.result().recordsPerSec, cpuUsPerOp: Number.NaN, busyUsPerOp: Number.NaN };
       } finally {
         file.close();
       }
@@ -89,16 +107,24 @@ async function measure(store: StoreName, dir: string, payload: Buffer, writersCo
     const s = await openStore(store, dir, payload);
     let elu0 = performance.eventLoopUtilization();
     let elu = elu0;
+    let cpu0 = 0;
+    let cpuUs = 0;
     try {
       const r = await runClosedLoop({
         writersCount,
         warmupMs,
         windowMs,
         write: () => s.write(),
-        onWindowStart: () => (elu0 = performance.eventLoopUtilization()),
-        onWindowEnd: () => (elu = performance.eventLoopUtilization(elu0)),
+        onWindowStart: () => {
+          elu0 = performance.eventLoopUtilization();
+          cpu0 = mainThreadCpuUs();
+        },
+        onWindowEnd: () => {
+          elu = performance.eventLoopUtilization(elu0);
+          cpuUs = mainThreadCpuUs() - cpu0;
+        },
       });
-      return { opsPerSec: r.opsPerSec, busyUsPerOp: (elu.active * 1000) / r.opsCount };
+      return { opsPerSec: r.opsPerSec, cpuUsPerOp: cpuUs / r.opsCount, busyUsPerOp: (elu.active * 1000) / r.opsCount };
     } finally {
       await s.close();
     }
@@ -125,7 +151,7 @@ async function main(): Promise<void> {
           const row = { store, recordSizeBytes, writersCount, round, ...m };
           rows.push(row);
           if (!process.argv.includes('--json')) {
-            console.log(`${store.padEnd(7)} ${String(recordSizeBytes).padStart(5)} B x ${String(writersCount).padStart(3)}  ${m.opsPerSec.toFixed(0).padStart(8)} ops/s  ${m.busyUsPerOp.toFixed(2).padStart(7)} us busy/op`);
+            console.log(`${store.padEnd(7)} ${String(recordSizeBytes).padStart(5)} B x ${String(writersCount).padStart(3)}  ${m.opsPerSec.toFixed(0).padStart(8)} ops/s  ${m.cpuUsPerOp.toFixed(2).padStart(7)} us cpu/op  ${m.busyUsPerOp.toFixed(2).padStart(7)} us busy/op`);
           }
         }
       }

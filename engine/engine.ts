@@ -28,7 +28,7 @@ import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
 import { applyOps, emptyTree, keysInRange, type Tree } from './ordered-index.js';
-import { decodeRecord, encodeRecord, type Op } from './record.js';
+import { RecordEncoder, decodeRecord, encodeRecord, type Op } from './record.js';
 import { EngineAdmin } from './admin/engine-admin.js';
 import type { DrainOptions } from './admin/drain.js';
 import type { DrainResult } from './admin/target.js';
@@ -80,7 +80,11 @@ export interface EngineRecovery {
 
 interface PendingWrite {
   lsn: number;
-  ops: Op[];
+  /** One put (value set) or del (value undefined), held without an ops array: the common write. */
+  key: string;
+  value: Buffer | undefined;
+  /** A batch or a clear: its ops, in order (key and value unused). */
+  ops: Op[] | null;
   durable: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -108,6 +112,8 @@ interface FormatOptions {
   snapshot?: EngineSnapshot;
   sync?: boolean;
 }
+
+function ignore(): void {}
 
 function yieldToLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -141,6 +147,11 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #visibleLsn = 0;
   #pending: PendingWrite[] = [];
   #pendingHead = 0;
+  /** The last promise wal.waitDurable() gave a sync:true write; writes handed the same one share its reaction. */
+  #durableWait: Promise<number> | null = null;
+  readonly #onDurable = (): void => this.#advance();
+  readonly #onWalFailure = (err: unknown): void => this.#fail(err);
+  readonly #encoder = new RecordEncoder();
   #failure: unknown = null;
   #checkpoints: Array<{ lsn: number; file: string }> = [];
   #checkpointChain: Promise<unknown> = Promise.resolve();
@@ -295,6 +306,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#visibleLsn = Math.max(lastLsn, baseLsn);
     this.#pending = [];
     this.#pendingHead = 0;
+    this.#durableWait = null;
     this.#checkpoints = found
       .filter((c) => c.lsn <= baseLsn)
       .map((c) => ({ lsn: c.lsn, file: c.file }))
@@ -339,25 +351,46 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   // ---- writes ----
 
-  #write(ops: Op[], options: { sync?: boolean }): Promise<void> {
+  /**
+   * One write call as one WAL record: a single put (value set) or del (value undefined) by key, or `ops`
+   * (a batch or a clear). Resolves when the record is visible (module comment).
+   */
+  #write(key: string, value: Buffer | undefined, ops: Op[] | null, options: { sync?: boolean }): Promise<void> {
     const wal = this.#wal;
     if (!wal) return Promise.reject(notOpen(this.location));
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#admin?.draining) return Promise.reject(this.#admin.drainingError(this.location));
-    // append throws (RECORD_TOO_LARGE, WAL_FAILED) before anything is staged: nothing is written then.
-    const lsn = wal.append(encodeRecord(ops));
+    let lsn: number;
+    try {
+      // append throws (RECORD_TOO_LARGE, WAL_FAILED) before anything is staged: nothing is written then.
+      // It copies the record at once, so the encoder's reused buffer is free again when it returns.
+      lsn = wal.append(ops !== null ? this.#encodeOps(ops) : value === undefined ? this.#encoder.del(key) : this.#encoder.put(key, value));
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const durable = options.sync !== false;
+    const w: PendingWrite = { lsn, key, value, ops, durable, resolve: ignore, reject: ignore };
     const done = new Promise<void>((resolve, reject) => {
-      this.#pending.push({ lsn, ops, durable, resolve, reject });
+      w.resolve = resolve;
+      w.reject = reject;
     });
+    this.#pending.push(w);
     if (durable) {
-      wal.waitDurable(lsn).then(
-        () => this.#advance(),
-        (err) => this.#fail(err),
-      );
+      // One reaction per promise the WAL hands out: it resolves once this LSN (and every LSN it was
+      // handed for) is durable, and #advance then makes every durable pending write visible.
+      const wait = wal.waitDurable(lsn);
+      if (wait !== this.#durableWait) {
+        this.#durableWait = wait;
+        wait.then(this.#onDurable, this.#onWalFailure);
+      }
     } else this.#advance();
     this.#maybeAutoCheckpoint(wal);
     return done;
+  }
+
+  #encodeOps(ops: Op[]): Uint8Array {
+    for (const op of ops) if (op.type === 'clear') return encodeRecord(ops);
+    return this.#encoder.ops(ops);
   }
 
   /** Makes visible, in LSN order, every pending write that may be: see the module comment. */
@@ -370,8 +403,10 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     while (head < pending.length) {
       const w = pending[head] as PendingWrite;
       if (w.durable && w.lsn > durableLsn) break;
-      assert(w.lsn === this.#visibleLsn + 1, `writes become visible in LSN order: ${w.lsn} after ${this.#visibleLsn}`);
-      this.#tree = applyOps(this.#tree, w.ops);
+      if (w.lsn !== this.#visibleLsn + 1) assert(false, `writes become visible in LSN order: ${w.lsn} after ${this.#visibleLsn}`);
+      if (w.ops !== null) this.#tree = applyOps(this.#tree, w.ops);
+      else if (w.value !== undefined) this.#tree.set(w.key, w.value, true);
+      else this.#tree.delete(w.key);
       this.#visibleLsn = w.lsn;
       head++;
       w.resolve();
@@ -394,14 +429,17 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#pendingHead = 0;
   }
 
+  // _put and _del return #write's promise itself (not wrapped in an async function's): abstract-level
+  // awaits it either way, and the wrapper cost a promise and three microtasks per write.
+
   /** @internal abstract-level's implementation hook. */
-  async _put(key: Key, value: Key, options: FormatOptions): Promise<void> {
-    return this.#write([{ type: 'put', key: keyIn(key), value: valueIn(value) }], options);
+  _put(key: Key, value: Key, options: FormatOptions): Promise<void> {
+    return this.#write(keyIn(key), valueIn(value), null, options);
   }
 
   /** @internal abstract-level's implementation hook. */
-  async _del(key: Key, options: FormatOptions): Promise<void> {
-    return this.#write([{ type: 'del', key: keyIn(key) }], options);
+  _del(key: Key, options: FormatOptions): Promise<void> {
+    return this.#write(keyIn(key), undefined, null, options);
   }
 
   /** @internal abstract-level's implementation hook. */
@@ -412,7 +450,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       if (op.type === 'put') ops.push({ type: 'put', key: keyIn(op.key), value: valueIn(op.value as Key) });
       else ops.push({ type: 'del', key: keyIn(op.key) });
     }
-    return this.#write(ops, options);
+    return this.#write('', undefined, ops, options);
   }
 
   /** @internal abstract-level's implementation hook. */
@@ -426,11 +464,13 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       const keys = keysInRange(snapshot, range);
       if (keys.length === 0) return;
       return this.#write(
+        '',
+        undefined,
         keys.map((key) => ({ type: 'del', key })),
         options,
       );
     }
-    return this.#write([{ type: 'clear', range }], options);
+    return this.#write('', undefined, [{ type: 'clear', range }], options);
   }
 
   // ---- reads ----

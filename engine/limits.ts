@@ -12,3 +12,7 @@ export const CHECKPOINT_EVERY_BYTES_DEFAULT = 64 * 1024 * 1024;
 export const CHECKPOINT_EVERY_BYTES_MIN = 4096;
 /** Entries applied between yields to the event loop when a clear() record is applied or a checkpoint is read. */
 export const APPLY_YIELD_ENTRIES = 8192;
+/** Size of the buffer put/del records are first encoded into (record.ts RecordEncoder), in bytes. */
+export const RECORD_SCRATCH_BYTES_INITIAL = 16 * 1024;
+/** Largest reused record buffer, in bytes: a larger record gets a buffer of its own. */
+export const RECORD_SCRATCH_BYTES_MAX = 1024 * 1024;

@@ -11,9 +11,19 @@
  * FORMAT: the version and the op codes are on disk; changing one breaks every WAL already written.
  * A clear is recorded as its range, not as the keys it removed: applied in LSN order, it removes exactly
  * the keys present at its LSN, also those of earlier writes not yet visible when clear() was called.
+ *
+ * Records of puts and dels only (every put(), del() and batch()) are written by RecordEncoder, by hand,
+ * byte for byte what msgpackr writes for the same array (test/engine-record-encoder.test.ts checks it):
+ *
+ *   array   0x90|n (n < 16) | 0xdc u16 | 0xdd u32        (n = 1 + ops)
+ *   version 0x01                                           (positive fixint)
+ *   put     0x93 0x00 bin(key) bin(value)
+ *   del     0x92 0x01 bin(key)
+ *   bin     0xc4 u8 len | 0xc5 u16 len | 0xc6 u32 len, then the bytes (big-endian lengths)
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { FlushpointError, ErrorCode } from '../core/errors.js';
+import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
+import { RECORD_SCRATCH_BYTES_INITIAL, RECORD_SCRATCH_BYTES_MAX } from './limits.js';
 
 export const RECORD_FORMAT_VERSION = 1;
 export const OP_PUT = 0;
@@ -43,6 +53,7 @@ function bin(key: string | undefined): Buffer | null {
   return key === undefined ? null : Buffer.from(key, 'latin1');
 }
 
+/** The msgpack encoding of a record through msgpackr: clear records, and the reference RecordEncoder matches. */
 export function encodeRecord(ops: readonly Op[]): Buffer {
   const out: unknown[] = [RECORD_FORMAT_VERSION];
   for (const op of ops) {
@@ -95,4 +106,132 @@ export function decodeRecord(payload: Uint8Array, lsn: number): Op[] {
     } else throw corrupt(lsn, `op ${i} is malformed`);
   }
   return ops;
+}
+
+// msgpack type bytes RecordEncoder writes (the msgpack spec's; FORMAT as above).
+const FIXARRAY = 0x90;
+const FIXARRAY_COUNT_MAX = 15;
+const ARRAY16 = 0xdc;
+const ARRAY32 = 0xdd;
+const BIN8 = 0xc4;
+const BIN16 = 0xc5;
+const BIN32 = 0xc6;
+const U8_MAX = 0xff;
+const U16_MAX = 0xffff;
+/** Bytes of a bin header for `length` bytes. */
+function binHeaderBytes(length: number): number {
+  return length <= U8_MAX ? 2 : length <= U16_MAX ? 3 : 5;
+}
+/** Bytes of the record's array header for `count` elements. */
+function arrayHeaderBytes(count: number): number {
+  return count <= FIXARRAY_COUNT_MAX ? 1 : count <= U16_MAX ? 3 : 5;
+}
+
+/**
+ * Encodes put/del records into one reused buffer: no allocation per write. The bytes returned are a view
+ * of that buffer, valid until the next call; wal.append() copies them at once, which is all the engine
+ * does with them. A record larger than RECORD_SCRATCH_BYTES_MAX gets a buffer of its own, so one large
+ * batch does not keep a large buffer alive.
+ */
+export class RecordEncoder {
+  #scratch: Buffer = Buffer.allocUnsafeSlow(RECORD_SCRATCH_BYTES_INITIAL);
+
+  #buffer(sizeBytes: number): Buffer {
+    if (sizeBytes <= this.#scratch.byteLength) return this.#scratch;
+    if (sizeBytes > RECORD_SCRATCH_BYTES_MAX) return Buffer.allocUnsafeSlow(sizeBytes);
+    let grown = this.#scratch.byteLength;
+    while (grown < sizeBytes) grown *= 2;
+    this.#scratch = Buffer.allocUnsafeSlow(Math.min(grown, RECORD_SCRATCH_BYTES_MAX));
+    return this.#scratch;
+  }
+
+  /** The record of one put: what encodeRecord([{ type: 'put', key, value }]) returns. */
+  put(key: string, value: Uint8Array): Uint8Array {
+    const sizeBytes = 4 + binHeaderBytes(key.length) + key.length + binHeaderBytes(value.byteLength) + value.byteLength;
+    const out = this.#buffer(sizeBytes);
+    out[0] = FIXARRAY | 2;
+    out[1] = RECORD_FORMAT_VERSION;
+    out[2] = FIXARRAY | 3;
+    out[3] = OP_PUT;
+    const at = writeBin(out, writeKey(out, 4, key), value);
+    assert(at === sizeBytes, 'put record size');
+    return out.subarray(0, at);
+  }
+
+  /** The record of one del: what encodeRecord([{ type: 'del', key }]) returns. */
+  del(key: string): Uint8Array {
+    const sizeBytes = 4 + binHeaderBytes(key.length) + key.length;
+    const out = this.#buffer(sizeBytes);
+    out[0] = FIXARRAY | 2;
+    out[1] = RECORD_FORMAT_VERSION;
+    out[2] = FIXARRAY | 2;
+    out[3] = OP_DEL;
+    const at = writeKey(out, 4, key);
+    assert(at === sizeBytes, 'del record size');
+    return out.subarray(0, at);
+  }
+
+  /** The record of puts and dels (a batch): what encodeRecord(ops) returns. No clear ops. */
+  ops(ops: readonly Op[]): Uint8Array {
+    let sizeBytes = arrayHeaderBytes(ops.length + 1) + 1;
+    for (const op of ops) {
+      if (op.type === 'clear') throw new TypeError('RecordEncoder writes puts and dels only: encodeRecord() writes clears');
+      sizeBytes += 2 + binHeaderBytes(op.key.length) + op.key.length;
+      if (op.type === 'put') sizeBytes += binHeaderBytes(op.value.byteLength) + op.value.byteLength;
+    }
+    const out = this.#buffer(sizeBytes);
+    let at = writeArrayHeader(out, 0, ops.length + 1);
+    out[at++] = RECORD_FORMAT_VERSION;
+    for (const op of ops) {
+      if (op.type === 'put') {
+        out[at++] = FIXARRAY | 3;
+        out[at++] = OP_PUT;
+        at = writeBin(out, writeKey(out, at, op.key), op.value);
+      } else {
+        assert(op.type === 'del', 'no clear in a batch record');
+        out[at++] = FIXARRAY | 2;
+        out[at++] = OP_DEL;
+        at = writeKey(out, at, op.key);
+      }
+    }
+    assert(at === sizeBytes, 'batch record size');
+    return out.subarray(0, at);
+  }
+}
+
+function writeArrayHeader(out: Buffer, at: number, count: number): number {
+  if (count > FIXARRAY_COUNT_MAX) return writeSizedHeader(out, at, count, ARRAY16, ARRAY32);
+  out[at] = FIXARRAY | count;
+  return at + 1;
+}
+
+function writeBinHeader(out: Buffer, at: number, length: number): number {
+  if (length > U8_MAX) return writeSizedHeader(out, at, length, BIN16, BIN32);
+  out[at] = BIN8;
+  out[at + 1] = length;
+  return at + 2;
+}
+
+/** A 16- or 32-bit big-endian length after its type byte. */
+function writeSizedHeader(out: Buffer, at: number, length: number, type16: number, type32: number): number {
+  if (length <= U16_MAX) {
+    out[at] = type16;
+    out.writeUInt16BE(length, at + 1);
+    return at + 3;
+  }
+  out[at] = type32;
+  out.writeUInt32BE(length, at + 1);
+  return at + 5;
+}
+
+/** A latin1 key (one char per byte) as bin. */
+function writeKey(out: Buffer, at: number, key: string): number {
+  at = writeBinHeader(out, at, key.length);
+  return at + out.write(key, at, key.length, 'latin1');
+}
+
+function writeBin(out: Buffer, at: number, bytes: Uint8Array): number {
+  at = writeBinHeader(out, at, bytes.byteLength);
+  out.set(bytes, at);
+  return at + bytes.byteLength;
 }
