@@ -34,7 +34,13 @@
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { assert } from '../core/errors.js';
 import { fsError, type SyncMethod } from './file-system.js';
-import { COMMIT_IOVECS_COUNT_MAX, COMMIT_SCRATCH_BYTES_INITIAL, COMMIT_WORKER_BUFFERS_COUNT_MAX, COMMIT_WORKERS_COUNT_MAX } from './limits.js';
+import {
+  COMMIT_IOVECS_COUNT_MAX,
+  COMMIT_SCRATCH_BYTES_INITIAL,
+  COMMIT_WAKE_CHECK_INTERVAL_MS,
+  COMMIT_WORKER_BUFFERS_COUNT_MAX,
+  COMMIT_WORKERS_COUNT_MAX,
+} from './limits.js';
 
 const REQ_SEQ = 0;
 const DONE_SEQ = 1;
@@ -149,6 +155,13 @@ export class IoWorker {
   #scratch: Uint8Array = new Uint8Array(new SharedArrayBuffer(COMMIT_SCRATCH_BYTES_INITIAL));
   #busy = false;
   #seq = 0;
+  /** The request sent as #seq, until its answer is handled (by the wake-up or by the wake check). */
+  #inFlight: Request | null = null;
+  /** The wake check's timer, running while the worker is busy (it stops itself at the first idle tick). */
+  #wakeCheck: NodeJS.Timeout | null = null;
+  /** #seq as the previous wake check saw it answered but not handled; -1 when it saw nothing so. */
+  #answeredUnhandledSeq = -1;
+  #lostWakeupsCount = 0;
   #dead: Error | null = null;
   /** Resolves once the worker runs its loop; rejects if it could not start. */
   readonly ready: Promise<void>;
@@ -197,6 +210,11 @@ export class IoWorker {
     this.ready.catch(() => {}); // a pool worker nobody warmed up reports through its commits instead
   }
 
+  /** Answers the wake check handled because Atomics.waitAsync never woke the event loop for them. */
+  get lostWakeupsCount(): number {
+    return this.#lostWakeupsCount;
+  }
+
   /** Commits sent or queued and not yet answered. */
   get pendingCount(): number {
     return this.#queue.length + (this.#busy ? 1 : 0);
@@ -212,6 +230,7 @@ export class IoWorker {
 
   async terminate(): Promise<void> {
     this.#dead ??= new Error('flushpoint commit worker terminated');
+    this.#stopWakeCheck();
     this.#port.close();
     await this.#worker?.terminate();
   }
@@ -227,8 +246,54 @@ export class IoWorker {
       this.#busy = true;
       // While a commit is pending the worker keeps the process alive: a commit must not be abandoned.
       this.#worker?.ref();
+      this.#startWakeCheck();
     }
     this.#send(req);
+  }
+
+  /**
+   * Atomics.waitAsync's wake-up is a task V8 posts to the event loop, and on Node 20 one has been seen
+   * never to arrive: the worker had answered (DONE_SEQ = REQ_SEQ in shared memory) and the main thread
+   * slept in epoll with the commit, and every writer behind it, pending forever. A timer is a libuv
+   * handle, not a V8 task, so it does not share that fate: every interval it looks at DONE_SEQ, and an
+   * answer it finds there unhandled twice in a row (a whole interval, while a wake-up takes
+   * microseconds) is handled by it. Unref'd: the busy worker's ref keeps the process alive, not this.
+   */
+  #startWakeCheck(): void {
+    if (this.#wakeCheck !== null) return;
+    this.#answeredUnhandledSeq = -1;
+    this.#wakeCheck = setInterval(() => this.#checkWake(), COMMIT_WAKE_CHECK_INTERVAL_MS);
+    this.#wakeCheck.unref();
+  }
+
+  #stopWakeCheck(): void {
+    if (this.#wakeCheck !== null) clearInterval(this.#wakeCheck);
+    this.#wakeCheck = null;
+  }
+
+  #checkWake(): void {
+    const req = this.#inFlight;
+    if (req === null) {
+      if (!this.#busy || this.#dead) this.#stopWakeCheck();
+      return;
+    }
+    if (this.#dead) {
+      // #failAll's notify is a wake-up too: never leave the commit in flight waiting on it.
+      this.#done(req, this.#seq);
+      this.#stopWakeCheck();
+      return;
+    }
+    const seq = this.#seq;
+    if (Atomics.load(this.#ctl, DONE_SEQ) !== seq) {
+      this.#answeredUnhandledSeq = -1;
+      return;
+    }
+    if (this.#answeredUnhandledSeq !== seq) {
+      this.#answeredUnhandledSeq = seq; // answered: give the wake-up one interval to arrive
+      return;
+    }
+    this.#lostWakeupsCount++;
+    this.#done(req, seq);
   }
 
   #send(req: Request): void {
@@ -240,6 +305,7 @@ export class IoWorker {
     for (let i = 0; i < iovs.length; i++) ctl[IOV_BASE_WORD + i] = iovs[i] as number;
     this.#position[0] = req.position;
     const seq = ++this.#seq;
+    this.#inFlight = req;
     Atomics.store(ctl, REQ_SEQ, seq);
     Atomics.notify(ctl, REQ_SEQ);
     const waited = Atomics.waitAsync(ctl, DONE_SEQ, seq - 1);
@@ -302,7 +368,10 @@ export class IoWorker {
   }
 
   #done(req: Request, seq: number): void {
+    // Handled already (by the wake check, or by this wake-up arriving after the wake check): once only.
+    if (this.#inFlight !== req || this.#seq !== seq) return;
     if (this.#dead) {
+      this.#inFlight = null;
       req.reject(this.#dead);
       return;
     }
@@ -314,6 +383,7 @@ export class IoWorker {
       else queueMicrotask(again);
       return;
     }
+    this.#inFlight = null;
     const result = this.#ctl[RESULT];
     if (result === 2) {
       // The registry is mirrored exactly, so this is a bug: fail the commit (never resend in a loop).

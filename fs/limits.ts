@@ -18,3 +18,12 @@ export const COMMIT_WORKERS_COUNT_MAX = 4;
 
 /** Initial size of a commit worker's scratch buffer, for commits not in shared memory, in bytes (it grows to the largest commit). */
 export const COMMIT_SCRATCH_BYTES_INITIAL = 64 * 1024;
+
+/**
+ * How often, in milliseconds, a busy commit worker's answer is checked in shared memory by a timer, besides
+ * the Atomics.waitAsync wake-up: a commit whose answer has been there for a whole interval with no wake-up
+ * is answered by the timer. Node 20's waitAsync has been seen to lose a wake-up (the worker done, the main
+ * thread asleep in epoll forever; docs/decisions.md "A lost Atomics.waitAsync wake-up"), so this bounds
+ * that stall at about two intervals.
+ */
+export const COMMIT_WAKE_CHECK_INTERVAL_MS = 10;
