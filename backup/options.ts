@@ -26,7 +26,7 @@ export interface BackupSinkOptions {
   flushIntervalMs?: number;
   /** Largest raw body of one backup file; a lag of this many bytes also triggers a flush. Default 64 MiB. */
   segmentSizeBytesMax?: number;
-  /** A flush starts once this many bytes are durable in the WAL and not backed up (at once, or when the running one ends). Default 256 KiB. */
+  /** A flush starts once this many bytes are durable in the WAL and not backed up (at once, or when the running one ends). Default 256 KiB; 8 MiB on S3. */
   flushLagBytes?: number;
   /** What forceFlush does by default while a flush runs. Default 'barrier'. */
   forceFlushMode?: ForceFlushMode;
@@ -117,7 +117,7 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
     s3,
     flushIntervalMs: integerInRange(o.flushIntervalMs ?? L.FLUSH_INTERVAL_MS_DEFAULT, 'flushIntervalMs', 1, L.FLUSH_INTERVAL_MS_MAX),
     segmentSizeBytesMax: integerInRange(o.segmentSizeBytesMax ?? L.SEGMENT_SIZE_BYTES_MAX_DEFAULT, 'segmentSizeBytesMax', L.SEGMENT_SIZE_BYTES_MAX_MIN, L.SEGMENT_SIZE_BYTES_MAX_MAX),
-    flushLagBytes: integerInRange(o.flushLagBytes ?? L.FLUSH_LAG_BYTES_DEFAULT, 'flushLagBytes', L.FLUSH_LAG_BYTES_MIN, L.FLUSH_LAG_BYTES_MAX),
+    flushLagBytes: integerInRange(o.flushLagBytes ?? (s3 === null ? L.FLUSH_LAG_BYTES_DEFAULT : L.FLUSH_LAG_BYTES_DEFAULT_S3), 'flushLagBytes', L.FLUSH_LAG_BYTES_MIN, L.FLUSH_LAG_BYTES_MAX),
     forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
     // Infinity means no timeout, as a per-call timeoutMs does (checkWaitOptions).
     forceFlushTimeoutMs: o.forceFlushTimeoutMs === Infinity ? Infinity : integerInRange(o.forceFlushTimeoutMs ?? L.FORCE_FLUSH_TIMEOUT_MS_DEFAULT, 'forceFlushTimeoutMs', 0, TIMEOUT_MS_MAX),

@@ -10,11 +10,13 @@
  * - lag below the trigger at the end of a flush is left to the interval: under load every automatic
  *   flush carries at least a trigger's worth, never a flush per commit;
  * - a failed flush's retry delay holds the lag trigger too (no flush per commit against a failing
- *   target), and once the retry succeeds the lag that piled up meanwhile follows at once.
+ *   target), and once the retry succeeds the lag that piled up meanwhile follows at once;
+ * - the option's defaults (a directory, S3) and bounds.
  */
 import { describe, expect, it } from 'vitest';
-import { FLUSH_LAG_BYTES_DEFAULT } from '../backup/limits.js';
-import type { BackupSinkOptions } from '../backup/options.js';
+import { FLUSH_LAG_BYTES_DEFAULT, FLUSH_LAG_BYTES_DEFAULT_S3, FLUSH_LAG_BYTES_MIN } from '../backup/limits.js';
+import { backupDefaults, type BackupSinkOptions } from '../backup/options.js';
+import type { Wal } from '../wal/index.js';
 import { appendDurable } from './helpers/backup-fixtures.js';
 import { turns, until } from './helpers/async.js';
 import { BACKUP_DATA_SYNC, holdFlushAtDatasync, sinkFixture, type HeldFlush, type SinkFixture } from './helpers/held-flush.js';
@@ -140,5 +142,19 @@ describe('BackupSink lag trigger', () => {
       [LAG_RECORDS + 1, last],
     ]);
     expect(clock.nowMs()).toBe(retryDelayMsMax);
+  });
+});
+
+describe('flushLagBytes option', () => {
+  const wal = { append: () => 0 } as unknown as Wal;
+
+  it('defaults to 256 KiB on a directory and 8 MiB on S3 (a flush there is two priced PUTs); an explicit value wins; out of range is a RangeError', () => {
+    expect(backupDefaults({ wal, dir: '/bk' }).flushLagBytes).toBe(FLUSH_LAG_BYTES_DEFAULT);
+    expect(FLUSH_LAG_BYTES_DEFAULT).toBe(256 * 1024);
+    expect(backupDefaults({ wal, target: { s3: { bucket: 'backups', prefix: 'node-1', credentials: { accessKeyId: 'id', secretAccessKey: 'secret' } } } }).flushLagBytes).toBe(FLUSH_LAG_BYTES_DEFAULT_S3);
+    expect(FLUSH_LAG_BYTES_DEFAULT_S3).toBe(8 * 1024 * 1024);
+    expect(backupDefaults({ wal, target: { s3: { bucket: 'backups', prefix: 'node-1', credentials: { accessKeyId: 'id', secretAccessKey: 'secret' } } }, flushLagBytes: 4096 }).flushLagBytes).toBe(4096);
+    expect(() => backupDefaults({ wal, dir: '/bk', flushLagBytes: FLUSH_LAG_BYTES_MIN - 1 })).toThrow(RangeError);
+    expect(() => backupDefaults({ wal, dir: '/bk', flushLagBytes: FLUSH_LAG_BYTES_MIN + 0.5 })).toThrow(RangeError);
   });
 });
