@@ -11,6 +11,14 @@ export const FLUSH_INTERVAL_MS_MAX = 86_400_000;
 export const SEGMENT_SIZE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 export const SEGMENT_SIZE_BYTES_MAX_MIN = 1024;
 export const SEGMENT_SIZE_BYTES_MAX_MAX = 2 ** 31;
+/** flushLagBytes: bytes durable in the WAL and not yet backed up that start a flush; default, and its range.
+ * On a directory a flush costs two fdatasyncs and two directory fsyncs: 256 KiB keeps a drain's flush
+ * near an idle one (bench:drain) at about 4 files per MB/s of WAL. On S3 each flush is two PUTs, priced
+ * per request: 8 MiB keeps that near one flush per second at 8 MB/s of WAL. */
+export const FLUSH_LAG_BYTES_DEFAULT = 256 * 1024;
+export const FLUSH_LAG_BYTES_DEFAULT_S3 = 8 * 1024 * 1024;
+export const FLUSH_LAG_BYTES_MIN = 1024;
+export const FLUSH_LAG_BYTES_MAX = 2 ** 31;
 /** forceFlushTimeoutMs: default (its upper bound is the WAL's TIMEOUT_MS_MAX, what a Node timer holds). */
 export const FORCE_FLUSH_TIMEOUT_MS_DEFAULT = 60_000;
 /** retryDelayMsMin / retryDelayMsMax: defaults, and the upper bound of both. */

@@ -26,6 +26,8 @@ export interface BackupSinkOptions {
   flushIntervalMs?: number;
   /** Largest raw body of one backup file; a lag of this many bytes also triggers a flush. Default 64 MiB. */
   segmentSizeBytesMax?: number;
+  /** A flush starts once this many bytes are durable in the WAL and not backed up (at once, or when the running one ends). Default 256 KiB; 8 MiB on S3. */
+  flushLagBytes?: number;
   /** What forceFlush does by default while a flush runs. Default 'barrier'. */
   forceFlushMode?: ForceFlushMode;
   /** Default forceFlush timeout. Default 60000 ms. */
@@ -64,6 +66,7 @@ export interface ResolvedBackupOptions {
   s3: S3TargetOptions | null;
   flushIntervalMs: number;
   segmentSizeBytesMax: number;
+  flushLagBytes: number;
   forceFlushMode: ForceFlushMode;
   forceFlushTimeoutMs: number;
   waitersCountMax: number;
@@ -86,7 +89,7 @@ export function checkMode(mode: unknown, name: string): ForceFlushMode {
 }
 
 const BACKUP_OPTION_NAMES: readonly (keyof BackupSinkOptions)[] = [
-  'wal', 'dir', 'target', 'flushIntervalMs', 'segmentSizeBytesMax', 'forceFlushMode', 'forceFlushTimeoutMs', 'waitersCountMax', 'compression', 'fs', 'logger',
+  'wal', 'dir', 'target', 'flushIntervalMs', 'segmentSizeBytesMax', 'flushLagBytes', 'forceFlushMode', 'forceFlushTimeoutMs', 'waitersCountMax', 'compression', 'fs', 'logger',
   'retryDelayMsMin', 'retryDelayMsMax', 'failuresCountMax', 'lockStaleMs', 'lockWaitMs', 'holdName', 'clock', 'random',
 ];
 
@@ -114,6 +117,7 @@ export function backupDefaults(o: BackupSinkOptions): ResolvedBackupOptions {
     s3,
     flushIntervalMs: integerInRange(o.flushIntervalMs ?? L.FLUSH_INTERVAL_MS_DEFAULT, 'flushIntervalMs', 1, L.FLUSH_INTERVAL_MS_MAX),
     segmentSizeBytesMax: integerInRange(o.segmentSizeBytesMax ?? L.SEGMENT_SIZE_BYTES_MAX_DEFAULT, 'segmentSizeBytesMax', L.SEGMENT_SIZE_BYTES_MAX_MIN, L.SEGMENT_SIZE_BYTES_MAX_MAX),
+    flushLagBytes: integerInRange(o.flushLagBytes ?? (s3 === null ? L.FLUSH_LAG_BYTES_DEFAULT : L.FLUSH_LAG_BYTES_DEFAULT_S3), 'flushLagBytes', L.FLUSH_LAG_BYTES_MIN, L.FLUSH_LAG_BYTES_MAX),
     forceFlushMode: checkMode(o.forceFlushMode ?? 'barrier', 'forceFlushMode'),
     // Infinity means no timeout, as a per-call timeoutMs does (checkWaitOptions).
     forceFlushTimeoutMs: o.forceFlushTimeoutMs === Infinity ? Infinity : integerInRange(o.forceFlushTimeoutMs ?? L.FORCE_FLUSH_TIMEOUT_MS_DEFAULT, 'forceFlushTimeoutMs', 0, TIMEOUT_MS_MAX),

@@ -4,7 +4,7 @@
  *
  * The pieces, one concept each:
  *   adoption.ts        opening the directory after a crash (checkpoint, files beyond it)
- *   triggers.ts        interval and size triggers, the tail of the WAL's durable LSN
+ *   triggers.ts        interval and lag triggers, the tail of the WAL's durable LSN
  *   retry-policy.ts    delay with jitter after a failure, pause after too many
  *   flush-pipeline.ts  one flush's I/O: WAL read -> backup files -> checkpoint
  *   target.ts          where the files go: a directory (lock file) or an S3 prefix (s3-target.ts)
@@ -128,9 +128,12 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       wal: o.wal,
       clock: o.clock,
       flushIntervalMs: o.flushIntervalMs,
-      segmentSizeBytesMax: o.segmentSizeBytesMax,
-      armed: () => !this.#paused && this.#status === 'open',
+      lagBytesTrigger: Math.min(o.flushLagBytes, o.segmentSizeBytesMax),
+      // A pending retry delay holds automatic flushes too: the lag trigger fires at every commit, and
+      // must not turn a failing target into a flush per commit (the retry policy's backoff decides).
+      armed: () => !this.#paused && this.#status === 'open' && this.#retryTimer === null,
       checkpointLsn: () => this.#checkpointLsn,
+      coveredLsn: () => Math.max(this.#checkpointLsn, this.#scheduler.inFlightTargetLsn),
       request: () => this.#scheduler.request(),
       onDurable: (lsn, nowMs) => this.#stats.markDurable(lsn, nowMs),
       onWalEnded: (err) => this.#noteWalFailure(err),
@@ -381,6 +384,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       const durationMs = clock.nowMs() - startedMs;
       this.#stats.flushed(fromLsn, targetLsn, r.files, r.bytes, { ...r, totalMs: durationMs });
       this.emit('flush', { fromLsn, toLsn: targetLsn, bytes: r.bytes, files: r.files, durationMs });
+      this.#triggers.flushEnded();
     } catch (err) {
       this.#onFailure(err as Error);
       throw err;
