@@ -211,6 +211,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
   resume(): void {
     this.#paused = false;
     this.#retry.reset();
+    this.#clearRetryTimer(); // the backoff is over: a retry timer left running would hold the triggers off
     if (this.#wal.durableLsn > this.#checkpointLsn) this.#scheduler.request();
   }
 
@@ -380,6 +381,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       this.#checkpointLsn = targetLsn;
       this.#retryTargetLsn = 0;
       this.#retry.reset();
+      this.#clearRetryTimer(); // the backoff is over once a flush succeeded: the triggers are armed again
       if (this.#wal.status === 'open') this.#wal.hold(this.#o.holdName, targetLsn + 1);
       const durationMs = clock.nowMs() - startedMs;
       this.#stats.flushed(fromLsn, targetLsn, r.files, r.bytes, { ...r, totalMs: durationMs });

@@ -60,7 +60,7 @@ const WORKER_SOURCE = `
 (async () => {
 const { workerData, receiveMessageOnPort, parentPort } = await import('node:worker_threads');
 const fs = await import('node:fs');
-const { sab, port } = workerData;
+const { sab, port, firstSeq } = workerData;
 parentPort.postMessage('ready');
 const ctl = new Int32Array(sab);
 const pos = new Float64Array(sab, ${POSITION_BYTE}, 1);
@@ -72,7 +72,7 @@ function drain() {
     if (msg.register !== undefined) buffers.set(msg.register, new Uint8Array(msg.sab));
   }
 }
-let seen = 0;
+let seen = firstSeq; // REQ_SEQ as created: a request may already be posted when this runs
 for (;;) {
   Atomics.wait(ctl, ${REQ_SEQ}, seen);
   const seq = Atomics.load(ctl, ${REQ_SEQ});
@@ -119,6 +119,11 @@ for (;;) {
 export interface IoWorkerOptions {
   /** Node flags of the commit worker. Default none: the host's own flags are never passed on. */
   execArgv?: readonly string[];
+  /**
+   * The request sequence number to start from (default 0). For tests: sequence numbers live in int32
+   * words and wrap from 2^31 - 1 to -2^31, which a test reaches by starting near it.
+   */
+  firstSeq?: number;
 }
 
 interface Request {
@@ -154,13 +159,14 @@ export class IoWorker {
   readonly #queue: Request[] = [];
   #scratch: Uint8Array = new Uint8Array(new SharedArrayBuffer(COMMIT_SCRATCH_BYTES_INITIAL));
   #busy = false;
+  /** Kept in int32 range (| 0), as ctl's words hold it: compared with Atomics.load of DONE_SEQ. */
   #seq = 0;
   /** The request sent as #seq, until its answer is handled (by the wake-up or by the wake check). */
   #inFlight: Request | null = null;
   /** The wake check's timer, running while the worker is busy (it stops itself at the first idle tick). */
   #wakeCheck: NodeJS.Timeout | null = null;
-  /** #seq as the previous wake check saw it answered but not handled; -1 when it saw nothing so. */
-  #answeredUnhandledSeq = -1;
+  /** #seq as the previous wake check saw it answered but not handled; null when it saw nothing so. */
+  #answeredUnhandledSeq: number | null = null;
   #lostWakeupsCount = 0;
   #dead: Error | null = null;
   /** Resolves once the worker runs its loop; rejects if it could not start. */
@@ -169,6 +175,9 @@ export class IoWorker {
   constructor(options: IoWorkerOptions = {}) {
     const sab = new SharedArrayBuffer(4 * (IOV_BASE_WORD + 3 * IOV_COUNT_MAX));
     this.#ctl = new Int32Array(sab);
+    this.#seq = (options.firstSeq ?? 0) | 0;
+    this.#ctl[REQ_SEQ] = this.#seq;
+    this.#ctl[DONE_SEQ] = this.#seq;
     this.#position = new Float64Array(sab, POSITION_BYTE, 1);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
@@ -180,7 +189,7 @@ export class IoWorker {
     };
     let worker: Worker | null = null;
     try {
-      worker = new Worker(WORKER_SOURCE, { eval: true, execArgv, name: 'flushpoint-commit', workerData: { sab, port: port2 }, transferList: [port2] });
+      worker = new Worker(WORKER_SOURCE, { eval: true, execArgv, name: 'flushpoint-commit', workerData: { sab, port: port2, firstSeq: this.#seq }, transferList: [port2] });
     } catch (err) {
       // Refused at once (e.g. a flag a worker may not take): this worker is dead from the start.
       this.#dead = startError(err);
@@ -261,7 +270,7 @@ export class IoWorker {
    */
   #startWakeCheck(): void {
     if (this.#wakeCheck !== null) return;
-    this.#answeredUnhandledSeq = -1;
+    this.#answeredUnhandledSeq = null;
     this.#wakeCheck = setInterval(() => this.#checkWake(), COMMIT_WAKE_CHECK_INTERVAL_MS);
     this.#wakeCheck.unref();
   }
@@ -285,7 +294,7 @@ export class IoWorker {
     }
     const seq = this.#seq;
     if (Atomics.load(this.#ctl, DONE_SEQ) !== seq) {
-      this.#answeredUnhandledSeq = -1;
+      this.#answeredUnhandledSeq = null;
       return;
     }
     if (this.#answeredUnhandledSeq !== seq) {
@@ -304,11 +313,11 @@ export class IoWorker {
     ctl[IOV_COUNT] = iovs.length / 3;
     for (let i = 0; i < iovs.length; i++) ctl[IOV_BASE_WORD + i] = iovs[i] as number;
     this.#position[0] = req.position;
-    const seq = ++this.#seq;
+    const seq = (this.#seq = (this.#seq + 1) | 0);
     this.#inFlight = req;
     Atomics.store(ctl, REQ_SEQ, seq);
     Atomics.notify(ctl, REQ_SEQ);
-    const waited = Atomics.waitAsync(ctl, DONE_SEQ, seq - 1);
+    const waited = Atomics.waitAsync(ctl, DONE_SEQ, (seq - 1) | 0);
     const done = (): void => this.#done(req, seq);
     if (waited.async) waited.value.then(done, done);
     else queueMicrotask(done);
@@ -400,6 +409,11 @@ export class IoWorker {
     for (const r of this.#queue.splice(0)) r.reject(err);
     // A commit in flight waits on DONE_SEQ: wake it, so it sees the worker is dead and rejects.
     Atomics.notify(this.#ctl, DONE_SEQ);
+    // And settle it directly too: that notify is a waitAsync wake-up, which can be lost, and
+    // terminate() has stopped the wake check. #done is once-only, so the wake-up arriving later is a no-op.
+    const req = this.#inFlight;
+    const seq = this.#seq;
+    if (req !== null) queueMicrotask(() => this.#done(req, seq));
   }
 }
 

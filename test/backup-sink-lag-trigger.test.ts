@@ -158,3 +158,37 @@ describe('flushLagBytes option', () => {
     expect(() => backupDefaults({ wal, dir: '/bk', flushLagBytes: FLUSH_LAG_BYTES_MIN + 0.5 })).toThrow(RangeError);
   });
 });
+
+describe('a flush that succeeds during a retry delay re-arms the triggers (review of the lag trigger)', () => {
+  // The triggers hold off while a retry timer is pending; before the fix a success (forceFlush, resume)
+  // left that timer in place, so a healthy sink ignored its lag for up to retryDelayMsMax.
+  const lagTriggerBytes = 4096;
+  const payloadBytes = 50;
+  const lagRecords = 200;
+  const retryDelayMsMax = 600_000;
+
+  it('after a forceFlush succeeds, lag past the trigger starts a flush without the clock moving', async () => {
+    const clock = new ManualTimersClock();
+    await using fixture = await sinkFixture({ clock, flushIntervalMs: 3_600_000, segmentSizeBytesMax: lagTriggerBytes, retryDelayMsMin: retryDelayMsMax, retryDelayMsMax });
+    const { wal, sink, bfs } = fixture;
+    bfs.inject({ ...BACKUP_DATA_SYNC, error: 'EIO' }); // one failure, then the target is healthy
+    await appendDurable(wal, lagRecords, payloadBytes);
+    await until(() => sink.stats().flushFailures === 1 && !sink.flushing, 'the failed flush');
+    expect((await sink.forceFlush()).checkpointLsn).toBe(lagRecords);
+    const last = await appendDurable(wal, 2 * lagRecords, payloadBytes);
+    await until(() => sink.checkpointLsn === last, 'the lag trigger flushes with the clock standing still');
+  });
+
+  it('after resume(), lag past the trigger starts a flush without the clock moving', async () => {
+    const clock = new ManualTimersClock();
+    await using fixture = await sinkFixture({ clock, flushIntervalMs: 3_600_000, segmentSizeBytesMax: lagTriggerBytes, retryDelayMsMin: retryDelayMsMax, retryDelayMsMax });
+    const { wal, sink, bfs } = fixture;
+    bfs.inject({ ...BACKUP_DATA_SYNC, error: 'EIO' });
+    await appendDurable(wal, lagRecords, payloadBytes);
+    await until(() => sink.stats().flushFailures === 1 && !sink.flushing, 'the failed flush');
+    sink.resume();
+    await until(() => sink.checkpointLsn === lagRecords, 'the resumed flush');
+    const last = await appendDurable(wal, 2 * lagRecords, payloadBytes);
+    await until(() => sink.checkpointLsn === last, 'the lag trigger flushes with the clock standing still');
+  });
+});

@@ -99,6 +99,57 @@ describe('commit worker', () => {
     }
   });
 
+  it('sequence numbers wrap in their int32 words: commits before, across and after 2^31 all settle', async () => {
+    // Before the fix, #seq grew past 2^31 - 1 while the worker stored it as -2^31: the answer never
+    // matched, and that commit and every one behind it hung (about 1-25 days of uptime at 1-30k commits/s).
+    const file = path.join(dir, 'wrap');
+    const fd = fs.openSync(file, 'w+');
+    const w = new IoWorker({ firstSeq: 2 ** 31 - 3 });
+    try {
+      const all = Promise.all(Array.from({ length: 8 }, (_, i) => w.commit(fd, file, [sharedBytes(String(i))], i, 'fdatasync')));
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<'hung'>((resolve) => {
+        timer = setTimeout(() => resolve('hung'), 5_000);
+      });
+      expect(await Promise.race([all.then(() => 'settled' as const), hung])).toBe('settled');
+      clearTimeout(timer);
+      expect(fs.readFileSync(file).toString()).toBe('01234567');
+    } finally {
+      fs.closeSync(fd);
+      await w.terminate();
+    }
+  });
+
+  it('terminate() with a commit in flight whose wake-up is lost: the commit still settles', async () => {
+    const file = path.join(dir, 'terminate-lost');
+    const fd = fs.openSync(file, 'w+');
+    const w = new IoWorker();
+    const real = Atomics.waitAsync;
+    try {
+      await w.ready;
+      (Atomics as { waitAsync: unknown }).waitAsync = (...args: Parameters<typeof Atomics.waitAsync>) => {
+        const result = real(...args);
+        if (!result.async) return result;
+        return { async: true, value: new Promise<'ok'>(() => {}) }; // every wake-up lost
+      };
+      const big = new Uint8Array(new SharedArrayBuffer(16 << 20)).fill(2);
+      const outcome = w.commit(fd, file, [big], 0, 'fdatasync').then(
+        () => 'resolved',
+        (e: Error) => `rejected: ${e.message}`,
+      );
+      await w.terminate();
+      let timer: NodeJS.Timeout | undefined;
+      const never = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve('never settled'), 3_000);
+      });
+      expect(await Promise.race([outcome, never])).toMatch(/^rejected: flushpoint commit worker terminated/);
+      clearTimeout(timer);
+    } finally {
+      (Atomics as { waitAsync: unknown }).waitAsync = real;
+      fs.closeSync(fd);
+    }
+  });
+
   it('reports the system call error with its code and the path, and keeps working after it', async () => {
     const file = path.join(dir, 'c');
     fs.writeFileSync(file, 'x');
