@@ -22,6 +22,8 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
 export class FakeS3 {
   readonly buckets = new Map<string, Map<string, StoredObject>>();
   readonly requests: string[] = [];
+  /** Each request's method, key, headers and the client's port (the same port: the same kept-alive connection). */
+  readonly seen: Array<{ method: string; key: string; headers: http.IncomingHttpHeaders; clientPort: number }> = [];
   bareIfMatchOnly = false;
   #server: http.Server;
   #gate: Promise<void> | null = null;
@@ -75,6 +77,7 @@ export class FakeS3 {
     const url = new URL(req.url ?? '/', 'http://x');
     const [, bucketName = '', ...rest] = url.pathname.split('/');
     const key = decodeURIComponent(rest.join('/'));
+    this.seen.push({ method: req.method ?? '', key: key || bucketName, headers: req.headers, clientPort: req.socket.remotePort ?? 0 });
     this.requests.push(`${req.method} ${key || bucketName}${req.headers['if-match'] ? ' if-match' : ''}${req.headers['if-none-match'] ? ' if-none-match' : ''}`);
     const send = (status: number, payload = '', headers: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'application/xml', ...headers });

@@ -100,4 +100,22 @@ describe('S3Target decisions (in-process S3 look-alike)', () => {
     expect(t.stats().checkpointSelfConflicts).toBe(1);
     expect(fake.object(BUCKET, 'self/CHECKPOINT')!.bytes.toString()).toBe('v3');
   });
+
+  it('a large data object and the checkpoint go in one round trip each on one kept-alive connection: no Expect: 100-continue, Content-MD5, no payload hash to compute', async () => {
+    const t = await target('wire');
+    fake.seen.length = 0;
+    const body = randomBytes(3 * 1024 * 1024); // above the SDK's 2 MiB Expect: 100-continue threshold
+    await t.putFile('0000000000000001-0000000000000010.fpb', [body.subarray(0, 1000), body.subarray(1000)]);
+    await t.publishCheckpoint(Buffer.from('cp'));
+    const puts = fake.seen.filter((r) => r.method === 'PUT');
+    expect(puts.map((r) => r.key)).toEqual(['wire/0000000000000001-0000000000000010.fpb', 'wire/CHECKPOINT']);
+    for (const r of puts) {
+      expect(r.headers.expect, `${r.key}: Expect`).toBeUndefined();
+      expect(r.headers['content-md5'], `${r.key}: Content-MD5`).toEqual(expect.any(String));
+      expect(r.headers['x-amz-content-sha256'], `${r.key}: signed payload hash`).toBe('UNSIGNED-PAYLOAD');
+    }
+    // The SDK sends an Expect: 100-continue request on a new connection that is not kept alive.
+    expect(new Set(puts.map((r) => r.clientPort)).size).toBe(1);
+    expect(fake.object(BUCKET, 'wire/0000000000000001-0000000000000010.fpb')!.bytes.equals(body)).toBe(true);
+  });
 });
