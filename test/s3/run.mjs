@@ -6,7 +6,7 @@
  *
  *   FLUSHPOINT_S3_STORE=bluestore   the OSD on a sparse file instead of memory (slower start)
  *   extra arguments go to vitest (a file name, -t NAME ...)
- *   --bench [--quick]               instead of the tests, the S3 benchmark (bench/s3-backup.ts; build first)
+ *   --bench [--quick]               instead of the tests, the S3 benchmark (bench/s3-bench-main.ts; build first)
  */
 import { spawn } from 'node:child_process';
 import { serveControl, startCeph } from './ceph.mjs';
@@ -34,7 +34,7 @@ try {
     const client = new S3Client({ endpoint: handle.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: handle.accessKeyId, secretAccessKey: handle.secretAccessKey } });
     await client.send(new CreateBucketCommand({ Bucket: 'flushpoint-bench' }));
     client.destroy();
-    const args = ['dist/bench/s3-backup.js', '--endpoint', handle.endpoint, '--bucket', 'flushpoint-bench', ...process.argv.slice(3)];
+    const args = ['dist/bench/s3-bench-main.js', '--endpoint', handle.endpoint, '--bucket', 'flushpoint-bench', ...process.argv.slice(3)];
     child = spawn(process.execPath, args, { stdio: 'inherit', env: { ...env, AWS_ACCESS_KEY_ID: handle.accessKeyId, AWS_SECRET_ACCESS_KEY: handle.secretAccessKey } });
   } else {
     child = spawn('npx', ['vitest', 'run', '--config', 'vitest.s3.config.ts', ...process.argv.slice(2)], { stdio: 'inherit', env });
