@@ -45,7 +45,7 @@ import {
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
-import { CHECKPOINT_NAME } from './format.js';
+import { CHECKPOINT_NAME, decodeCheckpoint, parseBackupFileName } from './format.js';
 import { s3ReadFileSystem } from './s3-file-system.js';
 import {
   S3_CHECKPOINT_REPUBLISH_COUNT_MAX,
@@ -80,6 +80,12 @@ function isNotFound(err: unknown): boolean {
   return httpStatus(err) === 404 || name === 'NoSuchKey' || name === 'NotFound';
 }
 
+/** The LSN a checkpoint's bytes name, or null when they are not a checkpoint this version reads. */
+function checkpointLsnOf(bytes: Uint8Array): number | null {
+  const d = decodeCheckpoint(bytes);
+  return d.ok ? d.value.checkpointLsn : null;
+}
+
 const md5 = (b: Uint8Array): Buffer => createHash('md5').update(b).digest();
 
 /** Whether a request's headers carry Content-MD5 (then it is signed without hashing the payload). */
@@ -99,6 +105,8 @@ export interface S3TargetStats extends TargetStats {
   multipartUploads: number;
   /** Conditional checkpoint publishes refused because our own earlier attempt had landed (resolved). */
   checkpointSelfConflicts: number;
+  /** Checkpoints of this very backup that a killed writer's in-flight PUT landed after this target read the prefix, taken over. */
+  checkpointTakeovers: number;
 }
 
 export class S3Target implements BackupTarget {
@@ -107,7 +115,11 @@ export class S3Target implements BackupTarget {
   readonly claimsByCheckpoint = true;
   readonly client: S3Client;
   readonly #o: ResolvedS3Options;
-  readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0 };
+  readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0, checkpointTakeovers: 0 };
+  /** LSN of the checkpoint this target last saw or wrote (0: there was none; null: not one it can read). */
+  #checkpointLsnSeen: number | null = null;
+  /** Data files this target saw at prepare() or put since: a late checkpoint naming only these may be taken over. */
+  readonly #knownFiles = new Set<string>();
   /** ETag of the checkpoint as this target last saw or wrote it; null: none exists; undefined: not read yet. */
   #checkpointEtag: string | null | undefined = undefined;
   /** Checkpoint bodies sent since the last confirmed publish whose outcome is unknown (a timed-out PUT may land). */
@@ -160,8 +172,11 @@ export class S3Target implements BackupTarget {
   }
 
   async prepare(): Promise<void> {
-    const head = await this.headObject(CHECKPOINT_NAME);
-    this.#checkpointEtag = head === null ? null : head.etag;
+    const there = await this.#getWithEtag(CHECKPOINT_NAME);
+    this.#checkpointEtag = there === null ? null : there.etag;
+    // No checkpoint yet: any LSN a late first checkpoint names is beyond "nothing".
+    this.#checkpointLsnSeen = there === null ? 0 : checkpointLsnOf(there.bytes);
+    for (const name of await this.listFiles()) this.#knownFiles.add(name);
     // Multipart uploads a dead writer left open under this prefix hold storage until aborted.
     const prefix = this.key('');
     let keyMarker: string | undefined;
@@ -254,6 +269,7 @@ export class S3Target implements BackupTarget {
       await this.#checkAlreadyThere(name, body, expectedEtag);
       this.#stats.alreadyThere++;
     }
+    this.#knownFiles.add(name);
     this.#stats.filesPut++;
     this.#stats.bytesPut += body.byteLength;
     return { writeMs: t1 - t0, publishMs: performance.now() - t1 };
@@ -340,6 +356,7 @@ export class S3Target implements BackupTarget {
           new PutObjectCommand({ Bucket: this.#o.bucket, Key: this.key(CHECKPOINT_NAME), Body: body, ContentLength: body.byteLength, ContentMD5: digest.toString('base64'), ...condition }),
         );
         this.#checkpointEtag = r.ETag ? unquote(r.ETag) : digest.toString('hex');
+        this.#checkpointLsnSeen = checkpointLsnOf(body);
         this.#checkpointsInDoubt = [];
         break;
       } catch (err) {
@@ -354,6 +371,15 @@ export class S3Target implements BackupTarget {
           continue;
         }
         const ours = there !== null && this.#checkpointsInDoubt.some((b) => Buffer.compare(b, there.bytes) === 0);
+        if (!ours && there !== null && attempt < S3_CHECKPOINT_REPUBLISH_COUNT_MAX && (await this.#isLateCheckpointOfThisBackup(there.bytes, body))) {
+          // A killed writer's checkpoint PUT, in flight when it died, landed after we read the prefix:
+          // it names only what we saw or wrote ourselves, up to no further than we publish. Continue from it.
+          this.#stats.checkpointTakeovers++;
+          this.#checkpointEtag = there.etag;
+          this.#checkpointLsnSeen = checkpointLsnOf(there.bytes);
+          this.#checkpointsInDoubt = [];
+          continue;
+        }
         if (!ours || attempt >= S3_CHECKPOINT_REPUBLISH_COUNT_MAX) {
           throw new FlushpointError(
             ErrorCode.BACKUP_LOCKED,
@@ -364,12 +390,48 @@ export class S3Target implements BackupTarget {
         // An earlier attempt of ours landed after its client-side timeout: continue from it.
         this.#stats.checkpointSelfConflicts++;
         this.#checkpointEtag = there.etag;
+        this.#checkpointLsnSeen = checkpointLsnOf(there.bytes);
         this.#checkpointsInDoubt = [];
         if (Buffer.compare(there.bytes, body) === 0) break;
       }
     }
     this.#stats.checkpointsPublished++;
     return { writeMs: performance.now() - t0, publishMs: 0 };
+  }
+
+  /**
+   * Whether `theirs`, a checkpoint another writer published since this target last saw the prefix, is
+   * the late checkpoint of a writer that is gone (the killed sink's last PUT, in flight when it died,
+   * which the store applied after we read the prefix). It is, if it belongs to this very backup (same
+   * start LSN), lies between the checkpoint we last saw and the one we publish now, every data file
+   * beyond the checkpoint we last saw is one we saw at prepare() or put ourselves (a writer that is
+   * alive and writing puts data files of its own; a killed sink has at most one request in flight, a
+   * flush's data PUT or after them its checkpoint PUT, so its late checkpoint comes with no late file),
+   * and those files still cover every LSN up to ours (a writer that took the prefix over may have
+   * removed files we put). Anything else stays BACKUP_LOCKED.
+   */
+  async #isLateCheckpointOfThisBackup(theirs: Uint8Array, ours: Uint8Array): Promise<boolean> {
+    const t = decodeCheckpoint(theirs);
+    const o = decodeCheckpoint(ours);
+    const seen = this.#checkpointLsnSeen;
+    if (!t.ok || !o.ok || seen === null || t.value.startLsn === null || t.value.startLsn !== o.value.startLsn) return false;
+    if (t.value.checkpointLsn < seen || t.value.checkpointLsn > o.value.checkpointLsn) return false;
+    // What the bucket holds beyond the checkpoint we saw: only files we know, and they must cover every
+    // LSN up to the one we publish (a writer that took the prefix over may have removed ours).
+    const ranges: Array<{ firstLsn: number; lastLsn: number }> = [];
+    for (const name of await this.listFiles()) {
+      const range = parseBackupFileName(name);
+      if (range === null || range.lastLsn <= seen) continue;
+      if (!this.#knownFiles.has(name)) return false;
+      ranges.push(range);
+    }
+    ranges.sort((a, b) => a.firstLsn - b.firstLsn);
+    let next = Math.max(seen, o.value.startLsn - 1) + 1;
+    for (const r of ranges) {
+      if (r.firstLsn > next) break;
+      next = Math.max(next, r.lastLsn + 1);
+    }
+    return next > o.value.checkpointLsn;
   }
 
   stats(): S3TargetStats {
