@@ -23,7 +23,7 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
 export class FakeS3 {
   readonly buckets = new Map<string, Map<string, StoredObject>>();
   readonly requests: string[] = [];
-  /** Each request's method, key, headers and the client's port (the same port: the same kept-alive connection). */
+  /** Each request as it arrived (held ones too): method, key, headers, the client's port (the same port: the same kept-alive connection). */
   readonly seen: Array<{ method: string; key: string; headers: http.IncomingHttpHeaders; clientPort: number }> = [];
   bareIfMatchOnly = false;
   #server: http.Server;
@@ -85,8 +85,8 @@ export class FakeS3 {
     const url = new URL(req.url ?? '/', 'http://x');
     const [, bucketName = '', ...rest] = url.pathname.split('/');
     const key = decodeURIComponent(rest.join('/'));
-    if (this.#gate && (this.#holds === null || this.#holds(req.method ?? '', key))) await this.#gate;
     this.seen.push({ method: req.method ?? '', key: key || bucketName, headers: req.headers, clientPort: req.socket.remotePort ?? 0 });
+    if (this.#gate && (this.#holds === null || this.#holds(req.method ?? '', key))) await this.#gate;
     this.requests.push(`${req.method} ${key || bucketName}${req.headers['if-match'] ? ' if-match' : ''}${req.headers['if-none-match'] ? ' if-none-match' : ''}`);
     const send = (status: number, payload = '', headers: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'application/xml', ...headers });

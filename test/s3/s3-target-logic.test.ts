@@ -13,6 +13,7 @@ import { S3Target } from '../../backup/s3-target.js';
 import type { S3TargetOptions } from '../../backup/s3-options.js';
 import { isFlushpointError } from '../../core/errors.js';
 import { FakeS3 } from './fake-s3.js';
+import { until } from './cluster.js';
 
 let fake: FakeS3;
 const BUCKET = 'fake-bucket';
@@ -174,6 +175,42 @@ describe('S3Target decisions (in-process S3 look-alike)', () => {
       fake.release();
       const err = await failure(b.publishCheckpoint(checkpointBytes(15, 1)));
       expect(isFlushpointError(err, 'BACKUP_LOCKED')).toBe(true);
+    });
+  });
+
+  describe('a checkpoint prepared while the last data file uploads', () => {
+    const checkpointPuts = (): number => fake.seen.filter((r) => r.method === 'PUT' && r.key.endsWith('/CHECKPOINT')).length;
+
+    it('reaches the store only when published, after the data PUT was answered', async () => {
+      const t = await target('prep');
+      fake.seen.length = 0;
+      const prepared = t.prepareCheckpoint(checkpointBytes(10, 1));
+      fake.holdWhere((method, key) => method === 'PUT' && key.endsWith('.fpb'));
+      const put = t.putFile(backupFileName(1, 10), [Buffer.from('one to ten')]);
+      await until(async () => fake.seen.some((r) => r.key.endsWith('.fpb')), 'the data PUT at the store');
+      await t.listFiles(); // a later request is served meanwhile; the prepared one stays unsent
+      expect(checkpointPuts()).toBe(0);
+      fake.release();
+      await put;
+      expect(checkpointPuts()).toBe(0);
+      await prepared.publish();
+      expect(fake.seen.filter((r) => r.method === 'PUT').map((r) => r.key)).toEqual([`prep/${backupFileName(1, 10)}`, 'prep/CHECKPOINT']);
+      const stored = decodeCheckpoint(fake.object(BUCKET, 'prep/CHECKPOINT')!.bytes);
+      expect(stored.ok && stored.value.checkpointLsn).toBe(10);
+    });
+
+    it('is never sent when the flush fails first (cancel), and a refused one is BACKUP_LOCKED as ever', async () => {
+      const t = await target('prep-cancel');
+      fake.seen.length = 0;
+      t.prepareCheckpoint(checkpointBytes(10, 1)).cancel();
+      await t.listFiles();
+      await new Promise((resolve) => setImmediate(resolve));
+      await t.listFiles();
+      expect(checkpointPuts()).toBe(0);
+      fake.put(BUCKET, 'prep-cancel/CHECKPOINT', Buffer.from(checkpointBytes(5, 1))); // another writer's, since prepare()
+      const err = await failure(t.prepareCheckpoint(checkpointBytes(10, 1)).publish());
+      expect(isFlushpointError(err, 'BACKUP_LOCKED')).toBe(true);
+      expect(checkpointPuts()).toBe(1);
     });
   });
 });
