@@ -71,10 +71,19 @@ export async function copyRange(o: PipelineOptions, fromLsn: number, targetLsn: 
   }
   out.readMs += now() - t;
   assert(expected === targetLsn + 1, `WAL read ended at ${expected - 1}, wanted ${targetLsn}`);
-  if (body.recordCount > 0) await publish();
+  assert(body.recordCount > 0, `flush ${fromLsn}..${targetLsn} ends with an empty file`);
+  const checkpoint = checkpointBytes(targetLsn, startLsn);
+  // Its request is built while the last file uploads (S3); it is sent only after that file is durable.
+  const prepared = o.target.prepareCheckpoint?.(checkpoint) ?? null;
+  try {
+    await publish();
+  } catch (err) {
+    prepared?.cancel();
+    throw err;
+  }
   const tc = now();
   // Only now, with every file of the range durable under its name, may the checkpoint move.
-  await o.target.publishCheckpoint(checkpointBytes(targetLsn, startLsn));
+  await (prepared === null ? o.target.publishCheckpoint(checkpoint) : prepared.publish());
   out.checkpointMs = now() - tc;
   return out;
 }

@@ -24,6 +24,8 @@ export const S3_PARTS_COUNT_MAX = 10_000;
 export const S3_PARTS_IN_FLIGHT_MAX = 4;
 /** Conditional checkpoint publishes retried after this target's own earlier attempt turned out to have landed. */
 export const S3_CHECKPOINT_REPUBLISH_COUNT_MAX = 3;
+/** A checkpoint request signed while the last data file uploaded is sent only if that took less than this, in ms (SigV4 allows 15 minutes of skew). */
+export const S3_PREPARED_CHECKPOINT_AGE_MS_MAX = 60_000;
 
 export interface S3Credentials {
   accessKeyId: string;

@@ -39,24 +39,26 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  type PutObjectCommandOutput,
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
-import { CHECKPOINT_NAME } from './format.js';
+import { CHECKPOINT_NAME, decodeCheckpoint, parseBackupFileName } from './format.js';
 import { s3ReadFileSystem } from './s3-file-system.js';
 import {
   S3_CHECKPOINT_REPUBLISH_COUNT_MAX,
   S3_PARTS_COUNT_MAX,
   S3_PARTS_IN_FLIGHT_MAX,
+  S3_PREPARED_CHECKPOINT_AGE_MS_MAX,
   s3Defaults,
   s3Location,
   type ResolvedS3Options,
   type S3TargetOptions,
 } from './s3-options.js';
-import { chunksBytes, emptyTargetStats, type BackupTarget, type PutTimings, type TargetStats } from './target.js';
+import { chunksBytes, emptyTargetStats, type BackupTarget, type PreparedCheckpoint, type PutTimings, type TargetStats } from './target.js';
 
 interface S3ErrorShape {
   name?: string;
@@ -80,7 +82,16 @@ function isNotFound(err: unknown): boolean {
   return httpStatus(err) === 404 || name === 'NoSuchKey' || name === 'NotFound';
 }
 
+/** The LSN a checkpoint's bytes name, or null when they are not a checkpoint this version reads. */
+function checkpointLsnOf(bytes: Uint8Array): number | null {
+  const d = decodeCheckpoint(bytes);
+  return d.ok ? d.value.checkpointLsn : null;
+}
+
 const md5 = (b: Uint8Array): Buffer => createHash('md5').update(b).digest();
+
+/** Whether a request's headers carry Content-MD5 (then it is signed without hashing the payload). */
+const carriesMd5 = (headers: Record<string, string>): boolean => Object.keys(headers).some((h) => h.toLowerCase() === 'content-md5');
 const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const unquote = (etag: string | undefined): string => (etag ?? '').replace(/^"|"$/g, '').toLowerCase();
 
@@ -96,6 +107,8 @@ export interface S3TargetStats extends TargetStats {
   multipartUploads: number;
   /** Conditional checkpoint publishes refused because our own earlier attempt had landed (resolved). */
   checkpointSelfConflicts: number;
+  /** Checkpoints of this very backup that a killed writer's in-flight PUT landed after this target read the prefix, taken over. */
+  checkpointTakeovers: number;
 }
 
 export class S3Target implements BackupTarget {
@@ -104,7 +117,11 @@ export class S3Target implements BackupTarget {
   readonly claimsByCheckpoint = true;
   readonly client: S3Client;
   readonly #o: ResolvedS3Options;
-  readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0 };
+  readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0, checkpointTakeovers: 0 };
+  /** LSN of the checkpoint this target last saw or wrote (0: there was none; null: not one it can read). */
+  #checkpointLsnSeen: number | null = null;
+  /** Data files this target saw at prepare() or put since: a late checkpoint naming only these may be taken over. */
+  readonly #knownFiles = new Set<string>();
   /** ETag of the checkpoint as this target last saw or wrote it; null: none exists; undefined: not read yet. */
   #checkpointEtag: string | null | undefined = undefined;
   /** Checkpoint bodies sent since the last confirmed publish whose outcome is unknown (a timed-out PUT may land). */
@@ -123,6 +140,10 @@ export class S3Target implements BackupTarget {
       maxAttempts: this.#o.attemptsCountMax,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // The SDK sends `Expect: 100-continue` on bodies >= 2 MiB, and such a request also leaves the
+      // keep-alive pool for a new connection: two round trips more per large PUT. A refused PUT (412)
+      // costs us at most one body sent for nothing; every flush would pay the round trips.
+      expectContinueHeader: false,
       requestHandler: {
         requestTimeout: this.#o.requestTimeoutMs,
         connectionTimeout: this.#o.connectionTimeoutMs,
@@ -130,6 +151,16 @@ export class S3Target implements BackupTarget {
         throwOnRequestTimeout: true,
       },
     });
+    // Bodies we send carry Content-MD5, which the store checks: hashing them once more with SHA-256
+    // for the signature (what the SDK does over http) protects nothing more and costs a pass.
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        const headers = (args.request as { headers?: Record<string, string> }).headers;
+        if (headers !== undefined && carriesMd5(headers)) headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        return next(args);
+      },
+      { step: 'build', name: 'flushpointUnsignedPayloadWhenMd5' },
+    );
     this.readFs = s3ReadFileSystem(this, inner);
   }
 
@@ -143,8 +174,11 @@ export class S3Target implements BackupTarget {
   }
 
   async prepare(): Promise<void> {
-    const head = await this.headObject(CHECKPOINT_NAME);
-    this.#checkpointEtag = head === null ? null : head.etag;
+    const there = await this.#getWithEtag(CHECKPOINT_NAME);
+    this.#checkpointEtag = there === null ? null : there.etag;
+    // No checkpoint yet: any LSN a late first checkpoint names is beyond "nothing".
+    this.#checkpointLsnSeen = there === null ? 0 : checkpointLsnOf(there.bytes);
+    for (const name of await this.listFiles()) this.#knownFiles.add(name);
     // Multipart uploads a dead writer left open under this prefix hold storage until aborted.
     const prefix = this.key('');
     let keyMarker: string | undefined;
@@ -216,13 +250,14 @@ export class S3Target implements BackupTarget {
     const body = Buffer.concat(chunks);
     assert(body.byteLength === chunksBytes(chunks), `body of ${name}`);
     const multipart = body.byteLength > this.#o.multipartThresholdBytes;
-    const expectedEtag = multipart ? multipartEtag(body, this.#o.partSizeBytes) : md5(body).toString('hex');
+    const digest = multipart ? null : md5(body);
+    const expectedEtag = digest === null ? multipartEtag(body, this.#o.partSizeBytes) : digest.toString('hex');
     let stored: boolean;
     if (multipart) stored = await this.#putMultipart(name, body, expectedEtag);
     else {
       try {
         const r = await this.client.send(
-          new PutObjectCommand({ Bucket: this.#o.bucket, Key: this.key(name), Body: body, ContentLength: body.byteLength, ContentMD5: md5(body).toString('base64'), IfNoneMatch: '*' }),
+          new PutObjectCommand({ Bucket: this.#o.bucket, Key: this.key(name), Body: body, ContentLength: body.byteLength, ContentMD5: (digest as Buffer).toString('base64'), IfNoneMatch: '*' }),
         );
         if (r.ETag !== undefined && unquote(r.ETag) !== expectedEtag) throw new Error(`PUT ${this.location}/${name}: the store's ETag ${unquote(r.ETag)} is not our MD5 ${expectedEtag}`);
         stored = true;
@@ -236,6 +271,7 @@ export class S3Target implements BackupTarget {
       await this.#checkAlreadyThere(name, body, expectedEtag);
       this.#stats.alreadyThere++;
     }
+    this.#knownFiles.add(name);
     this.#stats.filesPut++;
     this.#stats.bytesPut += body.byteLength;
     return { writeMs: t1 - t0, publishMs: performance.now() - t1 };
@@ -310,17 +346,87 @@ export class S3Target implements BackupTarget {
   }
 
   async publishCheckpoint(bytes: Uint8Array): Promise<PutTimings> {
+    const body = Buffer.from(bytes);
+    return this.#publishCheckpoint(body, md5(body), null);
+  }
+
+  /**
+   * The checkpoint's PutObject, built and signed now, held at a gate right before the connection until
+   * publish(): the SDK's own work (about 1 ms a request, measured) then overlaps the last data upload.
+   * The send starts on the next turn of the event loop, after the data PUT's request went out.
+   */
+  prepareCheckpoint(bytes: Uint8Array): PreparedCheckpoint {
+    assert(this.#checkpointEtag !== undefined, 'S3Target.prepareCheckpoint before prepare()');
+    const body = Buffer.from(bytes);
+    const digest = md5(body);
+    const etag = this.#checkpointEtag;
+    const quoted = this.#ifMatchQuoted;
+    const preparedAtMs = performance.now();
+    let open: () => void = () => {};
+    let refuse: (err: Error) => void = () => {};
+    const gate = new Promise<void>((resolve, reject) => {
+      open = resolve;
+      refuse = reject;
+    });
+    gate.catch(() => {});
+    const command = this.#checkpointCommand(body, digest);
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        await gate;
+        return next(args);
+      },
+      { step: 'deserialize', priority: 'low', name: 'flushpointCheckpointGate' },
+    );
+    let sent: Promise<PutObjectCommandOutput> | null = null;
+    const start = setImmediate(() => {
+      sent = this.client.send(command);
+      sent.catch(() => {});
+    });
+    let done = false;
+    const drop = (why: string): void => {
+      clearImmediate(start);
+      refuse(Object.assign(new Error(`${this.location}/${CHECKPOINT_NAME}: prepared request not sent: ${why}`), { name: 'CheckpointNotSent' }));
+    };
+    return {
+      publish: async () => {
+        assert(!done, 'a prepared checkpoint published twice');
+        done = true;
+        // Another publish since, or signed too long ago (the signature ages): build it afresh.
+        const stale = sent === null || this.#checkpointEtag !== etag || this.#ifMatchQuoted !== quoted || performance.now() - preparedAtMs > S3_PREPARED_CHECKPOINT_AGE_MS_MAX;
+        if (stale) {
+          drop('superseded');
+          return this.#publishCheckpoint(body, digest, null);
+        }
+        open();
+        return this.#publishCheckpoint(body, digest, sent);
+      },
+      cancel: () => {
+        if (done) return;
+        done = true;
+        drop('the flush failed before it');
+      },
+    };
+  }
+
+  #checkpointCommand(body: Buffer, digest: Buffer): PutObjectCommand {
+    const condition: { IfNoneMatch?: string; IfMatch?: string } =
+      this.#checkpointEtag === null ? { IfNoneMatch: '*' } : { IfMatch: this.#ifMatchQuoted ? `"${this.#checkpointEtag}"` : (this.#checkpointEtag as string) };
+    return new PutObjectCommand({ Bucket: this.#o.bucket, Key: this.key(CHECKPOINT_NAME), Body: body, ContentLength: body.byteLength, ContentMD5: digest.toString('base64'), ...condition });
+  }
+
+  /** Publishes `body`; the first attempt is `first` when a prepared request was just let go. */
+  async #publishCheckpoint(body: Buffer, digest: Buffer, first: Promise<PutObjectCommandOutput> | null): Promise<PutTimings> {
     assert(this.#checkpointEtag !== undefined, 'S3Target.publishCheckpoint before prepare()');
     const t0 = performance.now();
-    const body = Buffer.from(bytes);
+    let prepared = first;
     for (let attempt = 0; ; attempt++) {
-      const condition: { IfNoneMatch?: string; IfMatch?: string } = this.#checkpointEtag === null ? { IfNoneMatch: '*' } : { IfMatch: this.#ifMatchQuoted ? `"${this.#checkpointEtag}"` : this.#checkpointEtag };
       this.#checkpointsInDoubt.push(body);
       try {
-        const r = await this.client.send(
-          new PutObjectCommand({ Bucket: this.#o.bucket, Key: this.key(CHECKPOINT_NAME), Body: body, ContentLength: body.byteLength, ContentMD5: md5(body).toString('base64'), ...condition }),
-        );
-        this.#checkpointEtag = r.ETag ? unquote(r.ETag) : md5(body).toString('hex');
+        const sending = prepared ?? this.client.send(this.#checkpointCommand(body, digest));
+        prepared = null; // a prepared request goes once; any further attempt is built afresh
+        const r = await sending;
+        this.#checkpointEtag = r.ETag ? unquote(r.ETag) : digest.toString('hex');
+        this.#checkpointLsnSeen = checkpointLsnOf(body);
         this.#checkpointsInDoubt = [];
         break;
       } catch (err) {
@@ -335,6 +441,15 @@ export class S3Target implements BackupTarget {
           continue;
         }
         const ours = there !== null && this.#checkpointsInDoubt.some((b) => Buffer.compare(b, there.bytes) === 0);
+        if (!ours && there !== null && attempt < S3_CHECKPOINT_REPUBLISH_COUNT_MAX && (await this.#isLateCheckpointOfThisBackup(there.bytes, body))) {
+          // A killed writer's checkpoint PUT, in flight when it died, landed after we read the prefix:
+          // it names only what we saw or wrote ourselves, up to no further than we publish. Continue from it.
+          this.#stats.checkpointTakeovers++;
+          this.#checkpointEtag = there.etag;
+          this.#checkpointLsnSeen = checkpointLsnOf(there.bytes);
+          this.#checkpointsInDoubt = [];
+          continue;
+        }
         if (!ours || attempt >= S3_CHECKPOINT_REPUBLISH_COUNT_MAX) {
           throw new FlushpointError(
             ErrorCode.BACKUP_LOCKED,
@@ -345,12 +460,48 @@ export class S3Target implements BackupTarget {
         // An earlier attempt of ours landed after its client-side timeout: continue from it.
         this.#stats.checkpointSelfConflicts++;
         this.#checkpointEtag = there.etag;
+        this.#checkpointLsnSeen = checkpointLsnOf(there.bytes);
         this.#checkpointsInDoubt = [];
         if (Buffer.compare(there.bytes, body) === 0) break;
       }
     }
     this.#stats.checkpointsPublished++;
     return { writeMs: performance.now() - t0, publishMs: 0 };
+  }
+
+  /**
+   * Whether `theirs`, a checkpoint another writer published since this target last saw the prefix, is
+   * the late checkpoint of a writer that is gone (the killed sink's last PUT, in flight when it died,
+   * which the store applied after we read the prefix). It is, if it belongs to this very backup (same
+   * start LSN), lies between the checkpoint we last saw and the one we publish now, every data file
+   * beyond the checkpoint we last saw is one we saw at prepare() or put ourselves (a writer that is
+   * alive and writing puts data files of its own; a killed sink has at most one request in flight, a
+   * flush's data PUT or after them its checkpoint PUT, so its late checkpoint comes with no late file),
+   * and those files still cover every LSN up to ours (a writer that took the prefix over may have
+   * removed files we put). Anything else stays BACKUP_LOCKED.
+   */
+  async #isLateCheckpointOfThisBackup(theirs: Uint8Array, ours: Uint8Array): Promise<boolean> {
+    const t = decodeCheckpoint(theirs);
+    const o = decodeCheckpoint(ours);
+    const seen = this.#checkpointLsnSeen;
+    if (!t.ok || !o.ok || seen === null || t.value.startLsn === null || t.value.startLsn !== o.value.startLsn) return false;
+    if (t.value.checkpointLsn < seen || t.value.checkpointLsn > o.value.checkpointLsn) return false;
+    // What the bucket holds beyond the checkpoint we saw: only files we know, and they must cover every
+    // LSN up to the one we publish (a writer that took the prefix over may have removed ours).
+    const ranges: Array<{ firstLsn: number; lastLsn: number }> = [];
+    for (const name of await this.listFiles()) {
+      const range = parseBackupFileName(name);
+      if (range === null || range.lastLsn <= seen) continue;
+      if (!this.#knownFiles.has(name)) return false;
+      ranges.push(range);
+    }
+    ranges.sort((a, b) => a.firstLsn - b.firstLsn);
+    let next = Math.max(seen, o.value.startLsn - 1) + 1;
+    for (const r of ranges) {
+      if (r.firstLsn > next) break;
+      next = Math.max(next, r.lastLsn + 1);
+    }
+    return next > o.value.checkpointLsn;
   }
 
   stats(): S3TargetStats {

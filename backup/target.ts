@@ -38,6 +38,14 @@ export interface TargetStats {
   filesDeleted: number;
 }
 
+/** A checkpoint request made ready while the last data file is put (see BackupTarget.prepareCheckpoint). */
+export interface PreparedCheckpoint {
+  /** Sends it (only now: every data file is durable) and resolves as publishCheckpoint does. */
+  publish(): Promise<PutTimings>;
+  /** The flush failed before its checkpoint: the request is dropped unsent. */
+  cancel(): void;
+}
+
 export interface BackupTarget {
   /** Where the backup is, as messages name it: a directory path, or s3://bucket/prefix. */
   readonly location: string;
@@ -61,6 +69,12 @@ export interface BackupTarget {
   deleteFiles(names: readonly string[]): Promise<void>;
   /** Publishes the CHECKPOINT, last; BACKUP_LOCKED when another writer has published one since this target last did. */
   publishCheckpoint(bytes: Uint8Array): Promise<PutTimings>;
+  /**
+   * Optional: builds and signs the CHECKPOINT request while the last data file of the flush is being
+   * put, without sending it, so that publishing costs the round trip only (S3). Nothing leaves before
+   * publish(), which the pipeline calls only after every data file is durable.
+   */
+  prepareCheckpoint?(bytes: Uint8Array): PreparedCheckpoint;
   stats(): TargetStats;
   close(): Promise<void>;
 }

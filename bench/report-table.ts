@@ -5,7 +5,7 @@
 import type { DevicePatternResult } from './device-latency.js';
 import { formatBytes, formatCount, formatMbPerSec, formatMs, formatRate, formatRatio, formatUs } from './format.js';
 import type { LatencySummary } from './latency.js';
-import type { BenchReport, EnginePutRow, PeerRow, PeerSection, RawCeilingRow, RecoveryRow, WalRow } from './report.js';
+import type { BenchReport, EnginePutRow, PeerRow, PeerSection, RawCeilingRow, RecoveryRow, S3BackupSection, WalRow } from './report.js';
 import type { TargetResult } from './targets.js';
 import { figureColumn, renderTable, textColumn, type Column } from './text-table.js';
 
@@ -183,10 +183,11 @@ function measureTable(lines: BackupLine[]): string {
   );
 }
 
+const p50p99 = (x: { p50Us: number; p99Us: number }): string => `${formatUs(x.p50Us)} / ${formatUs(x.p99Us)}`;
+
 function backupSection(report: BenchReport): string {
   const b = report.backup;
   if (b.status !== 'ok') return [heading('6. Backup sink and forceFlush'), `not measured: ${b.reason}`].join('\n');
-  const p50p99 = (x: { p50Us: number; p99Us: number }): string => `${formatUs(x.p50Us)} / ${formatUs(x.p99Us)}`;
   const lines: BackupLine[] = [
     {
       measure: 'WAL appends/s, sink running + forceFlush every 100 ms',
@@ -221,6 +222,41 @@ function backupSection(report: BenchReport): string {
     heading('6. Backup sink and forceFlush'),
     `${b.writersCount} closed-loop writers x ${formatBytes(b.recordSizeBytes)} records on the WAL; the sink's directory on the same disk;`,
     'direct publish = the same bytes written as one backup file + checkpoint (temp, fdatasync, rename, fsync dir) with no sink',
+    table,
+  ].join('\n');
+}
+
+/** Section 8 (also printed alone by bench/s3-backup.ts): the sink to S3, each figure beside plain PUTs of the same run. */
+export function renderS3BackupSection(s: S3BackupSection): string {
+  const title = heading('8. Backup to S3 (run when --endpoint is given)');
+  if (s.status !== 'ok') return [title, `not measured: ${s.reason}`].join('\n');
+  const st = s.idleStagesP50Ms;
+  const table = measureTable([
+    {
+      measure: 'backup throughput while the WAL takes load',
+      figure: formatMbPerSec(s.backupMBPerSec),
+      baseline: `WAL payload ${formatMbPerSec(s.walPayloadMBPerSec)}`,
+      ratio: formatRatio(s.backupMBPerSec / s.walPayloadMBPerSec),
+    },
+    {
+      measure: `forceFlush when idle (${formatBytes(s.flushBytes)}), p50 / p99`,
+      figure: p50p99(s.forceFlushIdleUs),
+      baseline: `one plain PUT ${p50p99(s.plainPutUs)}`,
+      ratio: `${formatRatio(s.idleRatio)} / ${formatRatio(s.idleRatioP99)}`,
+    },
+    {
+      measure: 'forceFlush with an upload in flight, p50 / p99',
+      figure: p50p99(s.forceFlushInFlightUs),
+      baseline: `two plain PUTs ${p50p99(s.twoPutsUs)}`,
+      ratio: `${formatRatio(s.inFlightRatio)} / ${formatRatio(s.inFlightRatioP99)}`,
+    },
+    { measure: '  the same, beside one plain PUT (p50)', figure: formatUs(s.forceFlushInFlightUs.p50Us), baseline: 'one plain PUT', ratio: formatRatio(s.inFlightRatioToOnePut) },
+  ]);
+  return [
+    title,
+    `${s.writersCount} closed-loop writers x ${formatBytes(s.recordSizeBytes)} records on the WAL; backup to ${s.endpoint}, s3://${s.bucket}${s.prefix ? `/${s.prefix}` : ''};`,
+    'plain PUT = a bare PutObject of as many bytes (no condition, no Content-MD5) on the same client, alternating with the forceFlush samples;',
+    `idle forceFlush stages p50: WAL read ${formatMs(st.readMs)}, data PUT ${formatMs(st.writeMs)}, checkpoint PUT ${formatMs(st.checkpointMs)}`,
     table,
   ].join('\n');
 }
@@ -287,10 +323,10 @@ function targetSection(report: BenchReport): string {
     report.targets,
   );
   const counts = (['met', 'missed', 'not-measured'] as const).map((s) => `${report.targets.filter((t) => t.status === s).length} ${s}`).join(', ');
-  return [heading('Targets (issues 3, 4 and 10)'), table, counts].join('\n');
+  return [heading('Targets (issues 3, 4, 10 and 13)'), table, counts].join('\n');
 }
 
 export function renderReportTable(report: BenchReport): string {
-  const sections = [header, deviceSection, rawSection, walSection, peerSection, recoverySection, backupSection, engineSection, targetSection];
+  const sections = [header, deviceSection, rawSection, walSection, peerSection, recoverySection, backupSection, engineSection, (r: BenchReport) => renderS3BackupSection(r.s3Backup), targetSection];
   return sections.map((section) => section(report)).join('\n') + '\n';
 }

@@ -14,6 +14,7 @@ import type { PeerMeasurement, PeerResult } from './peer-runner.js';
 import type { ProfileName } from './profile.js';
 import type { RawCeilingResult } from './raw-ceiling.js';
 import type { RecoveryResult } from './recovery.js';
+import type { S3BenchResult } from './s3-backup.js';
 import type { WalMeasurement } from './wal-runner.js';
 
 export const reportSchemaVersion = 1;
@@ -67,6 +68,9 @@ export interface RecoveryRow extends RecoveryResult {
 /** Section 6: the backup sink and forceFlush (bench/backup-runner.ts), or why it was not measured. */
 export type BackupSection = { status: 'not-measured'; reason: string } | ({ status: 'ok' } & BackupBenchResult);
 
+/** Section 8: the backup sink to an S3 endpoint (bench/s3-backup.ts), run when one is given, or why it was not. */
+export type S3BackupSection = { status: 'not-measured'; reason: string } | ({ status: 'ok'; endpoint: string; bucket: string; prefix: string } & S3BenchResult);
+
 /** An engine durable-put row beside the WAL alone (same section) and every peer at the same size and writers (section 4). */
 export interface EnginePutRow extends EnginePutMeasurement {
   peers: Array<{ id: string; opsPerSec: number }>;
@@ -92,6 +96,7 @@ export interface RunContext {
   machineLoad: MachineLoad;
   device: DeviceLatencyResult & { info: DeviceInfo };
   backup: BackupSection;
+  s3Backup: S3BackupSection;
 }
 
 export interface BenchReport extends RunContext {

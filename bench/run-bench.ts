@@ -15,7 +15,9 @@ import type { BenchProfile } from './profile.js';
 import type { Progress } from '../core/progress.js';
 import { measureRawCeiling, rawCeilingStepsCount } from './raw-ceiling.js';
 import { measureRecovery, recoveryStepsCount } from './recovery.js';
-import { assembleReport, type BackupSection, type BenchReport } from './report.js';
+import { assembleReport, type BackupSection, type BenchReport, type S3BackupSection } from './report.js';
+import { runS3Bench, s3BenchProfiles, s3BenchStepsCount } from './s3-backup.js';
+import type { S3TargetOptions } from '../backup/s3-options.js';
 import { evaluateTargets } from './targets.js';
 import { compareStores, storeComparisonStepsCount } from './store-comparison.js';
 
@@ -24,6 +26,20 @@ export interface RunBenchOptions {
   dir: string;
   profile: BenchProfile;
   progress: Progress;
+  /** Section 8's endpoint, bucket and prefix; without it the section is not run and says so. */
+  s3?: S3TargetOptions;
+}
+
+/** Section 8: the sink to an S3 endpoint; a failure there is reported in the section, not thrown away with the run. */
+async function measureS3Section(dir: string, profile: BenchProfile, progress: Progress, s3: S3TargetOptions | undefined): Promise<S3BackupSection> {
+  if (s3 === undefined) return { status: 'not-measured', reason: 'no --endpoint given (flushpoint bench --endpoint URL --bucket NAME; keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)' };
+  const where = { endpoint: s3.endpoint ?? 'AWS', bucket: s3.bucket, prefix: s3.prefix ?? '' };
+  try {
+    const result = await runS3Bench({ s3, dir, ...s3BenchProfiles[profile.name] }, (line) => progress.step(line));
+    return { status: 'ok', ...where, ...result };
+  } catch (err) {
+    return { status: 'not-measured', reason: `failed against ${where.endpoint} s3://${where.bucket}/${where.prefix}: ${(err as Error).message}` };
+  }
 }
 
 /** Section 6: the backup sink under WAL load, forceFlush latency, and coalescing of concurrent calls. */
@@ -46,7 +62,7 @@ async function measureBackupSection(dir: string, profile: BenchProfile, progress
   return { status: 'ok', ...result };
 }
 
-export async function runBench({ dir, profile, progress }: RunBenchOptions): Promise<BenchReport> {
+export async function runBench({ dir, profile, progress, s3 }: RunBenchOptions): Promise<BenchReport> {
   const startedAtMs = Date.now();
   const load = new MachineLoadMonitor();
   const environment = describeEnvironment();
@@ -74,6 +90,9 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
 
   progress.section('7. engine', engineStepsCount());
   const engine = await measureEngine(sectionDir('engine'), profile, progress, enginePuts);
+
+  if (s3 !== undefined) progress.section('8. backup to S3', s3BenchStepsCount);
+  const s3Backup = await measureS3Section(sectionDir('s3'), profile, progress, s3);
   progress.done();
   const machineLoad = load.finish();
 
@@ -91,6 +110,7 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
       recovery,
       backup,
       engine,
+      s3Backup,
     },
     evaluateTargets,
   );

@@ -1,5 +1,5 @@
 /**
- * Issues 3, 4 and 10's targets, each a ratio between two figures of the same run (recovery: a rate against a
+ * Issues 3, 4, 10 and 13's targets, each a ratio between two figures of the same run (recovery: a rate against a
  * fixed floor). A target whose figure or baseline was not measured in this run (a short run, a peer
  * that was skipped) is "not-measured", never "met".
  */
@@ -125,7 +125,7 @@ export function evaluateTargets(report: Report): TargetResult[] {
       }),
     );
   }
-  results.push(...engineTargets(report));
+  results.push(...engineTargets(report), ...s3Targets(report));
   return results;
 }
 
@@ -173,4 +173,25 @@ function engineTargets(report: Report): TargetResult[] {
     }),
   );
   return results;
+}
+
+/** Issue 13's: forceFlush to S3, idle and with an upload in flight, beside plain PUTs of the same bytes (not-measured without --endpoint). */
+function s3Targets(report: Report): TargetResult[] {
+  const s = report.s3Backup.status === 'ok' ? report.s3Backup : undefined;
+  const rows = [
+    ['s3-idle-force-flush-vs-plain-put', 'idle forceFlush p50 (data object + conditional checkpoint) vs one plain PUT of the same bytes', s?.forceFlushIdleUs, s?.plainPutUs, 'plain PUT'],
+    ['s3-in-flight-force-flush-vs-plain-puts', 'forceFlush p50 with an upload in flight vs two plain PUTs in a row (the upload it waits for, then its own)', s?.forceFlushInFlightUs, s?.twoPutsUs, 'two PUTs'],
+  ] as const;
+  return rows.map(([id, what, value, baseline, baselineName]) =>
+    target({
+      id,
+      description: `S3: ${what}`,
+      value: value?.p50Us ?? Number.NaN,
+      valueLabel: 'forceFlush p50 us',
+      baseline: baseline?.p50Us ?? Number.NaN,
+      baselineLabel: `${baselineName} p50 us`,
+      comparison: '<=',
+      threshold: 1.5,
+    }),
+  );
 }

@@ -80,9 +80,10 @@ describe('flushpoint bench --tiny', () => {
     expect(result.code).toBe(0);
     const out = result.stdout;
     expect(out.startsWith('flushpoint bench (tiny run')).toBe(true);
-    for (const section of ['1. Device', '2. Raw group-commit ceiling', '3. flushpoint WAL', '4. Peers', '5. Recovery', '6. Backup sink', '7. Engine', 'Targets (issues 3, 4 and 10)']) {
+    for (const section of ['1. Device', '2. Raw group-commit ceiling', '3. flushpoint WAL', '4. Peers', '5. Recovery', '6. Backup sink', '7. Engine', '8. Backup to S3', 'Targets (issues 3, 4, 10 and 13)']) {
       expect(out).toContain(`\n${section}`);
     }
+    expect(out).toMatch(/^8\. Backup to S3 .*\n=+\nnot measured: no --endpoint given/m);
     expect(out).toMatch(/^4 KiB write \+ fdatasync +ops\/s +p50 +p90 +p99 +p99\.9 +max +ops\/s vs overwrite$/m);
     expect(out).toMatch(/^record +writers +appends\/s +syncs\/rec +raw @batch=writers +vs raw +ack ceiling +vs ceiling +device ovw\/s +vs device$/m);
     expect(out).toMatch(/^record +writers +ack p50 +ack p90 +ack p99 +ack p99\.9 +ack max +device p99 +ack p99 vs device p99$/m);
@@ -98,7 +99,7 @@ describe('flushpoint bench --tiny', () => {
   it('writes the JSON report with every section, the environment and the baselines', () => {
     const report = JSON.parse(fs.readFileSync(path.join(tmp, jsonFile), 'utf8')) as Record<string, any>;
     expect(Object.keys(report).sort()).toEqual(
-      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'machineLoad'].sort(),
+      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 's3Backup', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'machineLoad'].sort(),
     );
     expect(report.profile).toBe('tiny');
     expect(Object.keys(report.environment)).toEqual(expect.arrayContaining(['node', 'kernel', 'cpuModel', 'cpusCount', 'memoryBytes']));
@@ -157,6 +158,9 @@ describe('flushpoint bench --tiny', () => {
     );
     expect(report.targets.find((t: any) => t.id === 'engine-puts-64-vs-best-peer-128').status).toBe('not-measured'); // tiny has no 64-writer row
     expect(report.targets.map((t: any) => t.id)).toEqual(expect.arrayContaining(['backup-idle-force-flush-vs-direct-publish', 'backup-append-with-sink-vs-alone', 'backup-concurrent-calls-flushes']));
+    // Without --endpoint the S3 section says why it did not run, and its targets are not judged.
+    expect(report.s3Backup).toEqual({ status: 'not-measured', reason: expect.stringMatching(/^no --endpoint given/) });
+    for (const id of ['s3-idle-force-flush-vs-plain-put', 's3-in-flight-force-flush-vs-plain-puts']) expect(report.targets.find((t: any) => t.id === id).status).toBe('not-measured');
     expect(report.targets.length).toBeGreaterThan(0);
     for (const t of report.targets) expect(['met', 'missed', 'not-measured']).toContain(t.status);
   });

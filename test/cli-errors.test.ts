@@ -64,6 +64,12 @@ const rows: Row[] = [
   { args: ['bench', '--fast'], exit: 2, line: /^flushpoint bench: unknown flag '--fast'$/ },
   { args: ['bench', 'extra'], exit: 2, line: /^flushpoint bench: unexpected argument 'extra'$/ },
   { args: ['bench', '--dir'], exit: 2, line: /^flushpoint bench: --dir needs a value$/ },
+  { args: ['bench', '--endpoint', 'not a url', '--bucket', 'b1b'], exit: 2, line: /^flushpoint bench: --endpoint must be a URL, got not a url$/ },
+  { args: ['bench', '--endpoint', 'ftp://127.0.0.1/', '--bucket', 'b1b'], exit: 2, line: /^flushpoint bench: --endpoint must be http\(s\), got ftp:\/\/127.0.0.1\/$/ },
+  { args: ['bench', '--endpoint', 'http://127.0.0.1:1'], exit: 2, line: /^flushpoint bench: --endpoint needs --bucket NAME \(an existing bucket\)$/ },
+  { args: ['bench', '--endpoint', 'http://127.0.0.1:1', '--bucket', 'B!'], exit: 2, line: /^flushpoint bench: --bucket must be a valid bucket name, got B!$/ },
+  { args: ['bench', '--endpoint', 'http://127.0.0.1:1', '--bucket', 'b1b'], exit: 2, line: /^flushpoint bench: --endpoint needs the keys in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY$/ },
+  { args: ['bench', '--bucket', 'b1b'], exit: 2, line: /^flushpoint bench: --bucket and --prefix go with --endpoint URL$/ },
   // not found (3): one line with the errno code
   { args: ['backup', 'verify', '/nonexistent/x'], exit: 3, line: /^flushpoint backup verify: ENOENT: backup directory \/nonexistent\/x does not exist$/ },
   { args: ['backup', 'verify', 'a-file/x'], exit: 3, line: /^flushpoint backup verify: ENOTDIR: backup directory .*a-file\/x cannot be read: not a directory, stat '.*a-file\/x'$/ },

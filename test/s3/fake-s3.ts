@@ -6,6 +6,7 @@
  *   bareIfMatchOnly   compare If-Match with the bare ETag only, as radosgw 16 does
  *   stall()           hold every request from now on; release() applies them and answers (a client that
  *                     timed out meanwhile gets nothing, but its write lands: a paused gateway waking up)
+ *   holdWhere(fn)     the same for the requests fn(method, key) picks only; the others are served
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -22,10 +23,13 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
 export class FakeS3 {
   readonly buckets = new Map<string, Map<string, StoredObject>>();
   readonly requests: string[] = [];
+  /** Each request as it arrived (held ones too): method, key, headers, the client's port (the same port: the same kept-alive connection). */
+  readonly seen: Array<{ method: string; key: string; headers: http.IncomingHttpHeaders; clientPort: number }> = [];
   bareIfMatchOnly = false;
   #server: http.Server;
   #gate: Promise<void> | null = null;
   #openGate: (() => void) | null = null;
+  #holds: ((method: string, key: string) => boolean) | null = null;
 
   private constructor(server: http.Server) {
     this.#server = server;
@@ -44,13 +48,20 @@ export class FakeS3 {
   }
 
   stall(): void {
+    this.#holds = null;
     this.#gate ??= new Promise<void>((resolve) => (this.#openGate = resolve));
+  }
+
+  holdWhere(holds: (method: string, key: string) => boolean): void {
+    this.stall();
+    this.#holds = holds;
   }
 
   release(): void {
     this.#openGate?.();
     this.#gate = null;
     this.#openGate = null;
+    this.#holds = null;
   }
 
   object(bucket: string, key: string): StoredObject | undefined {
@@ -71,10 +82,11 @@ export class FakeS3 {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
-    if (this.#gate) await this.#gate;
     const url = new URL(req.url ?? '/', 'http://x');
     const [, bucketName = '', ...rest] = url.pathname.split('/');
     const key = decodeURIComponent(rest.join('/'));
+    this.seen.push({ method: req.method ?? '', key: key || bucketName, headers: req.headers, clientPort: req.socket.remotePort ?? 0 });
+    if (this.#gate && (this.#holds === null || this.#holds(req.method ?? '', key))) await this.#gate;
     this.requests.push(`${req.method} ${key || bucketName}${req.headers['if-match'] ? ' if-match' : ''}${req.headers['if-none-match'] ? ' if-none-match' : ''}`);
     const send = (status: number, payload = '', headers: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'application/xml', ...headers });

@@ -6,7 +6,9 @@
  *
  *   FLUSHPOINT_S3_STORE=bluestore   the OSD on a sparse file instead of memory (slower start)
  *   extra arguments go to vitest (a file name, -t NAME ...)
- *   --bench [--quick]               instead of the tests, the S3 benchmark (bench/s3-backup.ts; build first)
+ *   --bench [--quick]               instead of the tests, the S3 benchmark (bench/s3-bench-main.ts; build first)
+ *   --exec CMD [ARGS...]            instead of the tests, CMD with FLUSHPOINT_S3_ENDPOINT and the AWS_* keys set
+ *                                   and the bucket flushpoint-bench made (e.g. test/s3/ab-force-flush.mjs)
  */
 import { spawn } from 'node:child_process';
 import { serveControl, startCeph } from './ceph.mjs';
@@ -26,16 +28,18 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 let code = 1;
 const bench = process.argv[2] === '--bench';
+const exec = process.argv[2] === '--exec';
 try {
   const env = { ...process.env, FLUSHPOINT_S3_STATE: handle.stateFile, FLUSHPOINT_S3_ENDPOINT: handle.endpoint };
-  if (bench) {
+  if (bench || exec) {
     // npm run bench:s3: the S3 section of the benchmark against this cluster (dist/ must be built).
     const { CreateBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
     const client = new S3Client({ endpoint: handle.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: handle.accessKeyId, secretAccessKey: handle.secretAccessKey } });
     await client.send(new CreateBucketCommand({ Bucket: 'flushpoint-bench' }));
     client.destroy();
-    const args = ['dist/bench/s3-backup.js', '--endpoint', handle.endpoint, '--bucket', 'flushpoint-bench', ...process.argv.slice(3)];
-    child = spawn(process.execPath, args, { stdio: 'inherit', env: { ...env, AWS_ACCESS_KEY_ID: handle.accessKeyId, AWS_SECRET_ACCESS_KEY: handle.secretAccessKey } });
+    const keys = { ...env, AWS_ACCESS_KEY_ID: handle.accessKeyId, AWS_SECRET_ACCESS_KEY: handle.secretAccessKey };
+    if (exec) child = spawn(process.argv[3], process.argv.slice(4), { stdio: 'inherit', env: keys });
+    else child = spawn(process.execPath, ['dist/bench/s3-bench-main.js', '--endpoint', handle.endpoint, '--bucket', 'flushpoint-bench', ...process.argv.slice(3)], { stdio: 'inherit', env: keys });
   } else {
     child = spawn('npx', ['vitest', 'run', '--config', 'vitest.s3.config.ts', ...process.argv.slice(2)], { stdio: 'inherit', env });
   }

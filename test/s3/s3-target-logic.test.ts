@@ -7,10 +7,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { checkpointBytes } from '../../backup/backup-file.js';
+import { backupFileName, decodeCheckpoint } from '../../backup/format.js';
 import { S3Target } from '../../backup/s3-target.js';
 import type { S3TargetOptions } from '../../backup/s3-options.js';
 import { isFlushpointError } from '../../core/errors.js';
 import { FakeS3 } from './fake-s3.js';
+import { until } from './cluster.js';
 
 let fake: FakeS3;
 const BUCKET = 'fake-bucket';
@@ -99,5 +102,115 @@ describe('S3Target decisions (in-process S3 look-alike)', () => {
     await t.publishCheckpoint(Buffer.from('v3'));
     expect(t.stats().checkpointSelfConflicts).toBe(1);
     expect(fake.object(BUCKET, 'self/CHECKPOINT')!.bytes.toString()).toBe('v3');
+  });
+
+  it('a large data object and the checkpoint go in one round trip each on one kept-alive connection: no Expect: 100-continue, Content-MD5, no payload hash to compute', async () => {
+    const t = await target('wire');
+    fake.seen.length = 0;
+    const body = randomBytes(3 * 1024 * 1024); // above the SDK's 2 MiB Expect: 100-continue threshold
+    await t.putFile('0000000000000001-0000000000000010.fpb', [body.subarray(0, 1000), body.subarray(1000)]);
+    await t.publishCheckpoint(Buffer.from('cp'));
+    const puts = fake.seen.filter((r) => r.method === 'PUT');
+    expect(puts.map((r) => r.key)).toEqual(['wire/0000000000000001-0000000000000010.fpb', 'wire/CHECKPOINT']);
+    for (const r of puts) {
+      expect(r.headers.expect, `${r.key}: Expect`).toBeUndefined();
+      expect(r.headers['content-md5'], `${r.key}: Content-MD5`).toEqual(expect.any(String));
+      expect(r.headers['x-amz-content-sha256'], `${r.key}: signed payload hash`).toBe('UNSIGNED-PAYLOAD');
+    }
+    // The SDK sends an Expect: 100-continue request on a new connection that is not kept alive.
+    expect(new Set(puts.map((r) => r.clientPort)).size).toBe(1);
+    expect(fake.object(BUCKET, 'wire/0000000000000001-0000000000000010.fpb')!.bytes.equals(body)).toBe(true);
+  });
+
+  describe("a killed writer's checkpoint PUT that lands after a new sink read the prefix", () => {
+    const file = (first: number, last: number): string => backupFileName(first, last);
+    /** Writer A: data 1..10 and its checkpoint, data 11..20, then its checkpoint 20 is held at the store and A dies (times out). */
+    async function killedWriterA(prefix: string): Promise<void> {
+      const a = await target(prefix, { requestTimeoutMs: 200 });
+      await a.putFile(file(1, 10), [Buffer.from('one to ten')]);
+      await a.publishCheckpoint(checkpointBytes(10, 1));
+      await a.putFile(file(11, 20), [Buffer.from('eleven to twenty')]);
+      fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/CHECKPOINT`);
+      expect(await failure(a.publishCheckpoint(checkpointBytes(20, 1)))).toMatchObject({ name: 'TimeoutError' });
+    }
+
+    it('is taken over when it names only files the new writer saw or put: no BACKUP_LOCKED', async () => {
+      await killedWriterA('late');
+      const b = await target('late'); // reads checkpoint 10 and the files 1..10, 11..20
+      fake.release(); // A's checkpoint 20 lands now
+      await b.putFile(file(21, 25), [Buffer.from('twenty-one to twenty-five')]);
+      await b.publishCheckpoint(checkpointBytes(25, 1));
+      expect(b.stats().checkpointTakeovers).toBe(1);
+      const stored = decodeCheckpoint(fake.object(BUCKET, 'late/CHECKPOINT')!.bytes);
+      expect(stored.ok && stored.value.checkpointLsn).toBe(25);
+    });
+
+    it('stays BACKUP_LOCKED when that writer put a file the new one never saw (it is alive and writing)', async () => {
+      await killedWriterA('alive');
+      const b = await target('alive');
+      fake.release();
+      fake.put(BUCKET, `alive/${file(21, 22)}`, Buffer.from('a file of the other writer'));
+      await b.putFile(file(21, 25), [Buffer.from('twenty-one to twenty-five')]);
+      const err = await failure(b.publishCheckpoint(checkpointBytes(25, 1)));
+      expect(isFlushpointError(err, 'BACKUP_LOCKED')).toBe(true);
+      expect(b.stats().checkpointTakeovers).toBe(0);
+      const stored = decodeCheckpoint(fake.object(BUCKET, 'alive/CHECKPOINT')!.bytes);
+      expect(stored.ok && stored.value.checkpointLsn).toBe(20);
+    });
+
+    it('stays BACKUP_LOCKED when a writer that took the prefix over removed the files the late one would name', async () => {
+      const a = await target('gone');
+      await a.putFile(file(1, 20), [Buffer.from('one to twenty')]);
+      const b = await target('gone'); // another history: claims the prefix, then removes A's file
+      await b.publishCheckpoint(checkpointBytes(0, 1));
+      await b.deleteFiles([file(1, 20)]);
+      const err = await failure(a.publishCheckpoint(checkpointBytes(20, 1)));
+      expect(isFlushpointError(err, 'BACKUP_LOCKED')).toBe(true);
+      expect(a.stats().checkpointTakeovers).toBe(0);
+    });
+
+    it('stays BACKUP_LOCKED when it names LSNs beyond what the new writer publishes', async () => {
+      await killedWriterA('ahead');
+      const b = await target('ahead');
+      fake.release();
+      const err = await failure(b.publishCheckpoint(checkpointBytes(15, 1)));
+      expect(isFlushpointError(err, 'BACKUP_LOCKED')).toBe(true);
+    });
+  });
+
+  describe('a checkpoint prepared while the last data file uploads', () => {
+    const checkpointPuts = (): number => fake.seen.filter((r) => r.method === 'PUT' && r.key.endsWith('/CHECKPOINT')).length;
+
+    it('reaches the store only when published, after the data PUT was answered', async () => {
+      const t = await target('prep');
+      fake.seen.length = 0;
+      const prepared = t.prepareCheckpoint(checkpointBytes(10, 1));
+      fake.holdWhere((method, key) => method === 'PUT' && key.endsWith('.fpb'));
+      const put = t.putFile(backupFileName(1, 10), [Buffer.from('one to ten')]);
+      await until(async () => fake.seen.some((r) => r.key.endsWith('.fpb')), 'the data PUT at the store');
+      await t.listFiles(); // a later request is served meanwhile; the prepared one stays unsent
+      expect(checkpointPuts()).toBe(0);
+      fake.release();
+      await put;
+      expect(checkpointPuts()).toBe(0);
+      await prepared.publish();
+      expect(fake.seen.filter((r) => r.method === 'PUT').map((r) => r.key)).toEqual([`prep/${backupFileName(1, 10)}`, 'prep/CHECKPOINT']);
+      const stored = decodeCheckpoint(fake.object(BUCKET, 'prep/CHECKPOINT')!.bytes);
+      expect(stored.ok && stored.value.checkpointLsn).toBe(10);
+    });
+
+    it('is never sent when the flush fails first (cancel), and a refused one is BACKUP_LOCKED as ever', async () => {
+      const t = await target('prep-cancel');
+      fake.seen.length = 0;
+      t.prepareCheckpoint(checkpointBytes(10, 1)).cancel();
+      await t.listFiles();
+      await new Promise((resolve) => setImmediate(resolve));
+      await t.listFiles();
+      expect(checkpointPuts()).toBe(0);
+      fake.put(BUCKET, 'prep-cancel/CHECKPOINT', Buffer.from(checkpointBytes(5, 1))); // another writer's, since prepare()
+      const err = await failure(t.prepareCheckpoint(checkpointBytes(10, 1)).publish());
+      expect(isFlushpointError(err, 'BACKUP_LOCKED')).toBe(true);
+      expect(checkpointPuts()).toBe(1);
+    });
   });
 });
