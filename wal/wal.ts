@@ -87,6 +87,7 @@ export class Wal extends EventEmitter<WalEvents> {
         dir: o.dir,
         segmentSizeBytes: o.segmentSizeBytes,
         syncMethod: o.syncMethod,
+        syncMode: o.syncMode,
         fsyncLatencyMsWarn: o.fsyncLatencyMsWarn,
         logger: o.logger,
         onSlowCommit: (info) => this.emit('slowSync', info),
