@@ -69,7 +69,7 @@ async function parent() {
       const order = round % 2 === 0 ? builds : [...builds].reverse();
       const mbs = {};
       for (const build of order) {
-        const r = run({ kind: 'open', dist: build.dist, dir: walDir, walOptions: build.walOptions });
+        const r = run({ kind: 'open', dist: build.dist, dir: walDir, walOptions: build.walOptions, recordBytes: size });
         mbs[build.name] = r.mbPerSec;
         got[build.name].push(r.mbPerSec);
         console.log(`round ${round + 1} ${build.name}: open ${r.openMs.toFixed(1)} ms, ${r.mbPerSec.toFixed(0)} MB/s (${r.records} records)`);
