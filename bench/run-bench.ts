@@ -64,7 +64,7 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
   const rawCeiling = await measureRawCeiling(sectionDir('raw'), profile, progress);
 
   progress.section('3-4. WAL and peers', storeComparisonStepsCount(profile, allPeers.length));
-  const { wal, peers, enginePuts } = await compareStores(sectionDir('stores'), profile, progress);
+  const { wal, walInline, peers, enginePuts } = await compareStores(sectionDir('stores'), profile, progress);
 
   progress.section('5. recovery', recoveryStepsCount(profile));
   const recovery = await measureRecovery(sectionDir('recovery'), profile, progress);
@@ -87,6 +87,7 @@ export async function runBench({ dir, profile, progress }: RunBenchOptions): Pro
       device,
       rawCeiling,
       wal,
+      walInline,
       peers,
       recovery,
       backup,

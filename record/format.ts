@@ -63,7 +63,8 @@ export function encodeRecord(out: Uint8Array, view: DataView, offset: number, ls
   view.setUint32(offset + RECORD_SALT_OFFSET, salt, true);
   out.set(payload, offset + RECORD_HEADER_BYTES);
   const end = offset + size;
-  out.fill(0, offset + RECORD_HEADER_BYTES + payload.byteLength, end);
+  const payloadEnd = offset + RECORD_HEADER_BYTES + payload.byteLength;
+  if (payloadEnd < end) out.fill(0, payloadEnd, end);
   view.setUint32(offset, crc32Range(out, offset + RECORD_PAYLOAD_BYTES_OFFSET, end), true);
   return end;
 }
