@@ -168,6 +168,26 @@ describe('syncMode option', () => {
     await wal.close().catch((e: unknown) => expect(e).toBe(err));
   });
 
+  it('a lone writer whose commits complete synchronously (inline) still gives the event loop a turn per commit', async () => {
+    // A flush starts on the next turn of the loop (setImmediate), never in a microtask: with inline
+    // commits a writer in a loop would otherwise never let timers or I/O callbacks run. (Starting a
+    // lone writer's flush in a microtask was tried for latency and starved the engine's checkpoints.)
+    const { fs } = countingMemory();
+    const wal = await Wal.open({ dir: '/w', fs, syncMode: 'inline' });
+    let turnsSeen = 0;
+    let stop = false;
+    const tick = (): void => {
+      turnsSeen++;
+      if (!stop) setImmediate(tick);
+    };
+    setImmediate(tick);
+    for (let i = 1; i <= 50; i++) await wal.appendDurable(payloadFor(i, 20));
+    stop = true;
+    expect(wal.stats().syncs).toBe(50);
+    expect(turnsSeen, 'the loop turned while the writer wrote').toBeGreaterThanOrEqual(25);
+    await wal.close();
+  });
+
   it("FaultFileSystem refuses to hold or delay a synchronous call (it would block its thread)", async () => {
     const fault = new FaultFileSystem(new MemoryFileSystem());
     await fault.mkdir('/d');
