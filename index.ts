@@ -24,6 +24,7 @@ export type {
   RecoveryInfo,
   TornTail,
   RecoveryMode,
+  SyncMode,
   WaitOptions,
 } from './wal/index.js';
 export { BackupSink, restoreBackup, verifyBackup, openBackupSource } from './backup/index.js';

@@ -7,7 +7,10 @@
  */
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 
-export type LoopCeilingResult = Pick<ClosedLoopResult, 'writersCount' | 'opsPerSec' | 'ackLatency'>;
+export type LoopCeilingResult = Pick<ClosedLoopResult, 'writersCount' | 'opsPerSec' | 'ackLatency'> & {
+  /** The harness's loop busy time per acknowledgement, in us (performance.eventLoopUtilization). */
+  loopBusyUsPerRecord: number;
+};
 
 function idealStore(): () => Promise<void> {
   let pending: Promise<void> | undefined;
@@ -25,6 +28,15 @@ function idealStore(): () => Promise<void> {
 }
 
 export async function measureLoopCeiling(writersCount: number, warmupMs: number, windowMs: number): Promise<LoopCeilingResult> {
-  const { opsPerSec, ackLatency } = await runClosedLoop({ writersCount, warmupMs, windowMs, write: idealStore() });
-  return { writersCount, opsPerSec, ackLatency };
+  let loopAtStart = performance.eventLoopUtilization();
+  let loop = loopAtStart;
+  const { opsPerSec, ackLatency, opsCount } = await runClosedLoop({
+    writersCount,
+    warmupMs,
+    windowMs,
+    write: idealStore(),
+    onWindowStart: () => (loopAtStart = performance.eventLoopUtilization()),
+    onWindowEnd: () => (loop = performance.eventLoopUtilization(loopAtStart)),
+  });
+  return { writersCount, opsPerSec, ackLatency, loopBusyUsPerRecord: opsCount === 0 ? Number.NaN : (loop.active * 1000) / opsCount };
 }

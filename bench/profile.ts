@@ -22,6 +22,8 @@ export interface BenchProfile {
   recordSizesBytes: readonly number[];
   /** Section 3: writer counts per record size. */
   walWritersCounts: Readonly<Record<number, readonly number[]>>;
+  /** Section 3: writer counts per record size also measured with syncMode 'inline' (opt-in, blocks the loop). */
+  walInlineWritersCounts: Readonly<Record<number, readonly number[]>>;
   /** Sections 3 and 4: time to run before measuring, and the measured window, per (store, size, writers). */
   warmupMs: number;
   windowMs: number;
@@ -74,6 +76,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     rawBatchRecordsCounts: rawBatchesAll,
     recordSizesBytes: [128, 4 * KiB],
     walWritersCounts: { 128: writersAll, [4 * KiB]: writersAll },
+    walInlineWritersCounts: { 128: [1] },
     warmupMs: 500,
     windowMs: 4_000,
     pairedDeviceSliceMs: 800,
@@ -102,6 +105,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     rawBatchRecordsCounts: rawBatchesAll,
     recordSizesBytes: [128, 4 * KiB],
     walWritersCounts: { 128: writersAll, [4 * KiB]: [1, 64] },
+    walInlineWritersCounts: { 128: [1] },
     warmupMs: 250,
     windowMs: 1_000,
     pairedDeviceSliceMs: 300,
@@ -130,6 +134,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     rawBatchRecordsCounts: [1, 4, 64],
     recordSizesBytes: [128],
     walWritersCounts: { 128: [1, 4] },
+    walInlineWritersCounts: { 128: [1] },
     warmupMs: 30,
     windowMs: 200,
     pairedDeviceSliceMs: 40,

@@ -104,6 +104,8 @@ export interface BenchReport extends RunContext {
   tool: string;
   rawCeiling: RawCeilingRow[];
   wal: WalRow[];
+  /** Section 3's rows with syncMode 'inline' (opt-in; the event loop blocks on every commit). */
+  walInline: WalRow[];
   peers: PeerSection[];
   recovery: RecoveryRow[];
   engine: EngineReport;
@@ -114,6 +116,7 @@ export interface BenchReport extends RunContext {
 export interface ReportParts extends RunContext {
   rawCeiling: RawCeilingResult[];
   wal: WalMeasurement[];
+  walInline: WalMeasurement[];
   peers: PeerResult[];
   recovery: RecoveryResult[];
   engine: EngineSection;
@@ -132,13 +135,15 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     const batch1RecordsPerSec = findRaw(parts.rawCeiling, row.recordSizeBytes, 1)?.recordsPerSec ?? Number.NaN;
     return { ...row, batch1RecordsPerSec, ratioToBatch1: ratioOf(row.recordsPerSec, batch1RecordsPerSec) };
   });
-  const wal: WalRow[] = parts.wal.map((row) => ({
+  const walRow = (row: WalMeasurement): WalRow => ({
     ...row,
     ratioToRawCeiling: ratioOf(row.opsPerSec, row.paired.rawRecordsPerSec),
     ratioToDevice: row.writersCount === 1 ? ratioOf(row.opsPerSec, row.paired.deviceOpsPerSec) : Number.NaN,
     p99RatioToDevice: ratioOf(row.ackLatency.p99Us, row.paired.deviceP99Us),
     ratioToLoopCeiling: ratioOf(row.opsPerSec, row.loopCeilingOpsPerSec),
-  }));
+  });
+  const wal: WalRow[] = parts.wal.map(walRow);
+  const walInline: WalRow[] = parts.walInline.map(walRow);
   const peers: PeerSection[] = parts.peers.map(({ measurements, ...peer }) => ({
     ...peer,
     rows: measurements.map((row) => {
@@ -162,6 +167,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     tool: 'flushpoint bench',
     rawCeiling,
     wal,
+    walInline,
     peers,
     recovery,
     engine: { ...parts.engine, puts: enginePuts },

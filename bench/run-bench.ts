@@ -80,7 +80,7 @@ export async function runBench({ dir, profile, progress, s3 }: RunBenchOptions):
   const rawCeiling = await measureRawCeiling(sectionDir('raw'), profile, progress);
 
   progress.section('3-4. WAL and peers', storeComparisonStepsCount(profile, allPeers.length));
-  const { wal, peers, enginePuts } = await compareStores(sectionDir('stores'), profile, progress);
+  const { wal, walInline, peers, enginePuts } = await compareStores(sectionDir('stores'), profile, progress);
 
   progress.section('5. recovery', recoveryStepsCount(profile));
   const recovery = await measureRecovery(sectionDir('recovery'), profile, progress);
@@ -106,6 +106,7 @@ export async function runBench({ dir, profile, progress, s3 }: RunBenchOptions):
       device,
       rawCeiling,
       wal,
+      walInline,
       peers,
       recovery,
       backup,

@@ -19,6 +19,8 @@ import { findWal } from './report.js';
 
 export interface StoreComparison {
   wal: WalMeasurement[];
+  /** Rows measured with syncMode 'inline' (profile.walInlineWritersCounts), each beside its own baselines. */
+  walInline: WalMeasurement[];
   peers: PeerResult[];
   /** Section 7's durable puts, each measured right after the WAL row it is judged beside. */
   enginePuts: EnginePutMeasurement[];
@@ -37,6 +39,7 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
   let steps = 0;
   for (const size of profile.recordSizesBytes) {
     steps += writersCountsFor(profile.walWritersCounts, size).length + peersCount * writersCountsFor(profile.peerWritersCounts, size).length;
+    steps += writersCountsFor(profile.walInlineWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
     steps += writersCountsFor(profile.engineWritersCounts, size).length;
   }
   return Math.max(1, steps);
@@ -45,6 +48,7 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
 export async function compareStores(dir: string, profile: BenchProfile, progress: Progress, peerList?: readonly Peer[]): Promise<StoreComparison> {
   const loadedPeers = await loadPeers(peerList);
   const wal: WalMeasurement[] = [];
+  const walInline: WalMeasurement[] = [];
   const enginePuts: EnginePutMeasurement[] = [];
   const ceilings = new Map<number, LoopCeilingResult>();
   const baselines = new PairedBaselines(dir, profile);
@@ -65,7 +69,14 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
           await baselines.before(recordSizeBytes, writersCount);
           const measured = await measureWalRow(path.join(dir, `wal-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress);
           const paired = await baselines.after();
-          wal.push({ recordSizeBytes, ...measured, paired, loopCeilingOpsPerSec: ceiling.opsPerSec });
+          wal.push({ recordSizeBytes, syncMode: 'worker', ...measured, paired, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
+          if (writersCountsFor(profile.walInlineWritersCounts, recordSizeBytes).includes(writersCount)) {
+            progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers, syncMode 'inline'`);
+            await baselines.before(recordSizeBytes, writersCount);
+            const inline = await measureWalRow(path.join(dir, `wal-inline-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'inline');
+            const pairedInline = await baselines.after();
+            walInline.push({ recordSizeBytes, syncMode: 'inline', ...inline, paired: pairedInline, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
+          }
         }
         if (engineWriters.includes(writersCount)) {
           progress.step(`engine ${recordSizeBytes} B x ${writersCount} writers`);
@@ -85,5 +96,5 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
   } finally {
     baselines.close();
   }
-  return { wal, peers: loadedPeers.map((loaded) => loaded.result), enginePuts };
+  return { wal, walInline, peers: loadedPeers.map((loaded) => loaded.result), enginePuts };
 }

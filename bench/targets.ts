@@ -4,7 +4,7 @@
  * that was skipped) is "not-measured", never "met".
  */
 import { ratioOf } from './format.js';
-import { findWal, type BenchReport, type TargetResult } from './report.js';
+import { findWal, type BenchReport, type TargetResult, type WalRow } from './report.js';
 
 export type { TargetResult };
 
@@ -30,6 +30,7 @@ export function evaluateTargets(report: Report): TargetResult[] {
   const recordSizes = [...new Set(report.wal.map((row) => row.recordSizeBytes))];
   for (const size of recordSizes) {
     const at = (writers: number) => findWal(report.wal, size, writers);
+    const inlineAt = (writers: number) => findWal(report.walInline, size, writers);
     const vsRaw = (writers: number, threshold: number): TargetResult =>
       target({
         id: `wal-${writers}-vs-raw-${writers}-${size}`,
@@ -41,17 +42,21 @@ export function evaluateTargets(report: Report): TargetResult[] {
         comparison: '>=',
         threshold,
       });
-    results.push(
+    const oneWriterVsDevice = (row: WalRow | undefined, id: string, mode: string): TargetResult =>
       target({
-        id: `wal-1-writer-vs-device-${size}`,
-        description: `${size} B, 1 writer: appends/s vs device 4 KiB overwrite+fdatasync/s`,
-        value: at(1)?.opsPerSec ?? Number.NaN,
+        id,
+        description: `${size} B, 1 writer${mode}: appends/s vs device 4 KiB overwrite+fdatasync/s`,
+        value: row?.opsPerSec ?? Number.NaN,
         valueLabel: 'flushpoint appends/s',
-        baseline: at(1)?.paired.deviceOpsPerSec ?? Number.NaN,
+        baseline: row?.paired.deviceOpsPerSec ?? Number.NaN,
         baselineLabel: 'device overwrites/s',
         comparison: '>=',
         threshold: 0.9,
-      }),
+      });
+    const inline = inlineAt(1);
+    if (inline !== undefined) results.push(oneWriterVsDevice(inline, `wal-1-writer-inline-vs-device-${size}`, ", syncMode 'inline' (opt-in, blocks the loop)"));
+    results.push(
+      oneWriterVsDevice(at(1), `wal-1-writer-vs-device-${size}`, ''),
       vsRaw(64, 0.8),
       target({
         id: `wal-64-vs-lmdb-64-${size}`,

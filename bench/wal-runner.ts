@@ -5,7 +5,8 @@
  * the window opens and closes: under load it must be far below 1 (group commit at work).
  */
 import fs from 'node:fs';
-import { Wal } from '../wal/index.js';
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import { Wal, type SyncMode } from '../wal/index.js';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 import type { PairedBaseline } from './paired-baselines.js';
 import type { BenchProfile } from './profile.js';
@@ -18,14 +19,25 @@ export interface WalRowMeasurement extends ClosedLoopResult {
   bytesPerSync: number;
   /** Segments started unprepared (the zero-fill of the next one was not done in time), over the whole run. */
   preallocStalls: number;
+  /**
+   * Where the loop's time goes: event-loop busy time (performance.eventLoopUtilization: the loop's time
+   * outside its wait for I/O) per record acknowledged inside the window, in us, harness included; and
+   * the loop's busy fraction of the window (1: the loop is the limit).
+   */
+  loopBusyUsPerRecord: number;
+  loopUtilization: number;
 }
 
 export interface WalMeasurement extends WalRowMeasurement {
   recordSizeBytes: number;
+  /** The WAL's syncMode in this row ('worker', the default, unless the row says otherwise). */
+  syncMode: SyncMode;
   /** Device and raw-ceiling baselines measured right before and after this row. */
   paired: PairedBaseline;
   /** Acknowledgements per second of the harness with a store that does no I/O, same writer count. */
   loopCeilingOpsPerSec: number;
+  /** That harness's own loop busy time per record, in us: what the WAL adds is the difference. */
+  loopCeilingBusyUsPerRecord: number;
 }
 
 interface Counters {
@@ -39,18 +51,31 @@ function countersOf(wal: Wal): Counters {
   return { appends, syncs, syncedBytes };
 }
 
-export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress): Promise<WalRowMeasurement> {
-  const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes });
+/** Loop busy time per record, in us (NaN when nothing was acknowledged). */
+export function busyUsPerRecord(loop: EventLoopUtilization, records: number): number {
+  return records === 0 ? Number.NaN : (loop.active * 1000) / records;
+}
+
+export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker'): Promise<WalRowMeasurement> {
+  const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes, syncMode });
   try {
     let atStart: Counters = countersOf(wal);
     let atEnd: Counters = atStart;
+    let loopAtStart = performance.eventLoopUtilization();
+    let loop = loopAtStart;
     const measured = await runClosedLoop({
       writersCount,
       warmupMs: profile.warmupMs,
       windowMs: profile.windowMs,
       write: () => wal.waitDurable(wal.append(payload)),
-      onWindowStart: () => (atStart = countersOf(wal)),
-      onWindowEnd: () => (atEnd = countersOf(wal)),
+      onWindowStart: () => {
+        atStart = countersOf(wal);
+        loopAtStart = performance.eventLoopUtilization();
+      },
+      onWindowEnd: () => {
+        atEnd = countersOf(wal);
+        loop = performance.eventLoopUtilization(loopAtStart);
+      },
       onTick: (fraction) => progress.advance(fraction),
     });
     const appends = atEnd.appends - atStart.appends;
@@ -60,6 +85,8 @@ export async function measureWalRow(walDir: string, payload: Buffer, writersCoun
       syncsPerRecord: appends === 0 ? Number.NaN : syncs / appends,
       bytesPerSync: syncs === 0 ? Number.NaN : (atEnd.syncedBytes - atStart.syncedBytes) / syncs,
       preallocStalls: wal.stats().preallocStalls,
+      loopBusyUsPerRecord: busyUsPerRecord(loop, measured.opsCount),
+      loopUtilization: loop.utilization,
     };
   } finally {
     await wal.close();

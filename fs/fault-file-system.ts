@@ -8,7 +8,9 @@
  *   fs.inject({ op: 'rename', delayMs: 5 })
  *
  * It also counts every call by operation (`counts`), which is how tests count syncs. commit() runs as
- * writev then datasync/sync through this wrapper, so their rules and counts apply to it.
+ * writev then datasync/sync through this wrapper, so their rules and counts apply to it; so do the
+ * synchronous calls (writevSync, datasyncSync, syncSync: counted as writev, datasync, sync), except that
+ * a delay or hold rule cannot apply to a call that blocks its thread (it throws instead).
  */
 import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags, type SyncMethod } from './file-system.js';
 
@@ -80,10 +82,10 @@ export class FaultFileSystem implements FileSystem {
     for (const k of Object.keys(this.counts) as FsOp[]) this.counts[k] = 0;
   }
 
-  /** Runs the matching rules for one call; returns a torn-write rule if one fires. */
-  async before(op: FsOp, path: string): Promise<FaultRule | null> {
+  /** Counts one call and returns the rules that fire for it, in the order they were added. */
+  #firing(op: FsOp, path: string): FaultRule[] {
     this.counts[op]++;
-    let torn: FaultRule | null = null;
+    const firing: FaultRule[] = [];
     for (const active of this.#rules) {
       const { rule } = active;
       if (!active.ops.has(op)) continue;
@@ -93,12 +95,40 @@ export class FaultFileSystem implements FileSystem {
       const times = rule.times ?? 1;
       if (active.seen < nth || active.fired >= times) continue;
       active.fired++;
+      firing.push(rule);
+    }
+    return firing;
+  }
+
+  /** Runs the matching rules for one call; returns a torn-write rule if one fires. */
+  async before(op: FsOp, path: string): Promise<FaultRule | null> {
+    let torn: FaultRule | null = null;
+    for (const rule of this.#firing(op, path)) {
       if (rule.delayMs !== undefined) await new Promise((r) => setTimeout(r, rule.delayMs));
       if (rule.hold !== undefined) await rule.hold;
       if (rule.tornBytes !== undefined && op === 'writev') torn = rule;
       else if (rule.error !== undefined) throw fsError(rule.error, op, path, 'injected fault');
     }
     return torn;
+  }
+
+  /**
+   * As before(), for a synchronous call (writevSync, datasyncSync, syncSync): errors and torn writes
+   * apply; a delay or hold cannot (the call blocks its thread), so a rule asking for one throws.
+   */
+  beforeSync(op: FsOp, path: string): FaultRule | null {
+    let torn: FaultRule | null = null;
+    for (const rule of this.#firing(op, path)) {
+      if (rule.delayMs !== undefined || rule.hold !== undefined) throw new Error(`FaultFileSystem: a delay or hold rule cannot apply to a synchronous ${op} (${path})`);
+      if (rule.tornBytes !== undefined && op === 'writev') torn = rule;
+      else if (rule.error !== undefined) throw fsError(rule.error, op, path, 'injected fault');
+    }
+    return torn;
+  }
+
+  /** Synchronous calls exactly when the wrapped file system has them. */
+  get syncCalls(): boolean {
+    return this.inner.syncCalls === true;
   }
 
   async warmUp(): Promise<void> {
@@ -146,6 +176,18 @@ export class FaultFileSystem implements FileSystem {
   }
 }
 
+/** The first tornBytes bytes of buffers: what a torn write leaves behind. */
+function tornPart(buffers: readonly Uint8Array[], torn: FaultRule): Uint8Array[] {
+  let left = torn.tornBytes ?? 0;
+  const part: Uint8Array[] = [];
+  for (const b of buffers) {
+    if (left <= 0) break;
+    part.push(b.subarray(0, Math.min(left, b.byteLength)));
+    left -= b.byteLength;
+  }
+  return part;
+}
+
 class FaultFileHandle implements FileHandle {
   readonly #owner: FaultFileSystem;
   readonly #inner: FileHandle;
@@ -162,17 +204,42 @@ class FaultFileHandle implements FileHandle {
   async writev(buffers: readonly Uint8Array[], position: number): Promise<number> {
     const torn = await this.#owner.before('writev', this.path);
     if (torn) {
-      let left = torn.tornBytes ?? 0;
-      const part: Uint8Array[] = [];
-      for (const b of buffers) {
-        if (left <= 0) break;
-        part.push(b.subarray(0, Math.min(left, b.byteLength)));
-        left -= b.byteLength;
-      }
+      const part = tornPart(buffers, torn);
       if (part.length > 0) await this.#inner.writev(part, position);
       throw fsError(torn.error ?? 'EIO', 'writev', this.path, 'injected torn write');
     }
     return this.#inner.writev(buffers, position);
+  }
+
+  writevSync(buffers: readonly Uint8Array[], position: number): number {
+    const inner = this.#syncInner('writevSync');
+    const torn = this.#owner.beforeSync('writev', this.path);
+    if (torn) {
+      const part = tornPart(buffers, torn);
+      if (part.length > 0) inner.writevSync(part, position);
+      throw fsError(torn.error ?? 'EIO', 'writev', this.path, 'injected torn write');
+    }
+    return inner.writevSync(buffers, position);
+  }
+
+  datasyncSync(): void {
+    const inner = this.#syncInner('datasyncSync');
+    this.#owner.beforeSync('datasync', this.path);
+    inner.datasyncSync();
+  }
+
+  syncSync(): void {
+    const inner = this.#syncInner('syncSync');
+    this.#owner.beforeSync('sync', this.path);
+    inner.syncSync();
+  }
+
+  #syncInner(call: string): Required<Pick<FileHandle, 'writevSync' | 'datasyncSync' | 'syncSync'>> {
+    const inner = this.#inner;
+    if (inner.writevSync === undefined || inner.datasyncSync === undefined || inner.syncSync === undefined) {
+      throw new TypeError(`FaultFileSystem: the wrapped file system has no synchronous calls (${call} on ${this.path})`);
+    }
+    return inner as Required<Pick<FileHandle, 'writevSync' | 'datasyncSync' | 'syncSync'>>;
   }
 
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {

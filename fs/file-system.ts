@@ -37,6 +37,14 @@ export interface FileHandle {
    * other. Resolves only after the sync returned success.
    */
   commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void>;
+  /**
+   * Optional synchronous calls (a FileSystem with `syncCalls: true` has all three on every handle): the
+   * same as writev, datasync and sync, but run on the calling thread, which they block until the system
+   * call returns. The WAL's syncMode 'inline' commits with them; nothing else should.
+   */
+  writevSync?(buffers: readonly Uint8Array[], position: number): number;
+  datasyncSync?(): void;
+  syncSync?(): void;
 }
 
 /** An exclusive lock held on a file; released by release() or by the death of the process. */
@@ -65,6 +73,8 @@ export interface FileSystem {
    * processes see them (NodeFileSystem). Lets a caller pick a mechanism that needs the real disk.
    */
   readonly hostPaths?: boolean;
+  /** Optional capability: true when every handle it opens has writevSync, datasyncSync and syncSync. */
+  readonly syncCalls?: boolean;
   /**
    * Optional: get ready for commits (the real file system starts a commit worker, ~100 ms once).
    * Rejects (code ECOMMITWORKER) when commits cannot work, so an opener fails at once, not at its

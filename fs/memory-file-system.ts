@@ -273,6 +273,10 @@ class MemoryFileHandle implements FileHandle {
   }
 
   async writev(buffers: readonly Uint8Array[], position: number): Promise<number> {
+    return this.writevSync(buffers, position);
+  }
+
+  writevSync(buffers: readonly Uint8Array[], position: number): number {
     this.#check('writev', true);
     let at = position;
     for (const b of buffers) {
@@ -288,11 +292,19 @@ class MemoryFileHandle implements FileHandle {
   }
 
   async datasync(): Promise<void> {
+    this.datasyncSync();
+  }
+
+  datasyncSync(): void {
     this.#check('fdatasync');
     this.#inode.sync();
   }
 
   async sync(): Promise<void> {
+    this.syncSync();
+  }
+
+  syncSync(): void {
     this.#check('fsync');
     this.#inode.sync();
   }
@@ -338,6 +350,8 @@ export interface CrashReport {
 }
 
 export class MemoryFileSystem implements FileSystem {
+  /** Its handles have writevSync, datasyncSync and syncSync (the WAL's syncMode 'inline'). */
+  readonly syncCalls = true;
   /** Set on an image returned by crash(): what it did to directories. */
   crashReport: CrashReport | null = null;
   #root = new Dir();

@@ -1,12 +1,13 @@
 /**
  * NodeFileSystem: the real disk through node:fs. Every call is a thin wrapper; commit() goes to a
- * commit worker (io-worker.ts) so the log pays one thread hop per batch.
+ * commit worker (io-worker.ts) so the log pays one thread hop per batch. writevSync, datasyncSync and
+ * syncSync run on the calling thread and block it (the WAL's syncMode 'inline').
  */
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { once } from '../core/check.js';
 import { loadFlock } from './flock.js';
-import type { FileHandle, FileLock, FileStat, FileSystem, OpenFlags, SyncMethod } from './file-system.js';
+import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags, type SyncMethod } from './file-system.js';
 import { IoWorkerPool } from './io-worker.js';
 import { COMMIT_WORKERS_COUNT_MAX } from './limits.js';
 
@@ -76,6 +77,45 @@ class NodeFileHandle implements FileHandle {
   commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
     return this.#owner.ioWorker().commit(this.#fd, this.path, buffers, position, syncMethod);
   }
+
+  writevSync(buffers: readonly Uint8Array[], position: number): number {
+    let total = 0;
+    let rest: readonly Uint8Array[] = buffers;
+    try {
+      while (rest.length > 0) {
+        const n = fs.writevSync(this.#fd, rest as NodeJS.ArrayBufferView[], position + total);
+        total += n;
+        rest = advance(rest, n);
+      }
+    } catch (err) {
+      throw namedError(err, 'writev', this.path);
+    }
+    return total;
+  }
+
+  datasyncSync(): void {
+    try {
+      fs.fdatasyncSync(this.#fd);
+    } catch (err) {
+      throw namedError(err, 'fdatasync', this.path);
+    }
+  }
+
+  syncSync(): void {
+    try {
+      fs.fsyncSync(this.#fd);
+    } catch (err) {
+      throw namedError(err, 'fsync', this.path);
+    }
+  }
+}
+
+/** A synchronous call's error on a descriptor names no file: name it, as the commit worker's errors do. */
+function namedError(err: unknown, syscall: string, path: string): NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException;
+  const named = fsError(e?.code ?? 'EIO', e?.syscall ?? syscall, path, e?.message);
+  named.cause = err;
+  return named;
 }
 
 function advance(buffers: readonly Uint8Array[], written: number): Uint8Array[] {
@@ -94,6 +134,8 @@ function advance(buffers: readonly Uint8Array[], written: number): Uint8Array[] 
 
 export class NodeFileSystem implements FileSystem {
   readonly hostPaths = true;
+  /** Its handles have writevSync, datasyncSync and syncSync (the WAL's syncMode 'inline'). */
+  readonly syncCalls = true;
   #workers: IoWorkerPool | null = null;
   readonly #options: NodeFileSystemOptions;
 

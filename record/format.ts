@@ -24,7 +24,7 @@
  *
  * FORMAT CONSTANTS: changing any of these breaks every file already written.
  */
-import { crc32 } from '../core/crc.js';
+import { crc32Range } from '../core/crc.js';
 import { assert } from '../core/errors.js';
 import { readU64, writeU64 } from '../core/u64.js';
 
@@ -63,8 +63,9 @@ export function encodeRecord(out: Uint8Array, view: DataView, offset: number, ls
   view.setUint32(offset + RECORD_SALT_OFFSET, salt, true);
   out.set(payload, offset + RECORD_HEADER_BYTES);
   const end = offset + size;
-  out.fill(0, offset + RECORD_HEADER_BYTES + payload.byteLength, end);
-  view.setUint32(offset, crc32(out.subarray(offset + RECORD_PAYLOAD_BYTES_OFFSET, end)), true);
+  const payloadEnd = offset + RECORD_HEADER_BYTES + payload.byteLength;
+  if (payloadEnd < end) out.fill(0, payloadEnd, end);
+  view.setUint32(offset, crc32Range(out, offset + RECORD_PAYLOAD_BYTES_OFFSET, end), true);
   return end;
 }
 
@@ -95,7 +96,7 @@ export function decodeRecord(buf: Uint8Array, view: DataView, offset: number, en
   const size = recordBytes(payloadBytes);
   if (payloadBytes > PAYLOAD_BYTES_MAX_FORMAT || offset + size > end) return DECODE_SHORT;
   if (expectedSalt !== SALT_ANY && view.getUint32(offset + RECORD_SALT_OFFSET, true) !== expectedSalt) return DECODE_BAD_SALT;
-  if (crc32(buf.subarray(offset + RECORD_PAYLOAD_BYTES_OFFSET, offset + size)) !== crc) return DECODE_BAD_CRC;
+  if (crc32Range(buf, offset + RECORD_PAYLOAD_BYTES_OFFSET, offset + size) !== crc) return DECODE_BAD_CRC;
   return size;
 }
 

@@ -87,6 +87,8 @@ describe('flushpoint bench --tiny', () => {
     expect(out).toMatch(/^4 KiB write \+ fdatasync +ops\/s +p50 +p90 +p99 +p99\.9 +max +ops\/s vs overwrite$/m);
     expect(out).toMatch(/^record +writers +appends\/s +syncs\/rec +raw @batch=writers +vs raw +ack ceiling +vs ceiling +device ovw\/s +vs device$/m);
     expect(out).toMatch(/^record +writers +ack p50 +ack p90 +ack p99 +ack p99\.9 +ack max +device p99 +ack p99 vs device p99$/m);
+    expect(out).toMatch(/^record +writers +appends\/s +ack p50 +ack p99 +device ovw\/s +device p50 +vs device +loop busy$/m);
+    expect(out).toMatch(/^record +writers +loop busy us\/rec +harness alone us\/rec +WAL us\/rec +loop busy$/m);
     expect(out).toMatch(/^WAL size +record +records +segments +Wal\.open +of it scan +MB\/s +raw read MB\/s +vs raw read$/m);
     expect(out).toMatch(/^peer +record +writers +durable ops\/s +ack p50 +ack p99 +flushpoint\/s +flushpoint\/peer$/m);
     expect(out).toMatch(/^target +figure +baseline +ratio +needed +status$/m);
@@ -99,7 +101,7 @@ describe('flushpoint bench --tiny', () => {
   it('writes the JSON report with every section, the environment and the baselines', () => {
     const report = JSON.parse(fs.readFileSync(path.join(tmp, jsonFile), 'utf8')) as Record<string, any>;
     expect(Object.keys(report).sort()).toEqual(
-      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 's3Backup', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'machineLoad'].sort(),
+      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 's3Backup', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'walInline', 'machineLoad'].sort(),
     );
     expect(report.profile).toBe('tiny');
     expect(Object.keys(report.environment)).toEqual(expect.arrayContaining(['node', 'kernel', 'cpuModel', 'cpusCount', 'memoryBytes']));
@@ -111,7 +113,7 @@ describe('flushpoint bench --tiny', () => {
     expect(report.rawCeiling.map((r: any) => r.batchRecordsCount)).toEqual([...profiles.tiny.rawBatchRecordsCounts]);
     expect(report.wal.map((r: any) => r.writersCount)).toEqual([...profiles.tiny.walWritersCounts[128]!]);
     for (const row of report.wal) {
-      expect(Object.keys(row)).toEqual(expect.arrayContaining(['opsPerSec', 'ackLatency', 'cdf', 'syncsPerRecord', 'ratioToRawCeiling', 'p99RatioToDevice', 'paired', 'loopCeilingOpsPerSec', 'ratioToLoopCeiling']));
+      expect(Object.keys(row)).toEqual(expect.arrayContaining(['opsPerSec', 'ackLatency', 'cdf', 'syncsPerRecord', 'ratioToRawCeiling', 'p99RatioToDevice', 'paired', 'loopCeilingOpsPerSec', 'ratioToLoopCeiling', 'loopBusyUsPerRecord', 'loopCeilingBusyUsPerRecord', 'loopUtilization']));
       expect(row.opsCount).toEqual(expect.any(Number)); // a figure, not a judgement: a stalled disk may ack nothing in a tiny window
     }
     expect(Object.keys(report.wal[0].paired).sort()).toEqual(['deviceOpsPerSec', 'deviceP50Us', 'deviceP99Us', 'rawRecordsPerSec']);
@@ -157,6 +159,11 @@ describe('flushpoint bench --tiny', () => {
       expect.arrayContaining(['engine-puts-64-vs-best-peer-128', 'engine-puts-1-vs-best-peer-128', 'engine-gets-vs-classic-level', 'engine-reopen-vs-index-insert']),
     );
     expect(report.targets.find((t: any) => t.id === 'engine-puts-64-vs-best-peer-128').status).toBe('not-measured'); // tiny has no 64-writer row
+    // 1 writer with syncMode 'inline', beside its own baselines, and its target.
+    expect(report.walInline.map((r: any) => [r.writersCount, r.syncMode])).toEqual([[1, 'inline']]);
+    expect(report.wal.every((r: any) => r.syncMode === 'worker')).toBe(true);
+    expect(report.walInline[0].ratioToDevice).toEqual(expect.any(Number));
+    expect(report.targets.map((t: any) => t.id)).toContain('wal-1-writer-inline-vs-device-128');
     expect(report.targets.map((t: any) => t.id)).toEqual(expect.arrayContaining(['backup-idle-force-flush-vs-direct-publish', 'backup-append-with-sink-vs-alone', 'backup-concurrent-calls-flushes']));
     // Without --endpoint the S3 section says why it did not run, and its targets are not judged.
     expect(report.s3Backup).toEqual({ status: 'not-measured', reason: expect.stringMatching(/^no --endpoint given/) });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crc32, crc32Js, crc32Native, hasNativeCrc32, CRC_NATIVE_THRESHOLD_BYTES } from '../core/crc.js';
+import { crc32, crc32Js, crc32Native, crc32Range, hasNativeCrc32, CRC_NATIVE_THRESHOLD_BYTES } from '../core/crc.js';
 import { seededRandom } from '../core/random.js';
 
 describe('CRC-32', () => {
@@ -24,6 +24,28 @@ describe('CRC-32', () => {
         const js = crc32Js(buf, seed);
         expect(crc32Native(buf, seed), `size ${size} seed ${seed}`).toBe(js);
         expect(crc32(buf, seed), `dispatch size ${size}`).toBe(js);
+      }
+    }
+  });
+
+  it('crc32Range(buf, start, end) equals the CRC of that subarray, at every size class and offset', () => {
+    const rnd = seededRandom(7);
+    const buf = new Uint8Array(70_000);
+    for (let i = 0; i < buf.length; i++) buf[i] = rnd.int(256);
+    const sizes = [0, 1, 15, 16, 17, 31, 32, 33, 148, 152, CRC_NATIVE_THRESHOLD_BYTES - 1, CRC_NATIVE_THRESHOLD_BYTES, 4096, 65_537];
+    for (const size of sizes) {
+      for (const start of [0, 1, 3, 4, 8, 13]) {
+        expect(crc32Range(buf, start, start + size), `size ${size} at ${start}`).toBe(crc32Js(buf.subarray(start, start + size)));
+      }
+    }
+    expect(crc32Range(new TextEncoder().encode('x123456789'), 1, 10)).toBe(0xcbf43926);
+    // A view that starts inside its buffer (aligned and not), on a shared buffer too (staging chunks).
+    for (const backing of [new ArrayBuffer(512), new SharedArrayBuffer(512)]) {
+      const all = new Uint8Array(backing);
+      for (let i = 0; i < all.length; i++) all[i] = rnd.int(256);
+      for (const viewStart of [0, 1, 4, 6, 8]) {
+        const view = new Uint8Array(backing, viewStart, 400);
+        for (const start of [0, 2, 4]) expect(crc32Range(view, start, start + 148), `view at ${viewStart}, start ${start}`).toBe(crc32Js(view.subarray(start, start + 148)));
       }
     }
   });

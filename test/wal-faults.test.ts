@@ -15,7 +15,7 @@
  * segment; and nothing resolves early while a commit step is held open.
  */
 import { describe, expect, it } from 'vitest';
-import { Wal } from '../wal/index.js';
+import { Wal, type SyncMode } from '../wal/index.js';
 import { FlushpointError, isFlushpointError } from '../core/errors.js';
 import { type FaultRule, type FsOp } from '../fs/index.js';
 import { deferred, track, turns, until, type Tracked } from './helpers/async.js';
@@ -91,9 +91,11 @@ async function failBatch(m: MemoryWal, size: number, op: FsOp, errno: string, be
   const durableBefore = wal.durableLsn;
   const datasyncBefore = fault.counts.datasync;
   const writevBefore = fault.counts.writev;
+  const inline = m.syncMode === 'inline';
   const gate = deferred();
-  // First, so that it holds the batch's first write before any error rule on the same call fires.
-  fault.inject({ op: 'writev', hold: gate.promise });
+  // First, so that it holds the batch's first write before any error rule on the same call fires. An
+  // inline commit blocks the event loop, so it cannot be held, and nothing is appended while it runs.
+  if (!inline) fault.inject({ op: 'writev', hold: gate.promise });
   if (beforeBatch) fault.inject(beforeBatch);
   const durableEvents: number[] = [];
   wal.on('durable', (lsn) => durableEvents.push(lsn));
@@ -103,12 +105,15 @@ async function failBatch(m: MemoryWal, size: number, op: FsOp, errno: string, be
   };
   watch('nextDurable()', wal.nextDurable());
   for (const lsn of m.append(size)) watch(`waitDurable(${lsn}) of the failing batch`, wal.waitDurable(lsn));
-  await until(() => fault.counts.writev > writevBefore, 'the failing batch to start its write');
-  for (const lsn of m.append(4)) watch(`waitDurable(${lsn}) of the next batch`, wal.waitDurable(lsn));
+  if (!inline) {
+    await until(() => fault.counts.writev > writevBefore, 'the failing batch to start its write');
+    for (const lsn of m.append(4)) watch(`waitDurable(${lsn}) of the next batch`, wal.waitDurable(lsn));
+  }
   watch('sync()', wal.sync());
   watch('waitDurable with a timeout', wal.waitDurable(wal.lastLsn, { timeoutMs: 60_000 }));
   gate.resolve();
   await Promise.all(waiters.map((w) => w.t.promise));
+  expect(fault.counts.writev, 'the failing batch was written').toBeGreaterThan(writevBefore);
 
   const first = waiters[0]?.t.outcome;
   expect(first?.state).toBe('rejected');
@@ -156,7 +161,9 @@ async function afterFailure(m: MemoryWal, op: FsOp, failed: FailedBatch, leavesT
   await reopened.close();
 }
 
-describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)', () => {
+const SYNC_MODES = ['worker', 'inline'] as const satisfies readonly SyncMode[];
+
+describe.each(SYNC_MODES)('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem), syncMode %s', (syncMode) => {
   for (const c of CASES) {
     for (const errno of ERRNOS) {
       it(`${errno} on ${c.name}: every waiter gets WAL_FAILED, nothing is acknowledged, nothing is retried, a reopen recovers`, async () => {
@@ -164,7 +171,8 @@ describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)'
         expect(CASES).toContain(c);
         const m = await MemoryWal.open((fault) => {
           if (c.beforeOpen) fault.inject(c.beforeOpen(errno));
-        });
+        }, syncMode);
+        expect(m.syncMode).toBe(syncMode);
         await m.fillFirstSegment();
         expect(m.wal.durableLsn).toBe(FILLED);
         const size = c.batch === 'roll' ? BATCH_ROLLING : BATCH_IN_SEGMENT;
@@ -181,7 +189,7 @@ describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)'
   }
 
   it('a full disk (ENOSPC while preallocating the next segment) fails the batch that needs that segment, and not before', async () => {
-    const m = await MemoryWal.open();
+    const m = await MemoryWal.open(undefined, syncMode);
     await turns(5);
     const [first] = await m.preparedPaths();
     expect(first).toBeDefined();
@@ -203,7 +211,7 @@ describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)'
   });
 
   it('a preallocation that failed in the background does not fail the roll: the segment starts as a plain file', async () => {
-    const m = await MemoryWal.open();
+    const m = await MemoryWal.open(undefined, syncMode);
     m.fault.inject({ op: 'open', path: PREALLOC_SUFFIX, nth: 2, error: 'ENOSPC' }); // the next one, once
     await m.fillFirstSegment();
     await m.appendDurable(BATCH_ROLLING);
@@ -215,7 +223,7 @@ describe('WAL under injected I/O faults (FaultFileSystem over MemoryFileSystem)'
   it('a failed commit names the segment file it was writing, not the temp name it was preallocated under', async () => {
     // Regression: the segment's handle used to keep its temp path after the rename, so this error named
     // `<pid>-<n>.prealloc.tmp`, a file that no longer exists, and a rule on /\.wal$/ missed its commits.
-    const m = await MemoryWal.open();
+    const m = await MemoryWal.open(undefined, syncMode);
     await m.fillFirstSegment();
     m.fault.inject({ op: 'datasync', error: 'EIO' });
     m.append(1);
@@ -238,11 +246,14 @@ const HOLDS: ReadonlyArray<{ op: FsOp; batch: 'segment' | 'roll'; nth: number }>
   { op: 'syncDir', batch: 'roll', nth: 1 },
 ];
 
-describe('nothing resolves early', () => {
-  for (const h of HOLDS) {
+describe.each(SYNC_MODES)('nothing resolves early, syncMode %s', (syncMode) => {
+  // An inline commit's writev and sync block the event loop: nothing can observe them half done, and they
+  // cannot be held. The steps after them (rename, directory sync) are asynchronous in both modes.
+  for (const h of HOLDS.filter((hold) => syncMode === 'worker' || (hold.op !== 'writev' && hold.op !== 'datasync'))) {
     it(`while the ${h.nth === 1 ? '' : `${h.nth}nd `}${h.op} of a batch ${h.batch === 'roll' ? 'that rolls into a new segment' : 'in the current segment'} is held: no waiter, no durableLsn, no event, no read`, async () => {
       expect(HOLDS).toContain(h);
-      const m = await MemoryWal.open();
+      const m = await MemoryWal.open(undefined, syncMode);
+      expect(m.wal.stats().failure).toBeNull();
       const { wal, fault } = m;
       await m.fillFirstSegment();
       const durableBefore = wal.durableLsn;

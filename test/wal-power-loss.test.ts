@@ -15,7 +15,7 @@
  * Any failure names its seed: FLUSHPOINT_SEED=<n> replays it (FLUSHPOINT_SEEDS=<count> runs more).
  */
 import { describe, expect, it } from 'vitest';
-import { Wal } from '../wal/index.js';
+import { Wal, type SyncMode } from '../wal/index.js';
 import { FaultFileSystem, MemoryFileSystem, type FsOp } from '../fs/index.js';
 import { seededRandom, type Random } from '../core/random.js';
 import { deferred, turns } from './helpers/async.js';
@@ -35,6 +35,12 @@ type KeepUnsynced = (typeof MODES)[number];
  * window where written bytes are not yet durable), a new segment's rename and directory sync.
  */
 const HOLD_OPS: readonly FsOp[] = ['writev', 'datasync', 'datasync', 'rename', 'syncDir'];
+/** With syncMode 'inline' a commit's writev and sync block the loop and cannot be held: the steps after them can. */
+const HOLD_OPS_INLINE: readonly FsOp[] = ['rename', 'syncDir'];
+/** Every fourth seed runs the WAL with syncMode 'inline' (commits on the event loop's thread); the rest 'worker'. */
+function syncModeOf(seed: number): SyncMode {
+  return seed % 4 === 3 ? 'inline' : 'worker';
+}
 /** Torn writes keep whole sectors of this size (512: a disk sector; 64: finer, harsher tearing). */
 const SECTOR_SIZES_BYTES = [512, 64] as const;
 /** What opening a crashed log does to it: remove temp files, cut and keep a torn tail, sync what it found. */
@@ -63,6 +69,8 @@ interface Tally {
   /** Unsynced directory operations at the crashes, and how many the images kept. */
   dirOpsUnsynced: number;
   dirOpsKept: number;
+  /** Seeds run with syncMode 'inline'. */
+  inlineSeeds: number;
 }
 
 function newTally(): Tally {
@@ -80,6 +88,7 @@ function newTally(): Tally {
     nonPrefixDirImages: 0,
     dirOpsUnsynced: 0,
     dirOpsKept: 0,
+    inlineSeeds: 0,
   };
 }
 
@@ -105,6 +114,7 @@ interface Run {
   tally: Tally;
   /** Acknowledged appends made one at a time before the concurrent writers start. */
   warmupAcks: number;
+  syncMode: SyncMode;
 }
 
 /** Adds what a crash did to directories to the tally. */
@@ -155,7 +165,8 @@ async function runUntilCrash(run: Run): Promise<CrashPoint> {
   if (rng.int(5) < 2) {
     afterAcks = rng.int(appendsBudget + 1);
   } else {
-    const op = HOLD_OPS[rng.int(HOLD_OPS.length)] as FsOp;
+    const holdOps = run.syncMode === 'inline' ? HOLD_OPS_INLINE : HOLD_OPS;
+    const op = holdOps[rng.int(holdOps.length)] as FsOp;
     hold = { op, nth: 1 + rng.int(4), base: fault.counts[op], extraTurns: rng.int(4) };
     fault.inject({ op, nth: hold.nth, hold: gate.promise });
   }
@@ -242,9 +253,9 @@ async function maybeCrashInRecovery(image: MemoryFileSystem, segmentSizeBytes: n
 }
 
 /** `salts`: the seed's own source of segment salts (one stream across reopens, so salts never repeat). */
-async function openWal(disk: MemoryFileSystem, segmentSizeBytes: number, salts: Random): Promise<{ wal: Wal; fault: FaultFileSystem }> {
+async function openWal(disk: MemoryFileSystem, segmentSizeBytes: number, salts: Random, syncMode: SyncMode): Promise<{ wal: Wal; fault: FaultFileSystem }> {
   const fault = new FaultFileSystem(disk);
-  return { wal: await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes, random: salts }), fault };
+  return { wal: await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes, random: salts, syncMode }), fault };
 }
 
 /** One seed: run, crash, recover and check; write more, crash again, recover and check. */
@@ -254,14 +265,16 @@ async function cutPoint(seed: number, keepUnsynced: KeepUnsynced, tally: Tally):
   const segmentSizeBytes = SEGMENT_SIZES_BYTES[rng.int(SEGMENT_SIZES_BYTES.length)] as number;
   const log = new ExpectedLog();
   let disk = new MemoryFileSystem();
-  let { wal, fault } = await openWal(disk, segmentSizeBytes, salts);
+  const syncMode = syncModeOf(seed);
+  if (syncMode === 'inline') tally.inlineSeeds++;
+  let { wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode);
   let mustSurviveLsn = 0;
   for (const generation of [1, 2]) {
-    const crash = await runUntilCrash({ wal, fault, disk, rng, log, keepUnsynced, tally, warmupAcks: generation === 1 ? 0 : 1 });
+    const crash = await runUntilCrash({ wal, fault, disk, rng, log, keepUnsynced, tally, warmupAcks: generation === 1 ? 0 : 1, syncMode });
     tally.crashes++;
     tally.triggers[crash.trigger]++;
     disk = await maybeCrashInRecovery(crash.image, segmentSizeBytes, rng, keepUnsynced, tally);
-    ({ wal, fault } = await openWal(disk, segmentSizeBytes, salts));
+    ({ wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode));
     const lastLsn = await verifyLog(wal, (lsn) => log.get(lsn), {
       mustSurviveLsn: Math.max(mustSurviveLsn, crash.ackedLsnMax, crash.durableLsn),
       lastAppendedLsn: crash.lastAppendedLsn,
@@ -297,6 +310,8 @@ describe('WAL under simulated power loss (MemoryFileSystem.crash)', () => {
       }
       expect(tally.cutPoints).toBe(seeds.length);
       expect(tally.crashes).toBe(2 * seeds.length);
+      expect(tally.inlineSeeds).toBe(seeds.filter((seed) => syncModeOf(seed) === 'inline').length);
+      if (!replaying()) expect(tally.inlineSeeds).toBeGreaterThan(0);
       // The mode really is the one named: only synced state survives 'none', so a crash never tears a
       // record; 'random' keeps parts of unsynced writes, which recovery must cut or keep whole.
       if (keepUnsynced === 'none') expect(tally.tornTailsCut).toBe(0);

@@ -82,7 +82,8 @@ export async function openLogDirectory(o: ResolvedWalOptions): Promise<OpenedLog
       lastLsn: rec.lastLsn,
       tornTail: rec.torn,
     };
-    await o.fs.warmUp?.();
+    // The commit worker is wanted only when commits go to it (syncMode 'worker').
+    if (o.syncMode === 'worker') await o.fs.warmUp?.();
     return { lock, segments, current, tail: { offset: last?.endOffset ?? 0, capacityBytes: last?.fileSizeBytes ?? 0 }, recovery };
   } catch (err) {
     // Nothing may stay open after a failed open: the last segment's handle, the lock.

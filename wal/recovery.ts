@@ -111,12 +111,41 @@ function lastNonZero(buf: Uint8Array, from: number, to: number): number {
   return -1;
 }
 
-/** Read size of the recovery scan: large sequential reads into one reused buffer. */
+/** Read size of the recovery scan: large sequential reads into reused buffers. */
 const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
+/**
+ * Room kept in front of a read-ahead chunk for the bytes of the window it continues (a record that
+ * straddles the two chunks is copied there, so it is contiguous). A longer leftover (one record of more
+ * than this) is read again the plain way.
+ */
+const SCAN_CARRY_BYTES_MAX = 64 * 1024;
+
+/** The two buffers a scan alternates between, shared by the segments of one recovery. */
+interface ScanBuffers {
+  a: Uint8Array;
+  b: Uint8Array;
+}
+
+function newScanBuffers(): ScanBuffers {
+  return { a: new Uint8Array(0), b: new Uint8Array(0) };
+}
+
+async function readFully(handle: FileHandle, into: Uint8Array, at: number, lengthBytes: number, position: number): Promise<number> {
+  let done = 0;
+  while (done < lengthBytes) {
+    const n = await handle.read(into, at + done, lengthBytes - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
 
 /**
- * A window onto a file, refilled by large sequential reads into a reused buffer. The scan loop works
- * on the window synchronously and awaits only to refill it.
+ * A window onto a file, refilled by large sequential reads. The scan loop works on the window
+ * synchronously and awaits only to refill it. While it works, the next chunk is already being read into
+ * the other buffer (read-ahead), after SCAN_CARRY_BYTES_MAX bytes of room; a refill that continues the
+ * window (the usual case: from the last record that did not fit, up to the end) copies those few bytes
+ * in front of it and swaps buffers, so reading and checking overlap. Any other refill reads the plain way.
  */
 class FileWindow {
   buf: Uint8Array;
@@ -124,14 +153,22 @@ class FileWindow {
   /** File offset of buf[0], and the number of valid bytes in buf. */
   start = 0;
   length = 0;
+  /** The buffer buf lies in, and the other one (read-ahead target). */
+  #backing: Uint8Array;
+  #spare: Uint8Array;
+  #ahead: { fileStart: number; read: Promise<number> } | null = null;
 
   constructor(
     readonly handle: FileHandle,
     readonly sizeBytes: number,
-    scratch: { buf: Uint8Array },
+    buffers: ScanBuffers,
   ) {
-    if (scratch.buf.byteLength < Math.min(SCAN_CHUNK_BYTES, sizeBytes)) scratch.buf = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, Math.max(sizeBytes, 4096)));
-    this.buf = scratch.buf;
+    const wanted = SCAN_CARRY_BYTES_MAX + Math.min(SCAN_CHUNK_BYTES, Math.max(sizeBytes, 4096));
+    if (buffers.a.byteLength < wanted) buffers.a = new Uint8Array(wanted);
+    if (buffers.b.byteLength < wanted) buffers.b = new Uint8Array(wanted);
+    this.#backing = buffers.a;
+    this.#spare = buffers.b;
+    this.buf = buffers.a;
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
@@ -142,19 +179,55 @@ class FileWindow {
 
   /** Makes the window start at `offset` and hold at least `needBytes` (or up to the end of the file). */
   async fill(offset: number, needBytes: number): Promise<void> {
-    if (needBytes > this.buf.byteLength) {
-      this.buf = new Uint8Array(needBytes);
-      this.view = new DataView(this.buf.buffer);
+    const ahead = this.#ahead;
+    this.#ahead = null;
+    if (ahead !== null) {
+      const carry = this.end - offset;
+      if (ahead.fileStart === this.end && carry >= 0 && carry <= SCAN_CARRY_BYTES_MAX && offset >= this.start) {
+        const got = await ahead.read;
+        if (carry + got >= needBytes || ahead.fileStart + got >= this.sizeBytes) {
+          const next = this.#spare;
+          const from = SCAN_CARRY_BYTES_MAX - carry;
+          next.set(this.buf.subarray(offset - this.start, this.length), from);
+          this.#spare = this.#backing;
+          this.#backing = next;
+          this.#show(next, from, carry + got, offset);
+          this.#readAhead();
+          return;
+        }
+      } else {
+        // Not a continuation: let the read finish (it writes into the spare buffer), ignore what it got.
+        await ahead.read.catch(() => 0);
+      }
     }
-    const want = Math.min(this.buf.byteLength, this.sizeBytes - offset);
-    let done = 0;
-    while (done < want) {
-      const n = await this.handle.read(this.buf, done, want - done, offset + done);
-      if (n === 0) break;
-      done += n;
-    }
+    if (SCAN_CARRY_BYTES_MAX + needBytes > this.#backing.byteLength) this.#backing = new Uint8Array(needBytes);
+    const want = Math.min(this.#backing.byteLength, this.sizeBytes - offset);
+    const done = await readFully(this.handle, this.#backing, 0, want, offset);
+    this.#show(this.#backing, 0, done, offset);
+    this.#readAhead();
+  }
+
+  /** Waits for a read-ahead still in flight (before the file is closed), ignoring its outcome. */
+  async settle(): Promise<void> {
+    const ahead = this.#ahead;
+    this.#ahead = null;
+    await ahead?.read.catch(() => 0);
+  }
+
+  #show(backing: Uint8Array, from: number, lengthBytes: number, offset: number): void {
+    this.buf = backing.subarray(from, from + lengthBytes);
+    this.view = new DataView(backing.buffer, backing.byteOffset + from, lengthBytes);
     this.start = offset;
-    this.length = done;
+    this.length = lengthBytes;
+  }
+
+  #readAhead(): void {
+    const fileStart = this.end;
+    const room = this.#spare.byteLength - SCAN_CARRY_BYTES_MAX;
+    if (fileStart >= this.sizeBytes || room <= 0) return;
+    const read = readFully(this.handle, this.#spare, SCAN_CARRY_BYTES_MAX, Math.min(room, this.sizeBytes - fileStart), fileStart);
+    read.catch(() => {}); // an error surfaces when the scan takes this chunk (fill awaits it), or never
+    this.#ahead = { fileStart, read };
   }
 
   /** True when the file holds only zeros from `from` to its end. */
@@ -292,7 +365,7 @@ function judgeUnsaltedTail(buf: Uint8Array, view: DataView, offset: number, end:
 
 export async function recoverSegments(fs: FileSystem, dir: string, names: readonly string[], strict: boolean): Promise<RecoveryResult> {
   const segments: RecoveredSegment[] = [];
-  const scratch = { buf: new Uint8Array(0) };
+  const buffers = newScanBuffers();
   let torn: TornTail | null = null;
   let bytesScanned = 0;
   let prevLastLsn = 0;
@@ -300,10 +373,11 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
     const name = names[i] as string;
     const isLast = i === names.length - 1;
     const handle = await fs.open(`${dir}/${name}`, 'r');
+    let w: FileWindow | null = null;
     try {
       const { sizeBytes } = await handle.stat();
       bytesScanned += sizeBytes;
-      const w = new FileWindow(handle, sizeBytes, scratch);
+      w = new FileWindow(handle, sizeBytes, buffers);
       await w.fill(0, SEGMENT_HEADER_BYTES);
       const header = decodeSegmentHeader(w.buf.subarray(0, w.length));
       if (!header.ok) throw corrupt(dir, name, 0, header.reason);
@@ -364,6 +438,7 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
       segments.push({ index, name, firstLsn: header.firstLsn, salt: header.salt, lastLsn, endOffset: offset, fileSizeBytes: sizeBytes });
       prevLastLsn = lastLsn;
     } finally {
+      await w?.settle();
       await handle.close();
     }
   }

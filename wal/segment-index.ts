@@ -21,7 +21,8 @@ export class SegmentIndex {
   /** Notes that the record `lsn` starts at `offset` (kept only if far enough past the last entry). */
   add(lsn: number, offset: number): void {
     const last = this.#lsns.length - 1;
-    assert(lsn > (this.#lsns[last] as number) && offset > (this.#offsets[last] as number), `index entries in order: ${lsn}@${offset}`);
+    // Called once per record by recovery: the message is built only when the assertion fails.
+    if (!(lsn > (this.#lsns[last] as number) && offset > (this.#offsets[last] as number))) assert(false, `index entries in order: ${lsn}@${offset}`);
     if (offset - (this.#offsets[last] as number) >= INDEX_SPACING_BYTES) {
       this.#lsns.push(lsn);
       this.#offsets.push(offset);

@@ -13,6 +13,7 @@
  */
 import { assert } from '../core/errors.js';
 import type { FileHandle, FileSystem, SyncMethod } from '../fs/file-system.js';
+import type { SyncMode } from './options.js';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import type { Logger } from '../core/logger.js';
 import { segmentName } from './format.js';
@@ -43,6 +44,8 @@ export interface SegmentWriterOptions {
   dir: string;
   segmentSizeBytes: number;
   syncMethod: SyncMethod;
+  /** 'inline': commits run synchronously on this thread (writevSync + datasyncSync/syncSync). */
+  syncMode: SyncMode;
   /** A commit slower than this, in ms, is logged and reported through onSlowCommit. */
   fsyncLatencyMsWarn: number;
   logger: Logger | undefined;
@@ -112,7 +115,7 @@ export class SegmentWriter {
     assert(current !== null && seg !== undefined && seg.firstLsn === piece.segmentFirstLsn, 'piece goes to the current segment');
     assert(piece.position === seg.endOffset, `piece continues the segment's data: ${piece.position} != ${seg.endOffset}`);
     await this.preparer.reserve(current, piece.position + piece.bytes);
-    await current.commit(piece.buffers, piece.position, this.#o.syncMethod);
+    await this.#commit(current, piece.buffers, piece.position);
     seg.lastLsn = piece.lastLsn;
     seg.endOffset = piece.position + piece.bytes;
     seg.index.add(piece.firstLsn, piece.position);
@@ -131,7 +134,7 @@ export class SegmentWriter {
     const prepared = await this.preparer.take();
     let named: FileHandle;
     try {
-      await prepared.handle.commit(piece.buffers, 0, this.#o.syncMethod);
+      await this.#commit(prepared.handle, piece.buffers, 0);
       await this.#o.fs.rename(prepared.path, file);
       await this.#o.fs.syncDir(this.#o.dir);
       named = await this.#o.fs.open(file, 'r+');
@@ -146,6 +149,18 @@ export class SegmentWriter {
     this.segments.push({ name, firstLsn: piece.segmentFirstLsn, salt: piece.salt, lastLsn: piece.lastLsn, endOffset: piece.bytes, index: new SegmentIndex(piece.segmentFirstLsn) });
     this.#segmentsCreated++;
     return file;
+  }
+
+  /**
+   * One commit: writev + sync, on the commit worker ('worker'), or synchronously on this thread
+   * ('inline', blocking it until the sync returned). Either way it settles only after the sync returned.
+   */
+  #commit(handle: FileHandle, buffers: readonly Uint8Array[], position: number): Promise<void> | void {
+    if (this.#o.syncMode === 'worker') return handle.commit(buffers, position, this.#o.syncMethod);
+    // The file system was checked for syncCalls at open (walDefaults).
+    (handle.writevSync as NonNullable<FileHandle['writevSync']>).call(handle, buffers, position);
+    if (this.#o.syncMethod === 'fsync') (handle.syncSync as NonNullable<FileHandle['syncSync']>).call(handle);
+    else (handle.datasyncSync as NonNullable<FileHandle['datasyncSync']>).call(handle);
   }
 
   #measure(durationMs: number, bytes: number, file: string): void {

@@ -5,7 +5,8 @@
  *   waitDurable(lsn) / sync()   resolve once fdatasync has returned for a batch holding the record
  *   appendDurable(payload)      both: resolves with the LSN once it is durable
  *
- * One commit (writev + fdatasync, one trip to the commit worker) is in flight at a time; everything
+ * One commit (writev + fdatasync: one trip to the commit worker, or with syncMode 'inline' two
+ * synchronous calls on this thread) is in flight at a time; everything
  * appended meanwhile rides the next one (FlushScheduler). A failed write or sync poisons the log:
  * every waiter and every later call gets WAL_FAILED until the WAL is closed and reopened, and the failed
  * sync is never retried. The mechanics live beside this file, one concept each:
@@ -87,6 +88,7 @@ export class Wal extends EventEmitter<WalEvents> {
         dir: o.dir,
         segmentSizeBytes: o.segmentSizeBytes,
         syncMethod: o.syncMethod,
+        syncMode: o.syncMode,
         fsyncLatencyMsWarn: o.fsyncLatencyMsWarn,
         logger: o.logger,
         onSlowCommit: (info) => this.emit('slowSync', info),

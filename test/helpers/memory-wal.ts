@@ -3,7 +3,7 @@
  * for checking. Segments of 4 KiB and payloads of 100 bytes (128 bytes a record) give 31 records a
  * segment, so a test knows which batch fits the current segment and which rolls into the next.
  */
-import { Wal } from '../../wal/index.js';
+import { Wal, type SyncMode } from '../../wal/index.js';
 import { FaultFileSystem, MemoryFileSystem } from '../../fs/index.js';
 import { PREALLOC_SUFFIX } from '../../wal/segment-preparer.js';
 import { turns } from './async.js';
@@ -21,20 +21,23 @@ export class MemoryWal {
   readonly fault: FaultFileSystem;
   readonly log = new ExpectedLog();
   wal: Wal;
+  /** Where its commits run (the WAL's syncMode option), for every open of this log. */
+  readonly syncMode: SyncMode;
 
-  private constructor(mem: MemoryFileSystem, fault: FaultFileSystem, wal: Wal) {
+  private constructor(mem: MemoryFileSystem, fault: FaultFileSystem, wal: Wal, syncMode: SyncMode) {
     this.mem = mem;
     this.fault = fault;
     this.wal = wal;
+    this.syncMode = syncMode;
   }
 
   /** Opens a fresh WAL; `beforeOpen` may inject rules that must see the WAL's very first operations. */
-  static async open(beforeOpen?: (fault: FaultFileSystem) => void): Promise<MemoryWal> {
+  static async open(beforeOpen?: (fault: FaultFileSystem) => void, syncMode: SyncMode = 'worker'): Promise<MemoryWal> {
     const mem = new MemoryFileSystem();
     const fault = new FaultFileSystem(mem);
     beforeOpen?.(fault);
-    const wal = await Wal.open({ dir: MEMORY_WAL_DIR, fs: fault, segmentSizeBytes: SEGMENT_BYTES });
-    return new MemoryWal(mem, fault, wal);
+    const wal = await Wal.open({ dir: MEMORY_WAL_DIR, fs: fault, segmentSizeBytes: SEGMENT_BYTES, syncMode });
+    return new MemoryWal(mem, fault, wal, syncMode);
   }
 
   /** Appends `count` records in this turn (they ride one batch); returns their LSNs. */
@@ -74,7 +77,7 @@ export class MemoryWal {
 
   /** Opens the directory again (through the same fault layer) and checks the log against what was appended. */
   async reopenAndVerify(mustSurviveLsn: number): Promise<Wal> {
-    this.wal = await Wal.open({ dir: MEMORY_WAL_DIR, fs: this.fault, segmentSizeBytes: SEGMENT_BYTES });
+    this.wal = await Wal.open({ dir: MEMORY_WAL_DIR, fs: this.fault, segmentSizeBytes: SEGMENT_BYTES, syncMode: this.syncMode });
     await verifyLog(this.wal, (lsn) => this.log.get(lsn), { mustSurviveLsn, lastAppendedLsn: this.log.lastLsn });
     this.log.truncateAfter(this.wal.lastLsn);
     return this.wal;

@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+/**
+ * Interleaved A/B runs of the WAL between two builds (two dist/ directories), in the same session: each
+ * round runs one child process per build, alternating which goes first, and every child measures its
+ * own device baseline (4 KiB overwrite + fdatasync on the main thread) right before and after its WAL
+ * window, so each figure has a ratio to the disk as it was at that moment.
+ *
+ *   node bench/ab/wal-ab.mjs --a OLD/dist --b dist [--writers 1,64,1024] [--size 128] [--rounds 6]
+ *        [--window-ms 1500] [--warmup-ms 300] [--dir data/ab] [--wal-options '{"syncMode":"inline"}']
+ *        [--b-wal-options JSON] [--recovery-mib 64]
+ *
+ * Prints one line per child and a summary per row: the median of each build and the median of the
+ * per-round B/A ratios. Loop busy us per record = event-loop active time (performance.eventLoopUtilization)
+ * inside the window / records acknowledged in it: the main thread's cost of a record, disk waits excluded
+ * (in an inline sync mode the blocking sync counts as busy).
+ * --recovery-mib N: instead of writers, fills one WAL of N MiB of --size records with build A, then times
+ * Wal.open of it by A and B alternately (MB/s of record bytes).
+ * Not part of npm test; a tool for the A/B tables in the commit messages and reports.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+function arg(name, fallback) {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+}
+const self = fileURLToPath(import.meta.url);
+const median = (xs) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+
+if (args[0] === '--child') await child(JSON.parse(args[1]));
+else await parent();
+
+async function parent() {
+  const a = path.resolve(arg('a'));
+  const b = path.resolve(arg('b'));
+  const rounds = Number(arg('rounds', '6'));
+  const size = Number(arg('size', '128'));
+  const windowMs = Number(arg('window-ms', '1500'));
+  const warmupMs = Number(arg('warmup-ms', '300'));
+  const dir = path.resolve(arg('dir', 'data/ab'));
+  const walOptionsA = JSON.parse(arg('wal-options', '{}'));
+  const walOptionsB = JSON.parse(arg('b-wal-options', arg('wal-options', '{}')));
+  const recoveryMib = arg('recovery-mib');
+  fs.mkdirSync(dir, { recursive: true });
+  const builds = [
+    { name: 'A', dist: a, walOptions: walOptionsA },
+    { name: 'B', dist: b, walOptions: walOptionsB },
+  ];
+  console.log(`A = ${a} ${JSON.stringify(walOptionsA)}\nB = ${b} ${JSON.stringify(walOptionsB)}`);
+  const run = (spec) => {
+    const r = spawnSync(process.execPath, [self, '--child', JSON.stringify(spec)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stdout}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop());
+  };
+  if (recoveryMib !== undefined) {
+    const walDir = path.join(dir, 'recovery');
+    fs.rmSync(walDir, { recursive: true, force: true });
+    run({ kind: 'fill', dist: a, dir: walDir, size, mib: Number(recoveryMib) });
+    const got = { A: [], B: [] };
+    const ratios = [];
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? builds : [...builds].reverse();
+      const mbs = {};
+      for (const build of order) {
+        const r = run({ kind: 'open', dist: build.dist, dir: walDir, walOptions: build.walOptions, recordBytes: size });
+        mbs[build.name] = r.mbPerSec;
+        got[build.name].push(r.mbPerSec);
+        console.log(`round ${round + 1} ${build.name}: open ${r.openMs.toFixed(1)} ms, ${r.mbPerSec.toFixed(0)} MB/s (${r.records} records)`);
+      }
+      ratios.push(mbs.B / mbs.A);
+    }
+    fs.rmSync(walDir, { recursive: true, force: true });
+    console.log(`\nrecovery ${recoveryMib} MiB of ${size} B records: A median ${median(got.A).toFixed(0)} MB/s, B median ${median(got.B).toFixed(0)} MB/s, B/A per round median ${median(ratios).toFixed(2)}x (${ratios.map((x) => x.toFixed(2)).join(' ')})`);
+    return;
+  }
+  const writersList = arg('writers', '1,64,1024').split(',').map(Number);
+  const summary = [];
+  for (const writers of writersList) {
+    const got = { A: [], B: [] };
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? builds : [...builds].reverse();
+      for (const build of order) {
+        const r = run({ kind: 'wal', dist: build.dist, dir: path.join(dir, `w${build.name}`), size, writers, windowMs, warmupMs, walOptions: build.walOptions });
+        got[build.name].push(r);
+        console.log(
+          `${writers} writers round ${round + 1} ${build.name}: ${r.opsPerSec.toFixed(0)}/s, p50 ${r.p50Us.toFixed(0)} us, p99 ${r.p99Us.toFixed(0)} us, ` +
+            `device ${r.deviceOpsPerSec.toFixed(0)}/s p50 ${r.deviceP50Us.toFixed(0)} us, vs device ${(r.opsPerSec / r.deviceOpsPerSec).toFixed(2)}x, ` +
+            `loop ${r.loopUsPerRecord.toFixed(2)} us/record, ${r.recordsPerSync.toFixed(1)} records/sync`,
+        );
+      }
+    }
+    const row = (k) => ({ A: median(got.A.map((r) => r[k])), B: median(got.B.map((r) => r[k])), ratio: median(got.A.map((ra, i) => got.B[i][k] / ra[k])) });
+    summary.push({ writers, ops: row('opsPerSec'), vsDevice: row('vsDevice'), p50: row('p50Us'), p99: row('p99Us'), loop: row('loopUsPerRecord') });
+  }
+  console.log(`\n| writers | A ops/s | B ops/s | B/A | A vs device | B vs device | A p50 us | B p50 us | A p99 us | B p99 us | A loop us/rec | B loop us/rec |`);
+  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
+  for (const s of summary) {
+    console.log(
+      `| ${s.writers} | ${s.ops.A.toFixed(0)} | ${s.ops.B.toFixed(0)} | ${s.ops.ratio.toFixed(2)}x | ${s.vsDevice.A.toFixed(2)}x | ${s.vsDevice.B.toFixed(2)}x | ` +
+        `${s.p50.A.toFixed(0)} | ${s.p50.B.toFixed(0)} | ${s.p99.A.toFixed(0)} | ${s.p99.B.toFixed(0)} | ${s.loop.A.toFixed(2)} | ${s.loop.B.toFixed(2)} |`,
+    );
+  }
+  console.log(`(medians over ${rounds} interleaved rounds; B/A = median of the per-round ratios)`);
+}
+
+/** 4 KiB overwrite + fdatasync on the main thread for `ms`: ops/s and p50. */
+function deviceSlice(fd, ms, samples) {
+  const page = Buffer.alloc(4096, 0x5a);
+  const fileBytes = 8 * 1024 * 1024;
+  const start = performance.now();
+  let n = 0;
+  while (performance.now() - start < ms) {
+    const t0 = performance.now();
+    fs.writeSync(fd, page, 0, page.length, (n++ * 4096) % fileBytes);
+    fs.fdatasyncSync(fd);
+    samples.push((performance.now() - t0) * 1000);
+  }
+  return performance.now() - start;
+}
+
+async function child(spec) {
+  const { Wal } = await import(path.join(spec.dist, 'wal/index.js'));
+  if (spec.kind === 'fill') {
+    const payload = Buffer.alloc(spec.size, 0x33);
+    const wal = await Wal.open({ dir: spec.dir });
+    while (wal.appendedBytes < spec.mib * 1024 * 1024) {
+      for (let i = 0; i < 4096; i++) wal.append(payload);
+      await wal.sync();
+    }
+    await wal.close();
+    console.log(JSON.stringify({ ok: true }));
+    return;
+  }
+  if (spec.kind === 'open') {
+    const t0 = performance.now();
+    const wal = await Wal.open({ dir: spec.dir, ...spec.walOptions });
+    const openMs = performance.now() - t0;
+    const records = wal.lastLsn;
+    // Bytes of records (header, payload, padding) as the bench's recovery row counts them.
+    const stats = wal.stats();
+    await wal.close();
+    const dataBytes = stats.recovery.bytesScanned; // preallocated space included; see below
+    const framed = records * (24 + Math.ceil(Number(spec.recordBytes ?? 128) / 8) * 8);
+    console.log(JSON.stringify({ openMs, records, mbPerSec: framed / 1e6 / (openMs / 1000), scannedBytes: dataBytes }));
+    return;
+  }
+  fs.rmSync(spec.dir, { recursive: true, force: true });
+  fs.mkdirSync(spec.dir, { recursive: true });
+  const devicePath = path.join(spec.dir, '..', `device-${process.pid}.dat`);
+  const fd = fs.openSync(devicePath, 'w+');
+  fs.writeSync(fd, Buffer.alloc(8 * 1024 * 1024), 0, 8 * 1024 * 1024, 0);
+  fs.fdatasyncSync(fd);
+  const deviceSamples = [];
+  let deviceMs = deviceSlice(fd, 250, deviceSamples);
+  const wal = await Wal.open({ dir: spec.dir, ...spec.walOptions });
+  const payload = Buffer.alloc(spec.size, 0x42);
+  let phase = 'warmup';
+  const lat = [];
+  let acked = 0;
+  const writer = async () => {
+    while (phase !== 'stopped') {
+      const t0 = performance.now();
+      await wal.waitDurable(wal.append(payload));
+      if (phase === 'window') {
+        lat.push((performance.now() - t0) * 1000);
+        acked++;
+      }
+    }
+  };
+  const writers = Array.from({ length: spec.writers }, writer);
+  await new Promise((r) => setTimeout(r, spec.warmupMs));
+  phase = 'window';
+  const s0 = wal.stats();
+  const elu0 = performance.eventLoopUtilization();
+  const w0 = performance.now();
+  await new Promise((r) => setTimeout(r, spec.windowMs));
+  phase = 'stopped';
+  const w1 = performance.now();
+  const elu = performance.eventLoopUtilization(elu0);
+  const s1 = wal.stats();
+  await Promise.all(writers);
+  await wal.close();
+  fs.rmSync(spec.dir, { recursive: true, force: true });
+  deviceMs += deviceSlice(fd, 250, deviceSamples);
+  fs.closeSync(fd);
+  fs.rmSync(devicePath, { force: true });
+  lat.sort((x, y) => x - y);
+  deviceSamples.sort((x, y) => x - y);
+  const opsPerSec = acked / ((w1 - w0) / 1000);
+  const deviceOpsPerSec = deviceSamples.length / (deviceMs / 1000);
+  const syncs = s1.syncs - s0.syncs;
+  console.log(
+    JSON.stringify({
+      opsPerSec,
+      p50Us: pct(lat, 0.5),
+      p99Us: pct(lat, 0.99),
+      deviceOpsPerSec,
+      deviceP50Us: pct(deviceSamples, 0.5),
+      vsDevice: opsPerSec / deviceOpsPerSec,
+      loopUsPerRecord: (elu.active * 1000) / acked,
+      recordsPerSync: syncs === 0 ? NaN : (s1.appends - s0.appends) / syncs,
+    }),
+  );
+}
