@@ -227,6 +227,11 @@ export class IoWorker {
     return this.#lostWakeupsCount;
   }
 
+  /** True once the worker failed, exited or was terminated: every commit it is given rejects. */
+  get dead(): boolean {
+    return this.#dead !== null;
+  }
+
   /** Commits sent or queued and not yet answered. */
   get pendingCount(): number {
     return this.#queue.length + (this.#busy ? 1 : 0);
@@ -429,25 +434,43 @@ export class IoWorkerPool {
   readonly #workers: IoWorker[] = [];
   readonly #workersCountMax: number;
   readonly #options: IoWorkerOptions;
+  readonly #createWorker: (options: IoWorkerOptions) => IoWorker;
 
-  constructor(workersCountMax = COMMIT_WORKERS_COUNT_MAX, options: IoWorkerOptions = {}) {
+  /** `createWorker` is for tests (a worker they can kill); default `new IoWorker(options)`. */
+  constructor(workersCountMax = COMMIT_WORKERS_COUNT_MAX, options: IoWorkerOptions = {}, createWorker = (o: IoWorkerOptions) => new IoWorker(o)) {
     this.#workersCountMax = workersCountMax;
     this.#options = options;
+    this.#createWorker = createWorker;
   }
 
   commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
+    this.#dropDead();
     let best: IoWorker | undefined;
     for (const w of this.#workers) if (best === undefined || w.pendingCount < best.pendingCount) best = w;
     if (best === undefined || (best.pendingCount > 0 && this.#workers.length < this.#workersCountMax)) {
-      best = new IoWorker(this.#options);
+      best = this.#createWorker(this.#options);
       this.#workers.push(best);
     }
     return best.commit(fd, path, buffers, position, syncMethod);
   }
 
+  /**
+   * A dead worker (it crashed, exited or was terminated) stays dead: drop it, so the process's later
+   * commits (a WAL reopened after the failure) go to a new one instead of being rejected forever.
+   */
+  #dropDead(): void {
+    for (let i = this.#workers.length - 1; i >= 0; i--) {
+      const w = this.#workers[i] as IoWorker;
+      if (!w.dead) continue;
+      this.#workers.splice(i, 1);
+      void w.terminate().catch(() => {}); // its port and thread, if anything is left of them
+    }
+  }
+
   /** Starts one worker if none runs, and waits until it is ready; rejects if it cannot start. */
   async warmUp(): Promise<void> {
-    if (this.#workers.length === 0) this.#workers.push(new IoWorker(this.#options));
+    this.#dropDead();
+    if (this.#workers.length === 0) this.#workers.push(this.#createWorker(this.#options));
     const first = this.#workers[0] as IoWorker;
     try {
       await first.ready;

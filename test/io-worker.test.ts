@@ -150,6 +150,29 @@ describe('commit worker', () => {
     }
   });
 
+  it('the pool drops a dead worker: commits after it died go to a new worker, not rejected forever', async () => {
+    // The default NodeFileSystem's pool lives as long as the process: before the fix, once its worker
+    // had died while idle, every later commit (a WAL reopened after the failure) went to it and failed.
+    const file = path.join(dir, 'dead-worker');
+    const fd = fs.openSync(file, 'w+');
+    const created: IoWorker[] = [];
+    const pool = new IoWorkerPool(1, {}, (o) => {
+      const w = new IoWorker(o);
+      created.push(w);
+      return w;
+    });
+    try {
+      await pool.commit(fd, file, [sharedBytes('a')], 0, 'fdatasync');
+      await (created[0] as IoWorker).terminate(); // the worker dies while idle
+      await pool.commit(fd, file, [sharedBytes('b')], 1, 'fdatasync');
+      expect(created.length).toBe(2);
+      expect(fs.readFileSync(file).toString()).toBe('ab');
+    } finally {
+      fs.closeSync(fd);
+      await pool.terminate();
+    }
+  });
+
   it('reports the system call error with its code and the path, and keeps working after it', async () => {
     const file = path.join(dir, 'c');
     fs.writeFileSync(file, 'x');
