@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IoWorker, IoWorkerPool } from '../fs/io-worker.js';
+import { settledWithin } from './helpers/async.js';
 import { NodeFileSystem } from '../fs/node-file-system.js';
 import { Wal } from '../wal/index.js';
 
@@ -81,12 +82,7 @@ describe('commit worker', () => {
         w.commit(fd, file, [sharedBytes('bb')], 2, 'fdatasync'),
         w.commit(fd, file, [sharedBytes('cc')], 4, 'fdatasync'),
       ]);
-      let timer: NodeJS.Timeout | undefined;
-      const hung = new Promise<'hung'>((resolve) => {
-        timer = setTimeout(() => resolve('hung'), 5_000);
-      });
-      expect(await Promise.race([settled.then(() => 'settled' as const), hung])).toBe('settled');
-      clearTimeout(timer);
+      expect(await settledWithin(settled, 5_000)).toMatchObject({ state: 'resolved' });
       expect(fs.readFileSync(file).toString()).toBe('aabbcc');
       expect(w.lostWakeupsCount).toBe(lose.size);
       // A late wake-up for an answer already handled changes nothing: the next commit is its own.
@@ -107,12 +103,7 @@ describe('commit worker', () => {
     const w = new IoWorker({ firstSeq: 2 ** 31 - 3 });
     try {
       const all = Promise.all(Array.from({ length: 8 }, (_, i) => w.commit(fd, file, [sharedBytes(String(i))], i, 'fdatasync')));
-      let timer: NodeJS.Timeout | undefined;
-      const hung = new Promise<'hung'>((resolve) => {
-        timer = setTimeout(() => resolve('hung'), 5_000);
-      });
-      expect(await Promise.race([all.then(() => 'settled' as const), hung])).toBe('settled');
-      clearTimeout(timer);
+      expect(await settledWithin(all, 5_000)).toMatchObject({ state: 'resolved' });
       expect(fs.readFileSync(file).toString()).toBe('01234567');
     } finally {
       fs.closeSync(fd);
@@ -133,17 +124,11 @@ describe('commit worker', () => {
         return { async: true, value: new Promise<'ok'>(() => {}) }; // every wake-up lost
       };
       const big = new Uint8Array(new SharedArrayBuffer(16 << 20)).fill(2);
-      const outcome = w.commit(fd, file, [big], 0, 'fdatasync').then(
-        () => 'resolved',
-        (e: Error) => `rejected: ${e.message}`,
-      );
+      const outcome = settledWithin(w.commit(fd, file, [big], 0, 'fdatasync'), 5_000);
       await w.terminate();
-      let timer: NodeJS.Timeout | undefined;
-      const never = new Promise<string>((resolve) => {
-        timer = setTimeout(() => resolve('never settled'), 3_000);
-      });
-      expect(await Promise.race([outcome, never])).toMatch(/^rejected: flushpoint commit worker terminated/);
-      clearTimeout(timer);
+      const got = await outcome;
+      expect(got).toMatchObject({ state: 'rejected' });
+      expect(((got as { reason: Error }).reason).message).toMatch(/^flushpoint commit worker terminated/);
     } finally {
       (Atomics as { waitAsync: unknown }).waitAsync = real;
       fs.closeSync(fd);

@@ -52,3 +52,25 @@ export function track<T>(promise: Promise<T>): Tracked<T> {
   );
   return t;
 }
+
+/**
+ * The outcome of `promise` if it settles within `patienceMs`, or 'hung': for tests of a hang, where the
+ * old code never settles (a lost wake-up) and waiting for the test's own timeout would say less.
+ */
+export async function settledWithin<T>(promise: Promise<T>, patienceMs: number): Promise<Outcome<T> | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => {
+    timer = setTimeout(() => resolve('hung'), patienceMs);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        (value): Outcome<T> => ({ state: 'resolved', value }),
+        (reason: unknown): Outcome<T> => ({ state: 'rejected', reason }),
+      ),
+      hung,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
