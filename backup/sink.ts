@@ -210,8 +210,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
 
   resume(): void {
     this.#paused = false;
-    this.#retry.reset();
-    this.#clearRetryTimer(); // the backoff is over: a retry timer left running would hold the triggers off
+    this.#endBackoff();
     if (this.#wal.durableLsn > this.#checkpointLsn) this.#scheduler.request();
   }
 
@@ -380,8 +379,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       assert(this.#checkpointLsn === fromLsn - 1, `the checkpoint moved during a flush (${fromLsn - 1} -> ${this.#checkpointLsn})`);
       this.#checkpointLsn = targetLsn;
       this.#retryTargetLsn = 0;
-      this.#retry.reset();
-      this.#clearRetryTimer(); // the backoff is over once a flush succeeded: the triggers are armed again
+      this.#endBackoff();
       if (this.#wal.status === 'open') this.#wal.hold(this.#o.holdName, targetLsn + 1);
       const durationMs = clock.nowMs() - startedMs;
       this.#stats.flushed(fromLsn, targetLsn, r.files, r.bytes, { ...r, totalMs: durationMs });
@@ -415,6 +413,15 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       this.#retryTimer = null;
       if (!this.#paused && this.#status === 'open') this.#scheduler.request();
     }, decision.delayMs);
+  }
+
+  /**
+   * The backoff is over (a flush succeeded, or resume()): the failure count restarts, and the retry timer
+   * goes too, since while it is pending the lag trigger and the interval hold off.
+   */
+  #endBackoff(): void {
+    this.#retry.reset();
+    this.#clearRetryTimer();
   }
 
   #clearRetryTimer(): void {
