@@ -85,6 +85,26 @@ describe('Drainer', () => {
     expect(r.drainer.stats().calls).toMatchObject({ ok: 1, timeout: 1 });
   });
 
+  it('a drain after a timed-out one and more writes does not join the old run: its answer covers the new writes', async () => {
+    const r = await rig();
+    const first = appendSome(r.wal, 10);
+    await r.wal.sync();
+    const held = deferred();
+    r.bfs.inject({ op: 'datasync', hold: held.promise });
+    await expect(r.drainer.drain({ timeoutMs: 50 })).rejects.toBeInstanceOf(DrainTimeoutError);
+    const last = appendSome(r.wal, 10); // resume() let these in; they are acknowledged once durable
+    await r.wal.sync();
+    expect(last).toBeGreaterThan(first);
+    const next = r.drainer.drain({ timeoutMs: 60_000 });
+    held.resolve();
+    r.bfs.clearFaults();
+    const d = await next;
+    expect(d.walDurableLsn).toBe(last);
+    expect(d.backupCheckpointLsn).toBeGreaterThanOrEqual(last);
+    expect(r.sink.checkpointLsn).toBeGreaterThanOrEqual(last);
+    expect(r.drainer.stats().runs).toBe(2);
+  });
+
   it('a failing backup rejects every drain of the run with BACKUP_FAILED, never a success', async () => {
     const r = await rig();
     appendSome(r.wal, 10);

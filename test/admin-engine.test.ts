@@ -38,6 +38,16 @@ describe('Engine admin', () => {
     expect(await db.get('after')).toBe('y');
   });
 
+  it('a drain refused for wrong arguments leaves the engine taking writes', async () => {
+    const dir = await tempDir();
+    const db = await engine(dir, path.join(dir, 'a.sock'));
+    await expect(db.drain({ timeoutMs: -1 })).rejects.toBeInstanceOf(RangeError);
+    await expect(db.drain({ bogus: 1 } as never)).rejects.toBeInstanceOf(TypeError);
+    expect(db.draining).toBe(false);
+    await db.put('k', 'v');
+    expect(await db.get('k')).toBe('v');
+  });
+
   it('serves status and metrics from the engine over a 0600 socket, refuses a second engine on the path, removes the socket on close', async () => {
     const dir = await tempDir();
     const socketPath = path.join(dir, 'a.sock');

@@ -64,7 +64,8 @@ export class DrainTimeoutError extends FlushpointError {
   }
 }
 
-function checkDrainOptions(options: DrainOptions): number {
+/** Checks drain()'s options (TypeError / RangeError); returns the timeout in ms. */
+export function checkDrainOptions(options: DrainOptions): number {
   if (options === null || typeof options !== 'object') throw new TypeError('drain options must be an object');
   for (const key of Object.keys(options)) if (key !== 'timeoutMs' && key !== 'signal') throw new TypeError(`unknown drain option '${key}'`);
   const timeoutMs = options.timeoutMs ?? Number.POSITIVE_INFINITY;
@@ -133,10 +134,14 @@ export class Drainer extends EventEmitter<DrainerEvents> {
     this.emit('drain', outcome, waitedMs);
   }
 
-  /** The running shared run, or a new one. */
+  /**
+   * The running shared run when its target covers every write appended so far, or a new one. A run
+   * whose target is below the WAL's last LSN (a drain timed out, resume() let more writes in, and a
+   * new drain came) would answer for a state older than the caller's: a new run starts beside it.
+   */
   #start(): { targetLsn: number; promise: Promise<DrainResult> } {
-    if (this.#run) return this.#run;
     const { wal, sink } = this.#sources();
+    if (this.#run && this.#run.targetLsn >= wal.lastLsn) return this.#run;
     const targetLsn = wal.lastLsn;
     const started = performance.now();
     this.#runs++;

@@ -13,7 +13,7 @@ import type { BackupSink } from '../../backup/index.js';
 import type { Wal } from '../../wal/index.js';
 import { createEngineMetrics, type EngineMetrics } from '../metrics.js';
 import type { SyncTimer } from '../metrics-fs.js';
-import { Drainer, type DrainOptions } from './drain.js';
+import { checkDrainOptions, Drainer, type DrainOptions } from './drain.js';
 import { AdminServer } from './server.js';
 import type { DrainResult } from './target.js';
 import { walAdminTarget } from './wal-target.js';
@@ -89,6 +89,7 @@ export class EngineAdmin {
   /** Refuses new writes from now on, then waits until every accepted write is durable in the WAL and the backup. */
   async drain(options: DrainOptions = {}): Promise<DrainResult> {
     if (this.#closed) throw new FlushpointError(ErrorCode.WAL_CLOSED, 'the engine is closed');
+    checkDrainOptions(options); // wrong arguments leave the engine as it was, taking writes
     this.#draining = true;
     const started = performance.now();
     try {
