@@ -48,6 +48,17 @@ describe('Engine admin', () => {
     expect(await db.get('k')).toBe('v');
   });
 
+  it('force-flush on an engine without a backup answers 404 BACKUP_NOT_FOUND, not a server error', async () => {
+    const dir = await tempDir();
+    const socketPath = path.join(dir, 'n.sock');
+    const db = new Engine<string, string>(path.join(dir, 'nb'), { valueEncoding: 'utf8', admin: { socketPath } });
+    open.push(db);
+    await db.open();
+    const r = await request(socketPath, 'POST', '/force-flush', {});
+    expect(r.status).toBe(404);
+    expect(r.json.error.code).toBe('BACKUP_NOT_FOUND');
+  });
+
   it('serves status and metrics from the engine over a 0600 socket, refuses a second engine on the path, removes the socket on close', async () => {
     const dir = await tempDir();
     const socketPath = path.join(dir, 'a.sock');

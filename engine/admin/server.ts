@@ -59,6 +59,8 @@ export function statusOf(err: unknown): number {
       return 409;
     case ErrorCode.FLUSH_TIMEOUT:
       return 504;
+    case ErrorCode.BACKUP_NOT_FOUND:
+      return 404; // force-flush on an engine that runs no backup: nothing there, not a server failure
     case 'ENGINE_DRAINING':
     case 'ENGINE_CLOSED':
     case ErrorCode.WAL_CLOSED:
