@@ -47,7 +47,7 @@ export const READ_CHUNK_BYTES_MIN = 64;
 export const STAGE_SAMPLES_COUNT_MAX = 4096;
 /** Durable marks closer than this are coalesced (bounds memory; the lag age is off by at most this), in ms. */
 export const DURABLE_MARK_SPACING_MS = 5;
-/** Durable marks kept at most; beyond it the older half is dropped, a count. */
+/** Durable marks kept at most; beyond it neighbours are merged in pairs (the oldest time is kept), a count. */
 export const DURABLE_MARKS_COUNT_MAX = 100_000;
 
 /** A restore makes the new WAL durable at least every this many bytes of payload (bounded commits), in bytes. */

@@ -64,7 +64,23 @@ export class SinkStats {
     const last = marks[marks.length - 1];
     if (!last || nowMs - last.atMs >= DURABLE_MARK_SPACING_MS) marks.push({ lsn, atMs: nowMs });
     else last.lsn = lsn;
-    if (marks.length > DURABLE_MARKS_COUNT_MAX) marks.splice(0, DURABLE_MARKS_COUNT_MAX / 2);
+    if (marks.length > DURABLE_MARKS_COUNT_MAX) this.#thinMarks();
+  }
+
+  /**
+   * Halves the marks by merging neighbours: (a, b) becomes (b's LSN, a's time), so the oldest mark's
+   * time is kept and a record's age is never understated (at worst overstated by the merged spacing).
+   * Dropping the oldest marks instead made the age of a stuck backup saw-tooth at a few minutes.
+   */
+  #thinMarks(): void {
+    const marks = this.#durableMarks;
+    const thinned: Array<{ lsn: number; atMs: number }> = [];
+    for (let i = 0; i < marks.length; i += 2) {
+      const a = marks[i] as { lsn: number; atMs: number };
+      const b = marks[i + 1];
+      thinned.push(b ? { lsn: b.lsn, atMs: a.atMs } : a);
+    }
+    this.#durableMarks = thinned;
   }
 
   flushed(fromLsn: number, toLsn: number, files: number, bytes: number, t: FlushTimings): void {
