@@ -28,6 +28,7 @@ import { EventEmitter } from 'node:events';
 import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
 import { makeDirDurable } from '../fs/durable-publish.js';
 import { FlushScheduler, checkWaitOptions, type Wal } from '../wal/index.js';
+import { knownOptionsOnly } from '../core/check.js';
 import { recoverBackupDir, walStartLsn, type RecoveredBackup } from './adoption.js';
 import { copyRange, type PipelineOptions } from './flush-pipeline.js';
 import { lockBackupDir, type BackupLock } from './lock.js';
@@ -73,6 +74,9 @@ export interface ForceFlushResult {
 function closedError(dir: string): FlushpointError {
   return new FlushpointError(ErrorCode.BACKUP_FAILED, `backup sink on ${dir} is closed`);
 }
+
+/** The options forceFlush() knows (a misspelt one, e.g. `timeout`, is a TypeError, not a default barrier). */
+const FORCE_FLUSH_OPTIONS = ['mode', 'timeoutMs', 'signal'] as const;
 
 export class BackupSink extends EventEmitter<BackupSinkEvents> {
   readonly dir: string;
@@ -160,15 +164,17 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     try {
       if (o.s3 === null) {
         await makeDirDurable(o.fs, o.dir);
+        const dirTarget = new LocalDirTarget(o.fs, o.dir);
         lock = await lockBackupDir(o.fs, o.dir, {
           staleMs: o.lockStaleMs,
           waitMs: o.lockWaitMs,
           clock: o.clock,
           onCompromised: (err) => {
+            dirTarget.fence(err);
             if (sink) sink.#compromised(err);
           },
         });
-        target = new LocalDirTarget(o.fs, o.dir);
+        target = dirTarget;
       } else {
         // S3 excludes a second writer by its conditional checkpoint, not by a lock (s3-target.ts).
         // Loaded only here: a sink on a directory never loads the AWS SDK.
@@ -216,6 +222,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
 
   async forceFlush(options: ForceFlushOptions = {}): Promise<ForceFlushResult> {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
+    knownOptionsOnly(options, FORCE_FLUSH_OPTIONS, 'forceFlush');
     const mode = options.mode === undefined ? this.#o.forceFlushMode : checkMode(options.mode, 'mode');
     const timeoutMs = options.timeoutMs ?? this.#o.forceFlushTimeoutMs;
     checkWaitOptions({ timeoutMs, signal: options.signal });

@@ -14,6 +14,7 @@
  * Reading goes through the FileSystem interface (`readFs`, rooted at `location`), so that restoreBackup,
  * verifyBackup and the sink's adoption read an S3 prefix with the very code that reads a directory.
  */
+import { ErrorCode, FlushpointError } from '../core/errors.js';
 import { readWholeFile, type FileSystem } from '../fs/file-system.js';
 import { publishFileDurably, sweepTempFiles } from '../fs/durable-publish.js';
 import { CHECKPOINT_NAME } from './format.js';
@@ -100,11 +101,27 @@ export class LocalDirTarget implements BackupTarget {
   readonly claimsByCheckpoint = false;
   readonly #fs: FileSystem;
   readonly #stats = emptyTargetStats();
+  #fenced: FlushpointError | null = null;
 
   constructor(fs: FileSystem, dir: string) {
     this.#fs = fs;
     this.readFs = fs;
     this.location = dir;
+  }
+
+  /**
+   * The directory's lock was lost (its refresh failed, or another sink took it over as stale): from
+   * now on every write here is refused with BACKUP_LOCKED, so a sink that stalled past lockStaleMs
+   * never publishes over the new owner's files or checkpoint. A write already past this check ends.
+   */
+  fence(cause: Error): void {
+    this.#fenced ??= new FlushpointError(ErrorCode.BACKUP_LOCKED, `backup directory ${this.location} lost its lock (${cause.message.split('\n')[0]}); this sink no longer writes there: close it and open a new one`, {
+      cause,
+    });
+  }
+
+  #checkNotFenced(): void {
+    if (this.#fenced) throw this.#fenced;
   }
 
   /** The directory exists (the sink made it durably and locked it); sweeps the temp files a crash left. */
@@ -113,6 +130,7 @@ export class LocalDirTarget implements BackupTarget {
   }
 
   async putFile(name: string, chunks: readonly Uint8Array[]): Promise<PutTimings> {
+    this.#checkNotFenced();
     const t = await publishFileDurably(this.#fs, this.location, name, chunks);
     this.#stats.filesPut++;
     this.#stats.bytesPut += chunksBytes(chunks);
@@ -133,6 +151,7 @@ export class LocalDirTarget implements BackupTarget {
   }
 
   async deleteFiles(names: readonly string[]): Promise<void> {
+    this.#checkNotFenced();
     for (const name of names) {
       try {
         await this.#fs.unlink(`${this.location}/${name}`);
@@ -145,6 +164,7 @@ export class LocalDirTarget implements BackupTarget {
   }
 
   async publishCheckpoint(bytes: Uint8Array): Promise<PutTimings> {
+    this.#checkNotFenced();
     const t = await publishFileDurably(this.#fs, this.location, CHECKPOINT_NAME, [bytes]);
     this.#stats.checkpointsPublished++;
     return t;
