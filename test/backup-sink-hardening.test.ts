@@ -306,4 +306,18 @@ describe('BackupSink options', () => {
     expect(wal.stats().holds).toEqual({});
     await wal.close();
   });
+
+  it('forceFlush refuses a misspelt option (timeout, timeoutMS, mdoe) with TypeError instead of running a default barrier', async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await Wal.open({ dir: '/wal', fs });
+    const sink = await BackupSink.open({ wal, dir: '/bk', fs, flushIntervalMs: 3_600_000 });
+    wal.append(new Uint8Array([1]));
+    await wal.sync();
+    for (const bad of [{ timeout: 5 }, { timeoutMS: 5 }, { mdoe: 'reject' }]) {
+      await expect(sink.forceFlush(bad as never)).rejects.toThrow(new RegExp(`unknown option '${Object.keys(bad)[0]}'`));
+    }
+    expect(sink.stats().flushes).toBe(0);
+    await sink.close();
+    await wal.close();
+  });
 });
