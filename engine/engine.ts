@@ -23,7 +23,7 @@ import { BackupSink, type BackupStats } from '../backup/index.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
 import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
 import { keyIn, valueIn, valueOut, type Format } from './keys.js';
-import { APPLY_YIELD_ENTRIES, CHECKPOINTS_KEPT_COUNT } from './limits.js';
+import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
@@ -157,6 +157,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #checkpointChain: Promise<unknown> = Promise.resolve();
   #autoCheckpoint: Promise<unknown> | null = null;
   #appendedAtCheckpoint = 0;
+  /** performance.now() before which no automatic checkpoint starts (after one failed), in ms. */
+  #autoCheckpointRetryAtMs = 0;
   #checkpointsWritten = 0;
   #lastCheckpoint: CheckpointResult | null = null;
   #checkpointError: string | null = null;
@@ -543,8 +545,9 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
    * than the previous one, and lets the WAL drop the segments the previous one covers. One at a time:
    * a call made while one runs waits for it and then writes its own.
    */
-  checkpoint(): Promise<CheckpointResult> {
-    if (this.status !== 'open' || !this.#wal) return Promise.reject(notOpen(this.location));
+  async checkpoint(): Promise<CheckpointResult> {
+    if (this.status === 'opening') await new Promise<void>((resolve) => this.defer(() => resolve()));
+    if (this.status !== 'open' || !this.#wal) throw notOpen(this.location);
     const run = this.#checkpointChain.then(
       () => this.#checkpoint(),
       () => this.#checkpoint(),
@@ -557,11 +560,22 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     const wal = this.#wal;
     if (!wal) throw notOpen(this.location);
     const started = performance.now();
-    const { fs, location } = this.#o;
-    const dir = `${location}/${CHECKPOINTS_DIR}`;
     const lsn = this.#visibleLsn;
     const snapshot = this.#tree.clone();
+    const appendedBefore = this.#appendedAtCheckpoint;
     this.#appendedAtCheckpoint = wal.appendedBytes;
+    try {
+      return await this.#checkpointAt(wal, lsn, snapshot, started);
+    } catch (err) {
+      // A failed checkpoint leaves the WAL as long as before: the automatic one tries again soon.
+      this.#appendedAtCheckpoint = appendedBefore;
+      throw err;
+    }
+  }
+
+  async #checkpointAt(wal: Wal, lsn: number, snapshot: Tree, started: number): Promise<CheckpointResult> {
+    const { fs, location } = this.#o;
+    const dir = `${location}/${CHECKPOINTS_DIR}`;
     const newest = this.#checkpoints[this.#checkpoints.length - 1];
     if (newest && newest.lsn === lsn) {
       const { sizeBytes } = await fs.stat(`${dir}/${newest.file}`);
@@ -581,9 +595,10 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       }
     }
     await fs.syncDir(dir);
-    // Keep the WAL back to the older kept checkpoint: it is the fallback if the newest is damaged.
+    // Keep the WAL back to the older kept checkpoint: it is the fallback if the newest is damaged. With
+    // one checkpoint only (the first), the fallback is the WAL from its start: nothing is dropped.
     const oldest = this.#checkpoints[0] as { lsn: number };
-    if (this.#wal === wal && wal.status === 'open') await wal.truncateBefore(oldest.lsn + 1);
+    if (this.#checkpoints.length >= CHECKPOINTS_KEPT_COUNT && this.#wal === wal && wal.status === 'open') await wal.truncateBefore(oldest.lsn + 1);
     const result = { lsn, bytes: written.bytes, durationMs: performance.now() - started };
     this.#checkpointsWritten++;
     this.#lastCheckpoint = result;
@@ -593,12 +608,16 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   #maybeAutoCheckpoint(wal: Wal): void {
     if (this.#autoCheckpoint || wal.appendedBytes - this.#appendedAtCheckpoint < this.#o.checkpointEveryBytes) return;
+    if (this.#autoCheckpointRetryAtMs > performance.now()) return;
     this.#autoCheckpoint = this.checkpoint().then(
       () => {
         this.#checkpointError = null;
+        this.#autoCheckpointRetryAtMs = 0;
       },
       (err: unknown) => {
-        // The next write past the threshold tries again; the failure is in stats() and the log.
+        // The first write past the threshold after AUTO_CHECKPOINT_RETRY_MS tries again (the threshold
+        // still counts from the last checkpoint that succeeded); the failure is in stats() and the log.
+        this.#autoCheckpointRetryAtMs = performance.now() + AUTO_CHECKPOINT_RETRY_MS;
         this.#checkpointError = (err as Error)?.message ?? String(err);
         this.#o.logger?.error({ err, location: this.location }, 'automatic checkpoint failed');
       },

@@ -6,6 +6,8 @@ export const CHECKPOINT_BLOCK_ENTRIES_MAX = 4096;
 export const CHECKPOINT_WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Checkpoint files kept: the newest, and the one before it (the fallback if the newest is damaged). */
 export const CHECKPOINTS_KEPT_COUNT = 2;
+/** After an automatic checkpoint failed, the next one starts no sooner than this, in ms. */
+export const AUTO_CHECKPOINT_RETRY_MS = 1000;
 /** Default WAL growth between automatic checkpoints, in bytes. */
 export const CHECKPOINT_EVERY_BYTES_DEFAULT = 64 * 1024 * 1024;
 /** Smallest allowed checkpointEveryBytes, in bytes. */

@@ -1,0 +1,82 @@
+/**
+ * Checkpoint edge cases found by review: the first checkpoint keeps the WAL from its start (it is the
+ * only fallback if that checkpoint is damaged), a failed automatic checkpoint is tried again soon (not
+ * after another full checkpointEveryBytes), and checkpoint() called during a deferred open waits for it.
+ */
+import { describe, expect, it } from 'vitest';
+import { Engine } from '../engine/index.js';
+import { AUTO_CHECKPOINT_RETRY_MS } from '../engine/limits.js';
+import { FaultFileSystem, MemoryFileSystem, type FileSystem } from '../fs/index.js';
+
+const LOCATION = '/db';
+const CKPT_DIR = `${LOCATION}/checkpoints`;
+
+async function flipByteInMiddle(fs: FileSystem, path: string): Promise<void> {
+  const h = await fs.open(path, 'r+');
+  try {
+    const { sizeBytes } = await h.stat();
+    const at = Math.floor(sizeBytes / 2);
+    const b = new Uint8Array(1);
+    await h.read(b, 0, 1, at);
+    b[0] = (b[0] as number) ^ 0x40;
+    await h.writev([b], at);
+    await h.datasync();
+  } finally {
+    await h.close();
+  }
+}
+
+describe('engine checkpoints (review)', () => {
+  it('the first checkpoint truncates nothing: damaged, the engine reopens from the whole WAL', async () => {
+    const fs = new MemoryFileSystem();
+    const db = new Engine<string, string>(LOCATION, { fs, wal: { segmentSizeBytes: 4096 }, valueEncoding: 'utf8' });
+    await db.open();
+    for (let i = 0; i < 200; i++) await db.put(`k${String(i).padStart(3, '0')}`, 'x'.repeat(40));
+    await db.checkpoint();
+    expect(db.wal?.firstLsn).toBe(1);
+    await db.close();
+    const files = (await fs.readdir(CKPT_DIR)).filter((n) => n.endsWith('.ckpt'));
+    expect(files).toHaveLength(1);
+    await flipByteInMiddle(fs, `${CKPT_DIR}/${files[0]}`);
+    const again = new Engine<string, string>(LOCATION, { fs, wal: { segmentSizeBytes: 4096 }, valueEncoding: 'utf8' });
+    await again.open();
+    expect(await again.get('k000')).toBe('x'.repeat(40));
+    expect(await again.keys().all()).toHaveLength(200);
+    await again.close();
+  });
+
+  it('a failed automatic checkpoint is tried again after AUTO_CHECKPOINT_RETRY_MS, not after another full threshold', async () => {
+    const fs = new FaultFileSystem(new MemoryFileSystem());
+    const everyBytes = 64 * 1024;
+    const db = new Engine<string, string>(LOCATION, { fs, checkpointEveryBytes: everyBytes, valueEncoding: 'utf8' });
+    await db.open();
+    fs.inject({ op: 'rename', path: `${CKPT_DIR}/`, error: 'EIO', times: 1 });
+    const value = 'x'.repeat(100);
+    let i = 0;
+    while (db.stats().checkpointError === null) {
+      await db.put(`k${i++}`, value);
+      await new Promise((r) => setImmediate(r));
+    }
+    // Past the retry delay, the very next write retries (the threshold still counts from LSN 0).
+    await new Promise((r) => setTimeout(r, AUTO_CHECKPOINT_RETRY_MS + 50));
+    const failedAt = i;
+    while (db.stats().checkpointsWritten === 0 && i < failedAt + 50) {
+      await db.put(`k${i++}`, value);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(db.stats().checkpointsWritten).toBe(1);
+    expect(i - failedAt).toBeLessThan(50); // a full threshold is ~500 writes of this size
+    await db.close();
+  });
+
+  it('checkpoint() during a deferred open waits for the open, like a put', async () => {
+    const db = new Engine<string, string>(LOCATION, { fs: new MemoryFileSystem(), valueEncoding: 'utf8' });
+    const put = db.put('a', '1');
+    const ckpt = db.checkpoint();
+    await put;
+    const r = await ckpt;
+    expect(r.lsn).toBeGreaterThanOrEqual(0);
+    expect(db.status).toBe('open');
+    await db.close();
+  });
+});
