@@ -200,6 +200,11 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     return this.#checkpointLsn;
   }
 
+  /** The first LSN of the backup, fixed when it was created (the WAL's first LSN then). */
+  get startLsn(): number {
+    return this.#startLsn;
+  }
+
   /** A flush is running. */
   get flushing(): boolean {
     return this.#scheduler.flushing;

@@ -123,6 +123,19 @@ function notOpen(location: string): FlushpointError {
   return new FlushpointError(ErrorCode.WAL_CLOSED, `engine at ${location} is not open`);
 }
 
+/**
+ * A backup that starts after LSN 1 holds no base for the records before it: a restore of it could never
+ * be opened as an engine (the state before its first LSN lives only in this engine's checkpoints).
+ * Refused at open rather than discovered at restore time.
+ */
+function backupWithoutBase(location: string, sink: BackupSink): FlushpointError {
+  return new FlushpointError(
+    ErrorCode.BACKUP_NO_BASE,
+    `backup ${sink.dir} would start at LSN ${sink.startLsn}, but the WAL of the engine at ${location} no longer begins at LSN 1 (the older state is only in its checkpoints): a restore of this backup could not be opened as an engine; give an engine its backup from its first open, before its first checkpoint truncates the WAL`,
+    { lsn: sink.startLsn },
+  );
+}
+
 /** Every write takes { sync?: boolean } (default true): false resolves before the fsync (see above). */
 export interface WriteOptions {
   sync?: boolean;
@@ -222,7 +235,10 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs: syncTimer.wrap(fs), logger: this.#o.logger });
     try {
       await this.#recover(wal);
-      if (this.#o.backup) this.#sink = await BackupSink.open({ fs, logger: this.#o.logger, ...this.#o.backup, wal });
+      if (this.#o.backup) {
+        this.#sink = await BackupSink.open({ fs, logger: this.#o.logger, ...this.#o.backup, wal });
+        if (this.#sink.startLsn > 1) throw backupWithoutBase(location, this.#sink);
+      }
       const sink = this.#sink;
       this.#admin = await EngineAdmin.open({ wal, sink, syncTimer, admin: this.#o.admin, logger: this.#o.logger, status: () => ({ status: this.status, location, visibleLsn: this.#visibleLsn }) });
     } catch (err) {
