@@ -307,6 +307,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     let expected = baseLsn + 1;
     let replayed = 0;
     let replayedBytes = 0;
+    let sinceYield = 0;
     if (expected <= lastLsn) {
       for await (const batch of wal.readBatches({ fromLsn: expected })) {
         for (const rec of batch) {
@@ -315,8 +316,13 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
           expected++;
           replayed++;
           replayedBytes += rec.payload.byteLength;
+          // A batch is one large read (up to ~100k small records), and reads may complete in microtasks
+          // only (a file system in memory): yield by records applied, not by batch.
+          if (++sinceYield >= APPLY_YIELD_ENTRIES) {
+            sinceYield = 0;
+            await yieldToLoop();
+          }
         }
-        if (replayed % APPLY_YIELD_ENTRIES === 0) await yieldToLoop();
       }
     }
     assert(expected === lastLsn + 1 || lastLsn <= baseLsn, `replay reached LSN ${expected - 1}, the WAL ends at ${lastLsn}`);

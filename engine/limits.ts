@@ -12,7 +12,8 @@ export const AUTO_CHECKPOINT_RETRY_MS = 1000;
 export const CHECKPOINT_EVERY_BYTES_DEFAULT = 64 * 1024 * 1024;
 /** Smallest allowed checkpointEveryBytes, in bytes. */
 export const CHECKPOINT_EVERY_BYTES_MIN = 4096;
-/** Entries applied between yields to the event loop when a clear() record is applied or a checkpoint is read. */
+/** Entries applied between yields to the event loop when a checkpoint is read or the WAL replayed at open. (A clear()
+ * record is applied at once: it becomes visible whole, so a ranged clear of many keys holds the loop meanwhile.) */
 export const APPLY_YIELD_ENTRIES = 8192;
 /** Size of the buffer put/del records are first encoded into (record.ts RecordEncoder), in bytes. */
 export const RECORD_SCRATCH_BYTES_INITIAL = 16 * 1024;

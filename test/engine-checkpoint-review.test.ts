@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
-import { AUTO_CHECKPOINT_RETRY_MS } from '../engine/limits.js';
+import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS } from '../engine/limits.js';
 import { FaultFileSystem, MemoryFileSystem, type FileSystem } from '../fs/index.js';
 
 const LOCATION = '/db';
@@ -115,6 +115,28 @@ describe('engine checkpoints (review)', () => {
     const again = new Engine<string, string>(LOCATION, { fs, wal: { segmentSizeBytes: 4096 }, valueEncoding: 'utf8', backup: { dir: '/bk', fs } });
     await again.open();
     expect(again.backup?.startLsn).toBe(1);
+    await again.close();
+  });
+
+  it('WAL replay at open gives the event loop a turn every APPLY_YIELD_ENTRIES records, however many records one read returns', async () => {
+    const fs = new MemoryFileSystem();
+    const db = new Engine<string, string>(LOCATION, { fs, valueEncoding: 'utf8' });
+    await db.open();
+    const records = 4 * APPLY_YIELD_ENTRIES;
+    for (let i = 0; i < records; i += 3) await Promise.all([db.put(`a${i}`, 'v'), db.put(`b${i}`, 'v'), db.put(`c${i}`, 'v')]);
+    await db.close();
+    const again = new Engine<string, string>(LOCATION, { fs, valueEncoding: 'utf8' });
+    let turns = 0;
+    let counting = true;
+    const tick = (): void => {
+      turns++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await again.open();
+    counting = false;
+    expect(again.stats().recovery?.recordsReplayed).toBeGreaterThanOrEqual(records);
+    expect(turns).toBeGreaterThanOrEqual(3);
     await again.close();
   });
 });
