@@ -161,9 +161,12 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #pending: PendingWrite[] = [];
   #pendingHead = 0;
   /** The last promise wal.waitDurable() gave a sync:true write; writes handed the same one share its reaction. */
-  #durableWait: Promise<number> | null = null;
-  readonly #onDurable = (): void => this.#advance();
-  readonly #onWalFailure = (err: unknown): void => this.#fail(err);
+  /**
+   * The LSN of the engine's one wait on the WAL (0: none): the oldest pending sync:true write that is
+   * not durable yet. One wait per commit, not one per write: a write does not count against the WAL's
+   * waitersCountMax (past it, a burst of writes was rejected and the engine failed for good).
+   */
+  #durableWaitLsn = 0;
   readonly #encoder = new RecordEncoder();
   #failure: unknown = null;
   #checkpoints: Array<{ lsn: number; file: string }> = [];
@@ -330,7 +333,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#visibleLsn = Math.max(lastLsn, baseLsn);
     this.#pending = [];
     this.#pendingHead = 0;
-    this.#durableWait = null;
+    this.#durableWaitLsn = 0;
     this.#checkpoints = found
       .filter((c) => c.lsn <= baseLsn)
       .map((c) => ({ lsn: c.lsn, file: c.file }))
@@ -400,13 +403,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     });
     this.#pending.push(w);
     if (durable) {
-      // One reaction per promise the WAL hands out: it resolves once this LSN (and every LSN it was
-      // handed for) is durable, and #advance then makes every durable pending write visible.
-      const wait = wal.waitDurable(lsn);
-      if (wait !== this.#durableWait) {
-        this.#durableWait = wait;
-        wait.then(this.#onDurable, this.#onWalFailure);
-      }
+      // With no wait armed, every earlier pending write is visible or durable: this one is the oldest not durable.
+      if (this.#durableWaitLsn === 0) this.#waitDurable(wal, lsn);
     } else this.#advance();
     this.#maybeAutoCheckpoint(wal);
     return done;
@@ -415,6 +413,26 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #encodeOps(ops: Op[]): Uint8Array {
     for (const op of ops) if (op.type === 'clear') return encodeRecord(ops);
     return this.#encoder.ops(ops);
+  }
+
+  /**
+   * Waits until `lsn` is durable, then makes visible every pending write that may be, and waits again
+   * for the oldest that is left (it rides a later commit). A failure of the WAL fails the engine.
+   */
+  #waitDurable(wal: Wal, lsn: number): void {
+    this.#durableWaitLsn = lsn;
+    wal.waitDurable(lsn).then(
+      () => {
+        if (this.#wal !== wal) return; // closed meanwhile
+        this.#durableWaitLsn = 0;
+        this.#advance();
+        const head = this.#pending[this.#pendingHead];
+        if (head) this.#waitDurable(wal, head.lsn);
+      },
+      (err: unknown) => {
+        if (this.#wal === wal) this.#fail(err);
+      },
+    );
   }
 
   /** Makes visible, in LSN order, every pending write that may be: see the module comment. */
