@@ -22,8 +22,6 @@ export const ErrorCode = {
   BACKUP_CORRUPT: 'BACKUP_CORRUPT',
   BACKUP_GAP: 'BACKUP_GAP',
   BACKUP_FAILED: 'BACKUP_FAILED',
-  /** An engine's backup would start after LSN 1, with nothing to rebuild the state before it from. */
-  BACKUP_NO_BASE: 'BACKUP_NO_BASE',
   /** The WAL's directory lock cannot be taken on this installation: fs-ext's native addon is not built. */
   LOCK_UNAVAILABLE: 'LOCK_UNAVAILABLE',
   /** The engine's state cannot be rebuilt: no valid checkpoint and the WAL does not reach back to LSN 1, or a record is not the engine's. */

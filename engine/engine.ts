@@ -28,7 +28,8 @@ import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
 import { applyOps, emptyTree, keysInRange, type Tree } from './ordered-index.js';
-import { RecordEncoder, decodeRecord, encodeRecord, type Op } from './record.js';
+import { RecordEncoder, decodeReplayRecord, encodeRecord, type Op } from './record.js';
+import { BaseReplay, appendBase, readBaseMarker, writeBaseMarker } from './base.js';
 import { EngineAdmin } from './admin/engine-admin.js';
 import type { DrainOptions } from './admin/drain.js';
 import type { DrainResult } from './admin/target.js';
@@ -121,19 +122,6 @@ function yieldToLoop(): Promise<void> {
 
 function notOpen(location: string): FlushpointError {
   return new FlushpointError(ErrorCode.WAL_CLOSED, `engine at ${location} is not open`);
-}
-
-/**
- * A backup that starts after LSN 1 holds no base for the records before it: a restore of it could never
- * be opened as an engine (the state before its first LSN lives only in this engine's checkpoints).
- * Refused at open rather than discovered at restore time.
- */
-function backupWithoutBase(location: string, sink: BackupSink): FlushpointError {
-  return new FlushpointError(
-    ErrorCode.BACKUP_NO_BASE,
-    `backup ${sink.dir} would start at LSN ${sink.startLsn}, but the WAL of the engine at ${location} no longer begins at LSN 1 (the older state is only in its checkpoints): a restore of this backup could not be opened as an engine; give an engine its backup from its first open, before its first checkpoint truncates the WAL`,
-    { lsn: sink.startLsn },
-  );
 }
 
 /** Every write takes { sync?: boolean } (default true): false resolves before the fsync (see above). */
@@ -240,7 +228,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       await this.#recover(wal);
       if (this.#o.backup) {
         this.#sink = await BackupSink.open({ fs, logger: this.#o.logger, ...this.#o.backup, wal });
-        if (this.#sink.startLsn > 1) throw backupWithoutBase(location, this.#sink);
+        await this.#ensureBase(wal, this.#sink);
       }
       const sink = this.#sink;
       this.#admin = await EngineAdmin.open({ wal, sink, syncTimer, admin: this.#o.admin, logger: this.#o.logger, status: () => ({ status: this.status, location, visibleLsn: this.#visibleLsn }) });
@@ -256,6 +244,22 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   }
 
   /**
+   * A backup that begins after LSN 1 needs the state before its first LSN: the engine writes its state
+   * into the WAL as a base (engine/base.ts), once per backup, before open completes.
+   */
+  async #ensureBase(wal: Wal, sink: BackupSink): Promise<void> {
+    if (sink.startLsn <= 1) return;
+    const dir = `${this.#o.location}/${CHECKPOINTS_DIR}`;
+    const marker = await readBaseMarker(this.#o.fs, dir);
+    if (marker && marker.backup === sink.dir && marker.startLsn === sink.startLsn) return;
+    const started = performance.now();
+    const r = await appendBase(wal, this.#tree);
+    await writeBaseMarker(this.#o.fs, dir, { backup: sink.dir, startLsn: sink.startLsn, beginLsn: r.beginLsn, endLsn: r.endLsn });
+    this.#visibleLsn = wal.lastLsn; // the base's records change nothing in the state
+    this.#o.logger?.info({ backup: sink.dir, backupStartLsn: sink.startLsn, ...r, durationMs: performance.now() - started }, 'engine base written for a backup that begins after LSN 1');
+  }
+
+  /**
    * Recovery table (newest checkpoint first):
    *   checkpoint valid?  LSN <= WAL end?  WAL reaches LSN+1?  -> action
    *   yes                yes               yes (or nothing after) -> load it, replay the WAL after it
@@ -263,6 +267,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
    *   yes                no                -                  -> ENGINE_CORRUPT (the WAL lost durable records)
    *   no (damaged)       -                 -                  -> note it, try the next older one
    *   none left: WAL starts at LSN 1 (or is empty) -> replay it all; else ENGINE_CORRUPT naming the files.
+   *   A WAL that does not reach back to the checkpoint (or to LSN 1) is replayed from nothing instead, and
+   *   that is valid only from the end of a complete base in it on (engine/base.ts; a restored backup).
    */
   async #recover(wal: Wal): Promise<void> {
     const started = performance.now();
@@ -295,19 +301,24 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
         { lsn: baseLsn, file: wal.dir },
       );
     }
-    if (baseLsn < lastLsn && wal.firstLsn > baseLsn + 1) {
+    // The WAL does not reach back to the checkpoint (or to LSN 1): replay all of it from nothing; a
+    // complete base in it (engine/base.ts: a restored backup that began after LSN 1) makes that valid.
+    const fromNothing = baseLsn < lastLsn && wal.firstLsn > baseLsn + 1;
+    const corruptNoBase = (): FlushpointError => {
       const what = base
         ? `checkpoint at LSN ${baseLsn}`
         : found.length === 0
           ? `no checkpoint in ${dir}`
           : `no valid checkpoint (${damaged.join('; ')})`;
-      throw new FlushpointError(ErrorCode.ENGINE_CORRUPT, `cannot rebuild ${location}: ${what}, and the WAL in ${wal.dir} starts at LSN ${wal.firstLsn}, not ${baseLsn + 1}`, {
-        lsn: baseLsn + 1,
-        file: damaged.length > 0 ? `${dir}/${found[0]?.file}` : wal.dir,
-      });
-    }
-    let tree = base?.tree ?? emptyTree();
-    let expected = baseLsn + 1;
+      return new FlushpointError(
+        ErrorCode.ENGINE_CORRUPT,
+        `cannot rebuild ${location}: ${what}, and the WAL in ${wal.dir} starts at LSN ${wal.firstLsn}, not ${baseLsn + 1}, and holds no complete base (engine/base.ts) up to its end at LSN ${lastLsn}`,
+        { lsn: baseLsn + 1, file: damaged.length > 0 ? `${dir}/${found[0]?.file}` : wal.dir },
+      );
+    };
+    const bases = new BaseReplay(!fromNothing);
+    let tree = fromNothing ? emptyTree() : (base?.tree ?? emptyTree());
+    let expected = fromNothing ? wal.firstLsn : baseLsn + 1;
     let replayed = 0;
     let replayedBytes = 0;
     let sinceYield = 0;
@@ -315,7 +326,13 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       for await (const batch of wal.readBatches({ fromLsn: expected })) {
         for (const rec of batch) {
           assert(rec.lsn === expected, `replay is contiguous: LSN ${rec.lsn}, expected ${expected}`);
-          tree = applyOps(tree, decodeRecord(rec.payload, rec.lsn));
+          const r = decodeReplayRecord(rec.payload, rec.lsn);
+          if (r.kind === 'ops') {
+            bases.other();
+            tree = applyOps(tree, r.ops);
+          } else if (r.kind === 'base-begin') bases.begin(rec.lsn);
+          else if (r.kind === 'base-chunk') bases.chunk(r.beginLsn, r.ops);
+          else tree = bases.end(r.beginLsn, r.entries, rec.lsn) ?? tree;
           expected++;
           replayed++;
           replayedBytes += rec.payload.byteLength;
@@ -329,6 +346,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       }
     }
     assert(expected === lastLsn + 1 || lastLsn <= baseLsn, `replay reached LSN ${expected - 1}, the WAL ends at ${lastLsn}`);
+    if (!bases.complete) throw corruptNoBase();
     this.#tree = tree;
     this.#visibleLsn = Math.max(lastLsn, baseLsn);
     this.#pending = [];

@@ -6,6 +6,10 @@ export const CHECKPOINT_BLOCK_ENTRIES_MAX = 4096;
 export const CHECKPOINT_WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
 /** Checkpoint files kept: the newest, and the one before it (the fallback if the newest is damaged). */
 export const CHECKPOINTS_KEPT_COUNT = 2;
+/** Most bytes of entries in one base chunk record (engine/base.ts), or half the WAL's payload limit if less. */
+export const BASE_CHUNK_BYTES = 1024 * 1024;
+/** Base chunks appended before waiting for them to be durable (bounds what a base stages), a count. */
+export const BASE_CHUNKS_IN_FLIGHT = 16;
 /** After an automatic checkpoint failed, the next one starts no sooner than this, in ms. */
 export const AUTO_CHECKPOINT_RETRY_MS = 1000;
 /** Default WAL growth between automatic checkpoints, in bytes. */

@@ -8,6 +8,14 @@
  *           | [ OP_CLEAR, low: bin | nil, lowInclusive: bool, high: bin | nil, highInclusive: bool,
  *               limit: int (-1: none), reverse: bool ]
  *
+ *
+ * A base (engine/base.ts): the whole state as of one LSN, written into the WAL so that a backup begun
+ * after LSN 1 holds what a restore needs. Three record kinds, always contiguous in the log:
+ *
+ *   begin   = [ RECORD_FORMAT_VERSION, [ OP_BASE_BEGIN, stateLsn: int ] ]
+ *   chunk   = [ RECORD_FORMAT_VERSION, [ OP_BASE_CHUNK, beginLsn: int ], put, put, ... ]
+ *   end     = [ RECORD_FORMAT_VERSION, [ OP_BASE_END, beginLsn: int, entries: int ] ]
+ *
  * FORMAT: the version and the op codes are on disk; changing one breaks every WAL already written.
  * A clear is recorded as its range, not as the keys it removed: applied in LSN order, it removes exactly
  * the keys present at its LSN, also those of earlier writes not yet visible when clear() was called.
@@ -29,6 +37,9 @@ export const RECORD_FORMAT_VERSION = 1;
 export const OP_PUT = 0;
 export const OP_DEL = 1;
 export const OP_CLEAR = 2;
+export const OP_BASE_BEGIN = 3;
+export const OP_BASE_CHUNK = 4;
+export const OP_BASE_END = 5;
 
 /** A key range in index form (latin1 keys). */
 export interface KeyRange {
@@ -79,8 +90,7 @@ function latin1(x: Uint8Array): string {
   return Buffer.isBuffer(x) ? x.toString('latin1', 0, x.byteLength) : Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('latin1');
 }
 
-/** Decodes one record; ENGINE_CORRUPT (naming the LSN) if it is not one this version wrote. */
-export function decodeRecord(payload: Uint8Array, lsn: number): Op[] {
+function unpackRecord(payload: Uint8Array, lsn: number): unknown[] {
   let raw: unknown;
   try {
     raw = unpackr.unpack(payload);
@@ -88,8 +98,67 @@ export function decodeRecord(payload: Uint8Array, lsn: number): Op[] {
     throw corrupt(lsn, `msgpack decode failed (${(err as Error).message})`);
   }
   if (!Array.isArray(raw) || raw[0] !== RECORD_FORMAT_VERSION) throw corrupt(lsn, 'unknown format version');
+  return raw;
+}
+
+/** Decodes one write's record; ENGINE_CORRUPT (naming the LSN) if it is not one this version wrote, or a base record. */
+export function decodeRecord(payload: Uint8Array, lsn: number): Op[] {
+  return decodeOps(unpackRecord(payload, lsn), 1, lsn);
+}
+
+/** A record as replay sees it: a write's ops, or one of a base's records. */
+export type ReplayRecord =
+  | { kind: 'ops'; ops: Op[] }
+  | { kind: 'base-begin'; stateLsn: number }
+  | { kind: 'base-chunk'; beginLsn: number; ops: Op[] }
+  | { kind: 'base-end'; beginLsn: number; entries: number };
+
+function isCount(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+/** Decodes any record the engine writes, base records included (replay at open). */
+export function decodeReplayRecord(payload: Uint8Array, lsn: number): ReplayRecord {
+  const raw = unpackRecord(payload, lsn);
+  const first = raw[1];
+  if (Array.isArray(first)) {
+    const code = first[0];
+    if (code === OP_BASE_BEGIN) {
+      if (raw.length !== 2 || !isCount(first[1])) throw corrupt(lsn, 'malformed base begin');
+      return { kind: 'base-begin', stateLsn: first[1] };
+    }
+    if (code === OP_BASE_CHUNK) {
+      if (!isCount(first[1])) throw corrupt(lsn, 'malformed base chunk');
+      const ops = decodeOps(raw, 2, lsn);
+      for (const op of ops) if (op.type !== 'put') throw corrupt(lsn, 'a base chunk holds puts only');
+      return { kind: 'base-chunk', beginLsn: first[1], ops };
+    }
+    if (code === OP_BASE_END) {
+      if (raw.length !== 2 || !isCount(first[1]) || !isCount(first[2])) throw corrupt(lsn, 'malformed base end');
+      return { kind: 'base-end', beginLsn: first[1], entries: first[2] };
+    }
+  }
+  return { kind: 'ops', ops: decodeOps(raw, 1, lsn) };
+}
+
+/** The base records (engine/base.ts), through msgpackr. */
+export function encodeBaseBegin(stateLsn: number): Buffer {
+  return packr.pack([RECORD_FORMAT_VERSION, [OP_BASE_BEGIN, stateLsn]]);
+}
+
+export function encodeBaseChunk(beginLsn: number, entries: ReadonlyArray<readonly [string, Buffer]>): Buffer {
+  const out: unknown[] = [RECORD_FORMAT_VERSION, [OP_BASE_CHUNK, beginLsn]];
+  for (const [key, value] of entries) out.push([OP_PUT, Buffer.from(key, 'latin1'), value]);
+  return packr.pack(out);
+}
+
+export function encodeBaseEnd(beginLsn: number, entries: number): Buffer {
+  return packr.pack([RECORD_FORMAT_VERSION, [OP_BASE_END, beginLsn, entries]]);
+}
+
+function decodeOps(raw: unknown[], from: number, lsn: number): Op[] {
   const ops: Op[] = [];
-  for (let i = 1; i < raw.length; i++) {
+  for (let i = from; i < raw.length; i++) {
     const op = raw[i] as unknown[];
     if (!Array.isArray(op)) throw corrupt(lsn, `op ${i} is not an array`);
     const code = op[0];
