@@ -17,10 +17,10 @@
  *   otherwise                                        -> adopt: the checkpoint moves to its last LSN
  *
  * Below the checkpoint, the files tile it (chain.ts); a crash can leave one more there, a killed sink's
- * upload that landed after a new sink listed the backup. When the chain holds its records byte for byte
- * it is removed (with the files beyond); when a record differs, or it does not verify, it stays (verify
- * reports it) unless it straddles the checkpoint, which is BACKUP_CORRUPT as before: the sink's next
- * file would overlap it.
+ * upload that landed after a new sink listed the backup. When the chain holds its records byte for byte,
+ * or it does not verify (the chain holds its LSNs), it is removed (with the files beyond); when a record
+ * differs it stays (verify reports it) unless it straddles the checkpoint, which is BACKUP_CORRUPT as
+ * before: the sink's next file would overlap it.
  */
 import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -116,17 +116,23 @@ async function leftoversBelow(fs: FileSystem, dir: string, listed: readonly Back
       verdict = await checkLeftover(fs, dir, f, plan.path, plan.coveredLsn);
     } catch (err) {
       if (!isFlushpointError(err, ErrorCode.BACKUP_CORRUPT)) {
-        throw new FlushpointError(ErrorCode.BACKUP_FAILED, `cannot read backup file ${dir}/${f.name} (a leftover below the checkpoint) to compare it: ${(err as Error).message}`, {
+        throw new FlushpointError(ErrorCode.BACKUP_FAILED, `cannot read backup files of ${dir} to compare ${f.name} (a leftover below the checkpoint) with the chain: ${(err as Error).message}`, {
           cause: err,
           file: `${dir}/${f.name}`,
         });
       }
+      // A file of the chain is damaged: nothing is removed on its word (verify reports it).
       if (straddling(f)) throw err;
-      logger?.warn({ dir, file: f.name, reason: err.message }, 'backup file below the checkpoint left in place: it does not verify');
+      logger?.warn({ dir, file: f.name, reason: err.message }, 'backup file below the checkpoint left in place: the chain it overlaps does not verify');
       continue;
     }
-    if (verdict.redundant) {
+    if (verdict.kind === 'redundant') {
       logger?.warn({ dir, file: f.name, heldBy: verdict.heldBy.map((h) => h.name) }, 'backup file below the checkpoint removed: a leftover of a crash, its records held byte for byte by the chain');
+      out.push(f.name);
+      continue;
+    }
+    if (verdict.kind === 'damaged') {
+      logger?.warn({ dir, file: f.name, reason: verdict.error.message }, 'backup file below the checkpoint removed: a leftover of a crash that does not verify (the chain holds its LSNs)');
       out.push(f.name);
       continue;
     }

@@ -11,7 +11,9 @@
  * Such a leftover is harmless when its records are the chain's, byte for byte: readers drop it from the
  * chain (verifyBackup reports it as REDUNDANT, not as damage; restoreBackup skips it), and a sink
  * opening the backup removes it. Records that differ are two histories in one backup: BACKUP_CORRUPT
- * naming both files.
+ * naming both files. A leftover that does not verify (an upload damaged on its way, landed after its
+ * writer died) holds nothing usable: verify reports it as BACKUP_CORRUPT, restore reads the chain
+ * without it, a sink removes it.
  *
  * Choosing the chain: every file is an edge firstLsn -> lastLsn + 1 over LSN boundaries; the chain is a
  * path from startLsn to past endLsn: one ending at endLsn if any (a sink continues from that one), then
@@ -21,7 +23,7 @@
  * reaches furthest, followed by every file that path does not cover, in LSN order: the readers then
  * report the gap or overlap there exactly as for any damaged backup.
  */
-import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
+import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { readBackupFile, type BackupFileEntry } from './backup-file.js';
 import type { BodyRecord } from './format.js';
@@ -101,18 +103,26 @@ function endsBetter(boundary: number, r: Reached, end: number, best: Reached, en
 
 export type LeftoverVerdict =
   /** Every LSN it shares with the path is in these files with the same record bytes. */
-  | { redundant: true; heldBy: BackupFileEntry[] }
-  /** `other` holds LSN `lsn` with other bytes. */
-  | { redundant: false; other: BackupFileEntry; lsn: number };
+  | { kind: 'redundant'; heldBy: BackupFileEntry[] }
+  /** `other` holds LSN `lsn` with other bytes: two histories. */
+  | { kind: 'conflict'; other: BackupFileEntry; lsn: number }
+  /** The leftover itself does not verify (BACKUP_CORRUPT naming it): it holds nothing a reader can use. */
+  | { kind: 'damaged'; error: FlushpointError };
 
 /**
  * Compares a leftover with the chain's path, record by record over the LSNs both hold (the leftover's
  * LSNs past `coveredLsn` are compared with nothing: they are beyond the checkpoint). Each record is
  * compared as the WAL framed it (CRC, length, LSN, batch delta, salt, payload), after both files were
- * fully verified. A file that does not verify throws, as readBackupFile does (BACKUP_CORRUPT naming it).
+ * fully verified. A file of the path that does not verify throws, as readBackupFile does.
  */
 export async function checkLeftover(fs: FileSystem, dir: string, leftover: BackupFileEntry, path: readonly BackupFileEntry[], coveredLsn: number): Promise<LeftoverVerdict> {
-  const mine = (await readBackupFile(fs, dir, leftover)).records;
+  let mine: BodyRecord[];
+  try {
+    mine = (await readBackupFile(fs, dir, leftover)).records;
+  } catch (err) {
+    if (isFlushpointError(err, ErrorCode.BACKUP_CORRUPT)) return { kind: 'damaged', error: err };
+    throw err;
+  }
   const lastLsn = Math.min(leftover.lastLsn, coveredLsn);
   const heldBy: BackupFileEntry[] = [];
   for (const other of path) {
@@ -125,12 +135,12 @@ export async function checkLeftover(fs: FileSystem, dir: string, leftover: Backu
       const a = mine[lsn - leftover.firstLsn] as BodyRecord;
       const b = theirs[lsn - other.firstLsn] as BodyRecord;
       assert(a.lsn === lsn && b.lsn === lsn, `verified files ${leftover.name} and ${other.name} hold LSN ${lsn} where expected`);
-      if (Buffer.compare(a.record, b.record) !== 0) return { redundant: false, other, lsn };
+      if (Buffer.compare(a.record, b.record) !== 0) return { kind: 'conflict', other, lsn };
     }
   }
   const held = heldBy.reduce((n, f) => n + Math.min(lastLsn, f.lastLsn) - Math.max(leftover.firstLsn, f.firstLsn) + 1, 0);
   assert(held === lastLsn - leftover.firstLsn + 1, `leftover ${leftover.name}: the chain holds ${held} of its LSNs ${leftover.firstLsn}..${lastLsn}`);
-  return { redundant: true, heldBy };
+  return { kind: 'redundant', heldBy };
 }
 
 /** The one line a reader reports for a leftover found redundant. */

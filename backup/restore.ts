@@ -144,8 +144,8 @@ async function readBackupCheckpoint(fs: FileSystem, from: string): Promise<Backu
 
 /**
  * The files to replay for startLsn..untilLsn, in order (chain.ts). A leftover of a crash whose records
- * the chain holds byte for byte is skipped; one with other bytes (or damaged) is BACKUP_CORRUPT naming
- * it, before anything is written. When the files do not tile the range, the chain holds them all and
+ * the chain holds byte for byte, or that does not verify, is skipped; one with other bytes is
+ * BACKUP_CORRUPT naming both files, before anything is written. When the files do not tile the range, the chain holds them all and
  * replay() names the gap or the overlap.
  */
 async function chainToRestore(fs: FileSystem, from: string, startLsn: number, untilLsn: number): Promise<BackupFileEntry[]> {
@@ -153,8 +153,9 @@ async function chainToRestore(fs: FileSystem, from: string, startLsn: number, un
   const plan = planChain(listed, startLsn, untilLsn);
   if (!plan.complete) return plan.chain;
   for (const f of plan.leftovers) {
+    // Skipped when redundant, and when damaged: the chain, verified as it is read, holds every LSN.
     const v = await checkLeftover(fs, from, f, plan.path, plan.coveredLsn);
-    if (!v.redundant) throw conflictError(from, f, v.other, v.lsn);
+    if (v.kind === 'conflict') throw conflictError(from, f, v.other, v.lsn);
   }
   return plan.chain;
 }

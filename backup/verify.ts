@@ -149,7 +149,8 @@ async function leftoverProblems(fs: FileSystem, dir: string, f: BackupFileEntry,
   const file = `${dir}/${f.name}`;
   try {
     const v = await checkLeftover(fs, dir, f, plan.path, plan.coveredLsn);
-    if (v.redundant) return [{ code: 'REDUNDANT', message: describeRedundant(dir, f, v.heldBy, plan.coveredLsn), file, lsn: f.firstLsn, lastLsn: f.lastLsn }];
+    if (v.kind === 'redundant') return [{ code: 'REDUNDANT', message: describeRedundant(dir, f, v.heldBy, plan.coveredLsn), file, lsn: f.firstLsn, lastLsn: f.lastLsn }];
+    if (v.kind === 'damaged') return [corruptProblem(v.error, file)];
     const err = conflictError(dir, f, v.other, v.lsn);
     return [{ code: 'BACKUP_CORRUPT', message: err.message, file, lsn: v.lsn }];
   } catch (err) {

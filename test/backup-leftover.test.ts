@@ -100,7 +100,7 @@ describe('a killed sink\'s late data file on a directory target', () => {
    * Sink A backs up 1..20 and is "killed" during its next flush of 21..30: the file it was writing lands
    * only after sink B opened (B never saw it). B then backs up 21..40 (or to the late file's end).
    */
-  async function lateFileAfterNewSink(o: { lateToLsn?: number; lateFromOtherWal?: boolean; bFileBytesMax?: number } = {}) {
+  async function lateFileAfterNewSink(o: { lateToLsn?: number; lateFromOtherWal?: boolean; bFileBytesMax?: number; damageAtByte?: number } = {}) {
     const fs = new MemoryFileSystem();
     const wal = await Wal.open({ dir: '/wal', fs, segmentSizeBytes: 64 * 1024 });
     await appendUpTo(wal, 20);
@@ -118,6 +118,8 @@ describe('a killed sink\'s late data file on a directory target', () => {
     }
     expect(late).toHaveLength(1);
     const lateFile = late[0] as CapturedFile;
+    // Damaged on its way (the store has no Content-MD5 to refuse it by): one byte of the body flipped.
+    if (o.damageAtByte !== undefined) lateFile.bytes[o.damageAtByte] = (lateFile.bytes[o.damageAtByte] as number) ^ 0x40;
     const sinkB = await BackupSink.open({ wal, dir: BK, fs, flushIntervalMs: 3_600_000, ...(o.bFileBytesMax ? { segmentSizeBytesMax: o.bFileBytesMax } : {}) });
     expect(sinkB.checkpointLsn).toBe(20);
     // The dead sink's file lands now, after B listed the directory.
@@ -195,6 +197,18 @@ describe('a killed sink\'s late data file on a directory target', () => {
     const reopened = await flushWith(() => BackupSink.open({ wal, dir: BK, fs, flushIntervalMs: 3_600_000 }));
     expect(reopened.removedOnOpen).toBe(0);
     expect(await fs.readdir(BK)).toContain(lateName);
+    await wal.close();
+  });
+
+  it('a late file that does not verify: verify names it BACKUP_CORRUPT, restore still equals the WAL (the chain holds every LSN), the next open removes it', async () => {
+    const { fs, wal, lateName } = await lateFileAfterNewSink({ damageAtByte: 200 });
+    const v = await verifyBackup(BK, { fs });
+    expect(v).toMatchObject({ ok: false, lastLsn: 40, checkpointLsn: 40 });
+    expect(v.problems).toEqual([expect.objectContaining({ code: 'BACKUP_CORRUPT', file: `${BK}/${lateName}` })]);
+    await expectRestoreEqualsWal(BK, fs, '/restored', wal, 40);
+    const reopened = await flushWith(() => BackupSink.open({ wal, dir: BK, fs, flushIntervalMs: 3_600_000 }));
+    expect(reopened).toMatchObject({ removedOnOpen: 1, checkpointLsn: 40 });
+    expect(await verifyBackup(BK, { fs })).toMatchObject({ ok: true, lastLsn: 40, problems: [] });
     await wal.close();
   });
 
