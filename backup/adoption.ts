@@ -13,7 +13,14 @@
  *   does not verify (BACKUP_CORRUPT)                 -> remove
  *   holds LSNs past the WAL's durable LSN            -> remove (another history: the WAL never had them)
  *   a record differs from the WAL's copy             -> remove (another history)
+ *   overlaps a file adopted before it                -> remove (a crash's leftover: nothing needs it)
  *   otherwise                                        -> adopt: the checkpoint moves to its last LSN
+ *
+ * Below the checkpoint, the files tile it (chain.ts); a crash can leave one more there, a killed sink's
+ * upload that landed after a new sink listed the backup. When the chain holds its records byte for byte,
+ * or it does not verify (the chain holds its LSNs), it is removed (with the files beyond); when a record
+ * differs it stays (verify reports it) unless it straddles the checkpoint, which is BACKUP_CORRUPT as
+ * before: the sink's next file would overlap it.
  */
 import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -21,6 +28,7 @@ import type { FileSystem } from '../fs/file-system.js';
 import type { Wal } from '../wal/index.js';
 import { checkpointBytes, listBackupFiles, readBackupFile, readCheckpoint, type BackupFileEntry } from './backup-file.js';
 import type { BackupTarget } from './target.js';
+import { checkLeftover, conflictError, planChain } from './chain.js';
 
 export interface RecoveredBackup {
   /** Every LSN <= this is in the backup (the persisted checkpoint, moved over adopted files). */
@@ -50,13 +58,14 @@ export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: L
     });
   }
   let adopted = 0;
-  const removed: string[] = [];
-  for (const f of await listBackupFiles(fs, dir)) {
-    if (f.lastLsn <= checkpoint) continue;
-    if (f.firstLsn <= checkpoint) {
-      throw new FlushpointError(ErrorCode.BACKUP_CORRUPT, `backup file ${dir}/${f.name} straddles the checkpoint ${checkpoint}`, { file: `${dir}/${f.name}`, offset: 0 });
-    }
-    const refused = f.firstLsn === checkpoint + 1 ? await whyNotAdopt(fs, dir, f, wal) : `it does not start at LSN ${checkpoint + 1}`;
+  const listed = await listBackupFiles(fs, dir);
+  const removed = await leftoversBelow(fs, dir, listed, startLsn, checkpoint, logger);
+  const persistedLsn = checkpoint;
+  for (const f of listed) {
+    if (f.firstLsn <= persistedLsn) continue; // the chain's, or a leftover decided above
+    let refused: string | null;
+    if (f.firstLsn <= checkpoint) refused = `it overlaps LSNs ${f.firstLsn}..${Math.min(f.lastLsn, checkpoint)} adopted from another file`;
+    else refused = f.firstLsn === checkpoint + 1 ? await whyNotAdopt(fs, dir, f, wal) : `it does not start at LSN ${checkpoint + 1}`;
     if (refused === null) {
       checkpoint = f.lastLsn;
       adopted++;
@@ -82,6 +91,56 @@ export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: L
     });
   }
   return { checkpointLsn: checkpoint, startLsn, adopted, removed: removed.length };
+}
+
+/**
+ * Leftovers of a crash below the checkpoint (chain.ts) to remove: those whose records the chain holds
+ * byte for byte. No I/O unless the listing holds more files than the chain.
+ */
+async function leftoversBelow(fs: FileSystem, dir: string, listed: readonly BackupFileEntry[], startLsn: number, checkpointLsn: number, logger: Logger | undefined): Promise<string[]> {
+  const plan = planChain(
+    listed.filter((f) => f.firstLsn <= checkpointLsn),
+    startLsn,
+    checkpointLsn,
+  );
+  const straddling = (f: BackupFileEntry): boolean => f.lastLsn > checkpointLsn;
+  const straddler = plan.chain.find(straddling); // leftovers are decided below
+  if (straddler !== undefined) {
+    throw new FlushpointError(ErrorCode.BACKUP_CORRUPT, `backup file ${dir}/${straddler.name} straddles the checkpoint ${checkpointLsn}`, { file: `${dir}/${straddler.name}`, offset: 0 });
+  }
+  if (!plan.complete) return []; // a damaged chain: verify reports it, and a leftover cannot be told apart
+  const out: string[] = [];
+  for (const f of plan.leftovers) {
+    let verdict: Awaited<ReturnType<typeof checkLeftover>>;
+    try {
+      verdict = await checkLeftover(fs, dir, f, plan.path, plan.coveredLsn);
+    } catch (err) {
+      if (!isFlushpointError(err, ErrorCode.BACKUP_CORRUPT)) {
+        throw new FlushpointError(ErrorCode.BACKUP_FAILED, `cannot read backup files of ${dir} to compare ${f.name} (a leftover below the checkpoint) with the chain: ${(err as Error).message}`, {
+          cause: err,
+          file: `${dir}/${f.name}`,
+        });
+      }
+      // A file of the chain is damaged: nothing is removed on its word (verify reports it).
+      if (straddling(f)) throw err;
+      logger?.warn({ dir, file: f.name, reason: err.message }, 'backup file below the checkpoint left in place: the chain it overlaps does not verify');
+      continue;
+    }
+    if (verdict.kind === 'redundant') {
+      logger?.warn({ dir, file: f.name, heldBy: verdict.heldBy.map((h) => h.name) }, 'backup file below the checkpoint removed: a leftover of a crash, its records held byte for byte by the chain');
+      out.push(f.name);
+      continue;
+    }
+    if (verdict.kind === 'damaged') {
+      logger?.warn({ dir, file: f.name, reason: verdict.error.message }, 'backup file below the checkpoint removed: a leftover of a crash that does not verify (the chain holds its LSNs)');
+      out.push(f.name);
+      continue;
+    }
+    const conflict = conflictError(dir, f, verdict.other, verdict.lsn);
+    if (straddling(f)) throw conflict;
+    logger?.warn({ dir, file: f.name, reason: conflict.message }, 'backup file below the checkpoint left in place: it differs from the chain');
+  }
+  return out;
 }
 
 /**

@@ -163,6 +163,8 @@ export function frameRecords(firstLsn: number, payloads: readonly Uint8Array[]):
 export interface BodyRecord {
   lsn: number;
   payload: Uint8Array;
+  /** The whole record as the WAL framed it (CRC, lengths, LSN, batch delta, salt, payload, padding). */
+  record: Uint8Array;
 }
 
 /** Decodes a raw body, checking every record's CRC and that LSNs run firstLsn..lastLsn without a gap. */
@@ -176,7 +178,7 @@ export function decodeBody(body: Uint8Array, header: BackupHeader): Decoded<Body
     const size = decodeRecord(body, view, at, body.byteLength, expected, SALT_ANY);
     if (size <= 0) return { ok: false, offset: at, reason: `${describeDecode(size)} (LSN ${expected})` };
     const len = recordPayloadBytes(view, at);
-    out.push({ lsn: expected, payload: body.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len) });
+    out.push({ lsn: expected, payload: body.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len), record: body.subarray(at, at + size) });
     expected++;
     at += size;
   }

@@ -9,7 +9,8 @@
  * empty directory that was there: never a WAL that opens cleanly holding a prefix. Whatever a failed run
  * left in the temporary directory is removed by the next run, so a rerun just works.
  *
- *   1. checks: the backup (CHECKPOINT, its start LSN) and the target (missing or empty)
+ *   1. checks: the backup (CHECKPOINT, its start LSN; the chain of files, leftovers of a crash checked
+ *      byte for byte against it and skipped) and the target (missing or empty)
  *   2. lock `<to>.restore.tmp/restore.lock` (one restore per target), empty the temp directory
  *   3. Wal.open(temp), append every record, wal.sync() every RESTORE_SYNC_EVERY_BYTES, close
  *   4. rename temp -> to, fsync the parent, drop the lock file
@@ -23,6 +24,7 @@ import { tempNameFor } from '../fs/durable-publish.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import { Wal } from '../wal/index.js';
 import { checkBackupDir, listBackupFiles, readBackupFile, readCheckpoint, type BackupCheckpoint, type BackupFileEntry } from './backup-file.js';
+import { checkLeftover, conflictError, planChain } from './chain.js';
 
 export interface RestoreProgress {
   files: number;
@@ -91,7 +93,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     untilLsn = options.untilLsn;
   }
   await checkTargetEmpty(fs, to);
-  const files = (await listBackupFiles(fs, from)).filter((f) => f.lastLsn >= startLsn && f.firstLsn <= untilLsn);
+  const files = await chainToRestore(fs, from, startLsn, untilLsn);
 
   const temp = restoreTempDir(to);
   const newDirsParents = await parentsToSync(fs, to);
@@ -138,6 +140,24 @@ async function readBackupCheckpoint(fs: FileSystem, from: string): Promise<Backu
   throw new FlushpointError(ErrorCode.BACKUP_CORRUPT, `${from} has no CHECKPOINT: nothing in it is known to be complete (a sink that never finished its first flush?)`, {
     file: `${from}/CHECKPOINT`,
   });
+}
+
+/**
+ * The files to replay for startLsn..untilLsn, in order (chain.ts). A leftover of a crash whose records
+ * the chain holds byte for byte, or that does not verify, is skipped; one with other bytes is
+ * BACKUP_CORRUPT naming both files, before anything is written. When the files do not tile the range, the chain holds them all and
+ * replay() names the gap or the overlap.
+ */
+async function chainToRestore(fs: FileSystem, from: string, startLsn: number, untilLsn: number): Promise<BackupFileEntry[]> {
+  const listed = (await listBackupFiles(fs, from)).filter((f) => f.lastLsn >= startLsn && f.firstLsn <= untilLsn);
+  const plan = planChain(listed, startLsn, untilLsn);
+  if (!plan.complete) return plan.chain;
+  for (const f of plan.leftovers) {
+    // Skipped when redundant, and when damaged: the chain, verified as it is read, holds every LSN.
+    const v = await checkLeftover(fs, from, f, plan.path, plan.coveredLsn);
+    if (v.kind === 'conflict') throw conflictError(from, f, v.other, v.lsn);
+  }
+  return plan.chain;
 }
 
 /**

@@ -2,16 +2,27 @@
  * verifyBackup: reads every file of a backup directory and reports what is wrong, without changing it.
  *
  * The backup's extent comes from its CHECKPOINT: it starts at the start LSN recorded there and is
- * complete up to the checkpoint LSN. Every LSN in between must be in exactly one file that verifies.
+ * complete up to the checkpoint LSN. Every LSN in between must be in exactly one file of the chain
+ * (chain.ts) that verifies. A file a crash left over, holding LSNs the chain holds too with the same
+ * record bytes, is reported as REDUNDANT (not damage); with other bytes, BACKUP_CORRUPT naming both.
  * Each fault is reported once: one problem per damaged file, per missing LSN range, per overlap.
  */
 import { knownOptionsOnly } from '../core/check.js';
 import { FlushpointError } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
-import { checkBackupDir, listBackupFiles, readBackupFile, readCheckpoint, type BackupCheckpoint } from './backup-file.js';
+import { checkBackupDir, listBackupFiles, readBackupFile, readCheckpoint, type BackupCheckpoint, type BackupFileEntry } from './backup-file.js';
+import { checkLeftover, conflictError, describeRedundant, planChain, type ChainPlan } from './chain.js';
 
-export type BackupProblemCode = 'BACKUP_CORRUPT' | 'BACKUP_GAP' | 'NO_CHECKPOINT' | 'BEYOND_CHECKPOINT';
+/**
+ * BEYOND_CHECKPOINT and REDUNDANT are not damage (`ok` stays true): a file a crash left beyond the
+ * checkpoint, and one below it whose every record another file holds byte for byte. A sink opening the
+ * backup adopts or removes the first kind and removes the second.
+ */
+export type BackupProblemCode = 'BACKUP_CORRUPT' | 'BACKUP_GAP' | 'NO_CHECKPOINT' | 'BEYOND_CHECKPOINT' | 'REDUNDANT';
+
+/** The problem codes that are not damage. */
+const HARMLESS: ReadonlySet<BackupProblemCode> = new Set(['BEYOND_CHECKPOINT', 'REDUNDANT']);
 
 export interface BackupProblem {
   code: BackupProblemCode;
@@ -34,8 +45,11 @@ export interface VerifyResult {
   /** Last LSN of the contiguous run of verified files from firstLsn (firstLsn - 1 when there is none). */
   lastLsn: number;
   checkpointLsn: number;
+  /** Backup files listed. */
   files: number;
+  /** Records in the files read (leftovers found REDUNDANT not counted: their records are in the chain). */
   records: number;
+  /** Bytes of the files read (leftovers found REDUNDANT not counted). */
   bytes: number;
   problems: BackupProblem[];
 }
@@ -76,7 +90,13 @@ export async function verifyBackup(dir: string, options: VerifyOptions = {}): Pr
   let runOpen = true;
   let records = 0;
   let bytes = 0;
-  for (const [i, f] of files.entries()) {
+  // Below the checkpoint: the chain, and the files it leaves over. Without a checkpoint: every file, in order.
+  const beyondFiles = checkpoint === null ? [] : files.filter((f) => f.firstLsn > checkpointLsn);
+  const below = checkpoint === null ? files : files.filter((f) => f.firstLsn <= checkpointLsn);
+  const plan: ChainPlan = checkpoint === null ? { chain: below, path: [], leftovers: [], complete: false, coveredLsn: 0 } : planChain(below, next, checkpointLsn);
+  const damaged = new Set<string>();
+  let filesRead = 0;
+  for (const f of [...plan.chain, ...beyondFiles]) {
     const file = `${dir}/${f.name}`;
     const beyond = checkpoint !== null && f.firstLsn > checkpointLsn;
     if (beyond) {
@@ -89,10 +109,10 @@ export async function verifyBackup(dir: string, options: VerifyOptions = {}): Pr
       bytes += r.bytes;
     } catch (err) {
       valid = false;
-      if (err instanceof FlushpointError) problems.push({ code: 'BACKUP_CORRUPT', message: err.message, file: err.file, offset: err.offset });
-      else problems.push({ code: 'BACKUP_CORRUPT', message: `${file}: cannot read: ${(err as Error).message}`, file });
+      damaged.add(file);
+      problems.push(corruptProblem(err, file));
     }
-    options.onProgress?.({ files: i + 1, filesTotal: files.length });
+    options.onProgress?.({ files: ++filesRead, filesTotal: files.length });
     if (beyond) continue; // files sort by first LSN: every one from here on is beyond the checkpoint
     if (f.firstLsn < next) {
       const what = f.firstLsn < firstLsn ? `starts at LSN ${f.firstLsn}, before the backup's start ${firstLsn}` : `overlaps LSNs already held (it starts at ${f.firstLsn}, the files before it reach ${next - 1})`;
@@ -106,12 +126,38 @@ export async function verifyBackup(dir: string, options: VerifyOptions = {}): Pr
     else runOpen = false;
     next = Math.max(next, f.lastLsn + 1);
   }
+  for (const f of plan.leftovers) {
+    problems.push(...(await leftoverProblems(fs, dir, f, plan, damaged)));
+    options.onProgress?.({ files: ++filesRead, filesTotal: files.length });
+  }
   if (checkpointLsn >= next) {
     const where = next === Math.max(1, firstLsn) ? `${startWhere}no backup file holds any of it` : `the last file ends at LSN ${next - 1}`;
     problems.push(gap(next, checkpointLsn, `the checkpoint is ${checkpointLsn}; ${where}`));
   }
-  const ok = problems.every((p) => p.code === 'BEYOND_CHECKPOINT');
+  const ok = problems.every((p) => HARMLESS.has(p.code));
   return { ok, firstLsn, firstLsnRecorded: checkpoint?.startRecorded ?? false, lastLsn, checkpointLsn, files: files.length, records, bytes, problems };
+}
+
+/** A file that does not verify or cannot be read: BACKUP_CORRUPT naming it. */
+function corruptProblem(err: unknown, file: string): BackupProblem {
+  if (err instanceof FlushpointError) return { code: 'BACKUP_CORRUPT', message: err.message, file: err.file ?? file, ...(err.offset === undefined ? {} : { offset: err.offset }) };
+  return { code: 'BACKUP_CORRUPT', message: `${file}: cannot read: ${(err as Error).message}`, file };
+}
+
+/** What a leftover of the chain is: REDUNDANT, or BACKUP_CORRUPT (damaged, or other bytes than the chain's). */
+async function leftoverProblems(fs: FileSystem, dir: string, f: BackupFileEntry, plan: ChainPlan, damaged: ReadonlySet<string>): Promise<BackupProblem[]> {
+  const file = `${dir}/${f.name}`;
+  try {
+    const v = await checkLeftover(fs, dir, f, plan.path, plan.coveredLsn);
+    if (v.kind === 'redundant') return [{ code: 'REDUNDANT', message: describeRedundant(dir, f, v.heldBy, plan.coveredLsn), file, lsn: f.firstLsn, lastLsn: f.lastLsn }];
+    if (v.kind === 'damaged') return [corruptProblem(v.error, file)];
+    const err = conflictError(dir, f, v.other, v.lsn);
+    return [{ code: 'BACKUP_CORRUPT', message: err.message, file, lsn: v.lsn }];
+  } catch (err) {
+    // A damaged file of the chain is reported once, where the chain reads it.
+    if (err instanceof FlushpointError && err.file !== undefined && damaged.has(err.file)) return [];
+    return [corruptProblem(err, file)];
+  }
 }
 
 /** One missing LSN range; `file` is the file right after it, if any. */

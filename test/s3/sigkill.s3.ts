@@ -22,13 +22,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restoreBackup } from '../../backup/restore.js';
 import { S3Target } from '../../backup/s3-target.js';
 import { BackupSink } from '../../backup/sink.js';
 import { verifyBackup } from '../../backup/verify.js';
 import { Wal } from '../../wal/index.js';
 import { cluster, newBucket, rawClient, targetOptions, until } from './cluster.js';
-import { walRecords } from './sink-fixtures.js';
+import { expectRestoreEqualsWal } from './sink-fixtures.js';
 
 const c = cluster();
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -165,13 +164,3 @@ describe('a sink SIGKILLed mid-upload to S3', () => {
   }, 600_000);
 });
 
-/** restoreBackup from the bucket equals the WAL's records 1..untilLsn, payload for payload. */
-async function expectRestoreEqualsWal(reader: S3Target, wal: Wal, to: string, untilLsn: number): Promise<void> {
-  const restored = await restoreBackup({ from: reader.location, to, fs: reader.readFs, segmentSizeBytes: 1024 * 1024 });
-  expect(restored.lastLsn).toBe(untilLsn);
-  const want: Array<{ lsn: number; payload: Buffer }> = [];
-  for await (const rec of wal.read({ toLsn: untilLsn })) want.push({ lsn: rec.lsn, payload: Buffer.from(rec.payload) });
-  const got = await walRecords(to);
-  expect(got.length).toBe(want.length);
-  expect(got).toEqual(want);
-}

@@ -1,5 +1,7 @@
 /** Backups in the test bucket: a WAL on the real disk, backed up to s3://bucket/prefix. */
 import path from 'node:path';
+import { expect } from 'vitest';
+import { restoreBackup } from '../../backup/restore.js';
 import { BackupSink } from '../../backup/sink.js';
 import { S3Target } from '../../backup/s3-target.js';
 import { LocalDirTarget } from '../../backup/target.js';
@@ -53,4 +55,15 @@ export async function backupToS3(
   await target.publishCheckpoint((await local.getFile('CHECKPOINT'))!);
   await target.close();
   return { walDir, lastLsn, files: names.length };
+}
+
+/** restoreBackup from the bucket equals the WAL's records 1..untilLsn, payload for payload. */
+export async function expectRestoreEqualsWal(reader: S3Target, wal: Wal, to: string, untilLsn: number): Promise<void> {
+  const restored = await restoreBackup({ from: reader.location, to, fs: reader.readFs, segmentSizeBytes: 1024 * 1024 });
+  expect(restored.lastLsn).toBe(untilLsn);
+  const want: Array<{ lsn: number; payload: Buffer }> = [];
+  for await (const rec of wal.read({ toLsn: untilLsn })) want.push({ lsn: rec.lsn, payload: Buffer.from(rec.payload) });
+  const got = await walRecords(to);
+  expect(got.length).toBe(want.length);
+  expect(got).toEqual(want);
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+/**
+ * Idle forceFlush of two builds in ONE process, sample by sample: each round runs build A's forceFlush,
+ * build B's, and a plain PutObject of the same bytes, in an order that rotates every round, so that the
+ * machine's load (other work on a shared 2-core VM) falls on all three alike. Each build has its own WAL,
+ * sink and prefix; the plain PUT is a bare PutObject of random bytes on its own client (the bench's
+ * baseline). Prints p50 / p90 of each, their ratios to the plain PUT, and the per-round difference B - A
+ * (median, and in how many rounds B was faster).
+ *
+ *   node test/s3/run.mjs --exec node test/s3/ab-interleaved.mjs ROOT_A ROOT_B [ROUNDS] [FLUSH_RECORDS]
+ *
+ * ROOT_A / ROOT_B: checkouts with a built dist/ (node_modules resolve from this repository).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+
+const [rootA, rootB, roundsText = '60', recordsText = '4096'] = process.argv.slice(2);
+if (!rootA || !rootB) throw new Error('usage: ab-interleaved.mjs ROOT_A ROOT_B [ROUNDS] [FLUSH_RECORDS]');
+const endpoint = process.env.FLUSHPOINT_S3_ENDPOINT;
+const credentials = { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY };
+const bucket = 'flushpoint-bench';
+const roundsCount = Number(roundsText);
+const recordsCount = Number(recordsText);
+const warmupCount = 3;
+const tag = crypto.randomBytes(4).toString('hex');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-abi-'));
+const payload = crypto.randomBytes(256);
+
+async function side(label, root) {
+  const { BackupSink, Wal } = await import(path.resolve(root, 'dist/index.js'));
+  const wal = await Wal.open({ dir: path.join(tmp, label), segmentSizeBytes: 64 << 20 });
+  const sink = await BackupSink.open({ wal, target: { s3: { endpoint, bucket, prefix: `abi-${tag}-${label}`, credentials } }, flushIntervalMs: 3_600_000 });
+  const ms = [];
+  let bytes = 0;
+  return {
+    label,
+    ms,
+    get bytes() {
+      return bytes;
+    },
+    async sample(keep) {
+      for (let r = 0; r < recordsCount; r++) wal.append(payload);
+      await wal.sync();
+      const before = sink.stats().bytesWritten;
+      const t = performance.now();
+      await sink.forceFlush();
+      if (keep) ms.push(performance.now() - t);
+      bytes = sink.stats().bytesWritten - before;
+    },
+    async close() {
+      await sink.close();
+      await wal.close();
+    },
+  };
+}
+
+const a = await side('A', rootA);
+const b = await side('B', rootB);
+const plain = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+const putMs = [];
+let seq = 0;
+const put = {
+  async sample(keep) {
+    const body = crypto.randomBytes(a.bytes || 1);
+    const t = performance.now();
+    await plain.send(new PutObjectCommand({ Bucket: bucket, Key: `abi-${tag}-plain/${seq++}`, Body: body, ContentLength: body.byteLength }));
+    if (keep) putMs.push(performance.now() - t);
+  },
+};
+const orders = [
+  [a, b, put],
+  [b, put, a],
+  [put, a, b],
+  [b, a, put],
+  [a, put, b],
+  [put, b, a],
+];
+for (let i = 0; i < roundsCount + warmupCount; i++) {
+  for (const s of orders[i % orders.length]) await s.sample(i >= warmupCount);
+}
+const at = (xs, q) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+const r2 = (x) => Math.round(x * 100) / 100;
+const diff = b.ms.map((x, i) => x - a.ms[i]);
+console.log(
+  JSON.stringify({
+    A: rootA,
+    B: rootB,
+    rounds: roundsCount,
+    flushBytes: a.bytes,
+    aP50Ms: r2(at(a.ms, 0.5)),
+    bP50Ms: r2(at(b.ms, 0.5)),
+    plainPutP50Ms: r2(at(putMs, 0.5)),
+    aP90Ms: r2(at(a.ms, 0.9)),
+    bP90Ms: r2(at(b.ms, 0.9)),
+    plainPutP90Ms: r2(at(putMs, 0.9)),
+    aRatioP50: r2(at(a.ms, 0.5) / at(putMs, 0.5)),
+    bRatioP50: r2(at(b.ms, 0.5) / at(putMs, 0.5)),
+    bMinusAP50Ms: r2(at(diff, 0.5)),
+    bFasterRounds: diff.filter((d) => d < 0).length,
+  }),
+);
+await a.close();
+await b.close();
+plain.destroy();
+fs.rmSync(tmp, { recursive: true, force: true });
