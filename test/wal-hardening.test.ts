@@ -215,88 +215,106 @@ describe('file descriptors (issue 8 item 6)', () => {
 
 describe('retention (issue 8 items 4 and 10)', () => {
   /** 200 records of 40 bytes in 1 KiB segments: many segments. */
-  async function manySegments(fs: FileSystem): Promise<Wal> {
-    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 1024 });
-    for (let i = 1; i <= 200; i++) wal.append(payloadFor(i, 40));
-    await wal.sync();
+  async function manySegments(fs: FileSystem, recycleSegments?: number): Promise<Wal> {
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 1024, recycleSegments });
+    if (recycleSegments === undefined || recycleSegments === 0) {
+      for (let i = 1; i <= 200; i++) wal.append(payloadFor(i, 40));
+      await wal.sync();
+    } else {
+      // One commit per record, so every roll finds its next segment prepared (zero-filled to the full
+      // size): only those are recycled, and these tests want each freed segment renamed.
+      for (let i = 1; i <= 200; i++) await wal.appendDurable(payloadFor(i, 40));
+      expect(wal.stats().preallocStalls).toBe(0);
+    }
     expect(wal.stats().segments).toBeGreaterThan(5);
     return wal;
   }
 
-  it('a hold taken while truncateBefore runs is honoured: no segment at or above it is deleted', async () => {
-    const fault = new FaultFileSystem(new MemoryFileSystem());
-    const wal = await manySegments(fault);
-    const gate = deferred();
-    fault.inject({ op: 'unlink', path: /\.wal$/, hold: gate.promise });
-    const unlinksBefore = fault.counts.unlink;
-    const truncation = wal.truncateBefore(10_000);
-    await until(() => fault.counts.unlink > unlinksBefore, 'the first unlink to start');
-    // A reader (a backup sink opening now) holds where the log begins at this moment.
-    const heldLsn = wal.firstLsn;
-    wal.hold('late', heldLsn);
-    gate.resolve();
-    expect(await truncation).toBe(1);
-    expect(wal.firstLsn).toBe(heldLsn);
-    const records = await readAll(wal);
-    expect(records[0]?.lsn).toBe(heldLsn);
-    expect(records[records.length - 1]?.lsn).toBe(200);
-    await wal.close();
-  });
+  // Freeing a segment is an unlink (recycleSegments: 0) or a rename to a free name (segment-recycler.ts):
+  // the same ordering rules hold for both.
+  for (const mode of [
+    { op: 'unlink', recycleSegments: 0 },
+    { op: 'rename', recycleSegments: 64 },
+  ] as const) {
+    describe(`freeing by ${mode.op}`, () => {
+      it('a hold taken while truncateBefore runs is honoured: no segment at or above it is deleted', async () => {
+        const fault = new FaultFileSystem(new MemoryFileSystem());
+        const wal = await manySegments(fault, mode.recycleSegments);
+        const gate = deferred();
+        const unlinksBefore = fault.counts[mode.op];
+        fault.inject({ op: mode.op, path: /\.wal$/, hold: gate.promise });
+        const truncation = wal.truncateBefore(10_000);
+        await until(() => fault.counts[mode.op] > unlinksBefore, 'the first unlink to start');
+        // A reader (a backup sink opening now) holds where the log begins at this moment.
+        const heldLsn = wal.firstLsn;
+        wal.hold('late', heldLsn);
+        gate.resolve();
+        expect(await truncation).toBe(1);
+        expect(wal.firstLsn).toBe(heldLsn);
+        const records = await readAll(wal);
+        expect(records[0]?.lsn).toBe(heldLsn);
+        expect(records[records.length - 1]?.lsn).toBe(200);
+        await wal.close();
+      });
 
-  it('truncateBefore unlinks oldest first and makes each unlink durable before the next starts', async () => {
-    const mem = new MemoryFileSystem();
-    const fault = new FaultFileSystem(mem);
-    const wal = await manySegments(fault);
-    const names = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
-    const syncDirBefore = fault.counts.syncDir;
-    const gate = deferred();
-    fault.inject({ op: 'unlink', path: /\.wal$/, nth: 2, hold: gate.promise });
-    const truncation = wal.truncateBefore(10_000);
-    await until(() => fault.counts.unlink >= 2, 'the second unlink to start');
-    expect(fault.counts.syncDir - syncDirBefore, 'the first unlink was synced before the second began').toBe(1);
-    // A power loss now keeps a contiguous log: the oldest segment gone, the rest in place.
-    const after = mem.crash();
-    expect((await after.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort()).toEqual(names.slice(1));
-    const reopened = await Wal.open({ dir: DIR, fs: after, segmentSizeBytes: 1024 });
-    expect(reopened.lastLsn).toBe(200);
-    await reopened.close();
-    gate.resolve();
-    const deleted = await truncation;
-    expect(deleted).toBe(names.length - 1);
-    expect(fault.counts.syncDir - syncDirBefore, 'one directory sync per unlink').toBe(deleted);
-    await wal.close();
-  });
-
-  const seeds = seedList(20);
-  it(`a power loss at any unlink of a truncation leaves a log that opens with every record (${seeds.length} seeds, keepUnsynced 'random')`, async () => {
-    // With fsyncs after each unlink this holds whatever subset of unsynced directory operations the
-    // in-memory disk keeps (a prefix today; any subset once MemoryFileSystem models that).
-    for (const seed of seeds) {
-      const mem = new MemoryFileSystem();
-      const fault = new FaultFileSystem(mem);
-      const wal = await manySegments(fault);
-      const segments = wal.stats().segments;
-      const nth = 1 + (seed % (segments - 1));
-      const gate = deferred();
-      fault.inject({ op: 'unlink', path: /\.wal$/, nth, hold: gate.promise });
-      const truncation = wal.truncateBefore(10_000);
-      await until(() => fault.counts.unlink >= nth, `unlink ${nth} to start`);
-      const after = mem.crash({ keepUnsynced: 'random', seed });
-      try {
-        const reopened = await Wal.open({ dir: DIR, fs: after, segmentSizeBytes: 1024 });
-        const records = await readAll(reopened);
+      it(`truncateBefore frees oldest first (${mode.op}) and makes each ${mode.op} durable before the next starts`, async () => {
+        const mem = new MemoryFileSystem();
+        const fault = new FaultFileSystem(mem);
+        const wal = await manySegments(fault, mode.recycleSegments);
+        const names = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
+        const syncDirBefore = fault.counts.syncDir;
+        const opsBefore = fault.counts[mode.op];
+        const gate = deferred();
+        fault.inject({ op: mode.op, path: /\.wal$/, nth: 2, hold: gate.promise });
+        const truncation = wal.truncateBefore(10_000);
+        await until(() => fault.counts[mode.op] >= opsBefore + 2, 'the second unlink to start');
+        expect(fault.counts.syncDir - syncDirBefore, 'the first unlink was synced before the second began').toBe(1);
+        // A power loss now keeps a contiguous log: the oldest segment gone, the rest in place.
+        const after = mem.crash();
+        expect((await after.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort()).toEqual(names.slice(1));
+        const reopened = await Wal.open({ dir: DIR, fs: after, segmentSizeBytes: 1024, recycleSegments: mode.recycleSegments });
         expect(reopened.lastLsn).toBe(200);
-        expect(records.map((r) => r.lsn)).toEqual(Array.from({ length: 201 - reopened.firstLsn }, (_, i) => reopened.firstLsn + i));
         await reopened.close();
-      } catch (err) {
-        console.log(replayHint(seed, 'test/wal-hardening.test.ts', 'a power loss at any unlink'));
-        throw err;
-      }
-      gate.resolve();
-      await truncation;
-      await wal.close();
-    }
-  });
+        gate.resolve();
+        const deleted = await truncation;
+        expect(deleted).toBe(names.length - 1);
+        expect(fault.counts.syncDir - syncDirBefore, 'one directory sync per unlink').toBe(deleted);
+        await wal.close();
+      });
+
+      const seeds = seedList(20);
+      it(`a power loss at any ${mode.op} of a truncation leaves a log that opens with every record (${seeds.length} seeds, keepUnsynced 'random')`, async () => {
+        // With fsyncs after each unlink this holds whatever subset of unsynced directory operations the
+        // in-memory disk keeps (a prefix today; any subset once MemoryFileSystem models that).
+        for (const seed of seeds) {
+          const mem = new MemoryFileSystem();
+          const fault = new FaultFileSystem(mem);
+          const wal = await manySegments(fault, mode.recycleSegments);
+          const segments = wal.stats().segments;
+          const opsBefore = fault.counts[mode.op];
+          const nth = 1 + (seed % (segments - 1));
+          const gate = deferred();
+          fault.inject({ op: mode.op, path: /\.wal$/, nth, hold: gate.promise });
+          const truncation = wal.truncateBefore(10_000);
+          await until(() => fault.counts[mode.op] >= opsBefore + nth, `${mode.op} ${nth} to start`);
+          const after = mem.crash({ keepUnsynced: 'random', seed });
+          try {
+            const reopened = await Wal.open({ dir: DIR, fs: after, segmentSizeBytes: 1024, recycleSegments: mode.recycleSegments });
+            const records = await readAll(reopened);
+            expect(reopened.lastLsn).toBe(200);
+            expect(records.map((r) => r.lsn)).toEqual(Array.from({ length: 201 - reopened.firstLsn }, (_, i) => reopened.firstLsn + i));
+            await reopened.close();
+          } catch (err) {
+            console.log(replayHint(seed, 'test/wal-hardening.test.ts', `a power loss at any ${mode.op}`));
+            throw err;
+          }
+          gate.resolve();
+          await truncation;
+          await wal.close();
+        }
+      });
+    });
+  }
 
   it('read() racing truncateBefore without a hold fails with WAL_TRUNCATED, not a raw ENOENT (item 9)', async () => {
     const wal = await manySegments(new MemoryFileSystem());

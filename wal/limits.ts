@@ -69,3 +69,7 @@ export const STAGING_CHUNKS_POOLED_COUNT_MAX = 8;
 export const READ_CHUNK_BYTES = 1024 * 1024;
 /** Smallest chunkBytesMax readRaw() accepts, in bytes. */
 export const READ_CHUNK_BYTES_MIN = 64;
+
+/** Free segment files kept for reuse (recycleSegments), a count: the default, and the most allowed. */
+export const RECYCLE_SEGMENTS_DEFAULT = 2;
+export const RECYCLE_SEGMENTS_MAX = 64;

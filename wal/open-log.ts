@@ -7,11 +7,12 @@
 import { FlushpointError, ErrorCode } from '../core/errors.js';
 import type { FileHandle, FileLock } from '../fs/file-system.js';
 import { makeDirDurable, sweepTempFiles } from '../fs/durable-publish.js';
-import { SEGMENT_NAME_RE } from './format.js';
+import { FORMAT_VERSION_RECYCLED, SEGMENT_NAME_RE } from './format.js';
 import { wrapIoError } from './io-error.js';
 import type { ResolvedWalOptions } from './options.js';
 import { recoverSegments, type TornTail } from './recovery.js';
 import { repairTornTail } from './repair.js';
+import { SegmentRecycler } from './segment-recycler.js';
 import type { Segment } from './segment-writer.js';
 
 export const LOCK_NAME = 'LOCK';
@@ -34,6 +35,8 @@ export interface OpenedLog {
   /** Where the next record goes in the last segment, and that file's size, in bytes (0, 0: none). */
   tail: { offset: number; capacityBytes: number };
   recovery: RecoveryInfo;
+  /** Free files found (segment-recycler.ts), ready for reuse. */
+  recycler: SegmentRecycler;
 }
 
 async function lockDirectory(o: ResolvedWalOptions): Promise<FileLock> {
@@ -63,10 +66,12 @@ export async function openLogDirectory(o: ResolvedWalOptions): Promise<OpenedLog
   try {
     const names = await o.fs.readdir(o.dir);
     await sweepTempFiles(o.fs, o.dir, names);
+    const recycler = new SegmentRecycler(o.fs, o.dir, o.segmentSizeBytes, o.recycleSegments);
+    await recycler.adopt(names);
     const segNames = names.filter((n) => SEGMENT_NAME_RE.test(n)).sort();
     const rec = await recoverSegments(o.fs, o.dir, segNames, o.recovery === 'strict');
     if (rec.torn) await repairTornTail(o.fs, rec.torn, o.logger);
-    const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, salt: s.salt, lastLsn: s.lastLsn, endOffset: s.endOffset, index: s.index }));
+    const segments: Segment[] = rec.segments.map((s) => ({ name: s.name, firstLsn: s.firstLsn, salt: s.salt, lastLsn: s.lastLsn, endOffset: s.endOffset, index: s.index, recycledSizeBytes: s.version === FORMAT_VERSION_RECYCLED ? s.fileSizeBytes : 0 }));
     const last = rec.segments[rec.segments.length - 1];
     if (last) {
       current = await o.fs.open(`${o.dir}/${last.name}`, 'r+');
@@ -84,7 +89,7 @@ export async function openLogDirectory(o: ResolvedWalOptions): Promise<OpenedLog
     };
     // The commit worker is wanted only when commits go to it (syncMode 'worker').
     if (o.syncMode === 'worker') await o.fs.warmUp?.();
-    return { lock, segments, current, tail: { offset: last?.endOffset ?? 0, capacityBytes: last?.fileSizeBytes ?? 0 }, recovery };
+    return { lock, segments, current, tail: { offset: last?.endOffset ?? 0, capacityBytes: last?.fileSizeBytes ?? 0 }, recovery, recycler };
   } catch (err) {
     // Nothing may stay open after a failed open: the last segment's handle, the lock.
     await current?.close().catch(() => {});

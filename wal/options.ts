@@ -14,6 +14,8 @@ import {
   FSYNC_LATENCY_MS_WARN_MAX,
   FSYNC_LATENCY_MS_WARN_MIN,
   PAYLOAD_BYTES_MAX,
+  RECYCLE_SEGMENTS_DEFAULT,
+  RECYCLE_SEGMENTS_MAX,
   SEGMENT_SIZE_BYTES_DEFAULT,
   SEGMENT_SIZE_BYTES_MAX,
   SEGMENT_SIZE_BYTES_MIN,
@@ -60,6 +62,8 @@ export interface WalOptions {
   firstLsn?: number;
   /** Most callers waiting on the log at once (waitDurable, sync, nextDurable), a count; beyond it a wait rejects with RangeError. Default 1,000,000. */
   waitersCountMax?: number;
+  /** Most segment files freed by truncateBefore that are kept (renamed) for reuse as later segments, a count; 0 deletes them all (as before). Default 2. */
+  recycleSegments?: number;
   /** Random source of each new segment's salt (wal/format.ts). Default: node:crypto; tests pass a seeded one (core/random.ts). */
   random?: Random;
 }
@@ -77,6 +81,7 @@ export interface ResolvedWalOptions {
   stagingChunkBytes: number;
   firstLsn: number;
   waitersCountMax: number;
+  recycleSegments: number;
   random: Random;
 }
 
@@ -93,6 +98,7 @@ const WAL_OPTION_NAMES: readonly (keyof WalOptions)[] = [
   'stagingChunkBytes',
   'firstLsn',
   'waitersCountMax',
+  'recycleSegments',
   'random',
 ];
 
@@ -143,6 +149,7 @@ export function walDefaults(options: WalOptions): ResolvedWalOptions {
     stagingChunkBytes: integerInRange(options.stagingChunkBytes ?? STAGING_CHUNK_BYTES_DEFAULT, 'stagingChunkBytes', STAGING_CHUNK_BYTES_MIN, STAGING_CHUNK_BYTES_MAX),
     firstLsn: integerInRange(options.firstLsn ?? 1, 'firstLsn', 1, Number.MAX_SAFE_INTEGER - 1),
     waitersCountMax: integerInRange(options.waitersCountMax ?? WAITERS_COUNT_MAX_DEFAULT, 'waitersCountMax', WAITERS_COUNT_MAX_MIN, WAITERS_COUNT_MAX_MAX),
+    recycleSegments: integerInRange(options.recycleSegments ?? RECYCLE_SEGMENTS_DEFAULT, 'recycleSegments', 0, RECYCLE_SEGMENTS_MAX),
     random: randomSource(options.random),
   };
 }

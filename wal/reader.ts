@@ -54,26 +54,36 @@ export interface SegmentScan {
   start: ScanStart;
   fromLsn: number;
   toLsn: number;
+  /** True once truncateBefore has removed the segment from the log (checked when something does not verify). */
+  truncated: () => boolean;
 }
 
 async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGenerator<Span> {
   const { fs, path, segmentFirstLsn, salt, endOffset, start, fromLsn, toLsn } = scan;
+  // The segment was in the log when the read began: truncateBefore removed it since.
+  const truncated = (lsn: number, cause?: unknown): FlushpointError =>
+    new FlushpointError(
+      ErrorCode.WAL_TRUNCATED,
+      `WAL segment ${path} (LSN ${lsn} and on) was removed by truncateBefore while it was being read; hold the LSN (wal.hold) to keep it`,
+      { file: path, lsn, cause },
+    );
   let handle: FileHandle;
   try {
     handle = await fs.open(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    // The segment was in the log when the read began: truncateBefore deleted it since.
-    throw new FlushpointError(
-      ErrorCode.WAL_TRUNCATED,
-      `WAL segment ${path} (LSN ${fromLsn} and on) was deleted by truncateBefore while it was being read; hold the LSN (wal.hold) to keep it`,
-      { file: path, lsn: fromLsn, cause: err },
-    );
+    throw truncated(fromLsn, err);
   }
+  let expected = start.lsn;
+  // Bytes that do not verify are corruption, unless the segment left the log: then its file may have
+  // been recycled (segment-recycler.ts) and overwritten under this open descriptor, and what the read
+  // met is a later segment's bytes. It never yields them: every record is checked against this
+  // segment's salt and the LSN expected (a recycled file's new records carry a new salt and new LSNs).
   const bad = (offset: number, reason: string): FlushpointError =>
-    new FlushpointError(ErrorCode.WAL_CORRUPT, `WAL corrupt: ${path} at byte offset ${offset}: ${reason}`, { file: path, offset });
+    scan.truncated()
+      ? truncated(expected, new Error(`at byte offset ${offset}: ${reason}`))
+      : new FlushpointError(ErrorCode.WAL_CORRUPT, `WAL corrupt: ${path} at byte offset ${offset}: ${reason}`, { file: path, offset });
   try {
-    let expected = start.lsn;
     let filePos = start.offset;
     // The header is checked when the scan starts at the first record (it rides the first read); a scan
     // that starts from the index starts where this process wrote or recovery verified.

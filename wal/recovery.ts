@@ -55,7 +55,7 @@
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { SegmentIndex } from './segment-index.js';
-import { SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, decodeSegmentHeader, segmentName } from './format.js';
+import { FORMAT_VERSION_RECYCLED, SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, decodeSegmentHeader, segmentName } from './format.js';
 import { DECODE_SHORT, DECODE_ZERO, RECORD_HEADER_BYTES, RECORD_LSN_OFFSET, recordBytes, recordPayloadBytes, decodeRecord, describeDecode, recordBatchDelta, recordLsn, recordSalt, RECORD_ALIGN_BYTES } from '../record/format.js';
 
 /** The salt of a version-1 segment: its records carry 0. */
@@ -73,12 +73,15 @@ export interface RecoveredSegment {
   endOffset: number;
   /** Its size on disk. */
   fileSizeBytes: number;
+  /** Its format version (wal/format.ts): 3 for a segment written over a recycled file. */
+  version: number;
 }
 
 export interface TornTail {
   file: string;
   offset: number;
-  /** Bytes from offset to the last nonzero byte, inclusive. */
+  /** Bytes cut from offset: to the last nonzero byte, inclusive (a version-3 segment: to the end of
+   * the last record of the segment found after offset, at least TORN_RECYCLED_BYTES_MIN). */
   bytes: number;
   /** Why the record at offset did not decode. */
   reason: string;
@@ -363,6 +366,92 @@ function judgeUnsaltedTail(buf: Uint8Array, view: DataView, offset: number, end:
   return null;
 }
 
+/** What follows X in a version-3 segment: the valid records of the segment (its salt) with LSN >= E. */
+interface AfterEnd {
+  /** The first of them whose batch began after E: proof of a later batch. */
+  laterBatch: { offset: number; lsn: number; batchFirstLsn: number } | null;
+  count: number;
+  /** File offset just past the last of them (X when there is none). */
+  end: number;
+}
+
+/**
+ * Looks through a version-3 segment from X to the end of its file, in the window's large reads, for
+ * valid records carrying the segment's salt with LSN >= E (stale records of older incarnations carry
+ * other salts; copies inside payloads carry LSNs below E). Cheap: one word compare per 8 bytes, a CRC
+ * only where the salt matches.
+ */
+async function scanAfterEnd(w: FileWindow, from: number, sizeBytes: number, salt: number, expectedLsn: number): Promise<AfterEnd> {
+  assert((from & (RECORD_ALIGN_BYTES - 1)) === 0, 'the end of data is 8-aligned');
+  assert(salt !== UNSALTED, 'a version-3 segment is salted');
+  const found: AfterEnd = { laterBatch: null, count: 0, end: from };
+  let p = from;
+  while (p + RECORD_HEADER_BYTES <= sizeBytes) {
+    if (p < w.start || p + RECORD_HEADER_BYTES > w.end) await w.fill(p, RECORD_HEADER_BYTES);
+    const base = w.start;
+    const length = w.length;
+    let off = p - base;
+    for (; off + RECORD_HEADER_BYTES <= length; off += RECORD_ALIGN_BYTES) {
+      if (recordSalt(w.view, off) !== salt) continue;
+      const size = decodeRecord(w.buf, w.view, off, length, 0, salt);
+      if (size === DECODE_SHORT) {
+        const need = recordBytes(recordPayloadBytes(w.view, off));
+        if (off + need > length && base + off + need <= sizeBytes) break; // runs past the window only: refill from it
+        continue;
+      }
+      if (size <= 0) continue;
+      const lsn = recordLsn(w.view, off);
+      if (lsn < expectedLsn) continue;
+      found.count++;
+      found.end = Math.max(found.end, base + off + size);
+      const batchFirstLsn = lsn - recordBatchDelta(w.view, off);
+      if (batchFirstLsn > expectedLsn && found.laterBatch === null) found.laterBatch = { offset: base + off, lsn, batchFirstLsn };
+    }
+    if (off + RECORD_HEADER_BYTES <= length) {
+      // A record that runs past the window: read it whole.
+      p = base + off;
+      await w.fill(p, recordBytes(recordPayloadBytes(w.view, off)));
+      continue;
+    }
+    p = base + off;
+  }
+  return found;
+}
+
+/** The least a cut of a version-3 segment copies and zeros from X, in bytes: a page, end marker included. */
+export const TORN_RECYCLED_BYTES_MIN = 4096;
+
+/**
+ * Decides the end of a version-3 (recycled) segment whose record at `offset` (X, LSN E expected) did not
+ * decode: rows 1r..5r of the decision table. Returns null at the clean end; the torn tail to cut
+ * (bounded) in the last segment; else throws WAL_CORRUPT.
+ */
+async function judgeRecycledEnd(w: FileWindow, dir: string, name: string, offset: number, expected: number, salt: number, isLast: boolean, strict: boolean): Promise<{ torn: TornTail } | null> {
+  const sizeBytes = w.sizeBytes;
+  // No room for a header, or an all-zero one: where the writer's end marker is after a durable commit.
+  const noRoom = offset + RECORD_HEADER_BYTES > sizeBytes;
+  if (!noRoom) await w.fill(offset, RECORD_HEADER_BYTES);
+  const code = noRoom ? DECODE_ZERO : decodeRecord(w.buf, w.view, 0, w.length, expected, salt);
+  assert(code <= 0, 'the record at the end of data does not decode');
+  const after = await scanAfterEnd(w, offset, sizeBytes, salt, expected);
+  if (code === DECODE_ZERO && offset > SEGMENT_HEADER_BYTES && after.count === 0) return null; // row 1r: clean end
+  const reason =
+    code === DECODE_ZERO
+      ? `end marker followed by ${after.count} record(s) of this segment numbered from LSN ${expected} on (last one ends at offset ${after.end})`
+      : `${describeDecode(code)} where the end marker or LSN ${expected} should be`;
+  if (!isLast) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}) in a recycled segment that is not the last`, { lsn: expected });
+  if (offset === SEGMENT_HEADER_BYTES) throw corrupt(dir, name, offset, `${reason}: the first record of the last segment (LSN ${expected})`, { lsn: expected });
+  const later = after.laterBatch;
+  if (later !== null) {
+    throw corrupt(dir, name, offset, `${reason} (LSN ${expected}); a later batch (from LSN ${later.batchFirstLsn}; LSN ${later.lsn} at offset ${later.offset}) was written after it, so LSN ${expected} had been acknowledged`, { lsn: expected });
+  }
+  if (strict) throw corrupt(dir, name, offset, `torn tail: ${reason} (LSN ${expected}); refused by recovery: 'strict'`, { lsn: expected, tornTail: true });
+  // The cut copies and zeros from X to the end of the last record of this segment after it (at least a
+  // page): never the old bytes of the whole file. Zeros at X are the end marker again.
+  const cutEnd = Math.min(sizeBytes, Math.max(after.end, offset + TORN_RECYCLED_BYTES_MIN));
+  return { torn: { file: `${dir}/${name}`, offset, bytes: cutEnd - offset, reason } };
+}
+
 export async function recoverSegments(fs: FileSystem, dir: string, names: readonly string[], strict: boolean): Promise<RecoveryResult> {
   const segments: RecoveredSegment[] = [];
   const buffers = newScanBuffers();
@@ -385,6 +474,7 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
       if (i > 0 && header.firstLsn !== prevLastLsn + 1) {
         throw corrupt(dir, name, 0, `LSN gap: previous segment ends at LSN ${prevLastLsn}, this one starts at ${header.firstLsn}`, { lsn: prevLastLsn + 1 });
       }
+      const recycled = header.version === FORMAT_VERSION_RECYCLED;
       let expected = header.firstLsn;
       let offset = SEGMENT_HEADER_BYTES;
       let damage: { code: number } | null = null;
@@ -415,12 +505,18 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
             }
           }
           offset = base + off;
-          if (r === DECODE_ZERO && offset > SEGMENT_HEADER_BYTES && (await w.zeroFrom(offset))) break scan; // clean end
+          // A version-3 segment's end is decided after the scan (rows 1r..5r); a fresh one's here.
+          if (!recycled && r === DECODE_ZERO && offset > SEGMENT_HEADER_BYTES && (await w.zeroFrom(offset))) break scan; // clean end
           damage = { code: r };
           break scan;
         }
         offset = base + off;
         await w.fill(offset, 0);
+      }
+      if (damage && recycled) {
+        const verdict = await judgeRecycledEnd(w, dir, name, offset, expected, header.salt, isLast, strict);
+        if (verdict !== null) torn = verdict.torn;
+        damage = null;
       }
       if (damage) {
         const reason = damage.code === DECODE_ZERO ? 'zeroed record header followed by data' : describeDecode(damage.code);
@@ -435,7 +531,7 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
       }
       const lastLsn = expected - 1;
       assert(lastLsn >= header.firstLsn, 'a named segment holds at least one record');
-      segments.push({ index, name, firstLsn: header.firstLsn, salt: header.salt, lastLsn, endOffset: offset, fileSizeBytes: sizeBytes });
+      segments.push({ index, name, firstLsn: header.firstLsn, salt: header.salt, lastLsn, endOffset: offset, fileSizeBytes: sizeBytes, version: header.version });
       prevLastLsn = lastLsn;
     } finally {
       await w?.settle();

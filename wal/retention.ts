@@ -12,12 +12,16 @@
  *   meanwhile sees where the log now begins.
  * - The directory is fsynced after each unlink, before the next: a power loss keeps any subset of the
  *   unsynced directory operations, and only one at a time keeps the log on disk a contiguous suffix.
+ * - Recycling (segment-recycler.ts): a segment of exactly segmentSizeBytes, while the recycler has room,
+ *   is renamed to a free name instead of unlinked, under the same rules (it leaves the list first; the
+ *   directory is fsynced before the next), and is offered for reuse only after that fsync.
  */
 import { assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { checkLsnArgument } from '../core/lsn.js';
 import { wrapIoError } from './io-error.js';
 import type { Segment } from './segment-writer.js';
+import type { SegmentRecycler } from './segment-recycler.js';
 
 export class Retention {
   readonly #fs: FileSystem;
@@ -25,13 +29,15 @@ export class Retention {
   readonly #segments: Segment[];
   readonly #holds = new Map<string, number>();
   #truncating: Promise<void> = Promise.resolve();
+  readonly #recycler: SegmentRecycler;
   #segmentsDeleted = 0;
 
   /** `segments` is the log's list (oldest first), shared with the writer, which appends to it. */
-  constructor(fs: FileSystem, dir: string, segments: Segment[]) {
+  constructor(fs: FileSystem, dir: string, segments: Segment[], recycler: SegmentRecycler) {
     this.#fs = fs;
     this.#dir = dir;
     this.#segments = segments;
+    this.#recycler = recycler;
   }
 
   get segmentsDeleted(): number {
@@ -79,19 +85,48 @@ export class Retention {
     while (this.#segments.length > 1 && (this.#segments[1] as Segment).firstLsn <= this.#retainFrom(lsn, durableLsn())) {
       const seg = this.#segments.shift() as Segment;
       assert(seg.lastLsn < this.#retainFrom(lsn, durableLsn()), `segment ${seg.name} holds no retained LSN`);
-      try {
-        await this.#fs.unlink(`${this.#dir}/${seg.name}`);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapIoError(err, `unlink of ${seg.name}`);
-      }
+      const freed = await this.#free(seg);
       try {
         await this.#fs.syncDir(this.#dir);
       } catch (err) {
-        throw wrapIoError(err, `directory sync of ${this.#dir} after unlinking ${seg.name}`);
+        throw wrapIoError(err, `directory sync of ${this.#dir} after ${freed === null ? 'unlinking' : 'recycling'} ${seg.name}`);
       }
+      // Offered for reuse only now: an overwrite must never precede the durable rename (segment-recycler.ts).
+      if (freed !== null) this.#recycler.add(freed);
       deleted++;
       this.#segmentsDeleted++;
     }
     return deleted;
+  }
+
+  /** Renames the segment to a free name if the recycler keeps it (returns that name), else unlinks it (null). */
+  async #free(seg: Segment): Promise<string | null> {
+    const path = `${this.#dir}/${seg.name}`;
+    if (seg.recycledSizeBytes > 0 ? this.#recycler.wants(seg.recycledSizeBytes) : await this.#wantedFresh(path)) {
+      const name = this.#recycler.nextName();
+      try {
+        await this.#fs.rename(path, `${this.#dir}/${name}`);
+      } catch (err) {
+        throw wrapIoError(err, `rename of ${seg.name} to ${name}`);
+      }
+      return name;
+    }
+    try {
+      await this.#fs.unlink(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapIoError(err, `unlink of ${seg.name}`);
+    }
+    return null;
+  }
+
+  /** A fresh (zero-filled) segment is kept only if it was filled to the full segment size. */
+  async #wantedFresh(path: string): Promise<boolean> {
+    if (!this.#recycler.hasRoom) return false;
+    try {
+      return this.#recycler.wants((await this.#fs.stat(path)).sizeBytes);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw wrapIoError(err, `stat of ${path}`);
+    }
   }
 }

@@ -20,11 +20,15 @@
  * - Ordering rule: a fill step only ever starts at or beyond the end of every commit announced through
  *   reserve(), and reserve() waits for a step in flight that the coming commit would overlap. So zeros
  *   never land on records, whatever the two threads' interleaving.
+ * - A recycled file (segment-recycler.ts) is taken in place of a fresh one whenever the recycler has one:
+ *   it is already full size, so it is neither zero-filled when prepared nor filled while written; its
+ *   first commit writes a version-3 header and the records over the old bytes (segment-writer.ts).
  * - The fill has its own open file description of the segment (opened by name, in the background), never
  *   the WAL's: Linux reports a writeback error once per file description, so an fdatasync of the fill
  *   that failed cannot swallow the error the WAL's own commit must see.
  */
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
+import type { SegmentRecycler } from './segment-recycler.js';
 
 export const PREALLOC_SUFFIX = '.prealloc.tmp';
 /** A next segment started without preallocation (its first fill step was late). */
@@ -37,6 +41,8 @@ export const PREALLOC_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
 export interface PreparedSegment {
   handle: FileHandle;
   path: string;
+  /** A recycled file (full size, old bytes in it), taken from the recycler; else a fresh one. */
+  recycled: boolean;
 }
 
 /** The segment being written, as the fill sees it. */
@@ -61,6 +67,7 @@ export class SegmentPreparer {
   readonly #dir: string;
   readonly #segmentSizeBytes: number;
   readonly #zeros: Uint8Array;
+  readonly #recycler: SegmentRecycler;
   #counter = 0;
   #next: Promise<PreparedSegment> | null = null;
   #state: 'idle' | 'preparing' | 'ready' | 'failed' = 'idle';
@@ -69,8 +76,9 @@ export class SegmentPreparer {
   #unprepared = 0;
   #overtaken = 0;
 
-  constructor(fs: FileSystem, dir: string, segmentSizeBytes: number) {
+  constructor(fs: FileSystem, dir: string, segmentSizeBytes: number, recycler: SegmentRecycler) {
     this.#fs = fs;
+    this.#recycler = recycler;
     this.#dir = dir;
     this.#segmentSizeBytes = segmentSizeBytes;
     this.#zeros = new Uint8Array(Math.min(PREALLOC_STEP_BYTES, segmentSizeBytes));
@@ -120,15 +128,22 @@ export class SegmentPreparer {
       this.#next = null;
       this.#state = 'idle';
       segment = await p;
-      filledBytes = this.#zeros.byteLength;
+      filledBytes = segment.recycled ? this.#segmentSizeBytes : this.#zeros.byteLength;
     } else {
       if (this.#state === 'failed') {
         this.#next = null;
         this.#state = 'idle';
       }
-      this.#unprepared++;
-      const path = `${this.#dir}/${process.pid}-${++this.#counter}${UNPREPARED_SUFFIX}`;
-      segment = { handle: await this.#fs.open(path, 'w+'), path };
+      // A free file needs no preparation: take it rather than start a growing one.
+      const recycled = await this.#openRecycled();
+      if (recycled !== null) {
+        segment = recycled;
+        filledBytes = this.#segmentSizeBytes;
+      } else {
+        this.#unprepared++;
+        const path = `${this.#dir}/${process.pid}-${++this.#counter}${UNPREPARED_SUFFIX}`;
+        segment = { handle: await this.#fs.open(path, 'w+'), path, recycled: false };
+      }
     }
     this.#current = { path: null, handle: null, filledBytes, writeEnd: 0, step: null, stepFrom: 0, failed: false };
     return segment;
@@ -173,9 +188,11 @@ export class SegmentPreparer {
     this.#state = 'idle';
     if (!p) return;
     try {
-      const { handle, path } = await p;
+      const { handle, path, recycled } = await p;
       await handle.close();
-      await this.#fs.unlink(path);
+      // A recycled file stays under its free name (the next open reuses it); a fresh one is removed.
+      if (recycled) this.#recycler.done(false);
+      else await this.#fs.unlink(path);
     } catch {
       // It was never ready, or is already gone: the next open removes leftovers anyway.
     }
@@ -228,13 +245,28 @@ export class SegmentPreparer {
     await cur.handle?.close().catch(() => {});
   }
 
+  /** Opens a free file from the recycler as the next segment, or returns null when there is none. */
+  async #openRecycled(): Promise<PreparedSegment | null> {
+    const name = this.#recycler.take();
+    if (name === null) return null;
+    const path = `${this.#dir}/${name}`;
+    try {
+      return { handle: await this.#fs.open(path, 'r+'), path, recycled: true };
+    } catch (err) {
+      this.#recycler.done(false);
+      throw err;
+    }
+  }
+
   async #prepare(): Promise<PreparedSegment> {
+    const recycled = await this.#openRecycled();
+    if (recycled !== null) return recycled;
     const path = `${this.#dir}/${process.pid}-${++this.#counter}${PREALLOC_SUFFIX}`;
     const handle = await this.#fs.open(path, 'w+');
     try {
       await this.#fillStep(handle, 0, this.#zeros.byteLength);
       await handle.sync(); // the size and the rest of the metadata
-      return { handle, path };
+      return { handle, path, recycled: false };
     } catch (err) {
       await handle.close().catch(() => {});
       throw err;

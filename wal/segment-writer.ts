@@ -7,6 +7,9 @@
  *   which is then renamed to the segment's name and the directory synced: a segment gets its name only
  *   once its first batch is durable in it. It is then reopened under that name, so every later commit
  *   and error names the segment, not the temp file.
+ * - A recycled file (segment-recycler.ts) gets the version-3 header in place of the staged version-2
+ *   one, and every commit into a version-3 segment carries the end marker (an all-zero record header,
+ *   format.ts) right after its records in the same writev, while 24 bytes of the file remain.
  *
  * The writer owns the list of segments (oldest first): it appends at the end; retention removes from the
  * front. It measures every commit and reports slow ones with their duration.
@@ -16,9 +19,10 @@ import type { FileHandle, FileSystem, SyncMethod } from '../fs/file-system.js';
 import type { SyncMode } from './options.js';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import type { Logger } from '../core/logger.js';
-import { segmentName } from './format.js';
+import { END_MARKER_BYTES, FORMAT_VERSION_RECYCLED, encodeSegmentHeader, segmentName } from './format.js';
 import { SegmentIndex } from './segment-index.js';
 import { SegmentPreparer } from './segment-preparer.js';
+import type { SegmentRecycler } from './segment-recycler.js';
 import type { Piece } from './staging.js';
 
 /** One segment of the log, as the WAL knows it. */
@@ -31,7 +35,12 @@ export interface Segment {
   /** Bytes of durable data in the file (header included): reads stop there. */
   endOffset: number;
   index: SegmentIndex;
+  /** A version-3 segment (written over a recycled file): the file's size, up to which end markers go; 0 for a fresh one. */
+  recycledSizeBytes: number;
 }
+
+/** The end marker, in shared memory so a commit of staged chunks plus the marker needs no copy (fs/io-worker.ts). */
+const END_MARKER = new Uint8Array(new SharedArrayBuffer(END_MARKER_BYTES));
 
 export interface SlowCommit {
   durationMs: number;
@@ -64,12 +73,15 @@ export class SegmentWriter {
   #slowCommits = 0;
   #segmentsCreated = 0;
 
-  constructor(o: SegmentWriterOptions, segments: Segment[], current: FileHandle | null) {
+  readonly #recycler: SegmentRecycler;
+
+  constructor(o: SegmentWriterOptions, segments: Segment[], current: FileHandle | null, recycler: SegmentRecycler) {
     assert((segments.length === 0) === (current === null), 'an open segment exactly when the log has one');
     this.#o = o;
     this.segments = segments;
     this.#current = current;
-    this.preparer = new SegmentPreparer(o.fs, o.dir, o.segmentSizeBytes);
+    this.#recycler = recycler;
+    this.preparer = new SegmentPreparer(o.fs, o.dir, o.segmentSizeBytes, recycler);
   }
 
   /** Commits (one writev + one sync each) since open. */
@@ -115,7 +127,7 @@ export class SegmentWriter {
     assert(current !== null && seg !== undefined && seg.firstLsn === piece.segmentFirstLsn, 'piece goes to the current segment');
     assert(piece.position === seg.endOffset, `piece continues the segment's data: ${piece.position} != ${seg.endOffset}`);
     await this.preparer.reserve(current, piece.position + piece.bytes);
-    await this.#commit(current, piece.buffers, piece.position);
+    await this.#commit(current, withEndMarker(piece.buffers, piece.position + piece.bytes, seg.recycledSizeBytes), piece.position);
     seg.lastLsn = piece.lastLsn;
     seg.endOffset = piece.position + piece.bytes;
     seg.index.add(piece.firstLsn, piece.position);
@@ -133,20 +145,33 @@ export class SegmentWriter {
     const file = `${this.#o.dir}/${name}`;
     const prepared = await this.preparer.take();
     let named: FileHandle;
+    let buffers = piece.buffers;
+    let recycledSizeBytes = 0;
+    let renamed = false;
     try {
-      await this.#commit(prepared.handle, piece.buffers, 0);
+      if (prepared.recycled) {
+        // The staged header says version 2 (staging cannot know which file the segment gets): the
+        // recycled file gets version 3, whose end marker tells the live data from the old bytes after it.
+        recycledSizeBytes = (await prepared.handle.stat()).sizeBytes;
+        assert(recycledSizeBytes === this.#o.segmentSizeBytes, `a recycled file has the segment size: ${recycledSizeBytes}`);
+        buffers = withEndMarker([encodeSegmentHeader(piece.segmentFirstLsn, piece.salt, FORMAT_VERSION_RECYCLED), ...piece.buffers.slice(1)], piece.bytes, recycledSizeBytes);
+      }
+      await this.#commit(prepared.handle, buffers, 0);
       await this.#o.fs.rename(prepared.path, file);
+      renamed = true;
       await this.#o.fs.syncDir(this.#o.dir);
       named = await this.#o.fs.open(file, 'r+');
     } finally {
       await prepared.handle.close().catch(() => {});
+      // A recycled file either is a segment now or stays under its free name (the next open reuses it).
+      if (prepared.recycled) this.#recycler.done(renamed);
     }
     const old = this.#current;
     this.#current = named;
     await old?.close();
     const last = this.segments[this.segments.length - 1];
     assert(last === undefined || last.lastLsn + 1 === piece.segmentFirstLsn, `segment ${name} continues the log`);
-    this.segments.push({ name, firstLsn: piece.segmentFirstLsn, salt: piece.salt, lastLsn: piece.lastLsn, endOffset: piece.bytes, index: new SegmentIndex(piece.segmentFirstLsn) });
+    this.segments.push({ name, firstLsn: piece.segmentFirstLsn, salt: piece.salt, lastLsn: piece.lastLsn, endOffset: piece.bytes, index: new SegmentIndex(piece.segmentFirstLsn), recycledSizeBytes });
     this.#segmentsCreated++;
     return file;
   }
@@ -184,4 +209,13 @@ export class SegmentWriter {
     }
     this.#current = null;
   }
+}
+
+/**
+ * A commit's buffers with the end marker after them, for a version-3 segment (recycledSizeBytes > 0)
+ * while the marker fits in the file; else the buffers as they are.
+ */
+function withEndMarker(buffers: Uint8Array[], endBytes: number, recycledSizeBytes: number): Uint8Array[] {
+  if (recycledSizeBytes === 0 || endBytes + END_MARKER_BYTES > recycledSizeBytes) return buffers;
+  return buffers.concat(END_MARKER);
 }

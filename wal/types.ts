@@ -47,7 +47,12 @@ export interface WalStats {
   slowSyncs: number;
   segments: number;
   segmentsCreated: number;
+  /** Segments truncateBefore removed from the log (unlinked, or kept as free files for reuse). */
   segmentsDeleted: number;
+  /** Segments started in a recycled file since open (recycleSegments). */
+  segmentsRecycled: number;
+  /** Free files waiting for reuse now. */
+  segmentsFree: number;
   /** Times a roll found the next segment not yet zero-filled and started it as a growing file instead. */
   preallocStalls: number;
   pendingRecords: number;

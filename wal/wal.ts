@@ -31,6 +31,7 @@ import { openLogDirectory, type OpenedLog, type RecoveryInfo } from './open-log.
 import { payloadBytesMax, walDefaults, type ResolvedWalOptions, type WalOptions } from './options.js';
 import { readSegmentBatches, readSegmentRaw, type RawSpan, type SegmentScan, type WalRecord } from './reader.js';
 import { Retention } from './retention.js';
+import type { SegmentRecycler } from './segment-recycler.js';
 import { SegmentWriter, type Segment } from './segment-writer.js';
 import { Staging, type Piece } from './staging.js';
 import type { RawReadOptions, ReadOptions, WalEvents, WalStats, WalStatus } from './types.js';
@@ -53,6 +54,7 @@ export class Wal extends EventEmitter<WalEvents> {
   readonly #scheduler: FlushScheduler;
   readonly #writer: SegmentWriter;
   readonly #retention: Retention;
+  readonly #recycler: SegmentRecycler;
   readonly #payloadBytesMax: number;
   readonly #log: Logger | undefined;
 
@@ -65,7 +67,7 @@ export class Wal extends EventEmitter<WalEvents> {
 
   private constructor(o: ResolvedWalOptions, opened: OpenedLog) {
     super();
-    const { lock, segments, current, tail, recovery } = opened;
+    const { lock, segments, current, tail, recovery, recycler } = opened;
     this.#o = o;
     this.dir = o.dir;
     this.#lock = lock;
@@ -95,8 +97,10 @@ export class Wal extends EventEmitter<WalEvents> {
       },
       segments,
       current,
+      recycler,
     );
-    this.#retention = new Retention(o.fs, o.dir, segments);
+    this.#retention = new Retention(o.fs, o.dir, segments, recycler);
+    this.#recycler = recycler;
     this.#scheduler = new FlushScheduler({
       source: { freeze: () => this.#freeze(), write: (target) => this.#write(target) },
       durableLsn: this.#lastLsn,
@@ -319,7 +323,8 @@ export class Wal extends EventEmitter<WalEvents> {
     if (fromLsn <= toLsn && fromLsn < this.firstLsn) {
       throw new RangeError(`LSN ${fromLsn} is no longer in the log (first LSN ${this.firstLsn})`);
     }
-    const segments = this.#writer.segments.slice();
+    const live = this.#writer.segments;
+    const segments = live.slice();
     const fs = this.#o.fs;
     const dir = this.dir;
     return {
@@ -340,6 +345,8 @@ export class Wal extends EventEmitter<WalEvents> {
             start: seg.index.seek(from),
             fromLsn: from,
             toLsn: Math.min(toLsn, nextFirst - 1),
+            // Retention removes segments from the front only.
+            truncated: () => (live[0]?.firstLsn ?? Number.POSITIVE_INFINITY) > seg.firstLsn,
           });
         }
       },
@@ -389,6 +396,8 @@ export class Wal extends EventEmitter<WalEvents> {
       segments: w.segments.length,
       segmentsCreated: w.segmentsCreated,
       segmentsDeleted: this.#retention.segmentsDeleted,
+      segmentsRecycled: this.#recycler.recycled,
+      segmentsFree: this.#recycler.freeCount,
       preallocStalls: w.preparer.unprepared,
       pendingRecords: this.#staging.pendingRecords,
       pendingBytes: this.#staging.pendingBytes,
