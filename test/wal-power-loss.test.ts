@@ -12,6 +12,10 @@
  *
  * Segments are small (4-16 KiB) so that batches roll into new segments, use the preallocated file and
  * its rename; payloads include empty ones and ones within 64 bytes of the segment's limit.
+ * Three seeds in four truncate the log behind the writers as a checkpointing consumer does
+ * (truncateBefore at an acknowledged LSN, now and then) with recycleSegments 1..3, so freed segments
+ * are renamed to free files and reused (format version 3 over old bytes) during the run, and the
+ * crash can land in any of those renames, the reuse's first commit or its rename.
  * Any failure names its seed: FLUSHPOINT_SEED=<n> replays it (FLUSHPOINT_SEEDS=<count> runs more).
  */
 import { describe, expect, it } from 'vitest';
@@ -22,6 +26,7 @@ import { deferred, turns } from './helpers/async.js';
 import { randomPayload, type PayloadKind, type PayloadProfile } from './helpers/payload.js';
 import { replayHint, replaying, seedList } from './helpers/seeds.js';
 import { ExpectedLog, verifyLog } from './helpers/wal-log.js';
+import { FORMAT_VERSION_RECYCLED, SEGMENT_HEADER_BYTES, SEGMENT_NAME_RE, decodeSegmentHeader } from '../wal/format.js';
 
 const TEST_FILE = 'test/wal-power-loss.test.ts';
 const DIR = '/data/wal';
@@ -71,6 +76,12 @@ interface Tally {
   dirOpsKept: number;
   /** Seeds run with syncMode 'inline'. */
   inlineSeeds: number;
+  /** truncateBefore calls made during runs, segments started in a recycled file, and recoveries that found a version-3 (recycled) segment. */
+  truncations: number;
+  segmentsRecycled: number;
+  recoveriesWithRecycled: number;
+  /** Torn tails cut in a version-3 segment (a torn batch over old bytes). */
+  tornTailsRecycled: number;
 }
 
 function newTally(): Tally {
@@ -89,6 +100,10 @@ function newTally(): Tally {
     dirOpsUnsynced: 0,
     dirOpsKept: 0,
     inlineSeeds: 0,
+    truncations: 0,
+    segmentsRecycled: 0,
+    recoveriesWithRecycled: 0,
+    tornTailsRecycled: 0,
   };
 }
 
@@ -115,6 +130,8 @@ interface Run {
   /** Acknowledged appends made one at a time before the concurrent writers start. */
   warmupAcks: number;
   syncMode: SyncMode;
+  /** Truncation behind the writers (null: none this seed); lsnMax is the highest LSN passed to truncateBefore. */
+  truncation: { lsnMax: number } | null;
 }
 
 /** Adds what a crash did to directories to the tally. */
@@ -189,6 +206,16 @@ async function runUntilCrash(run: Run): Promise<CrashPoint> {
       });
       acks += lsns.length;
       tally.recordsAcked += lsns.length;
+      if (run.truncation !== null && rng.int(3) === 0) {
+        // A checkpoint covered everything acknowledged (or a little less): drop what lies below it.
+        const lsn = Math.max(1, ackedLsnMax + 1 - rng.int(4));
+        run.truncation.lsnMax = Math.max(run.truncation.lsnMax, lsn);
+        tally.truncations++;
+        wal.truncateBefore(lsn).catch((err: unknown) => {
+          // The run ends by closing the log: a truncation still queued then gets WAL_CLOSED.
+          if ((err as { code?: string }).code !== 'WAL_CLOSED') throw err;
+        });
+      }
       if (acks >= afterAcks) crashNow('acks');
     }
   };
@@ -217,6 +244,7 @@ async function runUntilCrash(run: Run): Promise<CrashPoint> {
     gate.resolve();
   }
   await writers;
+  tally.segmentsRecycled += wal.stats().segmentsRecycled;
   await wal.close();
   return crashed.promise;
 }
@@ -226,7 +254,7 @@ async function runUntilCrash(run: Run): Promise<CrashPoint> {
  * operations, take the disk at that moment, and let the open finish on the old disk. Returns the disk
  * the next boot finds.
  */
-async function maybeCrashInRecovery(image: MemoryFileSystem, segmentSizeBytes: number, rng: Random, keepUnsynced: KeepUnsynced, tally: Tally): Promise<MemoryFileSystem> {
+async function maybeCrashInRecovery(image: MemoryFileSystem, segmentSizeBytes: number, recycleSegments: number, rng: Random, keepUnsynced: KeepUnsynced, tally: Tally): Promise<MemoryFileSystem> {
   if (rng.int(4) !== 0) return image;
   const op = RECOVERY_HOLD_OPS[rng.int(RECOVERY_HOLD_OPS.length)] as FsOp;
   const crashSeed = rng.int(0x7fff_ffff);
@@ -234,7 +262,7 @@ async function maybeCrashInRecovery(image: MemoryFileSystem, segmentSizeBytes: n
   const gate = deferred();
   fault.inject({ op, hold: gate.promise });
   let opened = false;
-  const opening = Wal.open({ dir: DIR, fs: fault, segmentSizeBytes }).finally(() => {
+  const opening = Wal.open({ dir: DIR, fs: fault, segmentSizeBytes, recycleSegments }).finally(() => {
     opened = true;
   });
   let next = image;
@@ -253,9 +281,25 @@ async function maybeCrashInRecovery(image: MemoryFileSystem, segmentSizeBytes: n
 }
 
 /** `salts`: the seed's own source of segment salts (one stream across reopens, so salts never repeat). */
-async function openWal(disk: MemoryFileSystem, segmentSizeBytes: number, salts: Random, syncMode: SyncMode): Promise<{ wal: Wal; fault: FaultFileSystem }> {
+async function openWal(disk: MemoryFileSystem, segmentSizeBytes: number, salts: Random, syncMode: SyncMode, recycleSegments: number): Promise<{ wal: Wal; fault: FaultFileSystem }> {
   const fault = new FaultFileSystem(disk);
-  return { wal: await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes, random: salts, syncMode }), fault };
+  return { wal: await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes, random: salts, syncMode, recycleSegments }), fault };
+}
+
+/** Three seeds in four truncate behind the writers, with 1..3 free files kept for reuse; the rest never truncate (recycleSegments 0). */
+function recycleSegmentsOf(seed: number): number {
+  return seed % 4 === 1 ? 0 : 1 + (seed % 3);
+}
+
+/** Segments of format version 3 (written over a recycled file) among those in the directory. */
+async function recycledSegmentsIn(disk: MemoryFileSystem): Promise<number> {
+  let n = 0;
+  for (const name of await disk.readdir(DIR).catch(() => [] as string[])) {
+    if (!SEGMENT_NAME_RE.test(name)) continue;
+    const header = decodeSegmentHeader(disk.readFileNow(`${DIR}/${name}`).subarray(0, SEGMENT_HEADER_BYTES));
+    if (header.ok && header.version === FORMAT_VERSION_RECYCLED) n++;
+  }
+  return n;
 }
 
 /** One seed: run, crash, recover and check; write more, crash again, recover and check. */
@@ -267,19 +311,28 @@ async function cutPoint(seed: number, keepUnsynced: KeepUnsynced, tally: Tally):
   let disk = new MemoryFileSystem();
   const syncMode = syncModeOf(seed);
   if (syncMode === 'inline') tally.inlineSeeds++;
-  let { wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode);
+  const recycleSegments = recycleSegmentsOf(seed);
+  const truncation = recycleSegments > 0 ? { lsnMax: 0 } : null;
+  let { wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode, recycleSegments);
   let mustSurviveLsn = 0;
   for (const generation of [1, 2]) {
-    const crash = await runUntilCrash({ wal, fault, disk, rng, log, keepUnsynced, tally, warmupAcks: generation === 1 ? 0 : 1, syncMode });
+    const crash = await runUntilCrash({ wal, fault, disk, rng, log, keepUnsynced, tally, warmupAcks: generation === 1 ? 0 : 1, syncMode, truncation });
     tally.crashes++;
     tally.triggers[crash.trigger]++;
-    disk = await maybeCrashInRecovery(crash.image, segmentSizeBytes, rng, keepUnsynced, tally);
-    ({ wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode));
+    disk = await maybeCrashInRecovery(crash.image, segmentSizeBytes, recycleSegments, rng, keepUnsynced, tally);
+    if ((await recycledSegmentsIn(disk)) > 0) tally.recoveriesWithRecycled++;
+    ({ wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode, recycleSegments));
     const lastLsn = await verifyLog(wal, (lsn) => log.get(lsn), {
       mustSurviveLsn: Math.max(mustSurviveLsn, crash.ackedLsnMax, crash.durableLsn),
       lastAppendedLsn: crash.lastAppendedLsn,
+      truncatedBeforeLsn: truncation?.lsnMax ?? 0,
     });
-    if (wal.recovery.tornTail !== null) tally.tornTailsCut++;
+    const torn = wal.recovery.tornTail;
+    if (torn !== null) {
+      tally.tornTailsCut++;
+      const header = decodeSegmentHeader(disk.readFileNow(torn.file).subarray(0, SEGMENT_HEADER_BYTES));
+      if (header.ok && header.version === FORMAT_VERSION_RECYCLED) tally.tornTailsRecycled++;
+    }
     tally.unackedRecovered += Math.max(0, lastLsn - crash.durableLsn);
     tally.unackedLost += crash.lastAppendedLsn - lastLsn;
     tally.segmentsMax = Math.max(tally.segmentsMax, wal.recovery.segments);
@@ -323,6 +376,8 @@ describe('WAL under simulated power loss (MemoryFileSystem.crash)', () => {
         expect(tally.dirOpsKept).toBeGreaterThan(0);
         expect(tally.dirOpsKept).toBeLessThan(tally.dirOpsUnsynced);
         expect(tally.nonPrefixDirImages).toBeGreaterThan(0);
+        // Torn batches over the old bytes of a recycled file were cut (rows 5r).
+        expect(tally.tornTailsRecycled).toBeGreaterThan(0);
       } else expect(tally.dirOpsKept).toBe(0);
       // The run covered what it claims: both kinds of cut point, lost unacknowledged records, many
       // segments, and every kind of payload.
@@ -332,6 +387,10 @@ describe('WAL under simulated power loss (MemoryFileSystem.crash)', () => {
       expect(tally.crashesInRecovery).toBeGreaterThan(seeds.length / 10);
       expect(tally.segmentsMax).toBeGreaterThanOrEqual(5);
       for (const kind of Object.keys(tally.kinds) as PayloadKind[]) expect(tally.kinds[kind], kind).toBeGreaterThan(100);
+      // Truncation and recycling happened during the runs, and crashes left recycled segments to recover.
+      expect(tally.truncations).toBeGreaterThan(seeds.length);
+      expect(tally.segmentsRecycled).toBeGreaterThan(seeds.length / 4);
+      expect(tally.recoveriesWithRecycled).toBeGreaterThan(seeds.length / 10);
       console.log(`power loss, keepUnsynced '${keepUnsynced}': ${JSON.stringify(tally)}`);
     });
   }

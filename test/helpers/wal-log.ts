@@ -37,6 +37,8 @@ export interface VerifyOptions {
   mustSurviveLsn: number;
   /** No LSN above this one was ever appended. */
   lastAppendedLsn: number;
+  /** The highest LSN passed to a truncateBefore (default 0: none): the log may start anywhere from 1 up to it. */
+  truncatedBeforeLsn?: number;
 }
 
 /**
@@ -44,7 +46,7 @@ export interface VerifyOptions {
  * wrong. Returns the recovered last LSN.
  */
 export async function verifyLog(wal: Wal, payloadOf: PayloadOf, options: VerifyOptions): Promise<number> {
-  const { mustSurviveLsn, lastAppendedLsn } = options;
+  const { mustSurviveLsn, lastAppendedLsn, truncatedBeforeLsn = 0 } = options;
   const lastLsn = wal.lastLsn;
   const fail = (what: string): never => {
     throw new Error(`recovered log is wrong: ${what} (recovered lastLsn ${lastLsn}, must survive up to ${mustSurviveLsn}, appended up to ${lastAppendedLsn})`);
@@ -52,9 +54,13 @@ export async function verifyLog(wal: Wal, payloadOf: PayloadOf, options: VerifyO
   if (wal.durableLsn !== lastLsn) fail(`durableLsn ${wal.durableLsn} after open is not lastLsn`);
   if (lastLsn < mustSurviveLsn) fail(`LSNs ${lastLsn + 1}..${mustSurviveLsn} were acknowledged (or recovered before) and are missing`);
   if (lastLsn > lastAppendedLsn) fail(`LSNs ${lastAppendedLsn + 1}..${lastLsn} were never appended`);
-  if (wal.firstLsn !== (lastLsn === 0 ? 0 : 1)) fail(`firstLsn is ${wal.firstLsn}; nothing was truncated, so it must be ${lastLsn === 0 ? 0 : 1}`);
-  let expectedLsn = 1;
-  for await (const record of wal.read({ fromLsn: 1 })) {
+  if (truncatedBeforeLsn === 0 && wal.firstLsn !== (lastLsn === 0 ? 0 : 1)) fail(`firstLsn is ${wal.firstLsn}; nothing was truncated, so it must be ${lastLsn === 0 ? 0 : 1}`);
+  // truncateBefore(t) removes only segments whose records are all below t: the log starts at or below t
+  // (a power loss may bring back a segment whose unlink or rename was not yet durable).
+  if (truncatedBeforeLsn > 0 && lastLsn > 0 && (wal.firstLsn < 1 || wal.firstLsn > truncatedBeforeLsn)) fail(`firstLsn is ${wal.firstLsn}; truncateBefore was asked for at most ${truncatedBeforeLsn}`);
+  const fromLsn = Math.max(1, wal.firstLsn);
+  let expectedLsn = fromLsn;
+  for await (const record of wal.read({ fromLsn })) {
     if (record.lsn !== expectedLsn) fail(`read gave LSN ${record.lsn} where LSN ${expectedLsn} was due`);
     const want = payloadOf(record.lsn);
     if (want === undefined) fail(`no payload was appended under LSN ${record.lsn}`);
