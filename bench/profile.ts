@@ -24,6 +24,12 @@ export interface BenchProfile {
   walWritersCounts: Readonly<Record<number, readonly number[]>>;
   /** Section 3: writer counts per record size also measured with syncMode 'inline' (opt-in, blocks the loop). */
   walInlineWritersCounts: Readonly<Record<number, readonly number[]>>;
+  /**
+   * Section 3: writer counts per record size also measured with the log truncated behind the writers
+   * (truncateBefore(durableLsn) after each segment's worth of bytes, as a checkpointing consumer does),
+   * where segment recycling (recycleSegments) takes the place of the zero-fill.
+   */
+  walTruncatingWritersCounts: Readonly<Record<number, readonly number[]>>;
   /** Sections 3 and 4: time to run before measuring, and the measured window, per (store, size, writers). */
   warmupMs: number;
   windowMs: number;
@@ -77,6 +83,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     recordSizesBytes: [128, 4 * KiB],
     walWritersCounts: { 128: writersAll, [4 * KiB]: writersAll },
     walInlineWritersCounts: { 128: [1] },
+    walTruncatingWritersCounts: { 128: [64, 1024], [4 * KiB]: [64] },
     warmupMs: 500,
     windowMs: 4_000,
     pairedDeviceSliceMs: 800,
@@ -106,6 +113,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     recordSizesBytes: [128, 4 * KiB],
     walWritersCounts: { 128: writersAll, [4 * KiB]: [1, 64] },
     walInlineWritersCounts: { 128: [1] },
+    walTruncatingWritersCounts: { 128: [1024], [4 * KiB]: [64] },
     warmupMs: 250,
     windowMs: 1_000,
     pairedDeviceSliceMs: 300,
@@ -135,6 +143,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     recordSizesBytes: [128],
     walWritersCounts: { 128: [1, 4] },
     walInlineWritersCounts: { 128: [1] },
+    walTruncatingWritersCounts: { 128: [4] },
     warmupMs: 30,
     windowMs: 200,
     pairedDeviceSliceMs: 40,

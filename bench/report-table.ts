@@ -126,6 +126,18 @@ function walSection(report: BenchReport): string {
     ],
     report.walInline,
   );
+  const truncating = renderTable<WalRow>(
+    [
+      sizeColumn(),
+      figureColumn('writers', (r) => String(r.writersCount)),
+      figureColumn('appends/s', (r) => formatRate(r.opsPerSec)),
+      figureColumn('raw at batch', (r) => formatRate(r.paired.rawRecordsPerSec)),
+      figureColumn('vs raw', (r) => formatRatio(r.ratioToRawCeiling)),
+      figureColumn('ack p99', (r) => formatUs(r.ackLatency.p99Us)),
+      figureColumn('segments (recycled)', (r) => `${r.segmentsStarted} (${r.segmentsRecycled})`),
+    ],
+    report.walTruncating,
+  );
   return [
     heading('3. flushpoint WAL: closed-loop writers, append() + await waitDurable()'),
     'baselines, measured in slices right before and right after each row: raw ceiling (as in section 2) at',
@@ -144,6 +156,15 @@ function walSection(report: BenchReport): string {
     ...(report.walInline.length === 0
       ? []
       : ['', "syncMode 'inline' (opt-in: each commit's writev + fdatasync block the event loop), with its own baselines", inline]),
+    ...(report.walTruncating.length === 0
+      ? []
+      : [
+          '',
+          'truncated behind the writers, as an engine uses its log: truncateBefore(durable LSN) after each segment of',
+          'bytes appended (from the third segment on, so freed segments are recycled: recycleSegments), own baselines;',
+          'segments = started in the window, (recycled) = of them written over a freed segment instead of zero-filled',
+          truncating,
+        ]),
   ].join('\n');
 }
 

@@ -106,6 +106,8 @@ export interface BenchReport extends RunContext {
   wal: WalRow[];
   /** Section 3's rows with syncMode 'inline' (opt-in; the event loop blocks on every commit). */
   walInline: WalRow[];
+  /** Section 3's rows with the log truncated behind the writers (segment recycling at work). */
+  walTruncating: WalRow[];
   peers: PeerSection[];
   recovery: RecoveryRow[];
   engine: EngineReport;
@@ -117,6 +119,7 @@ export interface ReportParts extends RunContext {
   rawCeiling: RawCeilingResult[];
   wal: WalMeasurement[];
   walInline: WalMeasurement[];
+  walTruncating: WalMeasurement[];
   peers: PeerResult[];
   recovery: RecoveryResult[];
   engine: EngineSection;
@@ -144,6 +147,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
   });
   const wal: WalRow[] = parts.wal.map(walRow);
   const walInline: WalRow[] = parts.walInline.map(walRow);
+  const walTruncating: WalRow[] = parts.walTruncating.map(walRow);
   const peers: PeerSection[] = parts.peers.map(({ measurements, ...peer }) => ({
     ...peer,
     rows: measurements.map((row) => {
@@ -168,6 +172,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     rawCeiling,
     wal,
     walInline,
+    walTruncating,
     peers,
     recovery,
     engine: { ...parts.engine, puts: enginePuts },

@@ -21,6 +21,8 @@ export interface StoreComparison {
   wal: WalMeasurement[];
   /** Rows measured with syncMode 'inline' (profile.walInlineWritersCounts), each beside its own baselines. */
   walInline: WalMeasurement[];
+  /** Rows with the log truncated behind the writers (profile.walTruncatingWritersCounts), each beside its own baselines. */
+  walTruncating: WalMeasurement[];
   peers: PeerResult[];
   /** Section 7's durable puts, each measured right after the WAL row it is judged beside. */
   enginePuts: EnginePutMeasurement[];
@@ -40,6 +42,7 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
   for (const size of profile.recordSizesBytes) {
     steps += writersCountsFor(profile.walWritersCounts, size).length + peersCount * writersCountsFor(profile.peerWritersCounts, size).length;
     steps += writersCountsFor(profile.walInlineWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
+    steps += writersCountsFor(profile.walTruncatingWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
     steps += writersCountsFor(profile.engineWritersCounts, size).length;
   }
   return Math.max(1, steps);
@@ -49,6 +52,7 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
   const loadedPeers = await loadPeers(peerList);
   const wal: WalMeasurement[] = [];
   const walInline: WalMeasurement[] = [];
+  const walTruncating: WalMeasurement[] = [];
   const enginePuts: EnginePutMeasurement[] = [];
   const ceilings = new Map<number, LoopCeilingResult>();
   const baselines = new PairedBaselines(dir, profile);
@@ -69,13 +73,20 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
           await baselines.before(recordSizeBytes, writersCount);
           const measured = await measureWalRow(path.join(dir, `wal-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress);
           const paired = await baselines.after();
-          wal.push({ recordSizeBytes, syncMode: 'worker', ...measured, paired, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
+          wal.push({ recordSizeBytes, syncMode: 'worker', use: 'append', ...measured, paired, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
           if (writersCountsFor(profile.walInlineWritersCounts, recordSizeBytes).includes(writersCount)) {
             progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers, syncMode 'inline'`);
             await baselines.before(recordSizeBytes, writersCount);
             const inline = await measureWalRow(path.join(dir, `wal-inline-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'inline');
             const pairedInline = await baselines.after();
-            walInline.push({ recordSizeBytes, syncMode: 'inline', ...inline, paired: pairedInline, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
+            walInline.push({ recordSizeBytes, syncMode: 'inline', use: 'append', ...inline, paired: pairedInline, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
+          }
+          if (writersCountsFor(profile.walTruncatingWritersCounts, recordSizeBytes).includes(writersCount)) {
+            progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers, truncated behind the writers`);
+            await baselines.before(recordSizeBytes, writersCount);
+            const truncating = await measureWalRow(path.join(dir, `wal-truncating-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'worker', 'truncate');
+            const pairedTruncating = await baselines.after();
+            walTruncating.push({ recordSizeBytes, syncMode: 'worker', use: 'truncate', ...truncating, paired: pairedTruncating, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
           }
         }
         if (engineWriters.includes(writersCount)) {
@@ -96,5 +107,5 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
   } finally {
     baselines.close();
   }
-  return { wal, walInline, peers: loadedPeers.map((loaded) => loaded.result), enginePuts };
+  return { wal, walInline, walTruncating, peers: loadedPeers.map((loaded) => loaded.result), enginePuts };
 }

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Wal, type SyncMode } from '../wal/index.js';
+import { SEGMENT_SIZE_BYTES_DEFAULT } from '../wal/limits.js';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 import type { PairedBaseline } from './paired-baselines.js';
 import type { BenchProfile } from './profile.js';
@@ -26,12 +27,23 @@ export interface WalRowMeasurement extends ClosedLoopResult {
    */
   loopBusyUsPerRecord: number;
   loopUtilization: number;
+  /** Segments started inside the window, and how many of them in a recycled file. */
+  segmentsStarted: number;
+  segmentsRecycled: number;
 }
+
+/** How the log is used in a row: appended only ('append', the default), or also truncated behind the writers ('truncate'). */
+export type WalRowUse = 'append' | 'truncate';
+
+/** A truncating row's warm-up lasts until this many segments were started, so recycling is in its steady state. */
+const TRUNCATING_WARMUP_SEGMENTS_COUNT = 3;
 
 export interface WalMeasurement extends WalRowMeasurement {
   recordSizeBytes: number;
   /** The WAL's syncMode in this row ('worker', the default, unless the row says otherwise). */
   syncMode: SyncMode;
+  /** Appended only, or truncated behind the writers (segment recycling at work). */
+  use: WalRowUse;
   /** Device and raw-ceiling baselines measured right before and after this row. */
   paired: PairedBaseline;
   /** Acknowledgements per second of the harness with a store that does no I/O, same writer count. */
@@ -44,11 +56,36 @@ interface Counters {
   appends: number;
   syncs: number;
   syncedBytes: number;
+  segmentsCreated: number;
+  segmentsRecycled: number;
 }
 
 function countersOf(wal: Wal): Counters {
-  const { appends, syncs, syncedBytes } = wal.stats();
-  return { appends, syncs, syncedBytes };
+  const { appends, syncs, syncedBytes, segmentsCreated, segmentsRecycled } = wal.stats();
+  return { appends, syncs, syncedBytes, segmentsCreated, segmentsRecycled };
+}
+
+/**
+ * Truncation behind the writers, as a consumer that checkpoints does it: each time another segment's
+ * worth of bytes has been appended, truncateBefore(durableLsn). Returns a function that stops it.
+ */
+function truncateBehind(wal: Wal, segmentSizeBytes: number): () => void {
+  let truncatedAtBytes = 0;
+  const onDurable = (durableLsn: number): void => {
+    if (wal.appendedBytes - truncatedAtBytes < segmentSizeBytes) return;
+    truncatedAtBytes = wal.appendedBytes;
+    wal.truncateBefore(durableLsn).catch(() => {}); // only WAL_CLOSED at the end of the row
+  };
+  wal.on('durable', onDurable);
+  return () => wal.off('durable', onDurable);
+}
+
+/** Batches of `writersCount` records, synced, until `segmentsCount` segments were started: a truncating row's steady state. */
+async function runUntilSegments(wal: Wal, payload: Buffer, writersCount: number, segmentsCount: number): Promise<void> {
+  while (wal.stats().segmentsCreated < segmentsCount) {
+    for (let i = 0; i < writersCount; i++) wal.append(payload);
+    await wal.sync();
+  }
 }
 
 /** Loop busy time per record, in us (NaN when nothing was acknowledged). */
@@ -56,9 +93,14 @@ export function busyUsPerRecord(loop: EventLoopUtilization, records: number): nu
   return records === 0 ? Number.NaN : (loop.active * 1000) / records;
 }
 
-export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker'): Promise<WalRowMeasurement> {
+export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker', use: WalRowUse = 'append'): Promise<WalRowMeasurement> {
   const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes, syncMode });
+  let stopTruncating = (): void => {};
   try {
+    if (use === 'truncate') {
+      stopTruncating = truncateBehind(wal, profile.walSegmentSizeBytes ?? SEGMENT_SIZE_BYTES_DEFAULT);
+      await runUntilSegments(wal, payload, writersCount, TRUNCATING_WARMUP_SEGMENTS_COUNT);
+    }
     let atStart: Counters = countersOf(wal);
     let atEnd: Counters = atStart;
     let loopAtStart = performance.eventLoopUtilization();
@@ -87,8 +129,11 @@ export async function measureWalRow(walDir: string, payload: Buffer, writersCoun
       preallocStalls: wal.stats().preallocStalls,
       loopBusyUsPerRecord: busyUsPerRecord(loop, measured.opsCount),
       loopUtilization: loop.utilization,
+      segmentsStarted: atEnd.segmentsCreated - atStart.segmentsCreated,
+      segmentsRecycled: atEnd.segmentsRecycled - atStart.segmentsRecycled,
     };
   } finally {
+    stopTruncating();
     await wal.close();
     fs.rmSync(walDir, { recursive: true, force: true });
   }

@@ -101,7 +101,7 @@ describe('flushpoint bench --tiny', () => {
   it('writes the JSON report with every section, the environment and the baselines', () => {
     const report = JSON.parse(fs.readFileSync(path.join(tmp, jsonFile), 'utf8')) as Record<string, any>;
     expect(Object.keys(report).sort()).toEqual(
-      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 's3Backup', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'walInline', 'machineLoad'].sort(),
+      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 's3Backup', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'walInline', 'walTruncating', 'machineLoad'].sort(),
     );
     expect(report.profile).toBe('tiny');
     expect(Object.keys(report.environment)).toEqual(expect.arrayContaining(['node', 'kernel', 'cpuModel', 'cpusCount', 'memoryBytes']));
@@ -163,6 +163,9 @@ describe('flushpoint bench --tiny', () => {
     expect(report.walInline.map((r: any) => [r.writersCount, r.syncMode])).toEqual([[1, 'inline']]);
     expect(report.wal.every((r: any) => r.syncMode === 'worker')).toBe(true);
     expect(report.walInline[0].ratioToDevice).toEqual(expect.any(Number));
+    // The truncating row ran truncated behind its writers: it started segments past its warm-up's three.
+    expect(report.walTruncating.map((r: any) => [r.writersCount, r.use])).toEqual([[4, 'truncate']]);
+    expect(report.walTruncating[0].segmentsStarted).toEqual(expect.any(Number));
     expect(report.targets.map((t: any) => t.id)).toContain('wal-1-writer-inline-vs-device-128');
     expect(report.targets.map((t: any) => t.id)).toEqual(expect.arrayContaining(['backup-idle-force-flush-vs-direct-publish', 'backup-append-with-sink-vs-alone', 'backup-concurrent-calls-flushes']));
     // Without --endpoint the S3 section says why it did not run, and its targets are not judged.

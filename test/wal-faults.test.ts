@@ -17,11 +17,12 @@
 import { describe, expect, it } from 'vitest';
 import { Wal, type SyncMode } from '../wal/index.js';
 import { FlushpointError, isFlushpointError } from '../core/errors.js';
-import { type FaultRule, type FsOp } from '../fs/index.js';
+import { FaultFileSystem, MemoryFileSystem, type FaultRule, type FsOp } from '../fs/index.js';
 import { deferred, track, turns, until, type Tracked } from './helpers/async.js';
 import { PREALLOC_SUFFIX } from '../wal/segment-preparer.js';
 import { MemoryWal, MEMORY_WAL_DIR, RECORDS_PER_SEGMENT, SEGMENT_BYTES } from './helpers/memory-wal.js';
-import { verifyLog } from './helpers/wal-log.js';
+import { ExpectedLog, verifyLog } from './helpers/wal-log.js';
+import { patternBytes } from './helpers/payload.js';
 import { TEMP_SUFFIX, tempPathPattern } from '../fs/durable-publish.js';
 
 const ERRNOS = ['EIO', 'ENOSPC'] as const;
@@ -294,5 +295,107 @@ describe.each(SYNC_MODES)('nothing resolves early, syncMode %s', (syncMode) => {
       fault.clearFaults();
       await (await m.reopenAndVerify(m.log.lastLsn)).close();
     });
+  }
+});
+
+/**
+ * Segment recycling under faults: the rename of a freed segment to its free name and the directory
+ * sync after it (truncateBefore), and the first commit into a recycled file (a roll). Each fault fails
+ * what it belongs to and nothing else is lost: the disk after a power loss and a reopen both hold every
+ * acknowledged record from where the log starts, and a free file is never overwritten before its
+ * rename was durable.
+ */
+describe('segment recycling under injected I/O faults', () => {
+  const RECYCLE_DIR = '/data/recycled';
+  const RECYCLE_SEGMENT_BYTES = 4096;
+
+  async function openRecycling(fault: FaultFileSystem, recycleSegments = 2): Promise<Wal> {
+    return Wal.open({ dir: RECYCLE_DIR, fs: fault, segmentSizeBytes: RECYCLE_SEGMENT_BYTES, recycleSegments });
+  }
+
+  /** Appends `count` 100-byte records as one batch and awaits them (rejects with the batch's failure). */
+  async function batch(wal: Wal, log: ExpectedLog, count: number): Promise<void> {
+    const lsns: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const payload = patternBytes((wal.lastLsn + 1) * 31, 100);
+      const lsn = wal.append(payload);
+      log.set(lsn, payload);
+      lsns.push(lsn);
+    }
+    await Promise.all(lsns.map((lsn) => wal.waitDurable(lsn)));
+  }
+
+  /** Three segments, each zero-filled to its full size before its roll (so each can be recycled). */
+  async function threeSegments(fault: FaultFileSystem, log: ExpectedLog): Promise<Wal> {
+    const wal = await openRecycling(fault);
+    while (wal.stats().segments < 3) await batch(wal, log, 4);
+    return wal;
+  }
+
+  async function verifyAfter(mem: MemoryFileSystem, fault: FaultFileSystem, log: ExpectedLog, mustSurviveLsn: number, truncatedBeforeLsn: number): Promise<void> {
+    const afterPowerLoss = await Wal.open({ dir: RECYCLE_DIR, fs: mem.crash({ keepUnsynced: 'none' }), segmentSizeBytes: RECYCLE_SEGMENT_BYTES, recycleSegments: 2 });
+    await verifyLog(afterPowerLoss, (lsn) => log.get(lsn), { mustSurviveLsn, lastAppendedLsn: log.lastLsn, truncatedBeforeLsn });
+    await afterPowerLoss.close();
+    fault.clearFaults();
+    const reopened = await openRecycling(fault);
+    const lastLsn = await verifyLog(reopened, (lsn) => log.get(lsn), { mustSurviveLsn, lastAppendedLsn: log.lastLsn, truncatedBeforeLsn });
+    log.truncateAfter(lastLsn);
+    // The reopened log takes writes, through rolls into recycled files too.
+    const recycledBefore = reopened.stats().segmentsRecycled;
+    while (reopened.stats().segmentsRecycled === recycledBefore) {
+      await batch(reopened, log, 8);
+      await reopened.truncateBefore(reopened.durableLsn);
+    }
+    await reopened.close();
+    const last = await openRecycling(fault);
+    await verifyLog(last, (lsn) => log.get(lsn), { mustSurviveLsn: log.lastLsn, lastAppendedLsn: log.lastLsn, truncatedBeforeLsn: log.lastLsn });
+    await last.close();
+  }
+
+  for (const errno of ERRNOS) {
+    for (const op of ['rename', 'syncDir'] as const) {
+      it(`${errno} on the ${op === 'rename' ? 'rename of a freed segment to its free name' : 'directory sync after that rename'}: truncateBefore rejects with WAL_FAILED, the file is never reused, nothing acknowledged is lost`, async () => {
+        const mem = new MemoryFileSystem();
+        const fault = new FaultFileSystem(mem);
+        const log = new ExpectedLog();
+        const wal = await threeSegments(fault, log);
+        const truncatedBeforeLsn = wal.durableLsn;
+        fault.inject({ op, error: errno });
+        const err = await wal.truncateBefore(truncatedBeforeLsn).then(() => null, (e: unknown) => e);
+        expectWalFailed(err, errno, op);
+        fault.clearFaults();
+        // The log goes on; the file whose rename failed (or is not known durable) is never overwritten.
+        while (wal.stats().segmentsCreated < 6) await batch(wal, log, 8);
+        expect(wal.stats().segmentsRecycled).toBe(0);
+        await wal.close();
+        await verifyAfter(mem, fault, log, log.lastLsn, truncatedBeforeLsn);
+      });
+    }
+    for (const op of ['writev', 'datasync'] as const) {
+      it(`${errno} on the ${op} of the first commit into a recycled file: that batch gets WAL_FAILED, nothing acknowledged is lost, the reopened log reuses the file`, async () => {
+        const mem = new MemoryFileSystem();
+        const fault = new FaultFileSystem(mem);
+        const log = new ExpectedLog();
+        const wal = await threeSegments(fault, log);
+        const truncatedBeforeLsn = wal.durableLsn;
+        expect(await wal.truncateBefore(truncatedBeforeLsn)).toBe(2);
+        fault.inject({ op, path: /\.free$/, error: errno });
+        let failure: unknown = null;
+        let ackedLsn = wal.durableLsn;
+        while (failure === null) {
+          try {
+            await batch(wal, log, 8);
+            ackedLsn = wal.durableLsn;
+          } catch (e) {
+            failure = e;
+          }
+        }
+        expectWalFailed(failure, errno, op);
+        expect(wal.durableLsn).toBe(ackedLsn);
+        expect(wal.stats().segmentsRecycled).toBe(0);
+        await wal.close().catch(() => {});
+        await verifyAfter(mem, fault, log, ackedLsn, truncatedBeforeLsn);
+      });
+    }
   }
 });

@@ -13,12 +13,17 @@
  * per-round B/A ratios. Loop busy us per record = event-loop active time (performance.eventLoopUtilization)
  * inside the window / records acknowledged in it: the main thread's cost of a record, disk waits excluded
  * (in an inline sync mode the blocking sync counts as busy).
+ * --truncate: the log is truncated behind the writers as a checkpointing consumer does it:
+ * truncateBefore(durableLsn) each time another segment's worth of bytes has been appended; the
+ * warm-up then lasts until 3 segments have been started too, so recycling (recycleSegments) is in its
+ * steady state when the window opens.
  * --recovery-mib N: instead of writers, fills one WAL of N MiB of --size records with build A, then times
  * Wal.open of it by A and B alternately (MB/s of record bytes).
  * Not part of npm test; a tool for the A/B tables in the commit messages and reports.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -48,6 +53,7 @@ async function parent() {
   const walOptionsA = JSON.parse(arg('wal-options', '{}'));
   const walOptionsB = JSON.parse(arg('b-wal-options', arg('wal-options', '{}')));
   const recoveryMib = arg('recovery-mib');
+  const truncate = args.includes('--truncate');
   fs.mkdirSync(dir, { recursive: true });
   const builds = [
     { name: 'A', dist: a, walOptions: walOptionsA },
@@ -87,12 +93,13 @@ async function parent() {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? builds : [...builds].reverse();
       for (const build of order) {
-        const r = run({ kind: 'wal', dist: build.dist, dir: path.join(dir, `w${build.name}`), size, writers, windowMs, warmupMs, walOptions: build.walOptions });
+        const r = run({ kind: 'wal', dist: build.dist, dir: path.join(dir, `w${build.name}`), size, writers, windowMs, warmupMs, walOptions: build.walOptions, truncate });
         got[build.name].push(r);
         console.log(
           `${writers} writers round ${round + 1} ${build.name}: ${r.opsPerSec.toFixed(0)}/s, p50 ${r.p50Us.toFixed(0)} us, p99 ${r.p99Us.toFixed(0)} us, ` +
             `device ${r.deviceOpsPerSec.toFixed(0)}/s p50 ${r.deviceP50Us.toFixed(0)} us, vs device ${(r.opsPerSec / r.deviceOpsPerSec).toFixed(2)}x, ` +
-            `loop ${r.loopUsPerRecord.toFixed(2)} us/record, ${r.recordsPerSync.toFixed(1)} records/sync`,
+            `loop ${r.loopUsPerRecord.toFixed(2)} us/record, ${r.recordsPerSync.toFixed(1)} records/sync` +
+            `, window: ${r.segmentsStarted} segments started (${r.segmentsRecycled} recycled, ${r.preallocStalls} unprepared), load ${r.loadavg}`,
         );
       }
     }
@@ -175,7 +182,17 @@ async function child(spec) {
     }
   };
   const writers = Array.from({ length: spec.writers }, writer);
-  await new Promise((r) => setTimeout(r, spec.warmupMs));
+  let truncatedAtBytes = 0;
+  const segmentBytes = spec.walOptions.segmentSizeBytes ?? 64 * 1024 * 1024;
+  if (spec.truncate) {
+    wal.on('durable', (durableLsn) => {
+      if (wal.appendedBytes - truncatedAtBytes < segmentBytes) return;
+      truncatedAtBytes = wal.appendedBytes;
+      wal.truncateBefore(durableLsn).catch(() => {});
+    });
+  }
+  const warmupStart = performance.now();
+  while (performance.now() - warmupStart < spec.warmupMs || (spec.truncate && wal.stats().segmentsCreated < 3)) await new Promise((r) => setTimeout(r, 20));
   phase = 'window';
   const s0 = wal.stats();
   const elu0 = performance.eventLoopUtilization();
@@ -206,6 +223,10 @@ async function child(spec) {
       vsDevice: opsPerSec / deviceOpsPerSec,
       loopUsPerRecord: (elu.active * 1000) / acked,
       recordsPerSync: syncs === 0 ? NaN : (s1.appends - s0.appends) / syncs,
+      segmentsStarted: s1.segmentsCreated - s0.segmentsCreated,
+      segmentsRecycled: (s1.segmentsRecycled ?? 0) - (s0.segmentsRecycled ?? 0),
+      preallocStalls: s1.preallocStalls - s0.preallocStalls,
+      loadavg: os.loadavg()[0].toFixed(2),
     }),
   );
 }
