@@ -6,8 +6,7 @@
  */
 import fs from 'node:fs';
 import type { EventLoopUtilization } from 'node:perf_hooks';
-import { Wal, type SyncMode } from '../wal/index.js';
-import { SEGMENT_SIZE_BYTES_DEFAULT } from '../wal/limits.js';
+import { SEGMENT_SIZE_BYTES_DEFAULT, Wal, type SyncMode } from '../wal/index.js';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 import type { PairedBaseline } from './paired-baselines.js';
 import type { BenchProfile } from './profile.js';

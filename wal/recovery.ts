@@ -18,6 +18,29 @@
  *   |   |          | or records that are not this segment's (another log's or | WAL_CORRUPT with tornTail if |
  *   |   |          | another segment's, e.g. inside a payload)                | recovery is 'strict'         |
  *
+ * Rows 1-5 are for fresh segments (format versions 1 and 2), unchanged. A recycled segment (format
+ * version 3, written over a freed segment's file: wal/segment-recycler.ts) has old bytes after its live
+ * data where a fresh one has zeros: old records carrying another salt, or garbage from the middle of an
+ * old record. Its writer puts an all-zero record header (the end marker) right after the last record in
+ * the same writev as every commit, unless fewer than 24 bytes of the file remain. "Live after X" = a
+ * valid record carrying this segment's salt with LSN >= E anywhere from X to the end of the file (old
+ * records carry another salt; copies inside payloads carry LSNs below E):
+ *
+ *   | #  | segment  | at X, and after it                                       | verdict                      |
+ *   |----|----------|----------------------------------------------------------|------------------------------|
+ *   | 1r | any      | X past the first record; an all-zero header at X (or     | clean end of data (the old   |
+ *   |    |          | fewer than 24 bytes left); nothing live after X          | bytes after it stay as they  |
+ *   |    |          |                                                          | are)                         |
+ *   | 2r | not last | anything else                                            | WAL_CORRUPT (file, X)        |
+ *   | 3r | last     | X is the first record of the segment                     | WAL_CORRUPT, as row 3        |
+ *   | 4r | last     | a live record after X whose batch began after E          | WAL_CORRUPT, as row 4        |
+ *   | 5r | last     | anything else: old bytes at X (the marker overwritten by | torn tail: cut from X to the |
+ *   |    |          | a torn commit), or the marker followed by live records   | end of the last live record  |
+ *   |    |          | of X's own batch                                         | after X (at least 4 KiB),    |
+ *   |    |          |                                                          | or 'strict': WAL_CORRUPT     |
+ * The cut of row 5r copies and zeros only that range (never the old bytes of the whole file): zeros at X
+ * are the end marker again, and no live record of the cut batch is left to pass for a later one.
+ *
  * Proof of a later batch (row 4 against row 5), format version 2 (salted segments): a valid record at
  * or after X that carries this segment's salt and whose batch began after E (LSN - batch delta > E).
  * Payloads may hold anything, WAL-framed bytes included (a readRaw span of another log, as replication

@@ -2,7 +2,9 @@
  * Torn-tail repair (recovery.ts decides what is torn; this cuts it). The cut bytes are kept first, as
  * a copy published durably beside the segment (`<segment>.torn`, then `.torn.2`, `.torn.3`, ...: a
  * later cut never overwrites an earlier copy), then zeroed in place and synced, so no stale bytes can
- * be read back as records after new appends.
+ * be read back as records after new appends. In a recycled (version-3) segment the range is bounded by
+ * recovery (X to the end of the last record of the segment found after X, at least 4 KiB): the old bytes
+ * beyond it are left as they are, and the zeros at X are the end marker again.
  */
 import type { FileSystem } from '../fs/file-system.js';
 import { publishFileDurably } from '../fs/durable-publish.js';
