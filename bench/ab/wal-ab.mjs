@@ -99,22 +99,35 @@ async function parent() {
           `${writers} writers round ${round + 1} ${build.name}: ${r.opsPerSec.toFixed(0)}/s, p50 ${r.p50Us.toFixed(0)} us, p99 ${r.p99Us.toFixed(0)} us, ` +
             `device ${r.deviceOpsPerSec.toFixed(0)}/s p50 ${r.deviceP50Us.toFixed(0)} us, vs device ${(r.opsPerSec / r.deviceOpsPerSec).toFixed(2)}x, ` +
             `loop ${r.loopUsPerRecord.toFixed(2)} us/record, ${r.recordsPerSync.toFixed(1)} records/sync` +
-            `, window: ${r.segmentsStarted} segments started (${r.segmentsRecycled} recycled, ${r.preallocStalls} unprepared), load ${r.loadavg}`,
+            `, window: ${r.writeBytesPerRecord.toFixed(0)} B written to storage per record, ${r.segmentsStarted} segments started (${r.segmentsRecycled} recycled, ${r.preallocStalls} unprepared), load ${r.loadavg}`,
         );
       }
     }
     const row = (k) => ({ A: median(got.A.map((r) => r[k])), B: median(got.B.map((r) => r[k])), ratio: median(got.A.map((ra, i) => got.B[i][k] / ra[k])) });
-    summary.push({ writers, ops: row('opsPerSec'), vsDevice: row('vsDevice'), p50: row('p50Us'), p99: row('p99Us'), loop: row('loopUsPerRecord') });
+    summary.push({ writers, ops: row('opsPerSec'), vsDevice: row('vsDevice'), p50: row('p50Us'), p99: row('p99Us'), loop: row('loopUsPerRecord'), written: row('writeBytesPerRecord') });
   }
-  console.log(`\n| writers | A ops/s | B ops/s | B/A | A vs device | B vs device | A p50 us | B p50 us | A p99 us | B p99 us | A loop us/rec | B loop us/rec |`);
-  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
+  console.log(`\n| writers | A ops/s | B ops/s | B/A | A vs device | B vs device | A p50 us | B p50 us | A p99 us | B p99 us | A loop us/rec | B loop us/rec | A B written/rec | B B written/rec |`);
+  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
   for (const s of summary) {
     console.log(
       `| ${s.writers} | ${s.ops.A.toFixed(0)} | ${s.ops.B.toFixed(0)} | ${s.ops.ratio.toFixed(2)}x | ${s.vsDevice.A.toFixed(2)}x | ${s.vsDevice.B.toFixed(2)}x | ` +
-        `${s.p50.A.toFixed(0)} | ${s.p50.B.toFixed(0)} | ${s.p99.A.toFixed(0)} | ${s.p99.B.toFixed(0)} | ${s.loop.A.toFixed(2)} | ${s.loop.B.toFixed(2)} |`,
+        `${s.p50.A.toFixed(0)} | ${s.p50.B.toFixed(0)} | ${s.p99.A.toFixed(0)} | ${s.p99.B.toFixed(0)} | ${s.loop.A.toFixed(2)} | ${s.loop.B.toFixed(2)} | ${s.written.A.toFixed(0)} | ${s.written.B.toFixed(0)} |`,
     );
   }
   console.log(`(medians over ${rounds} interleaved rounds; B/A = median of the per-round ratios)`);
+}
+
+/**
+ * Bytes this process (every thread: the commit worker and the libuv pool included) caused to be sent to
+ * storage (/proc/self/io write_bytes; NaN where there is none): records, end markers and zero-fill alike.
+ */
+function writeBytes() {
+  try {
+    const m = /^write_bytes: (\d+)$/m.exec(fs.readFileSync('/proc/self/io', 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
 }
 
 /** 4 KiB overwrite + fdatasync on the main thread for `ms`: ops/s and p50. */
@@ -194,11 +207,13 @@ async function child(spec) {
   const warmupStart = performance.now();
   while (performance.now() - warmupStart < spec.warmupMs || (spec.truncate && wal.stats().segmentsCreated < 3)) await new Promise((r) => setTimeout(r, 20));
   phase = 'window';
+  const io0 = writeBytes();
   const s0 = wal.stats();
   const elu0 = performance.eventLoopUtilization();
   const w0 = performance.now();
   await new Promise((r) => setTimeout(r, spec.windowMs));
   phase = 'stopped';
+  const io1 = writeBytes();
   const w1 = performance.now();
   const elu = performance.eventLoopUtilization(elu0);
   const s1 = wal.stats();
@@ -227,6 +242,7 @@ async function child(spec) {
       segmentsRecycled: (s1.segmentsRecycled ?? 0) - (s0.segmentsRecycled ?? 0),
       preallocStalls: s1.preallocStalls - s0.preallocStalls,
       loadavg: os.loadavg()[0].toFixed(2),
+      writeBytesPerRecord: (io1 - io0) / acked,
     }),
   );
 }
