@@ -30,6 +30,8 @@ export interface BenchProfile {
    * where segment recycling (recycleSegments) takes the place of the zero-fill.
    */
   walTruncatingWritersCounts: Readonly<Record<number, readonly number[]>>;
+  /** Section 3: the measured window of those rows, long enough for segments to roll (and be recycled) inside it. */
+  walTruncatingWindowMs: number;
   /** Sections 3 and 4: time to run before measuring, and the measured window, per (store, size, writers). */
   warmupMs: number;
   windowMs: number;
@@ -84,6 +86,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     walWritersCounts: { 128: writersAll, [4 * KiB]: writersAll },
     walInlineWritersCounts: { 128: [1] },
     walTruncatingWritersCounts: { 128: [64, 1024], [4 * KiB]: [64] },
+    walTruncatingWindowMs: 4_000,
     warmupMs: 500,
     windowMs: 4_000,
     pairedDeviceSliceMs: 800,
@@ -114,6 +117,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     walWritersCounts: { 128: writersAll, [4 * KiB]: [1, 64] },
     walInlineWritersCounts: { 128: [1] },
     walTruncatingWritersCounts: { 128: [1024], [4 * KiB]: [64] },
+    walTruncatingWindowMs: 3_000,
     warmupMs: 250,
     windowMs: 1_000,
     pairedDeviceSliceMs: 300,
@@ -144,6 +148,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     walWritersCounts: { 128: [1, 4] },
     walInlineWritersCounts: { 128: [1] },
     walTruncatingWritersCounts: { 128: [4] },
+    walTruncatingWindowMs: 200,
     warmupMs: 30,
     windowMs: 200,
     pairedDeviceSliceMs: 40,

@@ -161,7 +161,8 @@ function walSection(report: BenchReport): string {
       : [
           '',
           'truncated behind the writers, as an engine uses its log: truncateBefore(durable LSN) after each segment of',
-          'bytes appended (from the third segment on, so freed segments are recycled: recycleSegments), own baselines;',
+          'bytes appended (from the third segment on, so freed segments are recycled: recycleSegments; a window long',
+          'enough for segments to roll in it), own baselines;',
           'segments = started in the window, (recycled) = of them written over a freed segment instead of zero-filled',
           truncating,
         ]),

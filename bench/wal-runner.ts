@@ -107,7 +107,7 @@ export async function measureWalRow(walDir: string, payload: Buffer, writersCoun
     const measured = await runClosedLoop({
       writersCount,
       warmupMs: profile.warmupMs,
-      windowMs: profile.windowMs,
+      windowMs: use === 'truncate' ? profile.walTruncatingWindowMs : profile.windowMs,
       write: () => wal.waitDurable(wal.append(payload)),
       onWindowStart: () => {
         atStart = countersOf(wal);

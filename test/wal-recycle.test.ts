@@ -13,7 +13,7 @@
  * Each row damages the disk, opens it, and states the outcome.
  */
 import { describe, expect, it } from 'vitest';
-import { Wal } from '../wal/index.js';
+import { RECYCLE_SEGMENTS_MAX, Wal } from '../wal/index.js';
 import { FlushpointError, isFlushpointError } from '../core/errors.js';
 import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
 import { seededRandom } from '../core/random.js';
@@ -308,6 +308,19 @@ describe('recovery of a recycled (version-3) segment: the decision table rows 1r
     expect(none.stats().segmentsFree).toBe(0);
     await none.close();
     expect((await log.fs.readdir(DIR)).filter((n) => FREE_NAME_RE.test(n))).toEqual([]);
+  });
+});
+
+describe('the recycleSegments option', () => {
+  it('takes a count from 0 to RECYCLE_SEGMENTS_MAX: anything else is a RangeError or TypeError naming it', async () => {
+    const fs = new MemoryFileSystem();
+    for (const bad of [-1, 1.5, RECYCLE_SEGMENTS_MAX + 1]) {
+      await expect(Wal.open({ dir: DIR, fs, recycleSegments: bad })).rejects.toThrow(RangeError);
+    }
+    await expect(Wal.open({ dir: DIR, fs, recycleSegments: '2' as unknown as number })).rejects.toThrow(/recycleSegments/);
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: SEGMENT_BYTES, recycleSegments: RECYCLE_SEGMENTS_MAX });
+    expect(wal.stats().segmentsFree).toBe(0);
+    await wal.close();
   });
 });
 
