@@ -20,7 +20,9 @@
  *   segment (inside a payload, or left in a file) then pass for one of ours only with probability
  *   2^-32, as Pebble's recyclable records carry their log number.
  *
- * All integers little-endian. An all-zero record header is the clean end of data.
+ * All integers little-endian. An all-zero record header is the clean end of data (in a segment written
+ * over a recycled file, format version 3, it is the end marker its writer puts after every commit:
+ * wal/recovery.ts decides the end there, rows 1r..5r).
  *
  * FORMAT CONSTANTS: changing any of these breaks every file already written.
  */
