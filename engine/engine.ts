@@ -222,8 +222,9 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     if (exists && options.errorIfExists) throw fsError('EEXIST', 'open', location, 'database already exists (errorIfExists is true)');
     // Every directory the engine creates is durable before anything in it is acknowledged.
     await makeDirDurable(fs, `${location}/${CHECKPOINTS_DIR}`);
-    const syncTimer = new SyncTimer();
-    const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs: syncTimer.wrap(fs), logger: this.#o.logger });
+    // The fsync histogram is read only through the admin endpoint: without one, the WAL gets the file system itself.
+    const syncTimer = this.#o.admin ? new SyncTimer() : undefined;
+    const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs: syncTimer ? syncTimer.wrap(fs) : fs, logger: this.#o.logger });
     try {
       await this.#recover(wal);
       if (this.#o.backup) {
@@ -231,7 +232,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
         await this.#ensureBase(wal, this.#sink);
       }
       const sink = this.#sink;
-      this.#admin = await EngineAdmin.open({ wal, sink, syncTimer, admin: this.#o.admin, logger: this.#o.logger, status: () => ({ status: this.status, location, visibleLsn: this.#visibleLsn }) });
+      this.#admin = await EngineAdmin.open({ wal, sink, ...(syncTimer ? { syncTimer } : {}), admin: this.#o.admin, logger: this.#o.logger, status: () => ({ status: this.status, location, visibleLsn: this.#visibleLsn }) });
     } catch (err) {
       await this.#sink?.close().catch(() => {});
       this.#sink = null;

@@ -23,3 +23,6 @@ export const APPLY_YIELD_ENTRIES = 8192;
 export const RECORD_SCRATCH_BYTES_INITIAL = 16 * 1024;
 /** Largest reused record buffer, in bytes: a larger record gets a buffer of its own. */
 export const RECORD_SCRATCH_BYTES_MAX = 1024 * 1024;
+
+/** Samples a per-commit metrics histogram holds before it folds them in without waiting for a scrape (metrics.ts). */
+export const SAMPLES_PENDING_COUNT_MAX = 4096;
