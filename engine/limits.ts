@@ -26,3 +26,5 @@ export const RECORD_SCRATCH_BYTES_MAX = 1024 * 1024;
 
 /** Samples a per-commit metrics histogram holds before it folds them in without waiting for a scrape (metrics.ts). */
 export const SAMPLES_PENDING_COUNT_MAX = 4096;
+/** Longest key, in bytes, the record encoder copies byte by byte in JavaScript (longer: Buffer.write). */
+export const KEY_BYTES_COPIED_IN_JS_MAX = 32;
