@@ -335,6 +335,8 @@ function engineSection(report: BenchReport): string {
       textColumn('reachable (<= raw)', (l) => {
         const needed = neededOf(l);
         if (!Number.isFinite(needed) || !Number.isFinite(l.rawCeilingOpsPerSec)) return '';
+        // The raw loop runs in slices just before and after the WAL row: a store above it means the disk moved.
+        if (Math.max(l.opsPerSec, l.walAloneOpsPerSec) > l.rawCeilingOpsPerSec) return '? disk moved (a store above raw)';
         return needed <= l.rawCeilingOpsPerSec ? 'yes' : 'no: above raw';
       }),
     ],
