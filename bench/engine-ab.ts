@@ -3,6 +3,7 @@
  *
  *   engine   Engine.put() of the payload under a fresh 8-byte key, closed loop (bench/closed-loop.ts)
  *   wal      the WAL alone: wal.waitDurable(wal.append(payload)), same loop (section 3's row)
+ *   engine-inline, wal-inline   the same with the WAL's syncMode 'inline' (each commit blocks the loop)
  *   sqlite   better-sqlite3 batched (WAL, synchronous=FULL, one transaction per drain): the best peer
  *   raw      writevSync of N records + fdatasyncSync on a preallocated file, N = writers (section 2)
  *
@@ -11,7 +12,7 @@
  * CPU a put costs the event loop; and its busy time per op (event-loop utilization x window / ops),
  * which does count such waits. Stores alternate within a row, so all see the same disk.
  *
- *   node dist/bench/engine-ab.js [--sizes 128,4096] [--writers 1,64] [--stores engine,wal,sqlite,raw]
+ *   node dist/bench/engine-ab.js [--sizes 128,4096] [--writers 1,64] [--stores engine,wal,engine-inline,wal-inline,sqlite,raw]
  *                                [--window-ms 3000] [--warmup-ms 500] [--rounds 1] [--dir data/ab] [--json]
  */
 import crypto from 'node:crypto';
@@ -25,7 +26,7 @@ import { betterSqlite3BatchedPeer } from './peers/better-sqlite3.js';
 import type { PeerStore } from './peers/peer.js';
 import { RawBatchLoop, RawFile } from './raw-ceiling.js';
 
-type StoreName = 'engine' | 'wal' | 'sqlite' | 'raw';
+type StoreName = 'engine' | 'wal' | 'engine-inline' | 'wal-inline' | 'sqlite' | 'raw';
 
 interface Row {
   store: StoreName;
@@ -74,14 +75,15 @@ function key(n: number): Buffer {
 }
 
 async function openStore(store: Exclude<StoreName, 'raw'>, dir: string, payload: Buffer): Promise<PeerStore> {
-  if (store === 'engine') {
-    const db = new Engine<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', checkpointEveryBytes: 256 * 1024 * 1024 });
+  const syncMode = store.endsWith('-inline') ? 'inline' : 'worker';
+  if (store === 'engine' || store === 'engine-inline') {
+    const db = new Engine<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', checkpointEveryBytes: 256 * 1024 * 1024, wal: { syncMode } });
     await db.open();
     let next = 0;
     return { write: () => db.put(key(next++), payload), close: () => db.close() };
   }
-  if (store === 'wal') {
-    const wal = await Wal.open({ dir });
+  if (store === 'wal' || store === 'wal-inline') {
+    const wal = await Wal.open({ dir, syncMode });
     return { write: () => wal.waitDurable(wal.append(payload)), close: () => wal.close() };
   }
   const open = await betterSqlite3BatchedPeer.load();
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
           const row = { store, recordSizeBytes, writersCount, round, ...m };
           rows.push(row);
           if (!process.argv.includes('--json')) {
-            console.log(`${store.padEnd(7)} ${String(recordSizeBytes).padStart(5)} B x ${String(writersCount).padStart(3)}  ${m.opsPerSec.toFixed(0).padStart(8)} ops/s  ${m.cpuUsPerOp.toFixed(2).padStart(7)} us cpu/op  ${m.busyUsPerOp.toFixed(2).padStart(7)} us busy/op`);
+            console.log(`${store.padEnd(13)} ${String(recordSizeBytes).padStart(5)} B x ${String(writersCount).padStart(3)}  ${m.opsPerSec.toFixed(0).padStart(8)} ops/s  ${m.cpuUsPerOp.toFixed(2).padStart(7)} us cpu/op  ${m.busyUsPerOp.toFixed(2).padStart(7)} us busy/op`);
           }
         }
       }

@@ -21,6 +21,7 @@ import { classicLevelPeer } from './peers/classic-level.js';
 import { skipReason } from './peer-runner.js';
 import type { BenchProfile } from './profile.js';
 import type { Progress } from '../core/progress.js';
+import type { SyncMode } from '../wal/index.js';
 
 export interface EnginePutMeasurement {
   recordSizeBytes: number;
@@ -29,6 +30,18 @@ export interface EnginePutMeasurement {
   /** Baseline: the WAL alone (append + waitDurable) at the same size and writers: section 3's row, measured right before. */
   walAloneOpsPerSec: number;
   ratioToWalAlone: number;
+  /**
+   * Ceiling: one writevSync of `writersCount` records + one fdatasyncSync on a preallocated file (the raw
+   * ceiling paired with the WAL row, same run): with that many closed-loop writers no store commits
+   * more records per sync, so no store on this disk goes faster. NaN when not measured.
+   */
+  rawCeilingOpsPerSec: number;
+  /**
+   * The same row with the WAL's syncMode 'inline' (opt-in: each commit blocks the event loop, as
+   * better-sqlite3's synchronous driver does), beside the WAL alone in that mode (section 3's inline
+   * row); measured where section 3 has an inline row. Reported, not judged: the default row is.
+   */
+  inline?: { opsPerSec: number; walAloneOpsPerSec: number; ratioToWalAlone: number; rawCeilingOpsPerSec: number };
 }
 
 export interface EngineReadsResult {
@@ -81,12 +94,12 @@ function key(n: number): Buffer {
   return k;
 }
 
-function openEngine(dir: string, checkpointEveryBytes?: number): Engine<Buffer, Buffer> {
-  return new Engine<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', ...(checkpointEveryBytes === undefined ? {} : { checkpointEveryBytes }) });
+function openEngine(dir: string, checkpointEveryBytes?: number, syncMode: SyncMode = 'worker'): Engine<Buffer, Buffer> {
+  return new Engine<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', wal: { syncMode }, ...(checkpointEveryBytes === undefined ? {} : { checkpointEveryBytes }) });
 }
 
-async function openEngineStore(dir: string, payload: Buffer): Promise<PeerStore> {
-  const db = openEngine(dir, 256 * 1024 * 1024);
+async function openEngineStore(dir: string, payload: Buffer, syncMode: SyncMode): Promise<PeerStore> {
+  const db = openEngine(dir, 256 * 1024 * 1024, syncMode);
   await db.open();
   let next = 0;
   return { write: () => db.put(key(next++), payload), close: () => db.close() };
@@ -100,9 +113,9 @@ export function engineStepsCount(): number {
  * One durable-put row of the engine, run by store-comparison.ts right after the WAL row at the same
  * record size and writer count (its baseline) and right before the peers, so all three see the same disk.
  */
-export async function measureEnginePutRow(dir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress): Promise<number> {
+export async function measureEnginePutRow(dir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker'): Promise<number> {
   fs.mkdirSync(dir, { recursive: true });
-  const store = await openEngineStore(dir, payload);
+  const store = await openEngineStore(dir, payload, syncMode);
   try {
     const r = await runClosedLoop({ writersCount, warmupMs: profile.warmupMs, windowMs: profile.windowMs, write: () => store.write(), onTick: (f) => progress.advance(f) });
     return r.opsPerSec;

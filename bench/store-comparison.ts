@@ -44,6 +44,8 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
     steps += writersCountsFor(profile.walInlineWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
     steps += writersCountsFor(profile.walTruncatingWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
     steps += writersCountsFor(profile.engineWritersCounts, size).length;
+    // The engine's inline rows: where section 3 measures an inline row too.
+    steps += writersCountsFor(profile.engineWritersCounts, size).filter((w) => writersCountsFor(profile.walInlineWritersCounts, size).includes(w) && writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
   }
   return Math.max(1, steps);
 }
@@ -92,8 +94,16 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
         if (engineWriters.includes(writersCount)) {
           progress.step(`engine ${recordSizeBytes} B x ${writersCount} writers`);
           const opsPerSec = await measureEnginePutRow(path.join(dir, `engine-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress);
-          const walAloneOpsPerSec = findWal(wal, recordSizeBytes, writersCount)?.opsPerSec ?? Number.NaN;
-          enginePuts.push({ recordSizeBytes, writersCount, opsPerSec, walAloneOpsPerSec, ratioToWalAlone: ratioOf(opsPerSec, walAloneOpsPerSec) });
+          const walRow = findWal(wal, recordSizeBytes, writersCount);
+          const walAloneOpsPerSec = walRow?.opsPerSec ?? Number.NaN;
+          const row: EnginePutMeasurement = { recordSizeBytes, writersCount, opsPerSec, walAloneOpsPerSec, ratioToWalAlone: ratioOf(opsPerSec, walAloneOpsPerSec), rawCeilingOpsPerSec: walRow?.paired.rawRecordsPerSec ?? Number.NaN };
+          const walInlineRow = findWal(walInline, recordSizeBytes, writersCount);
+          if (walInlineRow) {
+            progress.step(`engine ${recordSizeBytes} B x ${writersCount} writers, syncMode 'inline'`);
+            const inlineOpsPerSec = await measureEnginePutRow(path.join(dir, `engine-inline-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'inline');
+            row.inline = { opsPerSec: inlineOpsPerSec, walAloneOpsPerSec: walInlineRow.opsPerSec, ratioToWalAlone: ratioOf(inlineOpsPerSec, walInlineRow.opsPerSec), rawCeilingOpsPerSec: walInlineRow.paired.rawRecordsPerSec };
+          }
+          enginePuts.push(row);
         }
         if (peerWriters.includes(writersCount)) {
           for (const loaded of loadedPeers) {

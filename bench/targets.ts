@@ -134,11 +134,17 @@ export function evaluateTargets(report: Report): TargetResult[] {
   return results;
 }
 
+/** Issue 10's durable-put targets: at N writers, engine puts/s >= this x the best peer's. */
+export const ENGINE_PUTS_TARGET_RATIOS: ReadonlyArray<readonly [writersCount: number, ratio: number]> = [
+  [64, 2],
+  [1, 1],
+];
+
 /** Issue 10's targets: durable puts vs the best peer (batched better-sqlite3 included), gets, reopen. */
 function engineTargets(report: Report): TargetResult[] {
   const { puts, reads, checkpoint } = report.engine;
   const results: TargetResult[] = [];
-  for (const [writersCount, threshold] of [[64, 2], [1, 1]] as const) {
+  for (const [writersCount, threshold] of ENGINE_PUTS_TARGET_RATIOS) {
     for (const size of new Set(puts.map((r) => r.recordSizeBytes))) {
       const row = puts.find((r) => r.recordSizeBytes === size && r.writersCount === writersCount);
       results.push(

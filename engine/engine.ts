@@ -116,6 +116,20 @@ interface FormatOptions {
 
 function ignore(): void {}
 
+/** What abstract-level's transcoders offer that the engine's put()/del() use. */
+interface Transcoder {
+  encode(data: unknown): Key;
+}
+
+/** abstract-level's argument checks (LEVEL_INVALID_KEY / LEVEL_INVALID_VALUE), not in its typings. */
+interface ArgumentChecks {
+  _assertValidKey(key: unknown): void;
+  _assertValidValue(value: unknown): void;
+}
+
+/** Options of a put/del called without any (sync: true, the default). */
+const DEFAULT_WRITE_OPTIONS: { sync?: boolean } = Object.freeze({});
+
 function yieldToLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
@@ -222,8 +236,9 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     if (exists && options.errorIfExists) throw fsError('EEXIST', 'open', location, 'database already exists (errorIfExists is true)');
     // Every directory the engine creates is durable before anything in it is acknowledged.
     await makeDirDurable(fs, `${location}/${CHECKPOINTS_DIR}`);
-    const syncTimer = new SyncTimer();
-    const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs: syncTimer.wrap(fs), logger: this.#o.logger });
+    // The fsync histogram is read only through the admin endpoint: without one, the WAL gets the file system itself.
+    const syncTimer = this.#o.admin ? new SyncTimer() : undefined;
+    const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs: syncTimer ? syncTimer.wrap(fs) : fs, logger: this.#o.logger });
     try {
       await this.#recover(wal);
       if (this.#o.backup) {
@@ -231,7 +246,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
         await this.#ensureBase(wal, this.#sink);
       }
       const sink = this.#sink;
-      this.#admin = await EngineAdmin.open({ wal, sink, syncTimer, admin: this.#o.admin, logger: this.#o.logger, status: () => ({ status: this.status, location, visibleLsn: this.#visibleLsn }) });
+      this.#admin = await EngineAdmin.open({ wal, sink, ...(syncTimer ? { syncTimer } : {}), admin: this.#o.admin, logger: this.#o.logger, status: () => ({ status: this.status, location, visibleLsn: this.#visibleLsn }) });
     } catch (err) {
       await this.#sink?.close().catch(() => {});
       this.#sink = null;
@@ -487,6 +502,53 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     for (let i = this.#pendingHead; i < pending.length; i++) (pending[i] as PendingWrite).reject(this.#failure);
     this.#pending = [];
     this.#pendingHead = 0;
+  }
+
+  // ---- abstract-level's put() and del(), on their common path ----
+  // abstract-level's put() and del() are async functions that await _put()/_del(): a promise and two
+  // microtask turns per write between the write's resolution and its caller. On the common path (the
+  // database open, no prewrite hook, no 'write' listener, no encoding given per call) they do nothing
+  // else than validate the arguments, encode them with the default encodings and call the hook; the
+  // engine does that here and hands back the write's own promise. Every other case (opening: deferred;
+  // closed: its error; hooks, listeners, per-call encodings, options that are not an object) goes to
+  // abstract-level's own code. The shared suite runs every case through both.
+
+  #plainWrite(options: unknown): boolean {
+    if (this.status !== 'open' || !(this.hooks.prewrite as unknown as { noop: boolean }).noop || this.listenerCount('write') !== 0) return false;
+    if (options === undefined) return true;
+    if (typeof options !== 'object' || options === null) return false;
+    const o = options as { keyEncoding?: unknown; valueEncoding?: unknown };
+    return o.keyEncoding === undefined && o.valueEncoding === undefined;
+  }
+
+  /** The default key and value encodings (fixed at construction), as abstract-level's transcoders. */
+  #encodings: { key: Transcoder; value: Transcoder } | null = null;
+
+  #defaultEncodings(): { key: Transcoder; value: Transcoder } {
+    return (this.#encodings ??= { key: this.keyEncoding() as Transcoder, value: this.valueEncoding() as Transcoder });
+  }
+
+  override put(key: unknown, value: unknown, options?: unknown): Promise<void> {
+    if (!this.#plainWrite(options)) return super.put(key as K, value as V, options as never);
+    try {
+      const self = this as unknown as ArgumentChecks;
+      self._assertValidKey(key);
+      self._assertValidValue(value);
+      const e = this.#defaultEncodings();
+      return this._put(e.key.encode(key), e.value.encode(value), (options ?? DEFAULT_WRITE_OPTIONS) as FormatOptions);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  override del(key: unknown, options?: unknown): Promise<void> {
+    if (!this.#plainWrite(options)) return super.del(key as K, options as never);
+    try {
+      (this as unknown as ArgumentChecks)._assertValidKey(key);
+      return this._del(this.#defaultEncodings().key.encode(key), (options ?? DEFAULT_WRITE_OPTIONS) as FormatOptions);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   // _put and _del return #write's promise itself (not wrapped in an async function's): abstract-level

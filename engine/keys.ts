@@ -20,6 +20,8 @@ export function keyIn(key: string | Uint8Array): string {
     if (!NON_ASCII_RE.test(key)) return key;
     return Buffer.from(key, 'utf8').toString('latin1');
   }
+  // A Buffer (the 'buffer' encoding's form) is read in place; a plain Uint8Array through a Buffer view.
+  if (Buffer.isBuffer(key)) return key.toString('latin1');
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 }
 

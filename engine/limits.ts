@@ -23,3 +23,8 @@ export const APPLY_YIELD_ENTRIES = 8192;
 export const RECORD_SCRATCH_BYTES_INITIAL = 16 * 1024;
 /** Largest reused record buffer, in bytes: a larger record gets a buffer of its own. */
 export const RECORD_SCRATCH_BYTES_MAX = 1024 * 1024;
+
+/** Samples a per-commit metrics histogram holds before it folds them in without waiting for a scrape (metrics.ts). */
+export const SAMPLES_PENDING_COUNT_MAX = 4096;
+/** Longest key, in bytes, the record encoder copies byte by byte in JavaScript (longer: Buffer.write). */
+export const KEY_BYTES_COPIED_IN_JS_MAX = 32;

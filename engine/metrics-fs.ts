@@ -1,14 +1,20 @@
 /**
- * SyncTimer: a FileSystem wrapper that times every durability call (commit = writev + fdatasync,
- * datasync, sync, syncDir) and hands each duration to its listeners. The engine wraps the WAL's file
- * system with it, so the fsync latency histogram sees every sync, not a summary. The cost is one
- * performance.now() pair per sync call.
+ * SyncTimer: a FileSystem wrapper that times every durability call (commit = writev + fdatasync, also
+ * when the WAL's syncMode 'inline' makes them as synchronous calls; datasync, sync, syncDir) and hands
+ * each duration to its listeners. The engine wraps the WAL's file system with it when it has an admin
+ * endpoint (the only reader of the fsync histogram), so the histogram sees every sync, not a summary.
+ *
+ * On the commit path it costs one performance.now() pair and one reaction on the commit's own promise:
+ * the wrapper returns the inner promise itself, so the WAL sees the commit settle in the same turn as
+ * without it (an async wrapper would add two promise hops between the sync and every waiter).
  */
 import type { FileHandle, FileSystem, SyncMethod } from '../fs/index.js';
 
 export type SyncOp = 'commit' | 'datasync' | 'sync' | 'syncDir';
 
 export type SyncListener = (op: SyncOp, durationMs: number) => void;
+
+function ignore(): void {}
 
 export class SyncTimer {
   readonly #listeners: SyncListener[] = [];
@@ -21,29 +27,55 @@ export class SyncTimer {
     };
   }
 
-  async #time<T>(op: SyncOp, run: () => Promise<T>): Promise<T> {
-    const started = performance.now();
-    const result = await run();
-    const durationMs = performance.now() - started;
+  #report(op: SyncOp, startedMs: number): void {
+    const durationMs = performance.now() - startedMs;
     for (const listener of this.#listeners) listener(op, durationMs);
-    return result;
   }
 
-  /** `fs`, with its durability calls timed (failed calls are not timed: the failure counts instead). */
+  /** `run()`'s promise itself, timed when it fulfils (a failed call is not timed: the failure counts instead). */
+  #time<T>(op: SyncOp, run: () => Promise<T>): Promise<T> {
+    const startedMs = performance.now();
+    const p = run();
+    p.then(() => this.#report(op, startedMs), ignore);
+    return p;
+  }
+
+  /** `fs`, with its durability calls timed; its synchronous calls (syncCalls) are kept. */
   wrap(fs: FileSystem): FileSystem {
-    const wrapHandle = (h: FileHandle): FileHandle => ({
-      get path() {
-        return h.path;
-      },
-      writev: (buffers, position) => h.writev(buffers, position),
-      read: (buffer, offset, length, position) => h.read(buffer, offset, length, position),
-      datasync: () => this.#time('datasync', () => h.datasync()),
-      sync: () => this.#time('sync', () => h.sync()),
-      truncate: (lengthBytes) => h.truncate(lengthBytes),
-      stat: () => h.stat(),
-      close: () => h.close(),
-      commit: (buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod) => this.#time('commit', () => h.commit(buffers, position, syncMethod)),
-    });
+    const wrapHandle = (h: FileHandle): FileHandle => {
+      const w: FileHandle = {
+        get path() {
+          return h.path;
+        },
+        writev: (buffers, position) => h.writev(buffers, position),
+        read: (buffer, offset, length, position) => h.read(buffer, offset, length, position),
+        datasync: () => this.#time('datasync', () => h.datasync()),
+        sync: () => this.#time('sync', () => h.sync()),
+        truncate: (lengthBytes) => h.truncate(lengthBytes),
+        stat: () => h.stat(),
+        close: () => h.close(),
+        commit: (buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod) => this.#time('commit', () => h.commit(buffers, position, syncMethod)),
+      };
+      // Only the WAL's syncMode 'inline' makes synchronous calls: writevSync then datasyncSync (or
+      // syncSync) is one commit, timed from the writev as the worker's commit is.
+      const { writevSync, datasyncSync, syncSync } = h;
+      let commitStartedMs = Number.NaN;
+      const commitSync = (sync: () => void): void => {
+        const startedMs = Number.isNaN(commitStartedMs) ? performance.now() : commitStartedMs;
+        commitStartedMs = Number.NaN;
+        sync.call(h);
+        this.#report('commit', startedMs);
+      };
+      if (writevSync) {
+        w.writevSync = (buffers, position) => {
+          commitStartedMs = performance.now();
+          return writevSync.call(h, buffers, position);
+        };
+      }
+      if (datasyncSync) w.datasyncSync = () => commitSync(datasyncSync);
+      if (syncSync) w.syncSync = () => commitSync(syncSync);
+      return w;
+    };
     const wrapped: FileSystem = {
       open: async (path, flags) => wrapHandle(await fs.open(path, flags)),
       rename: (from, to) => fs.rename(from, to),
@@ -53,6 +85,7 @@ export class SyncTimer {
       syncDir: (path) => this.#time('syncDir', () => fs.syncDir(path)),
       stat: (path) => fs.stat(path),
       lock: (path) => fs.lock(path),
+      ...(fs.syncCalls === true ? { syncCalls: true } : {}),
     };
     if (fs.warmUp) wrapped.warmUp = () => (fs.warmUp as () => Promise<void>).call(fs);
     return wrapped;

@@ -3,7 +3,10 @@
  * engines in one process do not mix). createEngineMetrics({ wal, sink, drainer, syncTimer }) builds it:
  * gauges and counters are read from wal.stats() / sink.stats() at scrape time, histograms are fed by
  * events (the WAL's 'durable', the sink's 'flush', the drainer's 'drain', the SyncTimer's syncs) and by
- * observeForceFlush(). close() unsubscribes from every event source.
+ * observeForceFlush(). close() unsubscribes from every event source. The two histograms fed once per
+ * WAL commit (fsync seconds, records per commit) only store the sample on the commit path and fold it in
+ * at the next scrape (or once SAMPLES_PENDING_COUNT_MAX wait): prom-client's observe() with labels
+ * formats a label key per call, and these listeners run between the sync and the writes it acknowledges.
  *
  *   flushpoint_wal_fsync_seconds                  histogram  each commit/datasync of the WAL (SyncTimer)
  *   flushpoint_wal_fsync_latency_seconds{quantile} gauge     the WAL's own commit latency percentiles
@@ -27,7 +30,8 @@ import type { LatencySummary } from '../core/latency.js';
 import type { BackupSink, FlushEvent, ForceFlushMode } from '../backup/index.js';
 import type { Wal } from '../wal/index.js';
 import type { Drainer, DrainOutcome } from './admin/drain.js';
-import type { SyncTimer } from './metrics-fs.js';
+import type { SyncOp, SyncTimer } from './metrics-fs.js';
+import { SAMPLES_PENDING_COUNT_MAX } from './limits.js';
 
 export interface MetricsSources {
   wal: Wal;
@@ -51,6 +55,38 @@ export function forceFlushOutcomeOf(err: unknown): ForceFlushOutcome {
 
 const SECONDS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const RECORDS_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384];
+
+/**
+ * Observations of one histogram kept as numbers until the next scrape: add() stores two numbers, fold()
+ * (the histogram's collect(), or add() once the buffer is full) observes them all. Each sample carries
+ * the index of its label set (0 for an unlabelled histogram).
+ */
+class PendingSamples {
+  readonly #values = new Float64Array(SAMPLES_PENDING_COUNT_MAX);
+  readonly #labelIndexes = new Uint8Array(SAMPLES_PENDING_COUNT_MAX);
+  #count = 0;
+  readonly #observe: (labelIndex: number, value: number) => void;
+
+  constructor(observe: (labelIndex: number, value: number) => void) {
+    this.#observe = observe;
+  }
+
+  add(labelIndex: number, value: number): void {
+    if (this.#count === SAMPLES_PENDING_COUNT_MAX) this.fold();
+    this.#values[this.#count] = value;
+    this.#labelIndexes[this.#count] = labelIndex;
+    this.#count++;
+  }
+
+  fold(): void {
+    const count = this.#count;
+    this.#count = 0;
+    for (let i = 0; i < count; i++) this.#observe(this.#labelIndexes[i] as number, this.#values[i] as number);
+  }
+}
+
+const SYNC_OPS: readonly SyncOp[] = ['commit', 'datasync', 'sync', 'syncDir'];
+
 const QUANTILES: ReadonlyArray<[string, keyof LatencySummary]> = [
   ['0.5', 'p50Ms'],
   ['0.9', 'p90Ms'],
@@ -99,8 +135,20 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
   };
 
   // ---- WAL ----
-  const fsyncSeconds = new Histogram({ name: 'flushpoint_wal_fsync_seconds', help: 'Duration of each WAL commit (writev + fdatasync) or sync, in seconds', labelNames: ['op'], buckets: SECONDS_BUCKETS, registers });
-  if (syncTimer) unsubscribe.push(syncTimer.on((op, ms) => fsyncSeconds.observe({ op }, ms / 1000)));
+  const fsyncLabels = SYNC_OPS.map((op) => ({ op }));
+  // The folding callbacks run at scrape time, after both consts exist.
+  const fsyncSamples: PendingSamples = new PendingSamples((i, seconds) => fsyncSeconds.observe(fsyncLabels[i] as { op: SyncOp }, seconds));
+  const fsyncSeconds = new Histogram({
+    name: 'flushpoint_wal_fsync_seconds',
+    help: 'Duration of each WAL commit (writev + fdatasync) or sync, in seconds',
+    labelNames: ['op'],
+    buckets: SECONDS_BUCKETS,
+    registers,
+    collect() {
+      fsyncSamples.fold();
+    },
+  });
+  if (syncTimer) unsubscribe.push(syncTimer.on((op, ms) => fsyncSamples.add(SYNC_OPS.indexOf(op), ms / 1000)));
   new Gauge({
     name: 'flushpoint_wal_fsync_latency_seconds',
     help: "The WAL's commit latency percentiles over its last 65536 commits, in seconds (quantile 1 = max)",
@@ -117,10 +165,19 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
   counterFrom('flushpoint_wal_failures_total', 'WAL write or sync failures (sticky: at most 1 until reopened)', () => (wal.stats().failure === null ? 0 : 1));
   gaugeFrom('flushpoint_wal_last_lsn', 'Last LSN appended to the WAL', () => wal.lastLsn);
   gaugeFrom('flushpoint_wal_durable_lsn', 'Every LSN up to this one is durable in the WAL', () => wal.durableLsn);
-  const recordsPerCommit = new Histogram({ name: 'flushpoint_wal_records_per_commit', help: 'Records made durable by each group commit', buckets: RECORDS_BUCKETS, registers });
+  const recordsSamples: PendingSamples = new PendingSamples((_i, records) => recordsPerCommit.observe(records));
+  const recordsPerCommit = new Histogram({
+    name: 'flushpoint_wal_records_per_commit',
+    help: 'Records made durable by each group commit',
+    buckets: RECORDS_BUCKETS,
+    registers,
+    collect() {
+      recordsSamples.fold();
+    },
+  });
   let durableSeen = wal.durableLsn;
   const onDurable = (durableLsn: number): void => {
-    if (durableLsn > durableSeen) recordsPerCommit.observe(durableLsn - durableSeen);
+    if (durableLsn > durableSeen) recordsSamples.add(0, durableLsn - durableSeen);
     durableSeen = durableLsn;
   };
   wal.on('durable', onDurable);

@@ -15,7 +15,7 @@ export type EngineBackupOptions = Omit<BackupSinkOptions, 'wal'>;
 
 /** What the engine adds to abstract-level's options (keyEncoding, valueEncoding, createIfMissing...). */
 export interface EngineOwnOptions {
-  /** Options of the WAL under <location>/wal (segmentSizeBytes, commitDelayMs, syncMethod ...). */
+  /** Options of the WAL under <location>/wal (segmentSizeBytes, commitDelayMs, syncMethod, syncMode: 'inline' blocks the loop per commit ...). */
   wal?: EngineWalOptions;
   /** An automatic checkpoint starts once this many bytes of records were appended since the last one. Default 64 MiB. */
   checkpointEveryBytes?: number;

@@ -31,7 +31,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
-import { RECORD_SCRATCH_BYTES_INITIAL, RECORD_SCRATCH_BYTES_MAX } from './limits.js';
+import { KEY_BYTES_COPIED_IN_JS_MAX, RECORD_SCRATCH_BYTES_INITIAL, RECORD_SCRATCH_BYTES_MAX } from './limits.js';
 
 export const RECORD_FORMAT_VERSION = 1;
 export const OP_PUT = 0;
@@ -204,6 +204,16 @@ function arrayHeaderBytes(count: number): number {
  */
 export class RecordEncoder {
   #scratch: Buffer = Buffer.allocUnsafeSlow(RECORD_SCRATCH_BYTES_INITIAL);
+  /** The last view of #scratch handed out: records of one size in a row share it (no object per write). */
+  #view: Buffer = this.#scratch.subarray(0, 0);
+
+  /** out[0, sizeBytes) as a Buffer: the last view again when it is exactly that. */
+  #viewOf(out: Buffer, sizeBytes: number): Buffer {
+    if (out !== this.#scratch) return out.subarray(0, sizeBytes);
+    const view = this.#view;
+    if (view.buffer === out.buffer && view.byteLength === sizeBytes) return view;
+    return (this.#view = out.subarray(0, sizeBytes));
+  }
 
   #buffer(sizeBytes: number): Buffer {
     if (sizeBytes <= this.#scratch.byteLength) return this.#scratch;
@@ -224,7 +234,7 @@ export class RecordEncoder {
     out[3] = OP_PUT;
     const at = writeBin(out, writeKey(out, 4, key), value);
     assert(at === sizeBytes, 'put record size');
-    return out.subarray(0, at);
+    return this.#viewOf(out, at);
   }
 
   /** The record of one del: what encodeRecord([{ type: 'del', key }]) returns. */
@@ -237,7 +247,7 @@ export class RecordEncoder {
     out[3] = OP_DEL;
     const at = writeKey(out, 4, key);
     assert(at === sizeBytes, 'del record size');
-    return out.subarray(0, at);
+    return this.#viewOf(out, at);
   }
 
   /** The record of puts and dels (a batch): what encodeRecord(ops) returns. No clear ops. */
@@ -264,7 +274,7 @@ export class RecordEncoder {
       }
     }
     assert(at === sizeBytes, 'batch record size');
-    return out.subarray(0, at);
+    return this.#viewOf(out, at);
   }
 }
 
@@ -293,10 +303,12 @@ function writeSizedHeader(out: Buffer, at: number, length: number, type16: numbe
   return at + 5;
 }
 
-/** A latin1 key (one char per byte) as bin. */
+/** A latin1 key (one char per byte) as bin: a short one char by char (cheaper than a call into C++ for a few bytes). */
 function writeKey(out: Buffer, at: number, key: string): number {
   at = writeBinHeader(out, at, key.length);
-  return at + out.write(key, at, key.length, 'latin1');
+  if (key.length > KEY_BYTES_COPIED_IN_JS_MAX) return at + out.write(key, at, key.length, 'latin1');
+  for (let i = 0; i < key.length; i++) out[at + i] = key.charCodeAt(i);
+  return at + key.length;
 }
 
 function writeBin(out: Buffer, at: number, bytes: Uint8Array): number {
