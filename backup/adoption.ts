@@ -20,7 +20,10 @@
  * upload that landed after a new sink listed the backup. When the chain holds its records byte for byte,
  * or it does not verify (the chain holds its LSNs), it is removed (with the files beyond); when a record
  * differs it stays (verify reports it) unless it straddles the checkpoint, which is BACKUP_CORRUPT as
- * before: the sink's next file would overlap it.
+ * before: the sink's next file would overlap it. One that holds the chain's records byte for byte and
+ * runs past the checkpoint (a newer sink's file, when a frozen older sink's late CHECKPOINT moved the
+ * checkpoint back) is adopted like a file beyond it, never removed: it may hold the only copy of LSNs
+ * past the checkpoint. A gap between the checkpoint and the WAL is refused before anything is removed.
  */
 import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -28,7 +31,7 @@ import type { FileSystem } from '../fs/file-system.js';
 import type { Wal } from '../wal/index.js';
 import { checkpointBytes, listBackupFiles, readBackupFile, readCheckpoint, type BackupFileEntry } from './backup-file.js';
 import type { BackupTarget } from './target.js';
-import { checkLeftover, conflictError, planChain } from './chain.js';
+import { checkLeftover, conflictError, planVerifiedChain } from './chain.js';
 
 export interface RecoveredBackup {
   /** Every LSN <= this is in the backup (the persisted checkpoint, moved over adopted files). */
@@ -59,8 +62,21 @@ export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: L
   }
   let adopted = 0;
   const listed = await listBackupFiles(fs, dir);
-  const removed = await leftoversBelow(fs, dir, listed, startLsn, checkpoint, logger);
+  const { removed, extenders } = await leftoversBelow(fs, dir, listed, startLsn, checkpoint, logger);
   const persistedLsn = checkpoint;
+  // A leftover that holds the chain's records byte for byte up to the checkpoint and more after it (a
+  // newer sink's file, when a frozen older sink's late CHECKPOINT moved the checkpoint back): adopted
+  // like a file beyond the checkpoint, the longest first. Never removed: it may be the only copy.
+  for (const f of [...extenders].sort((a, b) => b.lastLsn - a.lastLsn)) {
+    const refused = await whyNotAdopt(fs, dir, f, wal);
+    if (refused === null) {
+      checkpoint = f.lastLsn;
+      adopted++;
+      logger?.warn({ dir, file: f.name, checkpointLsn: checkpoint }, 'backup checkpoint moved over a file that continues it past the checkpoint read (a late checkpoint of an older sink had moved it back)');
+      break;
+    }
+    throw new FlushpointError(ErrorCode.BACKUP_CORRUPT, `backup file ${dir}/${f.name} straddles the checkpoint ${persistedLsn} and cannot be adopted: ${refused}`, { file: `${dir}/${f.name}`, offset: 0 });
+  }
   for (const f of listed) {
     if (f.firstLsn <= persistedLsn) continue; // the chain's, or a leftover decided above
     let refused: string | null;
@@ -75,6 +91,13 @@ export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: L
     }
   }
   assert(checkpoint <= wal.durableLsn, `adoption reached ${checkpoint}, beyond the WAL's durable LSN ${wal.durableLsn}`);
+  // A gap is refused before anything is removed or published: the files stay as they were found.
+  const walStart = walStartLsn(wal);
+  if (walStart > checkpoint + 1) {
+    throw new FlushpointError(ErrorCode.BACKUP_GAP, `the WAL starts at LSN ${walStart} but the backup checkpoint is ${checkpoint}: LSNs ${checkpoint + 1}..${walStart - 1} are gone`, {
+      lsn: checkpoint + 1,
+    });
+  }
   if (removed.length > 0 && target.claimsByCheckpoint) {
     // Nothing locks an S3 prefix: take it over first (a conditional checkpoint; BACKUP_LOCKED if another
     // sink published since we read it), so a sink still writing there cannot name what we delete.
@@ -84,12 +107,6 @@ export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: L
     if (removed.length > 0) await target.deleteFiles(removed);
     if (adopted > 0) await target.publishCheckpoint(checkpointBytes(checkpoint, startLsn));
   }
-  const walStart = walStartLsn(wal);
-  if (walStart > checkpoint + 1) {
-    throw new FlushpointError(ErrorCode.BACKUP_GAP, `the WAL starts at LSN ${walStart} but the backup checkpoint is ${checkpoint}: LSNs ${checkpoint + 1}..${walStart - 1} are gone`, {
-      lsn: checkpoint + 1,
-    });
-  }
   return { checkpointLsn: checkpoint, startLsn, adopted, removed: removed.length };
 }
 
@@ -97,8 +114,17 @@ export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: L
  * Leftovers of a crash below the checkpoint (chain.ts) to remove: those whose records the chain holds
  * byte for byte. No I/O unless the listing holds more files than the chain.
  */
-async function leftoversBelow(fs: FileSystem, dir: string, listed: readonly BackupFileEntry[], startLsn: number, checkpointLsn: number, logger: Logger | undefined): Promise<string[]> {
-  const plan = planChain(
+async function leftoversBelow(
+  fs: FileSystem,
+  dir: string,
+  listed: readonly BackupFileEntry[],
+  startLsn: number,
+  checkpointLsn: number,
+  logger: Logger | undefined,
+): Promise<{ removed: string[]; extenders: BackupFileEntry[] }> {
+  const plan = await planVerifiedChain(
+    fs,
+    dir,
     listed.filter((f) => f.firstLsn <= checkpointLsn),
     startLsn,
     checkpointLsn,
@@ -108,8 +134,9 @@ async function leftoversBelow(fs: FileSystem, dir: string, listed: readonly Back
   if (straddler !== undefined) {
     throw new FlushpointError(ErrorCode.BACKUP_CORRUPT, `backup file ${dir}/${straddler.name} straddles the checkpoint ${checkpointLsn}`, { file: `${dir}/${straddler.name}`, offset: 0 });
   }
-  if (!plan.complete) return []; // a damaged chain: verify reports it, and a leftover cannot be told apart
+  if (!plan.complete) return { removed: [], extenders: [] }; // a damaged chain: verify reports it, and a leftover cannot be told apart
   const out: string[] = [];
+  const extenders: BackupFileEntry[] = [];
   for (const f of plan.leftovers) {
     let verdict: Awaited<ReturnType<typeof checkLeftover>>;
     try {
@@ -126,6 +153,10 @@ async function leftoversBelow(fs: FileSystem, dir: string, listed: readonly Back
       logger?.warn({ dir, file: f.name, reason: err.message }, 'backup file below the checkpoint left in place: the chain it overlaps does not verify');
       continue;
     }
+    if (verdict.kind === 'redundant' && straddling(f)) {
+      extenders.push(f);
+      continue;
+    }
     if (verdict.kind === 'redundant') {
       logger?.warn({ dir, file: f.name, heldBy: verdict.heldBy.map((h) => h.name) }, 'backup file below the checkpoint removed: a leftover of a crash, its records held byte for byte by the chain');
       out.push(f.name);
@@ -140,7 +171,7 @@ async function leftoversBelow(fs: FileSystem, dir: string, listed: readonly Back
     if (straddling(f)) throw conflict;
     logger?.warn({ dir, file: f.name, reason: conflict.message }, 'backup file below the checkpoint left in place: it differs from the chain');
   }
-  return out;
+  return { removed: out, extenders };
 }
 
 /**

@@ -52,7 +52,7 @@ interface Reached {
  * to leave out). Files that start before startLsn are never leftovers: they go to the chain, first,
  * for the readers to report.
  */
-export function planChain(files: readonly BackupFileEntry[], startLsn: number, endLsn: number): ChainPlan {
+export function planChain(files: readonly BackupFileEntry[], startLsn: number, endLsn: number, avoid: ReadonlySet<BackupFileEntry> = NONE): ChainPlan {
   assert(Number.isSafeInteger(startLsn) && startLsn >= 1 && endLsn >= startLsn - 1, `chain ${startLsn}..${endLsn}`);
   const sorted = [...files].sort((a, b) => a.firstLsn - b.firstLsn || a.lastLsn - b.lastLsn);
   const before = sorted.filter((f) => f.firstLsn < startLsn);
@@ -60,6 +60,7 @@ export function planChain(files: readonly BackupFileEntry[], startLsn: number, e
   const reached = new Map<number, Reached>([[startLsn, { filesCount: 0, via: null }]]);
   for (const f of candidates) {
     assert(f.lastLsn >= f.firstLsn, `backup file ${f.name} ends before it starts`);
+    if (avoid.has(f)) continue; // known not to verify: a leftover at best
     const from = reached.get(f.firstLsn);
     if (from === undefined) continue;
     const to = f.lastLsn + 1;
@@ -85,6 +86,38 @@ export function planChain(files: readonly BackupFileEntry[], startLsn: number, e
   }
   assert(path.length === 0 || (path[0] as BackupFileEntry).firstLsn === startLsn, `chain path starts at ${path[0]?.firstLsn}, not ${startLsn}`);
   return { chain: [...before, ...path, ...rest], path, leftovers, complete, coveredLsn };
+}
+
+const NONE: ReadonlySet<BackupFileEntry> = new Set();
+
+/**
+ * planChain, then, when the listing leaves files over (so another tiling may exist), reads the path's
+ * files: one that does not verify is avoided and the chain planned again, as long as the files that
+ * verify still tile the range. So a damaged file a crash left (a killed sink's upload, damaged on its
+ * way) never stands in the chain for files that hold the same LSNs intact, whatever its length. With no
+ * other tiling, the plan stays as it was and readers report the damage. I/O errors are thrown.
+ */
+export async function planVerifiedChain(fs: FileSystem, dir: string, files: readonly BackupFileEntry[], startLsn: number, endLsn: number): Promise<ChainPlan> {
+  const avoid = new Set<BackupFileEntry>();
+  let plan = planChain(files, startLsn, endLsn);
+  for (;;) {
+    if (!plan.complete || plan.leftovers.length === 0) return plan;
+    let damaged: BackupFileEntry | null = null;
+    for (const f of plan.path) {
+      try {
+        await readBackupFile(fs, dir, f);
+      } catch (err) {
+        if (!isFlushpointError(err, ErrorCode.BACKUP_CORRUPT)) throw err;
+        damaged = f;
+        break;
+      }
+    }
+    if (damaged === null) return plan;
+    avoid.add(damaged);
+    const next = planChain(files, startLsn, endLsn, avoid);
+    if (!next.complete) return plan;
+    plan = next;
+  }
 }
 
 /**

@@ -24,7 +24,7 @@ import { tempNameFor } from '../fs/durable-publish.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import { Wal } from '../wal/index.js';
 import { checkBackupDir, listBackupFiles, readBackupFile, readCheckpoint, type BackupCheckpoint, type BackupFileEntry } from './backup-file.js';
-import { checkLeftover, conflictError, planChain } from './chain.js';
+import { checkLeftover, conflictError, planVerifiedChain } from './chain.js';
 
 export interface RestoreProgress {
   files: number;
@@ -150,7 +150,7 @@ async function readBackupCheckpoint(fs: FileSystem, from: string): Promise<Backu
  */
 async function chainToRestore(fs: FileSystem, from: string, startLsn: number, untilLsn: number): Promise<BackupFileEntry[]> {
   const listed = (await listBackupFiles(fs, from)).filter((f) => f.lastLsn >= startLsn && f.firstLsn <= untilLsn);
-  const plan = planChain(listed, startLsn, untilLsn);
+  const plan = await planVerifiedChain(fs, from, listed, startLsn, untilLsn);
   if (!plan.complete) return plan.chain;
   for (const f of plan.leftovers) {
     // Skipped when redundant, and when damaged: the chain, verified as it is read, holds every LSN.

@@ -12,7 +12,7 @@ import { FlushpointError } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import { checkBackupDir, listBackupFiles, readBackupFile, readCheckpoint, type BackupCheckpoint, type BackupFileEntry } from './backup-file.js';
-import { checkLeftover, conflictError, describeRedundant, planChain, type ChainPlan } from './chain.js';
+import { checkLeftover, conflictError, describeRedundant, planVerifiedChain, type ChainPlan } from './chain.js';
 
 /**
  * BEYOND_CHECKPOINT and REDUNDANT are not damage (`ok` stays true): a file a crash left beyond the
@@ -93,7 +93,7 @@ export async function verifyBackup(dir: string, options: VerifyOptions = {}): Pr
   // Below the checkpoint: the chain, and the files it leaves over. Without a checkpoint: every file, in order.
   const beyondFiles = checkpoint === null ? [] : files.filter((f) => f.firstLsn > checkpointLsn);
   const below = checkpoint === null ? files : files.filter((f) => f.firstLsn <= checkpointLsn);
-  const plan: ChainPlan = checkpoint === null ? { chain: below, path: [], leftovers: [], complete: false, coveredLsn: 0 } : planChain(below, next, checkpointLsn);
+  const plan: ChainPlan = checkpoint === null ? { chain: below, path: [], leftovers: [], complete: false, coveredLsn: 0 } : await planVerifiedChain(fs, dir, below, next, checkpointLsn);
   const damaged = new Set<string>();
   let filesRead = 0;
   for (const f of [...plan.chain, ...beyondFiles]) {

@@ -13,6 +13,7 @@ import { LocalDirTarget } from '../backup/target.js';
 import { realClock } from '../core/clock.js';
 import { planChain } from '../backup/chain.js';
 import { backupFileName, parseBackupFileName } from '../backup/format.js';
+import { checkpointBytes } from '../backup/backup-file.js';
 import { restoreBackup } from '../backup/restore.js';
 import { S3Target } from '../backup/s3-target.js';
 import { verifyBackup } from '../backup/verify.js';
@@ -175,12 +176,44 @@ describe('a killed sink\'s late data file on a directory target', () => {
     expect(v.problems[0]!.message).toMatch(/LSNs 41\.\.45 are beyond the checkpoint/);
     await expectRestoreEqualsWal(BK, fs2, '/restored-2', wal2, 40);
     await appendUpTo(wal2, 50);
+    // The next open adopts the straddler (it continues the chain past the checkpoint, and its records
+    // are the WAL's): never removed, since it may be the only copy of its LSNs past the checkpoint.
     const reopened = await flushWith(() => BackupSink.open({ wal: wal2, dir: BK, fs: fs2, flushIntervalMs: 3_600_000 }));
-    expect(reopened).toMatchObject({ removedOnOpen: 1, checkpointLsn: 50 });
-    expect(await verifyBackup(BK, { fs: fs2 })).toMatchObject({ ok: true, lastLsn: 50, problems: [] });
+    expect(reopened).toMatchObject({ removedOnOpen: 0, adoptedOnOpen: 1, checkpointLsn: 50 });
+    expect(await verifyBackup(BK, { fs: fs2 })).toMatchObject({ ok: true, lastLsn: 50 });
     await expectRestoreEqualsWal(BK, fs2, '/restored-3', wal2, 50);
+    // B's short files are the leftovers now, and the open after removes them.
+    const again = await flushWith(() => BackupSink.open({ wal: wal2, dir: BK, fs: fs2, flushIntervalMs: 3_600_000 }));
+    expect(again.removedOnOpen).toBeGreaterThanOrEqual(1);
+    expect(await verifyBackup(BK, { fs: fs2 })).toMatchObject({ ok: true, lastLsn: 50, problems: [] });
     await wal.close();
     await wal2.close();
+  });
+
+  it('a frozen old sink whose file and CHECKPOINT land late moves the checkpoint back: the next open adopts the newer file past it, never removes it', async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await Wal.open({ dir: '/wal', fs, segmentSizeBytes: 1024 });
+    await appendUpTo(wal, 20);
+    await flushWith(() => BackupSink.open({ wal, dir: BK, fs, flushIntervalMs: 3_600_000 }));
+    await appendUpTo(wal, 30);
+    const [late] = await filesOfFlush(wal, 21, 30, 1); // the old sink's flush, frozen before its renames
+    const newer = await BackupSink.open({ wal, dir: BK, fs, flushIntervalMs: 3_600_000 });
+    await appendUpTo(wal, 40);
+    expect((await newer.forceFlush()).checkpointLsn).toBe(40); // acknowledged: 21..40 are backed up
+    // The old sink wakes: its data file and its CHECKPOINT(30) are renamed into place.
+    await publishFileDurably(fs, BK, late!.name, [late!.bytes]);
+    await publishFileDurably(fs, BK, 'CHECKPOINT', [checkpointBytes(30, 1)]);
+    await newer.close();
+    // The WAL's owner goes on; the newer sink's hold was at 41, so retention drops what is below it.
+    await appendUpTo(wal, 200);
+    await wal.truncateBefore(41);
+    expect(wal.firstLsn).toBeGreaterThan(31); // LSNs 31..40 are only in the newer sink's file now
+    const reopened = await flushWith(() => BackupSink.open({ wal, dir: BK, fs, flushIntervalMs: 3_600_000 }));
+    expect(reopened).toMatchObject({ adoptedOnOpen: 1, removedOnOpen: 0, checkpointLsn: 200 });
+    expect(await fs.readdir(BK)).toContain(backupFileName(21, 40));
+    expect(await verifyBackup(BK, { fs })).toMatchObject({ ok: true, firstLsn: 1, lastLsn: 200, records: 200 });
+    expect((await restoreBackup({ from: BK, to: '/restored', fs })).lastLsn).toBe(200);
+    await wal.close();
   });
 
   it('a late file with other bytes for the same LSNs is BACKUP_CORRUPT naming both files, in verify and restore; a sink leaves it in place', async () => {
@@ -206,9 +239,24 @@ describe('a killed sink\'s late data file on a directory target', () => {
     expect(v).toMatchObject({ ok: false, lastLsn: 40, checkpointLsn: 40 });
     expect(v.problems).toEqual([expect.objectContaining({ code: 'BACKUP_CORRUPT', file: `${BK}/${lateName}` })]);
     await expectRestoreEqualsWal(BK, fs, '/restored', wal, 40);
+    // Point in time inside the damaged file's range: the intact file that holds the same LSNs is read.
+    for (const untilLsn of [21, 25, 30]) expect((await restoreBackup({ from: BK, to: `/pit-${untilLsn}`, fs, untilLsn })).lastLsn).toBe(untilLsn);
     const reopened = await flushWith(() => BackupSink.open({ wal, dir: BK, fs, flushIntervalMs: 3_600_000 }));
     expect(reopened).toMatchObject({ removedOnOpen: 1, checkpointLsn: 40 });
     expect(await verifyBackup(BK, { fs })).toMatchObject({ ok: true, lastLsn: 40, problems: [] });
+    await wal.close();
+  });
+
+  it('a damaged late file that would tile the range in fewer files than the intact ones never takes the chain: restore works, the next open removes it', async () => {
+    const { fs, wal, lateName, bFiles } = await lateFileAfterNewSink({ lateToLsn: 45, bFileBytesMax: 1024, damageAtByte: 200 });
+    expect(bFiles.length).toBeGreaterThanOrEqual(2);
+    const v = await verifyBackup(BK, { fs });
+    expect(v).toMatchObject({ lastLsn: 45, checkpointLsn: 45 });
+    expect(v.problems).toEqual([expect.objectContaining({ code: 'BACKUP_CORRUPT', file: `${BK}/${lateName}` })]);
+    await expectRestoreEqualsWal(BK, fs, '/restored', wal, 45);
+    const reopened = await flushWith(() => BackupSink.open({ wal, dir: BK, fs, flushIntervalMs: 3_600_000 }));
+    expect(reopened).toMatchObject({ removedOnOpen: 1, checkpointLsn: 45 });
+    expect(await verifyBackup(BK, { fs })).toMatchObject({ ok: true, lastLsn: 45, problems: [] });
     await wal.close();
   });
 
