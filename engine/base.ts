@@ -8,7 +8,8 @@
  * before open completes, so no write of the user's lies between its records:
  *
  *   LSN b        base begin  (the state as of LSN b - 1 follows)
- *   b+1 .. e-1   base chunks (puts, in key order, each record at most BASE_CHUNK_BYTES)
+ *   b+1 .. e-1   base chunks (puts, in key order, each record at most BASE_CHUNK_BYTES); an entry larger
+ *                than that goes in parts (slices of its value, in order), so any value the WAL took fits
  *   e            base end    (b, and the number of entries: a check)
  *
  * Replay (BaseReplay): the chunks of a base build a tree of their own; at its end that tree becomes the
@@ -27,7 +28,10 @@ import { readWholeFile } from '../fs/file-system.js';
 import type { Wal } from '../wal/index.js';
 import { BASE_CHUNK_BYTES, BASE_CHUNKS_IN_FLIGHT } from './limits.js';
 import { emptyTree, type Tree } from './ordered-index.js';
-import { encodeBaseBegin, encodeBaseChunk, encodeBaseEnd, type Op } from './record.js';
+import { encodeBaseBegin, encodeBaseChunk, encodeBaseEnd, encodeBasePart, type Op } from './record.js';
+
+/** Bytes a base part record adds around its key and slice (msgpack framing, LSNs, offsets), at most. */
+const BASE_PART_OVERHEAD_BYTES = 64;
 
 export const BASE_MARKER_NAME = 'BACKUP-BASE.json';
 
@@ -67,6 +71,21 @@ export async function appendBase(wal: Wal, tree: Tree): Promise<{ beginLsn: numb
   let chunks = 0;
   for (const [key, value] of tree.entries()) {
     const bytes = key.length + value.byteLength + 16;
+    if (bytes > chunkBytesMax) {
+      // Too large for a chunk of its own (a chunk's framing adds bytes the put's record did not have).
+      if (chunk.length > 0) wal.append(encodeBaseChunk(beginLsn, chunk));
+      chunk = [];
+      chunkBytes = 0;
+      const sliceBytes = chunkBytesMax - key.length - BASE_PART_OVERHEAD_BYTES;
+      if (sliceBytes <= 0) throw new RangeError(`key of ${key.length} bytes does not fit a base record (limit ${chunkBytesMax} bytes)`);
+      for (let at = 0; at < value.byteLength || at === 0; at += sliceBytes) {
+        const lsn = wal.append(encodeBasePart(beginLsn, key, at, value.byteLength, value.subarray(at, Math.min(value.byteLength, at + sliceBytes))));
+        if (++chunks % BASE_CHUNKS_IN_FLIGHT === 0) await wal.waitDurable(lsn);
+        if (value.byteLength === 0) break;
+      }
+      entries++;
+      continue;
+    }
     if (chunk.length > 0 && chunkBytes + bytes > chunkBytesMax) {
       const lsn = wal.append(encodeBaseChunk(beginLsn, chunk));
       chunk = [];
@@ -90,7 +109,7 @@ export async function appendBase(wal: Wal, tree: Tree): Promise<{ beginLsn: numb
  * after LSN 1) until the end of a complete base.
  */
 export class BaseReplay {
-  #building: { beginLsn: number; tree: Tree; entries: number } | null = null;
+  #building: { beginLsn: number; tree: Tree; entries: number; part: { key: string; slices: Buffer[]; bytes: number } | null } | null = null;
   complete: boolean;
   /** LSN of the end of the last complete base seen (0: none). */
   lastEndLsn = 0;
@@ -100,22 +119,45 @@ export class BaseReplay {
   }
 
   begin(lsn: number): void {
-    this.#building = { beginLsn: lsn, tree: emptyTree(), entries: 0 }; // an earlier base cut short is dropped
+    this.#building = { beginLsn: lsn, tree: emptyTree(), entries: 0, part: null }; // an earlier base cut short is dropped
   }
 
   /** A chunk of the base begun at `beginLsn`: its puts go to the base's own tree. */
   chunk(beginLsn: number, ops: readonly Op[]): void {
     const b = this.#building;
     if (!b || b.beginLsn !== beginLsn) return; // a chunk of a base already dropped
+    if (b.part !== null) {
+      this.#building = null; // an entry's parts interrupted: not a base this engine wrote whole
+      return;
+    }
     for (const op of ops) if (op.type === 'put') b.tree.set(op.key, op.value, true);
     b.entries += ops.length;
+  }
+
+  /** A slice of one entry's value; the entry is set when its last slice arrives (slices come in order). */
+  part(beginLsn: number, key: string, offsetBytes: number, totalBytes: number, bytes: Buffer): void {
+    const b = this.#building;
+    if (!b || b.beginLsn !== beginLsn) return;
+    const p = offsetBytes === 0 ? { key, slices: [] as Buffer[], bytes: 0 } : b.part;
+    if (!p || p.key !== key || p.bytes !== offsetBytes) {
+      this.#building = null; // out of order: not a base this engine wrote whole
+      return;
+    }
+    p.slices.push(bytes);
+    p.bytes += bytes.byteLength;
+    b.part = p;
+    if (p.bytes === totalBytes) {
+      b.tree.set(key, p.slices.length === 1 ? (p.slices[0] as Buffer) : Buffer.concat(p.slices, totalBytes), true);
+      b.entries++;
+      b.part = null;
+    }
   }
 
   /** The end of a base: returns its tree (the state from here on), or null if it is not the one building. */
   end(beginLsn: number, entries: number, lsn: number): Tree | null {
     const b = this.#building;
     this.#building = null;
-    if (!b || b.beginLsn !== beginLsn || b.entries !== entries) return null;
+    if (!b || b.beginLsn !== beginLsn || b.entries !== entries || b.part !== null) return null;
     this.complete = true;
     this.lastEndLsn = lsn;
     return b.tree;

@@ -347,6 +347,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
             tree = applyOps(tree, r.ops);
           } else if (r.kind === 'base-begin') bases.begin(rec.lsn);
           else if (r.kind === 'base-chunk') bases.chunk(r.beginLsn, r.ops);
+          else if (r.kind === 'base-part') bases.part(r.beginLsn, r.key, r.offsetBytes, r.totalBytes, r.bytes);
           else tree = bases.end(r.beginLsn, r.entries, rec.lsn) ?? tree;
           expected++;
           replayed++;

@@ -14,6 +14,8 @@
  *
  *   begin   = [ RECORD_FORMAT_VERSION, [ OP_BASE_BEGIN, stateLsn: int ] ]
  *   chunk   = [ RECORD_FORMAT_VERSION, [ OP_BASE_CHUNK, beginLsn: int ], put, put, ... ]
+ *   part    = [ RECORD_FORMAT_VERSION, [ OP_BASE_PART, beginLsn: int, key: bin, offset: int, total: int, bytes: bin ] ]
+ *             (a slice of one entry's value: an entry too large for a chunk goes in parts, in order)
  *   end     = [ RECORD_FORMAT_VERSION, [ OP_BASE_END, beginLsn: int, entries: int ] ]
  *
  * FORMAT: the version and the op codes are on disk; changing one breaks every WAL already written.
@@ -40,6 +42,7 @@ export const OP_CLEAR = 2;
 export const OP_BASE_BEGIN = 3;
 export const OP_BASE_CHUNK = 4;
 export const OP_BASE_END = 5;
+export const OP_BASE_PART = 6;
 
 /** A key range in index form (latin1 keys). */
 export interface KeyRange {
@@ -111,7 +114,8 @@ export type ReplayRecord =
   | { kind: 'ops'; ops: Op[] }
   | { kind: 'base-begin'; stateLsn: number }
   | { kind: 'base-chunk'; beginLsn: number; ops: Op[] }
-  | { kind: 'base-end'; beginLsn: number; entries: number };
+  | { kind: 'base-end'; beginLsn: number; entries: number }
+  | { kind: 'base-part'; beginLsn: number; key: string; offsetBytes: number; totalBytes: number; bytes: Buffer };
 
 function isCount(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
@@ -133,6 +137,13 @@ export function decodeReplayRecord(payload: Uint8Array, lsn: number): ReplayReco
       for (const op of ops) if (op.type !== 'put') throw corrupt(lsn, 'a base chunk holds puts only');
       return { kind: 'base-chunk', beginLsn: first[1], ops };
     }
+    if (code === OP_BASE_PART) {
+      const [, beginLsn, key, offsetBytes, totalBytes, bytes] = first as [unknown, unknown, unknown, unknown, unknown, unknown];
+      if (raw.length !== 2 || !isCount(beginLsn) || !isBin(key) || !isCount(offsetBytes) || !isCount(totalBytes) || !isBin(bytes) || offsetBytes + bytes.byteLength > totalBytes) {
+        throw corrupt(lsn, 'malformed base part');
+      }
+      return { kind: 'base-part', beginLsn, key: latin1(key), offsetBytes, totalBytes, bytes: Buffer.from(bytes) };
+    }
     if (code === OP_BASE_END) {
       if (raw.length !== 2 || !isCount(first[1]) || !isCount(first[2])) throw corrupt(lsn, 'malformed base end');
       return { kind: 'base-end', beginLsn: first[1], entries: first[2] };
@@ -150,6 +161,10 @@ export function encodeBaseChunk(beginLsn: number, entries: ReadonlyArray<readonl
   const out: unknown[] = [RECORD_FORMAT_VERSION, [OP_BASE_CHUNK, beginLsn]];
   for (const [key, value] of entries) out.push([OP_PUT, Buffer.from(key, 'latin1'), value]);
   return packr.pack(out);
+}
+
+export function encodeBasePart(beginLsn: number, key: string, offsetBytes: number, totalBytes: number, bytes: Uint8Array): Buffer {
+  return packr.pack([RECORD_FORMAT_VERSION, [OP_BASE_PART, beginLsn, Buffer.from(key, 'latin1'), offsetBytes, totalBytes, bytes]]);
 }
 
 export function encodeBaseEnd(beginLsn: number, entries: number): Buffer {
