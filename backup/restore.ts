@@ -92,6 +92,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     if (options.untilLsn < startLsn) throw new RangeError(`untilLsn ${options.untilLsn} is before the backup's first LSN ${startLsn}: ${holds}`);
     untilLsn = options.untilLsn;
   }
+  if (untilLsn < startLsn && startLsn > 1) {
+    // A WAL holding no record cannot say it begins at startLsn: it would reopen as a log at LSN 1, and an
+    // engine on it as an empty database. Nothing to restore is said, not restored.
+    throw new FlushpointError(ErrorCode.BACKUP_GAP, `backup ${from} holds no record yet (it starts at LSN ${startLsn}, its checkpoint is ${checkpoint.checkpointLsn}): nothing to restore`, {
+      lsn: startLsn,
+    });
+  }
   await checkTargetEmpty(fs, to);
   const files = await chainToRestore(fs, from, startLsn, untilLsn);
 

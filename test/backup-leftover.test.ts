@@ -318,3 +318,20 @@ describe('a killed sink\'s late data object on an S3 prefix (in-process S3 look-
     }
   });
 });
+
+describe('restore of a backup that holds no record yet', () => {
+  it('starting after LSN 1: BACKUP_GAP, nothing restored (a WAL of no record would reopen at LSN 1, an engine on it as empty)', async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await Wal.open({ dir: '/wal', fs, firstLsn: 100 });
+    const sink = await BackupSink.open({ wal, dir: BK, fs, flushIntervalMs: 3_600_000 });
+    expect(sink.startLsn).toBe(100);
+    await sink.close();
+    // What an S3 sink's claim at its first open leaves (a directory sink publishes nothing until a flush).
+    await publishFileDurably(fs, BK, 'CHECKPOINT', [checkpointBytes(99, 100)]);
+    const err = await failure(restoreBackup({ from: BK, to: '/restored', fs }));
+    expect(err.code).toBe('BACKUP_GAP');
+    expect(err.message).toContain('holds no record yet (it starts at LSN 100');
+    expect(await fs.readdir('/').then((names) => names.includes('restored'))).toBe(false);
+    await wal.close();
+  });
+});
