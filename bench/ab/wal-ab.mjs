@@ -12,7 +12,12 @@
  * Prints one line per child and a summary per row: the median of each build and the median of the
  * per-round B/A ratios. Loop busy us per record = event-loop active time (performance.eventLoopUtilization)
  * inside the window / records acknowledged in it: the main thread's cost of a record, disk waits excluded
- * (in an inline sync mode the blocking sync counts as busy).
+ * (in an inline sync mode the blocking sync counts as busy). Busy time also counts the time the main thread
+ * is runnable but not running: the commit worker, woken by Atomics.notify onto the main thread's CPU,
+ * preempts it until the worker blocks in fdatasync. So each child also reads the kernel's per-thread
+ * accounting (/proc/thread-self/schedstat, ns on a CPU and ns waiting in the run queue): "main cpu" is
+ * the main thread's time on a CPU per record, "rq wait" its time runnable but preempted, "other cpu"
+ * every other thread of the process (the commit worker, libuv's pool, V8's helpers) per record.
  * --truncate: the log is truncated behind the writers as a checkpointing consumer does it:
  * truncateBefore(durableLsn) each time another segment's worth of bytes has been appended; the
  * warm-up then lasts until 3 segments have been started too, so recycling (recycleSegments) is in its
@@ -98,20 +103,20 @@ async function parent() {
         console.log(
           `${writers} writers round ${round + 1} ${build.name}: ${r.opsPerSec.toFixed(0)}/s, p50 ${r.p50Us.toFixed(0)} us, p99 ${r.p99Us.toFixed(0)} us, ` +
             `device ${r.deviceOpsPerSec.toFixed(0)}/s p50 ${r.deviceP50Us.toFixed(0)} us, vs device ${(r.opsPerSec / r.deviceOpsPerSec).toFixed(2)}x, ` +
-            `loop ${r.loopUsPerRecord.toFixed(2)} us/record, ${r.recordsPerSync.toFixed(1)} records/sync` +
+            `loop ${r.loopUsPerRecord.toFixed(2)} us/record, main cpu ${r.mainCpuUsPerRecord.toFixed(2)} us/record (rq wait ${r.mainRunqWaitUsPerRecord.toFixed(2)}), other threads cpu ${r.otherCpuUsPerRecord.toFixed(2)} us/record, ${r.recordsPerSync.toFixed(1)} records/sync` +
             `, window: ${r.writeBytesPerRecord.toFixed(0)} B written to storage per record, ${r.segmentsStarted} segments started (${r.segmentsRecycled} recycled, ${r.preallocStalls} unprepared), load ${r.loadavg}`,
         );
       }
     }
     const row = (k) => ({ A: median(got.A.map((r) => r[k])), B: median(got.B.map((r) => r[k])), ratio: median(got.A.map((ra, i) => got.B[i][k] / ra[k])) });
-    summary.push({ writers, ops: row('opsPerSec'), vsDevice: row('vsDevice'), p50: row('p50Us'), p99: row('p99Us'), loop: row('loopUsPerRecord'), written: row('writeBytesPerRecord') });
+    summary.push({ writers, ops: row('opsPerSec'), vsDevice: row('vsDevice'), p50: row('p50Us'), p99: row('p99Us'), loop: row('loopUsPerRecord'), cpu: row('mainCpuUsPerRecord'), written: row('writeBytesPerRecord') });
   }
-  console.log(`\n| writers | A ops/s | B ops/s | B/A | A vs device | B vs device | A p50 us | B p50 us | A p99 us | B p99 us | A loop us/rec | B loop us/rec | A B written/rec | B B written/rec |`);
-  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
+  console.log(`\n| writers | A ops/s | B ops/s | B/A | A vs device | B vs device | A p50 us | B p50 us | A p99 us | B p99 us | A loop us/rec | B loop us/rec | A main cpu us/rec | B main cpu us/rec | B/A main cpu | A B written/rec | B B written/rec |`);
+  console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
   for (const s of summary) {
     console.log(
       `| ${s.writers} | ${s.ops.A.toFixed(0)} | ${s.ops.B.toFixed(0)} | ${s.ops.ratio.toFixed(2)}x | ${s.vsDevice.A.toFixed(2)}x | ${s.vsDevice.B.toFixed(2)}x | ` +
-        `${s.p50.A.toFixed(0)} | ${s.p50.B.toFixed(0)} | ${s.p99.A.toFixed(0)} | ${s.p99.B.toFixed(0)} | ${s.loop.A.toFixed(2)} | ${s.loop.B.toFixed(2)} | ${s.written.A.toFixed(0)} | ${s.written.B.toFixed(0)} |`,
+        `${s.p50.A.toFixed(0)} | ${s.p50.B.toFixed(0)} | ${s.p99.A.toFixed(0)} | ${s.p99.B.toFixed(0)} | ${s.loop.A.toFixed(2)} | ${s.loop.B.toFixed(2)} | ${s.cpu.A.toFixed(2)} | ${s.cpu.B.toFixed(2)} | ${s.cpu.ratio.toFixed(2)}x | ${s.written.A.toFixed(0)} | ${s.written.B.toFixed(0)} |`,
     );
   }
   console.log(`(medians over ${rounds} interleaved rounds; B/A = median of the per-round ratios)`);
@@ -127,6 +132,27 @@ function writeBytes() {
     return m ? Number(m[1]) : NaN;
   } catch {
     return NaN;
+  }
+}
+
+/**
+ * The kernel's scheduler accounting of this process's threads: [main thread ns on a CPU, main thread ns
+ * runnable in the run queue, every other thread's ns on a CPU] (NaN where /proc has no schedstat).
+ */
+function threadTimes() {
+  try {
+    const [mainCpu, mainWait] = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+    let all = 0;
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      try {
+        all += Number(fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return [mainCpu, mainWait, all - mainCpu];
+  } catch {
+    return [NaN, NaN, NaN];
   }
 }
 
@@ -208,12 +234,14 @@ async function child(spec) {
   while (performance.now() - warmupStart < spec.warmupMs || (spec.truncate && wal.stats().segmentsCreated < 3)) await new Promise((r) => setTimeout(r, 20));
   phase = 'window';
   const io0 = writeBytes();
+  const t0 = threadTimes();
   const s0 = wal.stats();
   const elu0 = performance.eventLoopUtilization();
   const w0 = performance.now();
   await new Promise((r) => setTimeout(r, spec.windowMs));
   phase = 'stopped';
   const io1 = writeBytes();
+  const t1 = threadTimes();
   const w1 = performance.now();
   const elu = performance.eventLoopUtilization(elu0);
   const s1 = wal.stats();
@@ -237,6 +265,9 @@ async function child(spec) {
       deviceP50Us: pct(deviceSamples, 0.5),
       vsDevice: opsPerSec / deviceOpsPerSec,
       loopUsPerRecord: (elu.active * 1000) / acked,
+      mainCpuUsPerRecord: (t1[0] - t0[0]) / 1000 / acked,
+      mainRunqWaitUsPerRecord: (t1[1] - t0[1]) / 1000 / acked,
+      otherCpuUsPerRecord: (t1[2] - t0[2]) / 1000 / acked,
       recordsPerSync: syncs === 0 ? NaN : (s1.appends - s0.appends) / syncs,
       segmentsStarted: s1.segmentsCreated - s0.segmentsCreated,
       segmentsRecycled: (s1.segmentsRecycled ?? 0) - (s0.segmentsRecycled ?? 0),
