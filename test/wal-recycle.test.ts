@@ -14,7 +14,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RECYCLE_SEGMENTS_MAX, Wal } from '../wal/index.js';
-import { FlushpointError, isFlushpointError } from '../core/errors.js';
+import { FlushpointError, assert, isFlushpointError } from '../core/errors.js';
 import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
 import { seededRandom } from '../core/random.js';
 import { SALT_ANY, decodeRecord, recordBytes, recordLsn, recordSalt, RECORD_HEADER_BYTES } from '../record/format.js';
@@ -309,6 +309,64 @@ describe('recovery of a recycled (version-3) segment: the decision table rows 1r
     await none.close();
     expect((await log.fs.readdir(DIR)).filter((n) => FREE_NAME_RE.test(n))).toEqual([]);
   });
+});
+
+describe('a recycled last segment when segmentSizeBytes is raised between opens', () => {
+  for (const variant of ['last', 'not last'] as const) {
+    it(`never grows past its file (${variant}): a commit ending within a marker of its old end reopens clean, also 'strict'`, async () => {
+      const S1 = 16384;
+      const S2 = 65536;
+      const fs = new MemoryFileSystem();
+      let wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: S1, recycleSegments: 2 });
+      const pay = (n: number, b: number): Uint8Array => new Uint8Array(n).fill(b);
+      while (wal.stats().segments < 3) {
+        for (let k = 0; k < 16; k++) wal.append(pay(32, 0xab));
+        await wal.sync();
+      }
+      await wal.truncateBefore(wal.durableLsn);
+      while (wal.stats().segmentsRecycled === 0) {
+        wal.append(pay(100, 0xcd));
+        await wal.sync();
+      }
+      await wal.close();
+      const names = (await fs.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
+      const lastName = names[names.length - 1] as string;
+      const endOf = (): { version: number; off: number; lsn: number } => {
+        const b = fs.readFileNow(`${DIR}/${lastName}`);
+        const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+        const h = decodeSegmentHeader(b);
+        assert(h.ok, 'segment header');
+        let off = SEGMENT_HEADER_BYTES;
+        let lsn = h.firstLsn;
+        for (;;) {
+          const r = decodeRecord(b, v, off, b.byteLength, lsn, h.salt);
+          if (r <= 0) break;
+          off += r;
+          lsn++;
+        }
+        return { version: h.version, off, lsn };
+      };
+      expect(endOf().version).toBe(FORMAT_VERSION_RECYCLED);
+      wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: S2, recycleSegments: 2 });
+      // One record that ends 16 bytes before the old end: too close for a marker inside the old size.
+      wal.append(pay(S1 - 16 - endOf().off - RECORD_HEADER_BYTES, 0xee));
+      await wal.sync();
+      expect(endOf().off).toBe(S1 - 16);
+      if (variant === 'not last') {
+        wal.append(pay(60_000, 0x11));
+        await wal.sync();
+      }
+      const lastLsn = wal.lastLsn;
+      await wal.close();
+      expect(fs.readFileNow(`${DIR}/${lastName}`).byteLength).toBe(S1);
+      for (const recovery of ['truncate-torn-tail', 'strict'] as const) {
+        const again = await Wal.open({ dir: DIR, fs, segmentSizeBytes: S2, recovery });
+        expect(again.lastLsn).toBe(lastLsn);
+        expect(again.stats().recovery?.tornTail ?? null).toBeNull();
+        await again.close();
+      }
+    });
+  }
 });
 
 describe('the recycleSegments option', () => {

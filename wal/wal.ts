@@ -82,7 +82,9 @@ export class Wal extends EventEmitter<WalEvents> {
       salt: last?.salt ?? 0,
       offset: last ? tail.offset : 0,
       // A segment is zero-filled in steps (segment-preparer.ts): its file may be shorter than the segment.
-      capacityBytes: last ? Math.max(tail.capacityBytes, o.segmentSizeBytes) : 0,
+      // A recycled one (version 3) never grows: its end markers are written against its file's size, and
+      // zeros past it would leave old bytes where recovery looks for a marker (segmentSizeBytes raised).
+      capacityBytes: last ? (last.recycledSizeBytes > 0 ? last.recycledSizeBytes : Math.max(tail.capacityBytes, o.segmentSizeBytes)) : 0,
     }, o.random);
     this.#writer = new SegmentWriter(
       {
@@ -135,7 +137,9 @@ export class Wal extends EventEmitter<WalEvents> {
       // (tail.capacityBytes), and the next one is prepared once it is half full.
       if (opened.segments.length === 0) await wal.#writer.preparer.ready();
       else {
-        wal.#writer.preparer.adopt(opened.tail.capacityBytes, opened.tail.offset);
+        const last = opened.segments[opened.segments.length - 1] as Segment;
+        // A recycled segment is full size already: nothing to fill (and it must not grow, see above).
+        wal.#writer.preparer.adopt(last.recycledSizeBytes > 0 ? Number.POSITIVE_INFINITY : opened.tail.capacityBytes, opened.tail.offset);
         if (opened.tail.offset * 2 >= o.segmentSizeBytes) wal.#writer.preparer.prepareAhead();
       }
       return wal;
