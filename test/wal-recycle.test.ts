@@ -369,6 +369,39 @@ describe('a recycled last segment when segmentSizeBytes is raised between opens'
   }
 });
 
+describe('a segment whose free failed', () => {
+  for (const [op, recycleSegments] of [['rename', 2], ['unlink', 0]] as const) {
+    it(`(${op} fails once) blocks later truncations until reopen, so the log on disk never has a gap`, async () => {
+      const mem = new MemoryFileSystem();
+      const fault = new FaultFileSystem(mem);
+      const o = { dir: DIR, segmentSizeBytes: 4096, recycleSegments };
+      const wal = await Wal.open({ ...o, fs: fault });
+      const pay = (): Uint8Array => new Uint8Array(100).fill(7);
+      while (wal.stats().segments < 3) {
+        for (let i = 0; i < 4; i++) wal.append(pay());
+        await wal.sync();
+      }
+      fault.inject({ op, error: 'EIO' });
+      await expect(wal.truncateBefore(wal.durableLsn)).rejects.toBeInstanceOf(FlushpointError);
+      fault.clearFaults();
+      while (wal.stats().segmentsCreated < 5) {
+        for (let i = 0; i < 8; i++) wal.append(pay());
+        await wal.sync();
+      }
+      await expect(wal.truncateBefore(wal.durableLsn)).rejects.toThrow(/refused until the WAL is reopened/);
+      const lastLsn = wal.lastLsn;
+      await wal.close();
+      const again = await Wal.open({ ...o, fs: mem });
+      expect(again.lastLsn).toBe(lastLsn);
+      const lsns = await lsnsOf(again);
+      expect(lsns[lsns.length - 1]).toBe(lastLsn);
+      expect(lsns).toEqual(Array.from({ length: lsns.length }, (_, i) => (lsns[0] as number) + i));
+      expect(await again.truncateBefore(again.durableLsn)).toBeGreaterThan(0); // a reopened log truncates again
+      await again.close();
+    });
+  }
+});
+
 describe('the recycleSegments option', () => {
   it('takes a count from 0 to RECYCLE_SEGMENTS_MAX: anything else is a RangeError or TypeError naming it', async () => {
     const fs = new MemoryFileSystem();

@@ -16,7 +16,7 @@
  *   is renamed to a free name instead of unlinked, under the same rules (it leaves the list first; the
  *   directory is fsynced before the next), and is offered for reuse only after that fsync.
  */
-import { assert } from '../core/errors.js';
+import { ErrorCode, FlushpointError, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { checkLsnArgument } from '../core/lsn.js';
 import { wrapIoError } from './io-error.js';
@@ -29,6 +29,8 @@ export class Retention {
   readonly #segments: Segment[];
   readonly #holds = new Map<string, number>();
   #truncating: Promise<void> = Promise.resolve();
+  /** Set once a segment's free failed: later truncations are refused (see #truncate). */
+  #stranded: FlushpointError | null = null;
   readonly #recycler: SegmentRecycler;
   #segmentsDeleted = 0;
 
@@ -81,15 +83,29 @@ export class Retention {
   }
 
   async #truncate(lsn: number, durableLsn: () => number): Promise<number> {
+    if (this.#stranded) throw this.#stranded;
     let deleted = 0;
     while (this.#segments.length > 1 && (this.#segments[1] as Segment).firstLsn <= this.#retainFrom(lsn, durableLsn())) {
       const seg = this.#segments.shift() as Segment;
       assert(seg.lastLsn < this.#retainFrom(lsn, durableLsn()), `segment ${seg.name} holds no retained LSN`);
-      const freed = await this.#free(seg);
+      let freed: string | null;
       try {
-        await this.#fs.syncDir(this.#dir);
+        freed = await this.#free(seg);
+        try {
+          await this.#fs.syncDir(this.#dir);
+        } catch (err) {
+          throw wrapIoError(err, `directory sync of ${this.#dir} after ${freed === null ? 'unlinking' : 'recycling'} ${seg.name}`);
+        }
       } catch (err) {
-        throw wrapIoError(err, `directory sync of ${this.#dir} after ${freed === null ? 'unlinking' : 'recycling'} ${seg.name}`);
+        // The segment may still be on disk under its name (or its removal not durable): freeing a later
+        // one would leave a gap in the log on disk. No truncation from now until the log is reopened
+        // (which finds the segment again, or not, and either way a contiguous log).
+        this.#stranded = new FlushpointError(
+          ErrorCode.WAL_FAILED,
+          `truncation of ${this.#dir} is refused until the WAL is reopened: freeing ${seg.name} failed (${(err as Error).message.split('\n')[0]}), and freeing a later segment could leave a gap on disk`,
+          { cause: err },
+        );
+        throw err;
       }
       // Offered for reuse only now: an overwrite must never precede the durable rename (segment-recycler.ts).
       if (freed !== null) this.#recycler.add(freed);
