@@ -6,25 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
 import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS } from '../engine/limits.js';
-import { FaultFileSystem, MemoryFileSystem, type FileSystem } from '../fs/index.js';
+import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
+import { damageFile } from './helpers/damage.js';
 
 const LOCATION = '/db';
 const CKPT_DIR = `${LOCATION}/checkpoints`;
 
-async function flipByteInMiddle(fs: FileSystem, path: string): Promise<void> {
-  const h = await fs.open(path, 'r+');
-  try {
-    const { sizeBytes } = await h.stat();
-    const at = Math.floor(sizeBytes / 2);
-    const b = new Uint8Array(1);
-    await h.read(b, 0, 1, at);
-    b[0] = (b[0] as number) ^ 0x40;
-    await h.writev([b], at);
-    await h.datasync();
-  } finally {
-    await h.close();
-  }
-}
 
 describe('engine checkpoints (review)', () => {
   it('the first checkpoint truncates nothing: damaged, the engine reopens from the whole WAL', async () => {
@@ -37,7 +24,7 @@ describe('engine checkpoints (review)', () => {
     await db.close();
     const files = (await fs.readdir(CKPT_DIR)).filter((n) => n.endsWith('.ckpt'));
     expect(files).toHaveLength(1);
-    await flipByteInMiddle(fs, `${CKPT_DIR}/${files[0]}`);
+    await damageFile(fs, `${CKPT_DIR}/${files[0]}`, 'flip');
     const again = new Engine<string, string>(LOCATION, { fs, wal: { segmentSizeBytes: 4096 }, valueEncoding: 'utf8' });
     await again.open();
     expect(await again.get('k000')).toBe('x'.repeat(40));

@@ -10,6 +10,7 @@ import { restoreBackup } from '../backup/index.js';
 import { checkpointLsnOf } from '../engine/checkpoint-file.js';
 import { FaultFileSystem, MemoryFileSystem, type FileSystem } from '../fs/index.js';
 import { deferred, track, turns, until } from './helpers/async.js';
+import { damageFile } from './helpers/damage.js';
 
 const LOCATION = '/db';
 const CKPT_DIR = `${LOCATION}/checkpoints`;
@@ -28,23 +29,6 @@ async function checkpointFiles(fs: FileSystem): Promise<string[]> {
   return (await fs.readdir(CKPT_DIR)).filter((n) => n.endsWith('.ckpt')).sort();
 }
 
-async function damage(fs: FileSystem, path: string, how: 'flip' | 'truncate'): Promise<void> {
-  const h = await fs.open(path, 'r+');
-  try {
-    const { sizeBytes } = await h.stat();
-    if (how === 'truncate') await h.truncate(Math.floor(sizeBytes / 2));
-    else {
-      const at = Math.floor(sizeBytes / 2);
-      const b = new Uint8Array(1);
-      await h.read(b, 0, 1, at);
-      b[0] = (b[0] as number) ^ 0x40;
-      await h.writev([b], at);
-    }
-    await h.datasync();
-  } finally {
-    await h.close();
-  }
-}
 
 async function entries(db: Engine): Promise<Array<[string, string]>> {
   return db.iterator().all();
@@ -168,7 +152,7 @@ describe('recovery from damage', () => {
   for (const how of ['flip', 'truncate'] as const) {
     it(`a ${how === 'flip' ? 'flipped byte' : 'truncation'} in the newest checkpoint falls back to the previous one`, async () => {
       const { mem, expected, files } = await twoCheckpoints();
-      await damage(mem, `${CKPT_DIR}/${files[1]}`, how);
+      await damageFile(mem, `${CKPT_DIR}/${files[1]}`, how);
       const db = engine(mem);
       await db.open();
       const rec = db.stats().recovery;
@@ -182,8 +166,8 @@ describe('recovery from damage', () => {
 
   it('damage in every checkpoint, with the WAL no longer reaching LSN 1: ENGINE_CORRUPT naming the file', async () => {
     const { mem, files } = await twoCheckpoints();
-    await damage(mem, `${CKPT_DIR}/${files[0]}`, 'flip');
-    await damage(mem, `${CKPT_DIR}/${files[1]}`, 'truncate');
+    await damageFile(mem, `${CKPT_DIR}/${files[0]}`, 'flip');
+    await damageFile(mem, `${CKPT_DIR}/${files[1]}`, 'truncate');
     const db = engine(mem);
     const err = (await db.open().then(
       () => null,

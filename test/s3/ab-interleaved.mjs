@@ -13,20 +13,14 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { benchEnv } from './bench-env.mjs';
 
 const [rootA, rootB, roundsText = '60', recordsText = '4096'] = process.argv.slice(2);
 if (!rootA || !rootB) throw new Error('usage: ab-interleaved.mjs ROOT_A ROOT_B [ROUNDS] [FLUSH_RECORDS]');
-const endpoint = process.env.FLUSHPOINT_S3_ENDPOINT;
-const credentials = { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY };
-const bucket = 'flushpoint-bench';
-const roundsCount = Number(roundsText);
-const recordsCount = Number(recordsText);
-const warmupCount = 3;
-const tag = crypto.randomBytes(4).toString('hex');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-abi-'));
+const { endpoint, credentials, bucket, counts, warmupCount, tag, tmp } = benchEnv('fp-abi-', [roundsText, recordsText]);
+const [roundsCount, recordsCount] = counts;
 const payload = crypto.randomBytes(256);
 
 async function side(label, root) {

@@ -21,9 +21,9 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { benchEnv } from './bench-env.mjs';
 
 const [root = '.', samplesText = '30', recordsText = '4096'] = process.argv.slice(2);
 const dist = (p) => import(path.resolve(root, 'dist', p));
@@ -31,14 +31,8 @@ const { BackupSink, Wal } = await dist('index.js');
 const { S3Target } = await dist('backup/s3-target.js');
 const { encodeBackupFile } = await dist('backup/backup-file.js');
 const { BodyBuilder } = await dist('backup/format.js');
-const endpoint = process.env.FLUSHPOINT_S3_ENDPOINT;
-const credentials = { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY };
-const bucket = 'flushpoint-bench';
-const samplesCount = Number(samplesText);
-const recordsCount = Number(recordsText);
-const warmupCount = 3;
-const tag = crypto.randomBytes(4).toString('hex');
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-prof-'));
+const { endpoint, credentials, bucket, counts, warmupCount, tag, tmp: dir } = benchEnv('fp-prof-', [samplesText, recordsText]);
+const [samplesCount, recordsCount] = counts;
 const wal = await Wal.open({ dir, segmentSizeBytes: 64 << 20 });
 const s3 = { endpoint, bucket, prefix: `prof-${tag}`, credentials };
 const sink = await BackupSink.open({ wal, target: { s3 }, flushIntervalMs: 3_600_000 });

@@ -1,0 +1,22 @@
+/**
+ * What the S3 measuring scripts (ab-interleaved.mjs, profile-force-flush.mjs) share: the endpoint and
+ * keys that test/s3/run.mjs --exec puts in the environment, the bucket, a random tag for their prefixes,
+ * a temp directory for their WALs, and their numeric arguments.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** `counts`: the numeric arguments, as strings (argv) with their defaults. */
+export function benchEnv(tmpPrefix, counts) {
+  return {
+    endpoint: process.env.FLUSHPOINT_S3_ENDPOINT,
+    credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY },
+    bucket: 'flushpoint-bench',
+    counts: counts.map(Number),
+    warmupCount: 3,
+    tag: crypto.randomBytes(4).toString('hex'),
+    tmp: fs.mkdtempSync(path.join(os.tmpdir(), tmpPrefix)),
+  };
+}
