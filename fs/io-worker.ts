@@ -315,11 +315,9 @@ export class IoWorker {
 
   #send(req: Request): void {
     const ctl = this.#ctl;
-    const iovs = this.#iovecs(req.buffers);
+    ctl[IOV_COUNT] = this.#iovecs(req.buffers);
     ctl[FD] = req.fd;
     ctl[SYNC] = req.syncMethod === 'fsync' ? 1 : 0;
-    ctl[IOV_COUNT] = iovs.length / 3;
-    for (let i = 0; i < iovs.length; i++) ctl[IOV_BASE_WORD + i] = iovs[i] as number;
     this.#position[0] = req.position;
     const seq = (this.#seq = (this.#seq + 1) | 0);
     this.#inFlight = req;
@@ -331,18 +329,24 @@ export class IoWorker {
     else queueMicrotask(done);
   }
 
-  /** (id, offset, length) triples for the buffers, registering new shared buffers, copying the rest. */
-  #iovecs(buffers: readonly Uint8Array[]): number[] {
-    const out: number[] = [];
-    const shared = buffers.length <= IOV_COUNT_MAX && buffers.every((b) => b.buffer instanceof SharedArrayBuffer);
+  /**
+   * Writes the (id, offset, length) triples of the buffers into ctl's iovec words and returns how many,
+   * registering new shared buffers and copying the rest. Allocates nothing when every buffer is shared
+   * and registered already (the steady state: staging recycles its chunks): it runs once per commit.
+   */
+  #iovecs(buffers: readonly Uint8Array[]): number {
+    const ctl = this.#ctl;
+    let shared = buffers.length <= IOV_COUNT_MAX;
+    for (let i = 0; shared && i < buffers.length; i++) shared = (buffers[i] as Uint8Array).buffer instanceof SharedArrayBuffer;
     if (shared) {
-      const needed = new Set<number>();
-      for (const b of buffers) needed.add(idOf(b.buffer as SharedArrayBuffer));
+      let at = IOV_BASE_WORD;
       for (const b of buffers) {
-        const id = this.#register(b.buffer as SharedArrayBuffer, needed);
-        out.push(id, b.byteOffset, b.byteLength);
+        ctl[at] = this.#register(b.buffer as SharedArrayBuffer, buffers);
+        ctl[at + 1] = b.byteOffset;
+        ctl[at + 2] = b.byteLength;
+        at += 3;
       }
-      return out;
+      return buffers.length;
     }
     // Not all in shared memory (or too many pieces): copy them into the scratch buffer, in order.
     let total = 0;
@@ -354,15 +358,17 @@ export class IoWorker {
       at += b.byteLength;
     }
     const scratch = this.#scratch.buffer as SharedArrayBuffer;
-    out.push(this.#register(scratch, new Set([idOf(scratch)])), 0, total);
-    return out;
+    ctl[IOV_BASE_WORD] = this.#register(scratch, [this.#scratch]);
+    ctl[IOV_BASE_WORD + 1] = 0;
+    ctl[IOV_BASE_WORD + 2] = total;
+    return 1;
   }
 
   /**
    * Makes sure the worker holds `sab` when the next request runs, forgetting (in the worker too) the
-   * least recently used id that is not in `needed` if the registry is full.
+   * least recently used id that no buffer of the request (`request`) lives in if the registry is full.
    */
-  #register(sab: SharedArrayBuffer, needed: ReadonlySet<number>): number {
+  #register(sab: SharedArrayBuffer, request: readonly Uint8Array[]): number {
     const id = idOf(sab);
     if (this.#registered.delete(id)) {
       this.#registered.add(id); // now the most recently used
@@ -370,6 +376,8 @@ export class IoWorker {
     }
     let forget: number | undefined;
     if (this.#registered.size >= COMMIT_WORKER_BUFFERS_COUNT_MAX) {
+      const needed = new Set<number>();
+      for (const b of request) if (b.buffer instanceof SharedArrayBuffer) needed.add(idOf(b.buffer));
       for (const old of this.#registered) {
         if (needed.has(old)) continue;
         forget = old;

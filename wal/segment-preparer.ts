@@ -160,8 +160,8 @@ export class SegmentPreparer {
    * the fill run ahead of the new end (on its own handle of the file `handle` names).
    */
   async reserve(handle: FileHandle, endBytes: number): Promise<void> {
-    const cur = this.#current;
-    if (cur === null) return;
+    if (this.reserveNow(handle, endBytes)) return;
+    const cur = this.#current as Filling;
     if (endBytes > cur.filledBytes && !cur.failed) {
       this.#overtaken++;
       this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
@@ -172,6 +172,25 @@ export class SegmentPreparer {
     while (cur.step !== null && endBytes > cur.stepFrom) await cur.step;
     cur.path ??= handle.path;
     this.#fillAhead(cur, false);
+  }
+
+  /**
+   * reserve() when it has nothing to wait for, synchronously: returns true having done what reserve()
+   * does, or false having done nothing, when a fill step in flight overlaps the commit (then call
+   * reserve() and await it). The common case of every commit: no microtask hop before the commit.
+   */
+  reserveNow(handle: FileHandle, endBytes: number): boolean {
+    const cur = this.#current;
+    if (cur === null) return true;
+    if (cur.step !== null && endBytes > cur.stepFrom) return false;
+    if (endBytes > cur.filledBytes && !cur.failed) {
+      this.#overtaken++;
+      this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
+    }
+    cur.writeEnd = Math.max(cur.writeEnd, endBytes);
+    cur.path ??= handle.path;
+    this.#fillAhead(cur, false);
+    return true;
   }
 
   /** Starts preparing (if needed) and waits until a segment is ready, without taking it. */

@@ -468,14 +468,21 @@ export class Wal extends EventEmitter<WalEvents> {
     return this.#lastLsn;
   }
 
-  async #write(targetLsn: number): Promise<void> {
+  #write(targetLsn: number): Promise<void> {
     const pieces = this.#frozen;
     this.#frozen = [];
+    // Written, or failed for good (the log is poisoned): either way nothing reads these chunks again.
+    const release = (): void => this.#staging.release(pieces);
+    let written: Promise<void>;
     try {
-      await this.#writer.write(pieces, this.#scheduler.durableLsn + 1, targetLsn);
-    } finally {
-      // Written, or failed for good (the log is poisoned): either way nothing reads these chunks again.
-      this.#staging.release(pieces);
+      written = this.#writer.write(pieces, this.#scheduler.durableLsn + 1, targetLsn);
+    } catch (err) {
+      release();
+      return Promise.reject(err);
     }
+    return written.then(release, (err: unknown) => {
+      release();
+      throw err;
+    });
   }
 }
