@@ -92,7 +92,7 @@ const NONE: ReadonlySet<BackupFileEntry> = new Set();
 
 /**
  * planChain, then, when the listing leaves files over (so another tiling may exist), reads the path's
- * files: one that does not verify is avoided and the chain planned again, as long as the files that
+ * files that a leftover overlaps (only those can be replaced): one that does not verify is avoided and the chain planned again, as long as the files that
  * verify still tile the range. So a damaged file a crash left (a killed sink's upload, damaged on its
  * way) never stands in the chain for files that hold the same LSNs intact, whatever its length. With no
  * other tiling, the plan stays as it was and readers report the damage. I/O errors are thrown.
@@ -103,7 +103,10 @@ export async function planVerifiedChain(fs: FileSystem, dir: string, files: read
   for (;;) {
     if (!plan.complete || plan.leftovers.length === 0) return plan;
     let damaged: BackupFileEntry | null = null;
+    // Only a path file that a leftover overlaps can be routed around: no other tiling covers the rest.
+    const leftovers = plan.leftovers;
     for (const f of plan.path) {
+      if (!leftovers.some((l) => l.firstLsn <= f.lastLsn && l.lastLsn >= f.firstLsn)) continue;
       try {
         await readBackupFile(fs, dir, f);
       } catch (err) {

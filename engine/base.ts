@@ -22,9 +22,8 @@
  * backup it was written for, so later opens do not write another. A crash between the two writes one
  * more base at the next open: more bytes, nothing wrong.
  */
-import type { FileSystem } from '../fs/file-system.js';
+import { readWholeFile, type FileSystem } from '../fs/file-system.js';
 import { publishFileDurably } from '../fs/durable-publish.js';
-import { readWholeFile } from '../fs/file-system.js';
 import type { Wal } from '../wal/index.js';
 import { BASE_CHUNK_BYTES, BASE_CHUNKS_IN_FLIGHT } from './limits.js';
 import { emptyTree, type Tree } from './ordered-index.js';
@@ -78,10 +77,10 @@ export async function appendBase(wal: Wal, tree: Tree): Promise<{ beginLsn: numb
       chunkBytes = 0;
       const sliceBytes = chunkBytesMax - key.length - BASE_PART_OVERHEAD_BYTES;
       if (sliceBytes <= 0) throw new RangeError(`key of ${key.length} bytes does not fit a base record (limit ${chunkBytesMax} bytes)`);
-      for (let at = 0; at < value.byteLength || at === 0; at += sliceBytes) {
+      // Never empty: an entry with an empty value fits a chunk unless its key alone does not (refused above).
+      for (let at = 0; at < value.byteLength; at += sliceBytes) {
         const lsn = wal.append(encodeBasePart(beginLsn, key, at, value.byteLength, value.subarray(at, Math.min(value.byteLength, at + sliceBytes))));
         if (++chunks % BASE_CHUNKS_IN_FLIGHT === 0) await wal.waitDurable(lsn);
-        if (value.byteLength === 0) break;
       }
       entries++;
       continue;
