@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { MemoryFileSystem } from '../fs/index.js';
 import { Wal } from '../wal/index.js';
-import { FILL_EXTEND_BYTES, PREALLOC_STEP_BYTES } from '../wal/segment-preparer.js';
+import { FILL_EXTEND_BYTES, PREALLOC_STEP_BYTES, PREALLOC_STEP_BYTES_MAX } from '../wal/segment-preparer.js';
 
 const DIR = '/data/wal';
 const KiB = 1024;
@@ -57,11 +57,12 @@ function byteLength(buffers: readonly Uint8Array[]): number {
   return n;
 }
 
-/** A MemoryFileSystem whose handles record, per file, the bytes read or written, and every write that landed on fresh bytes. */
-function recordingFs(): { fs: FileSystem; freshWrites: FreshWrite[] } {
+/** A MemoryFileSystem whose handles record, per file, the bytes read or written, and every write (freshBytes: those it landed on never read or written before). */
+function recordingFs(): { fs: FileSystem; freshWrites: FreshWrite[]; writes: FreshWrite[] } {
   const mem = new MemoryFileSystem();
   const touched = new Map<string, Touched>();
   const freshWrites: FreshWrite[] = [];
+  const writes: FreshWrite[] = [];
   const of = (path: string): Touched => {
     let t = touched.get(path);
     if (t === undefined) touched.set(path, (t = new Touched()));
@@ -70,8 +71,9 @@ function recordingFs(): { fs: FileSystem; freshWrites: FreshWrite[] } {
   const wrote = (path: string, buffers: readonly Uint8Array[], position: number): void => {
     const lengthBytes = byteLength(buffers);
     const t = of(path);
-    const freshBytes = t.freshBytes(position, position + lengthBytes);
-    if (freshBytes > 0) freshWrites.push({ path, position, lengthBytes, freshBytes, allZero: buffers.every((b) => b.every((x) => x === 0)) });
+    const w = { path, position, lengthBytes, freshBytes: t.freshBytes(position, position + lengthBytes), allZero: buffers.every((b) => b.every((x) => x === 0)) };
+    writes.push(w);
+    if (w.freshBytes > 0) freshWrites.push(w);
     t.add(position, position + lengthBytes);
   };
   const wrap = (inner: FileHandle): FileHandle =>
@@ -119,7 +121,7 @@ function recordingFs(): { fs: FileSystem; freshWrites: FreshWrite[] } {
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
-  return { fs, freshWrites };
+  return { fs, freshWrites, writes };
 }
 
 describe('zero-fill and the page cache', () => {
@@ -146,5 +148,33 @@ describe('zero-fill and the page cache', () => {
       expect(w.freshBytes, `zeros at ${w.path} [${w.position}, +${w.lengthBytes}) on bytes never read or written`).toBeLessThanOrEqual(FRESH_WRITE_BYTES_MAX);
       expect(w.lengthBytes, 'the write that extends a step is its last FILL_EXTEND_BYTES').toBeLessThanOrEqual(FILL_EXTEND_BYTES);
     }
+  });
+
+  it('fill steps grow with the commits: 4 MiB commits (1,024 writers of 4 KiB) get steps of 4 MiB, small commits keep 1 MiB steps', async () => {
+    const stepSizes = async (recordsPerCommit: number): Promise<number[]> => {
+      const { fs, writes } = recordingFs();
+      const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 64 * MiB });
+      const payload = new Uint8Array(4 * KiB - 24).fill(3); // 4 KiB on disk with the record header
+      for (let commit = 0; commit < 6; commit++) {
+        let lsn = 0;
+        for (let i = 0; i < recordsPerCommit; i++) lsn = wal.append(payload);
+        await wal.waitDurable(lsn);
+      }
+      await wal.close();
+      // A step: its extending write (FILL_EXTEND_BYTES of zeros on fresh bytes), then the zeros that end where it starts.
+      const sizes: number[] = [];
+      for (const [i, w] of writes.entries()) {
+        if (!w.allZero || w.lengthBytes !== FILL_EXTEND_BYTES || w.freshBytes === 0) continue;
+        const head = writes.slice(i + 1).find((h) => h.path === w.path && h.allZero && h.position + h.lengthBytes === w.position);
+        sizes.push(w.lengthBytes + (head?.lengthBytes ?? 0));
+      }
+      return sizes;
+    };
+    const big = await stepSizes(1024);
+    expect(big.length, 'steps were made').toBeGreaterThan(2);
+    // The prepared file's first step is small; once 4 MiB commits came, the steps of the segment being written are 4 MiB.
+    expect(big.slice(-3), `step sizes ${big.join(', ')}`).toEqual([PREALLOC_STEP_BYTES_MAX, PREALLOC_STEP_BYTES_MAX, PREALLOC_STEP_BYTES_MAX]);
+    const small = await stepSizes(64);
+    expect(small.every((b) => b === PREALLOC_STEP_BYTES), `step sizes ${small.join(', ')}`).toBe(true);
   });
 });

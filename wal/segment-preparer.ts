@@ -14,7 +14,9 @@
  *   gets its real name only when its first batch is durable in it (wal.ts renames it, syncs the dir).
  * - The segment being written is extended one step at a time (writev of zeros + fdatasync) once fewer
  *   than aheadBytes / 2 zeros are left ahead of writeEnd, up to
- *   writeEnd + aheadBytes. aheadBytes starts at one step and doubles, up to PREALLOC_AHEAD_BYTES_MAX,
+ *   writeEnd + aheadBytes. A step is PREALLOC_STEP_BYTES, or the last commit's size rounded up to a
+ *   power of two when that is larger, up to PREALLOC_STEP_BYTES_MAX: with 1 MiB steps a 4 MiB commit
+ *   (1,024 writers of 4 KiB) overlapped the step in flight and waited for it most of the time. aheadBytes starts at one step and doubles, up to PREALLOC_AHEAD_BYTES_MAX,
  *   each time a commit overtakes the filled part: a fast writer earns a longer lead, a small log stays
  *   small (one step for the segment, one for the next).
  * - Ordering rule: a fill step only ever starts at or beyond the end of every commit announced through
@@ -42,6 +44,8 @@ export const PREALLOC_SUFFIX = '.prealloc.tmp';
 export const UNPREPARED_SUFFIX = '.new.tmp';
 /** One fill step: one writev of zeros and one fdatasync (a longer flush would sit in the device queue ahead of commits). */
 export const PREALLOC_STEP_BYTES = 1024 * 1024;
+/** The largest step, in bytes, taken when commits are larger than PREALLOC_STEP_BYTES (each step's size follows the last commit's). */
+export const PREALLOC_STEP_BYTES_MAX = 4 * 1024 * 1024;
 /** The most the fill runs ahead of the write position. */
 export const PREALLOC_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
 /**
@@ -78,7 +82,8 @@ export class SegmentPreparer {
   readonly #fs: FileSystem;
   readonly #dir: string;
   readonly #segmentSizeBytes: number;
-  readonly #zeros: Uint8Array;
+  /** Zeros for one step, grown to the largest step taken. */
+  #zeros: Uint8Array;
   /** Where a step reads the hole it is about to fill (the bytes read are not used), made at the first step. */
   #scratch: Uint8Array | null = null;
   readonly #recycler: SegmentRecycler;
@@ -87,6 +92,8 @@ export class SegmentPreparer {
   #state: 'idle' | 'preparing' | 'ready' | 'failed' = 'idle';
   #current: Filling | null = null;
   #aheadBytes: number;
+  /** The size of the next step: PREALLOC_STEP_BYTES, or the last commit's size rounded up to a power of two, up to PREALLOC_STEP_BYTES_MAX. */
+  #stepBytes: number;
   #unprepared = 0;
   #overtaken = 0;
 
@@ -97,6 +104,7 @@ export class SegmentPreparer {
     this.#segmentSizeBytes = segmentSizeBytes;
     this.#zeros = new Uint8Array(Math.min(PREALLOC_STEP_BYTES, segmentSizeBytes));
     this.#aheadBytes = this.#zeros.byteLength;
+    this.#stepBytes = this.#zeros.byteLength;
   }
 
   /** Times a roll found the next segment not zero-filled yet and started it as a file that grows. */
@@ -142,7 +150,7 @@ export class SegmentPreparer {
       this.#next = null;
       this.#state = 'idle';
       segment = await p;
-      filledBytes = segment.recycled ? this.#segmentSizeBytes : this.#zeros.byteLength;
+      filledBytes = segment.recycled ? this.#segmentSizeBytes : this.#firstStepBytes();
     } else {
       if (this.#state === 'failed') {
         this.#next = null;
@@ -180,6 +188,7 @@ export class SegmentPreparer {
       this.#overtaken++;
       this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
     }
+    this.#followCommit(cur, endBytes);
     // First move writeEnd, so that no step starts below this commit's end from now on; then wait for a
     // step already in flight that the commit would overlap.
     cur.writeEnd = Math.max(cur.writeEnd, endBytes);
@@ -201,10 +210,27 @@ export class SegmentPreparer {
       this.#overtaken++;
       this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
     }
+    this.#followCommit(cur, endBytes);
     cur.writeEnd = Math.max(cur.writeEnd, endBytes);
     cur.path ??= handle.path;
     this.#fillAhead(cur, false);
     return true;
+  }
+
+  /** The next step's size follows the commit ending at `endBytes` (its size: from the furthest end announced before it). */
+  #followCommit(cur: Filling, endBytes: number): void {
+    const commitBytes = endBytes - cur.writeEnd;
+    if (commitBytes <= 0) return;
+    let stepBytes = PREALLOC_STEP_BYTES;
+    while (stepBytes < commitBytes && stepBytes < PREALLOC_STEP_BYTES_MAX) stepBytes *= 2;
+    this.#stepBytes = Math.min(stepBytes, this.#segmentSizeBytes);
+    // Steps grown past the first size keep a lead of at least two of them (a small log keeps its one step).
+    if (this.#stepBytes > PREALLOC_STEP_BYTES) this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, Math.max(this.#aheadBytes, 2 * this.#stepBytes));
+  }
+
+  /** A prepared segment's first step: small, so a small log stays small. */
+  #firstStepBytes(): number {
+    return Math.min(PREALLOC_STEP_BYTES, this.#segmentSizeBytes);
   }
 
   /** Starts preparing (if needed) and waits until a segment is ready, without taking it. */
@@ -241,7 +267,7 @@ export class SegmentPreparer {
     if (leadBytes >= (continuing ? this.#aheadBytes : this.#aheadBytes / 2)) return;
     // Never below an announced commit's end: those bytes are (or are about to be) records.
     const from = Math.max(cur.filledBytes, cur.writeEnd);
-    const lengthBytes = Math.min(this.#zeros.byteLength, this.#segmentSizeBytes - from);
+    const lengthBytes = Math.min(this.#stepBytes, this.#segmentSizeBytes - from);
     if (lengthBytes <= 0) return;
     cur.stepFrom = from;
     cur.step = this.#extend(cur, from, lengthBytes).then(
@@ -269,11 +295,12 @@ export class SegmentPreparer {
    * be written (see the doc comment), its bytes are not used.
    */
   async #fillStep(handle: FileHandle, from: number, lengthBytes: number): Promise<void> {
+    if (this.#zeros.byteLength < lengthBytes) this.#zeros = new Uint8Array(lengthBytes);
     const zeros = lengthBytes === this.#zeros.byteLength ? this.#zeros : this.#zeros.subarray(0, lengthBytes);
     const headBytes = Math.max(0, lengthBytes - FILL_EXTEND_BYTES);
     await handle.writev([zeros.subarray(headBytes)], from + headBytes);
     if (headBytes > 0) {
-      this.#scratch ??= new Uint8Array(this.#zeros.byteLength);
+      if (this.#scratch === null || this.#scratch.byteLength < headBytes) this.#scratch = new Uint8Array(this.#zeros.byteLength);
       await handle.read(this.#scratch, 0, headBytes, from);
       await handle.writev([zeros.subarray(0, headBytes)], from);
     }
@@ -309,7 +336,7 @@ export class SegmentPreparer {
     const path = `${this.#dir}/${process.pid}-${++this.#counter}${PREALLOC_SUFFIX}`;
     const handle = await this.#fs.open(path, 'w+');
     try {
-      await this.#fillStep(handle, 0, this.#zeros.byteLength);
+      await this.#fillStep(handle, 0, this.#firstStepBytes());
       await handle.sync(); // the size and the rest of the metadata
       return { handle, path, recycled: false };
     } catch (err) {
