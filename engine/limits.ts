@@ -24,6 +24,13 @@ export const RECORD_SCRATCH_BYTES_INITIAL = 16 * 1024;
 /** Largest reused record buffer, in bytes: a larger record gets a buffer of its own. */
 export const RECORD_SCRATCH_BYTES_MAX = 1024 * 1024;
 
+/**
+ * Size of each buffer put records are held in until their key and value are read back (record.ts
+ * RecordArena), in bytes: one turn of 64 writers of 4 KiB values fits. A record over a quarter of it is
+ * encoded the plain way.
+ */
+export const RECORD_ARENA_BYTES = 1024 * 1024;
+
 /** Samples a per-commit metrics histogram holds before it folds them in without waiting for a scrape (metrics.ts). */
 export const SAMPLES_PENDING_COUNT_MAX = 4096;
 /** Longest key, in bytes, the record encoder copies byte by byte in JavaScript (longer: Buffer.write). */
