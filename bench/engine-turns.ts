@@ -9,13 +9,16 @@
  *        [--writers 1,64] [--rounds 4] [--blocks 12] [--block-ms 250] [--dir data/turns] [--trace]
  *
  * Stores: engine (Engine.put of the payload under a fresh 8-byte key, 'buffer' encodings), wal (the
- * same build's WAL alone: waitDurable(append(payload + 15 bytes)), the size of the engine's record).
+ * same build's WAL alone: waitDurable(append(payload + 15 bytes)), the size of the engine's record);
+ * the peers better-sqlite3 as bench section 7 runs it, sqlite (one row per transaction) and
+ * sqlite-batched (one transaction per drain of the queue), run once, with the first build's row.
  * Per child: ops/s (acknowledgements inside the blocks / the blocks' time), put latency p50 and mean,
  * and the main thread's time on a CPU per put (/proc/thread-self/schedstat; NaN where absent).
  * --trace (1 writer only) adds each put's stages from timestamps: put() call -> wal.append -> commit
  * (the file system's writev + fdatasync, as the main thread sees it) -> the WAL's wait settles -> the
  * caller resumes. The summary has, per row and store, the median of each figure over the rounds and the
- * median of the per-round ratios of each build to the first (same store) and of engine to wal (same build).
+ * median of the per-round ratios of each build to the first (same store), to the wal of its build, and to
+ * the first peer listed in --stores.
  * Not part of npm test: a tool for A/B tables in commit messages and docs/decisions.md.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -24,8 +27,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { betterSqlite3BatchedPeer, betterSqlite3Peer } from './peers/better-sqlite3.js';
 
-type Store = 'engine' | 'wal';
+type Store = 'engine' | 'wal' | 'sqlite' | 'sqlite-batched';
+const PEER_STORES: readonly Store[] = ['sqlite', 'sqlite-batched'];
 const STAGES = ['call->append', 'append', 'append->commit', 'commit', 'commit->wal', 'wal->caller', 'outside commit'] as const;
 /** Bytes the engine's record adds to a put's value (8-byte key): array headers, version, op, two bin headers. */
 const ENGINE_RECORD_EXTRA_BYTES = 15;
@@ -151,6 +156,10 @@ async function openChildStore(spec: ChildSpec, t: Trace): Promise<{ write: Write
   const fsOption = spec.trace ? { fs: tracedFs(nodeFileSystem, t) as typeof nodeFileSystem } : {};
   fs.rmSync(spec.dir, { recursive: true, force: true });
   fs.mkdirSync(spec.dir, { recursive: true });
+  if (spec.store === 'sqlite' || spec.store === 'sqlite-batched') {
+    const open = await (spec.store === 'sqlite' ? betterSqlite3Peer : betterSqlite3BatchedPeer).load();
+    return open(spec.dir, crypto.randomBytes(spec.sizeBytes));
+  }
   if (spec.store === 'wal') {
     const payload = crypto.randomBytes(spec.sizeBytes + ENGINE_RECORD_EXTRA_BYTES);
     const wal = (await Wal.open({ dir: spec.dir, ...fsOption })) as unknown as WalLike;
@@ -285,7 +294,7 @@ async function parent(): Promise<void> {
       return { name, distDir: path.resolve(dir) };
     });
   const stores = argOf('stores', 'engine,wal').split(',') as Store[];
-  for (const s of stores) if (s !== 'engine' && s !== 'wal') throw new RangeError(`unknown store ${s}`);
+  for (const s of stores) if (s !== 'engine' && s !== 'wal' && !PEER_STORES.includes(s)) throw new RangeError(`unknown store ${s}`);
   const sizes = argOf('sizes', '128').split(',').map(Number);
   const writers = argOf('writers', '1').split(',').map(Number);
   const rounds = Number(argOf('rounds', '4'));
@@ -300,6 +309,7 @@ async function parent(): Promise<void> {
       const specs: ChildSpec[] = [];
       for (const b of builds) {
         for (const store of stores) {
+          if (PEER_STORES.includes(store) && b !== builds[0]) continue; // a peer is the same in every build
           labels.push(`${b.name}:${store}`);
           specs.push({ build: b.name, distDir: b.distDir, store, sizeBytes, writersCount, dir: path.join(dir, `${b.name}-${store}`), trace: trace && writersCount === 1 });
         }
@@ -312,13 +322,14 @@ async function parent(): Promise<void> {
         console.log(`${sizeBytes} B x ${writersCount} round ${r + 1} (load ${load}): ` + s.map((x, i) => `${labels[i]} ${fmt(x.opsPerSec, 0)}/s p50 ${fmt(x.p50Us)} mean ${fmt(x.meanUs)} cpu ${fmt(x.cpuUsPerOp, 2)}`).join(' | '));
       }
       console.log(`\n${sizeBytes} B x ${writersCount} writers, ${rounds} rounds x ${blocks - 1} blocks of ${blockMs} ms: medians over rounds`);
-      console.log(['store'.padEnd(14), 'ops/s', 'p50 us', 'mean us', 'cpu us/put', 'vs 1st build', 'vs wal'].map((h) => h.padStart(13)).join(''));
+      console.log(['store'.padEnd(14), 'ops/s', 'p50 us', 'mean us', 'cpu us/put', 'vs 1st build', 'vs wal', 'vs 1st peer'].map((h) => h.padStart(13)).join(''));
       specs.forEach((spec, i) => {
         const col = (f: (x: ChildSummary) => number): number => median(all.map((r) => f(r[i] as ChildSummary)));
         const first = specs.findIndex((s) => s.store === spec.store);
         const wal = specs.findIndex((s) => s.build === spec.build && s.store === 'wal');
+        const peer = specs.findIndex((s) => PEER_STORES.includes(s.store));
         const ratio = (j: number): string => (j < 0 ? '-' : fmt(median(all.map((r) => (r[i] as ChildSummary).opsPerSec / (r[j] as ChildSummary).opsPerSec)), 3));
-        console.log([(labels[i] as string).padEnd(14), fmt(col((x) => x.opsPerSec), 0), fmt(col((x) => x.p50Us)), fmt(col((x) => x.meanUs)), fmt(col((x) => x.cpuUsPerOp), 2), ratio(first), ratio(wal)].map((c) => c.padStart(13)).join(''));
+        console.log([(labels[i] as string).padEnd(14), fmt(col((x) => x.opsPerSec), 0), fmt(col((x) => x.p50Us)), fmt(col((x) => x.meanUs)), fmt(col((x) => x.cpuUsPerOp), 2), ratio(first), ratio(wal), ratio(peer)].map((c) => c.padStart(13)).join(''));
       });
       if (specs.some((s) => s.trace)) {
         console.log(`\nstages, us (median over rounds of each child's p50 / mean):`);
