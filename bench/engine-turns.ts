@@ -311,7 +311,7 @@ async function parent(): Promise<void> {
         for (const store of stores) {
           if (PEER_STORES.includes(store) && b !== builds[0]) continue; // a peer is the same in every build
           labels.push(`${b.name}:${store}`);
-          specs.push({ build: b.name, distDir: b.distDir, store, sizeBytes, writersCount, dir: path.join(dir, `${b.name}-${store}`), trace: trace && writersCount === 1 });
+          specs.push({ build: b.name, distDir: b.distDir, store, sizeBytes, writersCount, dir: path.join(dir, `${b.name}-${store}`), trace: trace && writersCount === 1 && !PEER_STORES.includes(store) });
         }
       }
       const all: ChildSummary[][] = [];
@@ -335,7 +335,10 @@ async function parent(): Promise<void> {
         console.log(`\nstages, us (median over rounds of each child's p50 / mean):`);
         console.log(['stage'.padEnd(16), ...labels.map((l) => l.padStart(20))].join(''));
         for (const st of STAGES) {
-          const cells = specs.map((_, i) => `${fmt(median(all.map((r) => (r[i] as ChildSummary).stages[st]?.[0] ?? Number.NaN)))} / ${fmt(median(all.map((r) => (r[i] as ChildSummary).stages[st]?.[1] ?? Number.NaN)))}`);
+          const cells = specs.map((spec, i) =>
+            !spec.trace
+              ? '-'
+              : `${fmt(median(all.map((r) => (r[i] as ChildSummary).stages[st]?.[0] ?? Number.NaN)))} / ${fmt(median(all.map((r) => (r[i] as ChildSummary).stages[st]?.[1] ?? Number.NaN)))}`);
           console.log([st.padEnd(16), ...cells.map((c) => c.padStart(20))].join(''));
         }
       }

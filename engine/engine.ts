@@ -23,7 +23,7 @@ import { BackupSink, type BackupStats } from '../backup/index.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
 import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
 import { keyIn, valueIn, valueOut, type Format } from './keys.js';
-import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT } from './limits.js';
+import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_WRITES_MAX } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
@@ -562,13 +562,15 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   /**
    * Runs in the setImmediate queued by a held put, behind the one that starts the WAL's commit: makes the
    * next state from every write pending now, unless one is made already (its writes are still on their
-   * way; a second would apply theirs again). At one writer, and at many closed-loop writers (all of a
-   * turn's writes ride the commit started right before), that commit covers exactly these writes, so
-   * #advance then only swaps the tree: the index work of a put is done while its fdatasync runs.
+   * way; a second would apply theirs again) or more than NEXT_STATE_WRITES_MAX are pending. With few
+   * closed-loop writers (all of a turn's writes ride the commit started right before) that commit covers
+   * exactly these writes, so #advance then only swaps the tree: the index work of a put is done while its
+   * fdatasync runs.
    */
   #prepareNext(): void {
     const pending = this.#pending;
-    if (this.#next !== null || this.#pendingHead === pending.length) return;
+    const count = pending.length - this.#pendingHead;
+    if (this.#next !== null || count === 0 || count > NEXT_STATE_WRITES_MAX) return;
     let tree = this.#tree.clone();
     for (let i = this.#pendingHead; i < pending.length; i++) tree = this.#apply(tree, pending[i] as PendingWrite);
     this.#next = tree;

@@ -33,7 +33,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
-import { KEY_BYTES_COPIED_IN_JS_MAX, RECORD_ARENA_BYTES, RECORD_SCRATCH_BYTES_INITIAL, RECORD_SCRATCH_BYTES_MAX } from './limits.js';
+import { KEY_BYTES_COPIED_IN_JS_MAX, RECORD_ARENA_BYTES_INITIAL, RECORD_ARENA_BYTES_MAX, RECORD_SCRATCH_BYTES_INITIAL, RECORD_SCRATCH_BYTES_MAX } from './limits.js';
 
 export const RECORD_FORMAT_VERSION = 1;
 export const OP_PUT = 0;
@@ -299,10 +299,11 @@ export class RecordEncoder {
  * index form of its key (a latin1 string) and value (an owned copy) afterwards, once the commit is on its
  * way (engine.ts #takeHeld). The bytes are what RecordEncoder.put writes for the same key and value.
  * When every record of the buffer was released it is written again from its start; a record that does
- * not fit what is left starts a new buffer (the old one lives on while a record in it is held).
+ * not fit what is left starts a new buffer, twice as large up to RECORD_ARENA_BYTES_MAX (the old one
+ * lives on while a record in it is held).
  */
 export class RecordArena {
-  #buffer: Buffer = Buffer.allocUnsafeSlow(RECORD_ARENA_BYTES);
+  #buffer: Buffer = Buffer.allocUnsafeSlow(RECORD_ARENA_BYTES_INITIAL);
   #usedBytes = 0;
   /** Records in #buffer not released yet. */
   #heldCount = 0;
@@ -312,7 +313,7 @@ export class RecordArena {
   valueStart = 0;
 
   /** The largest record put() takes, in bytes (a larger one: put() returns null). */
-  static readonly recordBytesMax = RECORD_ARENA_BYTES / 4;
+  static readonly recordBytesMax = RECORD_ARENA_BYTES_MAX / 4;
 
   /**
    * The record of one put (a latin1 key, or its bytes), held in the arena; null if it is larger than
@@ -323,7 +324,10 @@ export class RecordArena {
     const sizeBytes = 4 + binHeaderBytes(keyBytes) + keyBytes + binHeaderBytes(value.byteLength) + value.byteLength;
     if (sizeBytes > RecordArena.recordBytesMax) return null;
     if (this.#usedBytes + sizeBytes > this.#buffer.byteLength) {
-      this.#buffer = Buffer.allocUnsafeSlow(RECORD_ARENA_BYTES);
+      // Full (or the record is larger than the buffer): the next one is twice as large, up to the max.
+      let grownBytes = Math.min(RECORD_ARENA_BYTES_MAX, this.#buffer.byteLength * 2);
+      while (grownBytes < sizeBytes) grownBytes *= 2;
+      this.#buffer = Buffer.allocUnsafeSlow(grownBytes);
       this.#usedBytes = 0;
       this.#heldCount = 0;
     }
