@@ -23,12 +23,12 @@ import { BackupSink, type BackupStats } from '../backup/index.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
 import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
 import { keyIn, valueIn, valueOut, type Format } from './keys.js';
-import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT } from './limits.js';
+import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_WRITES_MAX } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
 import { applyOps, emptyTree, keysInRange, type Tree } from './ordered-index.js';
-import { RecordEncoder, decodeReplayRecord, encodeRecord, type Op } from './record.js';
+import { RecordArena, RecordEncoder, decodeReplayRecord, encodeRecord, type Op } from './record.js';
 import { BaseReplay, appendBase, readBaseMarker, writeBaseMarker } from './base.js';
 import { EngineAdmin } from './admin/engine-admin.js';
 import type { DrainOptions } from './admin/drain.js';
@@ -86,6 +86,16 @@ interface PendingWrite {
   value: Buffer | undefined;
   /** A batch or a clear: its ops, in order (key and value unused). */
   ops: Op[] | null;
+  /**
+   * A put whose key and value are still to be read back from its record in this RecordArena buffer
+   * (#takeHeld): the key at [keyStart, keyEnd) (keyStart -1: `key` is set already), the value at
+   * [valueStart, valueEnd). Null once taken, and for every other write.
+   */
+  held: Buffer | null;
+  keyStart: number;
+  keyEnd: number;
+  valueStart: number;
+  valueEnd: number;
   durable: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -170,6 +180,21 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
    */
   #durableWaitLsn = 0;
   readonly #encoder = new RecordEncoder();
+  readonly #arena = new RecordArena();
+  /** Puts whose key and value are still held in the arena, in LSN order; #takeAllHeld is queued (setImmediate) while any are. */
+  #held: PendingWrite[] = [];
+  readonly #takeAllHeld = (): void => {
+    for (const w of this.#held) this.#takeHeld(w);
+    this.#held = [];
+    this.#prepareNext();
+  };
+  /**
+   * The state to come, made ahead while a commit is on its way (#prepareNext): a clone of the visible tree
+   * with every pending write up to #nextLsn applied. When the writes that become visible reach #nextLsn,
+   * #advance makes it the visible tree instead of applying them one by one then. Never read before that.
+   */
+  #next: Tree | null = null;
+  #nextLsn = 0;
   #failure: unknown = null;
   #checkpoints: Array<{ lsn: number; file: string }> = [];
   #checkpointChain: Promise<unknown> = Promise.resolve();
@@ -252,6 +277,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       this.#sink = null;
       await wal.close().catch(() => {});
       this.#tree = emptyTree();
+      this.#next = null;
       throw err;
     }
     this.#wal = wal;
@@ -368,6 +394,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#pending = [];
     this.#pendingHead = 0;
     this.#durableWaitLsn = 0;
+    this.#next = null;
     this.#checkpoints = found
       .filter((c) => c.lsn <= baseLsn)
       .map((c) => ({ lsn: c.lsn, file: c.file }))
@@ -430,18 +457,81 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       return Promise.reject(err);
     }
     const durable = options.sync !== false;
-    const w: PendingWrite = { lsn, key, value, ops, durable, resolve: ignore, reject: ignore };
+    const w: PendingWrite = { lsn, key, value, ops, held: null, keyStart: -1, keyEnd: 0, valueStart: 0, valueEnd: 0, durable, resolve: ignore, reject: ignore };
+    return this.#pend(wal, w);
+  }
+
+  /** A write appended as `w`: pending until visible (#advance). */
+  #pend(wal: Wal, w: PendingWrite): Promise<void> {
     const done = new Promise<void>((resolve, reject) => {
       w.resolve = resolve;
       w.reject = reject;
     });
     this.#pending.push(w);
-    if (durable) {
+    if (w.durable) {
       // With no wait armed, every earlier pending write is visible or durable: this one is the oldest not durable.
-      if (this.#durableWaitLsn === 0) this.#waitDurable(wal, lsn);
+      if (this.#durableWaitLsn === 0) this.#waitDurable(wal, w.lsn);
     } else this.#advance();
     this.#maybeAutoCheckpoint(wal);
     return done;
+  }
+
+  /**
+   * A sync:true put of the caller's value bytes (and key, latin1 or bytes): its record is encoded from them
+   * into the arena and appended at once; its index form (the key's latin1 string, an owned copy of the
+   * value) is read back from the record afterwards, in a setImmediate queued behind the one that starts
+   * the WAL's commit, so that work runs while the commit is on its way instead of before it starts. The
+   * caller may change its buffers once put() returns: the record is already a copy. #advance takes a
+   * write that is still held before it makes it visible. Null if the record is too large for the arena.
+   */
+  #putHeld(wal: Wal, key: string | Uint8Array, value: Uint8Array): Promise<void> | null {
+    const arena = this.#arena;
+    const record = arena.put(key, value);
+    if (record === null) return null;
+    let lsn: number;
+    try {
+      lsn = wal.append(record);
+    } catch (err) {
+      arena.release(arena.buffer);
+      return Promise.reject(err);
+    }
+    const keyStart = typeof key === 'string' ? -1 : arena.keyStart;
+    const w: PendingWrite = {
+      lsn,
+      key: typeof key === 'string' ? key : '',
+      value: undefined,
+      ops: null,
+      held: arena.buffer,
+      keyStart,
+      keyEnd: keyStart + (typeof key === 'string' ? 0 : key.byteLength),
+      valueStart: arena.valueStart,
+      valueEnd: arena.valueStart + value.byteLength,
+      durable: true,
+      resolve: ignore,
+      reject: ignore,
+    };
+    if (this.#held.length === 0) setImmediate(this.#takeAllHeld);
+    this.#held.push(w);
+    return this.#pend(wal, w);
+  }
+
+  /** `tree` with write `w` applied (a whole clear makes a new tree): what the tree returned holds. */
+  #apply(tree: Tree, w: PendingWrite): Tree {
+    if (w.held !== null) this.#takeHeld(w);
+    if (w.ops !== null) return applyOps(tree, w.ops);
+    if (w.value !== undefined) tree.set(w.key, w.value, true);
+    else tree.delete(w.key);
+    return tree;
+  }
+
+  /** Reads a held put's key and value back from its record (see #putHeld); a no-op once done. */
+  #takeHeld(w: PendingWrite): void {
+    const buffer = w.held;
+    if (buffer === null) return;
+    if (w.keyStart >= 0) w.key = buffer.toString('latin1', w.keyStart, w.keyEnd);
+    w.value = valueIn(buffer.subarray(w.valueStart, w.valueEnd));
+    w.held = null;
+    this.#arena.release(buffer);
   }
 
   #encodeOps(ops: Op[]): Uint8Array {
@@ -469,24 +559,51 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     );
   }
 
+  /**
+   * Runs in the setImmediate queued by a held put, behind the one that starts the WAL's commit: makes the
+   * next state from every write pending now, unless one is made already (its writes are still on their
+   * way; a second would apply theirs again) or more than NEXT_STATE_WRITES_MAX are pending. With few
+   * closed-loop writers (all of a turn's writes ride the commit started right before) that commit covers
+   * exactly these writes, so #advance then only swaps the tree: the index work of a put is done while its
+   * fdatasync runs.
+   */
+  #prepareNext(): void {
+    const pending = this.#pending;
+    const count = pending.length - this.#pendingHead;
+    if (this.#next !== null || count === 0 || count > NEXT_STATE_WRITES_MAX) return;
+    let tree = this.#tree.clone();
+    for (let i = this.#pendingHead; i < pending.length; i++) tree = this.#apply(tree, pending[i] as PendingWrite);
+    this.#next = tree;
+    this.#nextLsn = (pending[pending.length - 1] as PendingWrite).lsn;
+  }
+
   /** Makes visible, in LSN order, every pending write that may be: see the module comment. */
   #advance(): void {
     const wal = this.#wal;
     if (!wal) return;
     const durableLsn = wal.durableLsn;
     const pending = this.#pending;
-    let head = this.#pendingHead;
+    const first = this.#pendingHead;
+    let head = first;
     while (head < pending.length) {
       const w = pending[head] as PendingWrite;
       if (w.durable && w.lsn > durableLsn) break;
-      if (w.lsn !== this.#visibleLsn + 1) assert(false, `writes become visible in LSN order: ${w.lsn} after ${this.#visibleLsn}`);
-      if (w.ops !== null) this.#tree = applyOps(this.#tree, w.ops);
-      else if (w.value !== undefined) this.#tree.set(w.key, w.value, true);
-      else this.#tree.delete(w.key);
-      this.#visibleLsn = w.lsn;
+      if (w.lsn !== this.#visibleLsn + (head - first) + 1) assert(false, `writes become visible in LSN order: ${w.lsn} after ${this.#visibleLsn + (head - first)}`);
       head++;
-      w.resolve();
     }
+    if (head === first) return;
+    const lastLsn = (pending[head - 1] as PendingWrite).lsn;
+    let from = first;
+    if (this.#next !== null && lastLsn >= this.#nextLsn) {
+      // The next state holds exactly the writes up to #nextLsn, all of which become visible now.
+      assert(this.#nextLsn > this.#visibleLsn, `the next state (LSN ${this.#nextLsn}) is ahead of the visible one (${this.#visibleLsn})`);
+      from += this.#nextLsn - this.#visibleLsn;
+      this.#tree = this.#next;
+      this.#next = null;
+    }
+    for (let i = from; i < head; i++) this.#tree = this.#apply(this.#tree, pending[i] as PendingWrite);
+    this.#visibleLsn = lastLsn;
+    for (let i = first; i < head; i++) (pending[i] as PendingWrite).resolve();
     if (head === pending.length) {
       this.#pending = [];
       this.#pendingHead = 0;
@@ -503,6 +620,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     for (let i = this.#pendingHead; i < pending.length; i++) (pending[i] as PendingWrite).reject(this.#failure);
     this.#pending = [];
     this.#pendingHead = 0;
+    this.#next = null;
   }
 
   // ---- abstract-level's put() and del(), on their common path ----
@@ -557,6 +675,12 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   /** @internal abstract-level's implementation hook. */
   _put(key: Key, value: Key, options: FormatOptions): Promise<void> {
+    const wal = this.#wal;
+    // A sync:true put of bytes on an open, healthy engine: the held path (#putHeld); anything else as before.
+    if (wal !== null && typeof value !== 'string' && options.sync !== false && this.#failure === null && !this.#admin?.draining) {
+      const held = this.#putHeld(wal, typeof key === 'string' ? keyIn(key) : key, value);
+      if (held !== null) return held;
+    }
     return this.#write(keyIn(key), valueIn(value), null, options);
   }
 

@@ -24,6 +24,22 @@ export const RECORD_SCRATCH_BYTES_INITIAL = 16 * 1024;
 /** Largest reused record buffer, in bytes: a larger record gets a buffer of its own. */
 export const RECORD_SCRATCH_BYTES_MAX = 1024 * 1024;
 
+/** Size of the first buffer put records are held in until their key and value are read back (record.ts RecordArena), in bytes. */
+export const RECORD_ARENA_BYTES_INITIAL = 64 * 1024;
+/**
+ * Largest such buffer, in bytes: a buffer that fills up is followed by one twice its size, up to this
+ * (one turn of 64 writers of 4 KiB values fits). A record over a quarter of it is encoded the plain way.
+ */
+export const RECORD_ARENA_BYTES_MAX = 1024 * 1024;
+
+/**
+ * Most pending writes the engine applies ahead to a clone of the index while their commit runs (engine.ts
+ * #prepareNext), a count. Each write that lands in another leaf of the B-tree copies that leaf in the
+ * clone: with many writers and scattered keys that cost more CPU per put than it saved (docs/decisions.md
+ * 'Engine put path, third round'), so a larger group is applied when it becomes visible, as before.
+ */
+export const NEXT_STATE_WRITES_MAX = 16;
+
 /** Samples a per-commit metrics histogram holds before it folds them in without waiting for a scrape (metrics.ts). */
 export const SAMPLES_PENDING_COUNT_MAX = 4096;
 /** Longest key, in bytes, the record encoder copies byte by byte in JavaScript (longer: Buffer.write). */

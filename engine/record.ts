@@ -33,7 +33,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
-import { KEY_BYTES_COPIED_IN_JS_MAX, RECORD_SCRATCH_BYTES_INITIAL, RECORD_SCRATCH_BYTES_MAX } from './limits.js';
+import { KEY_BYTES_COPIED_IN_JS_MAX, RECORD_ARENA_BYTES_INITIAL, RECORD_ARENA_BYTES_MAX, RECORD_SCRATCH_BYTES_INITIAL, RECORD_SCRATCH_BYTES_MAX } from './limits.js';
 
 export const RECORD_FORMAT_VERSION = 1;
 export const OP_PUT = 0;
@@ -293,6 +293,75 @@ export class RecordEncoder {
   }
 }
 
+/**
+ * Put records encoded straight from the caller's bytes into a buffer that is held until each record's key
+ * and value were read back from it (release()): the engine appends a put's record at once and takes the
+ * index form of its key (a latin1 string) and value (an owned copy) afterwards, once the commit is on its
+ * way (engine.ts #takeHeld). The bytes are what RecordEncoder.put writes for the same key and value.
+ * When every record of the buffer was released it is written again from its start; a record that does
+ * not fit what is left starts a new buffer, twice as large up to RECORD_ARENA_BYTES_MAX (the old one
+ * lives on while a record in it is held).
+ */
+export class RecordArena {
+  #buffer: Buffer = Buffer.allocUnsafeSlow(RECORD_ARENA_BYTES_INITIAL);
+  #usedBytes = 0;
+  /** Records in #buffer not released yet. */
+  #heldCount = 0;
+  /** The buffer the last put() wrote into, and where its key and value are in it. */
+  buffer: Buffer = this.#buffer;
+  keyStart = 0;
+  valueStart = 0;
+
+  /** The largest record put() takes, in bytes (a larger one: put() returns null). */
+  static readonly recordBytesMax = RECORD_ARENA_BYTES_MAX / 4;
+
+  /**
+   * The record of one put (a latin1 key, or its bytes), held in the arena; null if it is larger than
+   * recordBytesMax (the caller encodes it the plain way).
+   */
+  put(key: string | Uint8Array, value: Uint8Array): Uint8Array | null {
+    const keyBytes = typeof key === 'string' ? key.length : key.byteLength;
+    const sizeBytes = 4 + binHeaderBytes(keyBytes) + keyBytes + binHeaderBytes(value.byteLength) + value.byteLength;
+    if (sizeBytes > RecordArena.recordBytesMax) return null;
+    if (this.#usedBytes + sizeBytes > this.#buffer.byteLength) {
+      // Full (or the record is larger than the buffer): the next one is twice as large, up to the max.
+      let grownBytes = Math.min(RECORD_ARENA_BYTES_MAX, this.#buffer.byteLength * 2);
+      while (grownBytes < sizeBytes) grownBytes *= 2;
+      this.#buffer = Buffer.allocUnsafeSlow(grownBytes);
+      this.#usedBytes = 0;
+      this.#heldCount = 0;
+    }
+    const out = this.#buffer;
+    const start = this.#usedBytes;
+    out[start] = FIXARRAY | 2;
+    out[start + 1] = RECORD_FORMAT_VERSION;
+    out[start + 2] = FIXARRAY | 3;
+    out[start + 3] = OP_PUT;
+    let at = writeBinHeader(out, start + 4, keyBytes);
+    this.keyStart = at;
+    if (typeof key === 'string') at = writeLatin1(out, at, key);
+    else {
+      out.set(key, at);
+      at += keyBytes;
+    }
+    this.valueStart = writeBinHeader(out, at, value.byteLength);
+    out.set(value, this.valueStart);
+    at = this.valueStart + value.byteLength;
+    assert(at - start === sizeBytes, 'held put record size');
+    this.#usedBytes = at;
+    this.#heldCount++;
+    this.buffer = out;
+    return out.subarray(start, at);
+  }
+
+  /** A record of `buffer` was read back: once all of the current buffer's were, it is written from its start. */
+  release(buffer: Buffer): void {
+    if (buffer !== this.#buffer) return;
+    assert(this.#heldCount > 0, 'a held record is released once');
+    if (--this.#heldCount === 0) this.#usedBytes = 0;
+  }
+}
+
 function writeArrayHeader(out: Buffer, at: number, count: number): number {
   if (count > FIXARRAY_COUNT_MAX) return writeSizedHeader(out, at, count, ARRAY16, ARRAY32);
   out[at] = FIXARRAY | count;
@@ -318,9 +387,13 @@ function writeSizedHeader(out: Buffer, at: number, length: number, type16: numbe
   return at + 5;
 }
 
-/** A latin1 key (one char per byte) as bin: a short one char by char (cheaper than a call into C++ for a few bytes). */
+/** A latin1 key (one char per byte) as bin. */
 function writeKey(out: Buffer, at: number, key: string): number {
-  at = writeBinHeader(out, at, key.length);
+  return writeLatin1(out, writeBinHeader(out, at, key.length), key);
+}
+
+/** A latin1 string's bytes: a short one char by char (cheaper than a call into C++ for a few bytes). */
+function writeLatin1(out: Buffer, at: number, key: string): number {
   if (key.length > KEY_BYTES_COPIED_IN_JS_MAX) return at + out.write(key, at, key.length, 'latin1');
   for (let i = 0; i < key.length; i++) out[at + i] = key.charCodeAt(i);
   return at + key.length;

@@ -40,7 +40,11 @@ export interface EngineAdminSources {
 
 export class EngineAdmin {
   readonly drainer: Drainer;
-  readonly metrics: EngineMetrics;
+  /**
+   * The Prometheus metrics, read only through the admin endpoint (GET /metrics): null without one, so an
+   * engine without an endpoint does no metrics work per commit (a 'durable' listener and its histogram).
+   */
+  readonly metrics: EngineMetrics | null;
   #server: AdminServer | null = null;
   #draining = false;
   #closed = false;
@@ -49,7 +53,7 @@ export class EngineAdmin {
   private constructor(s: EngineAdminSources) {
     this.#logger = s.logger;
     this.drainer = new Drainer({ wal: s.wal, sink: s.sink });
-    this.metrics = createEngineMetrics({ wal: s.wal, sink: s.sink, drainer: this.drainer, ...(s.syncTimer ? { syncTimer: s.syncTimer } : {}) });
+    this.metrics = s.admin === undefined ? null : createEngineMetrics({ wal: s.wal, sink: s.sink, drainer: this.drainer, ...(s.syncTimer ? { syncTimer: s.syncTimer } : {}) });
   }
 
   static async open(s: EngineAdminSources): Promise<EngineAdmin> {
@@ -65,7 +69,7 @@ export class EngineAdmin {
       try {
         a.#server = await AdminServer.listen(target, { ...s.admin, ...(s.logger ? { logger: s.logger } : {}) });
       } catch (err) {
-        a.metrics.close();
+        a.metrics?.close();
         throw err;
       }
     }
@@ -110,6 +114,6 @@ export class EngineAdmin {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#server?.close();
-    this.metrics.close();
+    this.metrics?.close();
   }
 }
