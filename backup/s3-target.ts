@@ -16,6 +16,15 @@
  *                        completion), then HEAD again: RGW answers CompleteMultipartUpload with an
  *                        empty ETag, HEAD is right. The default threshold (100 MiB) is above the
  *                        sink's default file size, so by default every file is one conditional PUT.
+ *   publishCheckpointInline  (a flush of one file under INLINE_FILE_BYTES_MAX, nothing else pending)
+ *                        ONE conditional PUT of the CHECKPOINT (as below) carrying the file inline
+ *                        (format.ts, version 3): the flush's commit point. Then, in the background, the
+ *                        file is put under its name (putFile, as above): "materialized". Until it is,
+ *                        no checkpoint PUT leaves (the next one would replace the only copy): every
+ *                        publish first waits for it, and a failure fails that publish (the flush's
+ *                        waiters get BACKUP_FAILED; the sink retries). The same holds for a checkpoint
+ *                        this target did not write but is about to replace: prepare() (a sink's open)
+ *                        and a 412 we continue from materialize its inline file first.
  *   publishCheckpoint    PUT If-None-Match: * (no checkpoint yet) or If-Match: <ETag we last saw>
  *                        (quoted; unquoted once the store refused the quoted form of the very ETag it
  *                        holds: radosgw 16 compares If-Match with the bare ETag).
@@ -46,7 +55,8 @@ import {
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
-import { CHECKPOINT_NAME, decodeCheckpoint, parseBackupFileName } from './format.js';
+import { CHECKPOINT_BYTES, CHECKPOINT_NAME, decodeCheckpoint, parseBackupFileName } from './format.js';
+import { INLINE_FILE_BYTES_MAX } from './limits.js';
 import { s3ReadFileSystem } from './s3-file-system.js';
 import {
   S3_CHECKPOINT_REPUBLISH_COUNT_MAX,
@@ -102,6 +112,14 @@ export function multipartEtag(body: Uint8Array, partSizeBytes: number): string {
   return `${md5(Buffer.concat(digests)).toString('hex')}-${digests.length}`;
 }
 
+/** A file held inline by the stored checkpoint and not yet stored under its own name. */
+interface InlinePending {
+  name: string;
+  bytes: Uint8Array;
+  /** Its MD5, when known already. */
+  md5: Buffer | null;
+}
+
 export interface S3TargetStats extends TargetStats {
   /** Files that went through multipart upload. */
   multipartUploads: number;
@@ -109,6 +127,12 @@ export interface S3TargetStats extends TargetStats {
   checkpointSelfConflicts: number;
   /** Checkpoints of this very backup that a killed writer's in-flight PUT landed after this target read the prefix, taken over. */
   checkpointTakeovers: number;
+  /** Checkpoints published with their flush's data file inline (one PUT for the flush). */
+  inlineCheckpoints: number;
+  /** Inline files stored under their own names afterwards (ours, or found in a checkpoint this target replaces). */
+  inlineMaterialized: number;
+  /** Attempts to store an inline file under its name that failed (retried before the next checkpoint). */
+  inlineMaterializeFailures: number;
 }
 
 export class S3Target implements BackupTarget {
@@ -117,7 +141,7 @@ export class S3Target implements BackupTarget {
   readonly claimsByCheckpoint = true;
   readonly client: S3Client;
   readonly #o: ResolvedS3Options;
-  readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0, checkpointTakeovers: 0 };
+  readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0, checkpointTakeovers: 0, inlineCheckpoints: 0, inlineMaterialized: 0, inlineMaterializeFailures: 0 };
   /** LSN of the checkpoint this target last saw or wrote (0: there was none; null: not one it can read). */
   #checkpointLsnSeen: number | null = null;
   /** Data files this target saw at prepare() or put since: a late checkpoint naming only these may be taken over. */
@@ -128,6 +152,10 @@ export class S3Target implements BackupTarget {
   #checkpointsInDoubt: Uint8Array[] = [];
   /** If-Match with the quoted ETag (HTTP's spelling) until the store shows it wants it bare. */
   #ifMatchQuoted = true;
+  /** The inline file of the stored checkpoint, until it is stored under its own name too (then null). */
+  #inlinePending: InlinePending | null = null;
+  /** The running attempt to store #inlinePending under its name (null: none runs). */
+  #materializing: Promise<void> | null = null;
 
   constructor(options: S3TargetOptions, inner: FileSystem = nodeFileSystem) {
     this.#o = s3Defaults(options);
@@ -175,6 +203,9 @@ export class S3Target implements BackupTarget {
 
   async prepare(): Promise<void> {
     const there = await this.#getWithEtag(CHECKPOINT_NAME);
+    // A checkpoint whose writer died before storing its inline file under its name: store it now, before
+    // any checkpoint of ours (a claim, a flush) replaces the only copy. The same bytes already there are fine.
+    if (there !== null) await this.#materializeInlineOf(there.bytes);
     this.#checkpointEtag = there === null ? null : there.etag;
     // No checkpoint yet: any LSN a late first checkpoint names is beyond "nothing".
     this.#checkpointLsnSeen = there === null ? 0 : checkpointLsnOf(there.bytes);
@@ -249,8 +280,13 @@ export class S3Target implements BackupTarget {
     const t0 = performance.now();
     const body = Buffer.concat(chunks);
     assert(body.byteLength === chunksBytes(chunks), `body of ${name}`);
+    return this.#putBody(name, body, null, t0);
+  }
+
+  /** putFile of one Buffer; `knownMd5`: its MD5 when the caller has it already. */
+  async #putBody(name: string, body: Buffer, knownMd5: Buffer | null, t0: number): Promise<PutTimings> {
     const multipart = body.byteLength > this.#o.multipartThresholdBytes;
-    const digest = multipart ? null : md5(body);
+    const digest = multipart ? null : (knownMd5 ?? md5(body));
     const expectedEtag = digest === null ? multipartEtag(body, this.#o.partSizeBytes) : digest.toString('hex');
     let stored: boolean;
     if (multipart) stored = await this.#putMultipart(name, body, expectedEtag);
@@ -350,6 +386,70 @@ export class S3Target implements BackupTarget {
     return this.#publishCheckpoint(body, md5(body), null);
   }
 
+  acceptsInline(bytes: number): boolean {
+    return this.#inlinePending === null && bytes <= INLINE_FILE_BYTES_MAX;
+  }
+
+  async publishCheckpointInline(chunks: readonly Uint8Array[], fileName: string): Promise<PutTimings> {
+    const body = Buffer.concat(chunks);
+    const fileBytes = body.byteLength - CHECKPOINT_BYTES;
+    assert(parseBackupFileName(fileName) !== null && fileBytes > 0, `inline checkpoint for ${fileName}`);
+    // The file comes first in the object (format.ts): one MD5 pass gives the file's (for its own PUT
+    // after) and, continued over the 48-byte trailer, the checkpoint's.
+    const hash = createHash('md5').update(body.subarray(0, fileBytes));
+    const fileMd5 = hash.copy().digest();
+    const t = await this.#publishCheckpoint(body, hash.update(body.subarray(fileBytes)).digest(), null);
+    // Committed: the checkpoint holds the file. Now store it under its name, before any later checkpoint.
+    this.#stats.inlineCheckpoints++;
+    this.#knownFiles.add(fileName);
+    const inline = { name: fileName, bytes: body.subarray(0, fileBytes), md5: fileMd5 };
+    this.#inlinePending = inline;
+    // Started on the next turn of the event loop, after the flush's waiters heard that their records are durable.
+    this.#materializing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#materialize(inline));
+    this.#materializing.catch(() => {}); // seen by the next publish, which tries again
+    return t;
+  }
+
+  async settled(): Promise<void> {
+    await this.#materializing?.catch(() => {});
+  }
+
+  /** Waits until no inline file is only in the stored checkpoint (starting an attempt when none runs); throws when an attempt fails. */
+  async #settleInline(): Promise<void> {
+    while (this.#inlinePending !== null) {
+      this.#materializing ??= this.#materialize(this.#inlinePending);
+      await this.#materializing;
+    }
+  }
+
+  #materialize(inline: InlinePending): Promise<void> {
+    const bytes = Buffer.from(inline.bytes.buffer, inline.bytes.byteOffset, inline.bytes.byteLength); // no copy
+    return this.#putBody(inline.name, bytes, inline.md5, performance.now()).then(
+      () => {
+        this.#stats.inlineMaterialized++;
+        if (this.#inlinePending === inline) this.#inlinePending = null;
+        this.#materializing = null;
+      },
+      (err: unknown) => {
+        this.#stats.inlineMaterializeFailures++;
+        this.#materializing = null;
+        if (err instanceof FlushpointError) throw err;
+        throw new Error(`${this.location}/${inline.name}, held inline by the checkpoint, could not be stored under its name (no checkpoint is published until it is): ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      },
+    );
+  }
+
+  /** If `checkpoint` (stored bytes we are about to replace) carries an inline file, stores it under its name first. */
+  async #materializeInlineOf(checkpoint: Uint8Array): Promise<void> {
+    const d = decodeCheckpoint(checkpoint);
+    if (!d.ok || d.value.inline === null) return; // a damaged one: the sink's open reports it (readCheckpoint)
+    if (this.#inlinePending?.name !== d.value.inline.name) {
+      await this.#settleInline();
+      this.#inlinePending = { name: d.value.inline.name, bytes: d.value.inline.bytes, md5: null };
+    }
+    await this.#settleInline();
+  }
+
   /**
    * The checkpoint's PutObject, built and signed now, held at a gate right before the connection until
    * publish(): the SDK's own work (about 1 ms a request, measured) then overlaps the last data upload.
@@ -391,6 +491,12 @@ export class S3Target implements BackupTarget {
       publish: async () => {
         assert(!done, 'a prepared checkpoint published twice');
         done = true;
+        try {
+          await this.#settleInline(); // the last inline file is stored under its name before this replaces it
+        } catch (err) {
+          drop('the last inline file is not stored under its name');
+          throw err;
+        }
         // Another publish since, or signed too long ago (the signature ages): build it afresh.
         const stale = sent === null || this.#checkpointEtag !== etag || this.#ifMatchQuoted !== quoted || performance.now() - preparedAtMs > S3_PREPARED_CHECKPOINT_AGE_MS_MAX;
         if (stale) {
@@ -418,6 +524,8 @@ export class S3Target implements BackupTarget {
   async #publishCheckpoint(body: Buffer, digest: Buffer, first: Promise<PutObjectCommandOutput> | null): Promise<PutTimings> {
     assert(this.#checkpointEtag !== undefined, 'S3Target.publishCheckpoint before prepare()');
     const t0 = performance.now();
+    // Never replace a checkpoint whose inline file is not also stored under its own name.
+    await this.#settleInline();
     let prepared = first;
     for (let attempt = 0; ; attempt++) {
       this.#checkpointsInDoubt.push(body);
@@ -443,7 +551,9 @@ export class S3Target implements BackupTarget {
         const ours = there !== null && this.#checkpointsInDoubt.some((b) => Buffer.compare(b, there.bytes) === 0);
         if (!ours && there !== null && attempt < S3_CHECKPOINT_REPUBLISH_COUNT_MAX && (await this.#isLateCheckpointOfThisBackup(there.bytes, body))) {
           // A killed writer's checkpoint PUT, in flight when it died, landed after we read the prefix:
-          // it names only what we saw or wrote ourselves, up to no further than we publish. Continue from it.
+          // it names only what we saw or wrote ourselves, up to no further than we publish. Continue from it
+          // (its inline file, if any, stored under its name first: we are about to replace it).
+          await this.#materializeInlineOf(there.bytes);
           this.#stats.checkpointTakeovers++;
           this.#checkpointEtag = there.etag;
           this.#checkpointLsnSeen = checkpointLsnOf(there.bytes);
@@ -457,7 +567,9 @@ export class S3Target implements BackupTarget {
             { file: `${this.location}/${CHECKPOINT_NAME}`, cause: err },
           );
         }
-        // An earlier attempt of ours landed after its client-side timeout: continue from it.
+        // An earlier attempt of ours landed after its client-side timeout: continue from it (its inline
+        // file, if any, stored under its name first).
+        await this.#materializeInlineOf(there.bytes);
         this.#stats.checkpointSelfConflicts++;
         this.#checkpointEtag = there.etag;
         this.#checkpointLsnSeen = checkpointLsnOf(there.bytes);
@@ -508,7 +620,9 @@ export class S3Target implements BackupTarget {
     return { ...this.#stats };
   }
 
+  /** Lets a running materialization end first (if it fails, the file stays in the checkpoint: the next open stores it). */
   async close(): Promise<void> {
+    await this.settled();
     this.client.destroy();
   }
 }

@@ -76,6 +76,20 @@ export interface BackupTarget {
    * publish(), which the pipeline calls only after every data file is durable.
    */
   prepareCheckpoint?(bytes: Uint8Array): PreparedCheckpoint;
+  /**
+   * Optional (S3): whether a flush's only data file, of `bytes` bytes, may go inline in its checkpoint
+   * now (under INLINE_FILE_BYTES_MAX, and no earlier inline file still being stored under its name).
+   */
+  acceptsInline?(bytes: number): boolean;
+  /**
+   * Optional (S3): publishes a version 3 checkpoint (`chunks`: format.ts encodeCheckpointInline) that
+   * carries the flush's only data file, `fileName`, in ONE conditional PUT: the flush's commit point.
+   * The file is then stored under its name in the background ("materialized"), and every later
+   * checkpoint publish first waits until it is: a checkpoint never replaces the only copy of a file.
+   */
+  publishCheckpointInline?(chunks: readonly Uint8Array[], fileName: string): Promise<PutTimings>;
+  /** Optional: resolves when background work (an inline file being materialized) is over, whatever its outcome. */
+  settled?(): Promise<void>;
   stats(): TargetStats;
   close(): Promise<void>;
 }
