@@ -12,8 +12,8 @@
  *
  * One exception, on S3 only (target.acceptsInline), for a flush a caller waits for (`inlineWanted`: a
  * forceFlush, a close; a background flush has no one to answer sooner and would send its bytes twice):
- * a flush of ONE file, small enough, with no earlier inline file still being stored, publishes a
- * checkpoint that carries the file inline, in one PUT
+ * a flush of ONE file, small enough, publishes a checkpoint that carries the file inline, in one PUT
+ * (sent once the previous inline file, if any, is stored under its name)
  *
  *   WAL readRaw --> body --> target.publishCheckpointInline(checkpoint + file)   (then, in the background,
  *                                                                                the file under its name)

@@ -16,7 +16,7 @@
  *                        completion), then HEAD again: RGW answers CompleteMultipartUpload with an
  *                        empty ETag, HEAD is right. The default threshold (100 MiB) is above the
  *                        sink's default file size, so by default every file is one conditional PUT.
- *   publishCheckpointInline  (a flush of one file under INLINE_FILE_BYTES_MAX, nothing else pending)
+ *   publishCheckpointInline  (a flush a caller waits for, of one file under INLINE_FILE_BYTES_MAX)
  *                        ONE conditional PUT of the CHECKPOINT (as below) carrying the file inline
  *                        (format.ts, version 3): the flush's commit point. Then, in the background, the
  *                        file is put under its name (putFile, as above): "materialized". Until it is,
@@ -387,7 +387,10 @@ export class S3Target implements BackupTarget {
   }
 
   acceptsInline(bytes: number): boolean {
-    return this.#inlinePending === null && bytes <= INLINE_FILE_BYTES_MAX;
+    // An earlier inline file still being stored does not matter: the PUT waits for it (as every checkpoint
+    // does), while this flush's reading and hashing overlap it. Measured against the two PUTs with the data
+    // PUT beside that store (test/s3/ab-interleaved.mjs ... inflight): 1.5 and 3 ms faster at the median.
+    return bytes <= INLINE_FILE_BYTES_MAX;
   }
 
   async publishCheckpointInline(chunks: readonly Uint8Array[], fileName: string): Promise<PutTimings> {

@@ -78,7 +78,7 @@ export interface BackupTarget {
   prepareCheckpoint?(bytes: Uint8Array): PreparedCheckpoint;
   /**
    * Optional (S3): whether a flush's only data file, of `bytes` bytes, may go inline in its checkpoint
-   * now (under INLINE_FILE_BYTES_MAX, and no earlier inline file still being stored under its name).
+   * (at most INLINE_FILE_BYTES_MAX).
    */
   acceptsInline?(bytes: number): boolean;
   /**

@@ -85,29 +85,50 @@ describe('an inline checkpoint: one PUT per idle flush (in-process S3 look-alike
     expect(puts(seenNext, 'one')).toEqual(['CHECKPOINT', '0000000000000033-0000000000000050.fpb']);
   });
 
-  it('the next checkpoint never replaces an inline file before it is stored under its name', async () => {
-    const { wal, sink } = await setup('wait');
+  /** Opens a sink, publishes 1..40 inline with the file's own PUT held at the store; returns the held file's name. */
+  async function inlineHeld(prefix: string): Promise<{ wal: Wal; sink: BackupSink; first: string }> {
+    const { wal, sink } = await setup(prefix);
     await appendUpTo(wal, 40);
     const first = '0000000000000001-0000000000000028.fpb';
-    fake.holdWhere((method, key) => method === 'PUT' && key === `wait/${first}`);
+    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${first}`);
     await sink.forceFlush({ timeoutMs: 5000 });
+    await heldAtStore(prefix, first);
     await appendUpTo(wal, 60);
-    const seenBefore = fake.seen.length;
-    const second = sink.forceFlush();
-    // The second flush finds the first file still being stored: its own file goes by the two-PUT protocol.
-    await until(async () => fake.requests.includes(`PUT wait/0000000000000029-000000000000003c.fpb if-none-match`), 'the second data PUT answered');
+    return { wal, sink, first };
+  }
+
+  /** No checkpoint PUT reaches the store while the first file's PUT is held; then it is released, and the store applied that file first. */
+  async function expectNoCheckpointUntilStored(prefix: string, first: string, seenBefore: number, flushDone: () => Promise<unknown>, sink: BackupSink): Promise<void> {
     for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(puts(seenBefore, 'wait').filter((k) => k === 'CHECKPOINT')).toEqual([]);
+    expect(puts(seenBefore, prefix).filter((k) => k === 'CHECKPOINT')).toEqual([]);
     expect(sink.checkpointLsn).toBe(40);
     fake.release();
-    await second;
+    await flushDone();
     expect(sink.checkpointLsn).toBe(60);
-    // The store applied the first file before the checkpoint that replaced the one carrying it.
-    const applied = fake.requests.filter((r) => r.startsWith('PUT wait/'));
-    expect(applied.indexOf(`PUT wait/${first} if-none-match`)).toBeLessThan(applied.lastIndexOf('PUT wait/CHECKPOINT if-match'));
-    const checkpoint = decodeCheckpoint(stored('wait', 'CHECKPOINT')!);
+    const applied = fake.requests.filter((r) => r.startsWith(`PUT ${prefix}/`));
+    expect(applied.indexOf(`PUT ${prefix}/${first} if-none-match`)).toBeLessThan(applied.lastIndexOf(`PUT ${prefix}/CHECKPOINT if-match`));
+    const checkpoint = decodeCheckpoint(stored(prefix, 'CHECKPOINT')!);
     expect(checkpoint.ok && checkpoint.value.checkpointLsn).toBe(60);
-    expect(stored('wait', first)).toBeDefined();
+  }
+
+  it('the next forceFlush (inline too) sends its checkpoint only once the previous inline file is stored under its name', async () => {
+    const { sink, first } = await inlineHeld('wait');
+    const seenBefore = fake.seen.length;
+    const second = sink.forceFlush();
+    await until(async () => sink.flushing, 'the second flush to start');
+    await expectNoCheckpointUntilStored('wait', first, seenBefore, () => second, sink);
+    const checkpoint = decodeCheckpoint(stored('wait', 'CHECKPOINT')!);
+    expect(checkpoint.ok && checkpoint.value.inline?.name).toBe('0000000000000029-000000000000003c.fpb');
+  });
+
+  it('a background flush (two PUTs: nobody waits) after an inline one puts its data, but its checkpoint waits for the inline file', async () => {
+    const { sink, first } = await inlineHeld('wait-bg');
+    const seenBefore = fake.seen.length;
+    sink.resume(); // asks for a flush that no caller waits for
+    await until(async () => fake.requests.includes('PUT wait-bg/0000000000000029-000000000000003c.fpb if-none-match'), 'the second data PUT answered');
+    await expectNoCheckpointUntilStored('wait-bg', first, seenBefore, () => until(async () => sink.checkpointLsn === 60, 'the background flush to end'), sink);
+    const checkpoint = decodeCheckpoint(stored('wait-bg', 'CHECKPOINT')!);
+    expect(checkpoint.ok && checkpoint.value.inline).toBe(null);
   });
 
   it('restore and verify read an inline file the bucket holds only in the checkpoint, byte for byte', async () => {
@@ -161,7 +182,7 @@ describe('an inline checkpoint: one PUT per idle flush (in-process S3 look-alike
     await sink.forceFlush({ timeoutMs: 5000 });
     await appendUpTo(wal, 40);
     const second = sink.forceFlush().then(() => null, (e: unknown) => e);
-    await until(async () => fake.requests.includes('PUT fail/000000000000001f-0000000000000028.fpb if-none-match'), 'the second data PUT answered');
+    await until(async () => sink.flushing, 'the second flush to start');
     await heldAtStore('fail', first);
     fake.drop(); // the first file's PUT fails: the second flush, waiting for it, fails
     const err = await second;
