@@ -55,7 +55,7 @@ import {
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
-import { CHECKPOINT_BYTES, CHECKPOINT_NAME, decodeCheckpoint, parseBackupFileName } from './format.js';
+import { CHECKPOINT_BYTES, CHECKPOINT_NAME, decodeCheckpoint, decodeCheckpointFieldsOnly, parseBackupFileName } from './format.js';
 import { INLINE_FILE_BYTES_MAX } from './limits.js';
 import { s3ReadFileSystem } from './s3-file-system.js';
 import {
@@ -94,7 +94,7 @@ function isNotFound(err: unknown): boolean {
 
 /** The LSN a checkpoint's bytes name, or null when they are not a checkpoint this version reads. */
 function checkpointLsnOf(bytes: Uint8Array): number | null {
-  const d = decodeCheckpoint(bytes);
+  const d = decodeCheckpointFieldsOnly(bytes);
   return d.ok ? d.value.checkpointLsn : null;
 }
 

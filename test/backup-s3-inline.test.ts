@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BackupSink } from '../backup/sink.js';
 import { encodeBackupFile } from '../backup/backup-file.js';
-import { BodyBuilder, CHECKPOINT_BYTES, decodeCheckpoint, encodeCheckpointInline, frameRecords } from '../backup/format.js';
+import { BACKUP_HEADER_BYTES, BodyBuilder, CHECKPOINT_BYTES, decodeCheckpoint, decodeCheckpointFieldsOnly, encodeCheckpointInline, frameRecords } from '../backup/format.js';
 import { restoreBackup } from '../backup/restore.js';
 import { S3Target } from '../backup/s3-target.js';
 import { verifyBackup } from '../backup/verify.js';
@@ -211,6 +211,12 @@ describe('the inline checkpoint format (version 3)', () => {
     expect(d).toMatchObject({ ok: true, value: { checkpointLsn: 20, startLsn: 1, publishedAtMs: 1234, inline: { name: '000000000000000b-0000000000000014.fpb', firstLsn: 11, lastLsn: 20 } } });
     expect(Buffer.from(d.ok ? d.value.inline!.bytes : []).equals(Buffer.concat(chunks))).toBe(true);
     expect(bytes.byteLength).toBe(Buffer.concat(chunks).byteLength + CHECKPOINT_BYTES);
+    // A writer reading back its own bytes reads the fields only: the inline file is not checked.
+    bytes[BACKUP_HEADER_BYTES + 3] = (bytes[BACKUP_HEADER_BYTES + 3] as number) ^ 0xff;
+    expect(decodeCheckpoint(bytes)).toMatchObject({ ok: false, offset: BACKUP_HEADER_BYTES, reason: 'inline file: whole-file checksum mismatch' });
+    expect(decodeCheckpointFieldsOnly(bytes)).toMatchObject({ ok: true, value: { checkpointLsn: 20, startLsn: 1, inline: null } });
+    bytes[bytes.byteLength - 30] = (bytes[bytes.byteLength - 30] as number) ^ 0xff; // the fields themselves
+    expect(decodeCheckpointFieldsOnly(bytes)).toMatchObject({ ok: false, reason: 'checkpoint CRC mismatch' });
   });
 
   it('a damaged inline section is BACKUP_CORRUPT naming the CHECKPOINT object, for restore, verify and a sink\'s open', async () => {
