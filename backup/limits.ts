@@ -55,9 +55,6 @@ export const DURABLE_MARKS_COUNT_MAX = 100_000;
  * PUTs (data, then checkpoint): inlining sends the bytes twice, and a large file's PUT dwarfs the second one. */
 export const INLINE_FILE_BYTES_MAX = 8 * 1024 * 1024;
 
-/** Inline files an S3 read view remembers from the checkpoints it read (the newest), a count. */
-export const INLINE_FILES_SEEN_COUNT_MAX = 4;
-
 /** A restore makes the new WAL durable at least every this many bytes of payload (bounded commits), in bytes. */
 export const RESTORE_SYNC_EVERY_BYTES = 8 * 1024 * 1024;
 

@@ -10,16 +10,10 @@
  * under the prefix are refused (EROFS): the sink writes through its S3Target.
  *
  * A checkpoint may carry its flush's data file inline (format.ts, version 3) that is not yet stored under
- * its own name (its writer stores it right after, or the next sink's open does). The view shows such a
- * file as if it were an object: readdir GETs the CHECKPOINT before it lists, and adds the inline file
- * when the listing lacks it; open and stat fall back to the inline bytes when the object is missing.
- * Why GET before LIST is enough: a writer stores an inline file under its name before it publishes any
- * later checkpoint, so a file of the checkpoint read is in the listing made after it, or is that
- * checkpoint's inline file, which the view holds.
+ * its own name: this view shows the objects as they are, and backup-file.ts (listBackupFiles,
+ * readBackupFile) shows the inline file to every reader, on this view as on a directory.
  */
 import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags } from '../fs/file-system.js';
-import { CHECKPOINT_NAME, decodeCheckpoint } from './format.js';
-import { INLINE_FILES_SEEN_COUNT_MAX } from './limits.js';
 
 /** What the view needs from a target: listing, HEAD and GET by file name. */
 export interface S3Reader {
@@ -69,25 +63,6 @@ class ObjectHandle implements FileHandle {
 
 export function s3ReadFileSystem(reader: S3Reader, inner: FileSystem): FileSystem {
   const root = reader.location;
-  /** Inline files of the checkpoints this view read, by name (the last few). */
-  const inlineSeen = new Map<string, Uint8Array>();
-  /** Remembers the inline file of a checkpoint read; its name, or null when it carries none. */
-  const noteCheckpoint = (bytes: Uint8Array): string | null => {
-    const d = decodeCheckpoint(bytes);
-    if (!d.ok || d.value.inline === null) return null; // a damaged one: readCheckpoint reports it
-    inlineSeen.delete(d.value.inline.name);
-    inlineSeen.set(d.value.inline.name, d.value.inline.bytes);
-    for (const name of inlineSeen.keys()) {
-      if (inlineSeen.size <= INLINE_FILES_SEEN_COUNT_MAX) break;
-      inlineSeen.delete(name);
-    }
-    return d.value.inline.name;
-  };
-  const getFile = async (name: string): Promise<Uint8Array | null> => {
-    const bytes = await reader.getFile(name);
-    if (bytes !== null && name === CHECKPOINT_NAME) noteCheckpoint(bytes);
-    return bytes ?? inlineSeen.get(name) ?? null;
-  };
   /** null: not ours; '': the prefix itself; else the file name under it. */
   const nameOf = (path: string): string | null => {
     if (path === root) return '';
@@ -105,7 +80,7 @@ export function s3ReadFileSystem(reader: S3Reader, inner: FileSystem): FileSyste
       const name = nameOf(path);
       if (flags !== 'r') return readOnly('open', path);
       if (name === null || name === '') throw fsError('EISDIR', 'open', path);
-      const bytes = await getFile(name);
+      const bytes = await reader.getFile(name);
       if (bytes === null) throw fsError('ENOENT', 'open', path, 'no such object');
       return new ObjectHandle(path, bytes);
     },
@@ -114,11 +89,7 @@ export function s3ReadFileSystem(reader: S3Reader, inner: FileSystem): FileSyste
     async readdir(path: string): Promise<string[]> {
       if (!ours(path)) return inner.readdir(path);
       if (nameOf(path) !== '') throw fsError('ENOTDIR', 'scandir', path);
-      const checkpoint = await reader.getFile(CHECKPOINT_NAME); // before the listing: see the module comment
-      const inlineName = checkpoint === null ? null : noteCheckpoint(checkpoint);
-      const names = await reader.listFiles();
-      if (inlineName !== null && !names.includes(inlineName)) names.push(inlineName);
-      return names;
+      return reader.listFiles();
     },
     mkdir: (path) => (ours(path) ? readOnly('mkdir', path) : inner.mkdir(path)),
     syncDir: (path) => (ours(path) ? readOnly('fsync', path) : inner.syncDir(path)),
@@ -135,9 +106,8 @@ export function s3ReadFileSystem(reader: S3Reader, inner: FileSystem): FileSyste
         return { sizeBytes: 0, isFile: false, isDirectory: true };
       }
       const head = name === null ? null : await reader.headObject(name);
-      const inline = head === null && name !== null ? inlineSeen.get(name) : undefined;
-      if (head === null && inline === undefined) throw fsError('ENOENT', 'stat', path, 'no such object');
-      return { sizeBytes: head?.sizeBytes ?? (inline as Uint8Array).byteLength, isFile: true, isDirectory: false };
+      if (head === null) throw fsError('ENOENT', 'stat', path, 'no such object');
+      return { sizeBytes: head.sizeBytes, isFile: true, isDirectory: false };
     },
     lock: (path): Promise<FileLock> => (ours(path) ? readOnly('lock', path) : inner.lock(path)),
   };

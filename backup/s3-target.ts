@@ -436,6 +436,16 @@ export class S3Target implements BackupTarget {
       (err: unknown) => {
         this.#stats.inlineMaterializeFailures++;
         this.#materializing = null;
+        if (err instanceof FlushpointError && err.code === ErrorCode.BACKUP_LOCKED) {
+          // Another writer's object under the name (review decision: never overwritten, never preferred by
+          // readers, who report BACKUP_CORRUPT naming both). Nothing is published over the checkpoint, so the
+          // acknowledged records stay in it; what to do is the operator's call.
+          throw new FlushpointError(
+            ErrorCode.BACKUP_LOCKED,
+            `${this.location}/${inline.name} holds other bytes than the copy ${this.location}/${CHECKPOINT_NAME} carries inline (the records its flush acknowledged): another writer stored it. This sink publishes nothing over that checkpoint. Make sure no other sink writes to ${this.location}, then delete the object ${inline.name}: readers then read the checkpoint's copy, and the next sink's open stores it under the name`,
+            { file: `${this.location}/${inline.name}`, cause: err },
+          );
+        }
         if (err instanceof FlushpointError) throw err;
         throw new Error(`${this.location}/${inline.name}, held inline by the checkpoint, could not be stored under its name (no checkpoint is published until it is): ${(err as Error)?.message ?? String(err)}`, { cause: err });
       },

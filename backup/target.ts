@@ -17,6 +17,7 @@
 import { ErrorCode, FlushpointError } from '../core/errors.js';
 import { readWholeFile, type FileSystem } from '../fs/file-system.js';
 import { publishFileDurably, sweepTempFiles } from '../fs/durable-publish.js';
+import { checkpointInlineFile, readBackupFile } from './backup-file.js';
 import { CHECKPOINT_NAME } from './format.js';
 
 export interface PutTimings {
@@ -58,7 +59,11 @@ export interface BackupTarget {
    * was deleted. False for a directory: its lock file keeps every other sink out.
    */
   readonly claimsByCheckpoint: boolean;
-  /** Gets the target ready for a sink: sweeps a directory's temp files / learns the S3 checkpoint's version. */
+  /**
+   * Gets the target ready for a sink: sweeps a directory's temp files / learns the S3 checkpoint's version.
+   * A CHECKPOINT carrying an inline file (format version 3) has it stored under its name here, before the
+   * sink publishes anything that would replace the only copy.
+   */
   prepare(): Promise<void>;
   /** Stores `chunks` under `name`, durably when it resolves; the same bytes already there count as stored. */
   putFile(name: string, chunks: readonly Uint8Array[]): Promise<PutTimings>;
@@ -138,9 +143,26 @@ export class LocalDirTarget implements BackupTarget {
     if (this.#fenced) throw this.#fenced;
   }
 
-  /** The directory exists (the sink made it durably and locked it); sweeps the temp files a crash left. */
+  /**
+   * The directory exists (the sink made it durably and locked it); sweeps the temp files a crash left.
+   * A version 3 CHECKPOINT (an S3 backup copied here, e.g. with `aws s3 sync`, while a file was only in
+   * it) has its inline file stored under its name first (temp, fdatasync, rename, fsync dir): the sink's
+   * first publish writes a version 2 CHECKPOINT, which would otherwise replace the only copy. A file of
+   * that name that does not verify is replaced by the checkpoint's copy; one that verifies with other
+   * bytes is BACKUP_CORRUPT naming both (nothing is written).
+   */
   async prepare(): Promise<void> {
     await sweepTempFiles(this.#fs, this.location, await this.#fs.readdir(this.location));
+    const inline = await checkpointInlineFile(this.#fs, this.location);
+    if (inline === null) return;
+    const there = await this.getFile(inline.name);
+    if (there !== null) {
+      if (Buffer.from(there.buffer, there.byteOffset, there.byteLength).equals(inline.bytes)) return;
+      // Throws BACKUP_CORRUPT naming both when the copy there verifies; reads the checkpoint's when it does not.
+      await readBackupFile(this.#fs, this.location, { name: inline.name, firstLsn: inline.firstLsn, lastLsn: inline.lastLsn, inline: inline.bytes });
+    }
+    this.#checkNotFenced();
+    await publishFileDurably(this.#fs, this.location, inline.name, [inline.bytes]);
   }
 
   async putFile(name: string, chunks: readonly Uint8Array[]): Promise<PutTimings> {

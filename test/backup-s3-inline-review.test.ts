@@ -1,0 +1,160 @@
+/**
+ * The inline checkpoint after review (docs/decisions.md, the inline-checkpoint section): a 412 takeover
+ * with an inline checkpoint on either side, one read of the CHECKPOINT for prepare() and adoption, an
+ * object with other bytes under an inline file's name, and a version 3 checkpoint in a local directory
+ * (a bucket copied with `aws s3 sync`). Against the in-process S3 look-alike (test/s3/fake-s3.ts).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { checkpointBytes, encodeBackupFile, listBackupFiles } from '../backup/backup-file.js';
+import { BodyBuilder, CHECKPOINT_NAME, backupFileName, decodeCheckpoint, encodeCheckpointInline, frameRecords } from '../backup/format.js';
+import { restoreBackup } from '../backup/restore.js';
+import { S3Target } from '../backup/s3-target.js';
+import { BackupSink } from '../backup/sink.js';
+import { verifyBackup } from '../backup/verify.js';
+import { publishFileDurably } from '../fs/durable-publish.js';
+import { MemoryFileSystem } from '../fs/memory-file-system.js';
+import { Wal } from '../wal/wal.js';
+import { FakeS3 } from './s3/fake-s3.js';
+import { until } from './s3/cluster.js';
+import { appendUpTo, expectRestoreEqualsWal } from './s3/restore-equal.js';
+
+let fake: FakeS3;
+const BUCKET = 'inline-review';
+const opened: Array<{ close(): Promise<void> }> = [];
+beforeAll(async () => {
+  fake = await FakeS3.start();
+  fake.buckets.set(BUCKET, new Map());
+});
+afterEach(async () => {
+  fake.release();
+  for (const o of opened.splice(0).reverse()) await o.close().catch(() => {});
+});
+afterAll(() => fake.close());
+
+const s3 = (prefix: string, extra: Record<string, unknown> = {}) => ({ endpoint: fake.endpoint, bucket: BUCKET, prefix, credentials: { accessKeyId: 'k', secretAccessKey: 's' }, attemptsCountMax: 1, ...extra });
+async function target(prefix: string, extra: Record<string, unknown> = {}): Promise<S3Target> {
+  const t = new S3Target(s3(prefix, extra));
+  opened.push(t);
+  await t.prepare();
+  return t;
+}
+async function walWith(lastLsn: number): Promise<{ fs: MemoryFileSystem; wal: Wal }> {
+  const fs = new MemoryFileSystem();
+  const wal = await Wal.open({ dir: '/wal', fs, segmentSizeBytes: 64 * 1024 });
+  opened.push(wal);
+  await appendUpTo(wal, lastLsn);
+  return { fs, wal };
+}
+const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => null, (e: unknown) => e);
+const stored = (prefix: string, name: string): Buffer | undefined => fake.object(BUCKET, `${prefix}/${name}`)?.bytes;
+const storedCheckpointLsn = (prefix: string): number | null => {
+  const d = decodeCheckpoint(stored(prefix, CHECKPOINT_NAME) ?? Buffer.alloc(0));
+  return d.ok ? d.value.checkpointLsn : null;
+};
+
+/** A backup file of the WAL's own records first..last, framed as the WAL framed them (what a sink of this WAL writes). */
+async function walFile(wal: Wal, first: number, last: number): Promise<{ name: string; chunks: Uint8Array[] }> {
+  const body = new BodyBuilder();
+  for await (const span of wal.readRaw({ fromLsn: first, toLsn: last })) body.add(span);
+  const f = await encodeBackupFile(body, 'none');
+  return { name: f.name, chunks: f.chunks };
+}
+/** A backup file of records first..last of another history (payloads tagged `tag`). */
+async function otherFile(first: number, last: number, tag: string): Promise<{ name: string; chunks: Uint8Array[] }> {
+  const body = new BodyBuilder();
+  body.add(frameRecords(first, Array.from({ length: last - first + 1 }, (_, i) => Buffer.from(`${tag} record ${first + i}`))));
+  const f = await encodeBackupFile(body, 'none');
+  return { name: f.name, chunks: f.chunks };
+}
+const checkpointBytesForTest = (lsn: number): Uint8Array => checkpointBytes(lsn, 1);
+const inlineCheckpoint = (f: { chunks: Uint8Array[] }, lsn: number): Uint8Array[] => encodeCheckpointInline(lsn, 1, Date.now(), f.chunks);
+
+describe('an object with other bytes under an inline file\'s name (review finding 2)', () => {
+  it('readers report BACKUP_CORRUPT naming both; the sink\'s open refuses with BACKUP_LOCKED saying what to do; once the object is deleted, the checkpoint\'s copy is read and stored', async () => {
+    const prefix = 'foreign';
+    const { fs, wal } = await walWith(30);
+    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
+    opened.push(sink);
+    const name = backupFileName(1, 30);
+    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${name}`);
+    expect((await sink.forceFlush({ timeoutMs: 5000 })).checkpointLsn).toBe(30); // acknowledged
+    const foreign = await otherFile(1, 30, 'FOREIGN');
+    fake.put(BUCKET, `${prefix}/${name}`, Buffer.concat(foreign.chunks)); // a late object of a writer that lost the prefix
+    fake.release();
+    await sink.settled();
+    await sink.close().catch(() => {});
+    const r = new S3Target(s3(prefix), fs);
+    opened.push(r);
+    const v = await verifyBackup(r.location, { fs: r.readFs });
+    expect(v.ok).toBe(false);
+    const problem = v.problems.find((p) => p.code === 'BACKUP_CORRUPT');
+    expect(problem?.message).toContain(`${r.location}/${name}`);
+    expect(problem?.message).toContain(`${r.location}/${CHECKPOINT_NAME}`);
+    const restoreErr = await failure(restoreBackup({ from: r.location, to: '/restored', fs: r.readFs }));
+    expect(restoreErr).toMatchObject({ code: 'BACKUP_CORRUPT' });
+    expect((restoreErr as Error).message).toContain(`${r.location}/${CHECKPOINT_NAME}`);
+    const openErr = await failure(BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 }));
+    expect(openErr).toMatchObject({ code: 'BACKUP_LOCKED' });
+    expect((openErr as Error).message).toContain('delete');
+    expect(storedCheckpointLsn(prefix)).toBe(30); // the acknowledged range is still in the CHECKPOINT
+    // The operator's action: delete the other object. Then readers read the checkpoint's copy, and a sink stores it.
+    fake.buckets.get(BUCKET)!.delete(`${prefix}/${name}`);
+    await expectRestoreEqualsWal(r.location, r.readFs, '/restored', wal, 30);
+    const reopened = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
+    opened.push(reopened);
+    expect(reopened.checkpointLsn).toBe(30);
+    const d = decodeCheckpoint(stored(prefix, CHECKPOINT_NAME)!);
+    expect(stored(prefix, name)!.equals(d.ok ? d.value.inline!.bytes : Buffer.alloc(0))).toBe(true);
+  });
+
+  it('an object under the name that does not verify: readers read the checkpoint\'s copy (review finding 7)', async () => {
+    const prefix = 'damaged-object';
+    const { fs, wal } = await walWith(30);
+    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
+    opened.push(sink);
+    await sink.forceFlush();
+    await sink.settled();
+    await sink.close();
+    const name = backupFileName(1, 30);
+    const bytes = Buffer.from(stored(prefix, name)!);
+    bytes[200] = (bytes[200] as number) ^ 0xff;
+    fake.put(BUCKET, `${prefix}/${name}`, bytes);
+    const r = new S3Target(s3(prefix), fs);
+    opened.push(r);
+    await expectRestoreEqualsWal(r.location, r.readFs, '/restored', wal, 30);
+  });
+});
+
+describe('a version 3 CHECKPOINT in a local directory (a bucket copied with aws s3 sync; review finding 5)', () => {
+  /** /copy: file 1..10, and a CHECKPOINT at 20 carrying 11..20 inline (no file of that name). */
+  async function copiedBucket(): Promise<{ fs: MemoryFileSystem; wal: Wal; late: { name: string; chunks: Uint8Array[] } }> {
+    const { fs, wal } = await walWith(30);
+    await fs.mkdir('/copy');
+    await fs.syncDir('/');
+    const f1 = await walFile(wal, 1, 10);
+    await publishFileDurably(fs, '/copy', f1.name, f1.chunks);
+    const late = await walFile(wal, 11, 20);
+    await publishFileDurably(fs, '/copy', CHECKPOINT_NAME, inlineCheckpoint(late, 20));
+    return { fs, wal, late };
+  }
+
+  it('verify and restore read the inline file', async () => {
+    const { fs, wal, late } = await copiedBucket();
+    expect((await listBackupFiles(fs, '/copy')).map((f) => f.name)).toContain(late.name);
+    expect(await verifyBackup('/copy', { fs })).toMatchObject({ ok: true, lastLsn: 20, checkpointLsn: 20, problems: [] });
+    await expectRestoreEqualsWal('/copy', fs, '/restored', wal, 20);
+  });
+
+  it('a directory sink\'s open stores the inline file durably under its name before it publishes anything', async () => {
+    const { fs, wal, late } = await copiedBucket();
+    const sink = await BackupSink.open({ wal, dir: '/copy', fs, flushIntervalMs: 3_600_000 });
+    opened.push(sink);
+    expect(sink.checkpointLsn).toBe(20);
+    // Power lost right after the open: the file is there, whole.
+    const after = fs.crash();
+    expect(Buffer.from(after.readFileNow(`/copy/${late.name}`)).equals(Buffer.concat(late.chunks))).toBe(true);
+    await sink.forceFlush();
+    expect(await verifyBackup('/copy', { fs })).toMatchObject({ ok: true, lastLsn: 30, checkpointLsn: 30, problems: [] });
+    await expectRestoreEqualsWal('/copy', fs, '/restored', wal, 30);
+  });
+});
