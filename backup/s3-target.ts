@@ -55,7 +55,8 @@ import {
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
-import { CHECKPOINT_BYTES, CHECKPOINT_NAME, decodeCheckpoint, decodeCheckpointFieldsOnly, parseBackupFileName } from './format.js';
+import { decodeBackupFile, readBackupFile, type BackupFileEntry } from './backup-file.js';
+import { CHECKPOINT_BYTES, CHECKPOINT_NAME, decodeCheckpoint, decodeCheckpointFieldsOnly, parseBackupFileName, type BodyRecord, type InlineFile } from './format.js';
 import { INLINE_FILE_BYTES_MAX } from './limits.js';
 import { s3ReadFileSystem } from './s3-file-system.js';
 import {
@@ -99,6 +100,16 @@ function checkpointLsnOf(bytes: Uint8Array): number | null {
 }
 
 const md5 = (b: Uint8Array): Buffer => createHash('md5').update(b).digest();
+
+/** The first LSN from `fromLsn` on that none of `ranges` holds (ranges that tile on from fromLsn, in any order). */
+function coveredUpTo(ranges: ReadonlyArray<{ firstLsn: number; lastLsn: number }>, fromLsn: number): number {
+  let next = fromLsn;
+  for (const r of [...ranges].sort((a, b) => a.firstLsn - b.firstLsn)) {
+    if (r.firstLsn > next) break;
+    next = Math.max(next, r.lastLsn + 1);
+  }
+  return next;
+}
 
 /** Whether a request's headers carry Content-MD5 (then it is signed without hashing the payload). */
 const carriesMd5 = (headers: Record<string, string>): boolean => Object.keys(headers).some((h) => h.toLowerCase() === 'content-md5');
@@ -602,8 +613,12 @@ export class S3Target implements BackupTarget {
    * beyond the checkpoint we last saw is one we saw at prepare() or put ourselves (a writer that is
    * alive and writing puts data files of its own; a killed sink has at most one request in flight, a
    * flush's data PUT or after them its checkpoint PUT, so its late checkpoint comes with no late file),
-   * and those files still cover every LSN up to ours (a writer that took the prefix over may have
-   * removed files we put). Anything else stays BACKUP_LOCKED.
+   * and those files, with the file our own checkpoint carries inline, still cover every LSN up to ours (a
+   * writer that took the prefix over may have removed files we put). A file `theirs` carries inline is
+   * data of theirs that no listing shows yet (a live writer stores it under its name only after its
+   * checkpoint): it counts like a file we do not know, unless its records are byte for byte the ones our
+   * files (and our inline file) hold for those LSNs, as a killed writer's of this very WAL are. Anything
+   * else stays BACKUP_LOCKED.
    */
   async #isLateCheckpointOfThisBackup(theirs: Uint8Array, ours: Uint8Array): Promise<boolean> {
     const t = decodeCheckpoint(theirs);
@@ -613,20 +628,39 @@ export class S3Target implements BackupTarget {
     if (t.value.checkpointLsn < seen || t.value.checkpointLsn > o.value.checkpointLsn) return false;
     // What the bucket holds beyond the checkpoint we saw: only files we know, and they must cover every
     // LSN up to the one we publish (a writer that took the prefix over may have removed ours).
-    const ranges: Array<{ firstLsn: number; lastLsn: number }> = [];
+    const known: BackupFileEntry[] = [];
     for (const name of await this.listFiles()) {
       const range = parseBackupFileName(name);
-      if (range === null || range.lastLsn <= seen) continue;
-      if (!this.#knownFiles.has(name)) return false;
-      ranges.push(range);
+      if (range === null) continue;
+      if (!this.#knownFiles.has(name)) {
+        if (range.lastLsn > seen) return false;
+        continue;
+      }
+      known.push({ name, ...range });
     }
-    ranges.sort((a, b) => a.firstLsn - b.firstLsn);
-    let next = Math.max(seen, o.value.startLsn - 1) + 1;
-    for (const r of ranges) {
-      if (r.firstLsn > next) break;
-      next = Math.max(next, r.lastLsn + 1);
+    const mine = o.value.inline;
+    const beyondSeen = [...known.filter((f) => f.lastLsn > seen), ...(mine === null ? [] : [mine])];
+    if (coveredUpTo(beyondSeen, Math.max(seen, o.value.startLsn - 1) + 1) <= o.value.checkpointLsn) return false;
+    return t.value.inline === null || (await this.#holdsSameRecords(t.value.inline, known, mine));
+  }
+
+  /** Whether every record of `inline` (another writer's) is, byte for byte, in the files we know or our own inline file. */
+  async #holdsSameRecords(inline: InlineFile, known: readonly BackupFileEntry[], mine: InlineFile | null): Promise<boolean> {
+    const checkpointPath = `${this.location}/${CHECKPOINT_NAME}`;
+    const overlaps = (f: { firstLsn: number; lastLsn: number }): boolean => f.firstLsn <= inline.lastLsn && f.lastLsn >= inline.firstLsn;
+    const sources = known.filter(overlaps);
+    if (coveredUpTo([...sources, ...(mine !== null && overlaps(mine) ? [mine] : [])], inline.firstLsn) <= inline.lastLsn) return false;
+    try {
+      const theirs = (await decodeBackupFile(checkpointPath, inline.bytes, inline)).records;
+      const same = (records: readonly BodyRecord[]): boolean =>
+        records.every((r) => r.lsn < inline.firstLsn || r.lsn > inline.lastLsn || Buffer.compare(r.record, (theirs[r.lsn - inline.firstLsn] as BodyRecord).record) === 0);
+      if (mine !== null && overlaps(mine) && !same((await decodeBackupFile(checkpointPath, mine.bytes, mine)).records)) return false;
+      for (const f of sources) if (!same((await readBackupFile(this.readFs, this.location, f)).records)) return false;
+    } catch (err) {
+      if (err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT) return false; // nothing to vouch for them
+      throw err;
     }
-    return next > o.value.checkpointLsn;
+    return true;
   }
 
   stats(): S3TargetStats {

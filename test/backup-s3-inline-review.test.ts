@@ -69,6 +69,95 @@ async function otherFile(first: number, last: number, tag: string): Promise<{ na
 const checkpointBytesForTest = (lsn: number): Uint8Array => checkpointBytes(lsn, 1);
 const inlineCheckpoint = (f: { chunks: Uint8Array[] }, lsn: number): Uint8Array[] => encodeCheckpointInline(lsn, 1, Date.now(), f.chunks);
 
+/**
+ * A writer (`a`, killed: its last request times out client-side) publishes 1..10, then its checkpoint
+ * 20 (inline 11..20 when `inline`) is held at the store; `b` opens (prepare) meanwhile; then it lands.
+ */
+async function lateCheckpointOfKilledWriter(prefix: string, wal: Wal, inline: boolean): Promise<{ b: S3Target; late: { name: string } }> {
+  const a = await target(prefix, { requestTimeoutMs: 200 });
+  const f1 = await walFile(wal, 1, 10);
+  await a.putFile(f1.name, f1.chunks);
+  await a.publishCheckpoint(checkpointBytesForTest(10));
+  const late = await walFile(wal, 11, 20);
+  if (!inline) await a.putFile(late.name, late.chunks);
+  fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${CHECKPOINT_NAME}`);
+  const put = inline ? a.publishCheckpointInline(inlineCheckpoint(late, 20), late.name) : a.publishCheckpoint(checkpointBytesForTest(20));
+  expect(await failure(put)).toMatchObject({ name: 'TimeoutError' });
+  const b = await target(prefix);
+  fake.release();
+  await until(async () => storedCheckpointLsn(prefix) === 20, 'the killed writer\'s late checkpoint to land');
+  return { b, late };
+}
+
+describe('a 412 takeover with an inline checkpoint on either side', () => {
+  it('theirs plain (a killed writer\'s late checkpoint), ours inline: taken over, as a plain publish is (review finding 3)', async () => {
+    const { wal } = await walWith(25);
+    const { b } = await lateCheckpointOfKilledWriter('t-plain-inline', wal, false);
+    const mine = await walFile(wal, 21, 25);
+    await b.publishCheckpointInline(inlineCheckpoint(mine, 25), mine.name);
+    expect(b.stats().checkpointTakeovers).toBe(1);
+    expect(storedCheckpointLsn('t-plain-inline')).toBe(25);
+    await b.settled();
+    expect(stored('t-plain-inline', mine.name)).toBeDefined();
+  });
+
+  it('theirs inline (a killed writer\'s, the same records), ours plain: taken over, their inline file stored under its name first', async () => {
+    const { fs, wal } = await walWith(25);
+    const { b, late } = await lateCheckpointOfKilledWriter('t-inline-plain', wal, true);
+    const mine = await walFile(wal, 11, 25); // b continued from the checkpoint it read (10)
+    await b.putFile(mine.name, mine.chunks);
+    await b.publishCheckpoint(checkpointBytesForTest(25));
+    expect(b.stats().checkpointTakeovers).toBe(1);
+    expect(storedCheckpointLsn('t-inline-plain')).toBe(25);
+    expect(stored('t-inline-plain', late.name)).toBeDefined();
+    const r = new S3Target(s3('t-inline-plain'), fs);
+    opened.push(r);
+    const v = await verifyBackup(r.location, { fs: r.readFs });
+    expect(v.ok).toBe(true);
+    expect(v.problems.map((p) => p.code)).toEqual(['REDUNDANT']); // their 11..20 beside our 11..25, byte for byte
+    await expectRestoreEqualsWal(r.location, r.readFs, '/restored', wal, 25);
+  });
+
+  it('theirs inline, ours inline (the same records): taken over (review findings 1 and 3)', async () => {
+    const { fs, wal } = await walWith(25);
+    const { b, late } = await lateCheckpointOfKilledWriter('t-inline-inline', wal, true);
+    const mine = await walFile(wal, 11, 25);
+    await b.publishCheckpointInline(inlineCheckpoint(mine, 25), mine.name);
+    await b.settled();
+    expect(b.stats().checkpointTakeovers).toBe(1);
+    expect(storedCheckpointLsn('t-inline-inline')).toBe(25);
+    expect(stored('t-inline-inline', late.name)).toBeDefined();
+    const r = new S3Target(s3('t-inline-inline'), fs);
+    opened.push(r);
+    expect((await verifyBackup(r.location, { fs: r.readFs })).ok).toBe(true);
+    await expectRestoreEqualsWal(r.location, r.readFs, '/restored', wal, 25);
+  });
+
+  it('a LIVE second writer whose last checkpoint is inline (its file not stored yet), other records: BACKUP_LOCKED, its checkpoint stays (review finding 1)', async () => {
+    const prefix = 't-live';
+    const a = await target(prefix);
+    const b = await target(prefix);
+    const fa = await otherFile(1, 10, 'A');
+    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${fa.name}`);
+    await a.publishCheckpointInline(inlineCheckpoint(fa, 10), fa.name); // acknowledged: 1..10 are A's
+    await until(async () => fake.seen.some((r) => r.method === 'PUT' && r.key === `${prefix}/${fa.name}`), 'A\'s file PUT held');
+    const acknowledged = Buffer.from(stored(prefix, CHECKPOINT_NAME)!);
+    const fb = await otherFile(1, 15, 'B');
+    await b.putFile(fb.name, fb.chunks);
+    const err = await failure(b.publishCheckpoint(checkpointBytesForTest(15)));
+    expect(err).toMatchObject({ code: 'BACKUP_LOCKED' });
+    expect(b.stats().checkpointTakeovers).toBe(0);
+    expect(stored(prefix, CHECKPOINT_NAME)!.equals(acknowledged)).toBe(true);
+    // The same with B's flush inline: still BACKUP_LOCKED.
+    const fb2 = await otherFile(1, 12, 'B');
+    expect(await failure(b.publishCheckpointInline(inlineCheckpoint(fb2, 12), fb2.name))).toMatchObject({ code: 'BACKUP_LOCKED' });
+    expect(stored(prefix, CHECKPOINT_NAME)!.equals(acknowledged)).toBe(true);
+    fake.release();
+    await a.settled();
+    expect(await failure(a.publishCheckpoint(checkpointBytesForTest(10)))).toBe(null); // A still owns the prefix
+  });
+});
+
 describe('an object with other bytes under an inline file\'s name (review finding 2)', () => {
   it('readers report BACKUP_CORRUPT naming both; the sink\'s open refuses with BACKUP_LOCKED saying what to do; once the object is deleted, the checkpoint\'s copy is read and stored', async () => {
     const prefix = 'foreign';
