@@ -167,6 +167,10 @@ export class S3Target implements BackupTarget {
   #inlinePending: InlinePending | null = null;
   /** The running attempt to store #inlinePending under its name (null: none runs). */
   #materializing: Promise<void> | null = null;
+  /** The CHECKPOINT's bytes as prepare() read them (the ETag held is theirs); null: none; undefined: not prepared. */
+  #preparedCheckpoint: Uint8Array | null | undefined = undefined;
+  #preparedReadFs: FileSystem | null = null;
+  readonly #inner: FileSystem;
 
   constructor(options: S3TargetOptions, inner: FileSystem = nodeFileSystem) {
     this.#o = s3Defaults(options);
@@ -200,7 +204,20 @@ export class S3Target implements BackupTarget {
       },
       { step: 'build', name: 'flushpointUnsignedPayloadWhenMd5' },
     );
+    this.#inner = inner;
     this.readFs = s3ReadFileSystem(this, inner);
+  }
+
+  /**
+   * The backup as prepare() found it, for the sink's open (adoption.ts): the CHECKPOINT is the very bytes
+   * prepare() read, materialized, and whose ETag this target holds; not a second GET, which could see a
+   * later checkpoint (a killed writer's, landing late) that no publish of this target has met yet.
+   */
+  get preparedReadFs(): FileSystem {
+    const pinned = this.#preparedCheckpoint;
+    assert(pinned !== undefined, 'S3Target.preparedReadFs before prepare()');
+    this.#preparedReadFs ??= s3ReadFileSystem(this, this.#inner, () => pinned);
+    return this.#preparedReadFs;
   }
 
   get bucket(): string {
@@ -217,6 +234,7 @@ export class S3Target implements BackupTarget {
     // A checkpoint whose writer died before storing its inline file under its name: store it now, before
     // any checkpoint of ours (a claim, a flush) replaces the only copy. The same bytes already there are fine.
     if (there !== null) await this.#materializeInlineOf(there.bytes);
+    this.#preparedCheckpoint = there === null ? null : there.bytes;
     this.#checkpointEtag = there === null ? null : there.etag;
     // No checkpoint yet: any LSN a late first checkpoint names is beyond "nothing".
     this.#checkpointLsnSeen = there === null ? 0 : checkpointLsnOf(there.bytes);

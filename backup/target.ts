@@ -54,6 +54,11 @@ export interface BackupTarget {
   /** Reads the backup: readdir(location), stat/open(location + '/' + name). Writes through it are refused on S3. */
   readonly readFs: FileSystem;
   /**
+   * Optional (S3): the backup as prepare() found it, for the sink's open: the CHECKPOINT read there (whose
+   * version the target will replace), not read again. Without it, the sink's open reads readFs.
+   */
+  readonly preparedReadFs?: FileSystem;
+  /**
    * No lock keeps other writers out (S3): before deleting anything, a sink re-publishes its checkpoint
    * conditionally, so that a sink still writing there is refused its next publish and never names what
    * was deleted. False for a directory: its lock file keeps every other sink out.

@@ -156,6 +156,37 @@ describe('a 412 takeover with an inline checkpoint on either side', () => {
     await a.settled();
     expect(await failure(a.publishCheckpoint(checkpointBytesForTest(10)))).toBe(null); // A still owns the prefix
   });
+
+  it('a sink opening while a killed writer\'s late INLINE checkpoint lands: prepare() and adoption see ONE read of the CHECKPOINT, and the next forceFlush takes it over (review finding 4)', async () => {
+    const prefix = 't-one-read';
+    const { fs, wal } = await walWith(25);
+    const a = await target(prefix, { requestTimeoutMs: 200 });
+    const f1 = await walFile(wal, 1, 10);
+    await a.putFile(f1.name, f1.chunks);
+    await a.publishCheckpoint(checkpointBytesForTest(10));
+    const late = await walFile(wal, 11, 20);
+    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${CHECKPOINT_NAME}`);
+    expect(await failure(a.publishCheckpointInline(inlineCheckpoint(late, 20), late.name))).toMatchObject({ name: 'TimeoutError' });
+    // The new sink's prepare() GETs the CHECKPOINT (10); its listing is held until the late checkpoint (20) landed.
+    fake.holdWhere((_method, key) => key === '');
+    const seenBefore = fake.seen.length;
+    const opening = BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
+    await until(async () => fake.seen.slice(seenBefore).some((r) => r.key === BUCKET), 'the new sink\'s listing held');
+    fake.release(); // the late PUT is applied first (it waited first), then the listing
+    const sink = await opening;
+    opened.push(sink);
+    expect(storedCheckpointLsn(prefix)).toBe(20);
+    expect(sink.checkpointLsn).toBe(10); // the checkpoint whose ETag the target holds
+    const r = await sink.forceFlush({ timeoutMs: 5000 });
+    expect(r.checkpointLsn).toBe(25);
+    await sink.settled();
+    expect(storedCheckpointLsn(prefix)).toBe(25);
+    expect(stored(prefix, late.name)).toBeDefined();
+    const reader = new S3Target(s3(prefix), fs);
+    opened.push(reader);
+    expect((await verifyBackup(reader.location, { fs: reader.readFs })).ok).toBe(true);
+    await expectRestoreEqualsWal(reader.location, reader.readFs, '/restored', wal, 25);
+  });
 });
 
 describe('an object with other bytes under an inline file\'s name (review finding 2)', () => {
