@@ -31,7 +31,8 @@
  *   start LSN: the first LSN the backup holds, fixed when the backup is created; every LSN in
  *   start..checkpoint is in a file. checkpoint LSN = start - 1 means nothing is backed up yet.
  *
- * CHECKPOINT format version 3 (S3 only: a checkpoint that carries its flush's one data file inline). The
+ * CHECKPOINT format version 3 (written by the S3 target only, read on any FileSystem: a checkpoint that
+ * carries its flush's one data file inline; a bucket copied to a directory keeps it). The
  * file comes first, the checkpoint fields last (N = the file's size):
  *
  *   0                    N          N+8       N+12     N+16              N+24          N+32        N+40     N+44     N+48
@@ -48,6 +49,10 @@
  *   checkpoint. The file is first so that one MD5 pass serves both PUTs (the file's MD5, then continued
  *   over the trailer, the checkpoint's); a reader tells the layouts apart by the first 8 bytes (a backup
  *   file's magic, not the checkpoint's). A checkpoint without an inline file is written as version 2.
+ *   A release before version 3 reads such a checkpoint as damaged ("bad checkpoint magic",
+ *   BACKUP_CORRUPT naming CHECKPOINT): never as a valid checkpoint of other LSNs, so an older reader
+ *   refuses it safely; read it with this release (or after the writer's next checkpoint, version 2
+ *   unless that one is inline too).
  *
  * CHECKPOINT format version 1 (40 bytes, still read): magic | version u32 = 1 | zero u32 | checkpoint LSN
  *   u64 | published at u64 | zero u32 | CRC-32 of bytes 0..36. It records no start: readers take the
