@@ -277,4 +277,24 @@ describe('a version 3 CHECKPOINT in a local directory (a bucket copied with aws 
     expect(await verifyBackup('/copy', { fs })).toMatchObject({ ok: true, lastLsn: 30, checkpointLsn: 30, problems: [] });
     await expectRestoreEqualsWal('/copy', fs, '/restored', wal, 30);
   });
+
+  it('a file of that name in the directory: one that does not verify is replaced by the checkpoint\'s copy; one of another history refuses the open (BACKUP_CORRUPT naming both), nothing written', async () => {
+    const { fs, wal, late } = await copiedBucket();
+    const checkpoint = Buffer.from(fs.readFileNow(`/copy/${CHECKPOINT_NAME}`));
+    const other = await otherFile(11, 20, 'OTHER');
+    await publishFileDurably(fs, '/copy', late.name, other.chunks);
+    const err = await failure(BackupSink.open({ wal, dir: '/copy', fs, flushIntervalMs: 3_600_000 }));
+    expect(err).toMatchObject({ code: 'BACKUP_CORRUPT', file: `/copy/${late.name}` });
+    expect((err as Error).message).toContain(`/copy/${CHECKPOINT_NAME}`);
+    expect(Buffer.from(fs.readFileNow(`/copy/${CHECKPOINT_NAME}`)).equals(checkpoint)).toBe(true);
+    expect(Buffer.from(fs.readFileNow(`/copy/${late.name}`)).equals(Buffer.concat(other.chunks))).toBe(true);
+    const damaged = Buffer.concat(late.chunks);
+    damaged[100] = (damaged[100] as number) ^ 0xff;
+    await publishFileDurably(fs, '/copy', late.name, [damaged]);
+    const sink = await BackupSink.open({ wal, dir: '/copy', fs, flushIntervalMs: 3_600_000 });
+    opened.push(sink);
+    expect(Buffer.from(fs.readFileNow(`/copy/${late.name}`)).equals(Buffer.concat(late.chunks))).toBe(true);
+    await sink.forceFlush();
+    await expectRestoreEqualsWal('/copy', fs, '/restored', wal, 30);
+  });
 });
