@@ -30,6 +30,7 @@ import {
   decodeBackupHeader,
   decodeBody,
   decodeCheckpoint,
+  decodeCheckpointFieldsOnly,
   encodeBackupHeader,
   type InlineFile,
   encodeCheckpoint,
@@ -119,11 +120,40 @@ export async function readCheckpoint(fs: FileSystem, dir: string): Promise<Backu
     throw err;
   }
   const d = decodeCheckpoint(bytes);
-  if (!d.ok) throw corrupt(file, d.offset, d.reason);
+  if (!d.ok) {
+    const vouched = await fieldsVouchedForByStoredFile(fs, dir, bytes);
+    if (vouched === null) throw corrupt(file, d.offset, d.reason);
+    return vouched;
+  }
   const { checkpointLsn, startLsn } = d.value;
   if (startLsn !== null) return { checkpointLsn, startLsn, startRecorded: true };
   const first = (await listBackupFiles(fs, dir))[0];
   return { checkpointLsn, startLsn: first !== undefined && first.firstLsn <= checkpointLsn ? first.firstLsn : checkpointLsn + 1, startRecorded: false };
+}
+
+/**
+ * A version 3 CHECKPOINT whose inline copy is damaged but whose own fields verify (their CRC): still a
+ * checkpoint, when the file it carried is also stored under its name and verifies (its writer, or the next
+ * sink's open, stored it there): readers and a sink then use that copy, as for any other file. The stored
+ * file is found by its last LSN (the checkpoint's) and, when the inline copy's header still verifies, its
+ * first LSN. Null otherwise: the CHECKPOINT is damaged (BACKUP_CORRUPT), the only copy may be in it.
+ */
+async function fieldsVouchedForByStoredFile(fs: FileSystem, dir: string, bytes: Uint8Array): Promise<BackupCheckpoint | null> {
+  const fields = decodeCheckpointFieldsOnly(bytes); // fails for any checkpoint but a version 3 one with sound fields
+  if (!fields.ok || fields.value.startLsn === null) return null;
+  const { checkpointLsn, startLsn } = fields.value;
+  const header = decodeBackupHeader(bytes);
+  for (const name of await fs.readdir(dir)) {
+    const p = parseBackupFileName(name);
+    if (p === null || p.lastLsn !== checkpointLsn || p.firstLsn < startLsn || (header.ok && header.value.firstLsn !== p.firstLsn)) continue;
+    try {
+      await decodeBackupFile(`${dir}/${name}`, await readWholeFile(fs, `${dir}/${name}`), { name, ...p });
+      return { checkpointLsn, startLsn, startRecorded: true };
+    } catch (err) {
+      if (!(err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT)) throw err;
+    }
+  }
+  return null;
 }
 
 /** BACKUP_NOT_FOUND unless `dir` exists and is a directory. */

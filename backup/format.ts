@@ -46,7 +46,8 @@
  *   it) and before it publishes any later checkpoint. Its name follows from its header (first and last
  *   LSN); its last LSN is the checkpoint LSN. It is covered by the file's own CRCs (the header CRC, and
  *   the body CRC the header holds), which decoding checks: a damaged inline section is a damaged
- *   checkpoint. The file is first so that one MD5 pass serves both PUTs (the file's MD5, then continued
+ *   checkpoint (readers accept its fields still when the file is stored under its name and verifies:
+ *   backup-file.ts readCheckpoint). The file is first so that one MD5 pass serves both PUTs (the file's MD5, then continued
  *   over the trailer, the checkpoint's); a reader tells the layouts apart by the first 8 bytes (a backup
  *   file's magic, not the checkpoint's). A checkpoint without an inline file is written as version 2.
  *   A release before version 3 reads such a checkpoint as damaged ("bad checkpoint magic",

@@ -484,7 +484,8 @@ export class S3Target implements BackupTarget {
   /** If `checkpoint` (stored bytes we are about to replace) carries an inline file, stores it under its name first. */
   async #materializeInlineOf(checkpoint: Uint8Array): Promise<void> {
     const d = decodeCheckpoint(checkpoint);
-    if (!d.ok || d.value.inline === null) return; // a damaged one: the sink's open reports it (readCheckpoint)
+    // A damaged one: the sink's open reports it, unless the file is stored under its name already (readCheckpoint).
+    if (!d.ok || d.value.inline === null) return;
     if (this.#inlinePending?.name !== d.value.inline.name) {
       await this.#settleInline();
       this.#inlinePending = { name: d.value.inline.name, bytes: d.value.inline.bytes, md5: null };

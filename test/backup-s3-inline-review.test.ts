@@ -245,6 +245,33 @@ describe('an object with other bytes under an inline file\'s name (review findin
   });
 });
 
+describe('a damaged inline section, the file stored under its name (review finding 7)', () => {
+  it('readers and a sink\'s open use the stored file (it verifies): the CHECKPOINT\'s fields verify on their own', async () => {
+    const prefix = 'damaged-inline-stored';
+    const { fs, wal } = await walWith(30);
+    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
+    opened.push(sink);
+    await sink.forceFlush();
+    await sink.settled();
+    await sink.close();
+    expect(stored(prefix, backupFileName(1, 30))).toBeDefined();
+    const bytes = Buffer.from(stored(prefix, CHECKPOINT_NAME)!);
+    bytes[200] = (bytes[200] as number) ^ 0xff; // a record inside the inline copy
+    fake.put(BUCKET, `${prefix}/${CHECKPOINT_NAME}`, bytes);
+    const r = new S3Target(s3(prefix), fs);
+    opened.push(r);
+    expect(await verifyBackup(r.location, { fs: r.readFs })).toMatchObject({ ok: true, checkpointLsn: 30, lastLsn: 30 });
+    await expectRestoreEqualsWal(r.location, r.readFs, '/restored', wal, 30);
+    const reopened = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
+    opened.push(reopened);
+    expect(reopened.checkpointLsn).toBe(30);
+    await appendUpTo(wal, 45);
+    await reopened.forceFlush();
+    await reopened.settled();
+    expect(await verifyBackup(r.location, { fs: r.readFs })).toMatchObject({ ok: true, checkpointLsn: 45, problems: [] });
+  });
+});
+
 describe('a version 3 CHECKPOINT in a local directory (a bucket copied with aws s3 sync; review finding 5)', () => {
   /** /copy: file 1..10, and a CHECKPOINT at 20 carrying 11..20 inline (no file of that name). */
   async function copiedBucket(): Promise<{ fs: MemoryFileSystem; wal: Wal; late: { name: string; chunks: Uint8Array[] } }> {
