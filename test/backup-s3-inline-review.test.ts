@@ -189,6 +189,22 @@ describe('a 412 takeover with an inline checkpoint on either side', () => {
   });
 });
 
+/** A sink's inline flush of 1..30, stored under its name too; then one byte of the object `damaged` (a record in it) flipped. */
+async function inlineFlushStoredThenDamaged(prefix: string, damaged: string): Promise<{ fs: MemoryFileSystem; wal: Wal; r: S3Target }> {
+  const { fs, wal } = await walWith(30);
+  const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
+  opened.push(sink);
+  await sink.forceFlush();
+  await sink.settled();
+  await sink.close();
+  const bytes = Buffer.from(stored(prefix, damaged)!);
+  bytes[200] = (bytes[200] as number) ^ 0xff;
+  fake.put(BUCKET, `${prefix}/${damaged}`, bytes);
+  const r = new S3Target(s3(prefix), fs);
+  opened.push(r);
+  return { fs, wal, r };
+}
+
 describe('an object with other bytes under an inline file\'s name (review finding 2)', () => {
   it('readers report BACKUP_CORRUPT naming both; the sink\'s open refuses with BACKUP_LOCKED saying what to do; once the object is deleted, the checkpoint\'s copy is read and stored', async () => {
     const prefix = 'foreign';
@@ -228,19 +244,7 @@ describe('an object with other bytes under an inline file\'s name (review findin
   });
 
   it('an object under the name that does not verify: readers read the checkpoint\'s copy (review finding 7)', async () => {
-    const prefix = 'damaged-object';
-    const { fs, wal } = await walWith(30);
-    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
-    opened.push(sink);
-    await sink.forceFlush();
-    await sink.settled();
-    await sink.close();
-    const name = backupFileName(1, 30);
-    const bytes = Buffer.from(stored(prefix, name)!);
-    bytes[200] = (bytes[200] as number) ^ 0xff;
-    fake.put(BUCKET, `${prefix}/${name}`, bytes);
-    const r = new S3Target(s3(prefix), fs);
-    opened.push(r);
+    const { wal, r } = await inlineFlushStoredThenDamaged('damaged-object', backupFileName(1, 30));
     await expectRestoreEqualsWal(r.location, r.readFs, '/restored', wal, 30);
   });
 });
@@ -248,18 +252,8 @@ describe('an object with other bytes under an inline file\'s name (review findin
 describe('a damaged inline section, the file stored under its name (review finding 7)', () => {
   it('readers and a sink\'s open use the stored file (it verifies): the CHECKPOINT\'s fields verify on their own', async () => {
     const prefix = 'damaged-inline-stored';
-    const { fs, wal } = await walWith(30);
-    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
-    opened.push(sink);
-    await sink.forceFlush();
-    await sink.settled();
-    await sink.close();
+    const { wal, r } = await inlineFlushStoredThenDamaged(prefix, CHECKPOINT_NAME); // a record inside the inline copy
     expect(stored(prefix, backupFileName(1, 30))).toBeDefined();
-    const bytes = Buffer.from(stored(prefix, CHECKPOINT_NAME)!);
-    bytes[200] = (bytes[200] as number) ^ 0xff; // a record inside the inline copy
-    fake.put(BUCKET, `${prefix}/${CHECKPOINT_NAME}`, bytes);
-    const r = new S3Target(s3(prefix), fs);
-    opened.push(r);
     expect(await verifyBackup(r.location, { fs: r.readFs })).toMatchObject({ ok: true, checkpointLsn: 30, lastLsn: 30 });
     await expectRestoreEqualsWal(r.location, r.readFs, '/restored', wal, 30);
     const reopened = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
