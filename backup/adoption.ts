@@ -49,7 +49,7 @@ export function walStartLsn(wal: Wal): number {
 
 /** Brings a prepared (and, for a directory, locked) backup target to a state the sink continues from. */
 export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: Logger | undefined): Promise<RecoveredBackup> {
-  const fs = target.readFs;
+  const fs = target.preparedReadFs ?? target.readFs; // S3: the CHECKPOINT prepare() read, not a second read
   const dir = target.location;
   // No checkpoint yet: the backup starts where the WAL starts.
   const persisted = await readCheckpoint(fs, dir);

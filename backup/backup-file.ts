@@ -3,6 +3,16 @@
  *
  * Publish order for every file: write under a temp name, fdatasync, close, rename into place, fsync the
  * directory. The checkpoint is published the same way, and only after the data it covers.
+ *
+ * A CHECKPOINT of format version 3 (format.ts; written by the S3 target) carries its flush's data file
+ * inline, which may not be stored under its own name yet (its writer stores it right after, or the next
+ * sink's open does). Every reader sees it here, on any FileSystem (an S3 prefix, or a directory the bucket
+ * was copied to): listBackupFiles lists it (reading the CHECKPOINT before the directory: a writer stores an
+ * inline file under its name before it publishes any later checkpoint, so a file of the checkpoint read is
+ * in a listing made after it, or is that checkpoint's inline file), and readBackupFile reads the copy the
+ * checkpoint carries when no file of that name exists. A file of that name with other bytes is compared,
+ * never silently preferred: if it does not verify, the checkpoint's copy is read (it verified with the
+ * checkpoint); if it verifies, it is a second history, BACKUP_CORRUPT naming both.
  */
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
@@ -20,7 +30,9 @@ import {
   decodeBackupHeader,
   decodeBody,
   decodeCheckpoint,
+  decodeCheckpointFieldsOnly,
   encodeBackupHeader,
+  type InlineFile,
   encodeCheckpoint,
   parseBackupFileName,
   type BackupHeader,
@@ -108,11 +120,40 @@ export async function readCheckpoint(fs: FileSystem, dir: string): Promise<Backu
     throw err;
   }
   const d = decodeCheckpoint(bytes);
-  if (!d.ok) throw corrupt(file, d.offset, d.reason);
+  if (!d.ok) {
+    const vouched = await fieldsVouchedForByStoredFile(fs, dir, bytes);
+    if (vouched === null) throw corrupt(file, d.offset, d.reason);
+    return vouched;
+  }
   const { checkpointLsn, startLsn } = d.value;
   if (startLsn !== null) return { checkpointLsn, startLsn, startRecorded: true };
   const first = (await listBackupFiles(fs, dir))[0];
   return { checkpointLsn, startLsn: first !== undefined && first.firstLsn <= checkpointLsn ? first.firstLsn : checkpointLsn + 1, startRecorded: false };
+}
+
+/**
+ * A version 3 CHECKPOINT whose inline copy is damaged but whose own fields verify (their CRC): still a
+ * checkpoint, when the file it carried is also stored under its name and verifies (its writer, or the next
+ * sink's open, stored it there): readers and a sink then use that copy, as for any other file. The stored
+ * file is found by its last LSN (the checkpoint's) and, when the inline copy's header still verifies, its
+ * first LSN. Null otherwise: the CHECKPOINT is damaged (BACKUP_CORRUPT), the only copy may be in it.
+ */
+async function fieldsVouchedForByStoredFile(fs: FileSystem, dir: string, bytes: Uint8Array): Promise<BackupCheckpoint | null> {
+  const fields = decodeCheckpointFieldsOnly(bytes); // fails for any checkpoint but a version 3 one with sound fields
+  if (!fields.ok || fields.value.startLsn === null) return null;
+  const { checkpointLsn, startLsn } = fields.value;
+  const header = decodeBackupHeader(bytes);
+  for (const name of await fs.readdir(dir)) {
+    const p = parseBackupFileName(name);
+    if (p === null || p.lastLsn !== checkpointLsn || p.firstLsn < startLsn || (header.ok && header.value.firstLsn !== p.firstLsn)) continue;
+    try {
+      await decodeBackupFile(`${dir}/${name}`, await readWholeFile(fs, `${dir}/${name}`), { name, ...p });
+      return { checkpointLsn, startLsn, startRecorded: true };
+    } catch (err) {
+      if (!(err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT)) throw err;
+    }
+  }
+  return null;
 }
 
 /** BACKUP_NOT_FOUND unless `dir` exists and is a directory. */
@@ -132,22 +173,70 @@ export interface BackupFileEntry {
   name: string;
   firstLsn: number;
   lastLsn: number;
+  /** The file as the CHECKPOINT read by the listing carries it inline (format version 3), if it does. */
+  inline?: Uint8Array;
 }
 
-/** Backup files in the directory, in LSN order (by name). */
+/** The file a version 3 CHECKPOINT carries inline; null when there is no CHECKPOINT, it carries none, or it is damaged (readCheckpoint reports that). */
+export async function checkpointInlineFile(fs: FileSystem, dir: string): Promise<InlineFile | null> {
+  const bytes = await readIfExists(fs, `${dir}/${CHECKPOINT_NAME}`);
+  if (bytes === null) return null;
+  const d = decodeCheckpoint(bytes);
+  return d.ok ? d.value.inline : null;
+}
+
+async function readIfExists(fs: FileSystem, file: string): Promise<Uint8Array | null> {
+  try {
+    return await readWholeFile(fs, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** Backup files in the directory, in LSN order (by name), with the file the CHECKPOINT carries inline (see the module comment). */
 export async function listBackupFiles(fs: FileSystem, dir: string): Promise<BackupFileEntry[]> {
+  const inline = await checkpointInlineFile(fs, dir); // before the listing: see the module comment
   const out: BackupFileEntry[] = [];
   for (const name of await fs.readdir(dir)) {
     const p = parseBackupFileName(name);
     if (p) out.push({ name, ...p });
   }
+  if (inline !== null) {
+    const listed = out.find((f) => f.name === inline.name);
+    if (listed === undefined) out.push({ name: inline.name, firstLsn: inline.firstLsn, lastLsn: inline.lastLsn, inline: inline.bytes });
+    else listed.inline = inline.bytes;
+  }
   return out.sort((a, b) => a.firstLsn - b.firstLsn || a.lastLsn - b.lastLsn);
 }
 
-/** Reads and fully verifies one backup file: header, whole-file CRC, every record's CRC and LSN. */
+/**
+ * Reads and fully verifies one backup file: header, whole-file CRC, every record's CRC and LSN. A file
+ * the checkpoint carries inline: the copy under its name if there is one and it is the same, else the
+ * checkpoint's copy when the one under the name does not verify; two copies that both verify and differ
+ * are BACKUP_CORRUPT naming both.
+ */
 export async function readBackupFile(fs: FileSystem, dir: string, entry: BackupFileEntry): Promise<{ header: BackupHeader; records: BodyRecord[]; bytes: number }> {
   const file = `${dir}/${entry.name}`;
-  const bytes = await readWholeFile(fs, file);
+  if (entry.inline === undefined) return decodeBackupFile(file, await readWholeFile(fs, file), entry);
+  const inCheckpoint = `${dir}/${CHECKPOINT_NAME}`;
+  const stored = await readIfExists(fs, file);
+  if (stored === null || Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(entry.inline)) return decodeBackupFile(inCheckpoint, entry.inline, entry);
+  try {
+    await decodeBackupFile(file, stored, entry);
+  } catch (err) {
+    if (!(err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT)) throw err;
+    return decodeBackupFile(inCheckpoint, entry.inline, entry); // a damaged copy: the checkpoint's verified
+  }
+  throw new FlushpointError(
+    ErrorCode.BACKUP_CORRUPT,
+    `backup file ${file} holds other bytes than the copy ${inCheckpoint} carries inline (LSNs ${entry.firstLsn}..${entry.lastLsn}; both verify): two histories in one backup. The checkpoint's copy is the one its flush acknowledged: once no other sink writes to ${dir}, delete ${file} and the checkpoint's copy is read (a sink's open stores it under the name)`,
+    { file, lsn: entry.firstLsn },
+  );
+}
+
+/** Verifies one backup file's bytes (read from `file`, as errors name it) against its entry. */
+export async function decodeBackupFile(file: string, bytes: Uint8Array, entry: BackupFileEntry): Promise<{ header: BackupHeader; records: BodyRecord[]; bytes: number }> {
   const h = decodeBackupHeader(bytes);
   if (!h.ok) throw corrupt(file, h.offset, h.reason);
   const header = h.value;

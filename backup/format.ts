@@ -31,6 +31,30 @@
  *   start LSN: the first LSN the backup holds, fixed when the backup is created; every LSN in
  *   start..checkpoint is in a file. checkpoint LSN = start - 1 means nothing is backed up yet.
  *
+ * CHECKPOINT format version 3 (written by the S3 target only, read on any FileSystem: a checkpoint that
+ * carries its flush's one data file inline; a bucket copied to a directory keeps it). The
+ * file comes first, the checkpoint fields last (N = the file's size):
+ *
+ *   0                    N          N+8       N+12     N+16              N+24          N+32        N+40     N+44     N+48
+ *   +--------------------+----------+---------+--------+-----------------+-------------+-----------+--------+--------+
+ *   | inline file: a     | magic    | version | zero   | checkpoint LSN  | published at| start LSN | inline | CRC-32 |
+ *   | backup file, byte  | FLPBCKPT | u32 = 3 | u32    | u64             | ms, u64     | u64       | bytes N| N..N+44|
+ *   | for byte (FLPBACKP)|          |         |        |                 |             |           | u32    |        |
+ *   +--------------------+----------+---------+--------+-----------------+-------------+-----------+--------+--------+
+ *   The inline section is one whole backup file (64-byte header, then its stored body): the file the
+ *   flush would have put under its name, which the writer stores there right after (it "materializes"
+ *   it) and before it publishes any later checkpoint. Its name follows from its header (first and last
+ *   LSN); its last LSN is the checkpoint LSN. It is covered by the file's own CRCs (the header CRC, and
+ *   the body CRC the header holds), which decoding checks: a damaged inline section is a damaged
+ *   checkpoint (readers accept its fields still when the file is stored under its name and verifies:
+ *   backup-file.ts readCheckpoint). The file is first so that one MD5 pass serves both PUTs (the file's MD5, then continued
+ *   over the trailer, the checkpoint's); a reader tells the layouts apart by the first 8 bytes (a backup
+ *   file's magic, not the checkpoint's). A checkpoint without an inline file is written as version 2.
+ *   A release before version 3 reads such a checkpoint as damaged ("bad checkpoint magic",
+ *   BACKUP_CORRUPT naming CHECKPOINT): never as a valid checkpoint of other LSNs, so an older reader
+ *   refuses it safely; read it with this release (or after the writer's next checkpoint, version 2
+ *   unless that one is inline too).
+ *
  * CHECKPOINT format version 1 (40 bytes, still read): magic | version u32 = 1 | zero u32 | checkpoint LSN
  *   u64 | published at u64 | zero u32 | CRC-32 of bytes 0..36. It records no start: readers take the
  *   first file present (a lost first file cannot be detected), and the next publish writes version 2.
@@ -49,6 +73,9 @@ export const BACKUP_FORMAT_VERSION = 1;
 export const BACKUP_HEADER_BYTES = 64;
 /** Format version of the CHECKPOINT file (version 1 had no start LSN). Backup files stay at version 1. */
 export const CHECKPOINT_FORMAT_VERSION = 2;
+/** Format version of a CHECKPOINT that carries a data file inline (version 2's fields, then the file). */
+export const CHECKPOINT_INLINE_FORMAT_VERSION = 3;
+/** Size of a version 2 checkpoint, and of a version 3 checkpoint's fixed part (before its inline file). */
 export const CHECKPOINT_BYTES = 48;
 export const CHECKPOINT_V1_BYTES = 40;
 export const CHECKPOINT_NAME = 'CHECKPOINT';
@@ -187,44 +214,126 @@ export function decodeBody(body: Uint8Array, header: BackupHeader): Decoded<Body
   return { ok: true, value: out };
 }
 
+/** A data file carried inside a version 3 checkpoint. */
+export interface InlineFile {
+  /** Its name as a backup file ("<first LSN>-<last LSN>.fpb"). */
+  name: string;
+  firstLsn: number;
+  lastLsn: number;
+  /** The whole file (header and stored body), a view into the checkpoint's bytes. */
+  bytes: Uint8Array;
+}
+
 export interface Checkpoint {
   /** Every LSN in startLsn..checkpointLsn is durable in the backup. */
   checkpointLsn: number;
   /** The first LSN the backup holds; null for a format 1 checkpoint, which did not record it. */
   startLsn: number | null;
   publishedAtMs: number;
+  /** The data file a version 3 checkpoint carries (its last LSN is checkpointLsn); null otherwise. */
+  inline: InlineFile | null;
 }
 
 export function encodeCheckpoint(checkpointLsn: number, startLsn: number, publishedAtMs: number): Uint8Array {
+  return encodeCheckpointFixed(CHECKPOINT_FORMAT_VERSION, checkpointLsn, startLsn, publishedAtMs, 0);
+}
+
+/**
+ * A version 3 checkpoint carrying `file` (a whole backup file as encoded chunks: header first) inline,
+ * as chunks: the file's own chunks (not copied), then the 48-byte trailer. The file must end at checkpointLsn.
+ */
+export function encodeCheckpointInline(checkpointLsn: number, startLsn: number, publishedAtMs: number, file: readonly Uint8Array[]): Uint8Array[] {
+  const header = file[0];
+  assert(header !== undefined && header.byteLength === BACKUP_HEADER_BYTES, 'an inline file starts with its 64-byte header chunk');
+  const h = decodeBackupHeader(header);
+  assert(h.ok && h.value.lastLsn === checkpointLsn && h.value.firstLsn >= startLsn, `inline file ${h.ok ? `${h.value.firstLsn}..${h.value.lastLsn}` : 'with a bad header'} for checkpoint ${checkpointLsn} (start ${startLsn})`);
+  let bytes = 0;
+  for (const c of file) bytes += c.byteLength;
+  assert(bytes === BACKUP_HEADER_BYTES + h.value.storedBodyBytes && bytes <= 0xffff_ffff, `inline file of ${bytes} bytes, its header says ${BACKUP_HEADER_BYTES + h.value.storedBodyBytes}`);
+  return [...file, encodeCheckpointFixed(CHECKPOINT_INLINE_FORMAT_VERSION, checkpointLsn, startLsn, publishedAtMs, bytes)];
+}
+
+function encodeCheckpointFixed(version: number, checkpointLsn: number, startLsn: number, publishedAtMs: number, inlineBytes: number): Uint8Array {
   assert(Number.isSafeInteger(startLsn) && startLsn >= 1, `checkpoint start LSN ${startLsn}`);
   assert(Number.isSafeInteger(checkpointLsn) && checkpointLsn >= startLsn - 1, `checkpoint ${checkpointLsn} before its start ${startLsn}`);
   const out = new Uint8Array(CHECKPOINT_BYTES);
   const view = new DataView(out.buffer);
   out.set(new TextEncoder().encode(CHECKPOINT_MAGIC), 0);
-  view.setUint32(8, CHECKPOINT_FORMAT_VERSION, true);
+  view.setUint32(8, version, true);
   writeU64(view, 16, checkpointLsn);
   writeU64(view, 24, publishedAtMs);
   writeU64(view, 32, startLsn);
+  view.setUint32(40, inlineBytes, true);
   view.setUint32(44, crc32(out.subarray(0, 44)), true);
   return out;
 }
 
 export function decodeCheckpoint(bytes: Uint8Array): Decoded<Checkpoint> {
   if (bytes.byteLength < 12) return { ok: false, offset: 0, reason: `checkpoint is ${bytes.byteLength} bytes, expected ${CHECKPOINT_BYTES}` };
+  const leading = new TextDecoder().decode(bytes.subarray(0, 8));
+  if (leading === BACKUP_MAGIC) return decodeInlineCheckpoint(bytes);
+  if (leading !== CHECKPOINT_MAGIC) return { ok: false, offset: 0, reason: 'bad checkpoint magic' };
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== CHECKPOINT_MAGIC) return { ok: false, offset: 0, reason: 'bad checkpoint magic' };
   const version = view.getUint32(8, true);
   const expectedBytes = version === 1 ? CHECKPOINT_V1_BYTES : version === CHECKPOINT_FORMAT_VERSION ? CHECKPOINT_BYTES : 0;
-  if (expectedBytes === 0) return { ok: false, offset: 8, reason: `unsupported checkpoint format version ${version} (this version reads 1 and ${CHECKPOINT_FORMAT_VERSION})` };
+  if (expectedBytes === 0) return { ok: false, offset: 8, reason: `unsupported checkpoint format version ${version} (this version reads 1 and ${CHECKPOINT_FORMAT_VERSION}, and ${CHECKPOINT_INLINE_FORMAT_VERSION} after an inline file)` };
   if (bytes.byteLength !== expectedBytes) return { ok: false, offset: 0, reason: `checkpoint is ${bytes.byteLength} bytes, format version ${version} has ${expectedBytes}` };
-  const crcAt = expectedBytes - 4;
-  if (view.getUint32(crcAt, true) !== crc32(bytes.subarray(0, crcAt))) return { ok: false, offset: crcAt, reason: 'checkpoint CRC mismatch' };
+  return decodeCheckpointFields(bytes, version, 0);
+}
+
+/**
+ * The checkpoint's fields only (inline: null): a version 3 checkpoint's inline file is neither read nor
+ * checked (one CRC pass over up to 8 MiB fewer), for a writer reading back its own bytes.
+ */
+export function decodeCheckpointFieldsOnly(bytes: Uint8Array): Decoded<Checkpoint> {
+  const at = bytes.byteLength - CHECKPOINT_BYTES;
+  if (at < BACKUP_HEADER_BYTES || new TextDecoder().decode(bytes.subarray(0, 8)) !== BACKUP_MAGIC) return decodeCheckpoint(bytes);
+  const version = new DataView(bytes.buffer, bytes.byteOffset + at + 8, 4).getUint32(0, true);
+  if (version !== CHECKPOINT_INLINE_FORMAT_VERSION) return { ok: false, offset: at + 8, reason: `checkpoint after an inline file has format version ${version}, expected ${CHECKPOINT_INLINE_FORMAT_VERSION}` };
+  return decodeCheckpointFields(bytes, version, at);
+}
+
+/** The fields of a checkpoint whose 40 (version 1) or 48 bytes start at `at`, CRC checked. */
+function decodeCheckpointFields(bytes: Uint8Array, version: number, at: number): Decoded<Checkpoint> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, bytes.byteLength - at);
+  const crcAt = (version === 1 ? CHECKPOINT_V1_BYTES : CHECKPOINT_BYTES) - 4;
+  if (view.getUint32(crcAt, true) !== crc32(bytes.subarray(at, at + crcAt))) return { ok: false, offset: at + crcAt, reason: 'checkpoint CRC mismatch' };
   const checkpointLsn = readU64(view, 16);
   const publishedAtMs = readU64(view, 24);
-  if (version === 1) return { ok: true, value: { checkpointLsn, startLsn: null, publishedAtMs } };
+  if (version === 1) return { ok: true, value: { checkpointLsn, startLsn: null, publishedAtMs, inline: null } };
   const startLsn = readU64(view, 32);
   if (!Number.isSafeInteger(startLsn) || startLsn < 1 || !Number.isSafeInteger(checkpointLsn) || checkpointLsn < startLsn - 1) {
-    return { ok: false, offset: 16, reason: `checkpoint LSN ${checkpointLsn} with start LSN ${startLsn} is impossible` };
+    return { ok: false, offset: at + 16, reason: `checkpoint LSN ${checkpointLsn} with start LSN ${startLsn} is impossible` };
   }
-  return { ok: true, value: { checkpointLsn, startLsn, publishedAtMs } };
+  return { ok: true, value: { checkpointLsn, startLsn, publishedAtMs, inline: null } };
+}
+
+/** A version 3 checkpoint: the inline file, then the 48-byte trailer. */
+function decodeInlineCheckpoint(bytes: Uint8Array): Decoded<Checkpoint> {
+  const at = bytes.byteLength - CHECKPOINT_BYTES;
+  if (at < BACKUP_HEADER_BYTES) return { ok: false, offset: 0, reason: `checkpoint is ${bytes.byteLength} bytes and starts like a backup file: too short for format version ${CHECKPOINT_INLINE_FORMAT_VERSION}` };
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, CHECKPOINT_BYTES);
+  if (new TextDecoder().decode(bytes.subarray(at, at + 8)) !== CHECKPOINT_MAGIC) return { ok: false, offset: at, reason: 'bad checkpoint magic after the inline file' };
+  const version = view.getUint32(8, true);
+  if (version !== CHECKPOINT_INLINE_FORMAT_VERSION) return { ok: false, offset: at + 8, reason: `checkpoint after an inline file has format version ${version}, expected ${CHECKPOINT_INLINE_FORMAT_VERSION}` };
+  const fields = decodeCheckpointFields(bytes, version, at);
+  if (!fields.ok) return fields;
+  const { checkpointLsn, startLsn } = fields.value;
+  const inline = decodeInlineFile(bytes.subarray(0, at), view.getUint32(40, true), startLsn as number, checkpointLsn);
+  if (!inline.ok) return { ok: false, offset: inline.offset, reason: `inline file: ${inline.reason}` };
+  return { ok: true, value: { ...fields.value, inline: inline.value } };
+}
+
+/** The inline section of a version 3 checkpoint: one whole backup file ending at the checkpoint, its CRCs checked. */
+function decodeInlineFile(bytes: Uint8Array, inlineBytes: number, startLsn: number, checkpointLsn: number): Decoded<InlineFile> {
+  if (bytes.byteLength !== inlineBytes) return { ok: false, offset: 0, reason: `${bytes.byteLength} bytes precede the checkpoint's fields, they say ${inlineBytes}` };
+  const h = decodeBackupHeader(bytes);
+  if (!h.ok) return h;
+  const { firstLsn, lastLsn, storedBodyBytes, bodyCrc } = h.value;
+  if (lastLsn !== checkpointLsn || firstLsn < startLsn || firstLsn > lastLsn) {
+    return { ok: false, offset: HEADER_OFFSET.firstLsn, reason: `holds LSNs ${firstLsn}..${lastLsn}, the checkpoint is ${checkpointLsn} (start ${startLsn})` };
+  }
+  if (BACKUP_HEADER_BYTES + storedBodyBytes !== inlineBytes) return { ok: false, offset: BACKUP_HEADER_BYTES, reason: `body is ${inlineBytes - BACKUP_HEADER_BYTES} bytes, its header says ${storedBodyBytes}` };
+  if (crc32(bytes.subarray(BACKUP_HEADER_BYTES)) !== bodyCrc) return { ok: false, offset: BACKUP_HEADER_BYTES, reason: 'whole-file checksum mismatch' };
+  return { ok: true, value: { name: backupFileName(firstLsn, lastLsn), firstLsn, lastLsn, bytes } };
 }

@@ -50,6 +50,11 @@ export const DURABLE_MARK_SPACING_MS = 5;
 /** Durable marks kept at most; beyond it neighbours are merged in pairs (the oldest time is kept), a count. */
 export const DURABLE_MARKS_COUNT_MAX = 100_000;
 
+/** An S3 flush whose one data file is at most this large may go inline in its checkpoint (one PUT, then
+ * the file stored under its name in the background; s3-target.ts), in bytes. Larger files take the two
+ * PUTs (data, then checkpoint): inlining sends the bytes twice, and a large file's PUT dwarfs the second one. */
+export const INLINE_FILE_BYTES_MAX = 8 * 1024 * 1024;
+
 /** A restore makes the new WAL durable at least every this many bytes of payload (bounded commits), in bytes. */
 export const RESTORE_SYNC_EVERY_BYTES = 8 * 1024 * 1024;
 

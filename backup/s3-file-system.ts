@@ -8,8 +8,18 @@
  * So restoreBackup({ from: 's3://bucket/prefix', to, fs }) and verifyBackup('s3://bucket/prefix', { fs })
  * read a bucket with the very code that reads a directory, and name objects in their messages. Writes
  * under the prefix are refused (EROFS): the sink writes through its S3Target.
+ *
+ * A checkpoint may carry its flush's data file inline (format.ts, version 3) that is not yet stored under
+ * its own name: this view shows the objects as they are, and backup-file.ts (listBackupFiles,
+ * readBackupFile) shows the inline file to every reader, on this view as on a directory.
+ *
+ * `pinnedCheckpoint`: the view a sink's open reads through (S3Target.preparedReadFs) serves the CHECKPOINT
+ * bytes prepare() read, whose ETag the target holds, rather than GETting them again: the checkpoint the
+ * sink continues from is then the one its first publish replaces, even when another writer's late
+ * checkpoint landed in between (its first publish meets that one on a 412).
  */
 import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags } from '../fs/file-system.js';
+import { CHECKPOINT_NAME } from './format.js';
 
 /** What the view needs from a target: listing, HEAD and GET by file name. */
 export interface S3Reader {
@@ -57,8 +67,9 @@ class ObjectHandle implements FileHandle {
   async sync(): Promise<void> {}
 }
 
-export function s3ReadFileSystem(reader: S3Reader, inner: FileSystem): FileSystem {
+export function s3ReadFileSystem(reader: S3Reader, inner: FileSystem, pinnedCheckpoint?: () => Uint8Array | null): FileSystem {
   const root = reader.location;
+  const getFile = async (name: string): Promise<Uint8Array | null> => (name === CHECKPOINT_NAME && pinnedCheckpoint !== undefined ? pinnedCheckpoint() : reader.getFile(name));
   /** null: not ours; '': the prefix itself; else the file name under it. */
   const nameOf = (path: string): string | null => {
     if (path === root) return '';
@@ -76,7 +87,7 @@ export function s3ReadFileSystem(reader: S3Reader, inner: FileSystem): FileSyste
       const name = nameOf(path);
       if (flags !== 'r') return readOnly('open', path);
       if (name === null || name === '') throw fsError('EISDIR', 'open', path);
-      const bytes = await reader.getFile(name);
+      const bytes = await getFile(name);
       if (bytes === null) throw fsError('ENOENT', 'open', path, 'no such object');
       return new ObjectHandle(path, bytes);
     },
@@ -100,6 +111,11 @@ export function s3ReadFileSystem(reader: S3Reader, inner: FileSystem): FileSyste
           throw err;
         }
         return { sizeBytes: 0, isFile: false, isDirectory: true };
+      }
+      if (name === CHECKPOINT_NAME && pinnedCheckpoint !== undefined) {
+        const pinned = pinnedCheckpoint();
+        if (pinned === null) throw fsError('ENOENT', 'stat', path, 'no such object');
+        return { sizeBytes: pinned.byteLength, isFile: true, isDirectory: false };
       }
       const head = name === null ? null : await reader.headObject(name);
       if (head === null) throw fsError('ENOENT', 'stat', path, 'no such object');

@@ -299,6 +299,15 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     };
   }
 
+  /**
+   * Resolves when the target's background work after the last flush is over, whatever its outcome (S3:
+   * a file published inline in its checkpoint, being stored under its own name). A flush is durable
+   * without it; tests and benchmarks wait for it so that it does not overlap what they measure next.
+   */
+  async settled(): Promise<void> {
+    await this.#target.settled?.();
+  }
+
   /** Flushes what is durable in the WAL, then stops and releases the lock and the WAL hold. */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -387,7 +396,8 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       }
       // From here on, files of this range may exist: a retry re-sends exactly this range.
       this.#retryTargetLsn = targetLsn;
-      const r = await copyRange(this.#pipeline, fromLsn, targetLsn, this.#startLsn);
+      // Someone waits for this flush (forceFlush, close): on S3 its file may go inline in the checkpoint.
+      const r = await copyRange(this.#pipeline, fromLsn, targetLsn, this.#startLsn, this.#scheduler.waitersCount > 0);
       assert(this.#checkpointLsn === fromLsn - 1, `the checkpoint moved during a flush (${fromLsn - 1} -> ${this.#checkpointLsn})`);
       this.#checkpointLsn = targetLsn;
       this.#retryTargetLsn = 0;

@@ -17,6 +17,7 @@
 import { ErrorCode, FlushpointError } from '../core/errors.js';
 import { readWholeFile, type FileSystem } from '../fs/file-system.js';
 import { publishFileDurably, sweepTempFiles } from '../fs/durable-publish.js';
+import { checkpointInlineFile, readBackupFile } from './backup-file.js';
 import { CHECKPOINT_NAME } from './format.js';
 
 export interface PutTimings {
@@ -53,12 +54,21 @@ export interface BackupTarget {
   /** Reads the backup: readdir(location), stat/open(location + '/' + name). Writes through it are refused on S3. */
   readonly readFs: FileSystem;
   /**
+   * Optional (S3): the backup as prepare() found it, for the sink's open: the CHECKPOINT read there (whose
+   * version the target will replace), not read again. Without it, the sink's open reads readFs.
+   */
+  readonly preparedReadFs?: FileSystem;
+  /**
    * No lock keeps other writers out (S3): before deleting anything, a sink re-publishes its checkpoint
    * conditionally, so that a sink still writing there is refused its next publish and never names what
    * was deleted. False for a directory: its lock file keeps every other sink out.
    */
   readonly claimsByCheckpoint: boolean;
-  /** Gets the target ready for a sink: sweeps a directory's temp files / learns the S3 checkpoint's version. */
+  /**
+   * Gets the target ready for a sink: sweeps a directory's temp files / learns the S3 checkpoint's version.
+   * A CHECKPOINT carrying an inline file (format version 3) has it stored under its name here, before the
+   * sink publishes anything that would replace the only copy.
+   */
   prepare(): Promise<void>;
   /** Stores `chunks` under `name`, durably when it resolves; the same bytes already there count as stored. */
   putFile(name: string, chunks: readonly Uint8Array[]): Promise<PutTimings>;
@@ -76,6 +86,20 @@ export interface BackupTarget {
    * publish(), which the pipeline calls only after every data file is durable.
    */
   prepareCheckpoint?(bytes: Uint8Array): PreparedCheckpoint;
+  /**
+   * Optional (S3): whether a flush's only data file, of `bytes` bytes, may go inline in its checkpoint
+   * (at most INLINE_FILE_BYTES_MAX).
+   */
+  acceptsInline?(bytes: number): boolean;
+  /**
+   * Optional (S3): publishes a version 3 checkpoint (`chunks`: format.ts encodeCheckpointInline) that
+   * carries the flush's only data file, `fileName`, in ONE conditional PUT: the flush's commit point.
+   * The file is then stored under its name in the background ("materialized"), and every later
+   * checkpoint publish first waits until it is: a checkpoint never replaces the only copy of a file.
+   */
+  publishCheckpointInline?(chunks: readonly Uint8Array[], fileName: string): Promise<PutTimings>;
+  /** Optional: resolves when background work (an inline file being materialized) is over, whatever its outcome. */
+  settled?(): Promise<void>;
   stats(): TargetStats;
   close(): Promise<void>;
 }
@@ -124,9 +148,26 @@ export class LocalDirTarget implements BackupTarget {
     if (this.#fenced) throw this.#fenced;
   }
 
-  /** The directory exists (the sink made it durably and locked it); sweeps the temp files a crash left. */
+  /**
+   * The directory exists (the sink made it durably and locked it); sweeps the temp files a crash left.
+   * A version 3 CHECKPOINT (an S3 backup copied here, e.g. with `aws s3 sync`, while a file was only in
+   * it) has its inline file stored under its name first (temp, fdatasync, rename, fsync dir): the sink's
+   * first publish writes a version 2 CHECKPOINT, which would otherwise replace the only copy. A file of
+   * that name that does not verify is replaced by the checkpoint's copy; one that verifies with other
+   * bytes is BACKUP_CORRUPT naming both (nothing is written).
+   */
   async prepare(): Promise<void> {
     await sweepTempFiles(this.#fs, this.location, await this.#fs.readdir(this.location));
+    const inline = await checkpointInlineFile(this.#fs, this.location);
+    if (inline === null) return;
+    const there = await this.getFile(inline.name);
+    if (there !== null) {
+      if (Buffer.from(there.buffer, there.byteOffset, there.byteLength).equals(inline.bytes)) return;
+      // Throws BACKUP_CORRUPT naming both when the copy there verifies; reads the checkpoint's when it does not.
+      await readBackupFile(this.#fs, this.location, { name: inline.name, firstLsn: inline.firstLsn, lastLsn: inline.lastLsn, inline: inline.bytes });
+    }
+    this.#checkNotFenced();
+    await publishFileDurably(this.#fs, this.location, inline.name, [inline.bytes]);
   }
 
   async putFile(name: string, chunks: readonly Uint8Array[]): Promise<PutTimings> {

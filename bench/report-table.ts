@@ -312,7 +312,7 @@ export function renderS3BackupSection(s: S3BackupSection): string {
     title,
     `${s.writersCount} closed-loop writers x ${formatBytes(s.recordSizeBytes)} records on the WAL; backup to ${s.endpoint}, s3://${s.bucket}${s.prefix ? `/${s.prefix}` : ''};`,
     'plain PUT = a bare PutObject of as many bytes (no condition, no Content-MD5) on the same client, alternating with the forceFlush samples;',
-    `idle forceFlush stages p50: WAL read ${formatMs(st.readMs)}, data PUT ${formatMs(st.writeMs)}, checkpoint PUT ${formatMs(st.checkpointMs)}`,
+    `idle forceFlush stages p50: WAL read ${formatMs(st.readMs)}, data PUT ${formatMs(st.writeMs)}, checkpoint PUT (an inline flush's only PUT, data included) ${formatMs(st.checkpointMs)}`,
     table,
   ].join('\n');
 }

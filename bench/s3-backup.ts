@@ -135,6 +135,8 @@ export async function runS3Bench(o: S3BenchOptions, log: (line: string) => void 
       await sink.forceFlush();
       idle.add(nowUs() - t);
       flushBytes = sink.stats().bytesWritten - before;
+      // An inline flush stores its file under its name in the background: not beside the baseline PUT.
+      await sink.settled();
       put.add(await plainPut(flushBytes));
     }
     const st = sink.stats().stages;
@@ -156,6 +158,7 @@ export async function runS3Bench(o: S3BenchOptions, log: (line: string) => void 
       await sink.forceFlush();
       inFlight.add(nowUs() - t);
       await running;
+      await sink.settled();
       const first = await plainPut(flushBytes);
       onePut.add(first);
       twoPuts.add(first + (await plainPut(flushBytes)));

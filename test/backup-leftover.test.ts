@@ -25,13 +25,9 @@ import { Wal } from '../wal/wal.js';
 import { payloadFor } from './helpers/wal-fixtures.js';
 import { FakeS3 } from './s3/fake-s3.js';
 import { filesOfFlush, type CapturedFile } from './s3/late-object.js';
+import { appendUpTo, expectRestoreEqualsWal } from './s3/restore-equal.js';
 
 const BK = '/bk';
-
-async function appendUpTo(wal: Wal, lastLsn: number, salt = 0): Promise<void> {
-  while (wal.lastLsn < lastLsn) wal.append(payloadFor(wal.lastLsn + 1 + salt, 40 + ((wal.lastLsn * 7) % 50)));
-  await wal.sync();
-}
 
 /** A sink's flush, run to its end (checkpoint included), then the sink closed. */
 async function flushWith(open: () => Promise<BackupSink>): Promise<{ removedOnOpen: number; adoptedOnOpen: number; checkpointLsn: number }> {
@@ -47,20 +43,6 @@ async function failure(p: Promise<unknown>): Promise<FlushpointError> {
   const err = await p.then(() => null, (e: unknown) => e);
   expect(err).toBeInstanceOf(FlushpointError);
   return err as FlushpointError;
-}
-
-/** The restored WAL equals `wal` record for record up to untilLsn, framing aside: LSNs and payload bytes. */
-async function expectRestoreEqualsWal(from: string, rfs: FileSystem, to: string, wal: Wal, untilLsn: number): Promise<void> {
-  const r = await restoreBackup({ from, to, fs: rfs });
-  expect(r.lastLsn).toBe(untilLsn);
-  const want: Array<{ lsn: number; payload: Buffer }> = [];
-  for await (const rec of wal.read({ toLsn: untilLsn })) want.push({ lsn: rec.lsn, payload: Buffer.from(rec.payload) });
-  const restored = await Wal.open({ dir: to, fs: rfs });
-  const got: Array<{ lsn: number; payload: Buffer }> = [];
-  for await (const rec of restored.read()) got.push({ lsn: rec.lsn, payload: Buffer.from(rec.payload) });
-  await restored.close();
-  expect(got.length).toBe(want.length);
-  expect(got).toEqual(want);
 }
 
 const entry = (firstLsn: number, lastLsn: number): { name: string; firstLsn: number; lastLsn: number } => ({ name: backupFileName(firstLsn, lastLsn), firstLsn, lastLsn });

@@ -93,13 +93,13 @@ describe('where the backup starts (issue 8 item 14)', () => {
   it('a CHECKPOINT of an unknown format version is BACKUP_CORRUPT naming it and the offset', async () => {
     const { fs } = await makeBackup(10);
     const bytes = fs.readFileNow(`${BACKUP_DIR}/CHECKPOINT`);
-    new DataView(bytes.buffer).setUint32(8, 3, true);
+    new DataView(bytes.buffer).setUint32(8, 4, true);
     const cp = await fs.open(`${BACKUP_DIR}/CHECKPOINT`, 'w+');
     await cp.commit([bytes], 0, 'fdatasync');
     await cp.close();
     const err = await failure(restoreBackup({ from: BACKUP_DIR, to: '/r', fs }));
     expect(err).toMatchObject({ code: 'BACKUP_CORRUPT', file: `${BACKUP_DIR}/CHECKPOINT`, offset: 8 });
-    expect(err.message).toMatch(/unsupported checkpoint format version 3/);
+    expect(err.message).toMatch(/unsupported checkpoint format version 4/);
   });
 });
 

@@ -7,7 +7,11 @@
  * baseline). Prints p50 / p90 of each, their ratios to the plain PUT, and the per-round difference B - A
  * (median, and in how many rounds B was faster).
  *
- *   node test/s3/run.mjs --exec node test/s3/ab-interleaved.mjs ROOT_A ROOT_B [ROUNDS] [FLUSH_RECORDS]
+ *   node test/s3/run.mjs --exec node test/s3/ab-interleaved.mjs ROOT_A ROOT_B [ROUNDS] [FLUSH_RECORDS] [idle|inflight]
+ *
+ * inflight: the bench's "forceFlush with an upload in flight" instead: each sample starts a forceFlush,
+ * appends as many records again while it runs, and times a second forceFlush (it waits for the first,
+ * then runs its own); the baseline is then two plain PutObjects one after the other.
  *
  * ROOT_A / ROOT_B: checkouts with a built dist/ (node_modules resolve from this repository).
  */
@@ -17,7 +21,8 @@ import path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { benchEnv } from './bench-env.mjs';
 
-const [rootA, rootB, roundsText = '60', recordsText = '4096'] = process.argv.slice(2);
+const [rootA, rootB, roundsText = '60', recordsText = '4096', mode = 'idle'] = process.argv.slice(2);
+if (mode !== 'idle' && mode !== 'inflight') throw new Error(`mode must be idle or inflight, got ${mode}`);
 if (!rootA || !rootB) throw new Error('usage: ab-interleaved.mjs ROOT_A ROOT_B [ROUNDS] [FLUSH_RECORDS]');
 const { endpoint, credentials, bucket, counts, warmupCount, tag, tmp } = benchEnv('fp-abi-', [roundsText, recordsText]);
 const [roundsCount, recordsCount] = counts;
@@ -39,10 +44,19 @@ async function side(label, root) {
       for (let r = 0; r < recordsCount; r++) wal.append(payload);
       await wal.sync();
       const before = sink.stats().bytesWritten;
+      let running = null;
+      if (mode === 'inflight') {
+        running = sink.forceFlush();
+        for (let r = 0; r < recordsCount; r++) wal.append(payload);
+        await wal.sync();
+      }
       const t = performance.now();
       await sink.forceFlush();
       if (keep) ms.push(performance.now() - t);
-      bytes = sink.stats().bytesWritten - before;
+      await running;
+      bytes = (sink.stats().bytesWritten - before) / (mode === 'inflight' ? 2 : 1);
+      // A build that stores an inline file under its name after the flush: not during the next sample.
+      await sink.settled?.();
     },
     async close() {
       await sink.close();
@@ -60,7 +74,7 @@ const put = {
   async sample(keep) {
     const body = crypto.randomBytes(a.bytes || 1);
     const t = performance.now();
-    await plain.send(new PutObjectCommand({ Bucket: bucket, Key: `abi-${tag}-plain/${seq++}`, Body: body, ContentLength: body.byteLength }));
+    for (let n = mode === 'inflight' ? 2 : 1; n > 0; n--) await plain.send(new PutObjectCommand({ Bucket: bucket, Key: `abi-${tag}-plain/${seq++}`, Body: body, ContentLength: body.byteLength }));
     if (keep) putMs.push(performance.now() - t);
   },
 };
@@ -82,6 +96,7 @@ console.log(
   JSON.stringify({
     A: rootA,
     B: rootB,
+    mode,
     rounds: roundsCount,
     flushBytes: a.bytes,
     aP50Ms: r2(at(a.ms, 0.5)),

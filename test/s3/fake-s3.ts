@@ -7,6 +7,8 @@
  *   stall()           hold every request from now on; release() applies them and answers (a client that
  *                     timed out meanwhile gets nothing, but its write lands: a paused gateway waking up)
  *   holdWhere(fn)     the same for the requests fn(method, key) picks only; the others are served
+ *   drop()            the held requests are never applied: their connections are cut (a writer killed
+ *                     before its request reached the store), and nothing is held from now on
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -27,8 +29,9 @@ export class FakeS3 {
   readonly seen: Array<{ method: string; key: string; headers: http.IncomingHttpHeaders; clientPort: number }> = [];
   bareIfMatchOnly = false;
   #server: http.Server;
-  #gate: Promise<void> | null = null;
-  #openGate: (() => void) | null = null;
+  /** Resolves true (apply the held requests) or false (drop them). */
+  #gate: Promise<boolean> | null = null;
+  #openGate: ((apply: boolean) => void) | null = null;
   #holds: ((method: string, key: string) => boolean) | null = null;
 
   private constructor(server: http.Server) {
@@ -49,7 +52,7 @@ export class FakeS3 {
 
   stall(): void {
     this.#holds = null;
-    this.#gate ??= new Promise<void>((resolve) => (this.#openGate = resolve));
+    this.#gate ??= new Promise<boolean>((resolve) => (this.#openGate = resolve));
   }
 
   holdWhere(holds: (method: string, key: string) => boolean): void {
@@ -58,7 +61,15 @@ export class FakeS3 {
   }
 
   release(): void {
-    this.#openGate?.();
+    this.#open(true);
+  }
+
+  drop(): void {
+    this.#open(false);
+  }
+
+  #open(apply: boolean): void {
+    this.#openGate?.(apply);
     this.#gate = null;
     this.#openGate = null;
     this.#holds = null;
@@ -86,7 +97,10 @@ export class FakeS3 {
     const [, bucketName = '', ...rest] = url.pathname.split('/');
     const key = decodeURIComponent(rest.join('/'));
     this.seen.push({ method: req.method ?? '', key: key || bucketName, headers: req.headers, clientPort: req.socket.remotePort ?? 0 });
-    if (this.#gate && (this.#holds === null || this.#holds(req.method ?? '', key))) await this.#gate;
+    if (this.#gate && (this.#holds === null || this.#holds(req.method ?? '', key)) && !(await this.#gate)) {
+      req.socket.destroy();
+      return;
+    }
     this.requests.push(`${req.method} ${key || bucketName}${req.headers['if-match'] ? ' if-match' : ''}${req.headers['if-none-match'] ? ' if-none-match' : ''}`);
     const send = (status: number, payload = '', headers: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'application/xml', ...headers });

@@ -14,6 +14,8 @@
  *   dataPut             PutObject If-None-Match: * with Content-MD5 (UNSIGNED-PAYLOAD), the sink's request
  *   dataPutNoMd5        the same without Content-MD5
  *   ckptPut             PutObject of 48 B with If-Match (the checkpoint's request)
+ *   inlinePut           PutObject of 48 B + the flush's bytes with If-Match and Content-MD5, over the
+ *                       same key every time (an inline checkpoint's request; concat and MD5 not timed)
  *   smallPut            a plain PutObject of 48 B
  *   plainPut            a plain PutObject of the flush's bytes (the bench's baseline)
  * and the ratios forceFlush / plainPut and (dataPut + ckptPut) / plainPut, the floor of "data, then a
@@ -50,6 +52,7 @@ const timed = async (k, fn, keep) => {
 const md5 = (b) => crypto.createHash('md5').update(b).digest();
 const send = (key, body, extra = {}) => hand.client.send(new PutObjectCommand({ Bucket: bucket, Key: `${hand.key(key)}`, Body: body, ContentLength: body.byteLength, ...extra }));
 let ckptEtag = null;
+let inlineEtag = null;
 for (let i = 0; i < samplesCount + warmupCount; i++) {
   const keep = i >= warmupCount;
   const fromLsn = wal.lastLsn + 1;
@@ -57,6 +60,7 @@ for (let i = 0; i < samplesCount + warmupCount; i++) {
   await wal.sync();
   const toLsn = wal.lastLsn;
   await timed('forceFlush', () => sink.forceFlush(), keep);
+  await sink.settled?.(); // an inline file stored under its name: not during the steps below
   const body = new BodyBuilder();
   await timed('walRead', async () => {
     for await (const span of wal.readRaw({ fromLsn, toLsn, chunkBytesMax: 4 << 20 })) body.add(span);
@@ -71,6 +75,9 @@ for (let i = 0; i < samplesCount + warmupCount; i++) {
   const ckpt = crypto.randomBytes(48);
   const r = await timed('ckptPut', () => send('CHECKPOINT', ckpt, { ContentMD5: md5(ckpt).toString('base64'), ...(ckptEtag === null ? { IfNoneMatch: '*' } : { IfMatch: ckptEtag }) }), keep);
   ckptEtag = r.ETag.replace(/"/g, '');
+  const inlineBody = Buffer.concat([ckpt, bytes]);
+  const ri = await timed('inlinePut', () => send('CHECKPOINT-INLINE', inlineBody, { ContentMD5: md5(inlineBody).toString('base64'), ...(inlineEtag === null ? { IfNoneMatch: '*' } : { IfMatch: inlineEtag }) }), keep);
+  inlineEtag = ri.ETag.replace(/"/g, '');
   await timed('smallPut', () => send(`s-${i}`, crypto.randomBytes(48)), keep);
   const plainBody = crypto.randomBytes(bytes.byteLength);
   await timed('plainPut', () => send(`p-${i}`, plainBody), keep);
@@ -82,7 +89,8 @@ for (const [k, xs] of Object.entries(times)) out[k] = { p50: r2(at(xs, 0.5)), p9
 // Per-sample sums, then their median: the floor as the same samples saw it.
 const floor = times.dataPut.map((d, j) => (d + times.ckptPut[j]) / times.plainPut[j]);
 const ratio = times.forceFlush.map((f, j) => f / times.plainPut[j]);
-console.log(JSON.stringify({ root, flushBytes: (recordsCount * 280) + 64, samples: samplesCount, ...out, ratioP50: r2(at(ratio, 0.5)), floorRatioP50: r2(at(floor, 0.5)), sinkStagesP50Ms: Object.fromEntries(Object.entries(sink.stats().stages).map(([k, v]) => [k, r2(v.p50Ms)])) }));
+const inlineRatio = times.inlinePut.map((d, j) => d / times.plainPut[j]);
+console.log(JSON.stringify({ root, inlinePutRatioP50: r2(at(inlineRatio, 0.5)), flushBytes: (recordsCount * 280) + 64, samples: samplesCount, ...out, ratioP50: r2(at(ratio, 0.5)), floorRatioP50: r2(at(floor, 0.5)), sinkStagesP50Ms: Object.fromEntries(Object.entries(sink.stats().stages).map(([k, v]) => [k, r2(v.p50Ms)])), flushes: sink.stats().flushes }));
 await sink.close();
 await wal.close();
 await hand.close();

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeCheckpoint } from '../../backup/format.js';
 import { S3Target } from '../../backup/s3-target.js';
 import { BackupSink } from '../../backup/sink.js';
 import { verifyBackup } from '../../backup/verify.js';
@@ -128,12 +129,14 @@ describe('a sink SIGKILLed mid-upload to S3', () => {
           () => false,
         );
 
+        const stored = decodeCheckpoint(await reader.getFile('CHECKPOINT').then((b) => b ?? new Uint8Array(0)));
+        const storedWhat = stored.ok ? `${stored.value.checkpointLsn}${stored.value.inline ? ` carrying ${stored.value.inline.name}` : ''}` : stored.reason;
         const wal = await Wal.open({ dir: walDir, segmentSizeBytes: 1024 * 1024 });
         try {
           const sink = await BackupSink.open({ wal, target: { s3 }, flushIntervalMs: 3_600_000 });
           const opened = sink.stats();
           log.push(
-            `#${round} ${kind} PUT ${sending.key.split('/').pop()} (${sending.bytes} B) killed in flight, ${landed ? 'landed' : 'did not land'}; ` +
+            `#${round} ${kind} PUT ${sending.key.split('/').pop()} (${sending.bytes} B) killed in flight, ${landed ? 'landed' : 'did not land'}; bucket's checkpoint ${storedWhat}; ` +
               `checkpoint ${sending.checkpointLsn} -> ${opened.checkpointLsn} at reopen (adopted ${opened.adoptedOnOpen}, removed ${opened.removedOnOpen}), WAL durable ${wal.durableLsn}; radosgw done with the dead connection after ${settledMs} ms`,
           );
           expect(opened.checkpointLsn).toBeGreaterThanOrEqual(sending.checkpointLsn);

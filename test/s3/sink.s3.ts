@@ -93,6 +93,7 @@ describe('forceFlush over S3', () => {
     const r1 = await first;
     const r2 = await second;
     await third;
+    await sink.settled(); // an inline flush's file is stored under its name just after it
     expect(r1.checkpointLsn).toBeGreaterThanOrEqual(10);
     expect(r2).toMatchObject({ targetLsn: target2, flushesJoined: 1, flushesRun: 1 });
     expect(r2.checkpointLsn).toBeGreaterThanOrEqual(target2);
@@ -127,6 +128,7 @@ describe('forceFlush over S3', () => {
     c.resumeRgw();
     const results = await Promise.all([first, ...calls]);
     for (const r of results.slice(1)) expect(r.checkpointLsn).toBeGreaterThanOrEqual(target);
+    await sink.settled(); // an inline flush's file is stored under its name just after it
     const objects = await dataObjects(prefix);
     expect(objects.length).toBeLessThanOrEqual(2);
     expect(objects).toEqual(['0000000000000001-000000000000000a.fpb', '000000000000000b-000000000000001e.fpb']);
