@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
 import { RECORD_ARENA_BYTES_MAX } from '../engine/limits.js';
 import { RecordArena, encodeRecord } from '../engine/record.js';
-import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
+import { FaultFileSystem, MemoryFileSystem, type FaultRule, type FsOp } from '../fs/index.js';
 import { deferred, track, turns } from './helpers/async.js';
 import { seededRandom } from '../core/random.js';
 
@@ -19,6 +19,21 @@ function bytesOf(length: number, first: number): Buffer {
   const b = Buffer.allocUnsafe(length);
   for (let i = 0; i < length; i++) b[i] = (first + i * 37) & 0xff;
   return b;
+}
+
+/** Holds every WAL fdatasync while `gated`, each until its gate is resolved, in order. */
+class GatedDatasyncs extends FaultFileSystem {
+  readonly gates: Array<{ resolve: () => void }> = [];
+  gated = false;
+
+  override async before(op: FsOp, file: string): Promise<FaultRule | null> {
+    if (op === 'datasync' && this.gated && file.includes('/wal/')) {
+      const gate = deferred();
+      this.gates.push(gate);
+      await gate.promise;
+    }
+    return super.before(op, file);
+  }
 }
 
 function bytesEngine(fs: FaultFileSystem | MemoryFileSystem): Engine<Buffer, Buffer> {
@@ -62,6 +77,18 @@ describe('RecordArena', () => {
     arena.put(Buffer.from([99]), value.fill(99));
     expect(last.record.equals(last.copy)).toBe(true);
     expect(arena.put(Buffer.from([1]), Buffer.alloc(RecordArena.recordBytesMax))).toBeNull();
+  });
+  it('keeps a held record of the current buffer when an earlier one of it is released and a larger one follows', () => {
+    // Found by review: the test above passed with release() resetting the buffer on every release.
+    const arena = new RecordArena();
+    arena.put(Buffer.from('k1'), Buffer.alloc(10, 1));
+    const first = arena.buffer;
+    const held = arena.put(Buffer.from('k2'), Buffer.alloc(10, 2)) as Buffer;
+    const copy = Buffer.from(held);
+    arena.release(first); // k1 read back, k2 still held
+    arena.put(Buffer.from('k3'), Buffer.alloc(100, 3));
+    expect(arena.buffer).toBe(first);
+    expect(held.equals(copy)).toBe(true);
   });
 });
 
@@ -134,6 +161,34 @@ describe('engine puts read back from their record', () => {
     await Promise.all([held.promise, behind.promise]);
     expect(await db.get(Buffer.from('a'))).toEqual(Buffer.from('2'));
     expect(await db.get(Buffer.from('b'))).toEqual(Buffer.from('3'));
+    await db.close();
+  });
+
+  it('behind a commit in flight is not visible when that commit ends: the next state covers it, the commit does not', async () => {
+    // Found by review: nothing failed when #advance swapped the next state in at the end of an earlier commit.
+    const fs = new GatedDatasyncs(new MemoryFileSystem());
+    const db = new Engine<string, Buffer>(LOCATION, { fs, valueEncoding: 'buffer' });
+    await db.open();
+    await db.put('x', Buffer.from('0'));
+    await turns(3); // its read-back has run: no next state is pending
+    fs.gated = true;
+    const first = track(db.del('x')); // not a held put; its commit starts and is held at the fdatasync
+    await turns(3);
+    const held = track(db.put('a', Buffer.from('1'))); // the next state is made from [del x, put a]
+    await turns(3);
+    while (db.wal!.durableLsn < 2 && fs.gates.length > 0) {
+      fs.gates.shift()!.resolve();
+      await turns(3);
+    }
+    expect(first.outcome.state).toBe('resolved');
+    expect(db.wal!.durableLsn).toBe(2);
+    expect(db.getSync('x')).toBeUndefined();
+    expect(held.outcome.state).toBe('pending');
+    expect(db.getSync('a')).toBeUndefined();
+    fs.gated = false;
+    while (fs.gates.length > 0) fs.gates.shift()!.resolve();
+    await held.promise;
+    expect(db.getSync('a')).toEqual(Buffer.from('1'));
     await db.close();
   });
 });
