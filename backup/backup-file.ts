@@ -135,25 +135,42 @@ export async function readCheckpoint(fs: FileSystem, dir: string): Promise<Backu
  * A version 3 CHECKPOINT whose inline copy is damaged but whose own fields verify (their CRC): still a
  * checkpoint, when the file it carried is also stored under its name and verifies (its writer, or the next
  * sink's open, stored it there): readers and a sink then use that copy, as for any other file. The stored
- * file is found by its last LSN (the checkpoint's) and, when the inline copy's header still verifies, its
- * first LSN. Null otherwise: the CHECKPOINT is damaged (BACKUP_CORRUPT), the only copy may be in it.
+ * file must be that very file: when the inline copy's header still verifies, the stored file's 64 header
+ * bytes must equal it (the header holds the body's CRC); when it does not, the stored file must end at the
+ * checkpoint LSN and the stored files must tile the backup from its start up to it (so the only copy of no
+ * LSN is in the damaged section). Null otherwise: the CHECKPOINT is damaged (BACKUP_CORRUPT), the only
+ * copy may be in it.
  */
 async function fieldsVouchedForByStoredFile(fs: FileSystem, dir: string, bytes: Uint8Array): Promise<BackupCheckpoint | null> {
   const fields = decodeCheckpointFieldsOnly(bytes); // fails for any checkpoint but a version 3 one with sound fields
   if (!fields.ok || fields.value.startLsn === null) return null;
   const { checkpointLsn, startLsn } = fields.value;
   const header = decodeBackupHeader(bytes);
-  for (const name of await fs.readdir(dir)) {
+  const names = await fs.readdir(dir);
+  const reached = header.ok ? null : boundariesReached(names, startLsn);
+  for (const name of names) {
     const p = parseBackupFileName(name);
     if (p === null || p.lastLsn !== checkpointLsn || p.firstLsn < startLsn || (header.ok && header.value.firstLsn !== p.firstLsn)) continue;
+    if (reached !== null && !reached.has(p.firstLsn)) continue; // the files below it do not reach its start
     try {
-      await decodeBackupFile(`${dir}/${name}`, await readWholeFile(fs, `${dir}/${name}`), { name, ...p });
+      const stored = await readWholeFile(fs, `${dir}/${name}`);
+      // A sound inline header holds the inline file's body CRC: the stored file is that file only if its header is the same.
+      if (header.ok && !Buffer.from(stored.buffer, stored.byteOffset, Math.min(stored.byteLength, BACKUP_HEADER_BYTES)).equals(bytes.subarray(0, BACKUP_HEADER_BYTES))) continue;
+      await decodeBackupFile(`${dir}/${name}`, stored, { name, ...p });
       return { checkpointLsn, startLsn, startRecorded: true };
     } catch (err) {
       if (!(err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT)) throw err;
     }
   }
   return null;
+}
+
+/** The LSN boundaries that the backup files named in `names` reach from `startLsn`, each starting where one before it ends (names only). */
+function boundariesReached(names: readonly string[], startLsn: number): Set<number> {
+  const files = names.map(parseBackupFileName).filter((p): p is { firstLsn: number; lastLsn: number } => p !== null).sort((a, b) => a.firstLsn - b.firstLsn);
+  const reached = new Set([startLsn]);
+  for (const f of files) if (reached.has(f.firstLsn)) reached.add(f.lastLsn + 1);
+  return reached;
 }
 
 /** BACKUP_NOT_FOUND unless `dir` exists and is a directory. */

@@ -157,6 +157,28 @@ describe('a 412 takeover with an inline checkpoint on either side', () => {
     expect(await failure(a.publishCheckpoint(checkpointBytesForTest(10)))).toBe(null); // A still owns the prefix
   });
 
+  it('a LIVE writer\'s inline checkpoint of another history met by OUR inline publish with no file of ours beyond the checkpoint seen: BACKUP_LOCKED, its checkpoint stays (second review finding 3)', async () => {
+    const prefix = 't-live-mine';
+    const a = await target(prefix);
+    const f1 = await otherFile(1, 10, 'A');
+    await a.putFile(f1.name, f1.chunks);
+    await a.publishCheckpoint(checkpointBytesForTest(10));
+    const b = await target(prefix); // seen: 10, knows 1..10
+    const fa = await otherFile(11, 20, 'A');
+    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${fa.name}`);
+    await a.publishCheckpointInline(inlineCheckpoint(fa, 20), fa.name); // acknowledged: 11..20 are A's, only in the CHECKPOINT
+    await until(async () => fake.seen.some((r) => r.method === 'PUT' && r.key === `${prefix}/${fa.name}`), 'A\'s file PUT held');
+    const acknowledged = Buffer.from(stored(prefix, CHECKPOINT_NAME)!);
+    // B's records 11..25 are only in its own inline file: the files it knows (1..10) do not reach A's 11..20,
+    // so only the comparison with B's own inline file can tell A's records are another history's.
+    const fb = await otherFile(11, 25, 'B');
+    expect(await failure(b.publishCheckpointInline(inlineCheckpoint(fb, 25), fb.name))).toMatchObject({ code: 'BACKUP_LOCKED' });
+    expect(b.stats().checkpointTakeovers).toBe(0);
+    expect(stored(prefix, CHECKPOINT_NAME)!.equals(acknowledged)).toBe(true);
+    fake.release();
+    await a.settled();
+  });
+
   it('a sink opening while a killed writer\'s late INLINE checkpoint lands: prepare() and adoption see ONE read of the CHECKPOINT, and the next forceFlush takes it over (review finding 4)', async () => {
     const prefix = 't-one-read';
     const { fs, wal } = await walWith(25);
@@ -190,7 +212,7 @@ describe('a 412 takeover with an inline checkpoint on either side', () => {
 });
 
 /** A sink's inline flush of 1..30, stored under its name too; then one byte of the object `damaged` (a record in it) flipped. */
-async function inlineFlushStoredThenDamaged(prefix: string, damaged: string): Promise<{ fs: MemoryFileSystem; wal: Wal; r: S3Target }> {
+async function inlineFlushStoredThenDamaged(prefix: string, damaged: string, offset = 200): Promise<{ fs: MemoryFileSystem; wal: Wal; r: S3Target }> {
   const { fs, wal } = await walWith(30);
   const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
   opened.push(sink);
@@ -198,7 +220,7 @@ async function inlineFlushStoredThenDamaged(prefix: string, damaged: string): Pr
   await sink.settled();
   await sink.close();
   const bytes = Buffer.from(stored(prefix, damaged)!);
-  bytes[200] = (bytes[200] as number) ^ 0xff;
+  bytes[offset] = (bytes[offset] as number) ^ 0xff;
   fake.put(BUCKET, `${prefix}/${damaged}`, bytes);
   const r = new S3Target(s3(prefix), fs);
   opened.push(r);
@@ -263,6 +285,35 @@ describe('a damaged inline section, the file stored under its name (review findi
     await reopened.forceFlush();
     await reopened.settled();
     expect(await verifyBackup(r.location, { fs: r.readFs })).toMatchObject({ ok: true, checkpointLsn: 45, problems: [] });
+  });
+});
+
+describe('a damaged inline section vouched for only by the very file it carried (second review finding 2)', () => {
+  it('(a) the inline header verifies, its body does not; the object under the name is a foreign file that verifies: BACKUP_CORRUPT naming CHECKPOINT, not the foreign records', async () => {
+    const prefix = 'vouch-foreign';
+    const { wal, r } = await inlineFlushStoredThenDamaged(prefix, CHECKPOINT_NAME); // a record inside the inline copy
+    const foreign = await otherFile(1, 30, 'FOREIGN');
+    fake.put(BUCKET, `${prefix}/${backupFileName(1, 30)}`, Buffer.concat(foreign.chunks));
+    const v = await verifyBackup(r.location, { fs: r.readFs });
+    expect(v.ok).toBe(false);
+    expect(v.problems.find((p) => p.code === 'BACKUP_CORRUPT')?.message).toContain(`${r.location}/${CHECKPOINT_NAME}`);
+    expect(await failure(restoreBackup({ from: r.location, to: '/restored', fs: r.readFs }))).toMatchObject({ code: 'BACKUP_CORRUPT' });
+    const checkpoint = Buffer.from(stored(prefix, CHECKPOINT_NAME)!);
+    expect(await failure(BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 }))).toMatchObject({ code: 'BACKUP_CORRUPT' });
+    expect(stored(prefix, CHECKPOINT_NAME)!.equals(checkpoint)).toBe(true);
+  });
+
+  it('(b) the inline header itself damaged; a stored file ends at the checkpoint but nothing below it reaches its start: BACKUP_CORRUPT, the sink does not open, the damaged only copy stays', async () => {
+    const prefix = 'vouch-untiled';
+    const { wal } = await inlineFlushStoredThenDamaged(prefix, CHECKPOINT_NAME, 10); // inside the inline file's 64-byte header
+    fake.buckets.get(BUCKET)!.delete(`${prefix}/${backupFileName(1, 30)}`);
+    const tail = await walFile(wal, 21, 30); // covers 21..30 only: 1..20 are in the damaged inline copy alone
+    fake.put(BUCKET, `${prefix}/${tail.name}`, Buffer.concat(tail.chunks));
+    const checkpoint = Buffer.from(stored(prefix, CHECKPOINT_NAME)!);
+    const err = await failure(BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 }));
+    expect(err).toMatchObject({ code: 'BACKUP_CORRUPT' });
+    expect((err as Error).message).toContain(CHECKPOINT_NAME);
+    expect(stored(prefix, CHECKPOINT_NAME)!.equals(checkpoint)).toBe(true);
   });
 });
 
