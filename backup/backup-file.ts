@@ -229,27 +229,49 @@ export async function listBackupFiles(fs: FileSystem, dir: string): Promise<Back
 
 /**
  * Reads and fully verifies one backup file: header, whole-file CRC, every record's CRC and LSN. A file
- * the checkpoint carries inline: the copy under its name if there is one and it is the same, else the
- * checkpoint's copy when the one under the name does not verify; two copies that both verify and differ
- * are BACKUP_CORRUPT naming both.
+ * the checkpoint carries inline: the copy under its name if there is one and it is the same file
+ * (compareWithInlineCopy: the same bytes, or the same records), else the checkpoint's copy when the one
+ * under the name does not verify; two copies that both verify with other records are BACKUP_CORRUPT
+ * naming both.
  */
 export async function readBackupFile(fs: FileSystem, dir: string, entry: BackupFileEntry): Promise<{ header: BackupHeader; records: BodyRecord[]; bytes: number }> {
   const file = `${dir}/${entry.name}`;
   if (entry.inline === undefined) return decodeBackupFile(file, await readWholeFile(fs, file), entry);
   const inCheckpoint = `${dir}/${CHECKPOINT_NAME}`;
   const stored = await readIfExists(fs, file);
-  if (stored === null || Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(entry.inline)) return decodeBackupFile(inCheckpoint, entry.inline, entry);
+  if (stored === null || (await compareWithInlineCopy(dir, entry, stored, entry.inline)) === 'damaged') return decodeBackupFile(inCheckpoint, entry.inline, entry);
+  return decodeBackupFile(file, stored, entry);
+}
+
+/**
+ * How `stored`, the bytes under an inline file's name, relate to the checkpoint's copy `inline`: 'same'
+ * when the bytes are equal, or both verify and hold the same records as the WAL framed them (one range
+ * encoded twice, e.g. with another compression or zlib version: either copy may be read); 'damaged' when
+ * `stored` does not verify (the checkpoint's copy is the one to read). Two copies that both verify with
+ * other records are two histories: BACKUP_CORRUPT naming both.
+ */
+export async function compareWithInlineCopy(dir: string, entry: BackupFileEntry, stored: Uint8Array, inline: Uint8Array): Promise<'same' | 'damaged'> {
+  const file = `${dir}/${entry.name}`;
+  const inCheckpoint = `${dir}/${CHECKPOINT_NAME}`;
+  if (Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(inline)) return 'same';
+  let records: BodyRecord[];
   try {
-    await decodeBackupFile(file, stored, entry);
+    records = (await decodeBackupFile(file, stored, entry)).records;
   } catch (err) {
     if (!(err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT)) throw err;
-    return decodeBackupFile(inCheckpoint, entry.inline, entry); // a damaged copy: the checkpoint's verified
+    return 'damaged'; // the checkpoint's copy verified with the checkpoint
   }
+  if (sameRecords(records, (await decodeBackupFile(inCheckpoint, inline, entry)).records)) return 'same';
   throw new FlushpointError(
     ErrorCode.BACKUP_CORRUPT,
     `backup file ${file} holds other bytes than the copy ${inCheckpoint} carries inline (LSNs ${entry.firstLsn}..${entry.lastLsn}; both verify): two histories in one backup. The checkpoint's copy is the one its flush acknowledged: once no other sink writes to ${dir}, delete ${file} and the checkpoint's copy is read (a sink's open stores it under the name)`,
     { file, lsn: entry.firstLsn },
   );
+}
+
+/** Whether two verified files hold the same records, each as the WAL framed it (CRC, length, LSN, batch delta, salt, payload). */
+export function sameRecords(a: readonly BodyRecord[], b: readonly BodyRecord[]): boolean {
+  return a.length === b.length && a.every((r, i) => r.lsn === (b[i] as BodyRecord).lsn && Buffer.compare(r.record, (b[i] as BodyRecord).record) === 0);
 }
 
 /** Verifies one backup file's bytes (read from `file`, as errors name it) against its entry. */

@@ -55,7 +55,7 @@ import {
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
-import { decodeBackupFile, readBackupFile, type BackupFileEntry } from './backup-file.js';
+import { decodeBackupFile, readBackupFile, sameRecords, type BackupFileEntry } from './backup-file.js';
 import { CHECKPOINT_BYTES, CHECKPOINT_NAME, decodeCheckpoint, decodeCheckpointFieldsOnly, parseBackupFileName, type BodyRecord, type InlineFile } from './format.js';
 import { INLINE_FILE_BYTES_MAX } from './limits.js';
 import { s3ReadFileSystem } from './s3-file-system.js';
@@ -342,21 +342,36 @@ export class S3Target implements BackupTarget {
     return { writeMs: t1 - t0, publishMs: performance.now() - t1 };
   }
 
-  /** Something is stored under `name`: resolves if it is these very bytes, BACKUP_LOCKED if not. */
+  /**
+   * Something is stored under `name`: resolves if it is these very bytes, or the same backup file encoded
+   * otherwise (both verify and hold the same records as the WAL framed them: another compression or zlib
+   * version); BACKUP_LOCKED if not.
+   */
   async #checkAlreadyThere(name: string, body: Buffer, expectedEtag: string): Promise<void> {
     const head = await this.headObject(name);
     if (head === null) throw new Error(`PUT ${this.location}/${name} was refused as existing, but there is no such object (deleted meanwhile?)`);
     if (head.sizeBytes === body.byteLength && head.etag === expectedEtag) return;
-    if (head.sizeBytes === body.byteLength) {
-      // Uploaded another way (another part size): the ETag cannot decide, the bytes can.
-      const there = await this.#getWithEtag(name);
-      if (there !== null && sha256Hex(there.bytes) === sha256Hex(body)) return;
-    }
+    // Uploaded another way (another part size) the ETag cannot decide; the bytes, or the records, can.
+    const there = await this.#getWithEtag(name);
+    if (there !== null && (sha256Hex(there.bytes) === sha256Hex(body) || (await this.#sameBackupFile(name, there.bytes, body)))) return;
     throw new FlushpointError(
       ErrorCode.BACKUP_LOCKED,
       `${this.location}/${name} already holds other bytes (${head.sizeBytes} bytes, ETag ${head.etag}; ours: ${body.byteLength} bytes, ${expectedEtag}): another sink writes to this prefix; it is not overwritten`,
       { file: `${this.location}/${name}` },
     );
+  }
+
+  /** Whether `a` and `b`, both stored as `name`, are one backup file: both verify and hold the same records. */
+  async #sameBackupFile(name: string, a: Uint8Array, b: Uint8Array): Promise<boolean> {
+    const range = parseBackupFileName(name);
+    if (range === null) return false;
+    try {
+      const entry = { name, ...range };
+      return sameRecords((await decodeBackupFile(`${this.location}/${name}`, a, entry)).records, (await decodeBackupFile(`${this.location}/${name}`, b, entry)).records);
+    } catch (err) {
+      if (err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT) return false;
+      throw err;
+    }
   }
 
   /** Multipart upload; false when the completion found an object already there (If-None-Match). */

@@ -17,7 +17,7 @@
 import { ErrorCode, FlushpointError } from '../core/errors.js';
 import { readWholeFile, type FileSystem } from '../fs/file-system.js';
 import { publishFileDurably, sweepTempFiles } from '../fs/durable-publish.js';
-import { checkpointInlineFile, readBackupFile } from './backup-file.js';
+import { checkpointInlineFile, compareWithInlineCopy } from './backup-file.js';
 import { CHECKPOINT_NAME } from './format.js';
 
 export interface PutTimings {
@@ -161,11 +161,8 @@ export class LocalDirTarget implements BackupTarget {
     const inline = await checkpointInlineFile(this.#fs, this.location);
     if (inline === null) return;
     const there = await this.getFile(inline.name);
-    if (there !== null) {
-      if (Buffer.from(there.buffer, there.byteOffset, there.byteLength).equals(inline.bytes)) return;
-      // Throws BACKUP_CORRUPT naming both when the copy there verifies; reads the checkpoint's when it does not.
-      await readBackupFile(this.#fs, this.location, { name: inline.name, firstLsn: inline.firstLsn, lastLsn: inline.lastLsn, inline: inline.bytes });
-    }
+    // The same file (bytes, or records) there: kept. One that does not verify: replaced. Other records: BACKUP_CORRUPT naming both.
+    if (there !== null && (await compareWithInlineCopy(this.location, { name: inline.name, firstLsn: inline.firstLsn, lastLsn: inline.lastLsn }, there, inline.bytes)) === 'same') return;
     this.#checkNotFenced();
     await publishFileDurably(this.#fs, this.location, inline.name, [inline.bytes]);
   }

@@ -53,10 +53,10 @@ const storedCheckpointLsn = (prefix: string): number | null => {
 };
 
 /** A backup file of the WAL's own records first..last, framed as the WAL framed them (what a sink of this WAL writes). */
-async function walFile(wal: Wal, first: number, last: number): Promise<{ name: string; chunks: Uint8Array[] }> {
+async function walFile(wal: Wal, first: number, last: number, compression: 'none' | 'deflate' = 'none'): Promise<{ name: string; chunks: Uint8Array[] }> {
   const body = new BodyBuilder();
   for await (const span of wal.readRaw({ fromLsn: first, toLsn: last })) body.add(span);
-  const f = await encodeBackupFile(body, 'none');
+  const f = await encodeBackupFile(body, compression);
   return { name: f.name, chunks: f.chunks };
 }
 /** A backup file of records first..last of another history (payloads tagged `tag`). */
@@ -285,6 +285,53 @@ describe('a damaged inline section, the file stored under its name (review findi
     await reopened.forceFlush();
     await reopened.settled();
     expect(await verifyBackup(r.location, { fs: r.readFs })).toMatchObject({ ok: true, checkpointLsn: 45, problems: [] });
+  });
+});
+
+describe('one range encoded twice: the same records, other bytes, under an inline file\'s name (second review finding 1)', () => {
+  it('S3: the materialization finds the other encoding there and counts it as stored; verify ok, restore equals the WAL, a reopened sink goes on', async () => {
+    const prefix = 'same-records';
+    const { fs, wal } = await walWith(30);
+    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000, compression: 'deflate' });
+    opened.push(sink);
+    const name = backupFileName(1, 30);
+    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${name}`);
+    expect((await sink.forceFlush({ timeoutMs: 5000 })).checkpointLsn).toBe(30); // inline, deflated
+    const plain = Buffer.concat((await walFile(wal, 1, 30, 'none')).chunks); // e.g. a killed sink of this WAL, compression 'none'
+    const d = decodeCheckpoint(stored(prefix, CHECKPOINT_NAME)!);
+    expect(d.ok && Buffer.from(d.value.inline!.bytes).equals(plain)).toBe(false);
+    fake.put(BUCKET, `${prefix}/${name}`, plain);
+    fake.release();
+    await sink.settled();
+    await appendUpTo(wal, 40);
+    expect((await sink.forceFlush({ timeoutMs: 5000 })).checkpointLsn).toBe(40); // the materialization did not fail it
+    await sink.settled();
+    await sink.close();
+    const r = new S3Target(s3(prefix), fs);
+    opened.push(r);
+    expect(await verifyBackup(r.location, { fs: r.readFs })).toMatchObject({ ok: true, checkpointLsn: 40 });
+    await expectRestoreEqualsWal(r.location, r.readFs, '/restored', wal, 40);
+    const reopened = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
+    opened.push(reopened);
+    expect(reopened.checkpointLsn).toBe(40);
+  });
+
+  it('readers, and a directory sink\'s open: the checkpoint carries the deflated copy, the file under the name is the plain one', async () => {
+    const { fs, wal } = await walWith(30);
+    await fs.mkdir('/twice');
+    await fs.syncDir('/');
+    const f1 = await walFile(wal, 1, 10);
+    await publishFileDurably(fs, '/twice', f1.name, f1.chunks);
+    await publishFileDurably(fs, '/twice', CHECKPOINT_NAME, inlineCheckpoint(await walFile(wal, 11, 20, 'deflate'), 20));
+    const plain = await walFile(wal, 11, 20, 'none');
+    await publishFileDurably(fs, '/twice', plain.name, plain.chunks);
+    expect(await verifyBackup('/twice', { fs })).toMatchObject({ ok: true, checkpointLsn: 20, problems: [] });
+    await expectRestoreEqualsWal('/twice', fs, '/restored', wal, 20);
+    const sink = await BackupSink.open({ wal, dir: '/twice', fs, flushIntervalMs: 3_600_000 });
+    opened.push(sink);
+    expect(Buffer.from(fs.readFileNow(`/twice/${plain.name}`)).equals(Buffer.concat(plain.chunks))).toBe(true); // kept
+    await sink.forceFlush();
+    await expectRestoreEqualsWal('/twice', fs, '/restored2', wal, 30);
   });
 });
 
