@@ -167,6 +167,8 @@ export class S3Target implements BackupTarget {
   #inlinePending: InlinePending | null = null;
   /** The running attempt to store #inlinePending under its name (null: none runs). */
   #materializing: Promise<void> | null = null;
+  /** Why the last attempt to store #inlinePending failed with BACKUP_LOCKED (another object under its name); null otherwise. */
+  #materializeLocked: FlushpointError | null = null;
   /** The CHECKPOINT's bytes as prepare() read them (the ETag held is theirs); null: none; undefined: not prepared. */
   #preparedCheckpoint: Uint8Array | null | undefined = undefined;
   #preparedReadFs: FileSystem | null = null;
@@ -474,6 +476,7 @@ export class S3Target implements BackupTarget {
     return this.#putBody(inline.name, bytes, inline.md5, performance.now()).then(
       () => {
         this.#stats.inlineMaterialized++;
+        this.#materializeLocked = null;
         if (this.#inlinePending === inline) this.#inlinePending = null;
         this.#materializing = null;
       },
@@ -484,11 +487,11 @@ export class S3Target implements BackupTarget {
           // Another writer's object under the name (review decision: never overwritten, never preferred by
           // readers, who report BACKUP_CORRUPT naming both). Nothing is published over the checkpoint, so the
           // acknowledged records stay in it; what to do is the operator's call.
-          throw new FlushpointError(
+          throw (this.#materializeLocked = new FlushpointError(
             ErrorCode.BACKUP_LOCKED,
             `${this.location}/${inline.name} holds other bytes than the copy ${this.location}/${CHECKPOINT_NAME} carries inline (the records its flush acknowledged): another writer stored it. This sink publishes nothing over that checkpoint. Make sure no other sink writes to ${this.location}, then delete the object ${inline.name}: readers then read the checkpoint's copy, and the next sink's open stores it under the name`,
             { file: `${this.location}/${inline.name}`, cause: err },
-          );
+          ));
         }
         if (err instanceof FlushpointError) throw err;
         throw new Error(`${this.location}/${inline.name}, held inline by the checkpoint, could not be stored under its name (no checkpoint is published until it is): ${(err as Error)?.message ?? String(err)}`, { cause: err });
@@ -701,9 +704,15 @@ export class S3Target implements BackupTarget {
     return { ...this.#stats };
   }
 
-  /** Lets a running materialization end first (if it fails, the file stays in the checkpoint: the next open stores it). */
+  /**
+   * Lets a running materialization end first (if it fails, the file stays in the checkpoint: the next open
+   * stores it). Rejects with BACKUP_LOCKED when the inline file is still only in the checkpoint because
+   * another object holds its name: the operator must act before readers can read that range (the
+   * message says how); a caller must not take a clean close for a backup that readers refuse.
+   */
   async close(): Promise<void> {
     await this.settled();
     this.client.destroy();
+    if (this.#inlinePending !== null && this.#materializeLocked !== null) throw this.#materializeLocked;
   }
 }

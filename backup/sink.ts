@@ -308,7 +308,11 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     await this.#target.settled?.();
   }
 
-  /** Flushes what is durable in the WAL, then stops and releases the lock and the WAL hold. */
+  /**
+   * Flushes what is durable in the WAL, then stops and releases the lock and the WAL hold. Rejects (after
+   * releasing) when that flush failed, or (S3) when the last inline file could not be stored under its
+   * name because another object holds it (BACKUP_LOCKED: readers refuse that range until the operator acts).
+   */
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;
@@ -344,7 +348,11 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     this.#scheduler.fail(closedError(this.dir));
     this.#wal.release(this.#o.holdName);
     await this.#lock.release();
-    await this.#target.close();
+    try {
+      await this.#target.close(); // S3: BACKUP_LOCKED when the last inline file could not be stored under its name
+    } catch (err) {
+      failure ??= err;
+    }
     this.#status = 'closed';
     if (failure) throw failure;
   }
