@@ -144,6 +144,8 @@ export interface S3TargetStats extends TargetStats {
   inlineMaterialized: number;
   /** Attempts to store an inline file under its name that failed (retried before the next checkpoint). */
   inlineMaterializeFailures: number;
+  /** Objects under a data file's name that did not verify, replaced by our copy (PUT If-Match on their ETag). */
+  damagedReplaced: number;
 }
 
 export class S3Target implements BackupTarget {
@@ -152,7 +154,7 @@ export class S3Target implements BackupTarget {
   readonly claimsByCheckpoint = true;
   readonly client: S3Client;
   readonly #o: ResolvedS3Options;
-  readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0, checkpointTakeovers: 0, inlineCheckpoints: 0, inlineMaterialized: 0, inlineMaterializeFailures: 0 };
+  readonly #stats = { ...emptyTargetStats(), multipartUploads: 0, checkpointSelfConflicts: 0, checkpointTakeovers: 0, inlineCheckpoints: 0, inlineMaterialized: 0, inlineMaterializeFailures: 0, damagedReplaced: 0 };
   /** LSN of the checkpoint this target last saw or wrote (0: there was none; null: not one it can read). */
   #checkpointLsnSeen: number | null = null;
   /** Data files this target saw at prepare() or put since: a late checkpoint naming only these may be taken over. */
@@ -356,11 +358,42 @@ export class S3Target implements BackupTarget {
     // Uploaded another way (another part size) the ETag cannot decide; the bytes, or the records, can.
     const there = await this.#getWithEtag(name);
     if (there !== null && (sha256Hex(there.bytes) === sha256Hex(body) || (await this.#sameBackupFile(name, there.bytes, body)))) return;
+    if (there !== null && (await this.#replaceDamaged(name, there, body))) return;
     throw new FlushpointError(
       ErrorCode.BACKUP_LOCKED,
       `${this.location}/${name} already holds other bytes (${head.sizeBytes} bytes, ETag ${head.etag}; ours: ${body.byteLength} bytes, ${expectedEtag}): another sink writes to this prefix; it is not overwritten`,
       { file: `${this.location}/${name}` },
     );
+  }
+
+  /**
+   * Replaces `there`, the object under the backup file name `name`, with `body` when it does not verify
+   * (it holds nothing a reader can use: readers already read the checkpoint's copy, a directory sink
+   * replaces such a file too): one PUT If-Match on its ETag, so an object changed meanwhile is never
+   * overwritten. False when it verifies or was changed meanwhile.
+   */
+  async #replaceDamaged(name: string, there: { bytes: Uint8Array; etag: string }, body: Buffer): Promise<boolean> {
+    const range = parseBackupFileName(name);
+    if (range === null) return false;
+    try {
+      await decodeBackupFile(`${this.location}/${name}`, there.bytes, { name, ...range });
+      return false; // it verifies: another writer's file, never overwritten
+    } catch (err) {
+      if (!(err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT)) throw err;
+    }
+    const digest = md5(body);
+    for (const quoted of this.#ifMatchQuoted ? [true, false] : [false]) {
+      try {
+        await this.client.send(
+          new PutObjectCommand({ Bucket: this.#o.bucket, Key: this.key(name), Body: body, ContentLength: body.byteLength, ContentMD5: digest.toString('base64'), IfMatch: quoted ? `"${there.etag}"` : there.etag }),
+        );
+        this.#stats.damagedReplaced++;
+        return true;
+      } catch (err) {
+        if (!isPreconditionFailed(err)) throw err; // radosgw 16 wants the bare ETag: the second try
+      }
+    }
+    return false;
   }
 
   /** Whether `a` and `b`, both stored as `name`, are one backup file: both verify and hold the same records. */

@@ -268,6 +268,31 @@ describe('an object with other bytes under an inline file\'s name (review findin
     expect(stored(prefix, name)!.equals(d.ok ? d.value.inline!.bytes : Buffer.alloc(0))).toBe(true);
   });
 
+  it('an object under the name that does not verify, found by the materialization: replaced by the checkpoint\'s copy, the next flush goes on (second review finding 5)', async () => {
+    const prefix = 'damaged-replaced';
+    const { fs, wal } = await walWith(30);
+    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
+    opened.push(sink);
+    const name = backupFileName(1, 30);
+    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${name}`);
+    expect((await sink.forceFlush({ timeoutMs: 5000 })).checkpointLsn).toBe(30);
+    const d = decodeCheckpoint(stored(prefix, CHECKPOINT_NAME)!);
+    const inline = Buffer.from(d.ok ? d.value.inline!.bytes : Buffer.alloc(0));
+    const damaged = Buffer.from(inline);
+    damaged[200] = (damaged[200] as number) ^ 0xff;
+    fake.put(BUCKET, `${prefix}/${name}`, damaged); // e.g. an upload damaged on its way
+    fake.release();
+    await sink.settled();
+    await appendUpTo(wal, 40);
+    expect((await sink.forceFlush({ timeoutMs: 5000 })).checkpointLsn).toBe(40);
+    await sink.settled();
+    expect(stored(prefix, name)!.equals(inline)).toBe(true);
+    await sink.close();
+    const r = new S3Target(s3(prefix), fs);
+    opened.push(r);
+    expect(await verifyBackup(r.location, { fs: r.readFs })).toMatchObject({ ok: true, checkpointLsn: 40, problems: [] });
+  });
+
   it('an object under the name that does not verify: readers read the checkpoint\'s copy (review finding 7)', async () => {
     const { wal, r } = await inlineFlushStoredThenDamaged('damaged-object', backupFileName(1, 30));
     await expectRestoreEqualsWal(r.location, r.readFs, '/restored', wal, 30);
