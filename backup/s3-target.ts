@@ -720,17 +720,36 @@ export class S3Target implements BackupTarget {
     const overlaps = (f: { firstLsn: number; lastLsn: number }): boolean => f.firstLsn <= inline.lastLsn && f.lastLsn >= inline.firstLsn;
     const sources = known.filter(overlaps);
     if (coveredUpTo([...sources, ...(mine !== null && overlaps(mine) ? [mine] : [])], inline.firstLsn) <= inline.lastLsn) return false;
+    const usable: Array<{ firstLsn: number; lastLsn: number }> = [];
     try {
       const theirs = (await decodeBackupFile(checkpointPath, inline.bytes, inline)).records;
       const same = (records: readonly BodyRecord[]): boolean =>
         records.every((r) => r.lsn < inline.firstLsn || r.lsn > inline.lastLsn || Buffer.compare(r.record, (theirs[r.lsn - inline.firstLsn] as BodyRecord).record) === 0);
-      if (mine !== null && overlaps(mine) && !same((await decodeBackupFile(checkpointPath, mine.bytes, mine)).records)) return false;
-      for (const f of sources) if (!same((await readBackupFile(this.readFs, this.location, f)).records)) return false;
+      if (mine !== null && overlaps(mine)) {
+        if (!same((await decodeBackupFile(checkpointPath, mine.bytes, mine)).records)) return false;
+        usable.push(mine);
+      }
+      for (const f of sources) {
+        const records = await this.#recordsIfReadable(f);
+        if (records === null) continue; // damaged or deleted since the listing: the others may still cover its LSNs
+        if (!same(records)) return false;
+        usable.push(f);
+      }
     } catch (err) {
       if (err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT) return false; // nothing to vouch for them
       throw err;
     }
-    return true;
+    return coveredUpTo(usable, inline.firstLsn) > inline.lastLsn;
+  }
+
+  /** A known file's records; null when it no longer verifies or is gone (deleted between the listing and this read). */
+  async #recordsIfReadable(f: BackupFileEntry): Promise<BodyRecord[] | null> {
+    try {
+      return (await readBackupFile(this.readFs, this.location, f)).records;
+    } catch (err) {
+      if ((err instanceof FlushpointError && err.code === ErrorCode.BACKUP_CORRUPT) || (err as NodeJS.ErrnoException)?.code === 'ENOENT') return null;
+      throw err;
+    }
   }
 
   stats(): S3TargetStats {

@@ -179,6 +179,23 @@ describe('a 412 takeover with an inline checkpoint on either side', () => {
     await a.settled();
   });
 
+  it('theirs inline (a killed writer\'s, the same records), one of our files holding some of those LSNs damaged since, another holding them all intact: taken over (second review finding 6)', async () => {
+    const prefix = 't-damaged-source';
+    const { wal } = await walWith(25);
+    const { b, late } = await lateCheckpointOfKilledWriter(prefix, wal, true);
+    const short = await walFile(wal, 11, 18);
+    const mine = await walFile(wal, 11, 25);
+    await b.putFile(short.name, short.chunks);
+    await b.putFile(mine.name, mine.chunks);
+    expect(short.name).not.toBe(late.name);
+    const damaged = Buffer.concat(short.chunks);
+    damaged[100] = (damaged[100] as number) ^ 0xff;
+    fake.put(BUCKET, `${prefix}/${short.name}`, damaged);
+    await b.publishCheckpoint(checkpointBytesForTest(25));
+    expect(b.stats().checkpointTakeovers).toBe(1);
+    expect(storedCheckpointLsn(prefix)).toBe(25);
+  });
+
   it('a sink opening while a killed writer\'s late INLINE checkpoint lands: prepare() and adoption see ONE read of the CHECKPOINT, and the next forceFlush takes it over (review finding 4)', async () => {
     const prefix = 't-one-read';
     const { fs, wal } = await walWith(25);
@@ -211,6 +228,17 @@ describe('a 412 takeover with an inline checkpoint on either side', () => {
   });
 });
 
+/** A sink's inline flush of 1..30 (acknowledged), the PUT of the file under its own name held at the store. */
+async function inlineFlushHeld(prefix: string, options: { compression?: 'none' | 'deflate' } = {}): Promise<{ fs: MemoryFileSystem; wal: Wal; sink: BackupSink; name: string }> {
+  const { fs, wal } = await walWith(30);
+  const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000, ...options });
+  opened.push(sink);
+  const name = backupFileName(1, 30);
+  fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${name}`);
+  expect((await sink.forceFlush({ timeoutMs: 5000 })).checkpointLsn).toBe(30); // acknowledged, inline
+  return { fs, wal, sink, name };
+}
+
 /** A sink's inline flush of 1..30, stored under its name too; then one byte of the object `damaged` (a record in it) flipped. */
 async function inlineFlushStoredThenDamaged(prefix: string, damaged: string, offset = 200): Promise<{ fs: MemoryFileSystem; wal: Wal; r: S3Target }> {
   const { fs, wal } = await walWith(30);
@@ -230,12 +258,7 @@ async function inlineFlushStoredThenDamaged(prefix: string, damaged: string, off
 describe('an object with other bytes under an inline file\'s name (review finding 2)', () => {
   it('readers report BACKUP_CORRUPT naming both; the sink\'s open refuses with BACKUP_LOCKED saying what to do; once the object is deleted, the checkpoint\'s copy is read and stored', async () => {
     const prefix = 'foreign';
-    const { fs, wal } = await walWith(30);
-    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
-    opened.push(sink);
-    const name = backupFileName(1, 30);
-    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${name}`);
-    expect((await sink.forceFlush({ timeoutMs: 5000 })).checkpointLsn).toBe(30); // acknowledged
+    const { fs, wal, sink, name } = await inlineFlushHeld(prefix);
     const foreign = await otherFile(1, 30, 'FOREIGN');
     fake.put(BUCKET, `${prefix}/${name}`, Buffer.concat(foreign.chunks)); // a late object of a writer that lost the prefix
     fake.release();
@@ -270,12 +293,7 @@ describe('an object with other bytes under an inline file\'s name (review findin
 
   it('an object under the name that does not verify, found by the materialization: replaced by the checkpoint\'s copy, the next flush goes on (second review finding 5)', async () => {
     const prefix = 'damaged-replaced';
-    const { fs, wal } = await walWith(30);
-    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000 });
-    opened.push(sink);
-    const name = backupFileName(1, 30);
-    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${name}`);
-    expect((await sink.forceFlush({ timeoutMs: 5000 })).checkpointLsn).toBe(30);
+    const { fs, wal, sink, name } = await inlineFlushHeld(prefix);
     const d = decodeCheckpoint(stored(prefix, CHECKPOINT_NAME)!);
     const inline = Buffer.from(d.ok ? d.value.inline!.bytes : Buffer.alloc(0));
     const damaged = Buffer.from(inline);
@@ -319,12 +337,7 @@ describe('a damaged inline section, the file stored under its name (review findi
 describe('one range encoded twice: the same records, other bytes, under an inline file\'s name (second review finding 1)', () => {
   it('S3: the materialization finds the other encoding there and counts it as stored; verify ok, restore equals the WAL, a reopened sink goes on', async () => {
     const prefix = 'same-records';
-    const { fs, wal } = await walWith(30);
-    const sink = await BackupSink.open({ wal, target: { s3: s3(prefix) }, flushIntervalMs: 3_600_000, compression: 'deflate' });
-    opened.push(sink);
-    const name = backupFileName(1, 30);
-    fake.holdWhere((method, key) => method === 'PUT' && key === `${prefix}/${name}`);
-    expect((await sink.forceFlush({ timeoutMs: 5000 })).checkpointLsn).toBe(30); // inline, deflated
+    const { fs, wal, sink, name } = await inlineFlushHeld(prefix, { compression: 'deflate' });
     const plain = Buffer.concat((await walFile(wal, 1, 30, 'none')).chunks); // e.g. a killed sink of this WAL, compression 'none'
     const d = decodeCheckpoint(stored(prefix, CHECKPOINT_NAME)!);
     expect(d.ok && Buffer.from(d.value.inline!.bytes).equals(plain)).toBe(false);
