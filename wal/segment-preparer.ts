@@ -184,14 +184,9 @@ export class SegmentPreparer {
   async reserve(handle: FileHandle, endBytes: number): Promise<void> {
     if (this.reserveNow(handle, endBytes)) return;
     const cur = this.#current as Filling;
-    if (endBytes > cur.filledBytes && !cur.failed) {
-      this.#overtaken++;
-      this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
-    }
-    this.#followCommit(cur, endBytes);
     // First move writeEnd, so that no step starts below this commit's end from now on; then wait for a
     // step already in flight that the commit would overlap.
-    cur.writeEnd = Math.max(cur.writeEnd, endBytes);
+    this.#announce(cur, endBytes);
     while (cur.step !== null && endBytes > cur.stepFrom) await cur.step;
     cur.path ??= handle.path;
     this.#fillAhead(cur, false);
@@ -206,15 +201,20 @@ export class SegmentPreparer {
     const cur = this.#current;
     if (cur === null) return true;
     if (cur.step !== null && endBytes > cur.stepFrom) return false;
+    this.#announce(cur, endBytes);
+    cur.path ??= handle.path;
+    this.#fillAhead(cur, false);
+    return true;
+  }
+
+  /** A commit ending at `endBytes` is on its way: the lead grows if it overtook the fill, the step follows its size, writeEnd moves. */
+  #announce(cur: Filling, endBytes: number): void {
     if (endBytes > cur.filledBytes && !cur.failed) {
       this.#overtaken++;
       this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
     }
     this.#followCommit(cur, endBytes);
     cur.writeEnd = Math.max(cur.writeEnd, endBytes);
-    cur.path ??= handle.path;
-    this.#fillAhead(cur, false);
-    return true;
   }
 
   /** The next step's size follows the commit ending at `endBytes` (its size: from the furthest end announced before it). */
