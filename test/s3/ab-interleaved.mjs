@@ -19,7 +19,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { benchEnv } from './bench-env.mjs';
+import { benchEnv, openBuild } from './bench-env.mjs';
 
 const [rootA, rootB, roundsText = '60', recordsText = '4096', mode = 'idle'] = process.argv.slice(2);
 if (mode !== 'idle' && mode !== 'inflight') throw new Error(`mode must be idle or inflight, got ${mode}`);
@@ -29,9 +29,7 @@ const [roundsCount, recordsCount] = counts;
 const payload = crypto.randomBytes(256);
 
 async function side(label, root) {
-  const { BackupSink, Wal } = await import(path.resolve(root, 'dist/index.js'));
-  const wal = await Wal.open({ dir: path.join(tmp, label), segmentSizeBytes: 64 << 20 });
-  const sink = await BackupSink.open({ wal, target: { s3: { endpoint, bucket, prefix: `abi-${tag}-${label}`, credentials } }, flushIntervalMs: 3_600_000 });
+  const { wal, sink, close } = await openBuild(root, path.join(tmp, label), { endpoint, bucket, prefix: `abi-${tag}-${label}`, credentials }, { flushIntervalMs: 3_600_000 });
   const ms = [];
   let bytes = 0;
   return {
@@ -58,10 +56,7 @@ async function side(label, root) {
       // A build that stores an inline file under its name after the flush: not during the next sample.
       await sink.settled?.();
     },
-    async close() {
-      await sink.close();
-      await wal.close();
-    },
+    close,
   };
 }
 

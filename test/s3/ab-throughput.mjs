@@ -13,7 +13,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { benchEnv } from './bench-env.mjs';
+import { benchEnv, openBuild } from './bench-env.mjs';
 
 const [rootA, rootB, roundsText = '8', windowText = '2000'] = process.argv.slice(2);
 if (!rootA || !rootB) throw new Error('usage: ab-throughput.mjs ROOT_A ROOT_B [ROUNDS] [WINDOW_MS]');
@@ -24,9 +24,7 @@ const payload = crypto.randomBytes(256);
 const MB = 1024 * 1024;
 
 async function side(label, root) {
-  const { BackupSink, Wal } = await import(path.resolve(root, 'dist/index.js'));
-  const wal = await Wal.open({ dir: path.join(tmp, label), segmentSizeBytes: 64 << 20 });
-  const sink = await BackupSink.open({ wal, target: { s3: { endpoint, bucket, prefix: `abt-${tag}-${label}`, credentials } }, flushIntervalMs: 200 });
+  const { wal, sink, close } = await openBuild(root, path.join(tmp, label), { endpoint, bucket, prefix: `abt-${tag}-${label}`, credentials }, { flushIntervalMs: 200 });
   const backupMBps = [];
   const walMBps = [];
   return {
@@ -58,10 +56,7 @@ async function side(label, root) {
       await sink.forceFlush();
       await sink.settled?.();
     },
-    async close() {
-      await sink.close();
-      await wal.close();
-    },
+    close,
   };
 }
 
