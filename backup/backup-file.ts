@@ -112,13 +112,8 @@ export interface BackupCheckpoint {
  */
 export async function readCheckpoint(fs: FileSystem, dir: string): Promise<BackupCheckpoint | null> {
   const file = `${dir}/${CHECKPOINT_NAME}`;
-  let bytes: Uint8Array;
-  try {
-    bytes = await readWholeFile(fs, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const bytes = await readIfExists(fs, file);
+  if (bytes === null) return null;
   const d = decodeCheckpoint(bytes);
   if (!d.ok) {
     const vouched = await fieldsVouchedForByStoredFile(fs, dir, bytes);

@@ -40,8 +40,6 @@ export interface PipelineOptions {
 
 export interface CopyResult {
   files: number;
-  /** The flush's one file went inline in its checkpoint (one PUT; S3). */
-  inline: boolean;
   bytes: number;
   readMs: number;
   writeMs: number;
@@ -58,7 +56,7 @@ export async function copyRange(o: PipelineOptions, fromLsn: number, targetLsn: 
   assert(startLsn <= fromLsn, `backup starts at ${startLsn}, after the flush range ${fromLsn}..${targetLsn}`);
   assert(targetLsn >= fromLsn && targetLsn <= o.wal.durableLsn, `copy range ${fromLsn}..${targetLsn}, WAL durable ${o.wal.durableLsn}`);
   const now = (): number => o.clock.nowMs();
-  const out: CopyResult = { files: 0, inline: false, bytes: 0, readMs: 0, writeMs: 0, publishMs: 0, checkpointMs: 0 };
+  const out: CopyResult = { files: 0, bytes: 0, readMs: 0, writeMs: 0, publishMs: 0, checkpointMs: 0 };
   let body = new BodyBuilder();
   let expected = fromLsn;
   const publish = async (encoded?: Awaited<ReturnType<typeof encodeBackupFile>>): Promise<void> => {
@@ -93,7 +91,6 @@ export async function copyRange(o: PipelineOptions, fromLsn: number, targetLsn: 
     await o.target.publishCheckpointInline(encodeCheckpointInline(targetLsn, startLsn, Date.now(), last.chunks), last.name);
     out.checkpointMs = now() - tc;
     out.files = 1;
-    out.inline = true;
     out.bytes += last.bytes;
     return out;
   }

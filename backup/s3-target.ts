@@ -647,11 +647,8 @@ export class S3Target implements BackupTarget {
           // A killed writer's checkpoint PUT, in flight when it died, landed after we read the prefix:
           // it names only what we saw or wrote ourselves, up to no further than we publish. Continue from it
           // (its inline file, if any, stored under its name first: we are about to replace it).
-          await this.#materializeInlineOf(there.bytes);
+          await this.#continueFrom(there);
           this.#stats.checkpointTakeovers++;
-          this.#checkpointEtag = there.etag;
-          this.#checkpointLsnSeen = checkpointLsnOf(there.bytes);
-          this.#checkpointsInDoubt = [];
           continue;
         }
         if (!ours || attempt >= S3_CHECKPOINT_REPUBLISH_COUNT_MAX) {
@@ -663,16 +660,21 @@ export class S3Target implements BackupTarget {
         }
         // An earlier attempt of ours landed after its client-side timeout: continue from it (its inline
         // file, if any, stored under its name first).
-        await this.#materializeInlineOf(there.bytes);
+        await this.#continueFrom(there);
         this.#stats.checkpointSelfConflicts++;
-        this.#checkpointEtag = there.etag;
-        this.#checkpointLsnSeen = checkpointLsnOf(there.bytes);
-        this.#checkpointsInDoubt = [];
         if (Buffer.compare(there.bytes, body) === 0) break;
       }
     }
     this.#stats.checkpointsPublished++;
     return { writeMs: performance.now() - t0, publishMs: 0 };
+  }
+
+  /** The stored checkpoint `there` is the one to replace next: its inline file, if any, stored under its name first. */
+  async #continueFrom(there: { bytes: Uint8Array; etag: string }): Promise<void> {
+    await this.#materializeInlineOf(there.bytes);
+    this.#checkpointEtag = there.etag;
+    this.#checkpointLsnSeen = checkpointLsnOf(there.bytes);
+    this.#checkpointsInDoubt = [];
   }
 
   /**

@@ -162,7 +162,7 @@ export class LocalDirTarget implements BackupTarget {
     if (inline === null) return;
     const there = await this.getFile(inline.name);
     // The same file (bytes, or records) there: kept. One that does not verify: replaced. Other records: BACKUP_CORRUPT naming both.
-    if (there !== null && (await compareWithInlineCopy(this.location, { name: inline.name, firstLsn: inline.firstLsn, lastLsn: inline.lastLsn }, there, inline.bytes)) === 'same') return;
+    if (there !== null && (await compareWithInlineCopy(this.location, inline, there, inline.bytes)) === 'same') return;
     this.#checkNotFenced();
     await publishFileDurably(this.#fs, this.location, inline.name, [inline.bytes]);
   }
