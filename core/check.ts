@@ -7,6 +7,13 @@ export function integerInRange(value: unknown, name: string, min: number, max: n
   return value;
 }
 
+/** A boolean option: `fallback` when undefined. */
+export function booleanOption(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${typeof value}`);
+  return value;
+}
+
 /** A non-empty directory path, without trailing slashes ('/' stays '/'). */
 export function directoryPath(value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0) throw new TypeError(`${name} must be a non-empty string`);

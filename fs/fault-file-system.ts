@@ -127,6 +127,10 @@ export class FaultFileSystem implements FileSystem {
   }
 
   /** Synchronous calls exactly when the wrapped file system has them. */
+  get dropsCache(): boolean {
+    return this.inner.dropsCache === true;
+  }
+
   get syncCalls(): boolean {
     return this.inner.syncCalls === true;
   }
@@ -276,6 +280,11 @@ class FaultFileHandle implements FileHandle {
       throw err;
     }
     return this.#inner.close();
+  }
+
+  /** A hint, passed on as it is: no fault is injected into it (a caller ignores its failure anyway). */
+  async dropCache(offset: number, lengthBytes: number): Promise<void> {
+    await this.#inner.dropCache?.(offset, lengthBytes);
   }
 
   async commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {

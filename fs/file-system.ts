@@ -45,6 +45,12 @@ export interface FileHandle {
   writevSync?(buffers: readonly Uint8Array[], position: number): number;
   datasyncSync?(): void;
   syncSync?(): void;
+  /**
+   * Optional hint: the pages of [offset, offset + lengthBytes) (0: to the end) will not be read soon;
+   * the OS may drop them from its cache (posix_fadvise DONTNEED). Call it only on bytes already durable.
+   * Changes no byte of the file; a caller ignores its failure.
+   */
+  dropCache?(offset: number, lengthBytes: number): Promise<void>;
 }
 
 /** An exclusive lock held on a file; released by release() or by the death of the process. */
@@ -73,6 +79,8 @@ export interface FileSystem {
    * processes see them (NodeFileSystem). Lets a caller pick a mechanism that needs the real disk.
    */
   readonly hostPaths?: boolean;
+  /** Optional capability: true when its handles' dropCache really drops cached pages (else it does nothing, or is absent). */
+  readonly dropsCache?: boolean;
   /** Optional capability: true when every handle it opens has writevSync, datasyncSync and syncSync. */
   readonly syncCalls?: boolean;
   /**

@@ -2,5 +2,6 @@ export type { FileSystem, FileHandle, FileLock, FileStat, OpenFlags, SyncMethod 
 export { readWholeFile, fsError } from './file-system.js';
 export { publishFileDurably, sweepTempFiles, makeDirDurable, isTempName, tempNameFor, tempPathPattern, TEMP_SUFFIX, type PublishTimings } from './durable-publish.js';
 export { NodeFileSystem, nodeFileSystem, type NodeFileSystemOptions } from './node-file-system.js';
-export { MemoryFileSystem, type CrashOptions, type CrashReport } from './memory-file-system.js';
+export { MemoryFileSystem, type CacheDrop, type CrashOptions, type CrashReport } from './memory-file-system.js';
 export { FaultFileSystem, type FaultRule, type FsOp } from './fault-file-system.js';
+export { pageCacheDrop, type PageCacheDropStatus } from './page-cache.js';

@@ -134,6 +134,12 @@ class Inode {
     return out;
   }
 
+  /** Whether a write or truncation not yet synced touches [offset, offset + lengthBytes) (0: to the end). */
+  pendingIn(offset: number, lengthBytes: number): boolean {
+    const end = lengthBytes === 0 ? Number.POSITIVE_INFINITY : offset + lengthBytes;
+    return this.pending.some((op) => (op.kind === 'truncate' ? op.lengthBytes < end : op.position < end && op.position + op.bytes.byteLength > offset));
+  }
+
   readAll(): Uint8Array {
     const out = new Uint8Array(this.data.sizeBytes);
     this.data.read(0, out, 0, out.byteLength);
@@ -259,11 +265,14 @@ class MemoryFileHandle implements FileHandle {
   readonly #open: Set<MemoryFileHandle>;
   #closed = false;
 
-  constructor(path: string, inode: Inode, writable: boolean, open: Set<MemoryFileHandle>) {
+  readonly #drops: CacheDrop[];
+
+  constructor(path: string, inode: Inode, writable: boolean, open: Set<MemoryFileHandle>, drops: CacheDrop[]) {
     this.path = path;
     this.#inode = inode;
     this.#writable = writable;
     this.#open = open;
+    this.#drops = drops;
     open.add(this);
   }
 
@@ -329,6 +338,21 @@ class MemoryFileHandle implements FileHandle {
     await this.writev(buffers, position);
     await this.datasync();
   }
+
+  /** Nothing is cached here: the call is recorded (MemoryFileSystem.cacheDrops), with whether unsynced bytes were in the range. */
+  async dropCache(offset: number, lengthBytes: number): Promise<void> {
+    this.#check('fadvise');
+    this.#drops.push({ path: this.path, offset, lengthBytes, unsynced: this.#inode.pendingIn(offset, lengthBytes) });
+  }
+}
+
+/** One dropCache call on a MemoryFileSystem handle. */
+export interface CacheDrop {
+  path: string;
+  offset: number;
+  lengthBytes: number;
+  /** The range held bytes not yet synced when the call came (a caller should never drop those). */
+  unsynced: boolean;
 }
 
 export interface CrashOptions {
@@ -356,6 +380,10 @@ export class MemoryFileSystem implements FileSystem {
   crashReport: CrashReport | null = null;
   #root = new Dir();
   readonly #openHandles = new Set<MemoryFileHandle>();
+  /** Whether callers should drop cache (FileSystem.dropsCache): off unless a test turns it on; the calls are recorded either way. */
+  dropsCache = false;
+  /** Every dropCache call on its handles, in order (tests check what a caller dropped, and when). */
+  readonly cacheDrops: CacheDrop[] = [];
 
   /** Paths of the handles opened and not closed yet, one entry per handle (tests find leaks with it). */
   get openHandlePaths(): string[] {
@@ -402,7 +430,7 @@ export class MemoryFileSystem implements FileSystem {
         d.op({ kind: 'set', name, inode: inode });
       }
     }
-    return new MemoryFileHandle(normalize(path), inode, flags !== 'r', this.#openHandles);
+    return new MemoryFileHandle(normalize(path), inode, flags !== 'r', this.#openHandles, this.cacheDrops);
   }
 
   async rename(from: string, to: string): Promise<void> {

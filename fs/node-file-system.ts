@@ -10,6 +10,7 @@ import { loadFlock } from './flock.js';
 import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags, type SyncMethod } from './file-system.js';
 import { IoWorkerPool } from './io-worker.js';
 import { COMMIT_WORKERS_COUNT_MAX } from './limits.js';
+import { dropCachedPages, pageCacheDrop } from './page-cache.js';
 
 export interface NodeFileSystemOptions {
   /** Node flags of the commit workers. Default none (the host process's flags are not passed on). */
@@ -72,6 +73,10 @@ class NodeFileHandle implements FileHandle {
 
   close(): Promise<void> {
     return fsClose(this.#fd);
+  }
+
+  dropCache(offset: number, lengthBytes: number): Promise<void> {
+    return dropCachedPages(this.#fd, offset, lengthBytes);
   }
 
   commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
@@ -141,6 +146,11 @@ export class NodeFileSystem implements FileSystem {
 
   constructor(options: NodeFileSystemOptions = {}) {
     this.#options = options;
+  }
+
+  /** True where flushpoint's native addon loaded (fs/page-cache.ts): then dropCache drops pages. */
+  get dropsCache(): boolean {
+    return pageCacheDrop().available;
   }
 
   /** @internal The commit workers, started on first use (NodeFileHandle uses them; not part of the API). */

@@ -89,7 +89,11 @@ describe('the packed package, installed into a fresh app offline', () => {
     expect(packedFiles).toContain('dist/cli/main.js');
     expect(packedFiles.filter((f) => f.endsWith('.map'))).toEqual([]);
     expect(packedFiles.filter((f) => f.startsWith('dist/bench/micro/'))).toEqual([]);
-    expect(packedFiles.filter((f) => !f.startsWith('dist/') && !['LICENSE', 'README.md', 'package.json'].includes(f))).toEqual([]);
+    expect(packedFiles.filter((f) => !f.startsWith('dist/') && !['LICENSE', 'README.md', 'package.json', 'binding.gyp', 'fs/native/page-cache.c'].includes(f))).toEqual([]);
+    // The native page-cache addon is built from source at install (no prebuilt binary is shipped).
+    expect(packedFiles).toContain('binding.gyp');
+    expect(packedFiles).toContain('fs/native/page-cache.c');
+    expect(packedFiles.filter((f) => f.endsWith('.node'))).toEqual([]);
     const installed = JSON.parse(fs.readFileSync(path.join(app, 'node_modules', 'flushpoint', 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     expect(Object.keys(installed.dependencies)).not.toContain('pino');
     expect(fs.readFileSync(path.join(app, 'node_modules', 'flushpoint', 'LICENSE'), 'utf8')).toContain('Apache License');
@@ -123,6 +127,19 @@ console.log(JSON.stringify({ lsn, read, checkpointLsn: flushed.checkpointLsn, ok
     const cjs = run(process.execPath, ['consumer.cjs'], app);
     expect(cjs.stdout.trim()).toBe('function WAL_LOCKED');
   });
+
+  it("the page-cache addon: without install scripts it is missing and says how to build it; 'npm rebuild flushpoint' builds it", () => {
+    const probe = "import { pageCacheDrop } from 'flushpoint'; console.log(JSON.stringify(pageCacheDrop()));";
+    const before = run(process.execPath, ['--input-type=module', '-e', probe], app);
+    expect(before.stderr).toBe('');
+    const missing = JSON.parse(before.stdout) as { available: boolean; reason: string };
+    expect(missing.available).toBe(false);
+    expect(missing.reason).toContain('npm rebuild flushpoint');
+    const rebuild = run('npm', ['rebuild', 'flushpoint', '--offline'], app);
+    expect(rebuild.status, rebuild.stderr).toBe(0);
+    const after = run(process.execPath, ['--input-type=module', '-e', probe], app);
+    expect(JSON.parse(after.stdout)).toEqual({ available: true, reason: null });
+  }, 120_000);
 
   it("runs 'flushpoint --help' and '--version' through the bin link", () => {
     const bin = path.join(app, 'node_modules', '.bin', 'flushpoint');

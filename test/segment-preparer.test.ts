@@ -64,14 +64,16 @@ describe('segment preallocation in steps', () => {
     };
     await wal.waitDurable(append(1)); // the segment's first commit: [0, 32 KiB)
 
-    // The next commit ends past half of the first step: the fill starts its next step ([1, 2) MiB),
-    // which first opens the segment by name (its own file description), and that open is held.
+    // Commits of 3 records (~96 KiB, under FILL_COMMIT_BYTES_MAX, so the fill runs) until one ends past
+    // half of the first step: the fill starts its next step ([1, 2) MiB), which first opens the segment
+    // by name (its own file description), and that open is held.
     await turns(20); // the next segment's preparation (started by the first commit) is done
     const gate = deferred();
     const opensBefore = fault.counts.open;
     fault.inject({ op: 'open', path: `${DIR}/0000000000000001.wal`, hold: gate.promise });
-    const beside = await wal.waitDurable(append(20)); // ends at ~672 KiB
-    expect(beside).toBe(21);
+    let beside = 0;
+    for (let i = 0; i < 6; i++) beside = await wal.waitDurable(append(3)); // ends at ~608 KiB
+    expect(beside).toBe(19);
     expect(fault.counts.open - opensBefore, 'the fill step is under way, held').toBe(1);
 
     // A commit reaching past 1 MiB would overlap the held step: it waits for it.
@@ -82,17 +84,17 @@ describe('segment preallocation in steps', () => {
     });
     await turns(50);
     expect(overlappingDone, 'the overlapping commit waits for the fill step').toBe(false);
-    const image = mem.crash(); // power loss while the fill step is held: records 1..21 are durable
+    const image = mem.crash(); // power loss while the fill step is held: records 1..19 are durable
     gate.resolve();
-    expect(await overlapping).toBe(41);
-    await expectRecords(wal, 41, recordBytes);
+    expect(await overlapping).toBe(39);
+    await expectRecords(wal, 39, recordBytes);
     await wal.close();
 
     const reopened = await Wal.open({ dir: DIR, fs: mem });
-    await expectRecords(reopened, 41, recordBytes);
+    await expectRecords(reopened, 39, recordBytes);
     await reopened.close();
     const recovered = await Wal.open({ dir: DIR, fs: image });
-    await expectRecords(recovered, 21, recordBytes);
+    await expectRecords(recovered, 19, recordBytes);
     await recovered.close();
   });
 });

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { MemoryFileSystem } from '../fs/index.js';
 import { Wal } from '../wal/index.js';
-import { FILL_EXTEND_BYTES, PREALLOC_STEP_BYTES, PREALLOC_STEP_BYTES_MAX } from '../wal/segment-preparer.js';
+import { turns } from './helpers/async.js';
+import { FILL_COMMIT_BYTES_MAX, FILL_EXTEND_BYTES, PREALLOC_STEP_BYTES } from '../wal/segment-preparer.js';
 
 const DIR = '/data/wal';
 const KiB = 1024;
@@ -150,31 +151,31 @@ describe('zero-fill and the page cache', () => {
     }
   });
 
-  it('fill steps grow with the commits: 4 MiB commits (1,024 writers of 4 KiB) get steps of 4 MiB, small commits keep 1 MiB steps', async () => {
-    const stepSizes = async (recordsPerCommit: number): Promise<number[]> => {
-      const { fs, writes } = recordingFs();
-      const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 64 * MiB });
-      const payload = new Uint8Array(4 * KiB - 24).fill(3); // 4 KiB on disk with the record header
-      for (let commit = 0; commit < 6; commit++) {
-        let lsn = 0;
-        for (let i = 0; i < recordsPerCommit; i++) lsn = wal.append(payload);
-        await wal.waitDurable(lsn);
-      }
-      await wal.close();
-      // A step: its extending write (FILL_EXTEND_BYTES of zeros on fresh bytes), then the zeros that end where it starts.
-      const sizes: number[] = [];
-      for (const [i, w] of writes.entries()) {
-        if (!w.allZero || w.lengthBytes !== FILL_EXTEND_BYTES || w.freshBytes === 0) continue;
-        const head = writes.slice(i + 1).find((h) => h.path === w.path && h.allZero && h.position + h.lengthBytes === w.position);
-        sizes.push(w.lengthBytes + (head?.lengthBytes ?? 0));
-      }
-      return sizes;
+  it('commits of FILL_COMMIT_BYTES_MAX or more grow their file (no fill step while they come); steps of PREALLOC_STEP_BYTES start again once small commits follow', async () => {
+    const { fs, writes } = recordingFs();
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 64 * MiB });
+    const payload = new Uint8Array(4 * KiB - 24).fill(3); // 4 KiB on disk with the record header
+    const commit = async (records: number): Promise<void> => {
+      let lsn = 0;
+      for (let i = 0; i < records; i++) lsn = wal.append(payload);
+      await wal.waitDurable(lsn);
     };
-    const big = await stepSizes(1024);
-    expect(big.length, 'steps were made').toBeGreaterThan(2);
-    // The prepared file's first step is small; once 4 MiB commits came, the steps of the segment being written are 4 MiB.
-    expect(big.slice(-3), `step sizes ${big.join(', ')}`).toEqual([PREALLOC_STEP_BYTES_MAX, PREALLOC_STEP_BYTES_MAX, PREALLOC_STEP_BYTES_MAX]);
-    const small = await stepSizes(64);
-    expect(small.every((b) => b === PREALLOC_STEP_BYTES), `step sizes ${small.join(', ')}`).toBe(true);
+    // A step is its extending write: FILL_EXTEND_BYTES of zeros on fresh bytes.
+    const steps = (): number => writes.filter((w) => w.allZero && w.lengthBytes === FILL_EXTEND_BYTES && w.freshBytes > 0).length;
+    const bigRecords = Math.ceil(FILL_COMMIT_BYTES_MAX / (4 * KiB)) * 4; // 4x the limit: 512 KiB commits
+    await commit(bigRecords); // the first crosses the prepared file's first step
+    await turns(20);
+    const before = steps();
+    for (let i = 0; i < 12; i++) await commit(bigRecords); // 6 MiB more, past every step made so far
+    await turns(20);
+    expect(steps(), 'no fill step while large commits come').toBe(before);
+    const dataEnd = Math.max(...writes.filter((w) => !w.allZero).map((w) => w.position + w.lengthBytes));
+    for (let i = 0; i < 64; i++) await commit(4); // 16 KiB commits
+    await turns(20);
+    const stepWrites = writes.filter((w) => w.allZero && w.lengthBytes === FILL_EXTEND_BYTES && w.freshBytes > 0).slice(before);
+    expect(stepWrites.length, 'steps start again after small commits').toBeGreaterThan(0);
+    // Each new step ends a PREALLOC_STEP_BYTES step that begins at or past the data the large commits wrote.
+    for (const w of stepWrites) expect(w.position + w.lengthBytes - PREALLOC_STEP_BYTES).toBeGreaterThanOrEqual(dataEnd);
+    await wal.close();
   });
 });

@@ -1,5 +1,5 @@
 /** WAL options: one doc line each, units in the name, defaults applied in one place (walDefaults). */
-import { directoryPath, integerInRange, knownOptionsOnly } from '../core/check.js';
+import { booleanOption, directoryPath, integerInRange, knownOptionsOnly } from '../core/check.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSystem, SyncMethod } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
@@ -64,6 +64,13 @@ export interface WalOptions {
   waitersCountMax?: number;
   /** Most segment files freed by truncateBefore that are kept (renamed) for reuse as later segments, a count; 0 deletes them all (as before). Default 2. */
   recycleSegments?: number;
+  /**
+   * Drop the page cache of durable log bytes once the writer is 16 MiB past them (posix_fadvise
+   * DONTNEED, wal/cache-dropper.ts), so a growing log reuses its memory instead of filling the cache.
+   * Needs flushpoint's native addon (built by npm install; `pageCacheDrop()` tells); without it, nothing
+   * is dropped. Default true.
+   */
+  dropCacheBehind?: boolean;
   /** Random source of each new segment's salt (wal/format.ts). Default: node:crypto; tests pass a seeded one (core/random.ts). */
   random?: Random;
 }
@@ -82,6 +89,7 @@ export interface ResolvedWalOptions {
   firstLsn: number;
   waitersCountMax: number;
   recycleSegments: number;
+  dropCacheBehind: boolean;
   random: Random;
 }
 
@@ -99,6 +107,7 @@ const WAL_OPTION_NAMES: readonly (keyof WalOptions)[] = [
   'firstLsn',
   'waitersCountMax',
   'recycleSegments',
+  'dropCacheBehind',
   'random',
 ];
 
@@ -150,6 +159,7 @@ export function walDefaults(options: WalOptions): ResolvedWalOptions {
     firstLsn: integerInRange(options.firstLsn ?? 1, 'firstLsn', 1, Number.MAX_SAFE_INTEGER - 1),
     waitersCountMax: integerInRange(options.waitersCountMax ?? WAITERS_COUNT_MAX_DEFAULT, 'waitersCountMax', WAITERS_COUNT_MAX_MIN, WAITERS_COUNT_MAX_MAX),
     recycleSegments: integerInRange(options.recycleSegments ?? RECYCLE_SEGMENTS_DEFAULT, 'recycleSegments', 0, RECYCLE_SEGMENTS_MAX),
+    dropCacheBehind: booleanOption(options.dropCacheBehind, 'dropCacheBehind', true),
     random: randomSource(options.random),
   };
 }

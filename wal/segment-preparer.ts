@@ -13,12 +13,13 @@
  * - The next segment is prepared in the background as a temp file holding its first step of zeros; it
  *   gets its real name only when its first batch is durable in it (wal.ts renames it, syncs the dir).
  * - The segment being written is extended one step at a time (writev of zeros + fdatasync) once fewer
- *   than aheadBytes / 2 zeros are left ahead of writeEnd, up to
- *   writeEnd + aheadBytes. A step is PREALLOC_STEP_BYTES, or the last commit's size rounded up to a
- *   power of two when that is larger, up to PREALLOC_STEP_BYTES_MAX: with 1 MiB steps a 4 MiB commit
- *   (1,024 writers of 4 KiB) overlapped the step in flight and waited for it most of the time. aheadBytes starts at one step and doubles, up to PREALLOC_AHEAD_BYTES_MAX,
- *   each time a commit overtakes the filled part: a fast writer earns a longer lead, a small log stays
- *   small (one step for the segment, one for the next).
+ *   than aheadBytes / 2 zeros are left ahead of writeEnd, up to writeEnd + aheadBytes. A step is
+ *   PREALLOC_STEP_BYTES. aheadBytes starts at one step and doubles, up to PREALLOC_AHEAD_BYTES_MAX, each
+ *   time a commit overtakes the filled part: a fast writer earns a longer lead, a small log stays small
+ *   (one step for the segment, one for the next).
+ * - Large commits grow the file themselves: no step starts while the last commit was
+ *   FILL_COMMIT_BYTES_MAX or more (zero-filling would write each of their bytes twice for a saving of
+ *   one journal commit per fdatasync). This replaced steps that grew with the commits (up to 4 MiB).
  * - Ordering rule: a fill step only ever starts at or beyond the end of every commit announced through
  *   reserve(), and reserve() waits for a step in flight that the coming commit would overlap. So zeros
  *   never land on records, whatever the two threads' interleaving.
@@ -44,8 +45,6 @@ export const PREALLOC_SUFFIX = '.prealloc.tmp';
 export const UNPREPARED_SUFFIX = '.new.tmp';
 /** One fill step: one writev of zeros and one fdatasync (a longer flush would sit in the device queue ahead of commits). */
 export const PREALLOC_STEP_BYTES = 1024 * 1024;
-/** The largest step, in bytes, taken when commits are larger than PREALLOC_STEP_BYTES (each step's size follows the last commit's). */
-export const PREALLOC_STEP_BYTES_MAX = 4 * 1024 * 1024;
 /** The most the fill runs ahead of the write position. */
 export const PREALLOC_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
 /**
@@ -53,6 +52,15 @@ export const PREALLOC_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
  * rest finds file bytes (a hole) and makes their pages: one small write, small pages.
  */
 export const FILL_EXTEND_BYTES = 4096;
+/**
+ * Commits this large or larger grow their file themselves: no fill step is started while the last
+ * commit was at least this size. A commit past the end of its file costs its fdatasync one journal
+ * commit (~60-70 us here, whatever its size), while zero-filling costs a second write of every byte:
+ * measured on this project's VM (docs/decisions.md, "The page cache of a growing log"), fill steps win
+ * at 10 KiB commits (128 B x 64 writers: 1.4x), break even near 40-150 KiB, and lose at 256 KiB
+ * (4 KiB x 64 writers: 0.73x).
+ */
+export const FILL_COMMIT_BYTES_MAX = 128 * 1024;
 
 export interface PreparedSegment {
   handle: FileHandle;
@@ -92,8 +100,8 @@ export class SegmentPreparer {
   #state: 'idle' | 'preparing' | 'ready' | 'failed' = 'idle';
   #current: Filling | null = null;
   #aheadBytes: number;
-  /** The size of the next step: PREALLOC_STEP_BYTES, or the last commit's size rounded up to a power of two, up to PREALLOC_STEP_BYTES_MAX. */
-  #stepBytes: number;
+  /** The size of the last commit announced (0 before the first). */
+  #lastCommitBytes = 0;
   #unprepared = 0;
   #overtaken = 0;
 
@@ -104,7 +112,6 @@ export class SegmentPreparer {
     this.#segmentSizeBytes = segmentSizeBytes;
     this.#zeros = new Uint8Array(Math.min(PREALLOC_STEP_BYTES, segmentSizeBytes));
     this.#aheadBytes = this.#zeros.byteLength;
-    this.#stepBytes = this.#zeros.byteLength;
   }
 
   /** Times a roll found the next segment not zero-filled yet and started it as a file that grows. */
@@ -207,7 +214,7 @@ export class SegmentPreparer {
     return true;
   }
 
-  /** A commit ending at `endBytes` is on its way: the lead grows if it overtook the fill, the step follows its size, writeEnd moves. */
+  /** A commit ending at `endBytes` is on its way: the lead grows if it overtook the fill, its size is noted, writeEnd moves. */
   #announce(cur: Filling, endBytes: number): void {
     if (endBytes > cur.filledBytes && !cur.failed) {
       this.#overtaken++;
@@ -217,15 +224,10 @@ export class SegmentPreparer {
     cur.writeEnd = Math.max(cur.writeEnd, endBytes);
   }
 
-  /** The next step's size follows the commit ending at `endBytes` (its size: from the furthest end announced before it). */
+  /** Notes the size of the commit ending at `endBytes` (from the furthest end announced before it): a large one stops the fill. */
   #followCommit(cur: Filling, endBytes: number): void {
     const commitBytes = endBytes - cur.writeEnd;
-    if (commitBytes <= 0) return;
-    let stepBytes = PREALLOC_STEP_BYTES;
-    while (stepBytes < commitBytes && stepBytes < PREALLOC_STEP_BYTES_MAX) stepBytes *= 2;
-    this.#stepBytes = Math.min(stepBytes, this.#segmentSizeBytes);
-    // Steps grown past the first size keep a lead of at least two of them (a small log keeps its one step).
-    if (this.#stepBytes > PREALLOC_STEP_BYTES) this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, Math.max(this.#aheadBytes, 2 * this.#stepBytes));
+    if (commitBytes > 0) this.#lastCommitBytes = commitBytes;
   }
 
   /** A prepared segment's first step: small, so a small log stays small. */
@@ -262,12 +264,12 @@ export class SegmentPreparer {
    * fewer than aheadBytes), and goes on step by step until writeEnd + aheadBytes or the segment's end.
    */
   #fillAhead(cur: Filling, continuing: boolean): void {
-    if (cur.path === null || cur.step !== null || cur.failed) return;
+    if (cur.path === null || cur.step !== null || cur.failed || this.#lastCommitBytes >= FILL_COMMIT_BYTES_MAX) return;
     const leadBytes = cur.filledBytes - cur.writeEnd;
     if (leadBytes >= (continuing ? this.#aheadBytes : this.#aheadBytes / 2)) return;
     // Never below an announced commit's end: those bytes are (or are about to be) records.
     const from = Math.max(cur.filledBytes, cur.writeEnd);
-    const lengthBytes = Math.min(this.#stepBytes, this.#segmentSizeBytes - from);
+    const lengthBytes = Math.min(PREALLOC_STEP_BYTES, this.#segmentSizeBytes - from);
     if (lengthBytes <= 0) return;
     cur.stepFrom = from;
     cur.step = this.#extend(cur, from, lengthBytes).then(

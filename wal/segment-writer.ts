@@ -20,6 +20,7 @@ import type { SyncMode } from './options.js';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import type { Logger } from '../core/logger.js';
 import { END_MARKER_BYTES, FORMAT_VERSION_RECYCLED, encodeSegmentHeader, segmentName } from './format.js';
+import { CacheDropper } from './cache-dropper.js';
 import { SegmentIndex } from './segment-index.js';
 import { SegmentPreparer } from './segment-preparer.js';
 import type { SegmentRecycler } from './segment-recycler.js';
@@ -57,6 +58,8 @@ export interface SegmentWriterOptions {
   syncMode: SyncMode;
   /** A commit slower than this, in ms, is logged and reported through onSlowCommit. */
   fsyncLatencyMsWarn: number;
+  /** Drop the page cache of durable bytes well behind the writer (cache-dropper.ts). */
+  dropCacheBehind: boolean;
   logger: Logger | undefined;
   onSlowCommit: (info: SlowCommit) => void;
 }
@@ -65,6 +68,7 @@ export class SegmentWriter {
   /** The log's segments, oldest first. */
   readonly segments: Segment[];
   readonly preparer: SegmentPreparer;
+  readonly dropper: CacheDropper;
   readonly #o: SegmentWriterOptions;
   readonly #latency = new LatencyRecorder();
   #current: FileHandle | null;
@@ -82,6 +86,7 @@ export class SegmentWriter {
     this.#current = current;
     this.#recycler = recycler;
     this.preparer = new SegmentPreparer(o.fs, o.dir, o.segmentSizeBytes, recycler);
+    this.dropper = new CacheDropper(o.fs, o.dropCacheBehind, o.segmentSizeBytes);
   }
 
   /** Commits (one writev + one sync each) since open. */
@@ -120,7 +125,7 @@ export class SegmentWriter {
     if (!this.preparer.reserveNow(current, endBytes)) return this.#writeEach(pieces, firstLsn, targetLsn);
     const started = performance.now();
     const done = (): void => {
-      this.#committedInCurrent(piece, seg);
+      this.#committedInCurrent(piece, seg, current.path);
       if (endBytes * 2 >= this.#o.segmentSizeBytes) this.preparer.prepareAhead();
       this.#measure(performance.now() - started, piece.bytes, current.path);
     };
@@ -153,7 +158,7 @@ export class SegmentWriter {
     const seg = this.#currentSegment(piece, current);
     await this.preparer.reserve(current, piece.position + piece.bytes);
     await this.#commit(current, withEndMarker(piece.buffers, piece.position + piece.bytes, seg.recycledSizeBytes), piece.position);
-    this.#committedInCurrent(piece, seg);
+    this.#committedInCurrent(piece, seg, current.path);
     return current.path;
   }
 
@@ -165,11 +170,12 @@ export class SegmentWriter {
     return seg;
   }
 
-  /** After the commit of `piece` into the current segment `seg` returned: its records are durable there. */
-  #committedInCurrent(piece: Piece, seg: Segment): void {
+  /** After the commit of `piece` into the current segment `seg` (the file at `path`) returned: its records are durable there. */
+  #committedInCurrent(piece: Piece, seg: Segment, path: string): void {
     seg.lastLsn = piece.lastLsn;
     seg.endOffset = piece.position + piece.bytes;
     seg.index.add(piece.firstLsn, piece.position);
+    this.dropper.committed(path, seg.endOffset, seg.recycledSizeBytes > 0);
   }
 
   /**
@@ -211,6 +217,7 @@ export class SegmentWriter {
     assert(last === undefined || last.lastLsn + 1 === piece.segmentFirstLsn, `segment ${name} continues the log`);
     this.segments.push({ name, firstLsn: piece.segmentFirstLsn, salt: piece.salt, lastLsn: piece.lastLsn, endOffset: piece.bytes, index: new SegmentIndex(piece.segmentFirstLsn), recycledSizeBytes });
     this.#segmentsCreated++;
+    this.dropper.committed(file, piece.bytes, recycledSizeBytes > 0);
     return file;
   }
 
@@ -239,6 +246,7 @@ export class SegmentWriter {
 
   /** Closes the current segment and removes a prepared one nobody took. */
   async close(): Promise<void> {
+    await this.dropper.settle();
     await this.preparer.dispose();
     try {
       await this.#current?.close();

@@ -55,6 +55,8 @@ export interface WalStats {
   segmentsFree: number;
   /** Times a roll found the next segment not yet zero-filled and started it as a growing file instead. */
   preallocStalls: number;
+  /** Bytes of durable log whose page cache was dropped behind the writer (options.dropCacheBehind; 0 without the native addon). */
+  pageCacheDroppedBytes: number;
   pendingRecords: number;
   pendingBytes: number;
   waiters: number;

@@ -1,0 +1,93 @@
+/*
+ * flushpoint's one native call: posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED), on libuv's
+ * thread pool, as dropCache(fd, offset, length) -> Promise<void> (rejects with an Error whose `code` is
+ * the errno name, e.g. 'EBADF'; 'ENOSYS' where the platform has no posix_fadvise).
+ *
+ * Why: node:fs has no fadvise, and a log that grows fills the page cache with its own durable bytes;
+ * dropping them behind the writer lets the kernel reuse the same memory for the next pages (measured
+ * in docs/decisions.md, "The page cache of a growing log"). Plain N-API (node_api.h), no dependency.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <node_api.h>
+#include <uv.h>
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int64_t offset;
+  int64_t length;
+  int error;
+} DropCall;
+
+static void drop_execute(napi_env env, void *data) {
+  (void)env;
+  DropCall *call = (DropCall *)data;
+#if defined(POSIX_FADV_DONTNEED)
+  call->error = posix_fadvise(call->fd, (off_t)call->offset, (off_t)call->length, POSIX_FADV_DONTNEED);
+#else
+  call->error = ENOSYS;
+#endif
+}
+
+static void drop_complete(napi_env env, napi_status status, void *data) {
+  DropCall *call = (DropCall *)data;
+  if (status == napi_ok && call->error == 0) {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, call->deferred, undefined);
+  } else {
+    int error = status == napi_ok ? call->error : ECANCELED;
+    const char *name = uv_err_name(-error);
+    napi_value code, message, err;
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, strerror(error), NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, code, message, &err);
+    napi_reject_deferred(env, call->deferred, err);
+  }
+  napi_delete_async_work(env, call->work);
+  free(call);
+}
+
+static napi_value drop_cache(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int32_t fd;
+  int64_t offset, length;
+  if (argc != 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &offset) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &length) != napi_ok || fd < 0 || offset < 0 || length < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dropCache(fd, offset, length) takes three non-negative integers");
+    return NULL;
+  }
+  DropCall *call = (DropCall *)calloc(1, sizeof(DropCall));
+  if (call == NULL) {
+    napi_throw_error(env, "ENOMEM", "dropCache: out of memory");
+    return NULL;
+  }
+  call->fd = fd;
+  call->offset = offset;
+  call->length = length;
+  napi_value promise, name;
+  napi_create_promise(env, &call->deferred, &promise);
+  napi_create_string_utf8(env, "flushpoint.dropCache", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, drop_execute, drop_complete, call, &call->work) != napi_ok ||
+      napi_queue_async_work(env, call->work) != napi_ok) {
+    free(call);
+    napi_throw_error(env, "EIO", "dropCache: could not queue the call");
+    return NULL;
+  }
+  return promise;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "dropCache", NAPI_AUTO_LENGTH, drop_cache, NULL, &fn);
+  napi_set_named_property(env, exports, "dropCache", fn);
+  return exports;
+}

@@ -1,0 +1,62 @@
+/**
+ * Dropping a file's cached pages (posix_fadvise POSIX_FADV_DONTNEED) through flushpoint's own small
+ * native addon (fs/native/page-cache.c, built by `npm install` with node-gyp into build/Release). It is
+ * a hint: where the addon was not built (no compiler, --ignore-scripts) or the platform has no
+ * posix_fadvise, nothing is dropped and everything else works as before; `pageCacheDrop()` says which.
+ *
+ * Why a log wants it: docs/decisions.md, "The page cache of a growing log".
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+
+type DropCache = (fd: number, offset: number, lengthBytes: number) => Promise<void>;
+
+/** Whether this process can drop cached pages, and if not, why. */
+export interface PageCacheDropStatus {
+  available: boolean;
+  /** Why not, in one line (null when available). */
+  reason: string | null;
+}
+
+const ADDON = 'build/Release/flushpoint_native.node';
+
+let loaded: { drop: DropCache | null; status: PageCacheDropStatus } | null = null;
+
+function load(): { drop: DropCache | null; status: PageCacheDropStatus } {
+  if (loaded !== null) return loaded;
+  if (process.platform !== 'linux') {
+    // posix_fadvise is Linux's (and the BSDs'); macOS and Windows have none: not worth a build there.
+    loaded = { drop: null, status: { available: false, reason: `no posix_fadvise on ${process.platform}` } };
+    return loaded;
+  }
+  // The package root is two levels above this file in dist/fs/, one above it in fs/ (tests run the sources).
+  const candidates = [new URL(`../../${ADDON}`, import.meta.url), new URL(`../${ADDON}`, import.meta.url)];
+  const found = candidates.find((u) => fs.existsSync(u));
+  if (found === undefined) {
+    loaded = { drop: null, status: { available: false, reason: `${ADDON} was not built (run 'npm rebuild flushpoint'; needs python3, make and a C compiler)` } };
+    return loaded;
+  }
+  try {
+    const addon = createRequire(import.meta.url)(found.pathname) as { dropCache: DropCache };
+    loaded = { drop: addon.dropCache, status: { available: true, reason: null } };
+  } catch (err) {
+    const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] as string;
+    loaded = { drop: null, status: { available: false, reason: `${ADDON} did not load: ${reason}` } };
+  }
+  return loaded;
+}
+
+/** Whether cached pages can be dropped in this process (the addon loaded), and if not, why. */
+export function pageCacheDrop(): PageCacheDropStatus {
+  return load().status;
+}
+
+/**
+ * Drops the cached pages of `fd` in [offset, offset + lengthBytes) (0: to the end of the file), on
+ * libuv's thread pool. Resolves at once, dropping nothing, where the addon is not available. Only for
+ * bytes already durable: dirty pages are not dropped, only queued for writeback.
+ */
+export function dropCachedPages(fd: number, offset: number, lengthBytes: number): Promise<void> {
+  const drop = load().drop;
+  return drop === null ? Promise.resolve() : drop(fd, offset, lengthBytes);
+}

@@ -1,0 +1,156 @@
+/**
+ * The page cache of durable log bytes is dropped behind the writer (wal/cache-dropper.ts): through a
+ * MemoryFileSystem that records every dropCache call (with whether the range held unsynced bytes), and
+ * through the real addon on the real disk (fs/page-cache.ts).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MemoryFileSystem, NodeFileSystem, pageCacheDrop } from '../fs/index.js';
+import { CACHE_DROP_CHUNK_BYTES, CACHE_DROP_LAG_BYTES } from '../wal/cache-dropper.js';
+import { Wal } from '../wal/index.js';
+import { until } from './helpers/async.js';
+
+const DIR = '/data/wal';
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Covered bytes per path, from the recorded drops (a range with length 0 runs to `ends[path]`). */
+function coverage(mem: MemoryFileSystem, ends: Map<string, number>): Map<string, Array<[number, number]>> {
+  const out = new Map<string, Array<[number, number]>>();
+  for (const d of mem.cacheDrops) {
+    const end = d.lengthBytes === 0 ? (ends.get(d.path) ?? d.offset) : d.offset + d.lengthBytes;
+    const list = out.get(d.path) ?? [];
+    list.push([d.offset, end]);
+    out.set(d.path, list);
+  }
+  return out;
+}
+
+async function writeLog(mem: MemoryFileSystem, options: { segmentSizeBytes: number; recordBytes: number; records: number; perCommit: number; dropCacheBehind?: boolean }): Promise<Wal> {
+  const wal = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes: options.segmentSizeBytes, ...(options.dropCacheBehind === undefined ? {} : { dropCacheBehind: options.dropCacheBehind }) });
+  const payload = new Uint8Array(options.recordBytes).fill(7);
+  for (let done = 0; done < options.records; ) {
+    let lsn = 0;
+    for (let i = 0; i < options.perCommit && done < options.records; i++, done++) lsn = wal.append(payload);
+    await wal.waitDurable(lsn);
+  }
+  return wal;
+}
+
+describe('dropping the page cache behind the writer', () => {
+  it('drops every finished segment once and the current one up to the lag, never an unsynced byte, in page-aligned ranges', async () => {
+    const mem = new MemoryFileSystem();
+    mem.dropsCache = true;
+    const segmentSizeBytes = 64 * MiB;
+    // 150 MiB of records: two finished segments and a third written ~22 MiB in.
+    const wal = await writeLog(mem, { segmentSizeBytes, recordBytes: 64 * KiB - 24, records: 2400, perCommit: 8 });
+    const segments = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
+    expect(segments.length).toBe(3);
+    const ends = new Map<string, number>();
+    for (const name of segments) ends.set(`${DIR}/${name}`, (await mem.stat(`${DIR}/${name}`)).sizeBytes);
+    await until(() => wal.stats().pageCacheDroppedBytes >= 2 * segmentSizeBytes - 2 * MiB, 'drops of the finished segments');
+    expect(mem.cacheDrops.length).toBeGreaterThan(10);
+    for (const d of mem.cacheDrops) {
+      expect(d.unsynced, `drop of ${d.path} at ${d.offset} held unsynced bytes`).toBe(false);
+      expect(d.offset % 4096).toBe(0);
+      expect(d.lengthBytes % 4096).toBe(0);
+    }
+    const cov = coverage(mem, ends);
+    const [first, second, third] = segments.map((n) => `${DIR}/${n}`) as [string, string, string];
+    for (const p of [first, second]) {
+      // Contiguous from 0, no byte twice, to the end of the data.
+      const ranges = cov.get(p) ?? [];
+      let at = 0;
+      for (const [from, to] of ranges) {
+        expect(from, `${p}: ranges follow each other`).toBe(at);
+        at = to;
+      }
+      expect(at, `${p} dropped to its end`).toBe(ends.get(p));
+    }
+    // The current segment: dropped from 0, in chunks of at least CACHE_DROP_CHUNK_BYTES, ending at least CACHE_DROP_LAG_BYTES below the data.
+    const current = cov.get(third) ?? [];
+    expect(current.length).toBeGreaterThan(0);
+    expect(current[0]?.[0]).toBe(0);
+    for (const [from, to] of current) expect(to - from).toBeGreaterThanOrEqual(CACHE_DROP_CHUNK_BYTES);
+    const currentEnd = wal.stats().syncedBytes - 2 * segmentSizeBytes; // about: headers aside
+    expect(Math.max(...current.map(([, to]) => to))).toBeLessThanOrEqual(currentEnd - CACHE_DROP_LAG_BYTES + 64 * KiB);
+    // Every record reads back (dropping changes no byte).
+    let n = 0;
+    for await (const r of wal.read()) {
+      expect(r.payload.byteLength).toBe(64 * KiB - 24);
+      n++;
+    }
+    expect(n).toBe(2400);
+    await wal.close();
+  });
+
+  it('drops nothing with dropCacheBehind: false, or where the file system cannot drop', async () => {
+    const off = new MemoryFileSystem();
+    off.dropsCache = true;
+    await (await writeLog(off, { segmentSizeBytes: 8 * MiB, recordBytes: 32 * KiB, records: 800, perCommit: 4, dropCacheBehind: false })).close();
+    expect(off.cacheDrops).toEqual([]);
+    const cannot = new MemoryFileSystem(); // dropsCache false
+    const wal = await writeLog(cannot, { segmentSizeBytes: 8 * MiB, recordBytes: 32 * KiB, records: 800, perCommit: 4 });
+    expect(wal.stats().pageCacheDroppedBytes).toBe(0);
+    await wal.close();
+    expect(cannot.cacheDrops).toEqual([]);
+    await expect(Wal.open({ dir: '/x', fs: new MemoryFileSystem(), dropCacheBehind: 1 as unknown as boolean })).rejects.toThrow(/dropCacheBehind must be a boolean/);
+  });
+
+  it('with small segments the lag and the chunk shrink to a quarter and an eighth of a segment, and a recycled segment is never dropped', async () => {
+    const mem = new MemoryFileSystem();
+    mem.dropsCache = true;
+    const segmentSizeBytes = 1 * MiB;
+    const wal = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes, recycleSegments: 2 });
+    const payload = new Uint8Array(8 * KiB).fill(1);
+    let lsn = 0;
+    for (let i = 0; i < 600; i++) {
+      lsn = wal.append(payload);
+      if (i % 4 === 3) await wal.waitDurable(lsn);
+      if (i === 300) await wal.truncateBefore(lsn - 10); // frees segments: later ones are recycled files
+    }
+    await wal.waitDurable(lsn);
+    await until(() => wal.stats().segmentsRecycled > 0, 'a recycled segment');
+    const recycledStart = wal.stats().segmentsCreated - wal.stats().segmentsRecycled;
+    expect(mem.cacheDrops.length).toBeGreaterThan(0);
+    for (const d of mem.cacheDrops) {
+      expect(d.unsynced).toBe(false);
+      if (d.lengthBytes > 0) expect(d.lengthBytes).toBeGreaterThanOrEqual(segmentSizeBytes / 8 - 4096);
+    }
+    // No drop touches a file written over a recycled one (its segment's name is one of the last ones).
+    const names = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
+    const recycledNames = new Set(names.slice(-(wal.stats().segmentsCreated - recycledStart)));
+    expect(recycledNames.size).toBeGreaterThan(0);
+    await wal.close();
+    for (const d of mem.cacheDrops) expect(recycledNames.has(path.basename(d.path)), `dropped ${d.path}`).toBe(false);
+  });
+});
+
+describe('the native addon (fs/native/page-cache.c)', () => {
+  it.runIf(process.platform === 'linux')('is built and loads on Linux, drops a file\'s pages, and names a bad descriptor\'s error', async () => {
+    expect(pageCacheDrop()).toEqual({ available: true, reason: null });
+    const nfs = new NodeFileSystem();
+    expect(nfs.dropsCache).toBe(true);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-drop-'));
+    try {
+      const file = path.join(dir, 'f');
+      fs.writeFileSync(file, Buffer.alloc(1 * MiB, 9));
+      const h = await nfs.open(file, 'r+');
+      await h.datasync();
+      await h.dropCache?.(0, 0);
+      await h.dropCache?.(4096, 65536);
+      const back = new Uint8Array(1 * MiB);
+      expect(await h.read(back, 0, back.byteLength, 0)).toBe(1 * MiB);
+      expect(back.every((b) => b === 9)).toBe(true);
+      await h.close();
+      const { dropCachedPages } = await import('../fs/page-cache.js');
+      await expect(dropCachedPages(1 << 30, 0, 0)).rejects.toMatchObject({ code: 'EBADF' });
+      expect(() => dropCachedPages(-1, 0, 0)).toThrow(TypeError);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      await nfs.dispose();
+    }
+  });
+});
