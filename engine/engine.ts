@@ -200,6 +200,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #checkpointChain: Promise<unknown> = Promise.resolve();
   #autoCheckpoint: Promise<unknown> | null = null;
   #appendedAtCheckpoint = 0;
+  /** Size of the newest checkpoint file (0: none): the automatic trigger scales with it (checkpointStatePercent). */
+  #checkpointBytes = 0;
   /** performance.now() before which no automatic checkpoint starts (after one failed), in ms. */
   #autoCheckpointRetryAtMs = 0;
   #checkpointsWritten = 0;
@@ -209,8 +211,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   constructor(location: string, options: EngineOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-    const { wal, checkpointEveryBytes, backup, fs, logger, admin, ...forward } = options;
-    const resolved = engineDefaults(location, { wal, checkpointEveryBytes, backup, fs, logger, admin });
+    const { wal, checkpointEveryBytes, checkpointStatePercent, backup, fs, logger, admin, ...forward } = options;
+    const resolved = engineDefaults(location, { wal, checkpointEveryBytes, checkpointStatePercent, backup, fs, logger, admin });
     super(
       {
         seek: true,
@@ -401,6 +403,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       .reverse();
     // The WAL bytes after the checkpoint count toward the next automatic one.
     this.#appendedAtCheckpoint = -replayedBytes;
+    this.#checkpointBytes = base?.bytes ?? 0;
     this.#recovery = { checkpointLsn: baseLsn, damagedCheckpoints: damaged, recordsReplayed: replayed, durationMs: performance.now() - started };
     this.#o.logger?.info({ location, ...this.#recovery }, 'engine opened');
   }
@@ -846,13 +849,19 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     if (this.#checkpoints.length >= CHECKPOINTS_KEPT_COUNT && this.#wal === wal && wal.status === 'open') await wal.truncateBefore(oldest.lsn + 1);
     const result = { lsn, bytes: written.bytes, durationMs: performance.now() - started };
     this.#checkpointsWritten++;
+    this.#checkpointBytes = result.bytes;
     this.#lastCheckpoint = result;
     this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
     return result;
   }
 
+  /** Bytes of WAL appended since the last checkpoint that start an automatic one (checkpointEveryBytes, or a share of the state's size). */
+  get #autoCheckpointBytes(): number {
+    return Math.max(this.#o.checkpointEveryBytes, (this.#checkpointBytes * this.#o.checkpointStatePercent) / 100);
+  }
+
   #maybeAutoCheckpoint(wal: Wal): void {
-    if (this.#autoCheckpoint || wal.appendedBytes - this.#appendedAtCheckpoint < this.#o.checkpointEveryBytes) return;
+    if (this.#autoCheckpoint || wal.appendedBytes - this.#appendedAtCheckpoint < this.#autoCheckpointBytes) return;
     if (this.#autoCheckpointRetryAtMs > performance.now()) return;
     this.#autoCheckpoint = this.checkpoint().then(
       () => {

@@ -16,6 +16,15 @@ export const AUTO_CHECKPOINT_RETRY_MS = 1000;
 export const CHECKPOINT_EVERY_BYTES_DEFAULT = 64 * 1024 * 1024;
 /** Smallest allowed checkpointEveryBytes, in bytes. */
 export const CHECKPOINT_EVERY_BYTES_MIN = 4096;
+/**
+ * An automatic checkpoint also waits until the WAL appended since the last one reaches this percent of
+ * the newest checkpoint's size (checkpointStatePercent's default): each checkpoint rewrites the whole
+ * state, so without it a state of 1 GiB would be rewritten every 64 MiB of writes (16x write
+ * amplification); with it, the checkpoints write at most as many bytes as the log (Redis's
+ * auto-aof-rewrite-percentage 100 makes the same trade).
+ */
+export const CHECKPOINT_STATE_PERCENT_DEFAULT = 100;
+export const CHECKPOINT_STATE_PERCENT_MAX = 10_000;
 /** Entries applied between yields to the event loop when a checkpoint is read or the WAL replayed at open. (A clear()
  * record is applied at once: it becomes visible whole, so a ranged clear of many keys holds the loop meanwhile.) */
 export const APPLY_YIELD_ENTRIES = 8192;

@@ -6,7 +6,7 @@ import { nodeFileSystem } from '../fs/index.js';
 import type { BackupSinkOptions } from '../backup/index.js';
 import type { WalOptions } from '../wal/index.js';
 import type { EngineAdminOptions } from './admin/engine-admin.js';
-import { CHECKPOINT_EVERY_BYTES_DEFAULT, CHECKPOINT_EVERY_BYTES_MIN } from './limits.js';
+import { CHECKPOINT_EVERY_BYTES_DEFAULT, CHECKPOINT_EVERY_BYTES_MIN, CHECKPOINT_STATE_PERCENT_DEFAULT, CHECKPOINT_STATE_PERCENT_MAX } from './limits.js';
 
 /** Options of the engine's own WAL (under <location>/wal); dir, fs and logger come from the engine. */
 export type EngineWalOptions = Omit<WalOptions, 'dir' | 'fs' | 'logger'>;
@@ -19,6 +19,12 @@ export interface EngineOwnOptions {
   wal?: EngineWalOptions;
   /** An automatic checkpoint starts once this many bytes of records were appended since the last one. Default 64 MiB. */
   checkpointEveryBytes?: number;
+  /**
+   * ...and, for a state larger than that, once the bytes appended since the last checkpoint reach this
+   * percent of the newest checkpoint's size: each checkpoint rewrites the whole state, so this bounds the
+   * bytes checkpoints write to 100/percent times the bytes the WAL takes. Default 100; 0: checkpointEveryBytes alone.
+   */
+  checkpointStatePercent?: number;
   /** Runs a BackupSink on the engine's WAL; closed before the WAL, so close never skips the final backup. */
   backup?: EngineBackupOptions;
   /** The file system (tests pass a MemoryFileSystem or FaultFileSystem). Default: the real one. */
@@ -33,6 +39,7 @@ export interface ResolvedEngineOptions {
   location: string;
   wal: EngineWalOptions;
   checkpointEveryBytes: number;
+  checkpointStatePercent: number;
   backup: EngineBackupOptions | undefined;
   fs: FileSystem;
   logger: Logger | undefined;
@@ -54,6 +61,7 @@ export function engineDefaults(location: unknown, o: EngineOwnOptions): Resolved
     location: directoryPath(location, 'location'),
     wal,
     checkpointEveryBytes: integerInRange(o.checkpointEveryBytes ?? CHECKPOINT_EVERY_BYTES_DEFAULT, 'checkpointEveryBytes', CHECKPOINT_EVERY_BYTES_MIN, Number.MAX_SAFE_INTEGER),
+    checkpointStatePercent: integerInRange(o.checkpointStatePercent ?? CHECKPOINT_STATE_PERCENT_DEFAULT, 'checkpointStatePercent', 0, CHECKPOINT_STATE_PERCENT_MAX),
     backup: o.backup,
     fs: o.fs ?? nodeFileSystem,
     logger: o.logger,

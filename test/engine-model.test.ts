@@ -123,7 +123,7 @@ async function runSeed(seed: number, tally: Tally): Promise<void> {
   const hold = { then: (resolve: (v: unknown) => void) => (takeImage(), resolve(undefined)) } as unknown as Promise<unknown>;
   fault.inject({ op: pick(rng, CRASH_OPS), nth: 1 + rng.int(pick(rng, [3, 10, 30])), hold });
 
-  const options = { fs: fault, wal: { segmentSizeBytes: pick(rng, [4096, 8192]) }, checkpointEveryBytes: pick(rng, [4096, 16384, 1 << 30]) };
+  const options = { fs: fault, wal: { segmentSizeBytes: pick(rng, [4096, 8192]) }, checkpointEveryBytes: pick(rng, [4096, 16384, 1 << 30]), checkpointStatePercent: pick(rng, [0, 100]) };
   let db = new Engine(LOCATION, options);
   const steps = 5 + rng.int(STEPS_MAX);
   for (let step = 0; step < steps && crash === null; step++) {

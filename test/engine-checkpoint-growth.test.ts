@@ -1,0 +1,80 @@
+/**
+ * Automatic checkpoints scale with the state (checkpointStatePercent): each checkpoint rewrites the
+ * whole state, so a large state is checkpointed only once the WAL since the last checkpoint reaches that
+ * share of the newest checkpoint's size, also after a reopen; with 0, checkpointEveryBytes alone.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryFileSystem } from '../fs/index.js';
+import { Engine } from '../engine/index.js';
+
+const LOCATION = '/db';
+const KiB = 1024;
+const EVERY = 64 * KiB;
+
+/** A logger that keeps the size of every checkpoint the engine wrote. */
+function checkpointLog(): { sizes: number[]; logger: { info(o: object, m?: string): void; warn(): void; error(): void } } {
+  const sizes: number[] = [];
+  return {
+    sizes,
+    logger: {
+      info(o: object, m?: string) {
+        if (m === 'engine checkpoint') sizes.push((o as { bytes: number }).bytes);
+      },
+      warn() {},
+      error() {},
+    },
+  };
+}
+
+/** `rounds` puts of each of 256 keys of 8 KiB (a 2 MiB state; the first round makes it, the others overwrite it). */
+async function load(db: Engine<string, Uint8Array>, rounds: number): Promise<void> {
+  const value = new Uint8Array(8 * KiB);
+  for (let round = 0; round < rounds; round++) {
+    value.fill(round & 0xff);
+    for (let k = 0; k < 256; k++) await db.put(`key-${String(k).padStart(4, '0')}`, value);
+  }
+}
+
+function open(fs: MemoryFileSystem, logger: ReturnType<typeof checkpointLog>['logger'], percent?: number): Engine<string, Uint8Array> {
+  return new Engine<string, Uint8Array>(LOCATION, { fs, logger, valueEncoding: 'view', checkpointEveryBytes: EVERY, ...(percent === undefined ? {} : { checkpointStatePercent: percent }) });
+}
+
+describe('automatic checkpoints scale with the state', () => {
+  it('by default the checkpoints write about as many bytes as the WAL, not 2 MiB per 64 KiB of writes; a reopen keeps the scale', async () => {
+    const fs = new MemoryFileSystem();
+    const log = checkpointLog();
+    const db = open(fs, log.logger);
+    await db.open();
+    await load(db, 4); // 8 MiB of WAL over a 2 MiB state
+    await db.close(); // waits for a checkpoint under way
+    const walBytes = 4 * 256 * 8 * KiB;
+    const written = log.sizes.reduce((a, b) => a + b, 0);
+    expect(log.sizes.length).toBeGreaterThan(1);
+    // Each checkpoint waits for WAL bytes >= the last checkpoint's size: at most the WAL's bytes, plus the states written while the state still grew.
+    expect(written, `checkpoint sizes ${log.sizes.join(', ')}`).toBeLessThan(1.5 * walBytes);
+
+    // Reopened, 1 MiB more of writes (under the 2 MiB state's size) start no checkpoint.
+    const before = log.sizes.length;
+    const again = open(fs, log.logger);
+    await again.open();
+    const value = new Uint8Array(8 * KiB).fill(9);
+    for (let k = 0; k < 128; k++) await again.put(`key-${String(k).padStart(4, '0')}`, value);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(log.sizes.length, 'no checkpoint after 1 MiB over a 2 MiB state').toBe(before);
+    expect((await again.get('key-0000'))?.[0]).toBe(9);
+    await again.close();
+  });
+
+  it('checkpointStatePercent: 0 keeps the old trigger: a checkpoint every checkpointEveryBytes, the whole state each time', async () => {
+    const fs = new MemoryFileSystem();
+    const log = checkpointLog();
+    const db = open(fs, log.logger, 0);
+    await db.open();
+    await load(db, 4);
+    await db.close();
+    const walBytes = 4 * 256 * 8 * KiB;
+    const written = log.sizes.reduce((a, b) => a + b, 0);
+    expect(written, `checkpoint sizes ${log.sizes.join(', ')}`).toBeGreaterThan(5 * walBytes);
+    expect(() => open(new MemoryFileSystem(), log.logger, -1)).toThrow(/checkpointStatePercent must be an integer/);
+  });
+});
