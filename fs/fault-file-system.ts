@@ -126,11 +126,12 @@ export class FaultFileSystem implements FileSystem {
     return torn;
   }
 
-  /** Synchronous calls exactly when the wrapped file system has them. */
+  /** Drops cache exactly when the wrapped file system does (its dropCache calls pass through, without faults). */
   get dropsCache(): boolean {
     return this.inner.dropsCache === true;
   }
 
+  /** Synchronous calls exactly when the wrapped file system has them. */
   get syncCalls(): boolean {
     return this.inner.syncCalls === true;
   }

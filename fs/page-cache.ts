@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 type DropCache = (fd: number, offset: number, lengthBytes: number) => Promise<void>;
 
@@ -37,7 +38,7 @@ function load(): { drop: DropCache | null; status: PageCacheDropStatus } {
     return loaded;
   }
   try {
-    const addon = createRequire(import.meta.url)(found.pathname) as { dropCache: DropCache };
+    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as { dropCache: DropCache };
     loaded = { drop: addon.dropCache, status: { available: true, reason: null } };
   } catch (err) {
     const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] as string;
@@ -57,6 +58,9 @@ export function pageCacheDrop(): PageCacheDropStatus {
  * bytes already durable: dirty pages are not dropped, only queued for writeback.
  */
 export function dropCachedPages(fd: number, offset: number, lengthBytes: number): Promise<void> {
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff || !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(lengthBytes) || lengthBytes < 0) {
+    return Promise.reject(new TypeError(`dropCachedPages(fd, offset, lengthBytes) takes a descriptor and two non-negative safe integers, got ${fd}, ${offset}, ${lengthBytes}`));
+  }
   const drop = load().drop;
   return drop === null ? Promise.resolve() : drop(fd, offset, lengthBytes);
 }

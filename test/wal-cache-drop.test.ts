@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MemoryFileSystem, NodeFileSystem, pageCacheDrop } from '../fs/index.js';
 import { CACHE_DROP_CHUNK_BYTES, CACHE_DROP_LAG_BYTES } from '../wal/cache-dropper.js';
+import { FORMAT_VERSION_RECYCLED, SEGMENT_HEADER_BYTES, decodeSegmentHeader } from '../wal/format.js';
 import { Wal } from '../wal/index.js';
 import { until } from './helpers/async.js';
 
@@ -119,12 +120,66 @@ describe('dropping the page cache behind the writer', () => {
       expect(d.unsynced).toBe(false);
       if (d.lengthBytes > 0) expect(d.lengthBytes).toBeGreaterThanOrEqual(segmentSizeBytes / 8 - 4096);
     }
-    // No drop touches a file written over a recycled one (its segment's name is one of the last ones).
-    const names = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
-    const recycledNames = new Set(names.slice(-(wal.stats().segmentsCreated - recycledStart)));
-    expect(recycledNames.size).toBeGreaterThan(0);
     await wal.close();
-    for (const d of mem.cacheDrops) expect(recycledNames.has(path.basename(d.path)), `dropped ${d.path}`).toBe(false);
+    // No drop touches a segment written over a recycled file (format version 3 in its header).
+    const versions = new Map<string, number>();
+    for (const name of (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal'))) {
+      const header = new Uint8Array(SEGMENT_HEADER_BYTES);
+      const h = await mem.open(`${DIR}/${name}`, 'r');
+      await h.read(header, 0, header.byteLength, 0);
+      await h.close();
+      const decoded = decodeSegmentHeader(header);
+      versions.set(`${DIR}/${name}`, decoded.ok ? decoded.version : -1);
+    }
+    const recycledPaths = [...versions].filter(([, v]) => v === FORMAT_VERSION_RECYCLED).map(([p]) => p);
+    expect(recycledPaths.length, 'recycled segments are on disk').toBeGreaterThan(0);
+    for (const d of mem.cacheDrops) expect(recycledPaths.includes(d.path), `dropped ${d.path}, a recycled segment`).toBe(false);
+  });
+
+  it('close() waits for a drop in flight: no descriptor of the dropper outlives the log', async () => {
+    const mem = new MemoryFileSystem();
+    mem.dropsCache = true;
+    let release = (): void => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let held = 0;
+    const fs = new Proxy(mem, {
+      get(target, key) {
+        if (key === 'open') {
+          return async (p: string, flags: Parameters<MemoryFileSystem['open']>[1]) => {
+            const h = await target.open(p, flags);
+            return new Proxy(h, {
+              get(t, k) {
+                if (k === 'dropCache') {
+                  return async (offset: number, lengthBytes: number) => {
+                    held++;
+                    await gate;
+                    return t.dropCache?.(offset, lengthBytes);
+                  };
+                }
+                const v = Reflect.get(t, k, t) as unknown;
+                return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+              },
+            });
+          };
+        }
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 1 * MiB });
+    const payload = new Uint8Array(8 * KiB).fill(3);
+    for (let i = 0; i < 80; i++) await wal.waitDurable(wal.append(payload)); // 640 KiB: past the lag (256 KiB) and a chunk (128 KiB)
+    await until(() => held > 0, 'a drop under way');
+    let closed = false;
+    const closing = wal.close().then(() => {
+      closed = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(closed, 'close() waits for the drop in flight').toBe(false);
+    release();
+    await closing;
+    expect(mem.openHandlePaths).toEqual([]);
+    expect(mem.cacheDrops.length).toBeGreaterThan(0);
   });
 });
 
@@ -147,7 +202,15 @@ describe('the native addon (fs/native/page-cache.c)', () => {
       await h.close();
       const { dropCachedPages } = await import('../fs/page-cache.js');
       await expect(dropCachedPages(1 << 30, 0, 0)).rejects.toMatchObject({ code: 'EBADF' });
-      expect(() => dropCachedPages(-1, 0, 0)).toThrow(TypeError);
+      for (const bad of [[-1, 0, 0], [Number.NaN, 0, 0], [2 ** 32 + 3, 0, 0], [3, 0.5, 0], [3, 0, Number.POSITIVE_INFINITY]]) {
+        await expect(dropCachedPages(...(bad as [number, number, number])), `dropCachedPages(${bad.join(', ')})`).rejects.toThrow(TypeError);
+      }
+      // The addon checks its arguments itself too (NaN is not fd 0, 2^32 + 3 is not fd 3, a fraction is no offset).
+      const { createRequire } = await import('node:module');
+      const addon = createRequire(import.meta.url)(path.resolve(path.dirname(new URL(import.meta.url).pathname), '../build/Release/flushpoint_native.node')) as { dropCache: (...a: number[]) => Promise<void> };
+      for (const bad of [[Number.NaN, 0, 0], [2 ** 32 + 3, 0, 0], [3, Number.NaN, Number.NaN], [3, 0.5, 0], [3, 0, -1]]) {
+        expect(() => addon.dropCache(...bad), `addon.dropCache(${bad.join(', ')})`).toThrow(TypeError);
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
       await nfs.dispose();

@@ -402,6 +402,42 @@ describe('a segment whose free failed', () => {
   }
 });
 
+describe('segments grown by large commits', () => {
+  it('stay recyclable: a segment the fill did not carry to full size is extended when freed, reused, and the log reads back whole after a reopen and a power loss', async () => {
+    const fs = new MemoryFileSystem();
+    const segmentSizeBytes = 4 * 1024 * 1024;
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes, recycleSegments: 2 });
+    const big = new Uint8Array(4096 - 24).fill(5); // 4 KiB records, 64 a commit: 256 KiB commits (no fill steps)
+    let lsn = 0;
+    for (let commit = 0; commit < 200; commit++) {
+      for (let i = 0; i < 64; i++) lsn = wal.append(big);
+      await wal.waitDurable(lsn);
+      if (commit % 20 === 19) await wal.truncateBefore(lsn - 200);
+    }
+    const stats = wal.stats();
+    // 50 MiB over 4 MiB segments: without the extension, none of the segments (each ends at its last record) would be reused.
+    expect(stats.segmentsRecycled, JSON.stringify({ recycled: stats.segmentsRecycled, deleted: stats.segmentsDeleted })).toBeGreaterThan(5);
+    const image = fs.crash();
+    let n = 0;
+    for await (const r of wal.read()) n = r.lsn;
+    expect(n).toBe(lsn);
+    await wal.close();
+    for (const disk of [fs, image]) {
+      const reopened = await Wal.open({ dir: DIR, fs: disk, recycleSegments: 2 });
+      expect(reopened.lastLsn).toBe(lsn);
+      let first = 0;
+      let count = 0;
+      for await (const r of reopened.read()) {
+        if (first === 0) first = r.lsn;
+        expect(r.payload.byteLength).toBe(big.byteLength);
+        count++;
+      }
+      expect(first + count - 1).toBe(lsn);
+      await reopened.close();
+    }
+  });
+});
+
 describe('the recycleSegments option', () => {
   it('takes a count from 0 to RECYCLE_SEGMENTS_MAX: anything else is a RangeError or TypeError naming it', async () => {
     const fs = new MemoryFileSystem();

@@ -49,8 +49,8 @@ export class CacheDropper {
   readonly #lagBytes: number;
   readonly #chunkBytes: number;
   #current: Tracked | null = null;
-  /** The segment before the current one, while some of it is still cached. */
-  #previous: Tracked | null = null;
+  /** Finished segments (oldest first) whose rest is still to be dropped. */
+  readonly #finished: Tracked[] = [];
   #inFlight: Promise<void> | null = null;
   #droppedBytes = 0;
 
@@ -81,16 +81,16 @@ export class CacheDropper {
     let cur = this.#current;
     if (cur?.path !== path) {
       // A new segment: the one before it is dropped to its end once this one is the lag in.
-      this.#previous = cur;
+      if (cur !== null && cur.durableEnd > cur.droppedTo) this.#finished.push(cur);
       cur = { path, droppedTo: recycled ? Number.POSITIVE_INFINITY : 0, durableEnd };
       this.#current = cur;
     }
     cur.durableEnd = durableEnd;
     if (this.#inFlight !== null) return;
-    const previous = this.#previous;
-    if (previous !== null && durableEnd >= this.#lagBytes) {
-      this.#previous = null;
-      if (previous.durableEnd > previous.droppedTo) this.#drop(previous.path, previous.droppedTo, previous.durableEnd - previous.droppedTo, true);
+    const finished = this.#finished[0];
+    if (finished !== undefined && (durableEnd >= this.#lagBytes || this.#finished.length > 1)) {
+      this.#finished.shift();
+      this.#drop(finished.path, finished.droppedTo, finished.durableEnd - finished.droppedTo, true);
       return;
     }
     const end = Math.floor((durableEnd - this.#lagBytes) / PAGE_BYTES) * PAGE_BYTES;

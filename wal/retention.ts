@@ -12,8 +12,9 @@
  *   meanwhile sees where the log now begins.
  * - The directory is fsynced after each unlink, before the next: a power loss keeps any subset of the
  *   unsynced directory operations, and only one at a time keeps the log on disk a contiguous suffix.
- * - Recycling (segment-recycler.ts): a segment of exactly segmentSizeBytes, while the recycler has room,
- *   is renamed to a free name instead of unlinked, under the same rules (it leaves the list first; the
+ * - Recycling (segment-recycler.ts): a segment of at most segmentSizeBytes, while the recycler has room,
+ *   is brought to segmentSizeBytes (a fresh one that large commits grew, not the fill, ends at its last
+ *   record: its file is extended with ftruncate, the rest a hole) and renamed to a free name instead of unlinked, under the same rules (it leaves the list first; the
  *   directory is fsynced before the next), and is offered for reuse only after that fsync.
  */
 import { ErrorCode, FlushpointError, assert } from '../core/errors.js';
@@ -135,14 +136,36 @@ export class Retention {
     return null;
   }
 
-  /** A fresh (zero-filled) segment is kept only if it was filled to the full segment size. */
+  /**
+   * A fresh segment is kept if the recycler has room, brought to the full segment size first when its
+   * file is shorter: the fill stops for large commits (segment-preparer.ts), so such a segment ends at
+   * its last record. The extension (ftruncate: a hole, no data written) happens while the file still
+   * has its segment name: a crash then leaves zeros after the segment's records, as a fill step does.
+   * If it fails, the segment is unlinked as before.
+   */
   async #wantedFresh(path: string): Promise<boolean> {
     if (!this.#recycler.hasRoom) return false;
+    let sizeBytes: number;
     try {
-      return this.#recycler.wants((await this.#fs.stat(path)).sizeBytes);
+      sizeBytes = (await this.#fs.stat(path)).sizeBytes;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw wrapIoError(err, `stat of ${path}`);
     }
+    const fullBytes = this.#recycler.segmentSizeBytes;
+    if (sizeBytes > fullBytes) return false;
+    if (sizeBytes < fullBytes) {
+      try {
+        const handle = await this.#fs.open(path, 'r+');
+        try {
+          await handle.truncate(fullBytes);
+        } finally {
+          await handle.close();
+        }
+      } catch {
+        return false; // unlinked instead: a free file must be full size (segment-recycler.ts)
+      }
+    }
+    return this.#recycler.wants(fullBytes);
   }
 }

@@ -37,6 +37,7 @@
  *   step, and every commit's writev waited behind it (ack p99 ~20 ms at 4 KiB x 64 writers); the same
  *   zeros written into pages that exist take ~0.2 ms. docs/decisions.md, "A log that grows".
  */
+import { assert } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import type { SegmentRecycler } from './segment-recycler.js';
 
@@ -91,7 +92,7 @@ export class SegmentPreparer {
   readonly #dir: string;
   readonly #segmentSizeBytes: number;
   /** Zeros for one step, grown to the largest step taken. */
-  #zeros: Uint8Array;
+  readonly #zeros: Uint8Array;
   /** Where a step reads the hole it is about to fill (the bytes read are not used), made at the first step. */
   #scratch: Uint8Array | null = null;
   readonly #recycler: SegmentRecycler;
@@ -216,11 +217,13 @@ export class SegmentPreparer {
 
   /** A commit ending at `endBytes` is on its way: the lead grows if it overtook the fill, its size is noted, writeEnd moves. */
   #announce(cur: Filling, endBytes: number): void {
-    if (endBytes > cur.filledBytes && !cur.failed) {
+    this.#followCommit(cur, endBytes);
+    // A large commit past the filled part grows the file by design: it earns no longer lead (else small
+    // commits after a run of large ones would set off a string of steps to a 16 MiB lead).
+    if (endBytes > cur.filledBytes && !cur.failed && this.#lastCommitBytes < FILL_COMMIT_BYTES_MAX) {
       this.#overtaken++;
       this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
     }
-    this.#followCommit(cur, endBytes);
     cur.writeEnd = Math.max(cur.writeEnd, endBytes);
   }
 
@@ -297,7 +300,7 @@ export class SegmentPreparer {
    * be written (see the doc comment), its bytes are not used.
    */
   async #fillStep(handle: FileHandle, from: number, lengthBytes: number): Promise<void> {
-    if (this.#zeros.byteLength < lengthBytes) this.#zeros = new Uint8Array(lengthBytes);
+    assert(lengthBytes <= this.#zeros.byteLength, `a fill step is at most one step: ${lengthBytes}`);
     const zeros = lengthBytes === this.#zeros.byteLength ? this.#zeros : this.#zeros.subarray(0, lengthBytes);
     const headBytes = Math.max(0, lengthBytes - FILL_EXTEND_BYTES);
     await handle.writev([zeros.subarray(headBytes)], from + headBytes);

@@ -49,6 +49,11 @@ export class SegmentRecycler {
     this.#countMax = countMax;
   }
 
+  /** The size a free file has (a segment's). */
+  get segmentSizeBytes(): number {
+    return this.#segmentSizeBytes;
+  }
+
   /** Free files waiting to be reused (not counting one the preparer holds). */
   get freeCount(): number {
     return this.#free.length;

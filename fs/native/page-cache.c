@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,15 +55,24 @@ static void drop_complete(napi_env env, napi_status status, void *data) {
   free(call);
 }
 
+/* A whole number in [0, max] (no NaN, no infinity, no fraction), or -1. */
+static double whole(napi_env env, napi_value value, double max) {
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok) return -1;
+  if (!(d >= 0 && d <= max) || d != floor(d)) return -1;
+  return d;
+}
+
 static napi_value drop_cache(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  int32_t fd;
-  int64_t offset, length;
-  if (argc != 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &offset) != napi_ok ||
-      napi_get_value_int64(env, argv[2], &length) != napi_ok || fd < 0 || offset < 0 || length < 0) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dropCache(fd, offset, length) takes three non-negative integers");
+  const double safe_max = 9007199254740991.0; /* Number.MAX_SAFE_INTEGER */
+  double fd = argc == 3 ? whole(env, argv[0], 2147483647.0) : -1;
+  double offset = argc == 3 ? whole(env, argv[1], safe_max) : -1;
+  double length = argc == 3 ? whole(env, argv[2], safe_max) : -1;
+  if (fd < 0 || offset < 0 || length < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dropCache(fd, offset, length) takes three non-negative safe integers");
     return NULL;
   }
   DropCall *call = (DropCall *)calloc(1, sizeof(DropCall));
@@ -70,9 +80,9 @@ static napi_value drop_cache(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "dropCache: out of memory");
     return NULL;
   }
-  call->fd = fd;
-  call->offset = offset;
-  call->length = length;
+  call->fd = (int)fd;
+  call->offset = (int64_t)offset;
+  call->length = (int64_t)length;
   napi_value promise, name;
   napi_create_promise(env, &call->deferred, &promise);
   napi_create_string_utf8(env, "flushpoint.dropCache", NAPI_AUTO_LENGTH, &name);
