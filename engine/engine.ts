@@ -200,8 +200,9 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #checkpointChain: Promise<unknown> = Promise.resolve();
   #autoCheckpoint: Promise<unknown> | null = null;
   #appendedAtCheckpoint = 0;
-  /** Size of the newest checkpoint file (0: none): the automatic trigger scales with it (checkpointStatePercent). */
+  /** Size of the newest checkpoint file (0: none), and the keys it held: the automatic trigger scales with the state's size estimated from them (checkpointStatePercent). */
   #checkpointBytes = 0;
+  #checkpointKeys = 0;
   /** performance.now() before which no automatic checkpoint starts (after one failed), in ms. */
   #autoCheckpointRetryAtMs = 0;
   #checkpointsWritten = 0;
@@ -404,6 +405,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     // The WAL bytes after the checkpoint count toward the next automatic one.
     this.#appendedAtCheckpoint = -replayedBytes;
     this.#checkpointBytes = base?.bytes ?? 0;
+    this.#checkpointKeys = base?.entries ?? 0;
     this.#recovery = { checkpointLsn: baseLsn, damagedCheckpoints: damaged, recordsReplayed: replayed, durationMs: performance.now() - started };
     this.#o.logger?.info({ location, ...this.#recovery }, 'engine opened');
   }
@@ -850,14 +852,20 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     const result = { lsn, bytes: written.bytes, durationMs: performance.now() - started };
     this.#checkpointsWritten++;
     this.#checkpointBytes = result.bytes;
+    this.#checkpointKeys = snapshot.size;
     this.#lastCheckpoint = result;
     this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
     return result;
   }
 
-  /** Bytes of WAL appended since the last checkpoint that start an automatic one (checkpointEveryBytes, or a share of the state's size). */
+  /**
+   * Bytes of WAL appended since the last checkpoint that start an automatic one: checkpointEveryBytes,
+   * or a share of the state's size now, estimated as the newest checkpoint's bytes per key times the
+   * keys the index holds (so a state that shrank, by deletes or a clear, lowers the threshold at once).
+   */
   get #autoCheckpointBytes(): number {
-    return Math.max(this.#o.checkpointEveryBytes, (this.#checkpointBytes * this.#o.checkpointStatePercent) / 100);
+    const stateBytes = this.#checkpointKeys === 0 ? 0 : (this.#checkpointBytes / this.#checkpointKeys) * this.#tree.size;
+    return Math.max(this.#o.checkpointEveryBytes, (stateBytes * this.#o.checkpointStatePercent) / 100);
   }
 
   #maybeAutoCheckpoint(wal: Wal): void {

@@ -18,9 +18,9 @@ export const CHECKPOINT_EVERY_BYTES_DEFAULT = 64 * 1024 * 1024;
 export const CHECKPOINT_EVERY_BYTES_MIN = 4096;
 /**
  * An automatic checkpoint also waits until the WAL appended since the last one reaches this percent of
- * the newest checkpoint's size (checkpointStatePercent's default): each checkpoint rewrites the whole
+ * the state's size, estimated from the newest checkpoint (checkpointStatePercent's default): each checkpoint rewrites the whole
  * state, so without it a state of 1 GiB would be rewritten every 64 MiB of writes (16x write
- * amplification); with it, the checkpoints write at most as many bytes as the log (Redis's
+ * amplification); with it, the checkpoints write about as many bytes as the log (Redis's
  * auto-aof-rewrite-percentage 100 makes the same trade).
  */
 export const CHECKPOINT_STATE_PERCENT_DEFAULT = 100;

@@ -21,8 +21,9 @@ export interface EngineOwnOptions {
   checkpointEveryBytes?: number;
   /**
    * ...and, for a state larger than that, once the bytes appended since the last checkpoint reach this
-   * percent of the newest checkpoint's size: each checkpoint rewrites the whole state, so this bounds the
-   * bytes checkpoints write to 100/percent times the bytes the WAL takes. Default 100; 0: checkpointEveryBytes alone.
+   * percent of the state's size (the newest checkpoint's bytes per key times the keys held now): each
+   * checkpoint rewrites the whole state, so the bytes checkpoints write stay about 100/percent times
+   * the WAL's. Default 100; 0: checkpointEveryBytes alone.
    */
   checkpointStatePercent?: number;
   /** Runs a BackupSink on the engine's WAL; closed before the WAL, so close never skips the final backup. */

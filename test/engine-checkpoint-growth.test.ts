@@ -53,16 +53,35 @@ describe('automatic checkpoints scale with the state', () => {
     // Each checkpoint waits for WAL bytes >= the last checkpoint's size: at most the WAL's bytes, plus the states written while the state still grew.
     expect(written, `checkpoint sizes ${log.sizes.join(', ')}`).toBeLessThan(1.5 * walBytes);
 
-    // Reopened, 1 MiB more of writes (under the 2 MiB state's size) start no checkpoint.
+    // Reopened after a checkpoint of the whole state (nothing to replay), 1 MiB more of writes (under the
+    // 2 MiB state's size) start no checkpoint.
+    const settled = open(fs, log.logger);
+    await settled.open();
+    await settled.checkpoint();
+    await settled.close();
     const before = log.sizes.length;
     const again = open(fs, log.logger);
     await again.open();
     const value = new Uint8Array(8 * KiB).fill(9);
     for (let k = 0; k < 128; k++) await again.put(`key-${String(k).padStart(4, '0')}`, value);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(log.sizes.length, 'no checkpoint after 1 MiB over a 2 MiB state').toBe(before);
     expect((await again.get('key-0000'))?.[0]).toBe(9);
-    await again.close();
+    await again.close(); // waits for a checkpoint under way, if one had started
+    expect(log.sizes.length, 'no checkpoint after 1 MiB over a 2 MiB state').toBe(before);
+  });
+
+  it('a state that shrank lowers the threshold at once: after deleting most of a 2 MiB state, checkpointEveryBytes of writes start a checkpoint again', async () => {
+    const fs = new MemoryFileSystem();
+    const log = checkpointLog();
+    const db = open(fs, log.logger);
+    await db.open();
+    await load(db, 1);
+    await db.checkpoint(); // 2 MiB, 256 keys
+    const before = log.sizes.length;
+    for (let k = 8; k < 256; k++) await db.del(`key-${String(k).padStart(4, '0')}`); // 8 keys left
+    const value = new Uint8Array(8 * KiB).fill(4);
+    for (let i = 0; i < 24; i++) await db.put(`key-${String(i % 8).padStart(4, '0')}`, value); // 192 KiB of WAL
+    await db.close();
+    expect(log.sizes.length, 'a checkpoint came after the deletes, without waiting for 2 MiB of WAL').toBeGreaterThan(before);
   });
 
   it('checkpointStatePercent: 0 keeps the old trigger: a checkpoint every checkpointEveryBytes, the whole state each time', async () => {

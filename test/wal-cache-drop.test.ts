@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { MemoryFileSystem, NodeFileSystem, pageCacheDrop } from '../fs/index.js';
 import { CACHE_DROP_CHUNK_BYTES, CACHE_DROP_LAG_BYTES } from '../wal/cache-dropper.js';
@@ -207,7 +208,7 @@ describe('the native addon (fs/native/page-cache.c)', () => {
       }
       // The addon checks its arguments itself too (NaN is not fd 0, 2^32 + 3 is not fd 3, a fraction is no offset).
       const { createRequire } = await import('node:module');
-      const addon = createRequire(import.meta.url)(path.resolve(path.dirname(new URL(import.meta.url).pathname), '../build/Release/flushpoint_native.node')) as { dropCache: (...a: number[]) => Promise<void> };
+      const addon = createRequire(import.meta.url)(fileURLToPath(new URL('../build/Release/flushpoint_native.node', import.meta.url))) as { dropCache: (...a: number[]) => Promise<void> };
       for (const bad of [[Number.NaN, 0, 0], [2 ** 32 + 3, 0, 0], [3, Number.NaN, Number.NaN], [3, 0.5, 0], [3, 0, -1]]) {
         expect(() => addon.dropCache(...bad), `addon.dropCache(${bad.join(', ')})`).toThrow(TypeError);
       }

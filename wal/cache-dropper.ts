@@ -32,6 +32,8 @@ import type { FileSystem } from '../fs/file-system.js';
 export const CACHE_DROP_LAG_BYTES = 16 * 1024 * 1024;
 /** The least one drop covers (one call to the pool every this many bytes written), at most an eighth of a segment. */
 export const CACHE_DROP_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Finished segments waiting for their drop, at most (an older one is forgotten: a hint, not a duty). */
+const FINISHED_SEGMENTS_COUNT_MAX = 16;
 /** Drops start and end on page boundaries. */
 const PAGE_BYTES = 4096;
 
@@ -82,6 +84,8 @@ export class CacheDropper {
     if (cur?.path !== path) {
       // A new segment: the one before it is dropped to its end once this one is the lag in.
       if (cur !== null && cur.durableEnd > cur.droppedTo) this.#finished.push(cur);
+      // Rolls faster than drops (a tiny segment size): forget the oldest (its pages just stay cached).
+      if (this.#finished.length > FINISHED_SEGMENTS_COUNT_MAX) this.#finished.shift();
       cur = { path, droppedTo: recycled ? Number.POSITIVE_INFINITY : 0, durableEnd };
       this.#current = cur;
     }

@@ -138,8 +138,8 @@ export class Retention {
 
   /**
    * A fresh segment is kept if the recycler has room, brought to the full segment size first when its
-   * file is shorter: the fill stops for large commits (segment-preparer.ts), so such a segment ends at
-   * its last record. The extension (ftruncate: a hole, no data written) happens while the file still
+   * file is shorter by at most a quarter: the fill stops for large commits (segment-preparer.ts), so
+   * such a segment ends at its last record (a hole of less than one commit remains). The extension (ftruncate: a hole, no data written) happens while the file still
    * has its segment name: a crash then leaves zeros after the segment's records, as a fill step does.
    * If it fails, the segment is unlinked as before.
    */
@@ -153,7 +153,8 @@ export class Retention {
       throw wrapIoError(err, `stat of ${path}`);
     }
     const fullBytes = this.#recycler.segmentSizeBytes;
-    if (sizeBytes > fullBytes) return false;
+    // A large hole would make its next life a growing file (each commit allocating blocks): unlink it.
+    if (sizeBytes > fullBytes || fullBytes - sizeBytes > fullBytes / 4) return false;
     if (sizeBytes < fullBytes) {
       try {
         const handle = await this.#fs.open(path, 'r+');

@@ -1,9 +1,11 @@
 /**
  * SegmentRecycler: segment files freed by truncation, kept for reuse instead of unlinked (RocksDB's
  * recycle_log_file_num, Pebble's log recycler). A commit into a recycled file overwrites blocks that
- * are already allocated, so nothing is zero-filled and no fdatasync writes size metadata.
+ * are already allocated (but for a hole of less than one commit at the end of a segment that large
+ * commits grew), so nothing is zero-filled and no fdatasync writes size metadata.
  *
- *   retention.ts         truncateBefore frees a segment of exactly segmentSizeBytes: it leaves the
+ *   retention.ts         truncateBefore frees a segment of segmentSizeBytes (a shorter fresh one, by at
+ *                        most a quarter, is first extended to it with ftruncate): it leaves the
  *                        segment list, is renamed to `recycle-<n>.free`, the directory is fsynced, and
  *                        only then is the name offered here (add)
  *   segment-preparer.ts  takes a free file (take) as the next segment: no zero-fill; its first commit
