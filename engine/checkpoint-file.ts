@@ -28,7 +28,7 @@ import { readU64, writeU64 } from '../core/u64.js';
 import { assert } from '../core/errors.js';
 import type { FileHandle, FileSystem, SyncMethod } from '../fs/file-system.js';
 import { tempNameFor } from '../fs/durable-publish.js';
-import { CHECKPOINT_BLOCK_ENTRIES_MAX, CHECKPOINT_WRITE_CHUNK_BYTES } from './limits.js';
+import { CHECKPOINT_BLOCK_ENTRIES_MAX, CHECKPOINT_SYNC_EVERY_BYTES, CHECKPOINT_WRITE_CHUNK_BYTES } from './limits.js';
 import { emptyTree, type Tree } from './ordered-index.js';
 
 export const CHECKPOINT_FORMAT_VERSION = 1;
@@ -120,6 +120,7 @@ export async function writeCheckpoint(
   try {
     let pending: Buffer[] = [header(lsn)];
     let pendingBytes = CHECKPOINT_HEADER_BYTES;
+    let syncedTo = 0;
     const flush = async (): Promise<void> => {
       if (pending.length === 0) return;
       const n = await handle.writev(pending, position);
@@ -127,6 +128,13 @@ export async function writeCheckpoint(
       position += pendingBytes;
       pending = [];
       pendingBytes = 0;
+      if (position - syncedTo >= CHECKPOINT_SYNC_EVERY_BYTES) {
+        // Writeback in steps, not one burst at the end that every WAL commit would queue behind; the
+        // synced pages are then dropped from the cache (the file is read only at an open).
+        await handle.datasync();
+        if (fs.dropsCache === true) await handle.dropCache?.(syncedTo, position - syncedTo).catch(() => {});
+        syncedTo = position;
+      }
     };
     let run: Array<[string, Buffer]> = [];
     const endBlock = async (): Promise<void> => {
@@ -151,6 +159,7 @@ export async function writeCheckpoint(
     await flush();
     if (syncMethod === 'fsync') await handle.sync();
     else await handle.datasync();
+    if (fs.dropsCache === true) await handle.dropCache?.(syncedTo, 0).catch(() => {});
   } finally {
     await handle.close();
   }

@@ -4,6 +4,8 @@
 export const CHECKPOINT_BLOCK_ENTRIES_MAX = 4096;
 /** Bytes of checkpoint data buffered before a write to the temp file. */
 export const CHECKPOINT_WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
+/** A checkpoint being written is fdatasynced (and its synced pages dropped from the cache) every this many bytes. */
+export const CHECKPOINT_SYNC_EVERY_BYTES = 32 * 1024 * 1024;
 /** Checkpoint files kept: the newest, and the one before it (the fallback if the newest is damaged). */
 export const CHECKPOINTS_KEPT_COUNT = 2;
 /** Most bytes of entries in one base chunk record (engine/base.ts), or half the WAL's payload limit if less. */

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryFileSystem } from '../fs/index.js';
 import { Engine } from '../engine/index.js';
+import { CHECKPOINT_SYNC_EVERY_BYTES } from '../engine/limits.js';
 
 const LOCATION = '/db';
 const KiB = 1024;
@@ -95,5 +96,33 @@ describe('automatic checkpoints scale with the state', () => {
     const written = log.sizes.reduce((a, b) => a + b, 0);
     expect(written, `checkpoint sizes ${log.sizes.join(', ')}`).toBeGreaterThan(5 * walBytes);
     expect(() => open(new MemoryFileSystem(), log.logger, -1)).toThrow(/checkpointStatePercent must be an integer/);
+  });
+});
+
+describe('a checkpoint written in synced steps', () => {
+  it('fdatasyncs every CHECKPOINT_SYNC_EVERY_BYTES and drops only synced pages, the whole file by the end; the state reads back', async () => {
+    const mem = new MemoryFileSystem();
+    mem.dropsCache = true;
+    const db = new Engine<string, Uint8Array>(LOCATION, { fs: mem, valueEncoding: 'view', checkpointEveryBytes: 1 << 30 });
+    await db.open();
+    const value = new Uint8Array(512 * KiB);
+    for (let k = 0; k < 90; k++) await db.put(`k${String(k).padStart(3, '0')}`, value.fill(k)); // a 45 MiB state
+    const { bytes } = await db.checkpoint();
+    await db.close();
+    const drops = mem.cacheDrops.filter((d) => d.path.startsWith(`${LOCATION}/checkpoints/`));
+    expect(drops.length, 'dropped in steps, then the rest').toBeGreaterThanOrEqual(2);
+    let at = 0;
+    for (const d of drops) {
+      expect(d.unsynced, `drop at ${d.offset} held unsynced bytes`).toBe(false);
+      expect(d.offset).toBe(at);
+      at = d.lengthBytes === 0 ? bytes : d.offset + d.lengthBytes;
+    }
+    expect(at).toBe(bytes);
+    expect(drops[0]?.lengthBytes).toBeGreaterThanOrEqual(CHECKPOINT_SYNC_EVERY_BYTES);
+    const again = new Engine<string, Uint8Array>(LOCATION, { fs: mem, valueEncoding: 'view' });
+    await again.open();
+    expect(again.stats().recovery.recordsReplayed).toBe(0);
+    expect((await again.get('k089'))?.[100]).toBe(89);
+    await again.close();
   });
 });
