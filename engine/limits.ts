@@ -2,6 +2,8 @@
 
 /** Entries per block of a checkpoint file: each block is one CRC-checked, msgpack-encoded run. */
 export const CHECKPOINT_BLOCK_ENTRIES_MAX = 4096;
+/** The writer ends a checkpoint block once its keys and values reach this many bytes (one block is built per event-loop turn). */
+export const CHECKPOINT_BLOCK_BYTES_TARGET = 256 * 1024;
 /** Bytes of checkpoint data buffered before a write to the temp file. */
 export const CHECKPOINT_WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
 /** A checkpoint being written is fdatasynced (and its synced pages dropped from the cache) every this many bytes. */

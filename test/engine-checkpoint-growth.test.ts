@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryFileSystem } from '../fs/index.js';
 import { Engine } from '../engine/index.js';
-import { CHECKPOINT_SYNC_EVERY_BYTES } from '../engine/limits.js';
+import { CHECKPOINT_BLOCK_BYTES_TARGET, CHECKPOINT_SYNC_EVERY_BYTES } from '../engine/limits.js';
 
 const LOCATION = '/db';
 const KiB = 1024;
@@ -123,6 +123,37 @@ describe('a checkpoint written in synced steps', () => {
     await again.open();
     expect(again.stats().recovery.recordsReplayed).toBe(0);
     expect((await again.get('k089'))?.[100]).toBe(89);
+    await again.close();
+  });
+});
+
+describe('checkpoint blocks', () => {
+  it('end at CHECKPOINT_BLOCK_BYTES_TARGET as well as at the entry count, so one block never holds the event loop for long; the file reads back', async () => {
+    const mem = new MemoryFileSystem();
+    const db = new Engine<string, Uint8Array>(LOCATION, { fs: mem, valueEncoding: 'view', checkpointEveryBytes: 1 << 30 });
+    await db.open();
+    const value = new Uint8Array(8 * KiB);
+    for (let k = 0; k < 200; k++) await db.put(`k${String(k).padStart(3, '0')}`, value.fill(k)); // 1.6 MiB in 200 entries
+    await db.checkpoint();
+    await db.close();
+    const name = (await mem.readdir(`${LOCATION}/checkpoints`)).find((n) => n.endsWith('.ckpt')) as string;
+    const h = await mem.open(`${LOCATION}/checkpoints/${name}`, 'r');
+    const { sizeBytes } = await h.stat();
+    const file = Buffer.alloc(sizeBytes);
+    await h.read(file, 0, sizeBytes, 0);
+    await h.close();
+    const bodies: number[] = [];
+    for (let at = 32; at < sizeBytes - 32; ) {
+      const bodyBytes = file.readUInt32LE(at);
+      bodies.push(bodyBytes);
+      at += 16 + bodyBytes;
+    }
+    expect(bodies.length, `block bodies ${bodies.join(', ')}`).toBeGreaterThan(5);
+    for (const b of bodies) expect(b).toBeLessThan(CHECKPOINT_BLOCK_BYTES_TARGET + 8 * KiB + 64);
+    const again = new Engine<string, Uint8Array>(LOCATION, { fs: mem, valueEncoding: 'view' });
+    await again.open();
+    expect(again.stats().keys).toBe(200);
+    expect((await again.get('k199'))?.[0]).toBe(199);
     await again.close();
   });
 });
