@@ -22,7 +22,8 @@
  *
  * Written streamed from a snapshot (the index is copy-on-write, so writers go on), under a temp name,
  * fdatasync, rename, fsync of the directory: the publish order of fs/durable-publish.ts, with the bytes
- * written in chunks instead of held in memory all at once.
+ * written in chunks instead of held in memory all at once, fdatasynced every CHECKPOINT_SYNC_EVERY_BYTES
+ * on the way (their pages then dropped from the cache), and the temp file removed if it fails.
  */
 import { crc32 } from '../core/crc.js';
 import { readU64, writeU64 } from '../core/u64.js';
@@ -118,61 +119,84 @@ export async function writeCheckpoint(
   let position = 0;
   let entries = 0;
   let blocks = 0;
+  let published = false;
   try {
-    let pending: Buffer[] = [header(lsn)];
-    let pendingBytes = CHECKPOINT_HEADER_BYTES;
-    let syncedTo = 0;
-    const flush = async (): Promise<void> => {
-      if (pending.length === 0) return;
-      const n = await handle.writev(pending, position);
-      assert(n === pendingBytes, `short checkpoint write: ${n} of ${pendingBytes} bytes`);
-      position += pendingBytes;
-      pending = [];
-      pendingBytes = 0;
-      if (position - syncedTo >= CHECKPOINT_SYNC_EVERY_BYTES) {
-        // Writeback in steps, not one burst at the end that every WAL commit would queue behind; the
-        // synced pages are then dropped from the cache (the file is read only at an open).
-        await handle.datasync();
-        if (fs.dropsCache === true) await handle.dropCache?.(syncedTo, position - syncedTo).catch(() => {});
-        syncedTo = position;
+    try {
+      let pending: Buffer[] = [header(lsn)];
+      let pendingBytes = CHECKPOINT_HEADER_BYTES;
+      let syncedTo = 0;
+      const flush = async (): Promise<void> => {
+        if (pending.length === 0) return;
+        const n = await handle.writev(pending, position);
+        assert(n === pendingBytes, `short checkpoint write: ${n} of ${pendingBytes} bytes`);
+        position += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+      };
+      let run: Array<[string, Buffer]> = [];
+      let runBytes = 0;
+      const endBlock = async (): Promise<void> => {
+        if (run.length === 0) return;
+        for (const part of block(run)) {
+          pending.push(part);
+          pendingBytes += part.byteLength;
+        }
+        blocks++;
+        run = [];
+        runBytes = 0;
+        if (pendingBytes >= CHECKPOINT_WRITE_CHUNK_BYTES) await flush();
+        if (position - syncedTo >= CHECKPOINT_SYNC_EVERY_BYTES) {
+          // Writeback in steps, not one burst at the end that every WAL commit would queue behind; the
+          // synced pages are then dropped from the cache (the file is read only at an open). A step is
+          // an fdatasync even when syncMethod is 'fsync': the final sync below covers the whole temp
+          // file (data and metadata) before it is published.
+          await handle.datasync();
+          await dropQuietly(fs, handle, syncedTo, position - syncedTo);
+          syncedTo = position;
+        }
+        await yieldEvery();
+      };
+      for (const entry of tree.entries()) {
+        const entryBytes = entry[0].length + entry[1].byteLength;
+        // A block ends by count or by bytes, before the entry that would take it past the target: each
+        // block is built (copied, checksummed) in one turn of the event loop, so 4,096 values of 4 KiB
+        // in one block held the loop ~10 ms while writers waited. An entry larger than the target is a
+        // block of its own.
+        if (run.length >= CHECKPOINT_BLOCK_ENTRIES_MAX || (run.length > 0 && runBytes + entryBytes > CHECKPOINT_BLOCK_BYTES_TARGET)) await endBlock();
+        run.push(entry);
+        runBytes += entryBytes;
+        entries++;
       }
-    };
-    let run: Array<[string, Buffer]> = [];
-    let runBytes = 0;
-    const endBlock = async (): Promise<void> => {
-      if (run.length === 0) return;
-      runBytes = 0;
-      for (const part of block(run)) {
-        pending.push(part);
-        pendingBytes += part.byteLength;
-      }
-      blocks++;
-      run = [];
-      if (pendingBytes >= CHECKPOINT_WRITE_CHUNK_BYTES) await flush();
-      await yieldEvery();
-    };
-    for (const entry of tree.entries()) {
-      run.push(entry);
-      runBytes += entry[0].length + entry[1].byteLength;
-      entries++;
-      // A block ends by count or by bytes: each is built (copied, checksummed) in one turn of the event
-      // loop, so a block of 4,096 values of 4 KiB would hold the loop ~10 ms while writers wait.
-      if (run.length >= CHECKPOINT_BLOCK_ENTRIES_MAX || runBytes >= CHECKPOINT_BLOCK_BYTES_TARGET) await endBlock();
+      await endBlock();
+      pending.push(footer(blocks, entries));
+      pendingBytes += CHECKPOINT_FOOTER_BYTES;
+      await flush();
+      if (syncMethod === 'fsync') await handle.sync();
+      else await handle.datasync();
+      await dropQuietly(fs, handle, 0, 0); // the whole file is durable now
+    } finally {
+      await handle.close();
     }
-    await endBlock();
-    pending.push(footer(blocks, entries));
-    pendingBytes += CHECKPOINT_FOOTER_BYTES;
-    await flush();
-    if (syncMethod === 'fsync') await handle.sync();
-    else await handle.datasync();
-    if (fs.dropsCache === true) await handle.dropCache?.(syncedTo, 0).catch(() => {});
+    await beforePublish();
+    await fs.rename(tmp, `${dir}/${name}`);
+    published = true;
   } finally {
-    await handle.close();
+    // A checkpoint that failed before its rename leaves no temp file behind (it may be 32 MiB or more,
+    // and a full disk is a common cause); one left by a crash is swept at the next open.
+    if (!published) await fs.unlink(tmp).catch(() => {});
   }
-  await beforePublish();
-  await fs.rename(tmp, `${dir}/${name}`);
   await fs.syncDir(dir);
   return { name, bytes: position, entries };
+}
+
+/** Drops cached pages of a durable range where the file system can; a hint, so nothing it throws escapes. */
+async function dropQuietly(fs: FileSystem, handle: FileHandle, offset: number, lengthBytes: number): Promise<void> {
+  if (fs.dropsCache !== true || handle.dropCache === undefined) return;
+  try {
+    await handle.dropCache(offset, lengthBytes);
+  } catch {
+    // The pages just stay cached.
+  }
 }
 
 /** Why a checkpoint file was refused: the file and the byte offset of the damage. */

@@ -72,6 +72,7 @@ export class SyncTimer {
           return writevSync.call(h, buffers, position);
         };
       }
+      if (h.dropCache) w.dropCache = (offset, lengthBytes) => (h.dropCache as NonNullable<FileHandle['dropCache']>).call(h, offset, lengthBytes);
       if (datasyncSync) w.datasyncSync = () => commitSync(datasyncSync);
       if (syncSync) w.syncSync = () => commitSync(syncSync);
       return w;
@@ -86,6 +87,7 @@ export class SyncTimer {
       stat: (path) => fs.stat(path),
       lock: (path) => fs.lock(path),
       ...(fs.syncCalls === true ? { syncCalls: true } : {}),
+      ...(fs.dropsCache === true ? { dropsCache: true } : {}),
     };
     if (fs.warmUp) wrapped.warmUp = () => (fs.warmUp as () => Promise<void>).call(fs);
     return wrapped;

@@ -62,5 +62,10 @@ export function dropCachedPages(fd: number, offset: number, lengthBytes: number)
     return Promise.reject(new TypeError(`dropCachedPages(fd, offset, lengthBytes) takes a descriptor and two non-negative safe integers, got ${fd}, ${offset}, ${lengthBytes}`));
   }
   const drop = load().drop;
-  return drop === null ? Promise.resolve() : drop(fd, offset, lengthBytes);
+  if (drop === null) return Promise.resolve();
+  try {
+    return drop(fd, offset, lengthBytes);
+  } catch (err) {
+    return Promise.reject(err); // the addon could not queue the call (out of memory): a rejection, as every other failure
+  }
 }

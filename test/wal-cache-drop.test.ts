@@ -13,6 +13,7 @@ import { CACHE_DROP_CHUNK_BYTES, CACHE_DROP_LAG_BYTES } from '../wal/cache-dropp
 import { FORMAT_VERSION_RECYCLED, SEGMENT_HEADER_BYTES, decodeSegmentHeader } from '../wal/format.js';
 import { Wal } from '../wal/index.js';
 import { until } from './helpers/async.js';
+import { withDropCache } from './helpers/drop-cache-fs.js';
 
 const DIR = '/data/wal';
 const KiB = 1024;
@@ -143,29 +144,10 @@ describe('dropping the page cache behind the writer', () => {
     let release = (): void => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
     let held = 0;
-    const fs = new Proxy(mem, {
-      get(target, key) {
-        if (key === 'open') {
-          return async (p: string, flags: Parameters<MemoryFileSystem['open']>[1]) => {
-            const h = await target.open(p, flags);
-            return new Proxy(h, {
-              get(t, k) {
-                if (k === 'dropCache') {
-                  return async (offset: number, lengthBytes: number) => {
-                    held++;
-                    await gate;
-                    return t.dropCache?.(offset, lengthBytes);
-                  };
-                }
-                const v = Reflect.get(t, k, t) as unknown;
-                return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-              },
-            });
-          };
-        }
-        const v = Reflect.get(target, key, target) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
+    const fs = withDropCache(mem, async (inner, offset, lengthBytes) => {
+      held++;
+      await gate;
+      return inner.dropCache?.(offset, lengthBytes);
     });
     const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 1 * MiB });
     const payload = new Uint8Array(8 * KiB).fill(3);
