@@ -88,6 +88,7 @@ export class SyncTimer {
       lock: (path) => fs.lock(path),
       ...(fs.syncCalls === true ? { syncCalls: true } : {}),
       ...(fs.dropsCache === true ? { dropsCache: true } : {}),
+      ...(fs.hostPaths === true ? { hostPaths: true } : {}),
     };
     if (fs.warmUp) wrapped.warmUp = () => (fs.warmUp as () => Promise<void>).call(fs);
     return wrapped;

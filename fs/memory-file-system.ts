@@ -134,10 +134,14 @@ class Inode {
     return out;
   }
 
-  /** Whether a write or truncation not yet synced touches [offset, offset + lengthBytes) (0: to the end). */
+  /**
+   * Whether a write not yet synced touches [offset, offset + lengthBytes) (0: to the end). A pending
+   * size change is not page data: an ftruncate (or zeros written past the end, which this model keeps
+   * as one) has nothing a page-cache drop could write back early.
+   */
   pendingIn(offset: number, lengthBytes: number): boolean {
     const end = lengthBytes === 0 ? Number.POSITIVE_INFINITY : offset + lengthBytes;
-    return this.pending.some((op) => (op.kind === 'truncate' ? op.lengthBytes < end : op.position < end && op.position + op.bytes.byteLength > offset));
+    return this.pending.some((op) => op.kind === 'write' && op.position < end && op.position + op.bytes.byteLength > offset);
   }
 
   readAll(): Uint8Array {
@@ -351,7 +355,7 @@ export interface CacheDrop {
   path: string;
   offset: number;
   lengthBytes: number;
-  /** The range held bytes not yet synced when the call came (a caller should never drop those). */
+  /** The range held written bytes not yet synced when the call came (a caller should never drop those). */
   unsynced: boolean;
 }
 

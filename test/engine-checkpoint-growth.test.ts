@@ -4,7 +4,7 @@
  * share of the newest checkpoint's size, also after a reopen; with 0, checkpointEveryBytes alone.
  */
 import { describe, expect, it } from 'vitest';
-import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
+import { FaultFileSystem, MemoryFileSystem, NodeFileSystem } from '../fs/index.js';
 import { SyncTimer } from '../engine/metrics-fs.js';
 import { checkpointBlocks, withDropCache } from './helpers/drop-cache-fs.js';
 import { Engine } from '../engine/index.js';
@@ -204,5 +204,9 @@ describe('checkpoint writer failures and hints (review)', () => {
     await h.dropCache?.(0, 4096);
     await h.close();
     expect(mem.cacheDrops).toEqual([{ path: '/x/f', offset: 0, lengthBytes: 4096, unsynced: false }]);
+    // And the capabilities of the real file system: its paths are the host's (the backup lock picks its mechanism by it).
+    const real = new SyncTimer().wrap(new NodeFileSystem());
+    expect(real.hostPaths).toBe(true);
+    expect(real.syncCalls).toBe(true);
   });
 });
