@@ -144,6 +144,11 @@ function yieldToLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** A checkpoint's bytes per key (0 for an empty one). */
+function bytesPerKey(bytes: number, keys: number): number {
+  return keys === 0 ? 0 : bytes / keys;
+}
+
 function notOpen(location: string): FlushpointError {
   return new FlushpointError(ErrorCode.WAL_CLOSED, `engine at ${location} is not open`);
 }
@@ -200,9 +205,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #checkpointChain: Promise<unknown> = Promise.resolve();
   #autoCheckpoint: Promise<unknown> | null = null;
   #appendedAtCheckpoint = 0;
-  /** Size of the newest checkpoint file (0: none), and the keys it held: the automatic trigger scales with the state's size estimated from them (checkpointStatePercent). */
-  #checkpointBytes = 0;
-  #checkpointKeys = 0;
+  /** Bytes per key of the newest checkpoint file (0: none or empty): the automatic trigger scales with the state's size estimated from it (checkpointStatePercent). */
+  #checkpointBytesPerKey = 0;
   /** performance.now() before which no automatic checkpoint starts (after one failed), in ms. */
   #autoCheckpointRetryAtMs = 0;
   #checkpointsWritten = 0;
@@ -404,8 +408,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       .reverse();
     // The WAL bytes after the checkpoint count toward the next automatic one.
     this.#appendedAtCheckpoint = -replayedBytes;
-    this.#checkpointBytes = base?.bytes ?? 0;
-    this.#checkpointKeys = base?.entries ?? 0;
+    this.#checkpointBytesPerKey = bytesPerKey(base?.bytes ?? 0, base?.entries ?? 0);
     this.#recovery = { checkpointLsn: baseLsn, damagedCheckpoints: damaged, recordsReplayed: replayed, durationMs: performance.now() - started };
     this.#o.logger?.info({ location, ...this.#recovery }, 'engine opened');
   }
@@ -851,25 +854,23 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     if (this.#checkpoints.length >= CHECKPOINTS_KEPT_COUNT && this.#wal === wal && wal.status === 'open') await wal.truncateBefore(oldest.lsn + 1);
     const result = { lsn, bytes: written.bytes, durationMs: performance.now() - started };
     this.#checkpointsWritten++;
-    this.#checkpointBytes = result.bytes;
-    this.#checkpointKeys = snapshot.size;
+    this.#checkpointBytesPerKey = bytesPerKey(result.bytes, snapshot.size);
     this.#lastCheckpoint = result;
     this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
     return result;
   }
 
   /**
-   * Bytes of WAL appended since the last checkpoint that start an automatic one: checkpointEveryBytes,
-   * or a share of the state's size now, estimated as the newest checkpoint's bytes per key times the
+   * An automatic checkpoint starts once the WAL appended since the last one reaches checkpointEveryBytes
+   * and a share of the state's size now, estimated as the newest checkpoint's bytes per key times the
    * keys the index holds (so a state that shrank, by deletes or a clear, lowers the threshold at once).
+   * Runs on every write: the common case returns on the first comparison.
    */
-  get #autoCheckpointBytes(): number {
-    const stateBytes = this.#checkpointKeys === 0 ? 0 : (this.#checkpointBytes / this.#checkpointKeys) * this.#tree.size;
-    return Math.max(this.#o.checkpointEveryBytes, (stateBytes * this.#o.checkpointStatePercent) / 100);
-  }
-
   #maybeAutoCheckpoint(wal: Wal): void {
-    if (this.#autoCheckpoint || wal.appendedBytes - this.#appendedAtCheckpoint < this.#autoCheckpointBytes) return;
+    if (this.#autoCheckpoint) return;
+    const sinceBytes = wal.appendedBytes - this.#appendedAtCheckpoint;
+    if (sinceBytes < this.#o.checkpointEveryBytes) return;
+    if (sinceBytes < (this.#checkpointBytesPerKey * this.#tree.size * this.#o.checkpointStatePercent) / 100) return;
     if (this.#autoCheckpointRetryAtMs > performance.now()) return;
     this.#autoCheckpoint = this.checkpoint().then(
       () => {

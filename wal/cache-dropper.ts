@@ -64,11 +64,6 @@ export class CacheDropper {
     this.#chunkBytes = pages(Math.min(CACHE_DROP_CHUNK_BYTES, segmentSizeBytes / 8));
   }
 
-  /** Whether it drops anything (enabled, and the file system can). */
-  get enabled(): boolean {
-    return this.#enabled;
-  }
-
   /** Bytes it has asked the OS to drop since open. */
   get droppedBytes(): number {
     return this.#droppedBytes;

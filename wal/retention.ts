@@ -14,8 +14,9 @@
  *   unsynced directory operations, and only one at a time keeps the log on disk a contiguous suffix.
  * - Recycling (segment-recycler.ts): a segment of at most segmentSizeBytes, while the recycler has room,
  *   is brought to segmentSizeBytes (a fresh one that large commits grew, not the fill, ends at its last
- *   record: its file is extended with ftruncate, the rest a hole) and renamed to a free name instead of unlinked, under the same rules (it leaves the list first; the
- *   directory is fsynced before the next), and is offered for reuse only after that fsync.
+ *   record: its file is extended with ftruncate, the rest a hole) and renamed to a free name instead of
+ *   unlinked, under the same rules (it leaves the list first; the directory is fsynced before the
+ *   next), and is offered for reuse only after that fsync.
  */
 import { ErrorCode, FlushpointError, assert } from '../core/errors.js';
 import type { FileSystem } from '../fs/file-system.js';
@@ -139,8 +140,9 @@ export class Retention {
   /**
    * A fresh segment is kept if the recycler has room, brought to the full segment size first when its
    * file is shorter by at most a quarter: the fill stops for large commits (segment-preparer.ts), so
-   * such a segment ends at its last record (a hole of less than one commit remains). The extension (ftruncate: a hole, no data written) happens while the file still
-   * has its segment name: a crash then leaves zeros after the segment's records, as a fill step does.
+   * such a segment ends at its last record (a hole of less than one commit remains). The extension
+   * (ftruncate: a hole, no data written) happens while the file still has its segment name: a crash
+   * then leaves zeros after the segment's records, as a fill step does.
    * If it fails, the segment is unlinked as before.
    */
   async #wantedFresh(path: string): Promise<boolean> {

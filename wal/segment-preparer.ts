@@ -91,7 +91,7 @@ export class SegmentPreparer {
   readonly #fs: FileSystem;
   readonly #dir: string;
   readonly #segmentSizeBytes: number;
-  /** Zeros for one step, grown to the largest step taken. */
+  /** Zeros for one step. */
   readonly #zeros: Uint8Array;
   /** Where a step reads the hole it is about to fill (the bytes read are not used), made at the first step. */
   #scratch: Uint8Array | null = null;
@@ -217,7 +217,9 @@ export class SegmentPreparer {
 
   /** A commit ending at `endBytes` is on its way: the lead grows if it overtook the fill, its size is noted, writeEnd moves. */
   #announce(cur: Filling, endBytes: number): void {
-    this.#followCommit(cur, endBytes);
+    // The commit's size, from the furthest end announced before it: a large one stops the fill.
+    const commitBytes = endBytes - cur.writeEnd;
+    if (commitBytes > 0) this.#lastCommitBytes = commitBytes;
     // A large commit past the filled part grows the file by design: it earns no longer lead (else small
     // commits after a run of large ones would set off a string of steps to a 16 MiB lead).
     if (endBytes > cur.filledBytes && !cur.failed && this.#lastCommitBytes < FILL_COMMIT_BYTES_MAX) {
@@ -225,12 +227,6 @@ export class SegmentPreparer {
       this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
     }
     cur.writeEnd = Math.max(cur.writeEnd, endBytes);
-  }
-
-  /** Notes the size of the commit ending at `endBytes` (from the furthest end announced before it): a large one stops the fill. */
-  #followCommit(cur: Filling, endBytes: number): void {
-    const commitBytes = endBytes - cur.writeEnd;
-    if (commitBytes > 0) this.#lastCommitBytes = commitBytes;
   }
 
   /** A prepared segment's first step: small, so a small log stays small. */
