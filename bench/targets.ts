@@ -1,5 +1,5 @@
 /**
- * Issues 3, 4, 10 and 13's targets, each a ratio between two figures of the same run (recovery: a rate against a
+ * The open issues' targets (12: the WAL, 10: the engine) and the backup's (4, 13), each a ratio between two figures of the same run (recovery: a rate against a
  * fixed floor). A target whose figure or baseline was not measured in this run (a short run, a peer
  * that was skipped) is "not-measured", never "met".
  */
@@ -9,7 +9,28 @@ import { findWal, type BenchReport, type TargetResult, type WalRow } from './rep
 export type { TargetResult };
 
 
-export const recoveryMbPerSecFloor = 300;
+/** Issue 12: recovery >= 500 MB/s (its text names 128 B records; every recovery row is held to it). */
+export const recoveryMbPerSecFloor = 500;
+
+/**
+ * Issue 12's WAL targets, per record size: its text is the judge. 1 writer >= 0.9x the device's overwrite +
+ * fdatasync (the syncMode 'inline' row beside it, reported and judged on its own: the issue asks for an
+ * opt-in that blocks the loop to be measured and reported beside the default); 64 writers >= 0.8x raw at
+ * batch 64 (4 KiB: >= 0.6x), >= 2.5x lmdb, >= 1.5x batched better-sqlite3; 1,024 writers >= 0.5x raw at
+ * batch 1,024; ack p99 <= 2x the device's p99 at 64 writers, <= 5x at 256 and 1,024.
+ */
+export const WAL_TARGETS = {
+  oneWriterVsDevice: 0.9,
+  vsRawAt64: { 128: 0.8, 4096: 0.6 } as Readonly<Record<number, number>>,
+  vsLmdbAt64: 2.5,
+  vsBatchedSqliteAt64: 1.5,
+  vsRawAt1024: 0.5,
+  p99VsDevice: [
+    [64, 2],
+    [256, 5],
+    [1024, 5],
+  ] as ReadonlyArray<readonly [writersCount: number, ratio: number]>,
+} as const;
 
 type Report = Omit<BenchReport, 'targets'>;
 
@@ -20,9 +41,9 @@ function target(t: Omit<TargetResult, 'ratio' | 'status'>): TargetResult {
   return { ...t, ratio, status: !measured ? 'not-measured' : met ? 'met' : 'missed' };
 }
 
-function lmdbOpsPerSec(report: Report, recordSizeBytes: number, writersCount: number): number | undefined {
-  const lmdb = report.peers.find((peer) => peer.id === 'lmdb' && peer.status === 'ok');
-  return lmdb?.rows.find((row) => row.recordSizeBytes === recordSizeBytes && row.writersCount === writersCount)?.opsPerSec;
+function peerOpsPerSec(report: Report, peerId: string, recordSizeBytes: number, writersCount: number): number | undefined {
+  const peer = report.peers.find((p) => p.id === peerId && p.status === 'ok');
+  return peer?.rows.find((row) => row.recordSizeBytes === recordSizeBytes && row.writersCount === writersCount)?.opsPerSec;
 }
 
 export function evaluateTargets(report: Report): TargetResult[] {
@@ -42,6 +63,28 @@ export function evaluateTargets(report: Report): TargetResult[] {
         comparison: '>=',
         threshold,
       });
+    const vsPeer = (peerId: string, peerLabel: string, threshold: number): TargetResult =>
+      target({
+        id: `wal-64-vs-${peerId}-64-${size}`,
+        description: `${size} B, 64 writers: appends/s vs ${peerLabel} durable puts/s`,
+        value: at(64)?.opsPerSec ?? Number.NaN,
+        valueLabel: 'flushpoint appends/s',
+        baseline: peerOpsPerSec(report, peerId, size, 64) ?? Number.NaN,
+        baselineLabel: `${peerId} puts/s`,
+        comparison: '>=',
+        threshold,
+      });
+    const p99VsDevice = (writers: number, threshold: number): TargetResult =>
+      target({
+        id: `wal-${writers}-p99-vs-device-p99-${size}`,
+        description: `${size} B, ${writers} writers: ack p99 vs device overwrite+fdatasync p99`,
+        value: at(writers)?.ackLatency.p99Us ?? Number.NaN,
+        valueLabel: 'ack p99 us',
+        baseline: at(writers)?.paired.deviceP99Us ?? Number.NaN,
+        baselineLabel: 'fdatasync p99 us',
+        comparison: '<=',
+        threshold,
+      });
     const oneWriterVsDevice = (row: WalRow | undefined, id: string, mode: string): TargetResult =>
       target({
         id,
@@ -51,34 +94,17 @@ export function evaluateTargets(report: Report): TargetResult[] {
         baseline: row?.paired.deviceOpsPerSec ?? Number.NaN,
         baselineLabel: 'device overwrites/s',
         comparison: '>=',
-        threshold: 0.9,
+        threshold: WAL_TARGETS.oneWriterVsDevice,
       });
     const inline = inlineAt(1);
     if (inline !== undefined) results.push(oneWriterVsDevice(inline, `wal-1-writer-inline-vs-device-${size}`, ", syncMode 'inline' (opt-in, blocks the loop)"));
     results.push(
       oneWriterVsDevice(at(1), `wal-1-writer-vs-device-${size}`, ''),
-      vsRaw(64, 0.8),
-      target({
-        id: `wal-64-vs-lmdb-64-${size}`,
-        description: `${size} B, 64 writers: appends/s vs lmdb durable puts/s`,
-        value: at(64)?.opsPerSec ?? Number.NaN,
-        valueLabel: 'flushpoint appends/s',
-        baseline: lmdbOpsPerSec(report, size, 64) ?? Number.NaN,
-        baselineLabel: 'lmdb puts/s',
-        comparison: '>=',
-        threshold: 2.5,
-      }),
-      vsRaw(1024, 0.6),
-      target({
-        id: `wal-64-p99-vs-device-p99-${size}`,
-        description: `${size} B, 64 writers: ack p99 vs device overwrite+fdatasync p99`,
-        value: at(64)?.ackLatency.p99Us ?? Number.NaN,
-        valueLabel: 'ack p99 us',
-        baseline: at(64)?.paired.deviceP99Us ?? Number.NaN,
-        baselineLabel: 'fdatasync p99 us',
-        comparison: '<=',
-        threshold: 3,
-      }),
+      vsRaw(64, WAL_TARGETS.vsRawAt64[size] ?? 0.8),
+      vsPeer('lmdb', 'lmdb', WAL_TARGETS.vsLmdbAt64),
+      vsPeer('better-sqlite3-batched', 'batched better-sqlite3', WAL_TARGETS.vsBatchedSqliteAt64),
+      vsRaw(1024, WAL_TARGETS.vsRawAt1024),
+      ...WAL_TARGETS.p99VsDevice.map(([writers, ratio]) => p99VsDevice(writers, ratio)),
     );
   }
   for (const row of report.recovery) {
