@@ -25,6 +25,7 @@ export type {
   TornTail,
   RecoveryMode,
   SyncMode,
+  PipelineMode,
   WaitOptions,
 } from './wal/index.js';
 export { BackupSink, restoreBackup, verifyBackup, openBackupSource } from './backup/index.js';

@@ -19,7 +19,7 @@
  * Any failure names its seed: FLUSHPOINT_SEED=<n> replays it (FLUSHPOINT_SEEDS=<count> runs more).
  */
 import { describe, expect, it } from 'vitest';
-import { Wal, type SyncMode } from '../wal/index.js';
+import { Wal, type PipelineMode, type SyncMode } from '../wal/index.js';
 import { FaultFileSystem, MemoryFileSystem, type FsOp } from '../fs/index.js';
 import { seededRandom, type Random } from '../core/random.js';
 import { deferred, turns } from './helpers/async.js';
@@ -84,6 +84,8 @@ interface Tally {
   cacheDrops: number;
   /** Torn tails cut in a version-3 segment (a torn batch over old bytes). */
   tornTailsRecycled: number;
+  /** Flushes run pipelined (pipelineCommits 'always' seeds). */
+  pipelinedBatches: number;
 }
 
 function newTally(): Tally {
@@ -107,6 +109,7 @@ function newTally(): Tally {
     recoveriesWithRecycled: 0,
     cacheDrops: 0,
     tornTailsRecycled: 0,
+    pipelinedBatches: 0,
   };
 }
 
@@ -284,9 +287,18 @@ async function maybeCrashInRecovery(image: MemoryFileSystem, segmentSizeBytes: n
 }
 
 /** `salts`: the seed's own source of segment salts (one stream across reopens, so salts never repeat). */
-async function openWal(disk: MemoryFileSystem, segmentSizeBytes: number, salts: Random, syncMode: SyncMode, recycleSegments: number): Promise<{ wal: Wal; fault: FaultFileSystem }> {
+async function openWal(disk: MemoryFileSystem, segmentSizeBytes: number, salts: Random, syncMode: SyncMode, recycleSegments: number, pipelineCommits: PipelineMode): Promise<{ wal: Wal; fault: FaultFileSystem }> {
   const fault = new FaultFileSystem(disk);
-  return { wal: await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes, random: salts, syncMode, recycleSegments }), fault };
+  return { wal: await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes, random: salts, syncMode, recycleSegments, pipelineCommits }), fault };
+}
+
+/**
+ * A third of the seeds pipeline every flush ('always': a flush starts at once when half the last
+ * batch waits, and at a flush's completion with what was appended meanwhile, inside append() and before
+ * the completed flush's waiters run); the rest the default 'auto', which a short run never switches on.
+ */
+function pipelineOf(seed: number): PipelineMode {
+  return seed % 3 === 0 ? 'always' : 'auto';
 }
 
 /** Half the seeds run on a file system that drops cache (the WAL then drops durable pages behind its writer). */
@@ -322,12 +334,14 @@ async function cutPoint(seed: number, keepUnsynced: KeepUnsynced, tally: Tally):
   if (syncMode === 'inline') tally.inlineSeeds++;
   const recycleSegments = recycleSegmentsOf(seed);
   const truncation = recycleSegments > 0 ? { lsnMax: 0 } : null;
-  let { wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode, recycleSegments);
+  const pipelineCommits = pipelineOf(seed);
+  let { wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode, recycleSegments, pipelineCommits);
   let mustSurviveLsn = 0;
   for (const generation of [1, 2]) {
     const crash = await runUntilCrash({ wal, fault, disk, rng, log, keepUnsynced, tally, warmupAcks: generation === 1 ? 0 : 1, syncMode, truncation });
     tally.crashes++;
     tally.triggers[crash.trigger]++;
+    tally.pipelinedBatches += wal.stats().pipelinedBatches;
     // A drop is a hint on durable bytes only: none may have covered a byte not yet synced.
     const unsyncedDrop = disk.cacheDrops.find((d) => d.unsynced);
     if (unsyncedDrop !== undefined) throw new Error(`seed ${seed}: the WAL dropped the cache of unsynced bytes: ${JSON.stringify(unsyncedDrop)}`);
@@ -335,7 +349,7 @@ async function cutPoint(seed: number, keepUnsynced: KeepUnsynced, tally: Tally):
     disk = await maybeCrashInRecovery(crash.image, segmentSizeBytes, recycleSegments, rng, keepUnsynced, tally);
     disk.dropsCache = dropsCacheOf(seed);
     if ((await recycledSegmentsIn(disk)) > 0) tally.recoveriesWithRecycled++;
-    ({ wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode, recycleSegments));
+    ({ wal, fault } = await openWal(disk, segmentSizeBytes, salts, syncMode, recycleSegments, pipelineCommits));
     const lastLsn = await verifyLog(wal, (lsn) => log.get(lsn), {
       mustSurviveLsn: Math.max(mustSurviveLsn, crash.ackedLsnMax, crash.durableLsn),
       lastAppendedLsn: crash.lastAppendedLsn,
@@ -406,6 +420,7 @@ describe('WAL under simulated power loss (MemoryFileSystem.crash)', () => {
       expect(tally.segmentsRecycled).toBeGreaterThan(seeds.length / 4);
       expect(tally.recoveriesWithRecycled).toBeGreaterThan(seeds.length / 10);
       expect(tally.cacheDrops, 'the WAL dropped cache in the seeds that can').toBeGreaterThan(seeds.length / 10);
+      expect(tally.pipelinedBatches, "flushes ran pipelined in the 'always' seeds").toBeGreaterThan(seeds.length / 10);
       console.log(`power loss, keepUnsynced '${keepUnsynced}': ${JSON.stringify(tally)}`);
     });
   }

@@ -10,9 +10,15 @@
  *   an LSN at or below it, because LSNs are assigned before the bytes are frozen.
  * - A flush starts deferred (setImmediate, or after commitDelayMs), so everything appended in the
  *   current turn of the event loop, including by writers that a completed flush just released, rides it.
- * - Per waiter timeout and AbortSignal: the waiter leaves; the flush goes on.
- * - Failure: every waiter at the time is rejected with the same error. With `sticky`, the scheduler
- *   stays failed: every later wait is rejected at once and no flush runs again.
+ * - Pipelining (option `pipeline`, the WAL's worker mode): where the event loop's work for a batch
+ *   (the releases and the appends that follow them) costs more than the fixed part of a flush, the
+ *   writers do better in two cohorts: a completed flush starts the next one at once, with what was
+ *   appended while it ran, before its own waiters run, so one cohort's loop work overlaps the other's
+ *   flush. Whether it does better is measured, not assumed: a trial splits a batch in two and runs
+ *   pipelined for PIPELINE_SAMPLES flushes; it is kept only while its rate (records per ms) beats the
+ *   full batches' before it, and full batches are measured again after PIPELINE_HOLD_MS (doubling while
+ *   pipelining keeps winning). Durability
+ *   and ordering are those of any flush: only when a flush starts changes.
  */
 import { assert, FlushpointError, ErrorCode } from '../core/errors.js';
 import { realClock, type Clock } from '../core/clock.js';
@@ -79,6 +85,11 @@ export interface FlushSchedulerOptions {
   commitDelayMs?: number;
   /** Failure stays: the WAL (a failed fsync poisons the log). The backup sink retries instead. */
   sticky: boolean;
+  /**
+   * Split the writers into two cohorts whose flushes and loop work overlap: 'auto' where that measures
+   * faster (see the module comment), 'always', or 'off' (default). Off with commitDelayMs > 0.
+   */
+  pipeline?: 'auto' | 'off' | 'always';
   /** Wraps a write failure into the error every waiter sees (WAL_FAILED, BACKUP_FAILED). */
   failureError: (cause: unknown) => Error;
   /** Stable words for timeout messages: 'durable' or 'backed up'. */
@@ -121,6 +132,37 @@ function newGroup(): Group {
   return { promise, resolve, reject, maxTargetLsn: 0, count: 0 };
 }
 
+/** Rate samples per mode behind the pipelining decision (medians of the last this many flushes). */
+export const PIPELINE_SAMPLES = 32;
+/** A trial of pipelining starts at most this often; each trial that loses doubles the wait, up to the max. */
+export const PIPELINE_TRIAL_INTERVAL_MS = 500;
+export const PIPELINE_TRIAL_INTERVAL_MS_MAX = 8_000;
+/**
+ * Pipelining, once kept, goes back to full batches after this long, to measure them again; each time it
+ * wins again the hold doubles, up to the max (full batches are the slow mode where pipelining wins:
+ * measuring them often costs the tail latency).
+ */
+export const PIPELINE_HOLD_MS = 2_000;
+export const PIPELINE_HOLD_MS_MAX = 16_000;
+/** Nor while the batches are smaller than two cohorts of this many records. */
+export const PIPELINE_COHORT_RECORDS_MIN = 16;
+/** A trial is kept while its rate (records per ms, medians) is at least this times the full batches'. */
+export const PIPELINE_MARGIN = 1.05;
+/** A trial below this ratio after PIPELINE_SAMPLES_EARLY flushes ends at once. */
+export const PIPELINE_EARLY_LOSS = 0.85;
+export const PIPELINE_SAMPLES_EARLY = 8;
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1] as number;
+}
+
+/** Pushes x, keeping the last PIPELINE_SAMPLES. */
+function sample(xs: number[], x: number): void {
+  xs.push(x);
+  if (xs.length > PIPELINE_SAMPLES) xs.shift();
+}
+
 interface Joiner {
   resolve: (r: FlushResult) => void;
   reject: (err: unknown) => void;
@@ -155,6 +197,30 @@ export class FlushScheduler {
   #flushesRun = 0;
   #idle: Array<() => void> = [];
 
+  // Pipelining (options.pipeline): see the module comment.
+  readonly #pipeline: boolean;
+  /** 'always': pipelined from the start, no trials; #splitAt follows the last flush. */
+  readonly #pipelineAlways: boolean;
+  #pipelined = false;
+  /** While pipelined: a flush starts at once, none running, when this many records wait (request(lastLsn)): the writers released after that ride the next one. */
+  #splitAt = 0;
+  /** Rate samples, the last PIPELINE_SAMPLES of each mode: records of a flush, ms since the completion before it. */
+  #fullRecords: number[] = [];
+  #fullMs: number[] = [];
+  #halfRecords: number[] = [];
+  #halfMs: number[] = [];
+  #lastCompletionMs = 0;
+  /** The first trial comes PIPELINE_TRIAL_INTERVAL_MS after construction: a process's first flushes run before its code is optimized. */
+  #lastTrialMs = 0;
+  #trialIntervalMs = PIPELINE_TRIAL_INTERVAL_MS;
+  #holdMs = PIPELINE_HOLD_MS;
+  /** Whether the trial before this one won (then this one's win doubles the hold). */
+  #lastTrialWon = false;
+  /** Whether the running trial has beaten the full batches yet (it then holds for PIPELINE_HOLD_MS). */
+  #trialWon = false;
+  #pipelinedSinceMs = 0;
+  #pipelinedFlushes = 0;
+
   constructor(options: FlushSchedulerOptions) {
     assert(Number.isSafeInteger(options.durableLsn) && options.durableLsn >= 0, 'initial durable LSN');
     this.#source = options.source;
@@ -166,6 +232,17 @@ export class FlushScheduler {
     this.#onFlushed = options.onFlushed;
     this.#waitersCountMax = options.waitersCountMax ?? WAITERS_COUNT_MAX_DEFAULT;
     this.#durableLsn = options.durableLsn;
+    const pipeline = this.#commitDelayMs === 0 ? (options.pipeline ?? 'off') : 'off';
+    this.#pipeline = pipeline !== 'off';
+    this.#pipelineAlways = pipeline === 'always';
+    this.#pipelined = this.#pipelineAlways;
+    this.#splitAt = Number.MAX_SAFE_INTEGER;
+    this.#lastTrialMs = this.#clock.nowMs();
+  }
+
+  /** Whether flushes run pipelined now (two cohorts), and how many flushes did so far. */
+  get pipelining(): { active: boolean; flushes: number } {
+    return { active: this.#pipelined, flushes: this.#pipelinedFlushes };
   }
 
   get durableLsn(): number {
@@ -195,17 +272,23 @@ export class FlushScheduler {
     );
   }
 
-  /** Asks for a flush soon. While one runs, marks the single trailing flush. */
-  request(): void {
+  /**
+   * Asks for a flush soon. While one runs, marks the single trailing flush. `lastLsn`, the last LSN
+   * appended (the WAL passes it on every append), lets a pipelined scheduler start a cohort's flush
+   * at once, once #splitAt records wait, so the writers released after that ride the next flush.
+   */
+  request(lastLsn = 0): void {
     if (this.#failed) return;
     if (this.#inFlightTargetLsn !== 0) {
       this.#trailing = true;
       return;
     }
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    if (this.#commitDelayMs > 0) this.#clock.setTimeout(() => this.#start(), this.#commitDelayMs);
-    else this.#clock.defer(() => this.#start());
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      if (this.#commitDelayMs > 0) this.#clock.setTimeout(() => this.#start(), this.#commitDelayMs);
+      else this.#clock.defer(() => this.#start());
+    }
+    if (this.#pipelined && lastLsn - this.#durableLsn >= this.#splitAt) this.#start();
   }
 
   /** Resolves with the durable LSN once it is >= targetLsn. */
@@ -429,6 +512,7 @@ export class FlushScheduler {
     }
     this.#durableLsn = targetLsn;
     const result: FlushResult = { fromLsn, toLsn: targetLsn, durationMs };
+    if (this.#pipeline) this.#observe(targetLsn - fromLsn + 1);
     this.#onFlushed?.(result);
     // Release in LSN order.
     const list = this.#waiters;
@@ -461,8 +545,73 @@ export class FlushScheduler {
     const joiners = this.#joinRunning;
     this.#joinRunning = [];
     for (const j of joiners) j.resolve(result);
-    if (this.#trailing || this.#liveWaiters > 0 || this.#joinNext.length > 0 || this.#nextGroup !== null) this.request();
-    else this.#notifyIdle();
+    if (this.#trailing || this.#liveWaiters > 0 || this.#joinNext.length > 0 || this.#nextGroup !== null) {
+      // Pipelined: what was appended while this flush ran starts now, before this flush's waiters run
+      // (their resolutions are queued microtasks), so their loop work overlaps it.
+      if (this.#pipelined) this.#start();
+      else this.request();
+    } else this.#notifyIdle();
+  }
+
+  /**
+   * After each flush of `records` records (pipeline option): its rate sample (records, time since the
+   * previous completion), and the decision. Full batches sample until a trial is due; a trial runs
+   * pipelined and is kept while its rate beats the full batches' by PIPELINE_MARGIN, for at most
+   * PIPELINE_HOLD_MS. Medians: a flush now and then takes 10x its usual time, in either mode.
+   */
+  #observe(records: number): void {
+    if (this.#pipelineAlways) {
+      this.#pipelinedFlushes++;
+      this.#splitAt = Math.ceil(records / 2);
+      return;
+    }
+    const nowMs = this.#clock.nowMs();
+    const sinceMs = nowMs - this.#lastCompletionMs;
+    this.#lastCompletionMs = nowMs;
+    if (!this.#pipelined) {
+      sample(this.#fullRecords, records);
+      sample(this.#fullMs, sinceMs);
+      const due = records >= 2 * PIPELINE_COHORT_RECORDS_MIN && this.#fullMs.length === PIPELINE_SAMPLES && nowMs - this.#lastTrialMs >= this.#trialIntervalMs;
+      if (due && median(this.#fullRecords) >= 2 * PIPELINE_COHORT_RECORDS_MIN) {
+        // A trial: the next batch is split in two (request(lastLsn)) and the flushes go on pipelined.
+        this.#pipelined = true;
+        this.#splitAt = Math.ceil(median(this.#fullRecords) / 2);
+        this.#halfRecords = [];
+        this.#halfMs = [];
+        this.#lastTrialMs = nowMs;
+        this.#pipelinedSinceMs = nowMs;
+        this.#trialWon = false;
+      }
+      return;
+    }
+    this.#pipelinedFlushes++;
+    // The first pipelined flush's interval spans the switch: it says nothing of either mode.
+    if (nowMs - this.#pipelinedSinceMs > sinceMs) {
+      sample(this.#halfRecords, records);
+      sample(this.#halfMs, sinceMs);
+    }
+    const n = this.#halfMs.length;
+    if (n < PIPELINE_SAMPLES_EARLY) return;
+    const rate = (rs: number[], ms: number[]): number => median(rs) / Math.max(median(ms), 1e-6);
+    const ratio = rate(this.#halfRecords, this.#halfMs) / rate(this.#fullRecords, this.#fullMs);
+    // A trial that is clearly losing ends early (most lose by 20-30%); a win needs the full count.
+    if (n < PIPELINE_SAMPLES && (this.#trialWon || ratio >= PIPELINE_EARLY_LOSS)) return;
+    const wins = ratio >= PIPELINE_MARGIN;
+    if (wins && !this.#trialWon) {
+      this.#trialWon = true;
+      this.#trialIntervalMs = PIPELINE_TRIAL_INTERVAL_MS;
+      this.#holdMs = this.#lastTrialWon ? Math.min(this.#holdMs * 2, PIPELINE_HOLD_MS_MAX) : PIPELINE_HOLD_MS;
+      this.#lastTrialWon = true;
+    } else if (!wins && !this.#trialWon) {
+      this.#trialIntervalMs = Math.min(this.#trialIntervalMs * 2, PIPELINE_TRIAL_INTERVAL_MS_MAX);
+      this.#lastTrialWon = false;
+    }
+    if (!wins || nowMs - this.#pipelinedSinceMs >= this.#holdMs) {
+      // Back to full batches (this completion defers the next start, so both cohorts ride it), sampled afresh.
+      this.#pipelined = false;
+      this.#fullRecords = [];
+      this.#fullMs = [];
+    }
   }
 
   #failedFlush(cause: unknown): void {

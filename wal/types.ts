@@ -41,6 +41,8 @@ export interface WalStats {
   syncedBytes: number;
   /** Flushes (a flush is one batch; it is more than one commit when it crosses into a new segment). */
   batches: number;
+  /** Of them, flushes that ran pipelined: two cohorts of writers, one's loop work beside the other's flush (worker mode). */
+  pipelinedBatches: number;
   recordsPerSync: number;
   bytesPerSync: number;
   syncLatency: LatencySummary;

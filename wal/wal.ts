@@ -109,6 +109,8 @@ export class Wal extends EventEmitter<WalEvents> {
       durableLsn: this.#lastLsn,
       commitDelayMs: o.commitDelayMs,
       waitersCountMax: o.waitersCountMax,
+      // Only where the commit runs on another thread: an inline commit blocks the loop, so nothing overlaps it.
+      pipeline: o.syncMode === 'worker' ? o.pipelineCommits : 'off',
       sticky: true,
       what: 'durable',
       failureError: (cause) => {
@@ -225,7 +227,7 @@ export class Wal extends EventEmitter<WalEvents> {
     this.#lastLsn = lsn;
     this.#appends++;
     this.#appendedBytes += payload.byteLength;
-    this.#scheduler.request();
+    this.#scheduler.request(lsn);
     return lsn;
   }
 
@@ -394,6 +396,7 @@ export class Wal extends EventEmitter<WalEvents> {
       syncs: w.commits,
       syncedBytes: w.committedBytes,
       batches: this.#scheduler.flushesRun,
+      pipelinedBatches: this.#scheduler.pipelining.flushes,
       recordsPerSync: w.commits === 0 ? 0 : this.#appends / w.commits,
       bytesPerSync: w.commits === 0 ? 0 : w.committedBytes / w.commits,
       syncLatency: w.commitLatency,

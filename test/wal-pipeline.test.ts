@@ -1,0 +1,66 @@
+/**
+ * The WAL's pipelineCommits option: its values, where it applies, and pipelined flushes on a real WAL
+ * (in-memory file system, worker mode): every acknowledged record is there after a reopen, in order.
+ * The 'auto' decision is tested deterministically in test/flush-pipeline.test.ts; the power-loss
+ * campaign (test/wal-power-loss.test.ts) runs a third of its seeds with 'always'.
+ */
+import { describe, expect, it } from 'vitest';
+import { Wal } from '../wal/index.js';
+import { MemoryFileSystem } from '../fs/index.js';
+
+const DIR = '/w';
+
+async function closedLoop(wal: Wal, writers: number, perWriter: number): Promise<Map<number, string>> {
+  const acked = new Map<number, string>();
+  await Promise.all(
+    Array.from({ length: writers }, async (_, w) => {
+      for (let i = 0; i < perWriter; i++) {
+        const text = `w${w}-${i}`;
+        const lsn = await wal.appendDurable(Buffer.from(text));
+        acked.set(lsn, text);
+      }
+    }),
+  );
+  return acked;
+}
+
+async function readAll(wal: Wal): Promise<Map<number, string>> {
+  const got = new Map<number, string>();
+  for await (const r of wal.read({ fromLsn: wal.firstLsn })) got.set(r.lsn, Buffer.from(r.payload).toString());
+  return got;
+}
+
+describe('WAL pipelineCommits', () => {
+  it("refuses values other than 'auto', 'off' and 'always'", async () => {
+    const fs = new MemoryFileSystem();
+    for (const bad of ['on', true, 1]) {
+      await expect(Wal.open({ dir: DIR, fs, pipelineCommits: bad as never })).rejects.toThrow(/pipelineCommits must be 'auto', 'off' or 'always'/);
+    }
+  });
+
+  it("'always' splits the writers into cohorts, and every acknowledged record is there after a reopen", async () => {
+    const fs = new MemoryFileSystem();
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 64 * 1024, pipelineCommits: 'always' });
+    const acked = await closedLoop(wal, 64, 40);
+    const stats = wal.stats();
+    // Pipelined flushes carry about half the writers: more flushes than full batches of 64 would need.
+    expect(stats.pipelinedBatches).toBeGreaterThan(10);
+    expect(stats.batches).toBeGreaterThan((64 * 40) / 64 + 10);
+    await wal.close();
+    const reopened = await Wal.open({ dir: DIR, fs });
+    const got = await readAll(reopened);
+    expect(got.size).toBe(64 * 40);
+    for (const [lsn, text] of acked) expect(got.get(lsn)).toBe(text);
+    await reopened.close();
+  });
+
+  it("'off', and syncMode 'inline' whatever the option, never pipeline", async () => {
+    for (const options of [{ pipelineCommits: 'off' as const }, { pipelineCommits: 'always' as const, syncMode: 'inline' as const }]) {
+      const fs = new MemoryFileSystem();
+      const wal = await Wal.open({ dir: DIR, fs, ...options });
+      await closedLoop(wal, 64, 10);
+      expect(wal.stats().pipelinedBatches).toBe(0);
+      await wal.close();
+    }
+  });
+});
