@@ -11,6 +11,7 @@
  *   flushpoint_wal_fsync_seconds                  histogram  each commit/datasync of the WAL (SyncTimer)
  *   flushpoint_wal_fsync_latency_seconds{quantile} gauge     the WAL's own commit latency percentiles
  *   flushpoint_wal_commits_total                  counter    writev + fdatasync commits
+ *   flushpoint_wal_pipelined_batches_total        counter    flushes run pipelined (two cohorts: pipelineCommits)
  *   flushpoint_wal_records_total                  counter    records appended
  *   flushpoint_wal_records_per_commit             histogram  records made durable by each group commit
  *   flushpoint_wal_last_lsn, _durable_lsn         gauge
@@ -160,6 +161,7 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
     },
   });
   counterFrom('flushpoint_wal_commits_total', 'WAL commits (one writev + one fdatasync each)', () => wal.stats().syncs);
+  counterFrom('flushpoint_wal_pipelined_batches_total', 'WAL flushes run pipelined: two cohorts of writers, one flush beside the other cohort\'s loop work (pipelineCommits)', () => wal.stats().pipelinedBatches);
   counterFrom('flushpoint_wal_records_total', 'Records appended to the WAL', () => wal.stats().appends);
   counterFrom('flushpoint_wal_slow_syncs_total', 'WAL commits slower than fsyncLatencyMsWarn', () => wal.stats().slowSyncs);
   counterFrom('flushpoint_wal_failures_total', 'WAL write or sync failures (sticky: at most 1 until reopened)', () => (wal.stats().failure === null ? 0 : 1));

@@ -223,6 +223,7 @@ describe('routes and errors', () => {
     expect(value('flushpoint_backup_checkpoint_lsn')).toBe(last);
     expect(value('flushpoint_backup_lag_records')).toBe(0);
     expect(value('flushpoint_wal_records_total')).toBe(30);
+    expect(value('flushpoint_wal_pipelined_batches_total')).toBe(0); // 30 records by one caller: no trial
     expect(value('flushpoint_wal_fsync_seconds_count{op="commit"}')).toBeGreaterThan(0);
     expect(value('flushpoint_force_flush_wait_seconds_count{mode="barrier",outcome="ok"}')).toBe(1);
     expect(value('flushpoint_drains_total{outcome="ok"}')).toBe(1);
