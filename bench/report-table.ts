@@ -411,7 +411,7 @@ function targetSection(report: BenchReport): string {
     report.targets,
   );
   const counts = (['met', 'missed', 'not-measured'] as const).map((s) => `${report.targets.filter((t) => t.status === s).length} ${s}`).join(', ');
-  return [heading('Targets (issues 3, 4, 10 and 13)'), table, counts].join('\n');
+  return [heading('Targets (issue 12: the WAL; 10: the engine; 4 and 13: the backup)'), table, counts].join('\n');
 }
 
 export function renderReportTable(report: BenchReport): string {

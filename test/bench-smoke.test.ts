@@ -80,7 +80,7 @@ describe('flushpoint bench --tiny', () => {
     expect(result.code).toBe(0);
     const out = result.stdout;
     expect(out.startsWith('flushpoint bench (tiny run')).toBe(true);
-    for (const section of ['1. Device', '2. Raw group-commit ceiling', '3. flushpoint WAL', '4. Peers', '5. Recovery', '6. Backup sink', '7. Engine', '8. Backup to S3', 'Targets (issues 3, 4, 10 and 13)']) {
+    for (const section of ['1. Device', '2. Raw group-commit ceiling', '3. flushpoint WAL', '4. Peers', '5. Recovery', '6. Backup sink', '7. Engine', '8. Backup to S3', 'Targets (issue 12: the WAL; 10: the engine; 4 and 13: the backup)']) {
       expect(out).toContain(`\n${section}`);
     }
     expect(out).toMatch(/^8\. Backup to S3 .*\n=+\nnot measured: no --endpoint given/m);
