@@ -17,8 +17,11 @@
  *   flush. Whether it does better is measured, not assumed: a trial splits a batch in two and runs
  *   pipelined for PIPELINE_SAMPLES flushes; it is kept only while its rate (records per ms) beats the
  *   full batches' before it, and full batches are measured again after PIPELINE_HOLD_MS (doubling while
- *   pipelining keeps winning). Durability
- *   and ordering are those of any flush: only when a flush starts changes.
+ *   pipelining keeps winning). Durability and ordering are those of any flush: only when a flush
+ *   starts changes.
+ * - Per waiter timeout and AbortSignal: the waiter leaves; the flush goes on.
+ * - Failure: every waiter at the time is rejected with the same error. With `sticky`, the scheduler
+ *   stays failed: every later wait is rejected at once and no flush runs again.
  */
 import { assert, FlushpointError, ErrorCode } from '../core/errors.js';
 import { realClock, type Clock } from '../core/clock.js';
@@ -144,7 +147,7 @@ export const PIPELINE_TRIAL_INTERVAL_MS_MAX = 8_000;
  */
 export const PIPELINE_HOLD_MS = 2_000;
 export const PIPELINE_HOLD_MS_MAX = 16_000;
-/** Nor while the batches are smaller than two cohorts of this many records. */
+/** No trial while the batches are smaller than two cohorts of this many records. */
 export const PIPELINE_COHORT_RECORDS_MIN = 16;
 /** A trial is kept while its rate (records per ms, medians) is at least this times the full batches'. */
 export const PIPELINE_MARGIN = 1.05;
