@@ -96,6 +96,61 @@ async function simulate(shape: Shape, pipeline: 'auto' | 'off' | 'always', durat
   return { recordsPerSec, batches: s.flushesRun, pipelinedBatches: s.pipelining.flushes };
 }
 
+describe('FlushScheduler pipeline option: when a flush starts', () => {
+  it("pipelined, a completed flush starts the next before its own waiters run, and a cohort's flush starts once half the last batch waits", async () => {
+    const clock = new ManualClock();
+    let last = 0;
+    const writes: number[] = [];
+    let inFlight: { target: number; resolve: () => void } | null = null;
+    const source: FlushSource = {
+      freeze: () => last,
+      write: (target) => new Promise<void>((resolve) => {
+        writes.push(target);
+        inFlight = { target, resolve };
+      }),
+    };
+    const s = new FlushScheduler({ source, durableLsn: 0, sticky: true, what: 'durable', clock, pipeline: 'always', failureError: (cause) => new FlushpointError('WAL_FAILED', 'failed', { cause }) });
+    const append = (): number => {
+      s.request(++last);
+      return last;
+    };
+    const waitFor = (lsn: number): Promise<number> => {
+      const p = s.waitShared(lsn);
+      p.catch(() => {}); // the test's end fails the scheduler: those still waiting are rejected
+      return p;
+    };
+    const complete = (): void => {
+      const f = inFlight as { target: number; resolve: () => void } | null;
+      if (f === null) throw new Error('nothing in flight');
+      inFlight = null;
+      f.resolve();
+    };
+    // A first batch of 8, started deferred (nothing known of the batches yet).
+    for (let i = 0; i < 8; i++) void waitFor(append());
+    expect(writes).toEqual([]);
+    clock.runDeferred();
+    expect(writes).toEqual([8]);
+    // While it runs, 4 more arrive and wait (the other cohort).
+    for (let i = 0; i < 4; i++) void waitFor(append());
+    const seen: Array<number | null> = [];
+    void waitFor(8).then(() => seen.push(inFlight?.target ?? null));
+    complete();
+    await settle();
+    // The next flush (9..12) was in flight when the first flush's waiters ran: started inside the completion.
+    expect(seen).toEqual([12]);
+    expect(writes).toEqual([8, 12]);
+    complete();
+    await settle();
+    // With none in flight, a flush starts inside request() once half the last batch (4: 2) waits.
+    void waitFor(append());
+    expect(writes).toEqual([8, 12]);
+    void waitFor(append());
+    expect(writes).toEqual([8, 12, 14]);
+    expect(s.pipelining.flushes).toBe(2);
+    s.fail(new Error('over'));
+  });
+});
+
 describe('FlushScheduler pipeline option (simulated closed loop)', () => {
   it('runs two cohorts where the loop work per batch outweighs a flush fixed cost, and acknowledges more', async () => {
     // 1,024 writers of 4 KiB-like records: a 4 MiB flush ~4 ms, the loop's turn for 1,024 writers ~2 ms.

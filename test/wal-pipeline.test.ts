@@ -54,6 +54,39 @@ describe('WAL pipelineCommits', () => {
     await reopened.close();
   });
 
+  it("a 'durable' listener may append and wait while flushes run pipelined: nothing hangs, nothing is lost", async () => {
+    // Regression (review of the pipelining change): the listener ran inside the completed flush's
+    // bookkeeping, its append started the next flush there, and the scheduler hung (an assertion, an
+    // unhandled rejection, the completed flush's waiters never released).
+    for (const pipelineCommits of ['always', 'off'] as const) {
+      const fs = new MemoryFileSystem();
+      const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 1024 * 1024, pipelineCommits });
+      const unhandled: unknown[] = [];
+      const onUnhandled = (e: unknown): void => void unhandled.push(e);
+      process.on('unhandledRejection', onUnhandled);
+      let events = 0;
+      const markers: Promise<number>[] = [];
+      wal.on('durable', () => {
+        events++;
+        if (events % 10 === 0) markers.push(wal.appendDurable(Buffer.from(`marker ${events}`)));
+        else if (events % 7 === 0) wal.append(Buffer.from(`note ${events}`));
+      });
+      const work = closedLoop(wal, 64, 40).then(async (acked) => ({ acked, markers: await Promise.all(markers) }));
+      const outcome = await Promise.race([work, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000))]);
+      process.off('unhandledRejection', onUnhandled);
+      expect(outcome, pipelineCommits).not.toBe('hung');
+      expect(unhandled, pipelineCommits).toEqual([]);
+      if (pipelineCommits === 'always') expect(wal.stats().pipelinedBatches).toBeGreaterThan(10);
+      const { acked, markers: markerLsns } = outcome as { acked: Map<number, string>; markers: number[] };
+      await wal.close();
+      const reopened = await Wal.open({ dir: DIR, fs });
+      const got = await readAll(reopened);
+      for (const [lsn, text] of acked) expect(got.get(lsn)).toBe(text);
+      for (const lsn of markerLsns) expect(got.get(lsn)).toMatch(/^marker /);
+      await reopened.close();
+    }
+  });
+
   it("'off', and syncMode 'inline' whatever the option, never pipeline", async () => {
     for (const options of [{ pipelineCommits: 'off' as const }, { pipelineCommits: 'always' as const, syncMode: 'inline' as const }]) {
       const fs = new MemoryFileSystem();

@@ -243,7 +243,7 @@ export class FlushScheduler {
     this.#lastTrialMs = this.#clock.nowMs();
   }
 
-  /** Whether flushes run pipelined now (two cohorts), and how many flushes did so far. */
+  /** Whether flushes run pipelined now (two cohorts), and how many flushes started as a cohort's so far (at another's completion, or once half a batch waited). */
   get pipelining(): { active: boolean; flushes: number } {
     return { active: this.#pipelined, flushes: this.#pipelinedFlushes };
   }
@@ -291,7 +291,7 @@ export class FlushScheduler {
       if (this.#commitDelayMs > 0) this.#clock.setTimeout(() => this.#start(), this.#commitDelayMs);
       else this.#clock.defer(() => this.#start());
     }
-    if (this.#pipelined && lastLsn - this.#durableLsn >= this.#splitAt) this.#start();
+    if (this.#pipelined && lastLsn - this.#durableLsn >= this.#splitAt) this.#startCohort();
   }
 
   /** Resolves with the durable LSN once it is >= targetLsn. */
@@ -516,7 +516,6 @@ export class FlushScheduler {
     this.#durableLsn = targetLsn;
     const result: FlushResult = { fromLsn, toLsn: targetLsn, durationMs };
     if (this.#pipeline) this.#observe(targetLsn - fromLsn + 1);
-    this.#onFlushed?.(result);
     // Release in LSN order.
     const list = this.#waiters;
     while (this.#head < list.length) {
@@ -548,12 +547,22 @@ export class FlushScheduler {
     const joiners = this.#joinRunning;
     this.#joinRunning = [];
     for (const j of joiners) j.resolve(result);
+    // Listeners (the WAL's 'durable' event) run once this flush's bookkeeping is done: one that appends
+    // may start the next flush from inside this call (request(lastLsn), pipelined), and that flush must
+    // find no group, joiner or waiter of this one left to take.
+    this.#onFlushed?.(result);
     if (this.#trailing || this.#liveWaiters > 0 || this.#joinNext.length > 0 || this.#nextGroup !== null) {
       // Pipelined: what was appended while this flush ran starts now, before this flush's waiters run
       // (their resolutions are queued microtasks), so their loop work overlaps it.
-      if (this.#pipelined) this.#start();
+      if (this.#pipelined) this.#startCohort();
       else this.request();
     } else this.#notifyIdle();
+  }
+
+  /** Starts a flush now (pipelined) and counts it if one did start: it runs beside the other cohort's loop work. */
+  #startCohort(): void {
+    this.#start();
+    if (this.#inFlightTargetLsn !== 0) this.#pipelinedFlushes++;
   }
 
   /**
@@ -564,7 +573,6 @@ export class FlushScheduler {
    */
   #observe(records: number): void {
     if (this.#pipelineAlways) {
-      this.#pipelinedFlushes++;
       this.#splitAt = Math.ceil(records / 2);
       return;
     }
@@ -587,7 +595,6 @@ export class FlushScheduler {
       }
       return;
     }
-    this.#pipelinedFlushes++;
     // The first pipelined flush's interval spans the switch: it says nothing of either mode.
     if (nowMs - this.#pipelinedSinceMs > sinceMs) {
       sample(this.#halfRecords, records);
@@ -605,8 +612,9 @@ export class FlushScheduler {
       this.#trialIntervalMs = PIPELINE_TRIAL_INTERVAL_MS;
       this.#holdMs = this.#lastTrialWon ? Math.min(this.#holdMs * 2, PIPELINE_HOLD_MS_MAX) : PIPELINE_HOLD_MS;
       this.#lastTrialWon = true;
-    } else if (!wins && !this.#trialWon) {
-      this.#trialIntervalMs = Math.min(this.#trialIntervalMs * 2, PIPELINE_TRIAL_INTERVAL_MS_MAX);
+    } else if (!wins) {
+      // A trial that lost backs off; a hold that stopped winning starts the next hold from the shortest.
+      if (!this.#trialWon) this.#trialIntervalMs = Math.min(this.#trialIntervalMs * 2, PIPELINE_TRIAL_INTERVAL_MS_MAX);
       this.#lastTrialWon = false;
     }
     if (!wins || nowMs - this.#pipelinedSinceMs >= this.#holdMs) {

@@ -41,7 +41,7 @@ export interface WalStats {
   syncedBytes: number;
   /** Flushes (a flush is one batch; it is more than one commit when it crosses into a new segment). */
   batches: number;
-  /** Of them, flushes that ran pipelined: two cohorts of writers, one's loop work beside the other's flush (worker mode). */
+  /** Of them, flushes started as a cohort's (pipelined: at the other cohort's completion, or once half a batch waited), beside the other's loop work (worker mode). */
   pipelinedBatches: number;
   recordsPerSync: number;
   bytesPerSync: number;
