@@ -265,9 +265,20 @@ describe('FlushScheduler', () => {
 /**
  * Deterministic simulation: random appends, waiters with timeouts and aborts, completions and failures,
  * driven by a seeded random source and a manual clock. Every failure prints its seed; replay one with
- * FLUSHPOINT_SEED=<n>.
+ * FLUSHPOINT_SEED=<n>. Three variants: the plain scheduler (flushes may freeze short of the last LSN,
+ * as the backup sink's do); pipelined ('always'), every append calling request(lsn) as Wal.append does,
+ * so flushes start inside request() and inside a completion; and pipelined with an onFlushed listener
+ * (the WAL's 'durable' event) that appends and waits too. The last two came from the review of the
+ * pipelining change: a listener's append started a flush inside the completion of the one before, and
+ * the scheduler hung.
  */
-describe('FlushScheduler simulation', () => {
+const SIMULATION_VARIANTS = [
+  { name: 'plain', pipeline: 'off', listenerAppends: false },
+  { name: "pipelined ('always'), request(lsn) on every append", pipeline: 'always', listenerAppends: false },
+  { name: "pipelined ('always'), and an onFlushed listener that appends", pipeline: 'always', listenerAppends: true },
+] as const;
+
+for (const variant of SIMULATION_VARIANTS) describe(`FlushScheduler simulation: ${variant.name}`, () => {
   const seeds = seedList(200);
 
   async function simulate(seed: number): Promise<void> {
@@ -275,17 +286,52 @@ describe('FlushScheduler simulation', () => {
     const clock = new ManualClock();
     const src = new ManualSource();
     const sticky = rnd.int(2) === 0;
-    const s = makeScheduler(src, clock, sticky);
-    const partialFlushes = rnd.int(3) === 0;
+    let onFlushed = (): void => {};
+    const s = new FlushScheduler({
+      source: src,
+      durableLsn: 0,
+      sticky,
+      what: 'durable',
+      clock,
+      pipeline: variant.pipeline,
+      onFlushed: () => onFlushed(),
+      failureError: (cause) => new FlushpointError('WAL_FAILED', 'failed', { cause }),
+    });
+    // The WAL always freezes everything it has: partial flushes only in the plain variant.
+    const partialFlushes = variant.pipeline === 'off' && rnd.int(3) === 0;
     if (partialFlushes) src.partial = () => rnd.int(8);
     interface W { shared?: boolean; immediate?: boolean; target: number; outcome: 'pending' | 'resolved' | 'timeout' | 'aborted' | 'failed'; value?: number; ac?: AbortController; order?: number }
     const waiters: W[] = [];
     let resolutions = 0;
     let failedAt = -1;
+    const append = (): void => {
+      src.lastLsn += 1;
+      if (variant.pipeline !== 'off') s.request(src.lastLsn);
+    };
+    if (variant.listenerAppends) {
+      onFlushed = () => {
+        if (rnd.int(3) !== 0) return;
+        append();
+        if (rnd.int(2) !== 0) return;
+        const w: W = { target: src.lastLsn, outcome: 'pending', shared: true, immediate: false };
+        waiters.push(w);
+        s.waitShared(w.target).then(
+          (v) => {
+            w.outcome = 'resolved';
+            w.value = v;
+            w.order = resolutions++;
+          },
+          () => {
+            w.outcome = 'failed';
+          },
+        );
+      };
+    }
     for (let step = 0; step < 300; step++) {
       const action = rnd.int(10);
       if (action <= 3) {
-        src.lastLsn += 1 + rnd.int(5);
+        const k = 1 + rnd.int(5);
+        for (let i = 0; i < k; i++) append();
         const n = rnd.int(4);
         for (let i = 0; i < n; i++) {
           const w: W = { target: 1 + rnd.int(src.lastLsn), outcome: 'pending' };
