@@ -1,7 +1,7 @@
 /**
- * The open issues' targets (12: the WAL, 10: the engine) and the backup's (4, 13), each a ratio between two figures of the same run (recovery: a rate against a
- * fixed floor). A target whose figure or baseline was not measured in this run (a short run, a peer
- * that was skipped) is "not-measured", never "met".
+ * The open issues' targets (12: the WAL, 10: the engine) and the backup's (4, 13), each a ratio between
+ * two figures of the same run (recovery: a rate against a fixed floor). A target whose figure or baseline
+ * was not measured in this run (a short run, a peer that was skipped) is "not-measured", never "met".
  */
 import { ratioOf } from './format.js';
 import { findWal, type BenchReport, type TargetResult, type WalRow } from './report.js';
