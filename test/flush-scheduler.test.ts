@@ -51,6 +51,49 @@ function makeScheduler(source: ManualSource, clock: ManualClock, sticky = true):
 }
 
 describe('FlushScheduler', () => {
+  it('a listener (onFlushed) that throws: the flush it reports still releases its waiters, and the next flush still runs', async () => {
+    // Before, onFlushed ran before the release: a throw left the completed flush's waiters waiting for good.
+    const clock = new ManualClock();
+    const src = new ManualSource();
+    let throws = true;
+    const s = new FlushScheduler({
+      source: src,
+      durableLsn: 0,
+      sticky: true,
+      what: 'durable',
+      clock,
+      onFlushed: () => {
+        if (throws) throw new Error('listener bug');
+      },
+      failureError: (cause) => new FlushpointError('WAL_FAILED', 'failed', { cause }),
+    });
+    // The throw surfaces as an unhandled rejection (as a throwing 'durable' listener does): caught here.
+    const saved = process.listeners('unhandledRejection');
+    process.removeAllListeners('unhandledRejection');
+    const unhandled: unknown[] = [];
+    process.on('unhandledRejection', (e) => void unhandled.push(e));
+    try {
+      src.lastLsn = 3;
+      const first = s.waitShared(3);
+      clock.runDeferred();
+      src.lastLsn = 5; // appended while the flush runs: rides the next one
+      const second = s.waitShared(5);
+      src.complete();
+      expect(await first).toBe(3);
+      await settle();
+      throws = false;
+      clock.runDeferred();
+      expect(src.inFlight?.target).toBe(5);
+      src.complete();
+      expect(await second).toBe(5);
+      await settle();
+      expect(unhandled.map((e) => (e as Error).message)).toEqual(['listener bug']);
+    } finally {
+      process.removeAllListeners('unhandledRejection');
+      for (const l of saved) process.on('unhandledRejection', l);
+    }
+  });
+
   it('enforces waitersCountMax on every wait path: shared, keyed, next and join', async () => {
     // Regression (issue 8/7): only wait() counted; the shared path every plain waitDurable takes grew without bound.
     const clock = new ManualClock();

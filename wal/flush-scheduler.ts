@@ -549,8 +549,17 @@ export class FlushScheduler {
     for (const j of joiners) j.resolve(result);
     // Listeners (the WAL's 'durable' event) run once this flush's bookkeeping is done: one that appends
     // may start the next flush from inside this call (request(lastLsn), pipelined), and that flush must
-    // find no group, joiner or waiter of this one left to take.
-    this.#onFlushed?.(result);
+    // find no group, joiner or waiter of this one left to take. One that throws still leaves the next
+    // flush started or requested (its error goes on to the caller).
+    try {
+      this.#onFlushed?.(result);
+    } finally {
+      this.#afterCompletion();
+    }
+  }
+
+  /** After a completion: the next flush for whatever waits, or idle. */
+  #afterCompletion(): void {
     if (this.#trailing || this.#liveWaiters > 0 || this.#joinNext.length > 0 || this.#nextGroup !== null) {
       // Pipelined: what was appended while this flush ran starts now, before this flush's waiters run
       // (their resolutions are queued microtasks), so their loop work overlaps it.
