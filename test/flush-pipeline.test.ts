@@ -173,6 +173,16 @@ describe('FlushScheduler pipeline option (simulated closed loop)', () => {
     expect(piped.recordsPerSec).toBeGreaterThan(full.recordsPerSec * 0.97);
   }, 60_000);
 
+  it('holds a won trial for its hold, counted from the win, when flushes are slow', async () => {
+    // Regression (second review): the hold counted from the trial's start, so a trial of 32 flushes
+    // slower than 2 s in all won and ended at the same moment, and full batches ran again at once.
+    // Flushes here: ~135 ms full, ~68 ms for half; the loop's turn for all writers ~100 ms.
+    const shape: Shape = { writers: 1024, loopMs: 0.1, fixedMs: 1, perRecordMs: 0.13 };
+    const piped = await simulate(shape, 'auto', 12_000);
+    // 32 full flushes (~7.5 s), a trial of 32 (~2.2 s) that wins, then its 2 s hold: 63 of 98 pipelined (before: 33 of 76).
+    expect(piped.pipelinedBatches).toBeGreaterThan(piped.batches * 0.55);
+  }, 60_000);
+
   it('keeps full batches with the option off, and with few writers', async () => {
     const few = await simulate({ writers: 16, loopMs: 0.05, fixedMs: 0.01, perRecordMs: 0.01 }, 'auto', 2000);
     // Below two cohorts of PIPELINE_COHORT_RECORDS_MIN records per batch no trial runs.

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Wal } from '../wal/index.js';
-import { MemoryFileSystem } from '../fs/index.js';
+import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
 
 const DIR = '/w';
 
@@ -85,6 +85,55 @@ describe('WAL pipelineCommits', () => {
       for (const lsn of markerLsns) expect(got.get(lsn)).toMatch(/^marker /);
       await reopened.close();
     }
+  });
+
+  it('pipelinedBatches counts each pipelined flush once, also one a listener started', async () => {
+    // Regression (second review): a flush a 'durable' listener's append had started inside a completion
+    // was counted again by the completion (101 pipelined of 52 flushes).
+    const fs = new MemoryFileSystem();
+    const wal = await Wal.open({ dir: DIR, fs, pipelineCommits: 'always' });
+    wal.on('durable', () => {
+      if (wal.lastLsn < 400) {
+        wal.append(Buffer.from('a'));
+        wal.append(Buffer.from('b'));
+      }
+    });
+    await closedLoop(wal, 16, 20);
+    await wal.sync();
+    const stats = wal.stats();
+    expect(stats.pipelinedBatches).toBeGreaterThan(0);
+    expect(stats.pipelinedBatches).toBeLessThanOrEqual(stats.batches);
+    await wal.close();
+  });
+
+  it("close() called from the logger's 'WAL failed' line settles (WAL_FAILED) instead of hanging", async () => {
+    // Regression (second review; older than pipelining): close() from inside the failure's log line
+    // requested a flush and waited for idle(); the deferred start found the log failed and returned
+    // without telling idle(), so close() never settled and the status stayed 'closing'.
+    const fault = new FaultFileSystem(new MemoryFileSystem());
+    let wal!: Wal;
+    let closing: Promise<void> | null = null;
+    const logger = {
+      info: () => {},
+      warn: () => {},
+      error: (_o: object, msg?: string) => {
+        if (msg?.startsWith('WAL failed') && closing === null) closing = wal.close();
+      },
+    };
+    wal = await Wal.open({ dir: DIR, fs: fault, logger });
+    await wal.appendDurable(Buffer.from('ok'));
+    fault.inject({ op: 'datasync', error: 'EIO', times: Infinity });
+    await expect(wal.appendDurable(Buffer.from('fails'))).rejects.toMatchObject({ code: 'WAL_FAILED' });
+    expect(closing).not.toBeNull();
+    const outcome = await Promise.race([
+      (closing as unknown as Promise<void>).then(
+        () => 'closed',
+        (e: { code?: string }) => `rejected ${e.code}`,
+      ),
+      new Promise<string>((r) => setTimeout(() => r('hung'), 3000)),
+    ]);
+    expect(outcome).toBe('rejected WAL_FAILED');
+    expect(wal.status).toBe('closed');
   });
 
   it("'off', and syncMode 'inline' whatever the option, never pipeline", async () => {

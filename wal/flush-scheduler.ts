@@ -222,6 +222,8 @@ export class FlushScheduler {
   /** Whether the running trial has beaten the full batches yet (it then holds for PIPELINE_HOLD_MS). */
   #trialWon = false;
   #pipelinedSinceMs = 0;
+  /** When the running trial won: its hold counts from then (a trial of slow flushes can take longer than a hold). */
+  #heldSinceMs = 0;
   #pipelinedFlushes = 0;
 
   constructor(options: FlushSchedulerOptions) {
@@ -468,7 +470,12 @@ export class FlushScheduler {
 
   #start(): void {
     this.#scheduled = false;
-    if (this.#failed || this.#inFlightTargetLsn !== 0) return;
+    if (this.#inFlightTargetLsn !== 0) return;
+    if (this.#failed) {
+      // A start deferred before the failure: whoever waits for idle() (close) must hear of it.
+      this.#notifyIdle();
+      return;
+    }
     const fromLsn = this.#durableLsn + 1;
     const targetLsn = this.#source.freeze(this.#highestWantedLsn());
     assert(Number.isSafeInteger(targetLsn), 'frozen target must be an integer');
@@ -570,8 +577,9 @@ export class FlushScheduler {
 
   /** Starts a flush now (pipelined) and counts it if one did start: it runs beside the other cohort's loop work. */
   #startCohort(): void {
+    const before = this.#flushesRun;
     this.#start();
-    if (this.#inFlightTargetLsn !== 0) this.#pipelinedFlushes++;
+    if (this.#flushesRun !== before) this.#pipelinedFlushes++; // one did start here (not one a listener started)
   }
 
   /**
@@ -618,6 +626,7 @@ export class FlushScheduler {
     const wins = ratio >= PIPELINE_MARGIN;
     if (wins && !this.#trialWon) {
       this.#trialWon = true;
+      this.#heldSinceMs = nowMs;
       this.#trialIntervalMs = PIPELINE_TRIAL_INTERVAL_MS;
       this.#holdMs = this.#lastTrialWon ? Math.min(this.#holdMs * 2, PIPELINE_HOLD_MS_MAX) : PIPELINE_HOLD_MS;
       this.#lastTrialWon = true;
@@ -626,7 +635,7 @@ export class FlushScheduler {
       if (!this.#trialWon) this.#trialIntervalMs = Math.min(this.#trialIntervalMs * 2, PIPELINE_TRIAL_INTERVAL_MS_MAX);
       this.#lastTrialWon = false;
     }
-    if (!wins || nowMs - this.#pipelinedSinceMs >= this.#holdMs) {
+    if (!wins || nowMs - this.#heldSinceMs >= this.#holdMs) {
       // Back to full batches (this completion defers the next start, so both cohorts ride it), sampled afresh.
       this.#pipelined = false;
       this.#fullRecords = [];
