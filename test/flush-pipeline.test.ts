@@ -12,7 +12,7 @@
  * - Either way, no writer is released before the flush that covers its record completed.
  */
 import { describe, expect, it } from 'vitest';
-import { FlushScheduler, PIPELINE_TRIAL_INTERVAL_MS, type FlushSource } from '../wal/flush-scheduler.js';
+import { FlushScheduler, PIPELINE_SAMPLES, PIPELINE_SAMPLES_EARLY, PIPELINE_TRIAL_INTERVAL_MS, type FlushSource } from '../wal/flush-scheduler.js';
 import { FlushpointError } from '../core/errors.js';
 import { ManualClock, settle } from './helpers/manual-clock.js';
 
@@ -171,6 +171,18 @@ describe('FlushScheduler pipeline option (simulated closed loop)', () => {
     // Two cohorts would give 128 per 0.2 ms (0.64 / us) against 256 per 0.328 ms (0.78 / us): the trials lose.
     expect(piped.pipelinedBatches).toBeLessThan(piped.batches * 0.05);
     expect(piped.recordsPerSec).toBeGreaterThan(full.recordsPerSec * 0.97);
+  }, 60_000);
+
+  it('after a hold that still wins, measures full batches only until they are clearly slower', async () => {
+    // Full batches are the slow mode where pipelining wins, with the worst tail latency: the re-measure
+    // after each hold ends after PIPELINE_SAMPLES_EARLY flushes when they are clearly below the hold's
+    // rate (before: always PIPELINE_SAMPLES).
+    const shape: Shape = { writers: 1024, loopMs: 0.002, fixedMs: 0.1, perRecordMs: 0.004 };
+    const piped = await simulate(shape, 'auto', 16_000);
+    // Full batches: ~80 in the first 0.5 s (no trial before PIPELINE_TRIAL_INTERVAL_MS), then one re-measure
+    // after each hold (2, 4 and 8 s): 105 in all (before: 177, PIPELINE_SAMPLES per re-measure).
+    const fullBatches = piped.batches - piped.pipelinedBatches;
+    expect(fullBatches).toBeLessThan(80 + 3 * (PIPELINE_SAMPLES + PIPELINE_SAMPLES_EARLY) / 2);
   }, 60_000);
 
   it('holds a won trial for its hold, counted from the win, when flushes are slow', async () => {

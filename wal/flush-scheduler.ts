@@ -160,6 +160,11 @@ function median(xs: readonly number[]): number {
   return s[s.length >> 1] as number;
 }
 
+/** Records per ms from rate samples: median records / median ms between completions. */
+function rateOf(records: readonly number[], ms: readonly number[]): number {
+  return median(records) / Math.max(median(ms), 1e-6);
+}
+
 /** Pushes x, keeping the last PIPELINE_SAMPLES. */
 function sample(xs: number[], x: number): void {
   xs.push(x);
@@ -224,6 +229,8 @@ export class FlushScheduler {
   #pipelinedSinceMs = 0;
   /** When the running trial won: its hold counts from then (a trial of slow flushes can take longer than a hold). */
   #heldSinceMs = 0;
+  /** The pipelined rate when a hold ended still winning (0 otherwise): full batches clearly below it end their re-measure early. */
+  #heldRate = 0;
   #pipelinedFlushes = 0;
 
   constructor(options: FlushSchedulerOptions) {
@@ -599,7 +606,12 @@ export class FlushScheduler {
     if (!this.#pipelined) {
       sample(this.#fullRecords, records);
       sample(this.#fullMs, sinceMs);
-      const due = records >= 2 * PIPELINE_COHORT_RECORDS_MIN && this.#fullMs.length === PIPELINE_SAMPLES && nowMs - this.#lastTrialMs >= this.#trialIntervalMs;
+      const n = this.#fullMs.length;
+      // Full batches measured again after a hold that was still winning: once they are clearly slower
+      // than that hold's pipelined rate, the next trial starts without waiting for all the samples (a
+      // full batch is the slow mode there, with the worst tail latency).
+      const measured = n === PIPELINE_SAMPLES || (this.#heldRate > 0 && n >= PIPELINE_SAMPLES_EARLY && rateOf(this.#fullRecords, this.#fullMs) < this.#heldRate * PIPELINE_EARLY_LOSS);
+      const due = records >= 2 * PIPELINE_COHORT_RECORDS_MIN && measured && nowMs - this.#lastTrialMs >= this.#trialIntervalMs;
       if (due && median(this.#fullRecords) >= 2 * PIPELINE_COHORT_RECORDS_MIN) {
         // A trial: the next batch is split in two (request(lastLsn)) and the flushes go on pipelined.
         this.#pipelined = true;
@@ -609,6 +621,7 @@ export class FlushScheduler {
         this.#lastTrialMs = nowMs;
         this.#pipelinedSinceMs = nowMs;
         this.#trialWon = false;
+        this.#heldRate = 0;
       }
       return;
     }
@@ -619,8 +632,8 @@ export class FlushScheduler {
     }
     const n = this.#halfMs.length;
     if (n < PIPELINE_SAMPLES_EARLY) return;
-    const rate = (rs: number[], ms: number[]): number => median(rs) / Math.max(median(ms), 1e-6);
-    const ratio = rate(this.#halfRecords, this.#halfMs) / rate(this.#fullRecords, this.#fullMs);
+    const halfRate = rateOf(this.#halfRecords, this.#halfMs);
+    const ratio = halfRate / rateOf(this.#fullRecords, this.#fullMs);
     // A trial that is clearly losing ends early (most lose by 20-30%); a win needs the full count.
     if (n < PIPELINE_SAMPLES && (this.#trialWon || ratio >= PIPELINE_EARLY_LOSS)) return;
     const wins = ratio >= PIPELINE_MARGIN;
@@ -637,6 +650,7 @@ export class FlushScheduler {
     }
     if (!wins || nowMs - this.#heldSinceMs >= this.#holdMs) {
       // Back to full batches (this completion defers the next start, so both cohorts ride it), sampled afresh.
+      this.#heldRate = wins ? halfRate : 0;
       this.#pipelined = false;
       this.#fullRecords = [];
       this.#fullMs = [];
