@@ -12,7 +12,8 @@
  * - Either way, no writer is released before the flush that covers its record completed.
  */
 import { describe, expect, it } from 'vitest';
-import { FlushScheduler, PIPELINE_SAMPLES, PIPELINE_SAMPLES_EARLY, PIPELINE_TRIAL_INTERVAL_MS, type FlushSource } from '../wal/flush-scheduler.js';
+import { FlushScheduler, type FlushSource } from '../wal/flush-scheduler.js';
+import { PIPELINE_SAMPLES, PIPELINE_SAMPLES_EARLY, PIPELINE_TRIAL_INTERVAL_MS } from '../wal/pipeline-control.js';
 import { FlushpointError } from '../core/errors.js';
 import { ManualClock, settle } from './helpers/manual-clock.js';
 

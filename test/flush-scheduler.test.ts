@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FlushScheduler, checkWaitOptions, type FlushSource } from '../wal/flush-scheduler.js';
+import { FlushScheduler, checkWaitOptions, type FlushSchedulerOptions, type FlushSource } from '../wal/flush-scheduler.js';
 import { FlushpointError } from '../core/errors.js';
 import { seededRandom } from '../core/random.js';
 import { ManualClock, settle } from './helpers/manual-clock.js';
@@ -39,7 +39,7 @@ class ManualSource implements FlushSource {
   }
 }
 
-function makeScheduler(source: ManualSource, clock: ManualClock, sticky = true): FlushScheduler {
+function makeScheduler(source: ManualSource, clock: ManualClock, sticky = true, more: Partial<FlushSchedulerOptions> = {}): FlushScheduler {
   return new FlushScheduler({
     source,
     durableLsn: 0,
@@ -47,6 +47,7 @@ function makeScheduler(source: ManualSource, clock: ManualClock, sticky = true):
     what: 'durable',
     clock,
     failureError: (cause) => new FlushpointError('WAL_FAILED', 'failed', { cause }),
+    ...more,
   });
 }
 
@@ -56,16 +57,10 @@ describe('FlushScheduler', () => {
     const clock = new ManualClock();
     const src = new ManualSource();
     let throws = true;
-    const s = new FlushScheduler({
-      source: src,
-      durableLsn: 0,
-      sticky: true,
-      what: 'durable',
-      clock,
+    const s = makeScheduler(src, clock, true, {
       onFlushed: () => {
         if (throws) throw new Error('listener bug');
       },
-      failureError: (cause) => new FlushpointError('WAL_FAILED', 'failed', { cause }),
     });
     // The throw surfaces as an unhandled rejection (as a throwing 'durable' listener does): caught here.
     const saved = process.listeners('unhandledRejection');
@@ -98,15 +93,7 @@ describe('FlushScheduler', () => {
     // Regression (issue 8/7): only wait() counted; the shared path every plain waitDurable takes grew without bound.
     const clock = new ManualClock();
     const src = new ManualSource();
-    const s = new FlushScheduler({
-      source: src,
-      durableLsn: 0,
-      sticky: true,
-      what: 'durable',
-      clock,
-      waitersCountMax: 2,
-      failureError: (cause) => new FlushpointError('WAL_FAILED', 'failed', { cause }),
-    });
+    const s = makeScheduler(src, clock, true, { waitersCountMax: 2 });
     src.lastLsn = 3;
     const held = [s.waitShared(1), s.waitShared(2)];
     expect(s.waitersCount).toBe(2);
@@ -330,16 +317,7 @@ for (const variant of SIMULATION_VARIANTS) describe(`FlushScheduler simulation: 
     const src = new ManualSource();
     const sticky = rnd.int(2) === 0;
     let onFlushed = (): void => {};
-    const s = new FlushScheduler({
-      source: src,
-      durableLsn: 0,
-      sticky,
-      what: 'durable',
-      clock,
-      pipeline: variant.pipeline,
-      onFlushed: () => onFlushed(),
-      failureError: (cause) => new FlushpointError('WAL_FAILED', 'failed', { cause }),
-    });
+    const s = makeScheduler(src, clock, sticky, { pipeline: variant.pipeline, onFlushed: () => onFlushed() });
     // The WAL always freezes everything it has: partial flushes only in the plain variant.
     const partialFlushes = variant.pipeline === 'off' && rnd.int(3) === 0;
     if (partialFlushes) src.partial = () => rnd.int(8);

@@ -14,11 +14,8 @@
  *   (the releases and the appends that follow them) costs more than the fixed part of a flush, the
  *   writers do better in two cohorts: a completed flush starts the next one at once, with what was
  *   appended while it ran, before its own waiters run, so one cohort's loop work overlaps the other's
- *   flush. Whether it does better is measured, not assumed: a trial splits a batch in two and runs
- *   pipelined for PIPELINE_SAMPLES flushes; it is kept only while its rate (records per ms) beats the
- *   full batches' before it, and full batches are measured again after PIPELINE_HOLD_MS (doubling while
- *   pipelining keeps winning). Durability and ordering are those of any flush: only when a flush
- *   starts changes.
+ *   flush. Whether it does better is measured, not assumed (PipelineControl, pipeline-control.ts).
+ *   Durability and ordering are those of any flush: only when a flush starts changes.
  * - Per waiter timeout and AbortSignal: the waiter leaves; the flush goes on.
  * - Failure: every waiter at the time is rejected with the same error. With `sticky`, the scheduler
  *   stays failed: every later wait is rejected at once and no flush runs again.
@@ -27,6 +24,7 @@ import { assert, FlushpointError, ErrorCode } from '../core/errors.js';
 import { realClock, type Clock } from '../core/clock.js';
 import { knownOptionsOnly } from '../core/check.js';
 import { TIMEOUT_MS_MAX, WAITERS_COUNT_MAX_DEFAULT } from './limits.js';
+import { PipelineControl } from './pipeline-control.js';
 
 export interface FlushSource {
   /**
@@ -135,42 +133,6 @@ function newGroup(): Group {
   return { promise, resolve, reject, maxTargetLsn: 0, count: 0 };
 }
 
-/** Rate samples per mode behind the pipelining decision (medians of the last this many flushes). */
-export const PIPELINE_SAMPLES = 32;
-/** A trial of pipelining starts at most this often; each trial that loses doubles the wait, up to the max. */
-export const PIPELINE_TRIAL_INTERVAL_MS = 500;
-export const PIPELINE_TRIAL_INTERVAL_MS_MAX = 8_000;
-/**
- * Pipelining, once kept, goes back to full batches after this long, to measure them again; each time it
- * wins again the hold doubles, up to the max (full batches are the slow mode where pipelining wins:
- * measuring them often costs the tail latency).
- */
-export const PIPELINE_HOLD_MS = 2_000;
-export const PIPELINE_HOLD_MS_MAX = 16_000;
-/** No trial while the batches are smaller than two cohorts of this many records. */
-export const PIPELINE_COHORT_RECORDS_MIN = 16;
-/** A trial is kept while its rate (records per ms, medians) is at least this times the full batches'. */
-export const PIPELINE_MARGIN = 1.05;
-/** A trial below this ratio after PIPELINE_SAMPLES_EARLY flushes ends at once. */
-export const PIPELINE_EARLY_LOSS = 0.85;
-export const PIPELINE_SAMPLES_EARLY = 8;
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1] as number;
-}
-
-/** Records per ms from rate samples: median records / median ms between completions. */
-function rateOf(records: readonly number[], ms: readonly number[]): number {
-  return median(records) / Math.max(median(ms), 1e-6);
-}
-
-/** Pushes x, keeping the last PIPELINE_SAMPLES. */
-function sample(xs: number[], x: number): void {
-  xs.push(x);
-  if (xs.length > PIPELINE_SAMPLES) xs.shift();
-}
-
 interface Joiner {
   resolve: (r: FlushResult) => void;
   reject: (err: unknown) => void;
@@ -205,32 +167,8 @@ export class FlushScheduler {
   #flushesRun = 0;
   #idle: Array<() => void> = [];
 
-  // Pipelining (options.pipeline): see the module comment.
-  readonly #pipeline: boolean;
-  /** 'always': pipelined from the start, no trials; #splitAt follows the last flush. */
-  readonly #pipelineAlways: boolean;
-  #pipelined = false;
-  /** While pipelined: a flush starts at once, none running, when this many records wait (request(lastLsn)): the writers released after that ride the next one. */
-  #splitAt = 0;
-  /** Rate samples, the last PIPELINE_SAMPLES of each mode: records of a flush, ms since the completion before it. */
-  #fullRecords: number[] = [];
-  #fullMs: number[] = [];
-  #halfRecords: number[] = [];
-  #halfMs: number[] = [];
-  #lastCompletionMs = 0;
-  /** The first trial comes PIPELINE_TRIAL_INTERVAL_MS after construction: a process's first flushes run before its code is optimized. */
-  #lastTrialMs = 0;
-  #trialIntervalMs = PIPELINE_TRIAL_INTERVAL_MS;
-  #holdMs = PIPELINE_HOLD_MS;
-  /** Whether the trial before this one won (then this one's win doubles the hold). */
-  #lastTrialWon = false;
-  /** Whether the running trial has beaten the full batches yet (it then holds for PIPELINE_HOLD_MS). */
-  #trialWon = false;
-  #pipelinedSinceMs = 0;
-  /** When the running trial won: its hold counts from then (a trial of slow flushes can take longer than a hold). */
-  #heldSinceMs = 0;
-  /** The pipelined rate when a hold ended still winning (0 otherwise): full batches clearly below it end their re-measure early. */
-  #heldRate = 0;
+  /** Pipelining (options.pipeline, see the module comment): whether a flush runs pipelined now, and the cohort split; null when off. */
+  readonly #control: PipelineControl | null;
   #pipelinedFlushes = 0;
 
   constructor(options: FlushSchedulerOptions) {
@@ -245,16 +183,16 @@ export class FlushScheduler {
     this.#waitersCountMax = options.waitersCountMax ?? WAITERS_COUNT_MAX_DEFAULT;
     this.#durableLsn = options.durableLsn;
     const pipeline = this.#commitDelayMs === 0 ? (options.pipeline ?? 'off') : 'off';
-    this.#pipeline = pipeline !== 'off';
-    this.#pipelineAlways = pipeline === 'always';
-    this.#pipelined = this.#pipelineAlways;
-    this.#splitAt = Number.MAX_SAFE_INTEGER;
-    this.#lastTrialMs = this.#clock.nowMs();
+    this.#control = pipeline === 'off' ? null : new PipelineControl(pipeline, this.#clock.nowMs());
   }
 
   /** Whether flushes run pipelined now (two cohorts), and how many flushes started as a cohort's so far (at another's completion, or once half a batch waited). */
   get pipelining(): { active: boolean; flushes: number } {
     return { active: this.#pipelined, flushes: this.#pipelinedFlushes };
+  }
+
+  get #pipelined(): boolean {
+    return this.#control?.pipelined === true;
   }
 
   get durableLsn(): number {
@@ -287,7 +225,7 @@ export class FlushScheduler {
   /**
    * Asks for a flush soon. While one runs, marks the single trailing flush. `lastLsn`, the last LSN
    * appended (the WAL passes it on every append), lets a pipelined scheduler start a cohort's flush
-   * at once, once #splitAt records wait, so the writers released after that ride the next flush.
+   * at once, once splitAt records wait, so the writers released after that ride the next flush.
    */
   request(lastLsn = 0): void {
     if (this.#failed) return;
@@ -300,7 +238,8 @@ export class FlushScheduler {
       if (this.#commitDelayMs > 0) this.#clock.setTimeout(() => this.#start(), this.#commitDelayMs);
       else this.#clock.defer(() => this.#start());
     }
-    if (this.#pipelined && lastLsn - this.#durableLsn >= this.#splitAt) this.#startCohort();
+    const control = this.#control;
+    if (control !== null && control.pipelined && lastLsn - this.#durableLsn >= control.splitAt) this.#startCohort();
   }
 
   /** Resolves with the durable LSN once it is >= targetLsn. */
@@ -529,7 +468,7 @@ export class FlushScheduler {
     }
     this.#durableLsn = targetLsn;
     const result: FlushResult = { fromLsn, toLsn: targetLsn, durationMs };
-    if (this.#pipeline) this.#observe(targetLsn - fromLsn + 1);
+    this.#control?.observe(targetLsn - fromLsn + 1, this.#clock.nowMs());
     // Release in LSN order.
     const list = this.#waiters;
     while (this.#head < list.length) {
@@ -587,74 +526,6 @@ export class FlushScheduler {
     const before = this.#flushesRun;
     this.#start();
     if (this.#flushesRun !== before) this.#pipelinedFlushes++; // one did start here (not one a listener started)
-  }
-
-  /**
-   * After each flush of `records` records (pipeline option): its rate sample (records, time since the
-   * previous completion), and the decision. Full batches sample until a trial is due; a trial runs
-   * pipelined and is kept while its rate beats the full batches' by PIPELINE_MARGIN, for at most
-   * PIPELINE_HOLD_MS. Medians: a flush now and then takes 10x its usual time, in either mode.
-   */
-  #observe(records: number): void {
-    if (this.#pipelineAlways) {
-      this.#splitAt = Math.ceil(records / 2);
-      return;
-    }
-    const nowMs = this.#clock.nowMs();
-    const sinceMs = nowMs - this.#lastCompletionMs;
-    this.#lastCompletionMs = nowMs;
-    if (!this.#pipelined) {
-      sample(this.#fullRecords, records);
-      sample(this.#fullMs, sinceMs);
-      const n = this.#fullMs.length;
-      // Full batches measured again after a hold that was still winning: once they are clearly slower
-      // than that hold's pipelined rate, the next trial starts without waiting for all the samples (a
-      // full batch is the slow mode there, with the worst tail latency).
-      const measured = n === PIPELINE_SAMPLES || (this.#heldRate > 0 && n >= PIPELINE_SAMPLES_EARLY && rateOf(this.#fullRecords, this.#fullMs) < this.#heldRate * PIPELINE_EARLY_LOSS);
-      const due = records >= 2 * PIPELINE_COHORT_RECORDS_MIN && measured && nowMs - this.#lastTrialMs >= this.#trialIntervalMs;
-      if (due && median(this.#fullRecords) >= 2 * PIPELINE_COHORT_RECORDS_MIN) {
-        // A trial: the next batch is split in two (request(lastLsn)) and the flushes go on pipelined.
-        this.#pipelined = true;
-        this.#splitAt = Math.ceil(median(this.#fullRecords) / 2);
-        this.#halfRecords = [];
-        this.#halfMs = [];
-        this.#lastTrialMs = nowMs;
-        this.#pipelinedSinceMs = nowMs;
-        this.#trialWon = false;
-        this.#heldRate = 0;
-      }
-      return;
-    }
-    // The first pipelined flush's interval spans the switch: it says nothing of either mode.
-    if (nowMs - this.#pipelinedSinceMs > sinceMs) {
-      sample(this.#halfRecords, records);
-      sample(this.#halfMs, sinceMs);
-    }
-    const n = this.#halfMs.length;
-    if (n < PIPELINE_SAMPLES_EARLY) return;
-    const halfRate = rateOf(this.#halfRecords, this.#halfMs);
-    const ratio = halfRate / rateOf(this.#fullRecords, this.#fullMs);
-    // A trial that is clearly losing ends early (most lose by 20-30%); a win needs the full count.
-    if (n < PIPELINE_SAMPLES && (this.#trialWon || ratio >= PIPELINE_EARLY_LOSS)) return;
-    const wins = ratio >= PIPELINE_MARGIN;
-    if (wins && !this.#trialWon) {
-      this.#trialWon = true;
-      this.#heldSinceMs = nowMs;
-      this.#trialIntervalMs = PIPELINE_TRIAL_INTERVAL_MS;
-      this.#holdMs = this.#lastTrialWon ? Math.min(this.#holdMs * 2, PIPELINE_HOLD_MS_MAX) : PIPELINE_HOLD_MS;
-      this.#lastTrialWon = true;
-    } else if (!wins) {
-      // A trial that lost backs off; a hold that stopped winning starts the next hold from the shortest.
-      if (!this.#trialWon) this.#trialIntervalMs = Math.min(this.#trialIntervalMs * 2, PIPELINE_TRIAL_INTERVAL_MS_MAX);
-      this.#lastTrialWon = false;
-    }
-    if (!wins || nowMs - this.#heldSinceMs >= this.#holdMs) {
-      // Back to full batches (this completion defers the next start, so both cohorts ride it), sampled afresh.
-      this.#heldRate = wins ? halfRate : 0;
-      this.#pipelined = false;
-      this.#fullRecords = [];
-      this.#fullMs = [];
-    }
   }
 
   #failedFlush(cause: unknown): void {
