@@ -1,13 +1,16 @@
 /**
  * Preallocation in steps (wal/segment-preparer.ts): a new log takes a step of disk, not a whole
  * segment; the fill runs ahead of the write position without ever writing zeros over records, and a
- * commit waits for a fill step only when it would overlap it.
+ * commit waits for a fill step only when it would overlap it. Once the segment being written is half
+ * full, the next one is filled to its end in its own file, so after the roll no step runs beside the
+ * commits of the segment they write.
  */
 import { describe, expect, it } from 'vitest';
 import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
 import { Wal } from '../wal/index.js';
-import { PREALLOC_STEP_BYTES } from '../wal/segment-preparer.js';
+import { PREALLOC_STEP_BYTES, PREALLOC_SUFFIX } from '../wal/segment-preparer.js';
 import { deferred, turns } from './helpers/async.js';
+import { recordingFs } from './helpers/recording-fs.js';
 
 const DIR = '/data/wal';
 const KiB = 1024;
@@ -65,16 +68,22 @@ describe('segment preallocation in steps', () => {
     await wal.waitDurable(append(1)); // the segment's first commit: [0, 32 KiB)
 
     // Commits of 3 records (~96 KiB, under FILL_COMMIT_BYTES_MAX, so the fill runs) until one ends past
-    // half of the first step: the fill starts its next step ([1, 2) MiB), which first opens the segment
-    // by name (its own file description), and that open is held.
+    // half of the first step: the fill starts its next step ([1, 2) MiB), whose first write (through the
+    // fill's own file description, opened under the name the segment was prepared as) is held.
     await turns(20); // the next segment's preparation (started by the first commit) is done
     const gate = deferred();
-    const opensBefore = fault.counts.open;
-    fault.inject({ op: 'open', path: `${DIR}/0000000000000001.wal`, hold: gate.promise });
+    let held = false;
+    const hold: PromiseLike<void> = {
+      then: (resolve, reject) => {
+        held = true; // the fault file system awaits the hold: the step's write has begun
+        return gate.promise.then(resolve, reject);
+      },
+    };
+    fault.inject({ op: 'writev', path: /-1\.prealloc\.tmp$/, hold: hold as Promise<void> });
     let beside = 0;
     for (let i = 0; i < 6; i++) beside = await wal.waitDurable(append(3)); // ends at ~608 KiB
     expect(beside).toBe(19);
-    expect(fault.counts.open - opensBefore, 'the fill step is under way, held').toBe(1);
+    expect(held, 'the fill step is under way, held').toBe(true);
 
     // A commit reaching past 1 MiB would overlap the held step: it waits for it.
     let overlappingDone = false;
@@ -96,5 +105,140 @@ describe('segment preallocation in steps', () => {
     const recovered = await Wal.open({ dir: DIR, fs: image });
     await expectRecords(recovered, 19, recordBytes);
     await recovered.close();
+  });
+
+  it('once the segment being written is half full, the next one is zero-filled to its end before the roll, and the segment it becomes takes no fill step', async () => {
+    const { fs, mem, writes } = recordingFs();
+    const segmentSizeBytes = 4 * MiB;
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes });
+    const payload = new Uint8Array(4 * KiB - 24).fill(5); // 4 KiB on disk with the record header
+    const commit = async (records: number): Promise<void> => {
+      let lsn = 0;
+      for (let i = 0; i < records; i++) lsn = wal.append(payload);
+      await wal.waitDurable(lsn);
+    };
+    const preparedSizes = async (): Promise<number[]> => {
+      const names = (await mem.readdir(DIR)).filter((n) => n.endsWith(PREALLOC_SUFFIX));
+      return Promise.all(names.map(async (n) => (await mem.stat(`${DIR}/${n}`)).sizeBytes));
+    };
+    const zeroBytesSince = (mark: number): number => writes.slice(mark).reduce((n, w) => n + (w.allZero ? w.lengthBytes : 0), 0);
+
+    // 16 KiB commits (small: the fill runs) to just past half of segment 1.
+    for (let i = 0; i < 132; i++) await commit(4);
+    for (let i = 0; i < 400 && (await preparedSizes())[0] !== segmentSizeBytes; i++) await turns(10);
+    expect(await preparedSizes(), 'the next segment, filled to its end before it is needed').toEqual([segmentSizeBytes]);
+
+    // On to the roll: segment 1 ends at 4 MiB.
+    let commits = 132;
+    while (wal.stats().segments === 1) {
+      await commit(4);
+      commits++;
+    }
+    const rolled = writes.length;
+    // Segment 2 written to just under half: no zero lands in it; the one fill since is (at most) segment 3's first step.
+    for (let i = 0; i < 120; i++) await commit(4);
+    commits += 120;
+    await turns(50);
+    expect(wal.stats().segments).toBe(2);
+    expect(zeroBytesSince(rolled), 'zeros written after the roll').toBeLessThanOrEqual(PREALLOC_STEP_BYTES);
+    expect(wal.stats().preallocStalls).toBe(0);
+    await wal.close();
+    const reopened = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes });
+    expect(reopened.lastLsn).toBe(4 * commits);
+    await reopened.close();
+  });
+
+  it('close while the next segment is being filled: its step ends, its handles close, its file is removed', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const segmentSizeBytes = 8 * MiB;
+    const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
+    const payload = new Uint8Array(32 * KiB - 24).fill(9);
+    let lsn = 0;
+    for (let i = 0; i < 3; i++) lsn = wal.append(payload);
+    await wal.waitDurable(lsn); // the first commit: segment 2's preparation starts
+    await turns(50);
+    // Hold the next fill step of the prepared file, then cross half of segment 1.
+    const gate = deferred();
+    fault.inject({ op: 'writev', path: /-2\.prealloc\.tmp$/, hold: gate.promise }); // segment 2's file (segment 1 was -1)
+    for (let c = 0; c < 45; c++) {
+      for (let i = 0; i < 3; i++) lsn = wal.append(payload);
+      await wal.waitDurable(lsn);
+    }
+    let closed = false;
+    const closing = wal.close().then(() => {
+      closed = true;
+    });
+    await turns(50);
+    expect(closed, 'close waits for the fill step in flight').toBe(false);
+    gate.resolve();
+    await closing;
+    expect(mem.openHandlePaths).toEqual([]);
+    expect((await mem.readdir(DIR)).filter((n) => n.endsWith(PREALLOC_SUFFIX))).toEqual([]);
+    const reopened = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes });
+    expect(reopened.lastLsn).toBe(lsn);
+    await reopened.close();
+  });
+
+  it('a fill of the next segment that fails leaves the roll to a file that grows: no batch fails', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const segmentSizeBytes = 4 * MiB;
+    const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
+    const payload = new Uint8Array(4 * KiB - 24).fill(1);
+    let lsn = 0;
+    wal.append(payload);
+    await wal.waitDurable(1); // segment 2's preparation starts
+    await turns(50);
+    // Every later fill step of a prepared file but segment 1's fails (its read of the hole; commits
+    // never read): segment 2's fill past its first step, and the preparations after it.
+    fault.inject({ op: 'read', path: /-([2-9]|\d\d+)\.prealloc\.tmp$/, error: 'EIO', times: Number.POSITIVE_INFINITY });
+    for (let c = 0; c < 400; c++) {
+      for (let i = 0; i < 4; i++) lsn = wal.append(payload);
+      await wal.waitDurable(lsn);
+    }
+    expect(wal.stats().segments, 'the roll happened').toBeGreaterThanOrEqual(2);
+    await wal.close();
+    const reopened = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes });
+    expect(reopened.lastLsn).toBe(lsn);
+    await reopened.close();
+  });
+
+  it('a roll into a segment whose fill step is in flight waits for the step before its first commit: no zero lands on its records', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const segmentSizeBytes = 4 * MiB;
+    const recordBytes = 16 * KiB;
+    const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
+    const append = (count: number): number => {
+      let lsn = 0;
+      for (let i = 0; i < count; i++) lsn = wal.append(payloadFor(wal.lastLsn + 1, recordBytes));
+      return lsn;
+    };
+    await wal.waitDurable(append(1)); // segment 2's preparation starts: its first step, [0, 1) MiB
+    await turns(50);
+    // Segment 2's next step, [1, 2) MiB, starts once segment 1 is half full: its first write is held.
+    const gate = deferred();
+    fault.inject({ op: 'writev', path: /-2\.prealloc\.tmp$/, hold: gate.promise });
+    let lsn = 0;
+    while (wal.lastLsn * recordBytes < segmentSizeBytes - 256 * KiB) lsn = await wal.waitDurable(append(4));
+    expect(wal.stats().segments).toBe(1);
+    // A batch of 2 MiB: segment 1's last records, then segment 2's first commit, over [1, 2) MiB.
+    let rolled = false;
+    const roll = wal.waitDurable(append(128)).then((last) => {
+      rolled = true;
+      return last;
+    });
+    await turns(50);
+    expect(rolled, 'the roll waits for the fill step in flight in its segment').toBe(false);
+    gate.resolve();
+    lsn = await roll;
+    await turns(50); // the step's zeros, had it gone on after the commit, would have landed by now
+    expect(wal.stats().segments).toBe(2);
+    await expectRecords(wal, lsn, recordBytes);
+    await wal.close();
+    const reopened = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes });
+    await expectRecords(reopened, lsn, recordBytes);
+    await reopened.close();
   });
 });

@@ -7,10 +7,9 @@
  * records which bytes of each file were read or written before (renames carry them along).
  */
 import { describe, expect, it } from 'vitest';
-import type { FileHandle, FileSystem } from '../fs/file-system.js';
-import { MemoryFileSystem } from '../fs/index.js';
 import { Wal } from '../wal/index.js';
 import { turns } from './helpers/async.js';
+import { recordingFs } from './helpers/recording-fs.js';
 import { FILL_COMMIT_BYTES_MAX, FILL_EXTEND_BYTES, PREALLOC_STEP_BYTES } from '../wal/segment-preparer.js';
 
 const DIR = '/data/wal';
@@ -18,112 +17,6 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** The largest write the test lets land on bytes no earlier call read or wrote. */
 const FRESH_WRITE_BYTES_MAX = 64 * KiB;
-
-/** Byte ranges [from, to) of one file that some read or write covered, merged. */
-class Touched {
-  ranges: Array<[number, number]> = [];
-
-  add(from: number, to: number): void {
-    if (to <= from) return;
-    const next: Array<[number, number]> = [];
-    let [a, b] = [from, to];
-    for (const [x, y] of this.ranges) {
-      if (y < a || x > b) next.push([x, y]);
-      else [a, b] = [Math.min(a, x), Math.max(b, y)];
-    }
-    next.push([a, b]);
-    next.sort((p, q) => p[0] - q[0]);
-    this.ranges = next;
-  }
-
-  /** Bytes of [from, to) no range covers. */
-  freshBytes(from: number, to: number): number {
-    let covered = 0;
-    for (const [x, y] of this.ranges) covered += Math.max(0, Math.min(to, y) - Math.max(from, x));
-    return to - from - covered;
-  }
-}
-
-interface FreshWrite {
-  path: string;
-  position: number;
-  lengthBytes: number;
-  freshBytes: number;
-  allZero: boolean;
-}
-
-function byteLength(buffers: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const b of buffers) n += b.byteLength;
-  return n;
-}
-
-/** A MemoryFileSystem whose handles record, per file, the bytes read or written, and every write (freshBytes: those it landed on never read or written before). */
-function recordingFs(): { fs: FileSystem; freshWrites: FreshWrite[]; writes: FreshWrite[] } {
-  const mem = new MemoryFileSystem();
-  const touched = new Map<string, Touched>();
-  const freshWrites: FreshWrite[] = [];
-  const writes: FreshWrite[] = [];
-  const of = (path: string): Touched => {
-    let t = touched.get(path);
-    if (t === undefined) touched.set(path, (t = new Touched()));
-    return t;
-  };
-  const wrote = (path: string, buffers: readonly Uint8Array[], position: number): void => {
-    const lengthBytes = byteLength(buffers);
-    const t = of(path);
-    const w = { path, position, lengthBytes, freshBytes: t.freshBytes(position, position + lengthBytes), allZero: buffers.every((b) => b.every((x) => x === 0)) };
-    writes.push(w);
-    if (w.freshBytes > 0) freshWrites.push(w);
-    t.add(position, position + lengthBytes);
-  };
-  const wrap = (inner: FileHandle): FileHandle =>
-    new Proxy(inner, {
-      get(target, key) {
-        const value = Reflect.get(target, key, target) as unknown;
-        if (typeof value !== 'function') return value;
-        if (key === 'writev' || key === 'writevSync' || key === 'commit') {
-          return (buffers: readonly Uint8Array[], position: number, ...rest: unknown[]) => {
-            wrote(target.path, buffers, position);
-            return (value as (...args: unknown[]) => unknown).call(target, buffers, position, ...rest);
-          };
-        }
-        if (key === 'read') {
-          return (buffer: Uint8Array, offset: number, length: number, position: number) => {
-            of(target.path).add(position, position + length);
-            return target.read(buffer, offset, length, position);
-          };
-        }
-        return (value as (...args: unknown[]) => unknown).bind(target);
-      },
-    });
-  const fs = new Proxy(mem, {
-    get(target, key) {
-      if (key === 'open') {
-        return async (path: string, flags: Parameters<FileSystem['open']>[1]) => {
-          if (flags === 'w+') touched.delete(path); // created or truncated: nothing of it is cached
-          return wrap(await target.open(path, flags));
-        };
-      }
-      if (key === 'rename') {
-        return async (from: string, to: string) => {
-          await target.rename(from, to);
-          touched.set(to, of(from));
-          touched.delete(from);
-        };
-      }
-      if (key === 'unlink') {
-        return async (path: string) => {
-          await target.unlink(path);
-          touched.delete(path);
-        };
-      }
-      const value = Reflect.get(target, key, target) as unknown;
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { fs, freshWrites, writes };
-}
 
 describe('zero-fill and the page cache', () => {
   it('every zero-fill step extends the file with one small write and writes its zeros only over bytes read first, across segments', async () => {

@@ -9,7 +9,7 @@
  * (two dist/ directories) alternate, one child process per row, order swapped every round.
  *
  *   node bench/ab/wal-rows.mjs --a DIST [--b DIST] [--size 4096] [--writers 64,1024] [--rounds 3]
- *        [--profile full|quick] [--truncate] [--dir data/rows]
+ *        [--profile full|quick] [--truncate] [--dir data/rows] [--modes worker,inline]
  *
  * Prints one line per row: WAL acks/s, the raw ceiling at batch = writers and the ratio, ack p99 and its
  * ratio to the device's p99, segments started (unprepared); and the medians per build and row.
@@ -36,8 +36,11 @@ else parent();
 
 function parent() {
   const self = fileURLToPath(import.meta.url);
-  const builds = [['A', arg('a')], ['B', arg('b')]].filter(([, d]) => d !== undefined).map(([name, d]) => ({ name, dist: path.resolve(d) }));
+  let builds = [['A', arg('a')], ['B', arg('b')]].filter(([, d]) => d !== undefined).map(([name, d]) => ({ name, dist: path.resolve(d), mode: 'worker' }));
   if (builds.length === 0) throw new TypeError('--a DIST is required');
+  // --modes worker,inline: one build, its syncModes alternating in place of two builds.
+  const modes = arg('modes', undefined);
+  if (modes !== undefined) builds = modes.split(',').map((mode) => ({ name: mode, dist: builds[0].dist, mode }));
   const size = Number(arg('size', '4096'));
   const writersList = arg('writers', '64,1024').split(',').map(Number);
   const rounds = Number(arg('rounds', '3'));
@@ -51,7 +54,7 @@ function parent() {
     const order = round % 2 === 0 ? builds : [...builds].reverse();
     for (const writers of writersList) {
       for (const build of order) {
-        const spec = { dist: build.dist, dir: path.join(dir, `rows-${build.name}`), size, writers, profile, truncate };
+        const spec = { dist: build.dist, mode: build.mode, dir: path.join(dir, `rows-${build.name}`), size, writers, profile, truncate };
         const r = spawnSync(process.execPath, [self, '--child', JSON.stringify(spec)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
         if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stdout}`);
         const row = JSON.parse(r.stdout.trim().split('\n').pop());
@@ -88,7 +91,7 @@ async function child(spec) {
   try {
     await baselines.before(spec.size, spec.writers);
     const payload = crypto.randomBytes(spec.size);
-    const measured = await measureWalRow(path.join(spec.dir, 'wal'), payload, spec.writers, profile, progress, 'worker', spec.truncate ? 'truncate' : 'append');
+    const measured = await measureWalRow(path.join(spec.dir, 'wal'), payload, spec.writers, profile, progress, spec.mode, spec.truncate ? 'truncate' : 'append');
     const paired = await baselines.after();
     console.log(
       JSON.stringify({
