@@ -101,6 +101,14 @@ interface Filling {
   ahead: boolean;
 }
 
+/** Ends a fill: no step starts after this; waits for the one in flight, closes the fill's handle. */
+async function endFill(fill: Filling | null): Promise<void> {
+  if (fill === null) return;
+  fill.failed = true;
+  await fill.step;
+  await fill.handle?.close().catch(() => {});
+}
+
 export class SegmentPreparer {
   readonly #fs: FileSystem;
   readonly #dir: string;
@@ -344,24 +352,18 @@ export class SegmentPreparer {
     await handle.datasync();
   }
 
-  /** Stops filling the current segment (a roll or close): waits for its step in flight, closes the fill's handle. */
+  /** Stops filling the current segment (a roll or close). */
   async #retire(): Promise<void> {
     const cur = this.#current;
     this.#current = null;
-    if (cur === null) return;
-    cur.failed = true;
-    await cur.step;
-    await cur.handle?.close().catch(() => {});
+    await endFill(cur);
   }
 
-  /** Ends the fill of a next segment nobody took: waits for its step in flight, closes the fill's handle. */
+  /** Ends the fill of a next segment nobody took. */
   async #retireNext(): Promise<void> {
     const next = this.#nextFill;
     this.#nextFill = null;
-    if (next === null) return;
-    next.failed = true;
-    await next.step;
-    await next.handle?.close().catch(() => {});
+    await endFill(next);
   }
 
   /** Once the segment being written (`cur`) is half full, the next segment's fresh file is filled to its end. */
