@@ -68,22 +68,16 @@ describe('segment preallocation in steps', () => {
     await wal.waitDurable(append(1)); // the segment's first commit: [0, 32 KiB)
 
     // Commits of 3 records (~96 KiB, under FILL_COMMIT_BYTES_MAX, so the fill runs) until one ends past
-    // half of the first step: the fill starts its next step ([1, 2) MiB), whose first write (through the
-    // fill's own file description, opened under the name the segment was prepared as) is held.
+    // half of the first step: the fill starts its next step ([1, 2) MiB), which first opens the segment
+    // by name (its own file description), and that open is held.
     await turns(20); // the next segment's preparation (started by the first commit) is done
     const gate = deferred();
-    let held = false;
-    const hold: PromiseLike<void> = {
-      then: (resolve, reject) => {
-        held = true; // the fault file system awaits the hold: the step's write has begun
-        return gate.promise.then(resolve, reject);
-      },
-    };
-    fault.inject({ op: 'writev', path: /-1\.prealloc\.tmp$/, hold: hold as Promise<void> });
+    const opensBefore = fault.counts.open;
+    fault.inject({ op: 'open', path: `${DIR}/0000000000000001.wal`, hold: gate.promise });
     let beside = 0;
     for (let i = 0; i < 6; i++) beside = await wal.waitDurable(append(3)); // ends at ~608 KiB
     expect(beside).toBe(19);
-    expect(held, 'the fill step is under way, held').toBe(true);
+    expect(fault.counts.open - opensBefore, 'the fill step is under way, held').toBe(1);
 
     // A commit reaching past 1 MiB would overlap the held step: it waits for it.
     let overlappingDone = false;
@@ -240,5 +234,69 @@ describe('segment preallocation in steps', () => {
     const reopened = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes });
     await expectRecords(reopened, lsn, recordBytes);
     await reopened.close();
+  });
+
+  it('a failed open of the next file\'s fill handle fails only that fill: a new log opens, a roll is prepared', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const segmentSizeBytes = 4 * MiB;
+    // The 2nd open of a prepared file is its fill's own handle (the 1st is the WAL's): segment 1's at open.
+    fault.inject({ op: 'open', path: /-1\.prealloc\.tmp$/, nth: 2, error: 'EMFILE' });
+    const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
+    // And segment 2's, while segment 1 is written past half.
+    fault.inject({ op: 'open', path: /-2\.prealloc\.tmp$/, nth: 2, error: 'EMFILE' });
+    const payload = new Uint8Array(16 * KiB - 24).fill(3);
+    let lsn = 0;
+    while (wal.stats().segments < 2) {
+      for (let i = 0; i < 4; i++) lsn = wal.append(payload);
+      await wal.waitDurable(lsn);
+    }
+    expect(wal.stats().preallocStalls, 'the roll found its segment prepared').toBe(0);
+    await wal.close();
+    expect(mem.openHandlePaths).toEqual([]);
+    const reopened = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes });
+    expect(reopened.lastLsn).toBe(lsn);
+    await reopened.close();
+  });
+
+  it('close while the next preparation is under way and the WAL\'s handle on it fails to close: no handle stays open', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes: 4 * MiB });
+    const gate = deferred();
+    // Segment 2's preparation (started by the first commit) is held at its sync.
+    fault.inject({ op: 'sync', path: /-2\.prealloc\.tmp$/, hold: gate.promise });
+    await wal.waitDurable(wal.append(new Uint8Array(100)));
+    await turns(20);
+    const closing = wal.close();
+    await turns(20);
+    fault.inject({ op: 'close', path: /-2\.prealloc\.tmp$/, error: 'EIO' });
+    gate.resolve();
+    await closing;
+    expect(mem.openHandlePaths).toEqual([]);
+  });
+
+  it('a step of the next file that failed once does not leave the segment it becomes to grow unfilled', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const segmentSizeBytes = 4 * MiB;
+    const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
+    const payload = new Uint8Array(4 * KiB - 24).fill(1);
+    const commit = async (records: number): Promise<void> => {
+      let lsn = 0;
+      for (let i = 0; i < records; i++) lsn = wal.append(payload);
+      await wal.waitDurable(lsn);
+    };
+    await commit(1);
+    await turns(50);
+    // One read (a fill step's read of its hole) of segment 2's prepared file fails, once.
+    fault.inject({ op: 'read', path: /-2\.prealloc\.tmp$/, error: 'EIO' });
+    while (wal.stats().segments < 2) await commit(4);
+    for (let i = 0; i < 160; i++) await commit(4); // ~2.5 MiB into segment 2
+    await turns(50);
+    const names = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
+    const sizeBytes = (await mem.stat(`${DIR}/${names[1]}`)).sizeBytes;
+    await wal.close();
+    expect(sizeBytes, 'segment 2 is zero-filled ahead of its records').toBeGreaterThan(2.6 * MiB);
   });
 });

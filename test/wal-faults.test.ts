@@ -198,15 +198,15 @@ describe.each(SYNC_MODES)('WAL under injected I/O faults (FaultFileSystem over M
     const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     // (Any new file: the prepared next segment's zeros, and a plain new segment started in its place.)
     m.fault.inject({ op: 'writev', path: new RegExp(`^(?!${escape(first as string)}$).*${escape(TEMP_SUFFIX)}$`), error: 'ENOSPC', times: Infinity });
+    const unlinksBefore = m.fault.counts.unlink;
     await m.appendDurable(8);
     // Not before: batches that fit segment 1 are still acknowledged.
     for (let i = 0; i < 3; i++) await m.appendDurable(4);
     expect(m.wal.durableLsn).toBe(FILLED);
     await turns(5);
-    // Segment 1 is past half full, so segment 2's preallocation has run, and failed: its file exists, empty.
-    const prepared = await m.preparedPaths();
-    expect(prepared).toHaveLength(1);
-    expect((await m.mem.stat(prepared[0] as string)).sizeBytes).toBe(0);
+    // Segment 1 is past half full, so segment 2's preallocation has run, failed, and removed its file.
+    expect(await m.preparedPaths()).toHaveLength(0);
+    expect(m.fault.counts.unlink).toBeGreaterThan(unlinksBefore);
     const failed = await failBatch(m, BATCH_ROLLING, 'writev', 'ENOSPC');
     await afterFailure(m, 'writev', failed);
   });

@@ -195,6 +195,9 @@ export class SegmentPreparer {
         ahead.ahead = false;
         ahead.path = null;
         await ahead.step;
+        // A step of the file that failed before any commit touched it (a full disk for a moment) does
+        // not stop the fill of the segment it becomes: the next step tries again, from the commits' end.
+        ahead.failed = false;
         this.#current = ahead;
         return segment;
       }
@@ -291,10 +294,11 @@ export class SegmentPreparer {
     if (!p) return;
     try {
       const { handle, path, recycled } = await p;
+      // A preparation that ended after the retire above left its fill behind: end it first, so that a
+      // failed close below cannot leave the fill's handle open.
+      await this.#retireNext();
       await handle.close();
       // A recycled file stays under its free name (the next open reuses it); a fresh one is removed.
-      // A preparation that ended after the retire above left its fill behind: end it before the unlink.
-      await this.#retireNext();
       if (recycled) this.#recycler.done(false);
       else await this.#fs.unlink(path);
     } catch {
@@ -394,15 +398,16 @@ export class SegmentPreparer {
     try {
       await this.#fillStep(handle, 0, this.#firstStepBytes());
       await handle.sync(); // the size and the rest of the metadata
-      // The rest of the file is filled by its own open file description (see the doc comment), once the
-      // segment being written is half full; this one is the WAL's.
+      // The rest of the file is filled by its own open file description (see the doc comment), opened
+      // by its first step (a failed open fails only that fill), once the segment being written is half
+      // full; this handle is the WAL's.
       if (this.#segmentSizeBytes > this.#firstStepBytes()) {
-        const fill = await this.#fs.open(path, 'r+');
-        this.#nextFill = { path, handle: fill, filledBytes: this.#firstStepBytes(), writeEnd: 0, step: null, stepFrom: 0, failed: false, ahead: true };
+        this.#nextFill = { path, handle: null, filledBytes: this.#firstStepBytes(), writeEnd: 0, step: null, stepFrom: 0, failed: false, ahead: true };
       }
       return { handle, path, recycled: false };
     } catch (err) {
       await handle.close().catch(() => {});
+      await this.#fs.unlink(path).catch(() => {}); // else it waits for the next open's sweep
       throw err;
     }
   }
