@@ -29,7 +29,8 @@ export type FsOp =
   | 'mkdir'
   | 'syncDir'
   | 'stat'
-  | 'lock';
+  | 'lock'
+  | 'writeBack';
 
 export interface FaultRule {
   op: FsOp | readonly FsOp[];
@@ -60,7 +61,7 @@ export class FaultFileSystem implements FileSystem {
   readonly inner: FileSystem;
   readonly counts: Record<FsOp, number> = {
     open: 0, writev: 0, read: 0, datasync: 0, sync: 0, truncate: 0, fstat: 0, close: 0,
-    rename: 0, unlink: 0, readdir: 0, mkdir: 0, syncDir: 0, stat: 0, lock: 0,
+    rename: 0, unlink: 0, readdir: 0, mkdir: 0, syncDir: 0, stat: 0, lock: 0, writeBack: 0,
   };
   #rules: ActiveRule[] = [];
 
@@ -129,6 +130,11 @@ export class FaultFileSystem implements FileSystem {
   /** Drops cache exactly when the wrapped file system does (its dropCache calls pass through, without faults). */
   get dropsCache(): boolean {
     return this.inner.dropsCache === true;
+  }
+
+  /** Writes back exactly when the wrapped file system does (its writeBack calls count as 'writeBack' and take its rules). */
+  get writesBack(): boolean {
+    return this.inner.writesBack === true;
   }
 
   /** Synchronous calls exactly when the wrapped file system has them. */
@@ -286,6 +292,11 @@ class FaultFileHandle implements FileHandle {
   /** A hint, passed on as it is: no fault is injected into it (a caller ignores its failure anyway). */
   async dropCache(offset: number, lengthBytes: number): Promise<void> {
     await this.#inner.dropCache?.(offset, lengthBytes);
+  }
+
+  async writeBack(offset: number, lengthBytes: number): Promise<void> {
+    await this.#owner.before('writeBack', this.path);
+    await this.#inner.writeBack?.(offset, lengthBytes);
   }
 
   async commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {

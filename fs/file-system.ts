@@ -51,6 +51,12 @@ export interface FileHandle {
    * Changes no byte of the file; a caller ignores its failure.
    */
   dropCache?(offset: number, lengthBytes: number): Promise<void>;
+  /**
+   * Optional: writes the dirty pages of [offset, offset + lengthBytes) to the device and waits for them
+   * (sync_file_range), with no metadata and no cache flush: not durability, which takes a datasync. Lets
+   * a writer keep its own dirty bytes few (the zero-fill, wal/segment-preparer.ts).
+   */
+  writeBack?(offset: number, lengthBytes: number): Promise<void>;
 }
 
 /** An exclusive lock held on a file; released by release() or by the death of the process. */
@@ -81,6 +87,8 @@ export interface FileSystem {
   readonly hostPaths?: boolean;
   /** Optional capability: true when its handles' dropCache really drops cached pages (else it does nothing, or is absent). */
   readonly dropsCache?: boolean;
+  /** Optional capability: true when its handles' writeBack really writes pages back (else it does nothing, or is absent). */
+  readonly writesBack?: boolean;
   /** Optional capability: true when every handle it opens has writevSync, datasyncSync and syncSync. */
   readonly syncCalls?: boolean;
   /**

@@ -343,6 +343,11 @@ class MemoryFileHandle implements FileHandle {
     await this.datasync();
   }
 
+  /** Nothing is cached here, and written bytes stay unsynced until a sync: nothing to do (sync_file_range makes nothing durable). */
+  async writeBack(_offset: number, _lengthBytes: number): Promise<void> {
+    this.#check('sync_file_range');
+  }
+
   /** Nothing is cached here: the call is recorded (MemoryFileSystem.cacheDrops), with whether unsynced bytes were in the range. */
   async dropCache(offset: number, lengthBytes: number): Promise<void> {
     this.#check('fadvise');
@@ -386,6 +391,8 @@ export class MemoryFileSystem implements FileSystem {
   readonly #openHandles = new Set<MemoryFileHandle>();
   /** Whether callers should drop cache (FileSystem.dropsCache): off unless a test turns it on; the calls are recorded either way. */
   dropsCache = false;
+  /** Whether callers should write pages back (FileSystem.writesBack): off unless a test turns it on. writeBack changes nothing here. */
+  writesBack = false;
   /** Every dropCache call on its handles, in order (tests check what a caller dropped, and when). */
   readonly cacheDrops: CacheDrop[] = [];
 

@@ -10,7 +10,7 @@ import { loadFlock } from './flock.js';
 import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags, type SyncMethod } from './file-system.js';
 import { IoWorkerPool } from './io-worker.js';
 import { COMMIT_WORKERS_COUNT_MAX } from './limits.js';
-import { dropCachedPages, pageCacheDrop } from './page-cache.js';
+import { dropCachedPages, pageCacheDrop, pageWriteBack, writeBackPages } from './page-cache.js';
 
 export interface NodeFileSystemOptions {
   /** Node flags of the commit workers. Default none (the host process's flags are not passed on). */
@@ -77,6 +77,10 @@ class NodeFileHandle implements FileHandle {
 
   dropCache(offset: number, lengthBytes: number): Promise<void> {
     return dropCachedPages(this.#fd, offset, lengthBytes);
+  }
+
+  writeBack(offset: number, lengthBytes: number): Promise<void> {
+    return writeBackPages(this.#fd, offset, lengthBytes);
   }
 
   commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
@@ -151,6 +155,11 @@ export class NodeFileSystem implements FileSystem {
   /** True where flushpoint's native addon loaded (fs/page-cache.ts): then dropCache drops pages. */
   get dropsCache(): boolean {
     return pageCacheDrop().available;
+  }
+
+  /** True where the native addon loaded with its writeBack call (sync_file_range). */
+  get writesBack(): boolean {
+    return pageWriteBack();
   }
 
   /** @internal The commit workers, started on first use (NodeFileHandle uses them; not part of the API). */

@@ -4,12 +4,15 @@
  * a hint: where the addon was not built (no compiler, --ignore-scripts) or the platform has no
  * posix_fadvise, nothing is dropped and everything else works as before; `pageCacheDrop()` says which.
  *
- * Why a log wants it: docs/decisions.md, "The page cache of a growing log".
+ * Why a log wants it: docs/decisions.md, "The page cache of a growing log". The same addon writes a
+ * range's dirty pages back (sync_file_range, `writeBackPages`) for the zero-fill: docs/decisions.md,
+ * "Zero-fill in the next segment".
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
+/** One of the addon's calls: (fd, offset, length) -> Promise<void>. */
 type DropCache = (fd: number, offset: number, lengthBytes: number) => Promise<void>;
 
 /** Whether this process can drop cached pages, and if not, why. */
@@ -21,28 +24,29 @@ export interface PageCacheDropStatus {
 
 const ADDON = 'build/Release/flushpoint_native.node';
 
-let loaded: { drop: DropCache | null; status: PageCacheDropStatus } | null = null;
+let loaded: { drop: DropCache | null; writeBack: DropCache | null; status: PageCacheDropStatus } | null = null;
 
-function load(): { drop: DropCache | null; status: PageCacheDropStatus } {
+function load(): { drop: DropCache | null; writeBack: DropCache | null; status: PageCacheDropStatus } {
   if (loaded !== null) return loaded;
   if (process.platform !== 'linux') {
     // posix_fadvise is Linux's (and the BSDs'); macOS and Windows have none: not worth a build there.
-    loaded = { drop: null, status: { available: false, reason: `no posix_fadvise on ${process.platform}` } };
+    loaded = { drop: null, writeBack: null, status: { available: false, reason: `no posix_fadvise on ${process.platform}` } };
     return loaded;
   }
   // The package root is two levels above this file in dist/fs/, one above it in fs/ (tests run the sources).
   const candidates = [new URL(`../../${ADDON}`, import.meta.url), new URL(`../${ADDON}`, import.meta.url)];
   const found = candidates.find((u) => fs.existsSync(u));
   if (found === undefined) {
-    loaded = { drop: null, status: { available: false, reason: `${ADDON} was not built (run 'npm rebuild flushpoint'; needs python3, make and a C compiler)` } };
+    loaded = { drop: null, writeBack: null, status: { available: false, reason: `${ADDON} was not built (run 'npm rebuild flushpoint'; needs python3, make and a C compiler)` } };
     return loaded;
   }
   try {
-    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as { dropCache: DropCache };
-    loaded = { drop: addon.dropCache, status: { available: true, reason: null } };
+    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as { dropCache: DropCache; writeBack?: DropCache };
+    // An addon built before writeBack existed (a stale build/) still drops cache.
+    loaded = { drop: addon.dropCache, writeBack: addon.writeBack ?? null, status: { available: true, reason: null } };
   } catch (err) {
     const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] as string;
-    loaded = { drop: null, status: { available: false, reason: `${ADDON} did not load: ${reason}` } };
+    loaded = { drop: null, writeBack: null, status: { available: false, reason: `${ADDON} did not load: ${reason}` } };
   }
   return loaded;
 }
@@ -58,13 +62,31 @@ export function pageCacheDrop(): PageCacheDropStatus {
  * bytes already durable: dirty pages are not dropped, only queued for writeback.
  */
 export function dropCachedPages(fd: number, offset: number, lengthBytes: number): Promise<void> {
+  return callAddon('dropCachedPages', load().drop, fd, offset, lengthBytes);
+}
+
+/** Whether writeBackPages really writes pages back in this process (the addon loaded, with the call). */
+export function pageWriteBack(): boolean {
+  return load().writeBack !== null;
+}
+
+/**
+ * Writes the dirty pages of `fd` in [offset, offset + lengthBytes) to the device and waits for them
+ * (sync_file_range with WAIT_BEFORE, WRITE and WAIT_AFTER), on libuv's thread pool: no metadata, no
+ * cache flush, so not durability. Resolves at once, writing nothing, where the addon is not available.
+ */
+export function writeBackPages(fd: number, offset: number, lengthBytes: number): Promise<void> {
+  return callAddon('writeBackPages', load().writeBack, fd, offset, lengthBytes);
+}
+
+/** One call of the addon (null: not available, nothing to do), its arguments checked first. */
+function callAddon(name: string, call: DropCache | null, fd: number, offset: number, lengthBytes: number): Promise<void> {
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff || !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(lengthBytes) || lengthBytes < 0) {
-    return Promise.reject(new TypeError(`dropCachedPages(fd, offset, lengthBytes) takes a descriptor and two non-negative safe integers, got ${fd}, ${offset}, ${lengthBytes}`));
+    return Promise.reject(new TypeError(`${name}(fd, offset, lengthBytes) takes a descriptor and two non-negative safe integers, got ${fd}, ${offset}, ${lengthBytes}`));
   }
-  const drop = load().drop;
-  if (drop === null) return Promise.resolve();
+  if (call === null) return Promise.resolve();
   try {
-    return drop(fd, offset, lengthBytes);
+    return call(fd, offset, lengthBytes);
   } catch (err) {
     return Promise.reject(err); // the addon could not queue the call (out of memory): a rejection, as every other failure
   }

@@ -199,4 +199,34 @@ describe('the native addon (fs/native/page-cache.c)', () => {
       await nfs.dispose();
     }
   });
+
+  it.runIf(process.platform === 'linux')('writes a range\'s dirty pages back (sync_file_range) and names a bad descriptor\'s error', async () => {
+    const nfs = new NodeFileSystem();
+    expect(nfs.writesBack).toBe(true);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-writeback-'));
+    try {
+      const file = path.join(dir, 'f');
+      const h = await nfs.open(file, 'w+');
+      await h.writev([new Uint8Array(256 * 1024).fill(7)], 0);
+      await h.writeBack?.(0, 128 * 1024);
+      await h.writeBack?.(128 * 1024, 128 * 1024);
+      const back = new Uint8Array(256 * 1024);
+      expect(await h.read(back, 0, back.byteLength, 0)).toBe(back.byteLength);
+      expect(back.every((b) => b === 7)).toBe(true);
+      await h.close();
+      const { writeBackPages } = await import('../fs/page-cache.js');
+      await expect(writeBackPages(1 << 30, 0, 4096)).rejects.toMatchObject({ code: 'EBADF' });
+      for (const bad of [[-1, 0, 0], [Number.NaN, 0, 0], [3, 0.5, 0], [3, 0, Number.POSITIVE_INFINITY]]) {
+        await expect(writeBackPages(...(bad as [number, number, number])), `writeBackPages(${bad.join(', ')})`).rejects.toThrow(TypeError);
+      }
+      const { createRequire } = await import('node:module');
+      const addon = createRequire(import.meta.url)(fileURLToPath(new URL('../build/Release/flushpoint_native.node', import.meta.url))) as { writeBack: (...a: number[]) => Promise<void> };
+      for (const bad of [[Number.NaN, 0, 0], [2 ** 32 + 3, 0, 0], [3, 0.5, 0], [3, 0, -1]]) {
+        expect(() => addon.writeBack(...bad), `addon.writeBack(${bad.join(', ')})`).toThrow(TypeError);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      await nfs.dispose();
+    }
+  });
 });

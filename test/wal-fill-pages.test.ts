@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { Wal } from '../wal/index.js';
 import { turns } from './helpers/async.js';
 import { recordingFs } from './helpers/recording-fs.js';
-import { FILL_COMMIT_BYTES_MAX, FILL_EXTEND_BYTES, PREALLOC_STEP_BYTES } from '../wal/segment-preparer.js';
+import { FILL_COMMIT_BYTES_MAX, FILL_EXTEND_BYTES, FILL_WRITEBACK_PIECE_BYTES, PREALLOC_STEP_BYTES } from '../wal/segment-preparer.js';
+import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
 
 const DIR = '/data/wal';
 const KiB = 1024;
@@ -72,5 +73,56 @@ describe('zero-fill and the page cache', () => {
     // Each new step ends a PREALLOC_STEP_BYTES step that begins at or past the data the large commits wrote.
     for (const w of stepWrites) expect(w.position + w.lengthBytes - PREALLOC_STEP_BYTES).toBeGreaterThanOrEqual(dataEnd);
     await wal.close();
+  });
+
+  it('where the file system writes back, a step writes its zeros in pieces, each written back before the next: at most one piece of zeros is ever dirty', async () => {
+    const { fs, mem, calls } = recordingFs();
+    mem.writesBack = true;
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 8 * MiB });
+    const payload = new Uint8Array(4 * KiB - 24).fill(6);
+    for (let batch = 0; batch < 200; batch++) {
+      let lsn = 0;
+      for (let i = 0; i < 4; i++) lsn = wal.append(payload);
+      await wal.waitDurable(lsn); // 16 KiB commits: the fill runs, in-file and then in the next file
+    }
+    await turns(50);
+    await wal.close();
+    const isPiece = (c: (typeof calls)[number]): boolean => c.op === 'write' && c.allZero && c.lengthBytes > FILL_EXTEND_BYTES;
+    const pieces = calls.filter(isPiece);
+    expect(pieces.length, 'zero-fill pieces were written').toBeGreaterThanOrEqual((2 * PREALLOC_STEP_BYTES) / FILL_WRITEBACK_PIECE_BYTES);
+    for (let i = 0; i < calls.length; i++) {
+      const c = calls[i] as (typeof calls)[number];
+      if (!isPiece(c)) continue;
+      expect(c.lengthBytes, 'a piece').toBeLessThanOrEqual(FILL_WRITEBACK_PIECE_BYTES);
+      // The next call on this file is the piece's writeBack, of the same range.
+      const next = calls.slice(i + 1).find((d) => d.path === c.path);
+      expect(next, `the call after zeros at ${c.path} ${c.position}`).toMatchObject({ op: 'writeBack', position: c.position, lengthBytes: c.lengthBytes });
+    }
+  });
+
+  it('a writeBack that fails stops the fill of that file only: commits go on, every record reads back', async () => {
+    const mem = new MemoryFileSystem();
+    mem.writesBack = true;
+    const fault = new FaultFileSystem(mem);
+    const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes: 4 * MiB });
+    // The next three (the first segment's steps, the next one's preparation or fill: whichever come).
+    fault.inject({ op: 'writeBack', error: 'EIO', times: 3 });
+    const payload = new Uint8Array(4 * KiB - 24).fill(2);
+    let lsn = 0;
+    for (let batch = 0; batch < 400; batch++) {
+      for (let i = 0; i < 4; i++) lsn = wal.append(payload);
+      await wal.waitDurable(lsn);
+    }
+    expect(fault.counts.writeBack).toBeGreaterThan(3);
+    expect(wal.stats().segments).toBeGreaterThanOrEqual(2);
+    await wal.close();
+    const reopened = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes: 4 * MiB });
+    let count = 0;
+    for await (const r of reopened.read()) {
+      count++;
+      expect(Buffer.from(r.payload).equals(Buffer.from(payload))).toBe(true);
+    }
+    expect(count).toBe(lsn);
+    await reopened.close();
   });
 });

@@ -19,7 +19,10 @@
  *   writev leaves dirty pages in their file, and fdatasync writes and waits for every one of them
  *   (128 B x 64 writers, past the first segment: ack p99 1.2 -> 0.8 ms with the fill moved to the
  *   next file; docs/decisions.md, "Zero-fill in the next segment"). The first segment of a new log
- *   still fills in its own file: a small log stays small.
+ *   still fills in its own file: a small log stays small. There, where the file system can write pages
+ *   back (the native addon's sync_file_range), a step writes its zeros in pieces of
+ *   FILL_WRITEBACK_PIECE_BYTES, each written back before the next, so a commit beside it waits for
+ *   one piece at most (128 B x 64 writers: ack p99 1,283 -> 765 us; one writer of 4 KiB 1.07x).
  * - The segment being written is extended one step at a time (writev of zeros + fdatasync) once fewer
  *   than aheadBytes / 2 zeros are left ahead of writeEnd, up to writeEnd + aheadBytes. A step is
  *   PREALLOC_STEP_BYTES, or a quarter of a segment under 4 MiB in whole pages (so the small segments of
@@ -62,6 +65,13 @@ export const PREALLOC_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
  * rest finds file bytes (a hole) and makes their pages: one small write, small pages.
  */
 export const FILL_EXTEND_BYTES = 4096;
+/**
+ * Where the file system writes pages back (FileSystem.writesBack: sync_file_range, the native addon), a
+ * step writes its zeros in pieces of this size, each written back before the next is written: the step
+ * never holds more than one piece of dirty zeros in its file, so a commit's fdatasync beside it writes
+ * and waits for at most that much. The step's one fdatasync still follows, for the size and extents.
+ */
+export const FILL_WRITEBACK_PIECE_BYTES = 128 * 1024;
 /**
  * Commits this large or larger grow their file themselves: no fill step is started while the last
  * commit was at least this size. A commit past the end of its file costs its fdatasync one journal
@@ -351,7 +361,13 @@ export class SegmentPreparer {
     if (headBytes > 0) {
       if (this.#scratch === null || this.#scratch.byteLength < headBytes) this.#scratch = new Uint8Array(this.#zeros.byteLength);
       await handle.read(this.#scratch, 0, headBytes, from);
-      await handle.writev([zeros.subarray(0, headBytes)], from);
+      if (this.#fs.writesBack === true && handle.writeBack !== undefined) {
+        for (let at = 0; at < headBytes; at += FILL_WRITEBACK_PIECE_BYTES) {
+          const pieceBytes = Math.min(FILL_WRITEBACK_PIECE_BYTES, headBytes - at);
+          await handle.writev([zeros.subarray(at, at + pieceBytes)], from + at);
+          await handle.writeBack(from + at, pieceBytes);
+        }
+      } else await handle.writev([zeros.subarray(0, headBytes)], from);
     }
     await handle.datasync();
   }

@@ -1,11 +1,18 @@
 /*
- * flushpoint's one native call: posix_fadvise(fd, offset, length, POSIX_FADV_DONTNEED), on libuv's
- * thread pool, as dropCache(fd, offset, length) -> Promise<void> (rejects with an Error whose `code` is
- * the errno name, e.g. 'EBADF'; 'ENOSYS' where the platform has no posix_fadvise).
+ * flushpoint's native calls, each on libuv's thread pool, each -> Promise<void> (rejects with an Error
+ * whose `code` is the errno name, e.g. 'EBADF'; 'ENOSYS' where the platform lacks the call):
  *
- * Why: node:fs has no fadvise, and a log that grows fills the page cache with its own durable bytes;
- * dropping them behind the writer lets the kernel reuse the same memory for the next pages (measured
- * in docs/decisions.md, "The page cache of a growing log"). Plain N-API (node_api.h), no dependency.
+ *   dropCache(fd, offset, length)  posix_fadvise(POSIX_FADV_DONTNEED). node:fs has no fadvise, and a log
+ *                                  that grows fills the page cache with its own durable bytes; dropping
+ *                                  them behind the writer lets the kernel reuse the same memory
+ *                                  (docs/decisions.md, "The page cache of a growing log").
+ *   writeBack(fd, offset, length)  sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER): writes the range's
+ *                                  dirty pages and waits for them, with no journal commit and no cache
+ *                                  flush (durability still takes an fdatasync). The zero-fill writes
+ *                                  its step in pieces, each written back before the next, so a commit's
+ *                                  fdatasync in the same file never finds a whole step of zeros dirty.
+ *
+ * Plain N-API (node_api.h), no dependency.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,7 +24,10 @@
 #include <node_api.h>
 #include <uv.h>
 
+enum { OP_DROP_CACHE, OP_WRITE_BACK };
+
 typedef struct {
+  int op;
   napi_async_work work;
   napi_deferred deferred;
   int fd;
@@ -29,6 +39,15 @@ typedef struct {
 static void drop_execute(napi_env env, void *data) {
   (void)env;
   DropCall *call = (DropCall *)data;
+  if (call->op == OP_WRITE_BACK) {
+#if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
+    unsigned int flags = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    call->error = sync_file_range(call->fd, (off_t)call->offset, (off_t)call->length, flags) == 0 ? 0 : errno;
+#else
+    call->error = ENOSYS;
+#endif
+    return;
+  }
 #if defined(POSIX_FADV_DONTNEED)
   call->error = posix_fadvise(call->fd, (off_t)call->offset, (off_t)call->length, POSIX_FADV_DONTNEED);
 #else
@@ -63,7 +82,7 @@ static double whole(napi_env env, napi_value value, double max) {
   return d;
 }
 
-static napi_value drop_cache(napi_env env, napi_callback_info info) {
+static napi_value queue(napi_env env, napi_callback_info info, int op, const char *fname) {
   size_t argc = 3;
   napi_value argv[3];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
@@ -72,32 +91,43 @@ static napi_value drop_cache(napi_env env, napi_callback_info info) {
   double offset = argc == 3 ? whole(env, argv[1], safe_max) : -1;
   double length = argc == 3 ? whole(env, argv[2], safe_max) : -1;
   if (fd < 0 || offset < 0 || length < 0) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "dropCache(fd, offset, length) takes three non-negative safe integers");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", op == OP_WRITE_BACK ? "writeBack(fd, offset, length) takes three non-negative safe integers" : "dropCache(fd, offset, length) takes three non-negative safe integers");
     return NULL;
   }
   DropCall *call = (DropCall *)calloc(1, sizeof(DropCall));
   if (call == NULL) {
-    napi_throw_error(env, "ENOMEM", "dropCache: out of memory");
+    napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
+  call->op = op;
   call->fd = (int)fd;
   call->offset = (int64_t)offset;
   call->length = (int64_t)length;
   napi_value promise, name;
   napi_create_promise(env, &call->deferred, &promise);
-  napi_create_string_utf8(env, "flushpoint.dropCache", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, fname, NAPI_AUTO_LENGTH, &name);
   if (napi_create_async_work(env, NULL, name, drop_execute, drop_complete, call, &call->work) != napi_ok ||
       napi_queue_async_work(env, call->work) != napi_ok) {
     free(call);
-    napi_throw_error(env, "EIO", "dropCache: could not queue the call");
+    napi_throw_error(env, "EIO", "could not queue the call");
     return NULL;
   }
   return promise;
+}
+
+static napi_value drop_cache(napi_env env, napi_callback_info info) {
+  return queue(env, info, OP_DROP_CACHE, "flushpoint.dropCache");
+}
+
+static napi_value write_back(napi_env env, napi_callback_info info) {
+  return queue(env, info, OP_WRITE_BACK, "flushpoint.writeBack");
 }
 
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "dropCache", NAPI_AUTO_LENGTH, drop_cache, NULL, &fn);
   napi_set_named_property(env, exports, "dropCache", fn);
+  napi_create_function(env, "writeBack", NAPI_AUTO_LENGTH, write_back, NULL, &fn);
+  napi_set_named_property(env, exports, "writeBack", fn);
   return exports;
 }

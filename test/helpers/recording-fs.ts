@@ -45,11 +45,21 @@ function byteLength(buffers: readonly Uint8Array[]): number {
 }
 
 /** A MemoryFileSystem whose handles record, per file, the bytes read or written, and every write (freshBytes: those it landed on never read or written before). */
-export function recordingFs(): { fs: FileSystem; mem: MemoryFileSystem; freshWrites: FreshWrite[]; writes: FreshWrite[] } {
+/** One call in the order made: a write (allZero: of zeros only), a writeBack, or a datasync (no range). */
+export interface RecordedCall {
+  op: 'write' | 'writeBack' | 'datasync';
+  path: string;
+  position: number;
+  lengthBytes: number;
+  allZero: boolean;
+}
+
+export function recordingFs(): { fs: FileSystem; mem: MemoryFileSystem; freshWrites: FreshWrite[]; writes: FreshWrite[]; calls: RecordedCall[] } {
   const mem = new MemoryFileSystem();
   const touched = new Map<string, Touched>();
   const freshWrites: FreshWrite[] = [];
   const writes: FreshWrite[] = [];
+  const calls: RecordedCall[] = [];
   const of = (path: string): Touched => {
     let t = touched.get(path);
     if (t === undefined) touched.set(path, (t = new Touched()));
@@ -60,6 +70,7 @@ export function recordingFs(): { fs: FileSystem; mem: MemoryFileSystem; freshWri
     const t = of(path);
     const w = { path, position, lengthBytes, freshBytes: t.freshBytes(position, position + lengthBytes), allZero: buffers.every((b) => b.every((x) => x === 0)) };
     writes.push(w);
+    calls.push({ op: 'write', path, position, lengthBytes, allZero: w.allZero });
     if (w.freshBytes > 0) freshWrites.push(w);
     t.add(position, position + lengthBytes);
   };
@@ -72,6 +83,18 @@ export function recordingFs(): { fs: FileSystem; mem: MemoryFileSystem; freshWri
           return (buffers: readonly Uint8Array[], position: number, ...rest: unknown[]) => {
             wrote(target.path, buffers, position);
             return (value as (...args: unknown[]) => unknown).call(target, buffers, position, ...rest);
+          };
+        }
+        if (key === 'writeBack') {
+          return (offset: number, lengthBytes: number) => {
+            calls.push({ op: 'writeBack', path: target.path, position: offset, lengthBytes, allZero: false });
+            return target.writeBack?.(offset, lengthBytes);
+          };
+        }
+        if (key === 'datasync') {
+          return () => {
+            calls.push({ op: 'datasync', path: target.path, position: 0, lengthBytes: 0, allZero: false });
+            return target.datasync();
           };
         }
         if (key === 'read') {
@@ -108,5 +131,5 @@ export function recordingFs(): { fs: FileSystem; mem: MemoryFileSystem; freshWri
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
-  return { fs, mem, freshWrites, writes };
+  return { fs, mem, freshWrites, writes, calls };
 }
