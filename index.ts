@@ -9,7 +9,7 @@ export type { LatencySummary } from './core/latency.js';
 export type { Clock } from './core/clock.js';
 export type { Random } from './core/random.js';
 export { NodeFileSystem, MemoryFileSystem, FaultFileSystem, pageCacheDrop } from './fs/index.js';
-export type { FileSystem, FileHandle, FileLock, FileStat, OpenFlags, SyncMethod, FaultRule, FsOp, CrashOptions, CrashReport, CacheDrop, NodeFileSystemOptions, PageCacheDropStatus } from './fs/index.js';
+export type { FileSystem, FileHandle, FileLock, FileStat, OpenFlags, SyncMethod, CommitWait, FaultRule, FsOp, CrashOptions, CrashReport, CacheDrop, NodeFileSystemOptions, PageCacheDropStatus } from './fs/index.js';
 export { Wal } from './wal/index.js';
 export type {
   WalOptions,

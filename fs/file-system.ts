@@ -7,6 +7,13 @@
  */
 
 export type SyncMethod = 'fdatasync' | 'fsync';
+/**
+ * How the event loop waits for a commit run on another thread: 'sleep' (an Atomics.waitAsync wake-up:
+ * the loop sleeps until the answer, then pays a thread wake-up) or 'poll' (a setImmediate turn that
+ * checks for the answer: the loop never sleeps while a commit is in flight, keeps serving its other
+ * events between checks, and spends a CPU on it). The same durability either way.
+ */
+export type CommitWait = 'sleep' | 'poll';
 
 /**
  * Open flags, as node:fs spells them: 'r' read-only; 'r+' read-write, must exist; 'w+' read-write,
@@ -34,9 +41,10 @@ export interface FileHandle {
   /**
    * writev, then fdatasync (or fsync): the commit step of a log. One operation so that the real file
    * system can run both system calls in one trip to another thread; the others run them one after the
-   * other. Resolves only after the sync returned success.
+   * other. Resolves only after the sync returned success. `wait` (default 'sleep'): how the event loop
+   * waits where the commit runs on another thread (CommitWait); ignored elsewhere.
    */
-  commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void>;
+  commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod, wait?: CommitWait): Promise<void>;
   /**
    * Optional synchronous calls (a FileSystem with `syncCalls: true` has all three on every handle): the
    * same as writev, datasync and sync, but run on the calling thread, which they block until the system

@@ -36,7 +36,7 @@
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { assert } from '../core/errors.js';
-import { fsError, type SyncMethod } from './file-system.js';
+import { fsError, type CommitWait, type SyncMethod } from './file-system.js';
 import {
   COMMIT_IOVECS_COUNT_MAX,
   COMMIT_SCRATCH_BYTES_INITIAL,
@@ -135,6 +135,7 @@ interface Request {
   buffers: readonly Uint8Array[];
   position: number;
   syncMethod: SyncMethod;
+  wait: CommitWait;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -237,10 +238,10 @@ export class IoWorker {
     return this.#queue.length + (this.#busy ? 1 : 0);
   }
 
-  commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
+  commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod, wait: CommitWait = 'sleep'): Promise<void> {
     if (this.#dead) return Promise.reject(this.#dead);
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ fd, path, buffers, position, syncMethod, resolve, reject });
+      this.#queue.push({ fd, path, buffers, position, syncMethod, wait, resolve, reject });
       if (!this.#busy) this.#next();
     });
   }
@@ -323,8 +324,19 @@ export class IoWorker {
     this.#inFlight = req;
     Atomics.store(ctl, REQ_SEQ, seq);
     Atomics.notify(ctl, REQ_SEQ);
-    const waited = Atomics.waitAsync(ctl, DONE_SEQ, (seq - 1) | 0);
     const done = (): void => this.#done(req, seq);
+    if (req.wait === 'poll') {
+      // One check per event-loop turn (setImmediate lets the loop poll its I/O, with no wait, between
+      // checks): the loop never sleeps, so no wake-up follows the answer. It stops once the commit is
+      // answered or handled elsewhere (the worker died: #failAll, or the wake check).
+      const poll = (): void => {
+        if (Atomics.load(ctl, DONE_SEQ) === seq || this.#inFlight !== req || this.#seq !== seq || this.#dead !== null) done();
+        else setImmediate(poll);
+      };
+      setImmediate(poll);
+      return;
+    }
+    const waited = Atomics.waitAsync(ctl, DONE_SEQ, (seq - 1) | 0);
     if (waited.async) waited.value.then(done, done);
     else queueMicrotask(done);
   }
@@ -451,7 +463,7 @@ export class IoWorkerPool {
     this.#createWorker = createWorker;
   }
 
-  commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
+  commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod, wait: CommitWait = 'sleep'): Promise<void> {
     this.#dropDead();
     let best: IoWorker | undefined;
     for (const w of this.#workers) if (best === undefined || w.pendingCount < best.pendingCount) best = w;
@@ -459,7 +471,7 @@ export class IoWorkerPool {
       best = this.#createWorker(this.#options);
       this.#workers.push(best);
     }
-    return best.commit(fd, path, buffers, position, syncMethod);
+    return best.commit(fd, path, buffers, position, syncMethod, wait);
   }
 
   /**

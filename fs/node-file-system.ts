@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { once } from '../core/check.js';
 import { loadFlock } from './flock.js';
-import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags, type SyncMethod } from './file-system.js';
+import { fsError, type FileHandle, type FileLock, type FileStat, type FileSystem, type OpenFlags, type SyncMethod, type CommitWait } from './file-system.js';
 import { IoWorkerPool } from './io-worker.js';
 import { COMMIT_WORKERS_COUNT_MAX } from './limits.js';
 import { dropCachedPages, pageCacheDrop, pageWriteBack, writeBackPages } from './page-cache.js';
@@ -83,8 +83,8 @@ class NodeFileHandle implements FileHandle {
     return writeBackPages(this.#fd, offset, lengthBytes);
   }
 
-  commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod): Promise<void> {
-    return this.#owner.ioWorker().commit(this.#fd, this.path, buffers, position, syncMethod);
+  commit(buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod, wait: CommitWait = 'sleep'): Promise<void> {
+    return this.#owner.ioWorker().commit(this.#fd, this.path, buffers, position, syncMethod, wait);
   }
 
   writevSync(buffers: readonly Uint8Array[], position: number): number {

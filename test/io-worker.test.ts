@@ -135,6 +135,55 @@ describe('commit worker', () => {
     }
   });
 
+  it("wait 'poll': commits settle with no Atomics.waitAsync at all, timers keep firing meanwhile, and the polling ends with them", async () => {
+    const file = path.join(dir, 'poll');
+    const fd = fs.openSync(file, 'w+');
+    const w = new IoWorker();
+    const real = Atomics.waitAsync;
+    let waits = 0;
+    try {
+      await w.ready;
+      (Atomics as { waitAsync: unknown }).waitAsync = (...args: Parameters<typeof Atomics.waitAsync>) => {
+        waits++;
+        return real(...args);
+      };
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 1);
+      const big = new Uint8Array(new SharedArrayBuffer(8 << 20)).fill(5);
+      for (let i = 0; i < 4; i++) await w.commit(fd, file, [big], i * big.byteLength, 'fdatasync', 'poll');
+      await Promise.all(Array.from({ length: 8 }, (_, i) => w.commit(fd, file, [sharedBytes(String(i))], 4 * big.byteLength + i, 'fdatasync', 'poll')));
+      clearInterval(timer);
+      expect(waits, 'no waitAsync in poll mode').toBe(0);
+      expect(ticks, 'the loop served its timers during 32 MiB of commits').toBeGreaterThan(2);
+      expect(fs.readFileSync(file).subarray(4 * big.byteLength).toString()).toBe('01234567');
+      await new Promise((r) => setImmediate(r));
+      expect(process.getActiveResourcesInfo().filter((k) => k === 'Immediate'), 'no poll left behind').toEqual([]);
+    } finally {
+      (Atomics as { waitAsync: unknown }).waitAsync = real;
+      fs.closeSync(fd);
+      await w.terminate();
+    }
+  });
+
+  it("wait 'poll': terminate() with a commit in flight rejects it and stops the polling", async () => {
+    const file = path.join(dir, 'poll-terminate');
+    const fd = fs.openSync(file, 'w+');
+    const w = new IoWorker();
+    try {
+      await w.ready;
+      const big = new Uint8Array(new SharedArrayBuffer(16 << 20)).fill(2);
+      const outcome = settledWithin(w.commit(fd, file, [big], 0, 'fdatasync', 'poll'), 5_000);
+      await w.terminate();
+      const got = await outcome;
+      expect(got).toMatchObject({ state: 'rejected' });
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      expect(process.getActiveResourcesInfo().filter((k) => k === 'Immediate'), 'no poll left behind').toEqual([]);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   it('the pool drops a dead worker: commits after it died go to a new worker, not rejected forever', async () => {
     // The default NodeFileSystem's pool lives as long as the process: before the fix, once its worker
     // had died while idle, every later commit (a WAL reopened after the failure) went to it and failed.

@@ -51,7 +51,8 @@ describe('WAL in a process that is SIGKILLed', () => {
     try {
       let lastLsn = 0;
       for (let round = 1; round <= KILLS; round++) {
-        const child = new WalChild(['append', dir, String(SEGMENT_BYTES), String(WRITERS)]);
+        // Every other child waits for its commits by polling the event loop (commitWait 'poll').
+        const child = new WalChild(['append', dir, String(SEGMENT_BYTES), String(WRITERS), round % 2 === 0 ? 'poll' : 'sleep']);
         // A kill lands anywhere from start-up (loading, locking, recovering) on (one in five), early in
         // the first commits (one in five), or while the child is acknowledging writes (the rest).
         const pick = rng.int(5);

@@ -1,7 +1,7 @@
 /** WAL options: one doc line each, units in the name, defaults applied in one place (walDefaults). */
 import { booleanOption, directoryPath, integerInRange, knownOptionsOnly } from '../core/check.js';
 import type { Logger } from '../core/logger.js';
-import type { FileSystem, SyncMethod } from '../fs/file-system.js';
+import type { CommitWait, FileSystem, SyncMethod } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import { randomInt } from 'node:crypto';
 import type { Random } from '../core/random.js';
@@ -48,6 +48,14 @@ export interface WalOptions {
    * durability either way. 'inline' needs a file system with synchronous calls (FileSystem.syncCalls).
    */
   syncMode?: SyncMode;
+  /**
+   * How the event loop waits for a commit on the commit worker (syncMode 'worker'; ignored with
+   * 'inline'): 'sleep' (default) sleeps until the worker's answer wakes it; 'poll' checks for the answer
+   * once per event-loop turn (setImmediate), so the loop keeps serving its other events but never sleeps
+   * while a commit is in flight: no wake-up after each fdatasync (one writer 1.2-1.4x here), for a
+   * CPU kept busy whenever commits are in flight. The same durability either way.
+   */
+  commitWait?: CommitWait;
   /** Extra time a batch gathers before its flush starts, in ms. Default 0 (the next event-loop turn). */
   commitDelayMs?: number;
   /**
@@ -92,6 +100,7 @@ export interface ResolvedWalOptions {
   segmentSizeBytes: number;
   syncMethod: SyncMethod;
   syncMode: SyncMode;
+  commitWait: CommitWait;
   commitDelayMs: number;
   pipelineCommits: PipelineMode;
   recovery: RecoveryMode;
@@ -111,6 +120,7 @@ const WAL_OPTION_NAMES: readonly (keyof WalOptions)[] = [
   'segmentSizeBytes',
   'syncMethod',
   'syncMode',
+  'commitWait',
   'commitDelayMs',
   'pipelineCommits',
   'recovery',
@@ -149,6 +159,8 @@ export function walDefaults(options: WalOptions): ResolvedWalOptions {
   if (syncMethod !== 'fdatasync' && syncMethod !== 'fsync') throw new RangeError(`syncMethod must be 'fdatasync' or 'fsync', got ${String(syncMethod)}`);
   const syncMode = options.syncMode ?? 'worker';
   if (syncMode !== 'worker' && syncMode !== 'inline') throw new RangeError(`syncMode must be 'worker' or 'inline', got ${String(syncMode)}`);
+  const commitWait = options.commitWait ?? 'sleep';
+  if (commitWait !== 'sleep' && commitWait !== 'poll') throw new RangeError(`commitWait must be 'sleep' or 'poll', got ${String(commitWait)}`);
   const fs = options.fs ?? nodeFileSystem;
   if (syncMode === 'inline' && fs.syncCalls !== true) {
     throw new TypeError("syncMode 'inline' needs a file system with synchronous calls (FileSystem.syncCalls: writevSync, datasyncSync, syncSync); this one has none");
@@ -168,6 +180,7 @@ export function walDefaults(options: WalOptions): ResolvedWalOptions {
     segmentSizeBytes,
     syncMethod,
     syncMode,
+    commitWait,
     commitDelayMs,
     pipelineCommits,
     recovery,

@@ -15,7 +15,7 @@
  * front. It measures every commit and reports slow ones with their duration.
  */
 import { assert } from '../core/errors.js';
-import type { FileHandle, FileSystem, SyncMethod } from '../fs/file-system.js';
+import type { CommitWait, FileHandle, FileSystem, SyncMethod } from '../fs/file-system.js';
 import type { SyncMode } from './options.js';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import type { Logger } from '../core/logger.js';
@@ -56,6 +56,8 @@ export interface SegmentWriterOptions {
   syncMethod: SyncMethod;
   /** 'inline': commits run synchronously on this thread (writevSync + datasyncSync/syncSync). */
   syncMode: SyncMode;
+  /** How the loop waits for a commit on the worker (FileHandle.commit's `wait`). */
+  commitWait: CommitWait;
   /** A commit slower than this, in ms, is logged and reported through onSlowCommit. */
   fsyncLatencyMsWarn: number;
   /** Drop the page cache of durable bytes well behind the writer (cache-dropper.ts). */
@@ -226,7 +228,7 @@ export class SegmentWriter {
    * ('inline', blocking it until the sync returned). Either way it settles only after the sync returned.
    */
   #commit(handle: FileHandle, buffers: readonly Uint8Array[], position: number): Promise<void> | void {
-    if (this.#o.syncMode === 'worker') return handle.commit(buffers, position, this.#o.syncMethod);
+    if (this.#o.syncMode === 'worker') return handle.commit(buffers, position, this.#o.syncMethod, this.#o.commitWait);
     // The file system was checked for syncCalls at open (walDefaults).
     (handle.writevSync as NonNullable<FileHandle['writevSync']>).call(handle, buffers, position);
     if (this.#o.syncMethod === 'fsync') (handle.syncSync as NonNullable<FileHandle['syncSync']>).call(handle);

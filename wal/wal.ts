@@ -93,6 +93,7 @@ export class Wal extends EventEmitter<WalEvents> {
         segmentSizeBytes: o.segmentSizeBytes,
         syncMethod: o.syncMethod,
         syncMode: o.syncMode,
+        commitWait: o.commitWait,
         fsyncLatencyMsWarn: o.fsyncLatencyMsWarn,
         dropCacheBehind: o.dropCacheBehind,
         logger: o.logger,
