@@ -112,7 +112,7 @@ function walSection(report: BenchReport): string {
     ],
     report.wal,
   );
-  const inline = renderTable<WalRow>(
+  const optIn = (rows: readonly WalRow[]): string => renderTable<WalRow>(
     [
       sizeColumn(),
       figureColumn('writers', (r) => String(r.writersCount)),
@@ -124,7 +124,7 @@ function walSection(report: BenchReport): string {
       figureColumn('vs device', (r) => blankIfNaN(r.ratioToDevice, formatRatio)),
       figureColumn('loop busy', (r) => blankIfNaN(r.loopUtilization, (v) => `${(v * 100).toFixed(0)}%`)),
     ],
-    report.walInline,
+    rows,
   );
   const truncating = renderTable<WalRow>(
     [
@@ -155,7 +155,10 @@ function walSection(report: BenchReport): string {
     loop,
     ...(report.walInline.length === 0
       ? []
-      : ['', "syncMode 'inline' (opt-in: each commit's writev + fdatasync block the event loop), with its own baselines", inline]),
+      : ['', "syncMode 'inline' (opt-in: each commit's writev + fdatasync block the event loop), with its own baselines", optIn(report.walInline)]),
+    ...(report.walPoll.length === 0
+      ? []
+      : ['', "commitWait 'poll' (opt-in: the loop checks for each commit's answer every turn, never blocked, never asleep: a CPU kept busy), own baselines", optIn(report.walPoll)]),
     ...(report.walTruncating.length === 0
       ? []
       : [

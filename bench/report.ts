@@ -106,6 +106,8 @@ export interface BenchReport extends RunContext {
   wal: WalRow[];
   /** Section 3's rows with syncMode 'inline' (opt-in; the event loop blocks on every commit). */
   walInline: WalRow[];
+  /** Section 3's rows with commitWait 'poll' (opt-in; the loop checks for each commit's answer every turn, a CPU kept busy). */
+  walPoll: WalRow[];
   /** Section 3's rows with the log truncated behind the writers (segment recycling at work). */
   walTruncating: WalRow[];
   peers: PeerSection[];
@@ -119,6 +121,7 @@ export interface ReportParts extends RunContext {
   rawCeiling: RawCeilingResult[];
   wal: WalMeasurement[];
   walInline: WalMeasurement[];
+  walPoll: WalMeasurement[];
   walTruncating: WalMeasurement[];
   peers: PeerResult[];
   recovery: RecoveryResult[];
@@ -147,6 +150,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
   });
   const wal: WalRow[] = parts.wal.map(walRow);
   const walInline: WalRow[] = parts.walInline.map(walRow);
+  const walPoll: WalRow[] = parts.walPoll.map(walRow);
   const walTruncating: WalRow[] = parts.walTruncating.map(walRow);
   const peers: PeerSection[] = parts.peers.map(({ measurements, ...peer }) => ({
     ...peer,
@@ -172,6 +176,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     rawCeiling,
     wal,
     walInline,
+    walPoll,
     walTruncating,
     peers,
     recovery,

@@ -21,6 +21,8 @@ export interface StoreComparison {
   wal: WalMeasurement[];
   /** Rows measured with syncMode 'inline' (profile.walInlineWritersCounts), each beside its own baselines. */
   walInline: WalMeasurement[];
+  /** Rows measured with commitWait 'poll' (profile.walPollWritersCounts), each beside its own baselines. */
+  walPoll: WalMeasurement[];
   /** Rows with the log truncated behind the writers (profile.walTruncatingWritersCounts), each beside its own baselines. */
   walTruncating: WalMeasurement[];
   peers: PeerResult[];
@@ -42,6 +44,7 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
   for (const size of profile.recordSizesBytes) {
     steps += writersCountsFor(profile.walWritersCounts, size).length + peersCount * writersCountsFor(profile.peerWritersCounts, size).length;
     steps += writersCountsFor(profile.walInlineWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
+    steps += writersCountsFor(profile.walPollWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
     steps += writersCountsFor(profile.walTruncatingWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
     steps += writersCountsFor(profile.engineWritersCounts, size).length;
     // The engine's inline rows: where section 3 measures an inline row too.
@@ -54,6 +57,7 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
   const loadedPeers = await loadPeers(peerList);
   const wal: WalMeasurement[] = [];
   const walInline: WalMeasurement[] = [];
+  const walPoll: WalMeasurement[] = [];
   const walTruncating: WalMeasurement[] = [];
   const enginePuts: EnginePutMeasurement[] = [];
   const ceilings = new Map<number, LoopCeilingResult>();
@@ -82,6 +86,13 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
             const inline = await measureWalRow(path.join(dir, `wal-inline-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'inline');
             const pairedInline = await baselines.after();
             walInline.push({ recordSizeBytes, syncMode: 'inline', use: 'append', ...inline, paired: pairedInline, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
+          }
+          if (writersCountsFor(profile.walPollWritersCounts, recordSizeBytes).includes(writersCount)) {
+            progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers, commitWait 'poll'`);
+            await baselines.before(recordSizeBytes, writersCount);
+            const poll = await measureWalRow(path.join(dir, `wal-poll-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'worker', 'append', 'poll');
+            const pairedPoll = await baselines.after();
+            walPoll.push({ recordSizeBytes, syncMode: 'worker', commitWait: 'poll', use: 'append', ...poll, paired: pairedPoll, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
           }
           if (writersCountsFor(profile.walTruncatingWritersCounts, recordSizeBytes).includes(writersCount)) {
             progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers, truncated behind the writers`);
@@ -117,5 +128,5 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
   } finally {
     baselines.close();
   }
-  return { wal, walInline, walTruncating, peers: loadedPeers.map((loaded) => loaded.result), enginePuts };
+  return { wal, walInline, walPoll, walTruncating, peers: loadedPeers.map((loaded) => loaded.result), enginePuts };
 }

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { SEGMENT_SIZE_BYTES_DEFAULT, Wal, type SyncMode } from '../wal/index.js';
+import type { CommitWait } from '../fs/file-system.js';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 import type { PairedBaseline } from './paired-baselines.js';
 import type { BenchProfile } from './profile.js';
@@ -43,6 +44,8 @@ export interface WalMeasurement extends WalRowMeasurement {
   syncMode: SyncMode;
   /** Appended only, or truncated behind the writers (segment recycling at work). */
   use: WalRowUse;
+  /** The WAL's commitWait in this row, where it is not the default 'sleep'. */
+  commitWait?: CommitWait;
   /** Device and raw-ceiling baselines measured right before and after this row. */
   paired: PairedBaseline;
   /** Acknowledgements per second of the harness with a store that does no I/O, same writer count. */
@@ -92,8 +95,8 @@ export function busyUsPerRecord(loop: EventLoopUtilization, records: number): nu
   return records === 0 ? Number.NaN : (loop.active * 1000) / records;
 }
 
-export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker', use: WalRowUse = 'append'): Promise<WalRowMeasurement> {
-  const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes, syncMode });
+export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker', use: WalRowUse = 'append', commitWait: CommitWait = 'sleep'): Promise<WalRowMeasurement> {
+  const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes, syncMode, commitWait });
   let stopTruncating = (): void => {};
   try {
     if (use === 'truncate') {

@@ -103,7 +103,7 @@ describe('flushpoint bench --tiny', () => {
   it('writes the JSON report with every section, the environment and the baselines', () => {
     const report = JSON.parse(fs.readFileSync(path.join(tmp, jsonFile), 'utf8')) as Record<string, any>;
     expect(Object.keys(report).sort()).toEqual(
-      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 's3Backup', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'walInline', 'walTruncating', 'machineLoad'].sort(),
+      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 's3Backup', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'walInline', 'walPoll', 'walTruncating', 'machineLoad'].sort(),
     );
     expect(report.profile).toBe('tiny');
     expect(Object.keys(report.environment)).toEqual(expect.arrayContaining(['node', 'kernel', 'cpuModel', 'cpusCount', 'memoryBytes']));
@@ -166,6 +166,10 @@ describe('flushpoint bench --tiny', () => {
     expect(report.walInline.map((r: any) => [r.writersCount, r.syncMode])).toEqual([[1, 'inline']]);
     expect(report.wal.every((r: any) => r.syncMode === 'worker')).toBe(true);
     expect(report.walInline[0].ratioToDevice).toEqual(expect.any(Number));
+    // And with commitWait 'poll'.
+    expect(report.walPoll.map((r: any) => [r.writersCount, r.syncMode, r.commitWait])).toEqual([[1, 'worker', 'poll']]);
+    expect(report.walPoll[0].ratioToDevice).toEqual(expect.any(Number));
+    expect(report.targets.find((t: any) => t.id === 'wal-1-writer-poll-vs-device-128')).toBeDefined();
     // The truncating row ran truncated behind its writers: it started segments past its warm-up's three.
     expect(report.walTruncating.map((r: any) => [r.writersCount, r.use])).toEqual([[4, 'truncate']]);
     expect(report.walTruncating[0].segmentsStarted).toEqual(expect.any(Number));
