@@ -8,7 +8,7 @@
  * the wrapper returns the inner promise itself, so the WAL sees the commit settle in the same turn as
  * without it (an async wrapper would add two promise hops between the sync and every waiter).
  */
-import type { FileHandle, FileSystem, SyncMethod } from '../fs/index.js';
+import type { CommitWait, FileHandle, FileSystem, SyncMethod } from '../fs/index.js';
 
 export type SyncOp = 'commit' | 'datasync' | 'sync' | 'syncDir';
 
@@ -54,7 +54,7 @@ export class SyncTimer {
         truncate: (lengthBytes) => h.truncate(lengthBytes),
         stat: () => h.stat(),
         close: () => h.close(),
-        commit: (buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod) => this.#time('commit', () => h.commit(buffers, position, syncMethod)),
+        commit: (buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod, wait?: CommitWait) => this.#time('commit', () => h.commit(buffers, position, syncMethod, wait)),
       };
       // Only the WAL's syncMode 'inline' makes synchronous calls: writevSync then datasyncSync (or
       // syncSync) is one commit, timed from the writev as the worker's commit is.
@@ -73,6 +73,7 @@ export class SyncTimer {
         };
       }
       if (h.dropCache) w.dropCache = (offset, lengthBytes) => (h.dropCache as NonNullable<FileHandle['dropCache']>).call(h, offset, lengthBytes);
+      if (h.writeBack) w.writeBack = (offset, lengthBytes) => (h.writeBack as NonNullable<FileHandle['writeBack']>).call(h, offset, lengthBytes);
       if (datasyncSync) w.datasyncSync = () => commitSync(datasyncSync);
       if (syncSync) w.syncSync = () => commitSync(syncSync);
       return w;
@@ -88,6 +89,7 @@ export class SyncTimer {
       lock: (path) => fs.lock(path),
       ...(fs.syncCalls === true ? { syncCalls: true } : {}),
       ...(fs.dropsCache === true ? { dropsCache: true } : {}),
+      ...(fs.writesBack === true ? { writesBack: true } : {}),
       ...(fs.hostPaths === true ? { hostPaths: true } : {}),
     };
     if (fs.warmUp) wrapped.warmUp = () => (fs.warmUp as () => Promise<void>).call(fs);

@@ -12,6 +12,7 @@
  *                                  its step in pieces, each written back before the next, so a commit's
  *                                  fdatasync in the same file never finds a whole step of zeros dirty.
  *
+ * For both, a length of 0 means: to the end of the file, as in the system calls.
  * Plain N-API (node_api.h), no dependency.
  */
 #define _GNU_SOURCE
@@ -106,8 +107,13 @@ static napi_value queue(napi_env env, napi_callback_info info, int op, const cha
   napi_value promise, name;
   napi_create_promise(env, &call->deferred, &promise);
   napi_create_string_utf8(env, fname, NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, drop_execute, drop_complete, call, &call->work) != napi_ok ||
-      napi_queue_async_work(env, call->work) != napi_ok) {
+  if (napi_create_async_work(env, NULL, name, drop_execute, drop_complete, call, &call->work) != napi_ok) {
+    free(call);
+    napi_throw_error(env, "EIO", "could not queue the call");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, call->work) != napi_ok) {
+    napi_delete_async_work(env, call->work);
     free(call);
     napi_throw_error(env, "EIO", "could not queue the call");
     return NULL;
