@@ -22,6 +22,7 @@ import { skipReason } from './peer-runner.js';
 import type { BenchProfile } from './profile.js';
 import type { Progress } from '../core/progress.js';
 import type { SyncMode } from '../wal/index.js';
+import type { CommitWait } from '../fs/file-system.js';
 
 export interface EnginePutMeasurement {
   recordSizeBytes: number;
@@ -42,6 +43,8 @@ export interface EnginePutMeasurement {
    * row); measured where section 3 has an inline row. Reported, not judged: the default row is.
    */
   inline?: { opsPerSec: number; walAloneOpsPerSec: number; ratioToWalAlone: number; rawCeilingOpsPerSec: number };
+  /** The same row with the WAL's commitWait 'poll' (opt-in: a CPU kept busy), beside section 3's poll row. Reported, not judged. */
+  poll?: { opsPerSec: number; walAloneOpsPerSec: number; ratioToWalAlone: number; rawCeilingOpsPerSec: number };
 }
 
 export interface EngineReadsResult {
@@ -94,12 +97,12 @@ function key(n: number): Buffer {
   return k;
 }
 
-function openEngine(dir: string, checkpointEveryBytes?: number, syncMode: SyncMode = 'worker'): Engine<Buffer, Buffer> {
-  return new Engine<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', wal: { syncMode }, ...(checkpointEveryBytes === undefined ? {} : { checkpointEveryBytes }) });
+function openEngine(dir: string, checkpointEveryBytes?: number, syncMode: SyncMode = 'worker', commitWait: CommitWait = 'sleep'): Engine<Buffer, Buffer> {
+  return new Engine<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', wal: { syncMode, commitWait }, ...(checkpointEveryBytes === undefined ? {} : { checkpointEveryBytes }) });
 }
 
-async function openEngineStore(dir: string, payload: Buffer, syncMode: SyncMode): Promise<PeerStore> {
-  const db = openEngine(dir, 256 * 1024 * 1024, syncMode);
+async function openEngineStore(dir: string, payload: Buffer, syncMode: SyncMode, commitWait: CommitWait): Promise<PeerStore> {
+  const db = openEngine(dir, 256 * 1024 * 1024, syncMode, commitWait);
   await db.open();
   let next = 0;
   return { write: () => db.put(key(next++), payload), close: () => db.close() };
@@ -113,9 +116,9 @@ export function engineStepsCount(): number {
  * One durable-put row of the engine, run by store-comparison.ts right after the WAL row at the same
  * record size and writer count (its baseline) and right before the peers, so all three see the same disk.
  */
-export async function measureEnginePutRow(dir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker'): Promise<number> {
+export async function measureEnginePutRow(dir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker', commitWait: CommitWait = 'sleep'): Promise<number> {
   fs.mkdirSync(dir, { recursive: true });
-  const store = await openEngineStore(dir, payload, syncMode);
+  const store = await openEngineStore(dir, payload, syncMode, commitWait);
   try {
     const r = await runClosedLoop({ writersCount, warmupMs: profile.warmupMs, windowMs: profile.windowMs, write: () => store.write(), onTick: (f) => progress.advance(f) });
     return r.opsPerSec;

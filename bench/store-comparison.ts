@@ -49,6 +49,7 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
     steps += writersCountsFor(profile.engineWritersCounts, size).length;
     // The engine's inline rows: where section 3 measures an inline row too.
     steps += writersCountsFor(profile.engineWritersCounts, size).filter((w) => writersCountsFor(profile.walInlineWritersCounts, size).includes(w) && writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
+    steps += writersCountsFor(profile.engineWritersCounts, size).filter((w) => writersCountsFor(profile.walPollWritersCounts, size).includes(w) && writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
   }
   return Math.max(1, steps);
 }
@@ -113,6 +114,12 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
             progress.step(`engine ${recordSizeBytes} B x ${writersCount} writers, syncMode 'inline'`);
             const inlineOpsPerSec = await measureEnginePutRow(path.join(dir, `engine-inline-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'inline');
             row.inline = { opsPerSec: inlineOpsPerSec, walAloneOpsPerSec: walInlineRow.opsPerSec, ratioToWalAlone: ratioOf(inlineOpsPerSec, walInlineRow.opsPerSec), rawCeilingOpsPerSec: walInlineRow.paired.rawRecordsPerSec };
+          }
+          const walPollRow = findWal(walPoll, recordSizeBytes, writersCount);
+          if (walPollRow) {
+            progress.step(`engine ${recordSizeBytes} B x ${writersCount} writers, commitWait 'poll'`);
+            const pollOpsPerSec = await measureEnginePutRow(path.join(dir, `engine-poll-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'worker', 'poll');
+            row.poll = { opsPerSec: pollOpsPerSec, walAloneOpsPerSec: walPollRow.opsPerSec, ratioToWalAlone: ratioOf(pollOpsPerSec, walPollRow.opsPerSec), rawCeilingOpsPerSec: walPollRow.paired.rawRecordsPerSec };
           }
           enginePuts.push(row);
         }

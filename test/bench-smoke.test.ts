@@ -96,6 +96,8 @@ describe('flushpoint bench --tiny', () => {
     expect(out).toMatch(/^record +writers +engine puts +WAL alone +vs WAL +raw @batch=writers +lmdb +better-sqlite3 +better-sqlite3-batched +classic-level +vs best peer +target needs +reachable \(<= raw\)$/m);
     // The engine's syncMode 'inline' twin of the 1-writer row (section 3 measures 1 writer inline too).
     expect(out).toMatch(/^128 B +1, 'inline' \(blocks loop\) +[\d,]+\/s/m);
+    // And its commitWait 'poll' twin.
+    expect(out).toMatch(/^128 B +1, 'poll' \(a CPU busy\) +[\d,]+\/s/m);
     expect(out).toMatch(/^gets, one at a time .* classic-level [\d,]+\/s +[\d.]+x$/m);
     expect(out).toMatch(/^reopen from the checkpoint, keys .* index inserts [\d,]+\/s +[\d.]+x$/m);
   });
@@ -147,6 +149,7 @@ describe('flushpoint bench --tiny', () => {
     expect(Object.keys(report.engine).sort()).toEqual(['checkpoint', 'puts', 'reads']);
     expect(report.engine.puts.map((r: any) => [r.recordSizeBytes, r.writersCount])).toEqual([[128, 1], [128, 4]]);
     expect(report.engine.puts[0].inline).toEqual(expect.objectContaining({ opsPerSec: expect.any(Number), walAloneOpsPerSec: expect.any(Number), ratioToWalAlone: expect.any(Number) }));
+    expect(report.engine.puts[0].poll).toEqual(expect.objectContaining({ opsPerSec: expect.any(Number), walAloneOpsPerSec: expect.any(Number), ratioToWalAlone: expect.any(Number) }));
     for (const row of report.engine.puts) {
       expect(row).toEqual(expect.objectContaining({ opsPerSec: expect.any(Number), walAloneOpsPerSec: expect.any(Number), ratioToWalAlone: expect.any(Number), rawCeilingOpsPerSec: expect.any(Number), peers: expect.any(Array) }));
       // The baseline is the fastest peer measured in section 4 at the same size and writers.
