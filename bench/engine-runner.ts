@@ -42,9 +42,23 @@ export interface EnginePutMeasurement {
    * better-sqlite3's synchronous driver does), beside the WAL alone in that mode (section 3's inline
    * row); measured where section 3 has an inline row. Reported, not judged: the default row is.
    */
-  inline?: { opsPerSec: number; walAloneOpsPerSec: number; ratioToWalAlone: number; rawCeilingOpsPerSec: number };
+  inline?: EnginePutTwin;
   /** The same row with the WAL's commitWait 'poll' (opt-in: a CPU kept busy), beside section 3's poll row. Reported, not judged. */
-  poll?: { opsPerSec: number; walAloneOpsPerSec: number; ratioToWalAlone: number; rawCeilingOpsPerSec: number };
+  poll?: EnginePutTwin;
+}
+
+/** An engine row measured again with an opt-in WAL mode, beside section 3's row in that mode. */
+export interface EnginePutTwin {
+  opsPerSec: number;
+  walAloneOpsPerSec: number;
+  ratioToWalAlone: number;
+  rawCeilingOpsPerSec: number;
+}
+
+/** The engine's WAL modes a put row runs in (the WAL's defaults unless set). */
+export interface EngineWalMode {
+  syncMode?: SyncMode;
+  commitWait?: CommitWait;
 }
 
 export interface EngineReadsResult {
@@ -97,12 +111,12 @@ function key(n: number): Buffer {
   return k;
 }
 
-function openEngine(dir: string, checkpointEveryBytes?: number, syncMode: SyncMode = 'worker', commitWait: CommitWait = 'sleep'): Engine<Buffer, Buffer> {
-  return new Engine<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', wal: { syncMode, commitWait }, ...(checkpointEveryBytes === undefined ? {} : { checkpointEveryBytes }) });
+function openEngine(dir: string, checkpointEveryBytes?: number, walMode: EngineWalMode = {}): Engine<Buffer, Buffer> {
+  return new Engine<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', wal: walMode, ...(checkpointEveryBytes === undefined ? {} : { checkpointEveryBytes }) });
 }
 
-async function openEngineStore(dir: string, payload: Buffer, syncMode: SyncMode, commitWait: CommitWait): Promise<PeerStore> {
-  const db = openEngine(dir, 256 * 1024 * 1024, syncMode, commitWait);
+async function openEngineStore(dir: string, payload: Buffer, walMode: EngineWalMode): Promise<PeerStore> {
+  const db = openEngine(dir, 256 * 1024 * 1024, walMode);
   await db.open();
   let next = 0;
   return { write: () => db.put(key(next++), payload), close: () => db.close() };
@@ -116,9 +130,9 @@ export function engineStepsCount(): number {
  * One durable-put row of the engine, run by store-comparison.ts right after the WAL row at the same
  * record size and writer count (its baseline) and right before the peers, so all three see the same disk.
  */
-export async function measureEnginePutRow(dir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker', commitWait: CommitWait = 'sleep'): Promise<number> {
+export async function measureEnginePutRow(dir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, walMode: EngineWalMode = {}): Promise<number> {
   fs.mkdirSync(dir, { recursive: true });
-  const store = await openEngineStore(dir, payload, syncMode, commitWait);
+  const store = await openEngineStore(dir, payload, walMode);
   try {
     const r = await runClosedLoop({ writersCount, warmupMs: profile.warmupMs, windowMs: profile.windowMs, write: () => store.write(), onTick: (f) => progress.advance(f) });
     return r.opsPerSec;

@@ -14,7 +14,7 @@ import { loadPeers, measurePeerRow, type PeerResult } from './peer-runner.js';
 import type { Peer } from './peers/peer.js';
 import { writersCountsFor, type BenchProfile } from './profile.js';
 import type { Progress } from '../core/progress.js';
-import { measureWalRow, type WalMeasurement } from './wal-runner.js';
+import { measureWalRow, type WalMeasurement, type WalRowMode } from './wal-runner.js';
 import { findWal } from './report.js';
 
 export interface StoreComparison {
@@ -39,17 +39,37 @@ function writersUnion(profile: BenchProfile, recordSizeBytes: number): number[] 
   return [...counts].sort((a, b) => a - b);
 }
 
+/**
+ * Section 3's rows beside the default one, each with its own baselines, at the writer counts its profile
+ * entry names (where the default row is measured too): the opt-in modes and the truncating use.
+ */
+function walVariants(profile: BenchProfile): Array<{ key: 'walInline' | 'walPoll' | 'walTruncating'; counts: BenchProfile['walWritersCounts']; tag: string; label: string; mode: WalRowMode }> {
+  return [
+    { key: 'walInline', counts: profile.walInlineWritersCounts, tag: 'inline', label: "syncMode 'inline'", mode: { syncMode: 'inline' } },
+    { key: 'walPoll', counts: profile.walPollWritersCounts, tag: 'poll', label: "commitWait 'poll'", mode: { commitWait: 'poll' } },
+    { key: 'walTruncating', counts: profile.walTruncatingWritersCounts, tag: 'truncating', label: 'truncated behind the writers', mode: { use: 'truncate' } },
+  ];
+}
+
+/** The engine's 1-writer twins: the engine again in an opt-in WAL mode, where section 3 has that mode's row. */
+const ENGINE_TWINS = [
+  { key: 'inline', rows: 'walInline', label: "syncMode 'inline'", mode: { syncMode: 'inline' } },
+  { key: 'poll', rows: 'walPoll', label: "commitWait 'poll'", mode: { commitWait: 'poll' } },
+] as const;
+
 export function storeComparisonStepsCount(profile: BenchProfile, peersCount: number): number {
   let steps = 0;
   for (const size of profile.recordSizesBytes) {
-    steps += writersCountsFor(profile.walWritersCounts, size).length + peersCount * writersCountsFor(profile.peerWritersCounts, size).length;
-    steps += writersCountsFor(profile.walInlineWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
-    steps += writersCountsFor(profile.walPollWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
-    steps += writersCountsFor(profile.walTruncatingWritersCounts, size).filter((w) => writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
-    steps += writersCountsFor(profile.engineWritersCounts, size).length;
-    // The engine's inline rows: where section 3 measures an inline row too.
-    steps += writersCountsFor(profile.engineWritersCounts, size).filter((w) => writersCountsFor(profile.walInlineWritersCounts, size).includes(w) && writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
-    steps += writersCountsFor(profile.engineWritersCounts, size).filter((w) => writersCountsFor(profile.walPollWritersCounts, size).includes(w) && writersCountsFor(profile.walWritersCounts, size).includes(w)).length;
+    const walWriters = writersCountsFor(profile.walWritersCounts, size);
+    steps += walWriters.length + peersCount * writersCountsFor(profile.peerWritersCounts, size).length;
+    const engineWriters = writersCountsFor(profile.engineWritersCounts, size);
+    steps += engineWriters.length;
+    for (const v of walVariants(profile)) {
+      const writers = writersCountsFor(v.counts, size).filter((w) => walWriters.includes(w));
+      steps += writers.length;
+      // The engine's twins: where section 3 measures the mode's row too.
+      if (ENGINE_TWINS.some((t) => t.rows === v.key)) steps += engineWriters.filter((w) => writers.includes(w)).length;
+    }
   }
   return Math.max(1, steps);
 }
@@ -57,9 +77,7 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
 export async function compareStores(dir: string, profile: BenchProfile, progress: Progress, peerList?: readonly Peer[]): Promise<StoreComparison> {
   const loadedPeers = await loadPeers(peerList);
   const wal: WalMeasurement[] = [];
-  const walInline: WalMeasurement[] = [];
-  const walPoll: WalMeasurement[] = [];
-  const walTruncating: WalMeasurement[] = [];
+  const variants: Record<'walInline' | 'walPoll' | 'walTruncating', WalMeasurement[]> = { walInline: [], walPoll: [], walTruncating: [] };
   const enginePuts: EnginePutMeasurement[] = [];
   const ceilings = new Map<number, LoopCeilingResult>();
   const baselines = new PairedBaselines(dir, profile);
@@ -77,30 +95,19 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
             ceiling = await measureLoopCeiling(writersCount, profile.warmupMs / 2, profile.loopCeilingWindowMs);
             ceilings.set(writersCount, ceiling);
           }
-          await baselines.before(recordSizeBytes, writersCount);
-          const measured = await measureWalRow(path.join(dir, `wal-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress);
-          const paired = await baselines.after();
-          wal.push({ recordSizeBytes, syncMode: 'worker', use: 'append', ...measured, paired, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
-          if (writersCountsFor(profile.walInlineWritersCounts, recordSizeBytes).includes(writersCount)) {
-            progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers, syncMode 'inline'`);
+          const loop = ceiling;
+          // One WAL row between its paired baselines.
+          const measurePaired = async (tag: string, mode: WalRowMode): Promise<WalMeasurement> => {
             await baselines.before(recordSizeBytes, writersCount);
-            const inline = await measureWalRow(path.join(dir, `wal-inline-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'inline');
-            const pairedInline = await baselines.after();
-            walInline.push({ recordSizeBytes, syncMode: 'inline', use: 'append', ...inline, paired: pairedInline, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
-          }
-          if (writersCountsFor(profile.walPollWritersCounts, recordSizeBytes).includes(writersCount)) {
-            progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers, commitWait 'poll'`);
-            await baselines.before(recordSizeBytes, writersCount);
-            const poll = await measureWalRow(path.join(dir, `wal-poll-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'worker', 'append', 'poll');
-            const pairedPoll = await baselines.after();
-            walPoll.push({ recordSizeBytes, syncMode: 'worker', commitWait: 'poll', use: 'append', ...poll, paired: pairedPoll, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
-          }
-          if (writersCountsFor(profile.walTruncatingWritersCounts, recordSizeBytes).includes(writersCount)) {
-            progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers, truncated behind the writers`);
-            await baselines.before(recordSizeBytes, writersCount);
-            const truncating = await measureWalRow(path.join(dir, `wal-truncating-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'worker', 'truncate');
-            const pairedTruncating = await baselines.after();
-            walTruncating.push({ recordSizeBytes, syncMode: 'worker', use: 'truncate', ...truncating, paired: pairedTruncating, loopCeilingOpsPerSec: ceiling.opsPerSec, loopCeilingBusyUsPerRecord: ceiling.loopBusyUsPerRecord });
+            const measured = await measureWalRow(path.join(dir, `wal-${tag}${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, mode);
+            const paired = await baselines.after();
+            return { recordSizeBytes, syncMode: mode.syncMode ?? 'worker', ...(mode.commitWait === undefined ? {} : { commitWait: mode.commitWait }), use: mode.use ?? 'append', ...measured, paired, loopCeilingOpsPerSec: loop.opsPerSec, loopCeilingBusyUsPerRecord: loop.loopBusyUsPerRecord };
+          };
+          wal.push(await measurePaired('', {}));
+          for (const v of walVariants(profile)) {
+            if (!writersCountsFor(v.counts, recordSizeBytes).includes(writersCount)) continue;
+            progress.step(`flushpoint ${recordSizeBytes} B x ${writersCount} writers, ${v.label}`);
+            variants[v.key].push(await measurePaired(`${v.tag}-`, v.mode));
           }
         }
         if (engineWriters.includes(writersCount)) {
@@ -109,17 +116,12 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
           const walRow = findWal(wal, recordSizeBytes, writersCount);
           const walAloneOpsPerSec = walRow?.opsPerSec ?? Number.NaN;
           const row: EnginePutMeasurement = { recordSizeBytes, writersCount, opsPerSec, walAloneOpsPerSec, ratioToWalAlone: ratioOf(opsPerSec, walAloneOpsPerSec), rawCeilingOpsPerSec: walRow?.paired.rawRecordsPerSec ?? Number.NaN };
-          const walInlineRow = findWal(walInline, recordSizeBytes, writersCount);
-          if (walInlineRow) {
-            progress.step(`engine ${recordSizeBytes} B x ${writersCount} writers, syncMode 'inline'`);
-            const inlineOpsPerSec = await measureEnginePutRow(path.join(dir, `engine-inline-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'inline');
-            row.inline = { opsPerSec: inlineOpsPerSec, walAloneOpsPerSec: walInlineRow.opsPerSec, ratioToWalAlone: ratioOf(inlineOpsPerSec, walInlineRow.opsPerSec), rawCeilingOpsPerSec: walInlineRow.paired.rawRecordsPerSec };
-          }
-          const walPollRow = findWal(walPoll, recordSizeBytes, writersCount);
-          if (walPollRow) {
-            progress.step(`engine ${recordSizeBytes} B x ${writersCount} writers, commitWait 'poll'`);
-            const pollOpsPerSec = await measureEnginePutRow(path.join(dir, `engine-poll-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, 'worker', 'poll');
-            row.poll = { opsPerSec: pollOpsPerSec, walAloneOpsPerSec: walPollRow.opsPerSec, ratioToWalAlone: ratioOf(pollOpsPerSec, walPollRow.opsPerSec), rawCeilingOpsPerSec: walPollRow.paired.rawRecordsPerSec };
+          for (const twin of ENGINE_TWINS) {
+            const walTwin = findWal(variants[twin.rows], recordSizeBytes, writersCount);
+            if (walTwin === undefined) continue;
+            progress.step(`engine ${recordSizeBytes} B x ${writersCount} writers, ${twin.label}`);
+            const twinOpsPerSec = await measureEnginePutRow(path.join(dir, `engine-${twin.key}-${recordSizeBytes}-${writersCount}`), payload, writersCount, profile, progress, twin.mode);
+            row[twin.key] = { opsPerSec: twinOpsPerSec, walAloneOpsPerSec: walTwin.opsPerSec, ratioToWalAlone: ratioOf(twinOpsPerSec, walTwin.opsPerSec), rawCeilingOpsPerSec: walTwin.paired.rawRecordsPerSec };
           }
           enginePuts.push(row);
         }
@@ -135,5 +137,5 @@ export async function compareStores(dir: string, profile: BenchProfile, progress
   } finally {
     baselines.close();
   }
-  return { wal, walInline, walPoll, walTruncating, peers: loadedPeers.map((loaded) => loaded.result), enginePuts };
+  return { wal, ...variants, peers: loadedPeers.map((loaded) => loaded.result), enginePuts };
 }

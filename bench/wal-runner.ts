@@ -95,7 +95,15 @@ export function busyUsPerRecord(loop: EventLoopUtilization, records: number): nu
   return records === 0 ? Number.NaN : (loop.active * 1000) / records;
 }
 
-export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, syncMode: SyncMode = 'worker', use: WalRowUse = 'append', commitWait: CommitWait = 'sleep'): Promise<WalRowMeasurement> {
+/** How a row runs the WAL: its syncMode and commitWait (the defaults unless set), and whether it truncates behind the writers. */
+export interface WalRowMode {
+  syncMode?: SyncMode;
+  commitWait?: CommitWait;
+  use?: WalRowUse;
+}
+
+export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, mode: WalRowMode = {}): Promise<WalRowMeasurement> {
+  const { syncMode = 'worker', commitWait = 'sleep', use = 'append' } = mode;
   const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes, syncMode, commitWait });
   let stopTruncating = (): void => {};
   try {

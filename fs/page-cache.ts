@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /** One of the addon's calls: (fd, offset, length) -> Promise<void>. */
-type DropCache = (fd: number, offset: number, lengthBytes: number) => Promise<void>;
+type AddonCall = (fd: number, offset: number, lengthBytes: number) => Promise<void>;
 
 /** Whether this process can drop cached pages, and if not, why. */
 export interface PageCacheDropStatus {
@@ -24,9 +24,9 @@ export interface PageCacheDropStatus {
 
 const ADDON = 'build/Release/flushpoint_native.node';
 
-let loaded: { drop: DropCache | null; writeBack: DropCache | null; status: PageCacheDropStatus } | null = null;
+let loaded: { drop: AddonCall | null; writeBack: AddonCall | null; status: PageCacheDropStatus } | null = null;
 
-function load(): { drop: DropCache | null; writeBack: DropCache | null; status: PageCacheDropStatus } {
+function load(): { drop: AddonCall | null; writeBack: AddonCall | null; status: PageCacheDropStatus } {
   if (loaded !== null) return loaded;
   if (process.platform !== 'linux') {
     // posix_fadvise is Linux's (and the BSDs'); macOS and Windows have none: not worth a build there.
@@ -41,7 +41,7 @@ function load(): { drop: DropCache | null; writeBack: DropCache | null; status: 
     return loaded;
   }
   try {
-    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as { dropCache: DropCache; writeBack?: DropCache };
+    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as { dropCache: AddonCall; writeBack?: AddonCall };
     // An addon built before writeBack existed (a stale build/) still drops cache.
     loaded = { drop: addon.dropCache, writeBack: addon.writeBack ?? null, status: { available: true, reason: null } };
   } catch (err) {
@@ -80,7 +80,7 @@ export function writeBackPages(fd: number, offset: number, lengthBytes: number):
 }
 
 /** One call of the addon (null: not available, nothing to do), its arguments checked first. */
-function callAddon(name: string, call: DropCache | null, fd: number, offset: number, lengthBytes: number): Promise<void> {
+function callAddon(name: string, call: AddonCall | null, fd: number, offset: number, lengthBytes: number): Promise<void> {
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff || !Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(lengthBytes) || lengthBytes < 0) {
     return Promise.reject(new TypeError(`${name}(fd, offset, lengthBytes) takes a descriptor and two non-negative safe integers, got ${fd}, ${offset}, ${lengthBytes}`));
   }

@@ -11,6 +11,7 @@ import { Wal } from '../wal/index.js';
 import { PREALLOC_STEP_BYTES, PREALLOC_SUFFIX } from '../wal/segment-preparer.js';
 import { deferred, turns } from './helpers/async.js';
 import { recordingFs } from './helpers/recording-fs.js';
+import { commitRecords } from './helpers/wal-fixtures.js';
 
 const DIR = '/data/wal';
 const KiB = 1024;
@@ -106,11 +107,7 @@ describe('segment preallocation in steps', () => {
     const segmentSizeBytes = 4 * MiB;
     const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes });
     const payload = new Uint8Array(4 * KiB - 24).fill(5); // 4 KiB on disk with the record header
-    const commit = async (records: number): Promise<void> => {
-      let lsn = 0;
-      for (let i = 0; i < records; i++) lsn = wal.append(payload);
-      await wal.waitDurable(lsn);
-    };
+    const commit = (records: number): Promise<number> => commitRecords(wal, payload, records);
     const preparedSizes = async (): Promise<number[]> => {
       const names = (await mem.readdir(DIR)).filter((n) => n.endsWith(PREALLOC_SUFFIX));
       return Promise.all(names.map(async (n) => (await mem.stat(`${DIR}/${n}`)).sizeBytes));
@@ -148,17 +145,12 @@ describe('segment preallocation in steps', () => {
     const segmentSizeBytes = 8 * MiB;
     const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
     const payload = new Uint8Array(32 * KiB - 24).fill(9);
-    let lsn = 0;
-    for (let i = 0; i < 3; i++) lsn = wal.append(payload);
-    await wal.waitDurable(lsn); // the first commit: segment 2's preparation starts
+    let lsn = await commitRecords(wal, payload, 3); // the first commit: segment 2's preparation starts
     await turns(50);
     // Hold the next fill step of the prepared file, then cross half of segment 1.
     const gate = deferred();
     fault.inject({ op: 'writev', path: /-2\.prealloc\.tmp$/, hold: gate.promise }); // segment 2's file (segment 1 was -1)
-    for (let c = 0; c < 45; c++) {
-      for (let i = 0; i < 3; i++) lsn = wal.append(payload);
-      await wal.waitDurable(lsn);
-    }
+    for (let c = 0; c < 45; c++) lsn = await commitRecords(wal, payload, 3);
     let closed = false;
     const closing = wal.close().then(() => {
       closed = true;
@@ -180,17 +172,12 @@ describe('segment preallocation in steps', () => {
     const segmentSizeBytes = 4 * MiB;
     const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
     const payload = new Uint8Array(4 * KiB - 24).fill(1);
-    let lsn = 0;
-    wal.append(payload);
-    await wal.waitDurable(1); // segment 2's preparation starts
+    let lsn = await commitRecords(wal, payload, 1); // segment 2's preparation starts
     await turns(50);
     // Every later fill step of a prepared file but segment 1's fails (its read of the hole; commits
     // never read): segment 2's fill past its first step, and the preparations after it.
     fault.inject({ op: 'read', path: /-([2-9]|\d\d+)\.prealloc\.tmp$/, error: 'EIO', times: Number.POSITIVE_INFINITY });
-    for (let c = 0; c < 400; c++) {
-      for (let i = 0; i < 4; i++) lsn = wal.append(payload);
-      await wal.waitDurable(lsn);
-    }
+    for (let c = 0; c < 400; c++) lsn = await commitRecords(wal, payload, 4);
     expect(wal.stats().segments, 'the roll happened').toBeGreaterThanOrEqual(2);
     await wal.close();
     const reopened = await Wal.open({ dir: DIR, fs: mem, segmentSizeBytes });
@@ -247,10 +234,7 @@ describe('segment preallocation in steps', () => {
     fault.inject({ op: 'open', path: /-2\.prealloc\.tmp$/, nth: 2, error: 'EMFILE' });
     const payload = new Uint8Array(16 * KiB - 24).fill(3);
     let lsn = 0;
-    while (wal.stats().segments < 2) {
-      for (let i = 0; i < 4; i++) lsn = wal.append(payload);
-      await wal.waitDurable(lsn);
-    }
+    while (wal.stats().segments < 2) lsn = await commitRecords(wal, payload, 4);
     expect(wal.stats().preallocStalls, 'the roll found its segment prepared').toBe(0);
     await wal.close();
     expect(mem.openHandlePaths).toEqual([]);
@@ -282,11 +266,7 @@ describe('segment preallocation in steps', () => {
     const segmentSizeBytes = 4 * MiB;
     const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
     const payload = new Uint8Array(4 * KiB - 24).fill(1);
-    const commit = async (records: number): Promise<void> => {
-      let lsn = 0;
-      for (let i = 0; i < records; i++) lsn = wal.append(payload);
-      await wal.waitDurable(lsn);
-    };
+    const commit = (records: number): Promise<number> => commitRecords(wal, payload, records);
     await commit(1);
     await turns(50);
     // One read (a fill step's read of its hole) of segment 2's prepared file fails, once.

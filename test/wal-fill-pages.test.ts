@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { Wal } from '../wal/index.js';
 import { turns } from './helpers/async.js';
 import { recordingFs } from './helpers/recording-fs.js';
+import { commitRecords } from './helpers/wal-fixtures.js';
 import { FILL_COMMIT_BYTES_MAX, FILL_EXTEND_BYTES, FILL_WRITEBACK_PIECE_BYTES, PREALLOC_STEP_BYTES } from '../wal/segment-preparer.js';
 import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
 
@@ -80,11 +81,7 @@ describe('zero-fill and the page cache', () => {
     mem.writesBack = true;
     const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 8 * MiB });
     const payload = new Uint8Array(4 * KiB - 24).fill(6);
-    for (let batch = 0; batch < 200; batch++) {
-      let lsn = 0;
-      for (let i = 0; i < 4; i++) lsn = wal.append(payload);
-      await wal.waitDurable(lsn); // 16 KiB commits: the fill runs, in-file and then in the next file
-    }
+    for (let batch = 0; batch < 200; batch++) await commitRecords(wal, payload, 4); // 16 KiB commits: the fill runs, in-file and then in the next file
     await turns(50);
     await wal.close();
     const isPiece = (c: (typeof calls)[number]): boolean => c.op === 'write' && c.allZero && c.lengthBytes > FILL_EXTEND_BYTES;
@@ -109,10 +106,7 @@ describe('zero-fill and the page cache', () => {
     fault.inject({ op: 'writeBack', error: 'EIO', times: 3 });
     const payload = new Uint8Array(4 * KiB - 24).fill(2);
     let lsn = 0;
-    for (let batch = 0; batch < 400; batch++) {
-      for (let i = 0; i < 4; i++) lsn = wal.append(payload);
-      await wal.waitDurable(lsn);
-    }
+    for (let batch = 0; batch < 400; batch++) lsn = await commitRecords(wal, payload, 4);
     expect(fault.counts.writeBack, 'the failure was met').toBeGreaterThanOrEqual(1);
     expect(wal.stats().segments).toBeGreaterThanOrEqual(2);
     await wal.close();
@@ -135,10 +129,7 @@ describe('zero-fill and the page cache', () => {
     const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
     const payload = new Uint8Array(4 * KiB - 24).fill(8);
     let lsn = 0;
-    for (let batch = 0; batch < 200; batch++) {
-      for (let i = 0; i < 4; i++) lsn = wal.append(payload);
-      await wal.waitDurable(lsn);
-    }
+    for (let batch = 0; batch < 200; batch++) lsn = await commitRecords(wal, payload, 4);
     await turns(50);
     expect(fault.counts.writeBack, 'tried once, then not again').toBe(1);
     const [first] = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();

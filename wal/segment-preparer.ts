@@ -130,13 +130,13 @@ export class SegmentPreparer {
   readonly #segmentSizeBytes: number;
   /** Zeros for one step. */
   readonly #zeros: Uint8Array;
-  /** One step: PREALLOC_STEP_BYTES, or a quarter of a small segment (whole pages), so every segment fills in steps. */
+  /** One step, and a prepared file's first one (small, so a small log stays small): PREALLOC_STEP_BYTES, or a quarter of a small segment (whole pages). */
   readonly #stepBytes: number;
   /** Where a step reads the hole it is about to fill (the bytes read are not used), made at the first step. */
   #scratch: Uint8Array | null = null;
   readonly #recycler: SegmentRecycler;
   #counter = 0;
-  /** Fill steps in the segment being written go in pieces written back (until the system refuses the call). */
+  /** Fill steps go in pieces written back (FILL_WRITEBACK_PIECE_BYTES), until the system refuses the call. */
   #writeBack: boolean;
   #next: Promise<PreparedSegment> | null = null;
   #state: 'idle' | 'preparing' | 'ready' | 'failed' = 'idle';
@@ -157,7 +157,7 @@ export class SegmentPreparer {
     this.#writeBack = fs.writesBack === true;
     this.#stepBytes = Math.min(PREALLOC_STEP_BYTES, segmentSizeBytes, Math.max(FILL_EXTEND_BYTES, Math.floor(segmentSizeBytes / 4 / FILL_EXTEND_BYTES) * FILL_EXTEND_BYTES));
     this.#zeros = new Uint8Array(this.#stepBytes);
-    this.#aheadBytes = this.#zeros.byteLength;
+    this.#aheadBytes = this.#stepBytes;
   }
 
   /** Times a roll found the next segment not zero-filled yet and started it as a file that grows. */
@@ -203,7 +203,7 @@ export class SegmentPreparer {
       this.#next = null;
       this.#state = 'idle';
       segment = await p;
-      filledBytes = segment.recycled ? this.#segmentSizeBytes : this.#firstStepBytes();
+      filledBytes = segment.recycled ? this.#segmentSizeBytes : this.#stepBytes;
       const ahead = this.#nextFill;
       this.#nextFill = null;
       if (ahead !== null && !segment.recycled) {
@@ -289,11 +289,6 @@ export class SegmentPreparer {
       this.#aheadBytes = Math.min(PREALLOC_AHEAD_BYTES_MAX, this.#aheadBytes * 2);
     }
     cur.writeEnd = Math.max(cur.writeEnd, endBytes);
-  }
-
-  /** A prepared segment's first step: small, so a small log stays small. */
-  #firstStepBytes(): number {
-    return this.#stepBytes;
   }
 
   /** Starts preparing (if needed) and waits until a segment is ready, without taking it. */
@@ -435,13 +430,13 @@ export class SegmentPreparer {
     const path = `${this.#dir}/${process.pid}-${++this.#counter}${PREALLOC_SUFFIX}`;
     const handle = await this.#fs.open(path, 'w+');
     try {
-      await this.#fillStep(handle, 0, this.#firstStepBytes());
+      await this.#fillStep(handle, 0, this.#stepBytes);
       await handle.sync(); // the size and the rest of the metadata
       // The rest of the file is filled by its own open file description (see the doc comment), opened
       // by its first step (a failed open fails only that fill), once the segment being written is half
       // full; this handle is the WAL's.
-      if (this.#segmentSizeBytes > this.#firstStepBytes()) {
-        this.#nextFill = { path, handle: null, filledBytes: this.#firstStepBytes(), writeEnd: 0, step: null, stepFrom: 0, failed: false, ahead: true };
+      if (this.#segmentSizeBytes > this.#stepBytes) {
+        this.#nextFill = { path, handle: null, filledBytes: this.#stepBytes, writeEnd: 0, step: null, stepFrom: 0, failed: false, ahead: true };
       }
       return { handle, path, recycled: false };
     } catch (err) {

@@ -91,7 +91,7 @@ async function child(spec) {
   try {
     await baselines.before(spec.size, spec.writers);
     const payload = crypto.randomBytes(spec.size);
-    const measured = await measureWalRow(path.join(spec.dir, 'wal'), payload, spec.writers, profile, progress, spec.mode, spec.truncate ? 'truncate' : 'append');
+    const measured = await measureWalRow(path.join(spec.dir, 'wal'), payload, spec.writers, profile, progress, { syncMode: spec.mode, use: spec.truncate ? 'truncate' : 'append' });
     const paired = await baselines.after();
     console.log(
       JSON.stringify({

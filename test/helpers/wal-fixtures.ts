@@ -42,3 +42,10 @@ function expectEq(a: number, b: number): void {
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
 }
+
+/** Appends `count` copies of `payload` and waits until they are durable: one commit of that many records. Returns the last LSN. */
+export async function commitRecords(wal: Wal, payload: Uint8Array, count: number): Promise<number> {
+  let lsn = 0;
+  for (let i = 0; i < count; i++) lsn = wal.append(payload);
+  return wal.waitDurable(lsn);
+}
