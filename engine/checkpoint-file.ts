@@ -101,7 +101,8 @@ export interface CheckpointWriteResult {
 /**
  * Writes `tree` (a snapshot nobody mutates) as the checkpoint of `lsn` into `dir`, durably.
  * `beforePublish` runs after the temp file is synced and before the rename (the engine waits there for
- * the WAL to be durable up to `lsn`, so a checkpoint never gets ahead of its log).
+ * the WAL to be durable up to `lsn`, so a checkpoint never gets ahead of its log). `visit`, if given,
+ * sees every value written (the engine counts its value slabs' live bytes with it).
  */
 export async function writeCheckpoint(
   fs: FileSystem,
@@ -111,6 +112,7 @@ export async function writeCheckpoint(
   syncMethod: SyncMethod,
   beforePublish: () => Promise<void>,
   yieldEvery: () => Promise<void>,
+  visit?: (value: Buffer) => void,
 ): Promise<CheckpointWriteResult> {
   assert(Number.isSafeInteger(lsn) && lsn >= 0, `checkpoint LSN ${lsn}`);
   const name = checkpointName(lsn);
@@ -166,6 +168,7 @@ export async function writeCheckpoint(
         run.push(entry);
         runBytes += entryBytes;
         entries++;
+        visit?.(entry[1]);
       }
       await endBlock();
       pending.push(footer(blocks, entries));

@@ -23,6 +23,8 @@ import { BackupSink, type BackupStats } from '../backup/index.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
 import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
 import { keyIn, valueIn, valueOut, type Format } from './keys.js';
+import { ValueSlabs, type Slab } from './value-slabs.js';
+import { touchShared } from './page-toucher.js';
 import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_WRITES_MAX } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
@@ -186,6 +188,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #durableWaitLsn = 0;
   readonly #encoder = new RecordEncoder();
   readonly #arena = new RecordArena();
+  /** Where the index's values are copied (value-slabs.ts); made anew at each open. */
+  #values = new ValueSlabs(null);
   /** Puts whose key and value are still held in the arena, in LSN order; #takeAllHeld is queued (setImmediate) while any are. */
   #held: PendingWrite[] = [];
   readonly #takeAllHeld = (): void => {
@@ -216,8 +220,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   constructor(location: string, options: EngineOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
-    const { wal, checkpointEveryBytes, checkpointStatePercent, backup, fs, logger, admin, ...forward } = options;
-    const resolved = engineDefaults(location, { wal, checkpointEveryBytes, checkpointStatePercent, backup, fs, logger, admin });
+    const { wal, checkpointEveryBytes, checkpointStatePercent, backup, fs, logger, admin, valueSlabBytes, ...forward } = options;
+    const resolved = engineDefaults(location, { wal, checkpointEveryBytes, checkpointStatePercent, backup, fs, logger, admin, valueSlabBytes });
     super(
       {
         seek: true,
@@ -257,6 +261,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   async _open(options: { createIfMissing: boolean; errorIfExists: boolean }): Promise<void> {
     const { fs, location } = this.#o;
     const walDir = `${location}/${WAL_DIR}`;
+    this.#values = new ValueSlabs(touchShared, this.#o.valueSlabBytes);
     let exists = true;
     try {
       await fs.stat(walDir);
@@ -441,6 +446,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       error ??= err;
     }
     this.#wal = null;
+    this.#values.close();
     this.#fail(notOpen(this.location));
     if (error) throw error;
   }
@@ -537,7 +543,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     const buffer = w.held;
     if (buffer === null) return;
     if (w.keyStart >= 0) w.key = buffer.toString('latin1', w.keyStart, w.keyEnd);
-    w.value = valueIn(buffer.subarray(w.valueStart, w.valueEnd));
+    w.value = this.#values.copy(w.key, buffer.subarray(w.valueStart, w.valueEnd));
     w.held = null;
     this.#arena.release(buffer);
   }
@@ -689,7 +695,13 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       const held = this.#putHeld(wal, typeof key === 'string' ? keyIn(key) : key, value);
       if (held !== null) return held;
     }
-    return this.#write(keyIn(key), valueIn(value), null, options);
+    const k = keyIn(key);
+    return this.#write(k, this.#own(k, value), null, options);
+  }
+
+  /** The index's own copy of a value (a string is encoded as utf8). */
+  #own(key: string, value: Key): Buffer {
+    return typeof value === 'string' ? valueIn(value) : this.#values.copy(key, value);
   }
 
   /** @internal abstract-level's implementation hook. */
@@ -702,7 +714,10 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     if (operations.length === 0) return;
     const ops: Op[] = [];
     for (const op of operations) {
-      if (op.type === 'put') ops.push({ type: 'put', key: keyIn(op.key), value: valueIn(op.value as Key) });
+      if (op.type === 'put') {
+        const key = keyIn(op.key);
+        ops.push({ type: 'put', key, value: this.#own(key, op.value as Key) });
+      }
       else ops.push({ type: 'del', key: keyIn(op.key) });
     }
     return this.#write('', undefined, ops, options);
@@ -834,10 +849,11 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       const { sizeBytes } = await fs.stat(`${dir}/${newest.file}`);
       return { lsn, bytes: sizeBytes, durationMs: performance.now() - started };
     }
+    const scan = this.#values.scan();
     const written = await writeCheckpoint(fs, dir, snapshot, lsn, this.#o.wal.syncMethod ?? 'fdatasync', async () => {
       // Never publish a state the WAL could lose: the checkpoint may hold sync:false writes.
       if (lsn > 0) await wal.waitDurable(lsn);
-    }, yieldToLoop);
+    }, yieldToLoop, scan.visit);
     this.#checkpoints.push({ lsn, file: written.name });
     while (this.#checkpoints.length > CHECKPOINTS_KEPT_COUNT) {
       const old = this.#checkpoints.shift() as { lsn: number; file: string };
@@ -857,7 +873,25 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#checkpointBytesPerKey = bytesPerKey(result.bytes, snapshot.size);
     this.#lastCheckpoint = result;
     this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
+    await this.#relocate(wal, scan.sparse());
     return result;
+  }
+
+  /**
+   * Copies the values still live in each of `slabs` (value slabs less than half live when the checkpoint
+   * scanned its state) into the current slab, in the visible state and in the next one if made, one slab
+   * per turn of the event loop; an old slab is then freed once no snapshot holds it (value-slabs.ts).
+   * The values are the same bytes: no reader can tell.
+   */
+  async #relocate(wal: Wal, slabs: Slab[]): Promise<void> {
+    let moved = 0;
+    for (const slab of slabs) {
+      if (this.#wal !== wal) return;
+      const trees = this.#next === null ? [this.#tree] : [this.#tree, this.#next];
+      moved += this.#values.relocate(slab, trees);
+      await yieldToLoop();
+    }
+    if (slabs.length > 0) this.#o.logger?.info({ location: this.location, slabs: slabs.length, values: moved }, 'engine value slabs relocated');
   }
 
   /**

@@ -6,7 +6,7 @@ import { nodeFileSystem } from '../fs/index.js';
 import type { BackupSinkOptions } from '../backup/index.js';
 import type { WalOptions } from '../wal/index.js';
 import type { EngineAdminOptions } from './admin/engine-admin.js';
-import { CHECKPOINT_EVERY_BYTES_DEFAULT, CHECKPOINT_EVERY_BYTES_MIN, CHECKPOINT_STATE_PERCENT_DEFAULT, CHECKPOINT_STATE_PERCENT_MAX } from './limits.js';
+import { CHECKPOINT_EVERY_BYTES_DEFAULT, CHECKPOINT_EVERY_BYTES_MIN, CHECKPOINT_STATE_PERCENT_DEFAULT, CHECKPOINT_STATE_PERCENT_MAX, VALUE_SLAB_BYTES, VALUE_SLAB_VALUE_BYTES_MIN } from './limits.js';
 
 /** Options of the engine's own WAL (under <location>/wal); dir, fs and logger come from the engine. */
 export type EngineWalOptions = Omit<WalOptions, 'dir' | 'fs' | 'logger'>;
@@ -34,6 +34,11 @@ export interface EngineOwnOptions {
   logger?: Logger;
   /** The admin endpoint: HTTP on the Unix socket at socketPath (mode 0600). None by default. */
   admin?: EngineAdminOptions;
+  /**
+   * @internal Size of a value slab (engine/value-slabs.ts), for tests that fill and relocate slabs with
+   * few values. Default VALUE_SLAB_BYTES.
+   */
+  valueSlabBytes?: number;
 }
 
 export interface ResolvedEngineOptions {
@@ -45,6 +50,7 @@ export interface ResolvedEngineOptions {
   fs: FileSystem;
   logger: Logger | undefined;
   admin: EngineAdminOptions | undefined;
+  valueSlabBytes: number;
 }
 
 
@@ -67,5 +73,6 @@ export function engineDefaults(location: unknown, o: EngineOwnOptions): Resolved
     fs: o.fs ?? nodeFileSystem,
     logger: o.logger,
     admin: o.admin,
+    valueSlabBytes: integerInRange(o.valueSlabBytes ?? VALUE_SLAB_BYTES, 'valueSlabBytes', VALUE_SLAB_VALUE_BYTES_MIN, VALUE_SLAB_BYTES),
   };
 }

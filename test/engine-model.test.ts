@@ -77,8 +77,9 @@ function pick<T>(rng: Random, list: readonly T[]): T {
   return list[rng.int(list.length)] as T;
 }
 
-function randomValue(rng: Random): string {
-  const len = pick(rng, [0, 1, 5, 40, 300]);
+/** A value; `slab`: it may be large enough for a value slab (engine/value-slabs.ts), for single puts only (a batch of them would not fit a small segment). */
+function randomValue(rng: Random, slab = false): string {
+  const len = slab && rng.next() < 0.5 ? 1024 : pick(rng, [0, 1, 5, 40, 300]);
   return `${rng.int(1000)}:`.padEnd(len, String.fromCharCode(97 + rng.int(26)));
 }
 
@@ -123,7 +124,7 @@ async function runSeed(seed: number, tally: Tally): Promise<void> {
   const hold = { then: (resolve: (v: unknown) => void) => (takeImage(), resolve(undefined)) } as unknown as Promise<unknown>;
   fault.inject({ op: pick(rng, CRASH_OPS), nth: 1 + rng.int(pick(rng, [3, 10, 30])), hold });
 
-  const options = { fs: fault, wal: { segmentSizeBytes: pick(rng, [4096, 8192]) }, checkpointEveryBytes: pick(rng, [4096, 16384, 1 << 30]), checkpointStatePercent: pick(rng, [0, 100]) };
+  const options = { fs: fault, wal: { segmentSizeBytes: pick(rng, [4096, 8192]) }, checkpointEveryBytes: pick(rng, [4096, 16384, 1 << 30]), checkpointStatePercent: pick(rng, [0, 100]), valueSlabBytes: pick(rng, [4096, 1 << 20]) };
   let db = new Engine(LOCATION, options);
   const steps = 5 + rng.int(STEPS_MAX);
   for (let step = 0; step < steps && crash === null; step++) {
@@ -158,7 +159,7 @@ async function runSeed(seed: number, tally: Tally): Promise<void> {
       let ops: ModelOp[];
       let p: Promise<void>;
       if (kind < 0.45) {
-        const op = { type: 'put' as const, key: pick(rng, KEYS), value: randomValue(rng) };
+        const op = { type: 'put' as const, key: pick(rng, KEYS), value: randomValue(rng, true) };
         ops = [op];
         // Half as bytes: a sync put of bytes takes the held path (its index form read back from its record).
         p = rng.next() < 0.5 ? db.put(op.key, op.value, { sync }) : db.put(Buffer.from(op.key) as never, Buffer.from(op.value) as never, { sync, keyEncoding: 'buffer', valueEncoding: 'buffer' } as never);
