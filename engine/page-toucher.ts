@@ -31,7 +31,6 @@ function start(): Worker | null {
   try {
     // No inherited execArgv (a --cpu-prof or a loader of the parent's), as the commit worker (fs/io-worker.ts).
     const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], name: 'flushpoint-page-toucher' });
-    w.unref();
     w.on('message', (id: number) => {
       const done = waiting.get(id);
       waiting.delete(id);
@@ -46,6 +45,9 @@ function start(): Worker | null {
     };
     w.on('error', stop);
     w.on('exit', stop);
+    // After the listeners: a 'message' listener added after unref() refs the worker's port again, and the
+    // process never exited on its own (test/value-slabs.test.ts, 'a process ... exits').
+    w.unref();
     worker = w;
   } catch {
     broken = true;

@@ -2,6 +2,11 @@
  * The engine's value slabs (engine/value-slabs.ts): owned copies, slabs touched ahead off the event loop,
  * and the relocation that keeps a few live values from holding whole slabs.
  */
+import { spawnSync } from 'node:child_process';
+import fsNode from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
 import { emptyTree } from '../engine/ordered-index.js';
@@ -90,6 +95,33 @@ describe('value slabs', () => {
     await settle();
     slabs.copy('d', bytes(4 * KIB, 4)); // closed: the ready ones were dropped, nothing more is touched
     expect(calls.length).toBe(3);
+  });
+
+  it('a process that touched slabs, with a touch still in flight, exits on its own (the worker is unref\'d)', () => {
+    // The built package, as the crash tests' children use it (npm test builds first).
+    const script = `
+      import { Engine } from 'flushpoint';
+      import { touchShared } from '${pathToFileURL(path.resolve('dist/engine/page-toucher.js')).href}';
+      const db = new Engine(process.argv[1], { valueEncoding: 'buffer' });
+      await db.put('k', Buffer.alloc(4096, 1));
+      await db.close();
+      // An awaited touch does not keep the process alive by itself (the worker is unref'd): a timer does.
+      const keep = setInterval(() => {}, 1000);
+      await touchShared(new SharedArrayBuffer(1 << 20));
+      clearInterval(keep);
+      void touchShared(new SharedArrayBuffer(1 << 20));
+      console.log('done');
+    `;
+    const dir = fsNode.mkdtempSync(path.join(os.tmpdir(), 'fp-slabs-'));
+    try {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, path.join(dir, 'db')], { cwd: process.cwd(), encoding: 'utf8', timeout: 20_000 });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe('done');
+      expect(r.signal).toBeNull(); // not killed by the timeout
+      expect(r.status).toBe(0);
+    } finally {
+      fsNode.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('touchShared maps the pages on its thread and leaves the memory zero', async () => {
