@@ -50,7 +50,7 @@ export type {
 } from './backup/index.js';
 export type { Compression } from './backup/index.js';
 export { Engine } from './engine/index.js';
-export type { EngineOptions, EngineOwnOptions, EngineWalOptions, EngineBackupOptions, CheckpointResult, EngineStats, EngineRecovery, EngineKey, WriteOptions } from './engine/index.js';
+export type { EngineOptions, EngineOwnOptions, EngineWalOptions, EngineBackupOptions, CheckpointResult, EngineStats, EngineRecovery, ValueSlabStats, EngineKey, WriteOptions } from './engine/index.js';
 export { msgpackEncoding } from './engine/index.js';
 export { installShutdownHandlers, DrainTimeoutError } from './engine/index.js';
 export type { ShutdownOptions, Drainable, DrainOptions, DrainResult, EngineAdminOptions } from './engine/index.js';

@@ -22,9 +22,9 @@ import { Wal, type WalStats } from '../wal/index.js';
 import { BackupSink, type BackupStats } from '../backup/index.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
 import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
-import { keyIn, valueIn, valueOut, type Format } from './keys.js';
+import { keyIn, valueOut, type Format } from './keys.js';
 import { ValueSlabs, type Slab } from './value-slabs.js';
-import { touchShared } from './page-toucher.js';
+import { pageTouch, touchPages } from '../fs/page-cache.js';
 import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_WRITES_MAX } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
@@ -67,8 +67,19 @@ export interface EngineStats {
   checkpointError: string | null;
   /** What the last open found and did. */
   recovery: EngineRecovery;
+  /** The index's value slabs since open (engine/value-slabs.ts). */
+  valueSlabs: ValueSlabStats;
   wal: WalStats | null;
   backup: BackupStats | null;
+}
+
+export interface ValueSlabStats {
+  /** Slabs made. */
+  slabs: number;
+  /** Full-size slabs filled without their pages mapped ahead (none was ready, or the addon is absent). */
+  slabsUntouched: number;
+  /** Values copied out of slabs less than half live, after checkpoints. */
+  valuesRelocated: number;
 }
 
 export interface EngineRecovery {
@@ -261,7 +272,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   async _open(options: { createIfMissing: boolean; errorIfExists: boolean }): Promise<void> {
     const { fs, location } = this.#o;
     const walDir = `${location}/${WAL_DIR}`;
-    this.#values = new ValueSlabs(touchShared, this.#o.valueSlabBytes);
+    this.#values = new ValueSlabs(pageTouch() ? touchPages : null, this.#o.valueSlabBytes);
     let exists = true;
     try {
       await fs.stat(walDir);
@@ -701,7 +712,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   /** The index's own copy of a value (a string is encoded as utf8). */
   #own(key: string, value: Key): Buffer {
-    return typeof value === 'string' ? valueIn(value) : this.#values.copy(key, value);
+    return typeof value === 'string' ? this.#values.copyString(key, value) : this.#values.copy(key, value);
   }
 
   /** @internal abstract-level's implementation hook. */
@@ -972,6 +983,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       lastCheckpoint: this.#lastCheckpoint,
       checkpointError: this.#checkpointError,
       recovery: this.#recovery,
+      valueSlabs: { slabs: this.#values.slabsMade, slabsUntouched: this.#values.slabsUntouched, valuesRelocated: this.#values.valuesRelocated },
       wal: this.#wal?.stats() ?? null,
       backup: this.#sink?.stats() ?? null,
     };

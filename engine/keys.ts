@@ -4,8 +4,8 @@
  *
  * Keys are held as latin1 strings: one char per key byte, so JavaScript's string order is exactly the
  * byte order the Level ecosystem expects, comparisons are native, and V8 stores them one byte per char.
- * Values are held as Buffers that the engine owns (copied on the way in and on the way out, so a caller
- * mutating its buffer never changes the database).
+ * Values are held as Buffers that the engine owns (copied on the way in, by value-slabs.ts, and on the
+ * way out, so a caller mutating its buffer never changes the database).
  */
 
 export type Format = 'utf8' | 'buffer' | 'view';
@@ -35,12 +35,6 @@ export function keyOut(key: string, format: Format): string | Uint8Array {
 /** The bytes of a latin1 key (for the WAL and checkpoints). */
 export function keyBytes(key: string): Buffer {
   return Buffer.from(key, 'latin1');
-}
-
-/** A value the engine owns: a copy of the caller's bytes. */
-export function valueIn(value: string | Uint8Array): Buffer {
-  if (typeof value === 'string') return Buffer.from(value, 'utf8');
-  return Buffer.from(value);
 }
 
 /** A stored value as the format abstract-level asked for (a fresh copy: the caller may mutate it). */

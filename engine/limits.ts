@@ -58,8 +58,10 @@ export const SAMPLES_PENDING_COUNT_MAX = 4096;
 /** Longest key, in bytes, the record encoder copies byte by byte in JavaScript (longer: Buffer.write). */
 export const KEY_BYTES_COPIED_IN_JS_MAX = 32;
 
-/** Size of a value slab (value-slabs.ts), in bytes. */
+/** Size of a full value slab (value-slabs.ts), in bytes. */
 export const VALUE_SLAB_BYTES = 1024 * 1024;
+/** Size of an engine's first value slab, in bytes; each next one is twice the last, up to VALUE_SLAB_BYTES. */
+export const VALUE_SLAB_BYTES_INITIAL = 64 * 1024;
 /**
  * Values from this size (bytes) to VALUE_SLAB_VALUE_BYTES_MAX go into slabs. Smaller ones share Node's
  * 8 KiB Buffer pool already (a fault per 8 KiB, a small share of a put); larger ones get their own memory.
@@ -67,5 +69,5 @@ export const VALUE_SLAB_BYTES = 1024 * 1024;
 export const VALUE_SLAB_VALUE_BYTES_MIN = 1024;
 /** Largest value (bytes) copied into a slab: a sixteenth of one, so a slab is never mostly one value. */
 export const VALUE_SLAB_VALUE_BYTES_MAX = 64 * 1024;
-/** Slabs kept touched (or being touched) ahead of the one being filled, a count. */
+/** Full-size slabs kept touched (or being touched) ahead of the one being filled, a count. */
 export const VALUE_SLABS_AHEAD = 2;

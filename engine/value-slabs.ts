@@ -1,34 +1,40 @@
 /**
- * Where the index keeps the values it owns: mid-sized values (VALUE_SLAB_VALUE_BYTES_MIN to _MAX) are
- * copied side by side into slabs of VALUE_SLAB_BYTES, each value a Buffer view of its slab; smaller and
- * larger ones are copied into Buffers of their own (Buffer.from, as before).
+ * Where the index keeps the values it owns: mid-sized values (VALUE_SLAB_VALUE_BYTES_MIN to _MAX, as
+ * bytes or as a utf8 string) are copied side by side into slabs, each value a Buffer view of its slab;
+ * smaller and larger ones are copied into Buffers of their own (Buffer.from, as before).
  *
  * Why (docs/decisions.md, "Value slabs"): a value the index keeps is new memory, and new memory costs a
  * page fault per 4 KiB at its first touch, ~3 us on these machines. With one Buffer per 4 KiB value that
  * fault was taken on the event loop by every put: a fifth of the loop's time at 64 writers of 4 KiB.
- * A slab is shared memory, touched on another thread before its first value goes in (page-toucher.ts),
- * VALUE_SLABS_AHEAD slabs ahead of the one being filled, so the event loop copies into memory that is
- * mapped already. Where no slab is ready (or no worker runs), one is filled untouched: the loop takes
- * the faults, as before.
+ * Full-size slabs (VALUE_SLAB_BYTES) are touched on libuv's thread pool before their first value goes in
+ * (touchPages, the native addon), VALUE_SLABS_AHEAD of them ahead of the one being filled, so the event
+ * loop copies into memory that is mapped already. Where no slab is ready (or the addon is absent), one
+ * is filled untouched: the loop takes the faults, as before.
+ *
+ * An engine that holds little pays little: the first slab is VALUE_SLAB_BYTES_INITIAL, each next one
+ * twice the last up to VALUE_SLAB_BYTES, and slabs are touched ahead only from the first full-size one.
  *
  * What a slab costs: a live value keeps its whole slab alive. Every slab records the keys whose values
  * went into it, and a checkpoint's scan of the state counts each slab's live bytes (scan()); a slab less
- * than half live is then relocated (relocate()): each key whose value in the index is still a view of
- * it gets a copy in the current slab, and the old slab is freed once no snapshot holds it. So slab memory
- * stays under about twice the live values plus what was written since the last checkpoint, and slabs
- * with nothing live are collected as any Buffer.
+ * than half live is then relocated (relocate()): each key whose value in the index is still a view of it
+ * gets a copy in the current slab, and the old slab is freed once no snapshot holds it. So slab memory
+ * stays under about twice the live values plus what was written since the last checkpoint plus what
+ * snapshots hold (a running checkpoint's included), and slabs with nothing live are collected as any
+ * Buffer.
  */
-import { VALUE_SLAB_BYTES, VALUE_SLAB_VALUE_BYTES_MAX, VALUE_SLAB_VALUE_BYTES_MIN, VALUE_SLABS_AHEAD } from './limits.js';
+import { VALUE_SLAB_BYTES, VALUE_SLAB_BYTES_INITIAL, VALUE_SLAB_VALUE_BYTES_MAX, VALUE_SLAB_VALUE_BYTES_MIN, VALUE_SLABS_AHEAD } from './limits.js';
 
 /** One slab: its memory, how much of it is used, the keys of the values copied into it. */
 export interface Slab {
   readonly bytes: Buffer;
   used: number;
-  /** The keys (latin1) of the values copied in, in order; a key may repeat. Emptied once relocated. */
+  /** The keys (latin1) of the values copied in that may still be in it; a key may repeat. */
   keys: string[];
   /** Live bytes counted by the scan that last found it (the scan's number in scanId). */
   live: number;
   scanId: number;
+  /** Its pages were touched ahead (touchPages resolved) before it became the slab being filled. */
+  touched: boolean;
 }
 
 /** A map of the index's values by key (a B-tree of the engine's state). */
@@ -37,14 +43,17 @@ export interface SlabValueMap {
   set(key: string, value: Buffer): unknown;
 }
 
-/** Touches the pages of a slab's new memory off the event loop (page-toucher.ts touchShared), or null. */
-export type TouchPages = ((memory: SharedArrayBuffer) => Promise<void>) | null;
+/** Maps the pages of a slab's new memory off the event loop (fs/page-cache.ts touchPages), or null. */
+export type TouchPages = ((bytes: Uint8Array) => Promise<void>) | null;
 
 /** What a checkpoint's scan found: the slabs worth relocating. */
 export interface SlabScan {
   /** Counts one value of the scanned state. */
   visit(value: Uint8Array): void;
-  /** The slabs (other than the one being filled) with less than half their bytes live. */
+  /**
+   * The slabs with less than half their bytes live, other than the one being filled now and the one
+   * that was being filled when the scan began (its values written since are not in the scanned state).
+   */
   sparse(): Slab[];
 }
 
@@ -59,30 +68,47 @@ export class ValueSlabs {
   readonly #ahead: number;
   readonly #slabs = new WeakMap<ArrayBufferLike, Slab>();
   #current: Slab | null = null;
-  /** Slabs whose pages are touched, in order. */
+  /** Size of the next slab made while slabs still grow (up to #slabBytes). */
+  #growBytes: number;
+  /** Full-size slabs whose pages are touched, in order. */
   #ready: Slab[] = [];
   /** Touches in flight. */
   #touching = 0;
   #scans = 0;
   #closed = false;
-  /** Slabs made, and of them those filled before their pages were touched (counters for tests and metrics). */
+  /** Slabs made; of them, full-size ones filled without their pages touched ahead; values relocated. */
   slabsMade = 0;
   slabsUntouched = 0;
+  valuesRelocated = 0;
 
   constructor(touch: TouchPages, slabBytes = VALUE_SLAB_BYTES, ahead = VALUE_SLABS_AHEAD) {
     this.#touch = touch;
     this.#slabBytes = slabBytes;
     this.#ahead = ahead;
+    this.#growBytes = Math.min(VALUE_SLAB_BYTES_INITIAL, slabBytes);
   }
 
   /** A copy of `value` (key `key`, latin1) that the index owns. */
   copy(key: string, value: Uint8Array): Buffer {
     const n = value.byteLength;
     if (n < VALUE_SLAB_VALUE_BYTES_MIN || n > VALUE_SLAB_VALUE_BYTES_MAX || n > this.#slabBytes) return Buffer.from(value);
-    let slab = this.#current;
-    if (slab === null || slab.used + n > this.#slabBytes) slab = this.#next();
+    const slab = this.#room(n);
     const out = slab.bytes.subarray(slab.used, slab.used + n);
     out.set(value);
+    slab.used += n;
+    slab.keys.push(key);
+    return out;
+  }
+
+  /** `value` as utf8 bytes that the index owns (key `key`, latin1). */
+  copyString(key: string, value: string): Buffer {
+    // A string of length L takes L to 3L utf8 bytes: only one that may be in range is measured.
+    if (value.length * 3 < VALUE_SLAB_VALUE_BYTES_MIN || value.length > VALUE_SLAB_VALUE_BYTES_MAX) return Buffer.from(value, 'utf8');
+    const n = Buffer.byteLength(value, 'utf8');
+    if (n < VALUE_SLAB_VALUE_BYTES_MIN || n > VALUE_SLAB_VALUE_BYTES_MAX || n > this.#slabBytes) return Buffer.from(value, 'utf8');
+    const slab = this.#room(n);
+    const out = slab.bytes.subarray(slab.used, slab.used + n);
+    out.write(value, 0, n, 'utf8');
     slab.used += n;
     slab.keys.push(key);
     return out;
@@ -98,6 +124,7 @@ export class ValueSlabs {
     const id = ++this.#scans;
     const found: Slab[] = [];
     const slabs = this.#slabs;
+    const currentAtScan = this.#current;
     return {
       visit(value: Uint8Array): void {
         if (!inSlabRange(value.byteLength)) return;
@@ -110,25 +137,29 @@ export class ValueSlabs {
         }
         slab.live += value.byteLength;
       },
-      sparse: (): Slab[] => found.filter((s) => s !== this.#current && s.keys.length > 0 && s.live * 2 < this.#slabBytes),
+      sparse: (): Slab[] => found.filter((s) => s !== this.#current && s !== currentAtScan && s.keys.length > 0 && s.live * 2 < s.bytes.byteLength),
     };
   }
 
   /**
    * Moves the values still in `slab`: in each of `maps`, every key of the slab whose value is a view of
    * it is set to a copy in the current slab (one copy per value, shared by the maps that hold the same
-   * one). Returns the copies made.
+   * one). A key found in no map stays listed: its write may still be on its way to the index (pending
+   * its commit), and a later relocation moves it then. Returns the copies made.
    */
   relocate(slab: Slab, maps: ReadonlyArray<SlabValueMap>): number {
     const keys = slab.keys;
-    slab.keys = [];
+    const kept: string[] = [];
+    const buffer = slab.bytes.buffer;
     let moved = 0;
     for (const key of keys) {
       let from: Buffer | undefined;
       let to: Buffer | undefined;
+      let seen = false;
       for (const map of maps) {
         const value = map.get(key);
-        if (value === undefined || value.buffer !== slab.bytes.buffer) continue;
+        if (value === undefined || value.buffer !== buffer) continue;
+        seen = true;
         if (value !== from) {
           from = value;
           to = this.copy(key, value);
@@ -136,7 +167,10 @@ export class ValueSlabs {
         }
         map.set(key, to as Buffer);
       }
+      if (!seen) kept.push(key);
     }
+    slab.keys = kept;
+    this.valuesRelocated += moved;
     return moved;
   }
 
@@ -146,34 +180,54 @@ export class ValueSlabs {
     this.#ready = [];
   }
 
-  #next(): Slab {
-    const slab = this.#ready.shift() ?? this.#make(false);
+  /** The slab the next `n` bytes go into. */
+  #room(n: number): Slab {
+    const slab = this.#current;
+    if (slab !== null && slab.used + n <= slab.bytes.byteLength) return slab;
+    return this.#next(n);
+  }
+
+  #next(n: number): Slab {
+    let slab: Slab;
+    if (this.#growBytes < this.#slabBytes) {
+      // Still growing: a slab twice the last, untouched (small, and an engine that holds little pays little).
+      const size = Math.max(this.#growBytes, n);
+      this.#growBytes = Math.min(this.#growBytes * 2, this.#slabBytes);
+      slab = this.#make(size);
+    } else {
+      slab = this.#ready.shift() ?? this.#make(this.#slabBytes);
+      if (!slab.touched) this.slabsUntouched++;
+      this.#refill();
+    }
     this.#current = slab;
-    this.#refill();
     return slab;
   }
 
-  #make(touched: boolean): Slab {
-    const slab: Slab = { bytes: Buffer.from(new SharedArrayBuffer(this.#slabBytes)), used: 0, keys: [], live: 0, scanId: 0 };
+  #make(size: number): Slab {
+    // Not a SharedArrayBuffer: its memory does not count toward the heap's external memory, so V8 starts
+    // no collection for it, and slabs the index dropped stayed allocated until a collection came for
+    // other reasons (253 MiB more RSS over 256 MiB of overwrites with 1 MiB live, against 56 MiB; it was
+    // 1.1x the puts at 4 KiB x 64 for that reason: docs/decisions.md, "Value slabs").
+    const slab: Slab = { bytes: Buffer.allocUnsafeSlow(size), used: 0, keys: [], live: 0, scanId: 0, touched: false };
     this.#slabs.set(slab.bytes.buffer, slab);
     this.slabsMade++;
-    if (!touched) this.slabsUntouched++;
     return slab;
   }
 
-  /** Keeps `ahead` slabs touched or being touched. */
+  /** Keeps `ahead` full-size slabs touched or being touched. */
   #refill(): void {
     const touch = this.#touch;
     if (touch === null || this.#closed) return;
     while (this.#ready.length + this.#touching < this.#ahead) {
-      const slab = this.#make(true);
+      const slab = this.#make(this.#slabBytes);
       this.#touching++;
-      const done = (): void => {
+      const done = (touched: boolean): void => {
         this.#touching--;
+        slab.touched = touched;
         if (!this.#closed) this.#ready.push(slab);
       };
       // A touch that fails leaves the memory as it was: the slab is still good, only not mapped yet.
-      touch(slab.bytes.buffer as SharedArrayBuffer).then(done, done);
+      touch(slab.bytes).then(() => done(true), () => done(false));
     }
   }
 }

@@ -24,29 +24,39 @@ export interface PageCacheDropStatus {
 
 const ADDON = 'build/Release/flushpoint_native.node';
 
-let loaded: { drop: AddonCall | null; writeBack: AddonCall | null; status: PageCacheDropStatus } | null = null;
+/** The addon's touchPages: (bytes) -> Promise<void>. */
+type TouchCall = (bytes: Uint8Array) => Promise<void>;
 
-function load(): { drop: AddonCall | null; writeBack: AddonCall | null; status: PageCacheDropStatus } {
+interface Loaded {
+  drop: AddonCall | null;
+  writeBack: AddonCall | null;
+  touch: TouchCall | null;
+  status: PageCacheDropStatus;
+}
+
+let loaded: Loaded | null = null;
+
+function load(): Loaded {
   if (loaded !== null) return loaded;
   if (process.platform !== 'linux') {
     // posix_fadvise is Linux's (and the BSDs'); macOS and Windows have none: not worth a build there.
-    loaded = { drop: null, writeBack: null, status: { available: false, reason: `no posix_fadvise on ${process.platform}` } };
+    loaded = { drop: null, writeBack: null, touch: null, status: { available: false, reason: `no posix_fadvise on ${process.platform}` } };
     return loaded;
   }
   // The package root is two levels above this file in dist/fs/, one above it in fs/ (tests run the sources).
   const candidates = [new URL(`../../${ADDON}`, import.meta.url), new URL(`../${ADDON}`, import.meta.url)];
   const found = candidates.find((u) => fs.existsSync(u));
   if (found === undefined) {
-    loaded = { drop: null, writeBack: null, status: { available: false, reason: `${ADDON} was not built (run 'npm rebuild flushpoint'; needs python3, make and a C compiler)` } };
+    loaded = { drop: null, writeBack: null, touch: null, status: { available: false, reason: `${ADDON} was not built (run 'npm rebuild flushpoint'; needs python3, make and a C compiler)` } };
     return loaded;
   }
   try {
-    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as { dropCache: AddonCall; writeBack?: AddonCall };
-    // An addon built before writeBack existed (a stale build/) still drops cache.
-    loaded = { drop: addon.dropCache, writeBack: addon.writeBack ?? null, status: { available: true, reason: null } };
+    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as { dropCache: AddonCall; writeBack?: AddonCall; touchPages?: TouchCall };
+    // An addon built before writeBack or touchPages existed (a stale build/) still drops cache.
+    loaded = { drop: addon.dropCache, writeBack: addon.writeBack ?? null, touch: addon.touchPages ?? null, status: { available: true, reason: null } };
   } catch (err) {
     const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] as string;
-    loaded = { drop: null, writeBack: null, status: { available: false, reason: `${ADDON} did not load: ${reason}` } };
+    loaded = { drop: null, writeBack: null, touch: null, status: { available: false, reason: `${ADDON} did not load: ${reason}` } };
   }
   return loaded;
 }
@@ -77,6 +87,29 @@ export function pageWriteBack(): boolean {
  */
 export function writeBackPages(fd: number, offset: number, lengthBytes: number): Promise<void> {
   return callAddon('writeBackPages', load().writeBack, fd, offset, lengthBytes);
+}
+
+/** Whether touchPages really touches pages in this process (the addon loaded, with the call). */
+export function pageTouch(): boolean {
+  return load().touch !== null;
+}
+
+/**
+ * Takes the page faults of new memory on libuv's thread pool: a zero is stored into one byte of each
+ * page of `bytes`, which must be all zeros or not yet used, so a page the process never touched is
+ * mapped there instead of at its first use on the event loop (engine/value-slabs.ts). The caller must
+ * not use the bytes until the promise settles. Resolves at once, touching nothing, where the addon is
+ * not available.
+ */
+export function touchPages(bytes: Uint8Array): Promise<void> {
+  if (!(bytes instanceof Uint8Array)) return Promise.reject(new TypeError('touchPages(bytes) takes a Uint8Array'));
+  const touch = load().touch;
+  if (touch === null) return Promise.resolve();
+  try {
+    return touch(bytes);
+  } catch (err) {
+    return Promise.reject(err); // the addon could not queue the call (out of memory)
+  }
 }
 
 /** One call of the addon (null: not available, nothing to do), its arguments checked first. */
