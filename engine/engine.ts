@@ -33,6 +33,7 @@ import { applyOps, emptyTree, keysInRange, type Tree } from './ordered-index.js'
 import { RecordArena, RecordEncoder, decodeReplayRecord, encodeRecord, type Op } from './record.js';
 import { BaseReplay, appendBase, readBaseMarker, writeBaseMarker } from './base.js';
 import { EngineAdmin } from './admin/engine-admin.js';
+import type { EngineMetricsStats } from './metrics.js';
 import type { DrainOptions } from './admin/drain.js';
 import type { DrainResult } from './admin/target.js';
 import { SyncTimer } from './metrics-fs.js';
@@ -294,7 +295,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
         await this.#ensureBase(wal, this.#sink);
       }
       const sink = this.#sink;
-      this.#admin = await EngineAdmin.open({ wal, sink, ...(syncTimer ? { syncTimer } : {}), admin: this.#o.admin, logger: this.#o.logger, status: () => ({ status: this.status, location, visibleLsn: this.#visibleLsn }) });
+      this.#admin = await EngineAdmin.open({ wal, sink, ...(syncTimer ? { syncTimer } : {}), admin: this.#o.admin, logger: this.#o.logger, status: () => ({ status: this.status, location, visibleLsn: this.#visibleLsn }), engine: () => this.#metricsStats() });
     } catch (err) {
       await this.#sink?.close().catch(() => {});
       this.#sink = null;
@@ -973,6 +974,15 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     return this.#admin?.draining ?? false;
   }
 
+  /** The engine's part of GET /metrics. */
+  #metricsStats(): EngineMetricsStats {
+    return { keys: this.#tree.size, checkpointsWritten: this.#checkpointsWritten, valueSlabs: this.#valueSlabStats() };
+  }
+
+  #valueSlabStats(): ValueSlabStats {
+    return { slabs: this.#values.slabsMade, slabsUntouched: this.#values.slabsUntouched, valuesRelocated: this.#values.valuesRelocated };
+  }
+
   stats(): EngineStats {
     return {
       visibleLsn: this.#visibleLsn,
@@ -983,7 +993,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       lastCheckpoint: this.#lastCheckpoint,
       checkpointError: this.#checkpointError,
       recovery: this.#recovery,
-      valueSlabs: { slabs: this.#values.slabsMade, slabsUntouched: this.#values.slabsUntouched, valuesRelocated: this.#values.valuesRelocated },
+      valueSlabs: this.#valueSlabStats(),
       wal: this.#wal?.stats() ?? null,
       backup: this.#sink?.stats() ?? null,
     };

@@ -41,6 +41,15 @@ export interface MetricsSources {
   drainer?: Drainer;
   /** Times the WAL's syncs one by one (the engine wraps the WAL's file system with it). */
   syncTimer?: SyncTimer;
+  /** The engine's own figures, read at scrape time: keys, checkpoints, value slabs. */
+  engine?: () => EngineMetricsStats;
+}
+
+/** What the engine reports of itself in GET /metrics. */
+export interface EngineMetricsStats {
+  keys: number;
+  checkpointsWritten: number;
+  valueSlabs: { slabs: number; slabsUntouched: number; valuesRelocated: number };
 }
 
 export type ForceFlushOutcome = 'ok' | 'timeout' | 'in_progress' | 'failed' | 'aborted';
@@ -107,7 +116,7 @@ export interface EngineMetrics {
 }
 
 export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
-  const { wal, sink, drainer, syncTimer } = sources;
+  const { wal, sink, drainer, syncTimer, engine } = sources;
   const registry = new Registry();
   const registers = [registry];
   const unsubscribe: Array<() => void> = [];
@@ -134,6 +143,15 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
       },
     });
   };
+
+  // ---- engine ----
+  if (engine) {
+    gaugeFrom('flushpoint_engine_keys', 'Keys the engine holds (visible state)', () => engine().keys);
+    counterFrom('flushpoint_engine_checkpoints_total', 'Checkpoints written since open', () => engine().checkpointsWritten);
+    counterFrom('flushpoint_engine_value_slabs_total', 'Value slabs made since open (engine/value-slabs.ts)', () => engine().valueSlabs.slabs);
+    counterFrom('flushpoint_engine_value_slabs_untouched_total', 'Full-size value slabs filled without their pages mapped ahead', () => engine().valueSlabs.slabsUntouched);
+    counterFrom('flushpoint_engine_values_relocated_total', 'Values copied out of value slabs less than half live, after checkpoints', () => engine().valueSlabs.valuesRelocated);
+  }
 
   // ---- WAL ----
   const fsyncLabels = SYNC_OPS.map((op) => ({ op }));

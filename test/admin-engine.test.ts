@@ -70,11 +70,19 @@ describe('Engine admin', () => {
     const m = await request(socketPath, 'GET', '/metrics');
     expect(m.text).toMatch(/^flushpoint_wal_durable_lsn 1$/m);
     expect(m.text).toMatch(/^flushpoint_wal_fsync_seconds_count\{op="commit"\} [1-9]/m);
+    // The engine's own figures: keys, checkpoints, value slabs (a 2 KiB value goes into one).
+    await db.put('big', 'x'.repeat(2048));
+    await db.checkpoint();
+    const e = await request(socketPath, 'GET', '/metrics');
+    expect(e.text).toMatch(/^flushpoint_engine_keys 2$/m);
+    expect(e.text).toMatch(/^flushpoint_engine_checkpoints_total 1$/m);
+    expect(e.text).toMatch(/^flushpoint_engine_value_slabs_total 1$/m);
+    expect(e.text).toMatch(/^flushpoint_engine_values_relocated_total 0$/m);
     const second = new Engine(path.join(dir, 'other'), { admin: { socketPath } });
     const err = await second.open().catch((e: unknown) => e);
     expect(JSON.stringify(err, Object.getOwnPropertyNames(err)) + String((err as Error).cause)).toContain('ADMIN_SOCKET_IN_USE');
     expect(second.status).toBe('closed');
-    expect((await request(socketPath, 'POST', '/drain', {})).json).toMatchObject({ walDurableLsn: 1, backupCheckpointLsn: 1 });
+    expect((await request(socketPath, 'POST', '/drain', {})).json).toMatchObject({ walDurableLsn: 2, backupCheckpointLsn: 2 });
     await db.close();
     await expect(fsp.lstat(socketPath)).rejects.toMatchObject({ code: 'ENOENT' });
   });

@@ -11,7 +11,7 @@ import { ErrorCode, FlushpointError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { BackupSink } from '../../backup/index.js';
 import type { Wal } from '../../wal/index.js';
-import { createEngineMetrics, type EngineMetrics } from '../metrics.js';
+import { createEngineMetrics, type EngineMetrics, type EngineMetricsStats } from '../metrics.js';
 import type { SyncTimer } from '../metrics-fs.js';
 import { checkDrainOptions, Drainer, type DrainOptions } from './drain.js';
 import { AdminServer } from './server.js';
@@ -36,6 +36,8 @@ export interface EngineAdminSources {
   logger?: Logger;
   /** The engine's own part of GET /status. */
   status: () => Record<string, unknown>;
+  /** The engine's own figures for GET /metrics. */
+  engine?: () => EngineMetricsStats;
 }
 
 export class EngineAdmin {
@@ -53,7 +55,7 @@ export class EngineAdmin {
   private constructor(s: EngineAdminSources) {
     this.#logger = s.logger;
     this.drainer = new Drainer({ wal: s.wal, sink: s.sink });
-    this.metrics = s.admin === undefined ? null : createEngineMetrics({ wal: s.wal, sink: s.sink, drainer: this.drainer, ...(s.syncTimer ? { syncTimer: s.syncTimer } : {}) });
+    this.metrics = s.admin === undefined ? null : createEngineMetrics({ wal: s.wal, sink: s.sink, drainer: this.drainer, ...(s.syncTimer ? { syncTimer: s.syncTimer } : {}), ...(s.engine ? { engine: s.engine } : {}) });
   }
 
   static async open(s: EngineAdminSources): Promise<EngineAdmin> {
