@@ -65,6 +65,36 @@ describe('Wal API', () => {
     await wal.close();
   });
 
+  it('records larger than a staging chunk reuse a few large chunks instead of a new shared buffer each', async () => {
+    // Each new shared buffer is one more the commit worker learns and its heap keeps until its own
+    // collection: one per oversize record grew the process by every such record (1 GiB of 1 MiB
+    // batches left ~1 GiB allocated).
+    const mem = new MemoryFileSystem();
+    const seen = new Set<ArrayBufferLike>();
+    const open = mem.open.bind(mem);
+    mem.open = async (...args: Parameters<MemoryFileSystem['open']>) => {
+      const handle = await open(...args);
+      const commit = handle.commit.bind(handle);
+      handle.commit = (buffers, position, syncMethod, wait) => {
+        for (const b of buffers) if (b.buffer instanceof SharedArrayBuffer) seen.add(b.buffer);
+        return commit(buffers, position, syncMethod, wait);
+      };
+      return handle;
+    };
+    const fs = mem;
+    const wal = await Wal.open({ dir: '/big', fs, segmentSizeBytes: 1 << 20, stagingChunkBytes: 4096 });
+    for (let i = 0; i < 200; i++) {
+      // 5-30 KiB records, one at a time and two at once (a second batch staged while one is in flight).
+      const a = wal.append(Buffer.alloc(5000 + ((i * 7919) % 25000), i & 0xff));
+      const b = i % 2 === 0 ? wal.append(Buffer.alloc(9000, 1)) : a;
+      await wal.waitDurable(Math.max(a, b));
+    }
+    await wal.close();
+    // The regular chunks (a few) and a handful of large ones, not 200+.
+    expect(seen.size).toBeGreaterThan(1);
+    expect(seen.size).toBeLessThanOrEqual(16);
+  });
+
   it('recycled staging chunks never corrupt a record: small chunks, concurrent writers, records larger than a chunk', async () => {
     const fs = new FaultFileSystem(new MemoryFileSystem());
     // Writes read their buffers a little later, as a real commit thread does: a chunk reused too early shows.

@@ -62,6 +62,13 @@ export const STAGING_CHUNK_BYTES_MIN = 4096;
 export const STAGING_CHUNK_BYTES_MAX = 256 * 1024 * 1024;
 /** Staging chunks kept for reuse at most (the rest are left to the garbage collector), a count. */
 export const STAGING_CHUNKS_POOLED_COUNT_MAX = 8;
+/**
+ * Chunks made for a record larger than a chunk (rounded up to a power of two) kept for reuse, a count:
+ * the current one plus one in flight. Every new chunk is another shared buffer the commit worker learns,
+ * and the worker's heap holds what it learned until its own collection, which hardly ever runs: one new
+ * chunk per oversize record grew the process by every such record's size (wal/staging.ts).
+ */
+export const STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX = 2;
 
 // ---- reads ----
 

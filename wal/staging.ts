@@ -15,7 +15,7 @@ import { assert } from '../core/errors.js';
 import type { Random } from '../core/random.js';
 import { SEGMENT_HEADER_BYTES, drawSegmentSalt, encodeSegmentHeader } from './format.js';
 import { encodeRecord, recordBytes } from '../record/format.js';
-import { STAGING_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
+import { STAGING_CHUNKS_POOLED_COUNT_MAX, STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
 
 /** A chunk of shared memory records are encoded into. */
 interface Chunk {
@@ -60,6 +60,8 @@ export class Staging {
   readonly #chunkBytes: number;
   #chunk: Chunk;
   #pool: Chunk[] = [];
+  /** Chunks larger than #chunkBytes, made for oversize records, kept for the next ones. */
+  #largePool: Chunk[] = [];
   #chunkUsed = 0;
   /** Start of the not-yet-frozen part of the current chunk. */
   #runStart = 0;
@@ -121,7 +123,7 @@ export class Staging {
       const old = this.#chunk;
       old.retired = true;
       this.#recycle(old);
-      this.#chunk = size <= this.#chunkBytes ? (this.#pool.pop() ?? this.#newChunk(this.#chunkBytes)) : this.#newChunk(size);
+      this.#chunk = size <= this.#chunkBytes ? (this.#pool.pop() ?? this.#newChunk(this.#chunkBytes)) : this.#largeChunk(size);
       this.#chunkUsed = 0;
       this.#runStart = 0;
     }
@@ -150,11 +152,29 @@ export class Staging {
     return { bytes: new Uint8Array(sab), view: new DataView(sab), refs: 0, retired: false };
   }
 
+  /**
+   * A chunk for a record of `size` bytes, more than a chunk: a pooled large one that holds it, or a new
+   * one rounded up to a power of two, so that records of about the same size reuse the same few.
+   */
+  #largeChunk(size: number): Chunk {
+    const i = this.#largePool.findLastIndex((c) => c.bytes.byteLength >= size); // the smallest that fits
+    if (i >= 0) return this.#largePool.splice(i, 1)[0] as Chunk;
+    return this.#newChunk(2 ** Math.ceil(Math.log2(size)));
+  }
+
   #recycle(chunk: Chunk): void {
     if (!chunk.retired || chunk.refs > 0) return;
-    if (chunk.bytes.byteLength === this.#chunkBytes && this.#pool.length < STAGING_CHUNKS_POOLED_COUNT_MAX) {
+    if (chunk.bytes.byteLength === this.#chunkBytes) {
+      if (this.#pool.length < STAGING_CHUNKS_POOLED_COUNT_MAX) {
+        chunk.retired = false;
+        this.#pool.push(chunk);
+      }
+    } else if (chunk.bytes.byteLength > this.#chunkBytes) {
+      // Keep the largest ones: a smaller one is replaced by a larger one when the pool is full.
       chunk.retired = false;
-      this.#pool.push(chunk);
+      this.#largePool.push(chunk);
+      this.#largePool.sort((a, b) => b.bytes.byteLength - a.bytes.byteLength);
+      if (this.#largePool.length > STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX) this.#largePool.pop();
     }
   }
 
