@@ -25,7 +25,7 @@ import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type 
 import { keyIn, valueOut, type Format } from './keys.js';
 import { ValueSlabs, type Slab } from './value-slabs.js';
 import { pageTouch, touchPages } from '../fs/page-cache.js';
-import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_WRITES_MAX } from './limits.js';
+import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_WRITES_MAX, SLAB_SCAN_DROPPED_MIN } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
@@ -151,6 +151,15 @@ interface ArgumentChecks {
   _assertValidValue(value: unknown): void;
 }
 
+/**
+ * A value as the bytes it holds: a typed array other than a Uint8Array (a custom 'view' or 'buffer'
+ * encoding may give one) is viewed as its bytes, not copied element by element (a Uint16Array of 1,024
+ * elements filled 1,024 of its 2,048 bytes, the rest being whatever the memory held before).
+ */
+function asBytes(value: Key): Key {
+  return typeof value === 'string' || value instanceof Uint8Array ? value : new Uint8Array((value as ArrayBufferView).buffer, (value as ArrayBufferView).byteOffset, (value as ArrayBufferView).byteLength);
+}
+
 /** Options of a put/del called without any (sync: true, the default). */
 const DEFAULT_WRITE_OPTIONS: { sync?: boolean } = Object.freeze({});
 
@@ -202,6 +211,10 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   readonly #arena = new RecordArena();
   /** Where the index's values are copied (value-slabs.ts); made anew at each open. */
   #values = new ValueSlabs(null);
+  /** Values replaced or removed in the index since the value slabs were last scanned. */
+  readonly #dropped = { count: 0 };
+  /** A scan of the value slabs outside a checkpoint is queued (#maybeCompactSlabs). */
+  #slabScanQueued = false;
   /** Puts whose key and value are still held in the arena, in LSN order; #takeAllHeld is queued (setImmediate) while any are. */
   #held: PendingWrite[] = [];
   readonly #takeAllHeld = (): void => {
@@ -544,9 +557,10 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   /** `tree` with write `w` applied (a whole clear makes a new tree): what the tree returned holds. */
   #apply(tree: Tree, w: PendingWrite): Tree {
     if (w.held !== null) this.#takeHeld(w);
-    if (w.ops !== null) return applyOps(tree, w.ops);
-    if (w.value !== undefined) tree.set(w.key, w.value, true);
-    else tree.delete(w.key);
+    if (w.ops !== null) return applyOps(tree, w.ops, this.#dropped);
+    if (w.value !== undefined) {
+      if (!tree.set(w.key, w.value, true)) this.#dropped.count++;
+    } else if (tree.delete(w.key)) this.#dropped.count++;
     return tree;
   }
 
@@ -629,6 +643,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     }
     for (let i = from; i < head; i++) this.#tree = this.#apply(this.#tree, pending[i] as PendingWrite);
     this.#visibleLsn = lastLsn;
+    if (this.#dropped.count >= SLAB_SCAN_DROPPED_MIN) this.#maybeCompactSlabs(wal);
     for (let i = first; i < head; i++) (pending[i] as PendingWrite).resolve();
     if (head === pending.length) {
       this.#pending = [];
@@ -701,6 +716,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   /** @internal abstract-level's implementation hook. */
   _put(key: Key, value: Key, options: FormatOptions): Promise<void> {
+    value = asBytes(value);
     const wal = this.#wal;
     // A sync:true put of bytes on an open, healthy engine: the held path (#putHeld); anything else as before.
     if (wal !== null && typeof value !== 'string' && options.sync !== false && this.#failure === null && !this.#admin?.draining) {
@@ -728,7 +744,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     for (const op of operations) {
       if (op.type === 'put') {
         const key = keyIn(op.key);
-        ops.push({ type: 'put', key, value: this.#own(key, op.value as Key) });
+        ops.push({ type: 'put', key, value: this.#own(key, asBytes(op.value as Key)) });
       }
       else ops.push({ type: 'del', key: keyIn(op.key) });
     }
@@ -861,6 +877,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       const { sizeBytes } = await fs.stat(`${dir}/${newest.file}`);
       return { lsn, bytes: sizeBytes, durationMs: performance.now() - started };
     }
+    this.#dropped.count = 0;
     const scan = this.#values.scan();
     const written = await writeCheckpoint(fs, dir, snapshot, lsn, this.#o.wal.syncMethod ?? 'fdatasync', async () => {
       // Never publish a state the WAL could lose: the checkpoint may hold sync:false writes.
@@ -887,6 +904,38 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
     await this.#relocate(wal, scan.sparse());
     return result;
+  }
+
+  /**
+   * Once more values were replaced or removed since the last scan of the value slabs than the index
+   * holds keys (and at least SLAB_SCAN_DROPPED_MIN), scans a snapshot of the state and relocates the
+   * sparse slabs, without waiting for a checkpoint: a state emptied by deletes writes little WAL, so no
+   * automatic checkpoint would come. Queued behind the checkpoints (one scan at a time).
+   */
+  #maybeCompactSlabs(wal: Wal): void {
+    if (this.#slabScanQueued || this.#dropped.count < this.#tree.size) return;
+    this.#slabScanQueued = true;
+    this.#checkpointChain = this.#checkpointChain.then(async () => {
+      try {
+        if (this.#wal !== wal) return;
+        this.#dropped.count = 0;
+        const scan = this.#values.scan();
+        let visited = 0;
+        for (const [, value] of this.#tree.clone().entries()) {
+          scan.visit(value);
+          if (++visited % APPLY_YIELD_ENTRIES === 0) {
+            await yieldToLoop();
+            if (this.#wal !== wal) return;
+          }
+        }
+        await this.#relocate(wal, scan.sparse());
+      } finally {
+        this.#slabScanQueued = false;
+      }
+      // Values dropped while it ran were not in its snapshot: the writes that dropped them may all be
+      // done by now, so nothing else would look again.
+      if (this.#wal === wal && this.#dropped.count >= SLAB_SCAN_DROPPED_MIN) this.#maybeCompactSlabs(wal);
+    }).catch(() => {});
   }
 
   /**

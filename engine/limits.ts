@@ -71,3 +71,10 @@ export const VALUE_SLAB_VALUE_BYTES_MIN = 1024;
 export const VALUE_SLAB_VALUE_BYTES_MAX = 64 * 1024;
 /** Full-size slabs kept touched (or being touched) ahead of the one being filled, a count. */
 export const VALUE_SLABS_AHEAD = 2;
+/**
+ * Values replaced or removed (a count) since the last scan of the value slabs after which the engine
+ * scans them without waiting for a checkpoint, once also more than the keys it holds: deletes write
+ * little to the WAL, so a state emptied by them waited for an automatic checkpoint that never came, its
+ * few live values holding whole slabs (engine.ts #maybeCompactSlabs).
+ */
+export const SLAB_SCAN_DROPPED_MIN = 1024;

@@ -147,7 +147,7 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
   // ---- engine ----
   if (engine) {
     gaugeFrom('flushpoint_engine_keys', 'Keys the engine holds (visible state)', () => engine().keys);
-    counterFrom('flushpoint_engine_checkpoints_total', 'Checkpoints written since open', () => engine().checkpointsWritten);
+    counterFrom('flushpoint_engine_checkpoints_total', 'Checkpoints written by this engine (its reopens included)', () => engine().checkpointsWritten);
     counterFrom('flushpoint_engine_value_slabs_total', 'Value slabs made since open (engine/value-slabs.ts)', () => engine().valueSlabs.slabs);
     counterFrom('flushpoint_engine_value_slabs_untouched_total', 'Full-size value slabs filled without their pages mapped ahead', () => engine().valueSlabs.slabsUntouched);
     counterFrom('flushpoint_engine_values_relocated_total', 'Values copied out of value slabs less than half live, after checkpoints', () => engine().valueSlabs.valuesRelocated);

@@ -108,18 +108,24 @@ export function keysInRange(tree: Tree, range: KeyRange): string[] {
   return keys;
 }
 
-/** Applies the ops of one record to `tree`, in order; returns the tree (a new one after a full clear). */
-export function applyOps(tree: Tree, ops: readonly Op[]): Tree {
+/**
+ * Applies the ops of one record to `tree`, in order; returns the tree (a new one after a full clear).
+ * `dropped.count` grows by each value the ops replaced or removed.
+ */
+export function applyOps(tree: Tree, ops: readonly Op[], dropped?: { count: number }): Tree {
   for (const op of ops) {
-    if (op.type === 'put') tree.set(op.key, op.value, true);
-    else if (op.type === 'del') tree.delete(op.key);
-    else {
+    if (op.type === 'put') {
+      if (!tree.set(op.key, op.value, true) && dropped) dropped.count++;
+    } else if (op.type === 'del') {
+      if (tree.delete(op.key) && dropped) dropped.count++;
+    } else {
       const r = op.range;
       if (r.low === undefined && r.high === undefined && r.limit < 0) {
+        if (dropped) dropped.count += tree.size;
         tree = emptyTree();
         continue;
       }
-      for (const key of keysInRange(tree, r)) tree.delete(key);
+      for (const key of keysInRange(tree, r)) if (tree.delete(key) && dropped) dropped.count++;
     }
   }
   return tree;

@@ -96,7 +96,7 @@ export function pageTouch(): boolean {
 
 /**
  * Takes the page faults of new memory on libuv's thread pool: a zero is stored into one byte of each
- * page of `bytes`, which must be all zeros or not yet used, so a page the process never touched is
+ * page of `bytes`, which must not be in use yet (those bytes change), so a page the process never touched is
  * mapped there instead of at its first use on the event loop (engine/value-slabs.ts). The caller must
  * not use the bytes until the promise settles. Resolves at once, touching nothing, where the addon is
  * not available.

@@ -15,7 +15,7 @@
  * For both, a length of 0 means: to the end of the file, as in the system calls.
  *
  *   touchPages(uint8Array)         stores a zero into one byte of every page of the array's memory, which
- *                                  must be new (all zeros), so its page faults are taken on the pool's
+ *                                  must not be in use yet (its bytes are changed), so its page faults are taken on the pool's
  *                                  thread instead of at its first use on the event loop: the engine's
  *                                  value slabs (engine/value-slabs.ts). The array is referenced until the
  *                                  call completes, and by no other heap (a worker thread that was handed
