@@ -906,6 +906,18 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     return result;
   }
 
+  /** The keys of the puts not visible yet (their values may be in a slab already, not in any state). */
+  #pendingPutKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (let i = this.#pendingHead; i < this.#pending.length; i++) {
+      const w = this.#pending[i] as PendingWrite;
+      if (w.ops !== null) {
+        for (const op of w.ops) if (op.type === 'put') keys.add(op.key);
+      } else if (w.value !== undefined) keys.add(w.key);
+    }
+    return keys;
+  }
+
   /**
    * Once more values were replaced or removed since the last scan of the value slabs than the index
    * holds keys (and at least SLAB_SCAN_DROPPED_MIN), scans a snapshot of the state and relocates the
@@ -949,7 +961,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     for (const slab of slabs) {
       if (this.#wal !== wal) return;
       const trees = this.#next === null ? [this.#tree] : [this.#tree, this.#next];
-      moved += this.#values.relocate(slab, trees);
+      const pending = this.#pendingPutKeys();
+      moved += this.#values.relocate(slab, trees, (key) => pending.has(key));
       await yieldToLoop();
     }
     if (slabs.length > 0) this.#o.logger?.info({ location: this.location, slabs: slabs.length, values: moved }, 'engine value slabs relocated');

@@ -144,10 +144,11 @@ export class ValueSlabs {
   /**
    * Moves the values still in `slab`: in each of `maps`, every key of the slab whose value is a view of
    * it is set to a copy in the current slab (one copy per value, shared by the maps that hold the same
-   * one). A key found in no map stays listed: its write may still be on its way to the index (pending
-   * its commit), and a later relocation moves it then. Returns the copies made.
+   * one). A key found in no map stays listed if `pending(key)`: its write may still be on its way to the
+   * index (pending its commit), and a later relocation moves it then; any other is dead here and is
+   * dropped (a listed key keeps its string alive). Returns the copies made.
    */
-  relocate(slab: Slab, maps: ReadonlyArray<SlabValueMap>): number {
+  relocate(slab: Slab, maps: ReadonlyArray<SlabValueMap>, pending: (key: string) => boolean = () => true): number {
     const keys = slab.keys;
     const kept: string[] = [];
     const buffer = slab.bytes.buffer;
@@ -167,7 +168,7 @@ export class ValueSlabs {
         }
         map.set(key, to as Buffer);
       }
-      if (!seen) kept.push(key);
+      if (!seen && pending(key)) kept.push(key);
     }
     slab.keys = kept;
     this.valuesRelocated += moved;
