@@ -23,7 +23,7 @@ import { BackupSink, type BackupStats } from '../backup/index.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
 import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
 import { keyIn, valueOut, type Format } from './keys.js';
-import { ValueSlabs, type Slab } from './value-slabs.js';
+import { ValueSlabs, type Slab, type ValueSlabStats } from './value-slabs.js';
 import { pageTouch, touchPages } from '../fs/page-cache.js';
 import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_WRITES_MAX, SLAB_SCAN_DROPPED_MIN } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
@@ -72,15 +72,6 @@ export interface EngineStats {
   valueSlabs: ValueSlabStats;
   wal: WalStats | null;
   backup: BackupStats | null;
-}
-
-export interface ValueSlabStats {
-  /** Slabs made. */
-  slabs: number;
-  /** Full-size slabs filled without their pages mapped ahead (none was ready, or the addon is absent). */
-  slabsUntouched: number;
-  /** Values copied out of slabs less than half live, after checkpoints. */
-  valuesRelocated: number;
 }
 
 export interface EngineRecovery {
@@ -1038,11 +1029,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   /** The engine's part of GET /metrics. */
   #metricsStats(): EngineMetricsStats {
-    return { keys: this.#tree.size, checkpointsWritten: this.#checkpointsWritten, valueSlabs: this.#valueSlabStats() };
-  }
-
-  #valueSlabStats(): ValueSlabStats {
-    return { slabs: this.#values.slabsMade, slabsUntouched: this.#values.slabsUntouched, valuesRelocated: this.#values.valuesRelocated };
+    return { keys: this.#tree.size, checkpointsWritten: this.#checkpointsWritten, valueSlabs: this.#values.stats() };
   }
 
   stats(): EngineStats {
@@ -1055,7 +1042,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       lastCheckpoint: this.#lastCheckpoint,
       checkpointError: this.#checkpointError,
       recovery: this.#recovery,
-      valueSlabs: this.#valueSlabStats(),
+      valueSlabs: this.#values.stats(),
       wal: this.#wal?.stats() ?? null,
       backup: this.#sink?.stats() ?? null,
     };

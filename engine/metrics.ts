@@ -26,6 +26,7 @@
  *   flushpoint_drains_total{outcome}              counter
  *   flushpoint_drain_seconds                      histogram
  */
+import type { EngineStats } from './engine.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LatencySummary } from '../core/latency.js';
 import type { BackupSink, FlushEvent, ForceFlushMode } from '../backup/index.js';
@@ -45,12 +46,8 @@ export interface MetricsSources {
   engine?: () => EngineMetricsStats;
 }
 
-/** What the engine reports of itself in GET /metrics. */
-export interface EngineMetricsStats {
-  keys: number;
-  checkpointsWritten: number;
-  valueSlabs: { slabs: number; slabsUntouched: number; valuesRelocated: number };
-}
+/** What the engine reports of itself in GET /metrics: part of its stats(). */
+export type EngineMetricsStats = Pick<EngineStats, 'keys' | 'checkpointsWritten' | 'valueSlabs'>;
 
 export type ForceFlushOutcome = 'ok' | 'timeout' | 'in_progress' | 'failed' | 'aborted';
 
@@ -150,7 +147,7 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
     counterFrom('flushpoint_engine_checkpoints_total', 'Checkpoints written by this engine (its reopens included)', () => engine().checkpointsWritten);
     counterFrom('flushpoint_engine_value_slabs_total', 'Value slabs made since open (engine/value-slabs.ts)', () => engine().valueSlabs.slabs);
     counterFrom('flushpoint_engine_value_slabs_untouched_total', 'Full-size value slabs filled without their pages mapped ahead', () => engine().valueSlabs.slabsUntouched);
-    counterFrom('flushpoint_engine_values_relocated_total', 'Values copied out of value slabs less than half live, after checkpoints', () => engine().valueSlabs.valuesRelocated);
+    counterFrom('flushpoint_engine_values_relocated_total', 'Values copied out of value slabs less than half live', () => engine().valueSlabs.valuesRelocated);
   }
 
   // ---- WAL ----

@@ -57,6 +57,16 @@ export interface SlabScan {
   sparse(): Slab[];
 }
 
+/** What an engine's stats() and metrics report of its value slabs (since open). */
+export interface ValueSlabStats {
+  /** Slabs made. */
+  slabs: number;
+  /** Full-size slabs filled without their pages mapped ahead (none was ready, or the addon is absent). */
+  slabsUntouched: number;
+  /** Values copied out of slabs less than half live. */
+  valuesRelocated: number;
+}
+
 /** Whether a value of this size goes into a slab. */
 export function inSlabRange(byteLength: number): boolean {
   return byteLength >= VALUE_SLAB_VALUE_BYTES_MIN && byteLength <= VALUE_SLAB_VALUE_BYTES_MAX;
@@ -76,10 +86,8 @@ export class ValueSlabs {
   #touching = 0;
   #scans = 0;
   #closed = false;
-  /** Slabs made; of them, full-size ones filled without their pages touched ahead; values relocated. */
-  slabsMade = 0;
-  slabsUntouched = 0;
-  valuesRelocated = 0;
+  /** Counters: see ValueSlabStats. */
+  #stats: ValueSlabStats = { slabs: 0, slabsUntouched: 0, valuesRelocated: 0 };
 
   constructor(touch: TouchPages, slabBytes = VALUE_SLAB_BYTES, ahead = VALUE_SLABS_AHEAD) {
     this.#touch = touch;
@@ -92,11 +100,8 @@ export class ValueSlabs {
   copy(key: string, value: Uint8Array): Buffer {
     const n = value.byteLength;
     if (n < VALUE_SLAB_VALUE_BYTES_MIN || n > VALUE_SLAB_VALUE_BYTES_MAX || n > this.#slabBytes) return Buffer.from(value);
-    const slab = this.#room(n);
-    const out = slab.bytes.subarray(slab.used, slab.used + n);
+    const out = this.#place(key, n);
     out.set(value);
-    slab.used += n;
-    slab.keys.push(key);
     return out;
   }
 
@@ -106,12 +111,13 @@ export class ValueSlabs {
     if (value.length * 3 < VALUE_SLAB_VALUE_BYTES_MIN || value.length > VALUE_SLAB_VALUE_BYTES_MAX) return Buffer.from(value, 'utf8');
     const n = Buffer.byteLength(value, 'utf8');
     if (n < VALUE_SLAB_VALUE_BYTES_MIN || n > VALUE_SLAB_VALUE_BYTES_MAX || n > this.#slabBytes) return Buffer.from(value, 'utf8');
-    const slab = this.#room(n);
-    const out = slab.bytes.subarray(slab.used, slab.used + n);
+    const out = this.#place(key, n);
     out.write(value, 0, n, 'utf8');
-    slab.used += n;
-    slab.keys.push(key);
     return out;
+  }
+
+  stats(): ValueSlabStats {
+    return { ...this.#stats };
   }
 
   /** The slab `value` is a view of, if it is one of these slabs'. */
@@ -171,7 +177,7 @@ export class ValueSlabs {
       if (!seen && pending(key)) kept.push(key);
     }
     slab.keys = kept;
-    this.valuesRelocated += moved;
+    this.#stats.valuesRelocated += moved;
     return moved;
   }
 
@@ -181,11 +187,14 @@ export class ValueSlabs {
     this.#ready = [];
   }
 
-  /** The slab the next `n` bytes go into. */
-  #room(n: number): Slab {
-    const slab = this.#current;
-    if (slab !== null && slab.used + n <= slab.bytes.byteLength) return slab;
-    return this.#next(n);
+  /** The `n` bytes of a slab where key `key`'s value goes (listed under the key; the caller fills them). */
+  #place(key: string, n: number): Buffer {
+    let slab = this.#current;
+    if (slab === null || slab.used + n > slab.bytes.byteLength) slab = this.#next(n);
+    const out = slab.bytes.subarray(slab.used, slab.used + n);
+    slab.used += n;
+    slab.keys.push(key);
+    return out;
   }
 
   #next(n: number): Slab {
@@ -197,7 +206,7 @@ export class ValueSlabs {
       slab = this.#make(size);
     } else {
       slab = this.#ready.shift() ?? this.#make(this.#slabBytes);
-      if (!slab.touched) this.slabsUntouched++;
+      if (!slab.touched) this.#stats.slabsUntouched++;
       this.#refill();
     }
     this.#current = slab;
@@ -211,7 +220,7 @@ export class ValueSlabs {
     // 1.1x the puts at 4 KiB x 64 for that reason: docs/decisions.md, "Value slabs").
     const slab: Slab = { bytes: Buffer.allocUnsafeSlow(size), used: 0, keys: [], live: 0, scanId: 0, touched: false };
     this.#slabs.set(slab.bytes.buffer, slab);
-    this.slabsMade++;
+    this.#stats.slabs++;
     return slab;
   }
 

@@ -2,7 +2,7 @@
  * The engine's value slabs (engine/value-slabs.ts): owned copies, slabs touched ahead off the event loop,
  * and the relocation that keeps a few live values from holding whole slabs.
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fsNode from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,6 +49,37 @@ async function differences(db: Engine<string, Buffer>, model: Map<string, Buffer
   return out;
 }
 
+/** Runs `script` (an ES module on the built package) in a child, with a fresh directory as argv[1]. */
+function runChild(script: string, timeoutMs: number): SpawnSyncReturns<string> {
+  const dir = fsNode.mkdtempSync(path.join(os.tmpdir(), 'fp-slabs-'));
+  try {
+    return spawnSync(process.execPath, ['--input-type=module', '-e', script, path.join(dir, 'db')], { cwd: process.cwd(), encoding: 'utf8', timeout: timeoutMs });
+  } finally {
+    fsNode.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The values the engine's index holds (the tree an explicit snapshot holds: reads return copies). */
+async function indexValues(db: Engine<string, Buffer>): Promise<Buffer[]> {
+  const snap = db.snapshot() as unknown as Record<symbol, unknown> & { close(): Promise<void> };
+  const tree = Object.getOwnPropertySymbols(snap).map((k) => snap[k]).find((t) => t && typeof (t as { entries?: unknown }).entries === 'function') as { entries(): Iterable<[string, Buffer]> };
+  const values = [...tree.entries()].map(([, v]) => v);
+  await snap.close();
+  return values;
+}
+
+/** The distinct memory `values` keep alive, in bytes. */
+function heldBytesOf(values: readonly Buffer[]): number {
+  const seen = new Set<ArrayBufferLike>();
+  let total = 0;
+  for (const v of values) {
+    if (seen.has(v.buffer)) continue;
+    seen.add(v.buffer);
+    total += v.buffer.byteLength;
+  }
+  return total;
+}
+
 describe('value slabs', () => {
   it('copies: equal bytes, independent of the caller, side by side in one slab', () => {
     const slabs = new ValueSlabs(null, 8 * KIB);
@@ -63,7 +94,7 @@ describe('value slabs', () => {
     // The third does not fit the rest of the slab: it starts the next one.
     const c = slabs.copy('c', bytes(4 * KIB, 3));
     expect(slabs.slabOf(c)).not.toBe(slabs.slabOf(a));
-    expect(slabs.slabsMade).toBe(2);
+    expect(slabs.stats().slabs).toBe(2);
   });
 
   it('keeps small and large values in Buffers of their own', () => {
@@ -73,7 +104,7 @@ describe('value slabs', () => {
     expect(slabs.slabOf(small)).toBeUndefined();
     expect(slabs.slabOf(large)).toBeUndefined();
     expect(large.equals(bytes(VALUE_SLAB_VALUE_BYTES_MAX + 1, 2))).toBe(true);
-    expect(slabs.slabsMade).toBe(0);
+    expect(slabs.stats().slabs).toBe(0);
     expect(slabs.slabOf(slabs.copy('m', bytes(VALUE_SLAB_VALUE_BYTES_MIN, 3)))).toBeDefined();
   });
 
@@ -81,14 +112,14 @@ describe('value slabs', () => {
     const { touch, calls, settle } = manualTouch();
     const slabs = new ValueSlabs(touch, 4 * KIB, 2);
     slabs.copy('a', bytes(4 * KIB, 1)); // nothing is ready yet: the first slab is filled untouched
-    expect(slabs.slabsUntouched).toBe(1);
+    expect(slabs.stats().slabsUntouched).toBe(1);
     expect(calls.length).toBe(2); // two slabs are being touched ahead
     slabs.copy('b', bytes(4 * KIB, 2)); // still being touched: another untouched one, no third touch
-    expect(slabs.slabsUntouched).toBe(2);
+    expect(slabs.stats().slabsUntouched).toBe(2);
     expect(calls.length).toBe(2);
     await settle();
     const c = slabs.copy('c', bytes(4 * KIB, 3));
-    expect(slabs.slabsUntouched).toBe(2);
+    expect(slabs.stats().slabsUntouched).toBe(2);
     expect(slabs.slabOf(c)?.bytes).toBe(calls[0]); // the first touched slab, in order
     expect(calls.length).toBe(3); // and the one it took is replaced
     slabs.close();
@@ -111,16 +142,11 @@ describe('value slabs', () => {
       void touchPages(Buffer.alloc(1 << 20));
       console.log('done');
     `;
-    const dir = fsNode.mkdtempSync(path.join(os.tmpdir(), 'fp-slabs-'));
-    try {
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, path.join(dir, 'db')], { cwd: process.cwd(), encoding: 'utf8', timeout: 20_000 });
-      expect(r.stderr).toBe('');
-      expect(r.stdout.trim()).toBe('done');
-      expect(r.signal).toBeNull(); // not killed by the timeout
-      expect(r.status).toBe(0);
-    } finally {
-      fsNode.rmSync(dir, { recursive: true, force: true });
-    }
+    const r = runChild(script, 20_000);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('done');
+    expect(r.signal).toBeNull(); // not killed by the timeout
+    expect(r.status).toBe(0);
   });
 
   it('overwriting a small state for 256 MiB keeps the process small: freed slabs are freed', () => {
@@ -145,17 +171,12 @@ describe('value slabs', () => {
       await db.close();
       console.log(JSON.stringify({ growthMiB: Math.round((maxRss - rss0) / 1048576), ...s }));
     `;
-    const dir = fsNode.mkdtempSync(path.join(os.tmpdir(), 'fp-slabs-'));
-    try {
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, path.join(dir, 'db')], { cwd: process.cwd(), encoding: 'utf8', timeout: 120_000 });
-      expect(r.stderr).toBe('');
-      const out = JSON.parse(r.stdout.trim()) as { growthMiB: number; slabs: number; valuesRelocated: number };
-      expect(out.slabs).toBeGreaterThan(200); // ~256 MiB went through slabs
-      expect(out.valuesRelocated).toBeGreaterThan(0);
-      expect(out.growthMiB).toBeLessThan(128);
-    } finally {
-      fsNode.rmSync(dir, { recursive: true, force: true });
-    }
+    const r = runChild(script, 120_000);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout.trim()) as { growthMiB: number; slabs: number; valuesRelocated: number };
+    expect(out.slabs).toBeGreaterThan(200); // ~256 MiB went through slabs
+    expect(out.valuesRelocated).toBeGreaterThan(0);
+    expect(out.growthMiB).toBeLessThan(128);
   }, 150_000);
 
   it.runIf(pageTouch())('touchPages maps the pages on the pool (the addon) and leaves the bytes as they were', async () => {
@@ -247,7 +268,7 @@ describe('value slabs', () => {
     expect(next.get('k3')).toBe(now); // one copy for both
     expect(snapshot.get('k3')).toBe(old); // a snapshot keeps what it had
     expect(first?.keys).not.toContain('k3'); // moved: no longer listed
-    expect(slabs.valuesRelocated).toBe(1);
+    expect(slabs.stats().valuesRelocated).toBe(1);
     // A second scan finds the first slab in no map of the state: nothing to do.
     const again = slabs.scan();
     for (const [, v] of tree.entries()) again.visit(v);
@@ -262,21 +283,7 @@ describe('value slabs', () => {
     const keys = Array.from({ length: 64 }, (_, i) => `k${String(i).padStart(3, '0')}`);
     for (const k of keys) await db.put(k, bytes(4 * KIB, k.charCodeAt(3)));
     for (let i = 0; i < keys.length; i++) if (i % 4 !== 0) await db.put(keys[i]!, Buffer.from('x'));
-    const heldBytes = async (): Promise<number> => {
-      // The distinct memory the state's values keep alive.
-      const seen = new Set<ArrayBufferLike>();
-      let total = 0;
-      // Reads return copies: walk the index itself, the tree an explicit snapshot holds.
-      const tree = (db as unknown as { snapshot(): { [k: symbol]: unknown } }).snapshot();
-      const treeOf = Object.getOwnPropertySymbols(tree).map((s) => tree[s]).find((t) => t && typeof (t as { entries?: unknown }).entries === 'function') as { entries(): Iterable<[string, Buffer]> };
-      for (const [, v] of treeOf.entries()) {
-        if (seen.has(v.buffer)) continue;
-        seen.add(v.buffer);
-        total += v.buffer.byteLength;
-      }
-      (tree as unknown as { close?: () => Promise<void> }).close?.();
-      return total;
-    };
+    const heldBytes = async (): Promise<number> => heldBytesOf(await indexValues(db));
     // Before: each of the 16 live 4 KiB values holds a 16 KiB slab of its own.
     expect(await heldBytes()).toBeGreaterThanOrEqual(16 * 16 * KIB);
     await db.checkpoint();
@@ -301,20 +308,8 @@ describe('value slabs', () => {
     await db.open();
     const keys = Array.from({ length: 8192 }, (_, i) => `k${String(i).padStart(5, '0')}`);
     for (let i = 0; i < keys.length; i += 64) await db.batch(keys.slice(i, i + 64).map((key) => ({ type: 'put' as const, key, value: bytes(KIB, 7) })));
-    const slabMemory = (): number => {
-      const snap = db.snapshot() as unknown as Record<symbol, unknown>;
-      const tree = Object.getOwnPropertySymbols(snap).map((k) => snap[k]).find((t) => t && typeof (t as { entries?: unknown }).entries === 'function') as { entries(): Iterable<[string, Buffer]> };
-      const seen = new Set<ArrayBufferLike>();
-      let total = 0;
-      for (const [, v] of tree.entries()) {
-        if (seen.has(v.buffer)) continue;
-        seen.add(v.buffer);
-        total += v.buffer.byteLength;
-      }
-      void (snap as unknown as { close(): Promise<void> }).close();
-      return total;
-    };
-    expect(slabMemory()).toBeGreaterThanOrEqual(8192 * KIB);
+    const slabMemory = async (): Promise<number> => heldBytesOf(await indexValues(db));
+    expect(await slabMemory()).toBeGreaterThanOrEqual(8192 * KIB);
     // Keep every 8th: 1 MiB live, one value in each 8 KiB of slab.
     for (let i = 0; i < keys.length; i += 64) await db.batch(keys.slice(i, i + 64).filter((_, j) => j % 8 !== 0).map((key) => ({ type: 'del' as const, key })));
     // Scans ran at 4,096, 6,144 and 7,168 deletes (each time more drops than keys left): let the last end.
@@ -329,7 +324,7 @@ describe('value slabs', () => {
     expect(db.stats().valueSlabs.valuesRelocated).toBeGreaterThan(512);
     expect(db.stats().checkpointsWritten).toBe(0);
     // About twice the live values, plus what SLAB_SCAN_DROPPED_MIN unscanned drops may hold, plus two slabs (8 MiB before).
-    expect(slabMemory()).toBeLessThanOrEqual(2 * 1024 * KIB + 1024 * KIB + 2 * 16 * KIB);
+    expect(await slabMemory()).toBeLessThanOrEqual(2 * 1024 * KIB + 1024 * KIB + 2 * 16 * KIB);
     let wrong = 0;
     for (let i = 0; i < keys.length; i++) if (!((await db.get(keys[i]!))?.equals(bytes(KIB, 7)) ?? false) !== (i % 8 !== 0)) wrong++;
     expect(wrong).toBe(0);
@@ -389,18 +384,9 @@ describe('value slabs', () => {
       await db.checkpoint();
       await db.checkpoint();
     }
-    const snap = db.snapshot() as unknown as Record<symbol, unknown>;
-    const tree = Object.getOwnPropertySymbols(snap).map((k) => snap[k]).find((t) => t && typeof (t as { entries?: unknown }).entries === 'function') as { entries(): Iterable<[string, Buffer]> };
-    const seen = new Set<ArrayBufferLike>();
-    let slabBytes = 0;
-    let liveBytes = 0;
-    for (const [, value] of tree.entries()) {
-      if (value.byteLength < VALUE_SLAB_VALUE_BYTES_MIN) continue;
-      liveBytes += value.byteLength;
-      if (!seen.has(value.buffer)) slabBytes += value.buffer.byteLength;
-      seen.add(value.buffer);
-    }
-    await (snap as unknown as { close(): Promise<void> }).close();
+    const inSlabs = (await indexValues(db)).filter((value) => value.byteLength >= VALUE_SLAB_VALUE_BYTES_MIN);
+    const liveBytes = inSlabs.reduce((sum, value) => sum + value.byteLength, 0);
+    const slabBytes = heldBytesOf(inSlabs);
     expect(liveBytes).toBe(20 * 4 * KIB);
     expect(slabBytes).toBeLessThanOrEqual(2 * liveBytes + 2 * 16 * KIB);
     await db.close();

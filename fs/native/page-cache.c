@@ -66,21 +66,45 @@ static void drop_execute(napi_env env, void *data) {
 #endif
 }
 
-static void drop_complete(napi_env env, napi_status status, void *data) {
-  DropCall *call = (DropCall *)data;
-  if (status == napi_ok && call->error == 0) {
+/* Resolves `deferred` (error 0) or rejects it with an Error whose code is the errno name. */
+static void settle(napi_env env, napi_deferred deferred, int error) {
+  if (error == 0) {
     napi_value undefined;
     napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, call->deferred, undefined);
-  } else {
-    int error = status == napi_ok ? call->error : ECANCELED;
-    const char *name = uv_err_name(-error);
-    napi_value code, message, err;
-    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, strerror(error), NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, code, message, &err);
-    napi_reject_deferred(env, call->deferred, err);
+    napi_resolve_deferred(env, deferred, undefined);
+    return;
   }
+  const char *name = uv_err_name(-error);
+  napi_value code, message, err;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, strerror(error), NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &err);
+  napi_reject_deferred(env, deferred, err);
+}
+
+/*
+ * Creates and queues the async work of a call (`data`, freed by the caller when this fails), with its
+ * promise in *promise. On failure it throws and returns false; the work is deleted.
+ */
+static bool queue_work(napi_env env, const char *fname, napi_async_execute_callback execute, napi_async_complete_callback complete, void *data, napi_async_work *work, napi_deferred *deferred, napi_value *promise) {
+  napi_value name;
+  napi_create_promise(env, deferred, promise);
+  napi_create_string_utf8(env, fname, NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, execute, complete, data, work) != napi_ok) {
+    napi_throw_error(env, "EIO", "could not queue the call");
+    return false;
+  }
+  if (napi_queue_async_work(env, *work) != napi_ok) {
+    napi_delete_async_work(env, *work);
+    napi_throw_error(env, "EIO", "could not queue the call");
+    return false;
+  }
+  return true;
+}
+
+static void drop_complete(napi_env env, napi_status status, void *data) {
+  DropCall *call = (DropCall *)data;
+  settle(env, call->deferred, status == napi_ok ? call->error : ECANCELED);
   napi_delete_async_work(env, call->work);
   free(call);
 }
@@ -114,18 +138,9 @@ static napi_value queue(napi_env env, napi_callback_info info, int op, const cha
   call->fd = (int)fd;
   call->offset = (int64_t)offset;
   call->length = (int64_t)length;
-  napi_value promise, name;
-  napi_create_promise(env, &call->deferred, &promise);
-  napi_create_string_utf8(env, fname, NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, drop_execute, drop_complete, call, &call->work) != napi_ok) {
+  napi_value promise;
+  if (!queue_work(env, fname, drop_execute, drop_complete, call, &call->work, &call->deferred, &promise)) {
     free(call);
-    napi_throw_error(env, "EIO", "could not queue the call");
-    return NULL;
-  }
-  if (napi_queue_async_work(env, call->work) != napi_ok) {
-    napi_delete_async_work(env, call->work);
-    free(call);
-    napi_throw_error(env, "EIO", "could not queue the call");
     return NULL;
   }
   return promise;
@@ -160,17 +175,7 @@ static void touch_execute(napi_env env, void *data) {
 static void touch_complete(napi_env env, napi_status status, void *data) {
   TouchCall *call = (TouchCall *)data;
   napi_delete_reference(env, call->array);
-  napi_value result;
-  if (status == napi_ok) {
-    napi_get_undefined(env, &result);
-    napi_resolve_deferred(env, call->deferred, result);
-  } else {
-    napi_value code, message;
-    napi_create_string_utf8(env, "ECANCELED", NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, "touchPages was cancelled", NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, code, message, &result);
-    napi_reject_deferred(env, call->deferred, result);
-  }
+  settle(env, call->deferred, status == napi_ok ? 0 : ECANCELED);
   napi_delete_async_work(env, call->work);
   free(call);
 }
@@ -201,20 +206,10 @@ static napi_value touch_pages(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "EIO", "could not hold the array");
     return NULL;
   }
-  napi_value promise, name;
-  napi_create_promise(env, &call->deferred, &promise);
-  napi_create_string_utf8(env, "flushpoint.touchPages", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, touch_execute, touch_complete, call, &call->work) != napi_ok) {
+  napi_value promise;
+  if (!queue_work(env, "flushpoint.touchPages", touch_execute, touch_complete, call, &call->work, &call->deferred, &promise)) {
     napi_delete_reference(env, call->array);
     free(call);
-    napi_throw_error(env, "EIO", "could not queue the call");
-    return NULL;
-  }
-  if (napi_queue_async_work(env, call->work) != napi_ok) {
-    napi_delete_async_work(env, call->work);
-    napi_delete_reference(env, call->array);
-    free(call);
-    napi_throw_error(env, "EIO", "could not queue the call");
     return NULL;
   }
   return promise;
