@@ -26,7 +26,7 @@
  *   flushpoint_drains_total{outcome}              counter
  *   flushpoint_drain_seconds                      histogram
  */
-import type { EngineStats } from './engine.js';
+import type { ValueSlabStats } from './value-slabs.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LatencySummary } from '../core/latency.js';
 import type { BackupSink, FlushEvent, ForceFlushMode } from '../backup/index.js';
@@ -46,8 +46,12 @@ export interface MetricsSources {
   engine?: () => EngineMetricsStats;
 }
 
-/** What the engine reports of itself in GET /metrics: part of its stats(). */
-export type EngineMetricsStats = Pick<EngineStats, 'keys' | 'checkpointsWritten' | 'valueSlabs'>;
+/** What the engine reports of itself in GET /metrics (as in its stats()). */
+export interface EngineMetricsStats {
+  keys: number;
+  checkpointsWritten: number;
+  valueSlabs: ValueSlabStats;
+}
 
 export type ForceFlushOutcome = 'ok' | 'timeout' | 'in_progress' | 'failed' | 'aborted';
 
