@@ -25,7 +25,7 @@ import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type 
 import { keyIn, valueOut, type Format } from './keys.js';
 import { ValueSlabs, type Slab, type ValueSlabStats } from './value-slabs.js';
 import { pageTouch, touchPages } from '../fs/page-cache.js';
-import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_WRITES_MAX, SLAB_SCAN_DROPPED_MIN } from './limits.js';
+import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_APPEND_WRITES_MAX, NEXT_STATE_WRITES_MAX, SLAB_SCAN_DROPPED_MIN } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
@@ -70,6 +70,11 @@ export interface EngineStats {
   recovery: EngineRecovery;
   /** The index's value slabs since open (engine/value-slabs.ts). */
   valueSlabs: ValueSlabStats;
+  /**
+   * Writes since open whose index work ran while their commit was on its way (a next state made ahead and
+   * swapped in when they became visible); the others were applied to the index when they became visible.
+   */
+  writesAppliedAhead: number;
   wal: WalStats | null;
   backup: BackupStats | null;
 }
@@ -220,6 +225,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
    */
   #next: Tree | null = null;
   #nextLsn = 0;
+  #writesAppliedAhead = 0;
   #failure: unknown = null;
   #checkpoints: Array<{ lsn: number; file: string }> = [];
   #checkpointChain: Promise<unknown> = Promise.resolve();
@@ -423,6 +429,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#pendingHead = 0;
     this.#durableWaitLsn = 0;
     this.#next = null;
+    this.#writesAppliedAhead = 0;
     this.#checkpoints = found
       .filter((c) => c.lsn <= baseLsn)
       .map((c) => ({ lsn: c.lsn, file: c.file }))
@@ -593,19 +600,37 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   /**
    * Runs in the setImmediate queued by a held put, behind the one that starts the WAL's commit: makes the
    * next state from every write pending now, unless one is made already (its writes are still on their
-   * way; a second would apply theirs again) or more than NEXT_STATE_WRITES_MAX are pending. With few
-   * closed-loop writers (all of a turn's writes ride the commit started right before) that commit covers
-   * exactly these writes, so #advance then only swaps the tree: the index work of a put is done while its
-   * fdatasync runs.
+   * way; a second would apply theirs again) or more than NEXT_STATE_WRITES_MAX are pending (up to
+   * NEXT_STATE_APPEND_WRITES_MAX if they are all appends: #appendsOnly). With closed-loop writers (all of a
+   * turn's writes ride the commit started right before) that commit covers exactly these writes, so
+   * #advance then only swaps the tree: the index work of a put is done while its fdatasync runs.
    */
   #prepareNext(): void {
     const pending = this.#pending;
     const count = pending.length - this.#pendingHead;
-    if (this.#next !== null || count === 0 || count > NEXT_STATE_WRITES_MAX) return;
+    if (this.#next !== null || count === 0) return;
+    if (count > NEXT_STATE_WRITES_MAX && !(count <= NEXT_STATE_APPEND_WRITES_MAX && this.#appendsOnly())) return;
     let tree = this.#tree.clone();
     for (let i = this.#pendingHead; i < pending.length; i++) tree = this.#apply(tree, pending[i] as PendingWrite);
     this.#next = tree;
     this.#nextLsn = (pending[pending.length - 1] as PendingWrite).lsn;
+  }
+
+  /**
+   * Whether every pending write is a put of a key above the visible index's largest: in a clone they copy
+   * only the B-tree's right edge, however many they are. Held puts have their key read back first (a no-op
+   * for those #takeAllHeld took).
+   */
+  #appendsOnly(): boolean {
+    const max = this.#tree.maxKey();
+    const pending = this.#pending;
+    for (let i = this.#pendingHead; i < pending.length; i++) {
+      const w = pending[i] as PendingWrite;
+      if (w.ops !== null) return false;
+      this.#takeHeld(w);
+      if (w.value === undefined || (max !== undefined && w.key <= max)) return false;
+    }
+    return true;
   }
 
   /** Makes visible, in LSN order, every pending write that may be: see the module comment. */
@@ -629,6 +654,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       // The next state holds exactly the writes up to #nextLsn, all of which become visible now.
       assert(this.#nextLsn > this.#visibleLsn, `the next state (LSN ${this.#nextLsn}) is ahead of the visible one (${this.#visibleLsn})`);
       from += this.#nextLsn - this.#visibleLsn;
+      this.#writesAppliedAhead += this.#nextLsn - this.#visibleLsn;
       this.#tree = this.#next;
       this.#next = null;
     }
@@ -1043,6 +1069,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       checkpointError: this.#checkpointError,
       recovery: this.#recovery,
       valueSlabs: this.#values.stats(),
+      writesAppliedAhead: this.#writesAppliedAhead,
       wal: this.#wal?.stats() ?? null,
       backup: this.#sink?.stats() ?? null,
     };

@@ -53,6 +53,14 @@ export const RECORD_ARENA_BYTES_MAX = 1024 * 1024;
  */
 export const NEXT_STATE_WRITES_MAX = 16;
 
+/**
+ * Most pending writes applied ahead (as NEXT_STATE_WRITES_MAX) when every one of them is a put of a key
+ * above the index's largest (an append: counters, timestamps), a count. Those all land at the right edge of
+ * the B-tree, so the clone copies one path whatever their number, and their inserts leave the serial part
+ * of the commit cycle (docs/decisions.md 'Engine put path, fourth round').
+ */
+export const NEXT_STATE_APPEND_WRITES_MAX = 256;
+
 /** Samples a per-commit metrics histogram holds before it folds them in without waiting for a scrape (metrics.ts). */
 export const SAMPLES_PENDING_COUNT_MAX = 4096;
 /** Longest key, in bytes, the record encoder copies byte by byte in JavaScript (longer: Buffer.write). */

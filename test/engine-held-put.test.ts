@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
-import { RECORD_ARENA_BYTES_MAX } from '../engine/limits.js';
+import { NEXT_STATE_APPEND_WRITES_MAX, NEXT_STATE_WRITES_MAX, RECORD_ARENA_BYTES_MAX } from '../engine/limits.js';
 import { RecordArena, encodeRecord } from '../engine/record.js';
 import { FaultFileSystem, MemoryFileSystem, type FaultRule, type FsOp } from '../fs/index.js';
 import { deferred, track, turns } from './helpers/async.js';
@@ -190,5 +190,53 @@ describe('engine puts read back from their record', () => {
     await held.promise;
     expect(db.getSync('a')).toEqual(Buffer.from('1'));
     await db.close();
+  });
+
+  describe('a group larger than NEXT_STATE_WRITES_MAX', () => {
+    /**
+     * Puts `keys` in one turn while the WAL's fdatasyncs are held, checks that none is visible or resolved
+     * then, releases the syncs and checks every value; returns how many were applied ahead.
+     */
+    async function groupPut(keys: string[]): Promise<number> {
+      const fs = new GatedDatasyncs(new MemoryFileSystem());
+      const db = new Engine<string, Buffer>(LOCATION, { fs, valueEncoding: 'buffer' });
+      await db.open();
+      await db.put('k0500', Buffer.from('base'));
+      await turns(3);
+      const before = db.stats().writesAppliedAhead;
+      fs.gated = true;
+      const puts = keys.map((k, i) => track(db.put(k, bytesOf(100, i))));
+      await turns(10);
+      expect(fs.gates.length).toBeGreaterThan(0);
+      for (const p of puts) expect(p.outcome.state).toBe('pending');
+      for (const k of keys) expect(db.getSync(k)).toEqual(k === 'k0500' ? Buffer.from('base') : undefined);
+      fs.gated = false;
+      while (fs.gates.length > 0) {
+        fs.gates.shift()!.resolve();
+        await turns(3);
+      }
+      await Promise.all(puts.map((p) => p.promise));
+      keys.forEach((k, i) => expect(db.getSync(k)).toEqual(bytesOf(100, i)));
+      if (!keys.includes('k0500')) expect(db.getSync('k0500')).toEqual(Buffer.from('base'));
+      const ahead = db.stats().writesAppliedAhead - before;
+      await db.close();
+      return ahead;
+    }
+
+    const above = (n: number, from = 1000) => Array.from({ length: n }, (_, i) => `k${String(from + i).padStart(4, '0')}`);
+
+    it('is applied ahead when every put is an append (keys above the largest), in any order among them', async () => {
+      expect(NEXT_STATE_WRITES_MAX).toBeLessThan(64);
+      expect(await groupPut(above(64))).toBe(64);
+      expect(await groupPut(above(64).reverse())).toBe(64);
+      expect(await groupPut(above(NEXT_STATE_APPEND_WRITES_MAX))).toBe(NEXT_STATE_APPEND_WRITES_MAX);
+    });
+
+    it('is applied when visible where one key is not above the largest, or past NEXT_STATE_APPEND_WRITES_MAX', async () => {
+      expect(await groupPut([...above(40), 'k0001', ...above(23, 2000)])).toBe(0);
+      expect(await groupPut([...above(63), 'k0500'])).toBe(0);
+      expect(await groupPut(above(NEXT_STATE_APPEND_WRITES_MAX + 1))).toBe(0);
+      expect(await groupPut(above(NEXT_STATE_WRITES_MAX))).toBe(NEXT_STATE_WRITES_MAX);
+    });
   });
 });
