@@ -81,9 +81,10 @@ export const DECODE_BAD_SALT = -4; // the salt is not the segment's: another seg
 /**
  * Checks the record at `offset` against `expectedLsn` (0: accept any LSN >= 1) and `expectedSalt` (its
  * segment's salt; SALT_ANY: accept the salt as written). Returns its size in bytes (> 0) when valid, or
- * one of the DECODE_* codes. Allocates nothing.
+ * one of the DECODE_* codes. Allocates nothing. `crcChecked`: the caller has already found this record's
+ * CRC to match (the addon's walk over a run of records, wal/recovery.ts), so it is not computed again.
  */
-export function decodeRecord(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number, expectedSalt: number): number {
+export function decodeRecord(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number, expectedSalt: number, crcChecked = false): number {
   if (offset + RECORD_HEADER_BYTES > end) {
     for (let i = offset; i < end; i++) if (buf[i] !== 0) return DECODE_SHORT;
     return DECODE_ZERO;
@@ -98,7 +99,7 @@ export function decodeRecord(buf: Uint8Array, view: DataView, offset: number, en
   const size = recordBytes(payloadBytes);
   if (payloadBytes > PAYLOAD_BYTES_MAX_FORMAT || offset + size > end) return DECODE_SHORT;
   if (expectedSalt !== SALT_ANY && view.getUint32(offset + RECORD_SALT_OFFSET, true) !== expectedSalt) return DECODE_BAD_SALT;
-  if (crc32Range(buf, offset + RECORD_PAYLOAD_BYTES_OFFSET, offset + size) !== crc) return DECODE_BAD_CRC;
+  if (!crcChecked && crc32Range(buf, offset + RECORD_PAYLOAD_BYTES_OFFSET, offset + size) !== crc) return DECODE_BAD_CRC;
   return size;
 }
 

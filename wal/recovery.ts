@@ -77,6 +77,7 @@
  */
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
+import { recordCrcWalker, type RecordCrcWalk } from '../fs/page-cache.js';
 import { SegmentIndex } from './segment-index.js';
 import { FORMAT_VERSION_RECYCLED, SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, decodeSegmentHeader, segmentName } from './format.js';
 import { DECODE_SHORT, DECODE_ZERO, RECORD_HEADER_BYTES, RECORD_LSN_OFFSET, recordBytes, recordPayloadBytes, decodeRecord, describeDecode, recordBatchDelta, recordLsn, recordSalt, RECORD_ALIGN_BYTES } from '../record/format.js';
@@ -139,6 +140,12 @@ function lastNonZero(buf: Uint8Array, from: number, to: number): number {
 
 /** Read size of the recovery scan: large sequential reads into reused buffers. */
 const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
+/**
+ * Largest record (framed) whose CRC the addon's walk checks, in bytes: its CRC (slicing by 16, in C) runs
+ * at ~3.5 GB/s whatever the size, 3x JavaScript's on 152 B records; zlib.crc32 (what decodeRecord uses from
+ * 448 B) overtakes it around 2-4 KiB (docs/decisions.md, "Recovery's CRCs in the addon").
+ */
+const CRC_WALK_RECORD_BYTES_MAX = 2048;
 /**
  * Room kept in front of a read-ahead chunk for the bytes of the window it continues (a record that
  * straddles the two chunks is copied there, so it is contiguous). A longer leftover (one record of more
@@ -475,7 +482,11 @@ async function judgeRecycledEnd(w: FileWindow, dir: string, name: string, offset
   return { torn: { file: `${dir}/${name}`, offset, bytes: cutEnd - offset, reason } };
 }
 
-export async function recoverSegments(fs: FileSystem, dir: string, names: readonly string[], strict: boolean): Promise<RecoveryResult> {
+/**
+ * Scans the named segments in order (the decision table above). `crcWalk`: the addon's walk that checks
+ * the records' CRCs a window at a time (null: each record's CRC is checked in JavaScript); tests compare both.
+ */
+export async function recoverSegments(fs: FileSystem, dir: string, names: readonly string[], strict: boolean, crcWalk: RecordCrcWalk | null = recordCrcWalker()): Promise<RecoveryResult> {
   const segments: RecoveredSegment[] = [];
   const buffers = newScanBuffers();
   let torn: TornTail | null = null;
@@ -508,9 +519,13 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
         const windowEnd = w.length;
         const atEof = w.end >= sizeBytes;
         let off = offset - base;
+        // Records starting before `crcsChecked` had their CRC checked by the addon's walk (the same records:
+        // it walks from `off` by the same lengths); the walk goes on from the first record it stopped at.
+        let crcsChecked = off;
         for (;;) {
           if (windowEnd - off < RECORD_HEADER_BYTES && !atEof) break; // header not in the window: refill
-          const r = decodeRecord(w.buf, w.view, off, windowEnd, expected, header.salt);
+          if (crcWalk !== null && off >= crcsChecked) crcsChecked = crcWalk(w.buf, off, windowEnd, CRC_WALK_RECORD_BYTES_MAX);
+          const r = decodeRecord(w.buf, w.view, off, windowEnd, expected, header.salt, off < crcsChecked);
           if (r > 0) {
             assert(recordLsn(w.view, off) === expected, 'decoded LSN is the expected one');
             if (expected !== header.firstLsn) index.add(expected, base + off);

@@ -21,6 +21,9 @@
  *                                  call completes, and by no other heap (a worker thread that was handed
  *                                  the memory kept it alive until its own GC, which hardly ever ran).
  *
+ * And one synchronous call, in fs/native/record-crc.c: recordCrcWalk, the records' CRCs of a recovery
+ * scan's window.
+ *
  * Plain N-API (node_api.h), no dependency.
  */
 #define _GNU_SOURCE
@@ -215,6 +218,9 @@ static napi_value touch_pages(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* fs/native/record-crc.c */
+napi_value record_crc_walk(napi_env env, napi_callback_info info);
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "dropCache", NAPI_AUTO_LENGTH, drop_cache, NULL, &fn);
@@ -223,5 +229,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "writeBack", fn);
   napi_create_function(env, "touchPages", NAPI_AUTO_LENGTH, touch_pages, NULL, &fn);
   napi_set_named_property(env, exports, "touchPages", fn);
+  napi_create_function(env, "recordCrcWalk", NAPI_AUTO_LENGTH, record_crc_walk, NULL, &fn);
+  napi_set_named_property(env, exports, "recordCrcWalk", fn);
   return exports;
 }

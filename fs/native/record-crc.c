@@ -1,0 +1,106 @@
+/*
+ * recordCrcWalk(uint8Array, start, end, recordBytesMax) -> number: checks the CRC-32 of the framed records
+ * (record/format.ts) that follow one another in [start, end) from `start`, walking them by their payload
+ * length, and returns the offset where the walk stopped: the end of the last record whose CRC matched. It
+ * stops at a header that does not fit, an impossible length, a record that runs past `end`, a record
+ * larger than `recordBytesMax` (zlib.crc32 is faster on those: the caller checks them), or a CRC that does
+ * not match (an all-zero header never matches). Everything else about a record (LSN, salt, the end of data) is
+ * decided by the caller, in JavaScript; this only takes the one CRC per record off the event loop's
+ * JavaScript during recovery, where it was half the time (docs/decisions.md, "Recovery's CRCs").
+ *
+ * CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), slicing by 16, reading bytes (no alignment
+ * or byte-order assumption). Synchronous: a call covers one scan window (4 MiB).
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <node_api.h>
+
+#define RECORD_HEADER_BYTES 24
+#define RECORD_PAYLOAD_BYTES_OFFSET 4
+#define PAYLOAD_BYTES_MAX_FORMAT 0xfffffff0u
+
+static uint32_t table[16][256];
+static bool table_ready = false;
+
+static void make_table(void) {
+  for (uint32_t n = 0; n < 256; n++) {
+    uint32_t c = n;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    table[0][n] = c;
+  }
+  for (uint32_t n = 0; n < 256; n++) {
+    uint32_t c = table[0][n];
+    for (int t = 1; t < 16; t++) {
+      c = (c >> 8) ^ table[0][c & 255];
+      table[t][n] = c;
+    }
+  }
+  table_ready = true;
+}
+
+static inline uint32_t le32(const uint8_t *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static uint32_t crc32_bytes(const uint8_t *p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  while (n >= 16) {
+    uint32_t a = le32(p) ^ c;
+    uint32_t b = le32(p + 4);
+    uint32_t d = le32(p + 8);
+    uint32_t e = le32(p + 12);
+    c = table[15][a & 255] ^ table[14][(a >> 8) & 255] ^ table[13][(a >> 16) & 255] ^ table[12][a >> 24] ^
+        table[11][b & 255] ^ table[10][(b >> 8) & 255] ^ table[9][(b >> 16) & 255] ^ table[8][b >> 24] ^
+        table[7][d & 255] ^ table[6][(d >> 8) & 255] ^ table[5][(d >> 16) & 255] ^ table[4][d >> 24] ^
+        table[3][e & 255] ^ table[2][(e >> 8) & 255] ^ table[1][(e >> 16) & 255] ^ table[0][e >> 24];
+    p += 16;
+    n -= 16;
+  }
+  while (n-- > 0) c = table[0][(c ^ *p++) & 255] ^ (c >> 8);
+  return c ^ 0xffffffffu;
+}
+
+static napi_value throw_type(napi_env env, const char *message) {
+  napi_throw_type_error(env, NULL, message);
+  return NULL;
+}
+
+napi_value record_crc_walk(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return throw_type(env, "recordCrcWalk(uint8Array, start, end, recordBytesMax)");
+  bool is_typed = false;
+  napi_is_typedarray(env, argv[0], &is_typed);
+  if (!is_typed) return throw_type(env, "recordCrcWalk: the first argument must be a Uint8Array");
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    return throw_type(env, "recordCrcWalk: the first argument must be a Uint8Array");
+  }
+  double start_d = -1, end_d = -1, max_d = -1;
+  napi_get_value_double(env, argv[1], &start_d);
+  napi_get_value_double(env, argv[2], &end_d);
+  napi_get_value_double(env, argv[3], &max_d);
+  if (!(max_d >= 0)) return throw_type(env, "recordCrcWalk: recordBytesMax must be a number >= 0");
+  if (!(start_d >= 0 && end_d >= start_d && end_d <= (double)length) || start_d != (double)(size_t)start_d || end_d != (double)(size_t)end_d) {
+    return throw_type(env, "recordCrcWalk: need 0 <= start <= end <= length, whole numbers");
+  }
+  if (!table_ready) make_table();
+  const uint8_t *p = (const uint8_t *)data;
+  size_t off = (size_t)start_d;
+  const size_t end = (size_t)end_d;
+  while (end - off >= RECORD_HEADER_BYTES) {
+    uint32_t crc = le32(p + off);
+    uint32_t payload = le32(p + off + RECORD_PAYLOAD_BYTES_OFFSET);
+    if (payload > PAYLOAD_BYTES_MAX_FORMAT) break;
+    uint64_t size = ((uint64_t)RECORD_HEADER_BYTES + payload + 7) & ~(uint64_t)7;
+    if (size > end - off || (double)size > max_d) break;
+    if (crc32_bytes(p + off + RECORD_PAYLOAD_BYTES_OFFSET, (size_t)size - RECORD_PAYLOAD_BYTES_OFFSET) != crc) break;
+    off += (size_t)size;
+  }
+  napi_value result;
+  napi_create_double(env, (double)off, &result);
+  return result;
+}
