@@ -9,11 +9,33 @@ import { recordCrcWalker, type RecordCrcWalk } from '../fs/page-cache.js';
 import { MemoryFileSystem, type FileSystem } from '../fs/index.js';
 import { encodeRecord, recordBytes, RECORD_HEADER_BYTES } from '../record/format.js';
 import { recoverSegments } from '../wal/recovery.js';
+import { readSegmentRaw, type SegmentScan } from '../wal/reader.js';
+import { SEGMENT_HEADER_BYTES } from '../wal/format.js';
 import { Wal } from '../wal/index.js';
 import { seededRandom } from '../core/random.js';
 import { patternBytes } from './helpers/payload.js';
 
 const walk = recordCrcWalker();
+
+/** The walk, counting its calls (so a test knows the code under test used it). */
+function countingWalk(): { counting: RecordCrcWalk; calls: () => number } {
+  let n = 0;
+  const counting: RecordCrcWalk = (...args) => {
+    n++;
+    return (walk as RecordCrcWalk)(...args);
+  };
+  return { counting, calls: () => n };
+}
+
+/** What `run` returns, or the code and message of what it threw. */
+async function settled(run: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return await run();
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    return { code: e.code, message: e.message };
+  }
+}
 
 /** Records of random payload sizes (0 to `payloadMax` bytes) encoded one after another from offset 0. */
 function records(seed: number, count: number, payloadMax: number): { buf: Buffer; starts: number[]; end: number } {
@@ -106,28 +128,21 @@ describe('recovery with the walk decides as without it', () => {
   }
 
   async function outcome(fs: FileSystem, names: string[], strict: boolean, crcWalk: RecordCrcWalk | null): Promise<unknown> {
-    try {
+    return settled(async () => {
       const r = await recoverSegments(fs, DIR, names, strict, crcWalk);
       return { segments: r.segments.map((s) => [s.name, s.firstLsn, s.lastLsn, s.endOffset]), torn: r.torn };
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      return { code: e.code, message: e.message };
-    }
+    });
   }
 
   it('on intact logs, calling the walk', async () => {
-    let calls = 0;
-    const counting: RecordCrcWalk = (...args) => {
-      calls++;
-      return (walk as RecordCrcWalk)(...args);
-    };
+    const { counting, calls } = countingWalk();
     for (const seed of [1, 2, 3]) {
       const { fs, names } = await log(seed);
       const plain = await outcome(fs, names, false, null);
       expect(plain).toHaveProperty('segments');
       expect(await outcome(fs, names, false, counting)).toEqual(plain);
     }
-    expect(calls).toBeGreaterThan(0);
+    expect(calls()).toBeGreaterThan(0);
   });
 
   it('on 120 damaged logs: a flipped bit, zeroed bytes or a cut, anywhere in any segment, strict or not', async () => {
@@ -150,5 +165,61 @@ describe('recovery with the walk decides as without it', () => {
       const strict = rnd.int(2) === 0;
       expect(await outcome(fs, names, strict, walk), `seed ${seed}`).toEqual(await outcome(fs, names, strict, null));
     }
+  });
+});
+
+describe('the WAL\'s reader with the walk reads as without it', () => {
+  const DIR = '/data/wal';
+
+  async function spans(scan: SegmentScan, chunkBytes: number): Promise<unknown> {
+    return settled(async () => {
+      const out: unknown[] = [];
+      for await (const span of readSegmentRaw(scan, chunkBytes)) out.push([span.firstLsn, span.lastLsn, Buffer.from(span.bytes).toString('base64')]);
+      return out;
+    });
+  }
+
+  it('on 80 logs, intact and damaged below the durable end, in chunks of 64 B to 1 MiB, from any LSN', async () => {
+    const { counting, calls } = countingWalk();
+    for (let seed = 1; seed <= 80; seed++) {
+      const fs = new MemoryFileSystem();
+      const rnd = seededRandom(seed);
+      const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 1024 * 1024, syncMode: 'inline' });
+      for (let b = 0; b < 40; b++) {
+        for (let i = 1 + rnd.int(8); i > 0; i--) wal.append(patternBytes(seed + wal.lastLsn, rnd.int(10) === 0 ? 2000 + rnd.int(6000) : rnd.int(300)));
+        await wal.sync();
+      }
+      const lastLsn = wal.lastLsn;
+      await wal.close();
+      const names = (await fs.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
+      const seg = (await recoverSegments(fs, DIR, names, false, null)).segments[0]!;
+      if (seed % 2 === 0) {
+        const h = await fs.open(`${DIR}/${seg.name}`, 'r+');
+        const at = SEGMENT_HEADER_BYTES + rnd.int(seg.endOffset - SEGMENT_HEADER_BYTES);
+        const byte = new Uint8Array(1);
+        await h.read(byte, 0, 1, at);
+        byte[0] = (byte[0] as number) ^ (1 << rnd.int(8));
+        await h.writev([byte], at);
+        await h.close();
+      }
+      const fromLsn = 1 + rnd.int(lastLsn);
+      const scan = (crcWalk: RecordCrcWalk | null): SegmentScan => ({
+        fs,
+        path: `${DIR}/${seg.name}`,
+        segmentFirstLsn: seg.firstLsn,
+        salt: seg.salt,
+        endOffset: seg.endOffset,
+        start: { lsn: seg.firstLsn, offset: SEGMENT_HEADER_BYTES },
+        fromLsn,
+        toLsn: lastLsn,
+        truncated: () => false,
+        crcWalk,
+      });
+      const chunkBytes = [64, 4096, 65536, 1024 * 1024][rnd.int(4)] as number;
+      const plain = await spans(scan(null), chunkBytes);
+      if (seed % 2 === 1) expect(Array.isArray(plain), `seed ${seed}`).toBe(true);
+      expect(await spans(scan(counting), chunkBytes), `seed ${seed}`).toEqual(plain);
+    }
+    expect(calls()).toBeGreaterThan(0);
   });
 });

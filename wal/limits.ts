@@ -77,6 +77,19 @@ export const READ_CHUNK_BYTES = 1024 * 1024;
 /** Smallest chunkBytesMax readRaw() accepts, in bytes. */
 export const READ_CHUNK_BYTES_MIN = 64;
 
+/**
+ * Largest record (framed) whose CRC the addon's walk checks (fs/native/record-crc.c), in bytes: its CRC
+ * (slicing by 16, in C) runs at ~3.5 GB/s whatever the size, 3x JavaScript's on 152 B records; zlib.crc32
+ * (what decodeRecord uses from 448 B) overtakes it around 2-4 KiB (docs/decisions.md, "Recovery's CRCs in
+ * the addon"). Larger records are checked one by one in JavaScript.
+ */
+export const CRC_WALK_RECORD_BYTES_MAX = 2048;
+/**
+ * Most bytes one walk covers in a read (wal/reader.ts), a count: a read may want one record of a 1 MiB
+ * chunk (wal.read of an LSN), and a walk checks every record up to its end.
+ */
+export const CRC_WALK_READ_BYTES_MAX = 64 * 1024;
+
 /** Free segment files kept for reuse (recycleSegments), a count: the default, and the most allowed. */
 export const RECYCLE_SEGMENTS_DEFAULT = 2;
 export const RECYCLE_SEGMENTS_MAX = 64;

@@ -12,9 +12,10 @@
  */
 import { FlushpointError, ErrorCode } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
+import { recordCrcWalker, type RecordCrcWalk } from '../fs/page-cache.js';
 import { SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, SEGMENT_SALT_OFFSET, decodeSegmentHeader } from './format.js';
 import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, recordBytes, recordPayloadBytes } from '../record/format.js';
-import { READ_CHUNK_BYTES } from './limits.js';
+import { CRC_WALK_READ_BYTES_MAX, CRC_WALK_RECORD_BYTES_MAX, READ_CHUNK_BYTES } from './limits.js';
 
 export interface WalRecord {
   lsn: number;
@@ -56,10 +57,13 @@ export interface SegmentScan {
   toLsn: number;
   /** True once truncateBefore has removed the segment from the log (checked when something does not verify). */
   truncated: () => boolean;
+  /** The addon's CRC walk (default: recordCrcWalker(); null: every CRC in JavaScript; tests compare both). */
+  crcWalk?: RecordCrcWalk | null;
 }
 
 async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGenerator<Span> {
   const { fs, path, segmentFirstLsn, salt, endOffset, start, fromLsn, toLsn } = scan;
+  const crcWalk = scan.crcWalk === undefined ? recordCrcWalker() : scan.crcWalk;
   // The segment was in the log when the read began: truncateBefore removed it since.
   const truncated = (lsn: number, cause?: unknown): FlushpointError =>
     new FlushpointError(
@@ -111,6 +115,9 @@ async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGene
       let firstLsn = 0;
       let off = base;
       let done = false;
+      // Records starting before `crcsChecked` had their CRC checked by the addon's walk, in steps of at most
+      // CRC_WALK_READ_BYTES_MAX (as in recovery: the walk and this loop step by the same lengths).
+      let crcsChecked = off;
       chunkBytes = chunkBytesMax;
       while (n - off >= RECORD_HEADER_BYTES) {
         const size = recordBytes(recordPayloadBytes(view, off));
@@ -119,7 +126,8 @@ async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGene
           if (size > chunkBytes) chunkBytes = size;
           break;
         }
-        const r = decodeRecord(buf, view, off, n, expected, salt);
+        if (crcWalk !== null && off >= crcsChecked) crcsChecked = crcWalk(buf, off, Math.min(n, off + CRC_WALK_READ_BYTES_MAX), CRC_WALK_RECORD_BYTES_MAX);
+        const r = decodeRecord(buf, view, off, n, expected, salt, off < crcsChecked);
         if (r <= 0) throw bad(filePos + off - base, `${describeDecode(r)} (LSN ${expected}) below the durable LSN`);
         if (expected >= fromLsn) {
           if (spanStart < 0) {

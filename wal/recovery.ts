@@ -79,6 +79,7 @@ import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { recordCrcWalker, type RecordCrcWalk } from '../fs/page-cache.js';
 import { SegmentIndex } from './segment-index.js';
+import { CRC_WALK_RECORD_BYTES_MAX } from './limits.js';
 import { FORMAT_VERSION_RECYCLED, SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, decodeSegmentHeader, segmentName } from './format.js';
 import { DECODE_SHORT, DECODE_ZERO, RECORD_HEADER_BYTES, RECORD_LSN_OFFSET, recordBytes, recordPayloadBytes, decodeRecord, describeDecode, recordBatchDelta, recordLsn, recordSalt, RECORD_ALIGN_BYTES } from '../record/format.js';
 
@@ -140,12 +141,6 @@ function lastNonZero(buf: Uint8Array, from: number, to: number): number {
 
 /** Read size of the recovery scan: large sequential reads into reused buffers. */
 const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
-/**
- * Largest record (framed) whose CRC the addon's walk checks, in bytes: its CRC (slicing by 16, in C) runs
- * at ~3.5 GB/s whatever the size, 3x JavaScript's on 152 B records; zlib.crc32 (what decodeRecord uses from
- * 448 B) overtakes it around 2-4 KiB (docs/decisions.md, "Recovery's CRCs in the addon").
- */
-const CRC_WALK_RECORD_BYTES_MAX = 2048;
 /**
  * Room kept in front of a read-ahead chunk for the bytes of the window it continues (a record that
  * straddles the two chunks is copied there, so it is contiguous). A longer leftover (one record of more
