@@ -23,8 +23,8 @@ import { BackupSink, type BackupStats } from '../backup/index.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
 import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
 import { keyIn, valueOut, type Format } from './keys.js';
-import { ValueSlabs, type Slab, type ValueSlabStats } from './value-slabs.js';
-import { pageTouch, touchPages } from '../fs/page-cache.js';
+import { ValueSlabs, type Slab, type SlabScan, type ValueSlabStats } from './value-slabs.js';
+import { externalMemoryAdjuster, pageTouch, touchPages } from '../fs/page-cache.js';
 import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_APPEND_WRITES_MAX, NEXT_STATE_WRITES_MAX, SLAB_SCAN_DROPPED_MIN } from './limits.js';
 import { resolveEncoding } from './msgpack-encoding.js';
 import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
@@ -283,7 +283,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   async _open(options: { createIfMissing: boolean; errorIfExists: boolean }): Promise<void> {
     const { fs, location } = this.#o;
     const walDir = `${location}/${WAL_DIR}`;
-    this.#values = new ValueSlabs(pageTouch() ? touchPages : null, this.#o.valueSlabBytes);
+    this.#values = new ValueSlabs(pageTouch() ? touchPages : null, this.#o.valueSlabBytes, undefined, externalMemoryAdjuster());
     let exists = true;
     try {
       await fs.stat(walDir);
@@ -920,6 +920,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#lastCheckpoint = result;
     this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
     await this.#relocate(wal, scan.sparse());
+    this.#releaseSlabs(wal, scan);
     return result;
   }
 
@@ -958,6 +959,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
           }
         }
         await this.#relocate(wal, scan.sparse());
+        this.#releaseSlabs(wal, scan);
       } finally {
         this.#slabScanQueued = false;
       }
@@ -965,6 +967,13 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       // done by now, so nothing else would look again.
       if (this.#wal === wal && this.#dropped.count >= SLAB_SCAN_DROPPED_MIN) this.#maybeCompactSlabs(wal);
     }).catch(() => {});
+  }
+
+  /** Tells V8 of the value slabs the index no longer holds after `scan` and its relocation (value-slabs.ts). */
+  #releaseSlabs(wal: Wal, scan: SlabScan): void {
+    if (this.#wal !== wal) return; // closed meanwhile: close told V8 of every slab
+    const pending = this.#pendingPutKeys();
+    scan.released((key) => pending.has(key));
   }
 
   /**

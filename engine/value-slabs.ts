@@ -21,6 +21,14 @@
  * stays under about twice the live values plus what was written since the last checkpoint plus what
  * snapshots hold (a running checkpoint's included), and slabs with nothing live are collected as any
  * Buffer.
+ *
+ * Where the addon can tell V8 of memory (`external`, fs/page-cache.ts externalMemoryAdjuster), slabs are
+ * SharedArrayBuffers, whose memory V8 does not count as its own: a growing index then starts no
+ * collection by its size (a plain Buffer's memory counts, and every 64 MiB of new values started a full
+ * one). V8 is told of a slab once the index no longer holds it (`SlabScan.released`: a scan found nothing
+ * live in it, or its values were relocated, and no pending put is in it) and of all of them at close, so
+ * slabs the index dropped press for a collection as before, and the tally is taken back once the slab is
+ * collected (a FinalizationRegistry). docs/decisions.md, "Value slabs V8 collects for only once dropped".
  */
 import { VALUE_SLAB_BYTES, VALUE_SLAB_BYTES_INITIAL, VALUE_SLAB_VALUE_BYTES_MAX, VALUE_SLAB_VALUE_BYTES_MIN, VALUE_SLABS_AHEAD } from './limits.js';
 
@@ -35,6 +43,8 @@ export interface Slab {
   scanId: number;
   /** Its pages were touched ahead (touchPages resolved) before it became the slab being filled. */
   touched: boolean;
+  /** When it stopped being the slab filled (ValueSlabs' count of such events; 0: not yet). */
+  closedSeq: number;
 }
 
 /** A map of the index's values by key (a B-tree of the engine's state). */
@@ -46,6 +56,14 @@ export interface SlabValueMap {
 /** Maps the pages of a slab's new memory off the event loop (fs/page-cache.ts touchPages), or null. */
 export type TouchPages = ((bytes: Uint8Array) => Promise<void>) | null;
 
+/** Tells V8 of memory outside its heap, in bytes (fs/page-cache.ts externalMemoryAdjuster), or null. */
+export type ExternalMemory = ((deltaBytes: number) => unknown) | null;
+
+/** Takes back what a slab's report told V8 once the slab is collected. */
+const reported = new FinalizationRegistry<{ external: (deltaBytes: number) => unknown; bytes: number }>((r) => {
+  r.external(-r.bytes);
+});
+
 /** What a checkpoint's scan found: the slabs worth relocating. */
 export interface SlabScan {
   /** Counts one value of the scanned state. */
@@ -55,6 +73,12 @@ export interface SlabScan {
    * that was being filled when the scan began (its values written since are not in the scanned state).
    */
   sparse(): Slab[];
+  /**
+   * After the sparse slabs were relocated: tells V8 of every shared slab the index no longer holds (one
+   * filled before the scan began with nothing live in the scanned state, or relocated, and no key of it
+   * `pending`), so that it collects for them. A no-op without `external`.
+   */
+  released(pending: (key: string) => boolean): void;
 }
 
 /** What an engine's stats() and metrics report of its value slabs (since open). */
@@ -65,6 +89,8 @@ export interface ValueSlabStats {
   slabsUntouched: number;
   /** Values copied out of slabs less than half live. */
   valuesRelocated: number;
+  /** Slabs in shared memory V8 was told of, once dropped by the index or at close (0 without the addon). */
+  slabsReleased: number;
 }
 
 /** Whether a value of this size goes into a slab. */
@@ -74,6 +100,7 @@ export function inSlabRange(byteLength: number): boolean {
 
 export class ValueSlabs {
   readonly #touch: TouchPages;
+  readonly #external: ExternalMemory;
   readonly #slabBytes: number;
   readonly #ahead: number;
   readonly #slabs = new WeakMap<ArrayBufferLike, Slab>();
@@ -85,12 +112,17 @@ export class ValueSlabs {
   /** Touches in flight. */
   #touching = 0;
   #scans = 0;
+  /** Slabs that stopped being the one filled, so far (Slab.closedSeq). */
+  #closes = 0;
+  /** Shared slabs V8 was not told of yet (weakly: they must not keep their memory). */
+  #unreleased: Array<WeakRef<Slab>> = [];
   #closed = false;
   /** Counters: see ValueSlabStats. */
-  #stats: ValueSlabStats = { slabs: 0, slabsUntouched: 0, valuesRelocated: 0 };
+  #stats: ValueSlabStats = { slabs: 0, slabsUntouched: 0, valuesRelocated: 0, slabsReleased: 0 };
 
-  constructor(touch: TouchPages, slabBytes = VALUE_SLAB_BYTES, ahead = VALUE_SLABS_AHEAD) {
+  constructor(touch: TouchPages, slabBytes = VALUE_SLAB_BYTES, ahead = VALUE_SLABS_AHEAD, external: ExternalMemory = null) {
     this.#touch = touch;
+    this.#external = external;
     this.#slabBytes = slabBytes;
     this.#ahead = ahead;
     this.#growBytes = Math.min(VALUE_SLAB_BYTES_INITIAL, slabBytes);
@@ -131,6 +163,7 @@ export class ValueSlabs {
     const found: Slab[] = [];
     const slabs = this.#slabs;
     const currentAtScan = this.#current;
+    const closesAtScan = this.#closes;
     return {
       visit(value: Uint8Array): void {
         if (!inSlabRange(value.byteLength)) return;
@@ -144,6 +177,19 @@ export class ValueSlabs {
         slab.live += value.byteLength;
       },
       sparse: (): Slab[] => found.filter((s) => s !== this.#current && s !== currentAtScan && s.keys.length > 0 && s.live * 2 < s.bytes.byteLength),
+      released: (pending: (key: string) => boolean): void => {
+        if (this.#external === null) return;
+        this.#unreleased = this.#unreleased.filter((ref) => {
+          const slab = ref.deref();
+          if (slab === undefined) return false; // collected: nothing held it
+          // Filled after the scan began (or being filled): its values may not be in the scanned state.
+          if (slab.closedSeq === 0 || slab.closedSeq > closesAtScan) return true;
+          if (slab.scanId === id && slab.live * 2 >= slab.bytes.byteLength) return true; // at least half live: not relocated
+          if (slab.keys.some(pending)) return true; // a put on its way has its value there
+          this.#release(slab);
+          return false;
+        });
+      },
     };
   }
 
@@ -181,10 +227,24 @@ export class ValueSlabs {
     return moved;
   }
 
-  /** Stops touching slabs ahead (the engine closed); copies still work. */
+  /** Stops touching slabs ahead (the engine closed) and tells V8 of every shared slab; copies still work. */
   close(): void {
     this.#closed = true;
     this.#ready = [];
+    for (const ref of this.#unreleased) {
+      const slab = ref.deref();
+      if (slab !== undefined) this.#release(slab);
+    }
+    this.#unreleased = [];
+  }
+
+  /** Tells V8 of a shared slab's memory, until the slab is collected. */
+  #release(slab: Slab): void {
+    const external = this.#external as (deltaBytes: number) => unknown;
+    const bytes = slab.bytes.byteLength;
+    external(bytes);
+    reported.register(slab.bytes.buffer, { external, bytes });
+    this.#stats.slabsReleased++;
   }
 
   /** The `n` bytes of a slab where key `key`'s value goes (listed under the key; the caller fills them). */
@@ -209,17 +269,21 @@ export class ValueSlabs {
       if (!slab.touched) this.#stats.slabsUntouched++;
       this.#refill();
     }
+    if (this.#current !== null) this.#current.closedSeq = ++this.#closes;
     this.#current = slab;
     return slab;
   }
 
   #make(size: number): Slab {
-    // Not a SharedArrayBuffer: its memory does not count toward the heap's external memory, so V8 starts
-    // no collection for it, and slabs the index dropped stayed allocated until a collection came for
-    // other reasons (253 MiB more RSS over 256 MiB of overwrites with 1 MiB live, against 56 MiB; it was
-    // 1.1x the puts at 4 KiB x 64 for that reason: docs/decisions.md, "Value slabs").
-    const slab: Slab = { bytes: Buffer.allocUnsafeSlow(size), used: 0, keys: [], live: 0, scanId: 0, touched: false };
+    // A SharedArrayBuffer's memory does not count toward the heap's external memory: without telling V8
+    // of the slabs the index dropped (#release), they stayed allocated until a collection came for other
+    // reasons (253 MiB more RSS over 256 MiB of overwrites with 1 MiB live, against 56 MiB). Without the
+    // addon to tell it, slabs are plain Buffers, whose memory V8 counts.
+    const shared = this.#external !== null;
+    const bytes = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
+    const slab: Slab = { bytes, used: 0, keys: [], live: 0, scanId: 0, touched: false, closedSeq: 0 };
     this.#slabs.set(slab.bytes.buffer, slab);
+    if (shared) this.#unreleased.push(new WeakRef(slab));
     this.#stats.slabs++;
     return slab;
   }

@@ -6,9 +6,9 @@
  *
  * Why a log wants it: docs/decisions.md, "The page cache of a growing log". The same addon writes a
  * range's dirty pages back (sync_file_range, `writeBackPages`) for the zero-fill: docs/decisions.md,
- * "Zero-fill in the next segment"; maps new pages ahead (`touchPages`) for the engine's value slabs;
- * and checks the CRCs of a run of records in one call (`recordCrcWalker`) for recovery:
- * docs/decisions.md, "Recovery's CRCs in the addon".
+ * "Zero-fill in the next segment"; maps new pages ahead (`touchPages`) for the engine's value slabs and
+ * tells V8 of the slabs the index dropped (`externalMemoryAdjuster`); and checks the CRCs of a run of
+ * records in one call (`recordCrcWalker`) for recovery: docs/decisions.md, "Recovery's CRCs in the addon".
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,11 +36,15 @@ type TouchCall = (bytes: Uint8Array) => Promise<void>;
  */
 export type RecordCrcWalk = (buf: Uint8Array, start: number, end: number, recordBytesMax: number) => number;
 
+/** The addon's adjustExternalMemory: (deltaBytes) -> the new total (napi_adjust_external_memory). */
+export type AdjustExternalMemory = (deltaBytes: number) => number;
+
 interface Loaded {
   drop: AddonCall | null;
   writeBack: AddonCall | null;
   touch: TouchCall | null;
   crcWalk: RecordCrcWalk | null;
+  adjustExternal: AdjustExternalMemory | null;
   status: PageCacheDropStatus;
 }
 
@@ -50,29 +54,36 @@ function load(): Loaded {
   if (loaded !== null) return loaded;
   if (process.platform !== 'linux') {
     // posix_fadvise is Linux's (and the BSDs'); macOS and Windows have none: not worth a build there.
-    loaded = { drop: null, writeBack: null, touch: null, crcWalk: null, status: { available: false, reason: `no posix_fadvise on ${process.platform}` } };
+    loaded = { drop: null, writeBack: null, touch: null, crcWalk: null, adjustExternal: null, status: { available: false, reason: `no posix_fadvise on ${process.platform}` } };
     return loaded;
   }
   // The package root is two levels above this file in dist/fs/, one above it in fs/ (tests run the sources).
   const candidates = [new URL(`../../${ADDON}`, import.meta.url), new URL(`../${ADDON}`, import.meta.url)];
   const found = candidates.find((u) => fs.existsSync(u));
   if (found === undefined) {
-    loaded = { drop: null, writeBack: null, touch: null, crcWalk: null, status: { available: false, reason: `${ADDON} was not built (run 'npm rebuild flushpoint'; needs python3, make and a C compiler)` } };
+    loaded = { drop: null, writeBack: null, touch: null, crcWalk: null, adjustExternal: null, status: { available: false, reason: `${ADDON} was not built (run 'npm rebuild flushpoint'; needs python3, make and a C compiler)` } };
     return loaded;
   }
   try {
-    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as { dropCache: AddonCall; writeBack?: AddonCall; touchPages?: TouchCall; recordCrcWalk?: RecordCrcWalk };
-    // An addon built before writeBack, touchPages or recordCrcWalk existed (a stale build/) still drops cache.
+    const addon = createRequire(import.meta.url)(fileURLToPath(found)) as {
+      dropCache: AddonCall;
+      writeBack?: AddonCall;
+      touchPages?: TouchCall;
+      recordCrcWalk?: RecordCrcWalk;
+      adjustExternalMemory?: AdjustExternalMemory;
+    };
+    // An addon built before the later calls existed (a stale build/) still drops cache.
     loaded = {
       drop: addon.dropCache,
       writeBack: addon.writeBack ?? null,
       touch: addon.touchPages ?? null,
       crcWalk: addon.recordCrcWalk ?? null,
+      adjustExternal: addon.adjustExternalMemory ?? null,
       status: { available: true, reason: null },
     };
   } catch (err) {
     const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] as string;
-    loaded = { drop: null, writeBack: null, touch: null, crcWalk: null, status: { available: false, reason: `${ADDON} did not load: ${reason}` } };
+    loaded = { drop: null, writeBack: null, touch: null, crcWalk: null, adjustExternal: null, status: { available: false, reason: `${ADDON} did not load: ${reason}` } };
   }
   return loaded;
 }
@@ -126,6 +137,11 @@ export function touchPages(bytes: Uint8Array): Promise<void> {
   } catch (err) {
     return Promise.reject(err); // the addon could not queue the call (out of memory)
   }
+}
+
+/** The addon's adjustExternalMemory, or null where the addon (or that call) is not there. */
+export function externalMemoryAdjuster(): AdjustExternalMemory | null {
+  return load().adjustExternal;
 }
 
 /** The addon's recordCrcWalk, or null where the addon (or that call) is not there: callers check every CRC themselves then. */

@@ -10,8 +10,8 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
 import { emptyTree } from '../engine/ordered-index.js';
-import { touchPages, pageTouch } from '../fs/page-cache.js';
-import { ValueSlabs, type TouchPages } from '../engine/value-slabs.js';
+import { externalMemoryAdjuster, touchPages, pageTouch } from '../fs/page-cache.js';
+import { ValueSlabs, type Slab, type TouchPages } from '../engine/value-slabs.js';
 import { VALUE_SLAB_BYTES, VALUE_SLAB_BYTES_INITIAL, VALUE_SLAB_VALUE_BYTES_MAX, VALUE_SLAB_VALUE_BYTES_MIN } from '../engine/limits.js';
 import { MemoryFileSystem } from '../fs/index.js';
 import { seededRandom } from '../core/random.js';
@@ -425,5 +425,107 @@ describe('value slabs', () => {
       await reopened.close();
     }
     expect(relocations).toBeGreaterThan(50);
+  });
+
+  describe('in shared memory, V8 told of a slab once the index dropped it', () => {
+    /** Slabs of 8 KiB that report to a tally instead of V8. */
+    function shared(): { slabs: ValueSlabs; reports: number[]; total: () => number } {
+      const reports: number[] = [];
+      const slabs = new ValueSlabs(null, 8 * KIB, undefined, (delta) => reports.push(delta));
+      return { slabs, reports, total: () => reports.reduce((a, b) => a + b, 0) };
+    }
+
+    /** Scans `tree` and relocates its sparse slabs as the engine does; then releases with `pending`. */
+    function scanAndRelease(slabs: ValueSlabs, tree: ReturnType<typeof emptyTree>, pending: (key: string) => boolean = () => false): Slab[] {
+      const scan = slabs.scan();
+      for (const [, v] of tree.entries()) scan.visit(v);
+      const sparse = scan.sparse();
+      for (const slab of sparse) slabs.relocate(slab, [tree], pending);
+      scan.released(pending);
+      return sparse;
+    }
+
+    it('slabs are SharedArrayBuffers; without the tally they are plain Buffers', () => {
+      const { slabs } = shared();
+      expect(slabs.copy('a', bytes(KIB, 1)).buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(new ValueSlabs(null, 8 * KIB).copy('a', bytes(KIB, 1)).buffer).toBeInstanceOf(ArrayBuffer);
+    });
+
+    it('reports each slab once: overwritten, relocated, never while half live, a pending put or filled after the scan began', () => {
+      const { slabs, reports, total } = shared();
+      const tree = emptyTree();
+      const put = (k: string, fill: number): void => void tree.set(k, slabs.copy(k, bytes(KIB, fill)));
+      for (let i = 0; i < 16; i++) put(`a${i}`, i); // slabs A and B, full
+      const slabB = slabs.slabOf(tree.get('a8')!)!;
+      for (let i = 0; i < 8; i++) put(`a${i}`, 50 + i); // A has nothing live; C full
+      put('a8', 60); // B 7/8 live
+      scanAndRelease(slabs, tree);
+      expect(reports).toEqual([8 * KIB]); // A only
+      expect(slabs.stats().slabsReleased).toBe(1);
+      // B: all but a9 overwritten (B 1/8 live), a9 relocated; but a put of 'a10' is pending with its value in B.
+      for (let i = 10; i < 16; i++) put(`a${i}`, 70 + i);
+      tree.set('a8', slabs.copy('a8', bytes(KIB, 61)));
+      tree.delete('a10'); // 'a10': as if its write is not in the state yet
+      const sparse = scanAndRelease(slabs, tree, (k) => k === 'a10');
+      expect(sparse).toContain(slabB);
+      expect(slabs.slabOf(tree.get('a9')!)).not.toBe(slabB); // relocated
+      expect(reports).toEqual([8 * KIB]); // B holds a pending put's value: not yet
+      scanAndRelease(slabs, tree); // no longer pending (its value went elsewhere, say)
+      expect(reports).toEqual([8 * KIB, 8 * KIB]);
+      // A slab closed after the scan began is not judged by that scan, even with nothing of it in the state.
+      const scan = slabs.scan();
+      for (const [, v] of tree.entries()) scan.visit(v);
+      for (let i = 0; i < 24; i++) slabs.copy(`x${i}`, bytes(KIB, 1)); // never in the tree
+      scan.released(() => false);
+      expect(reports.length).toBe(2);
+      // close() reports every slab not reported yet, once.
+      const made = slabs.stats().slabs;
+      slabs.close();
+      expect(reports.length).toBe(made);
+      expect(total()).toBe(made * 8 * KIB);
+      slabs.close();
+      expect(reports.length).toBe(made);
+    });
+
+    it('a reported slab is taken back from the tally once it is collected', () => {
+      // A child with --expose-gc: the slabs' FinalizationRegistry runs after a collection.
+      const script = `
+        import { ValueSlabs } from ${JSON.stringify(pathToFileURL(path.resolve('dist/engine/value-slabs.js')).href)};
+        let total = 0;
+        let slabs = new ValueSlabs(null, 8192, undefined, (d) => { total += d; });
+        for (let i = 0; i < 64; i++) slabs.copy('k' + i, Buffer.alloc(1024, i));
+        slabs.close();
+        const reported = total;
+        slabs = null;
+        for (let i = 0; i < 50 && total !== 0; i++) {
+          globalThis.gc();
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        console.log(JSON.stringify({ reported, after: total }));
+      `;
+      const dir = fsNode.mkdtempSync(path.join(os.tmpdir(), 'fp-slabs-'));
+      try {
+        const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { cwd: process.cwd(), encoding: 'utf8', timeout: 20_000 });
+        expect(r.stderr).toBe('');
+        expect(JSON.parse(r.stdout.trim())).toEqual({ reported: 8 * 8192, after: 0 });
+      } finally {
+        fsNode.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it.runIf(externalMemoryAdjuster() !== null)('an engine with the addon puts its values in shared slabs and releases them at close', async () => {
+      const db = new Engine<string, Buffer>('/db', { fs: new MemoryFileSystem(), valueEncoding: 'buffer', valueSlabBytes: 8 * KIB } as never);
+      await db.open();
+      for (let i = 0; i < 40; i++) await db.put(`k${i % 8}`, bytes(KIB, i));
+      await db.checkpoint();
+      const values = await indexValues(db);
+      expect(values.every((v) => v.buffer instanceof SharedArrayBuffer)).toBe(true);
+      const before = db.stats().valueSlabs;
+      expect(before.slabsReleased).toBeGreaterThan(0); // overwritten slabs, after the checkpoint's scan
+      expect(before.slabsReleased).toBeLessThan(before.slabs); // the live ones are not
+      await db.close();
+      const after = db.stats().valueSlabs;
+      expect(after.slabsReleased).toBe(after.slabs); // close told V8 of every one
+    });
   });
 });

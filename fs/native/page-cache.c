@@ -21,8 +21,12 @@
  *                                  call completes, and by no other heap (a worker thread that was handed
  *                                  the memory kept it alive until its own GC, which hardly ever ran).
  *
- * And one synchronous call, in fs/native/record-crc.c: recordCrcWalk, the records' CRCs of a recovery
- * scan's window.
+ * And two synchronous calls:
+ *
+ *   adjustExternalMemory(delta)    napi_adjust_external_memory: tells V8 of memory outside its heap that it
+ *                                  should collect for (the engine's value slabs, once the index no longer
+ *                                  holds them: engine/value-slabs.ts). Returns the new total, in bytes.
+ *   recordCrcWalk(...)             in fs/native/record-crc.c: the records' CRCs of a recovery scan's window.
  *
  * Plain N-API (node_api.h), no dependency.
  */
@@ -218,6 +222,26 @@ static napi_value touch_pages(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+static napi_value adjust_external_memory(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  double delta = 0;
+  const double safe_max = 9007199254740991.0; /* Number.MAX_SAFE_INTEGER */
+  if (argc != 1 || napi_get_value_double(env, argv[0], &delta) != napi_ok || !(delta >= -safe_max && delta <= safe_max) || delta != floor(delta)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "adjustExternalMemory(delta) takes a safe integer");
+    return NULL;
+  }
+  int64_t total = 0;
+  if (napi_adjust_external_memory(env, (int64_t)delta, &total) != napi_ok) {
+    napi_throw_error(env, "EIO", "napi_adjust_external_memory failed");
+    return NULL;
+  }
+  napi_value result;
+  napi_create_double(env, (double)total, &result);
+  return result;
+}
+
 /* fs/native/record-crc.c */
 napi_value record_crc_walk(napi_env env, napi_callback_info info);
 
@@ -229,6 +253,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "writeBack", fn);
   napi_create_function(env, "touchPages", NAPI_AUTO_LENGTH, touch_pages, NULL, &fn);
   napi_set_named_property(env, exports, "touchPages", fn);
+  napi_create_function(env, "adjustExternalMemory", NAPI_AUTO_LENGTH, adjust_external_memory, NULL, &fn);
+  napi_set_named_property(env, exports, "adjustExternalMemory", fn);
   napi_create_function(env, "recordCrcWalk", NAPI_AUTO_LENGTH, record_crc_walk, NULL, &fn);
   napi_set_named_property(env, exports, "recordCrcWalk", fn);
   return exports;
