@@ -660,7 +660,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     }
     for (let i = from; i < head; i++) this.#tree = this.#apply(this.#tree, pending[i] as PendingWrite);
     this.#visibleLsn = lastLsn;
-    if (this.#dropped.count >= SLAB_SCAN_DROPPED_MIN) this.#maybeCompactSlabs(wal);
+    if (this.#dropped.count >= SLAB_SCAN_DROPPED_MIN || this.#values.scanDue()) this.#maybeCompactSlabs(wal);
     for (let i = first; i < head; i++) (pending[i] as PendingWrite).resolve();
     if (head === pending.length) {
       this.#pending = [];
@@ -895,6 +895,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       return { lsn, bytes: sizeBytes, durationMs: performance.now() - started };
     }
     this.#dropped.count = 0;
+    const pendingAtScan = this.#pendingValueSlabs();
     const scan = this.#values.scan();
     const written = await writeCheckpoint(fs, dir, snapshot, lsn, this.#o.wal.syncMethod ?? 'fdatasync', async () => {
       // Never publish a state the WAL could lose: the checkpoint may hold sync:false writes.
@@ -920,7 +921,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#lastCheckpoint = result;
     this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
     await this.#relocate(wal, scan.sparse());
-    this.#releaseSlabs(wal, scan);
+    this.#releaseSlabs(wal, scan, pendingAtScan);
     return result;
   }
 
@@ -938,17 +939,20 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   /**
    * Once more values were replaced or removed since the last scan of the value slabs than the index
-   * holds keys (and at least SLAB_SCAN_DROPPED_MIN), scans a snapshot of the state and relocates the
-   * sparse slabs, without waiting for a checkpoint: a state emptied by deletes writes little WAL, so no
-   * automatic checkpoint would come. Queued behind the checkpoints (one scan at a time).
+   * holds keys (and at least SLAB_SCAN_DROPPED_MIN), or enough shared slabs were filled since
+   * (ValueSlabs.scanDue), scans a snapshot of the state, relocates the sparse slabs and tells V8 of the
+   * dropped ones, without waiting for a checkpoint: a state emptied by deletes writes little WAL, so no
+   * automatic checkpoint would come, and checkpoints may be rare or off. Queued behind the checkpoints
+   * (one scan at a time).
    */
   #maybeCompactSlabs(wal: Wal): void {
-    if (this.#slabScanQueued || this.#dropped.count < this.#tree.size) return;
+    if (this.#slabScanQueued || (this.#dropped.count < this.#tree.size && !this.#values.scanDue())) return;
     this.#slabScanQueued = true;
     this.#checkpointChain = this.#checkpointChain.then(async () => {
       try {
         if (this.#wal !== wal) return;
         this.#dropped.count = 0;
+        const pendingAtScan = this.#pendingValueSlabs();
         const scan = this.#values.scan();
         let visited = 0;
         for (const [, value] of this.#tree.clone().entries()) {
@@ -959,21 +963,40 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
           }
         }
         await this.#relocate(wal, scan.sparse());
-        this.#releaseSlabs(wal, scan);
+        this.#releaseSlabs(wal, scan, pendingAtScan);
       } finally {
         this.#slabScanQueued = false;
       }
       // Values dropped while it ran were not in its snapshot: the writes that dropped them may all be
       // done by now, so nothing else would look again.
-      if (this.#wal === wal && this.#dropped.count >= SLAB_SCAN_DROPPED_MIN) this.#maybeCompactSlabs(wal);
+      if (this.#wal === wal && (this.#dropped.count >= SLAB_SCAN_DROPPED_MIN || this.#values.scanDue())) this.#maybeCompactSlabs(wal);
     }).catch(() => {});
   }
 
-  /** Tells V8 of the value slabs the index no longer holds after `scan` and its relocation (value-slabs.ts). */
-  #releaseSlabs(wal: Wal, scan: SlabScan): void {
+  /**
+   * Tells V8 of the value slabs the index no longer holds after `scan` and its relocation (value-slabs.ts),
+   * but for those holding the value of a put not visible when the scan began (`pendingAtScan`: it may be
+   * visible now, outside the scanned state) or now.
+   */
+  #releaseSlabs(wal: Wal, scan: SlabScan, pendingAtScan: Set<Slab>): void {
     if (this.#wal !== wal) return; // closed meanwhile: close told V8 of every slab
-    const pending = this.#pendingPutKeys();
-    scan.released((key) => pending.has(key));
+    for (const slab of this.#pendingValueSlabs()) pendingAtScan.add(slab);
+    scan.released(pendingAtScan);
+  }
+
+  /** The value slabs holding a value of a pending put (a held put's value is not in one yet). */
+  #pendingValueSlabs(): Set<Slab> {
+    const slabs = new Set<Slab>();
+    const add = (value: Buffer | undefined): void => {
+      const slab = value === undefined ? undefined : this.#values.slabOf(value);
+      if (slab !== undefined) slabs.add(slab);
+    };
+    for (let i = this.#pendingHead; i < this.#pending.length; i++) {
+      const w = this.#pending[i] as PendingWrite;
+      if (w.ops === null) add(w.value);
+      else for (const op of w.ops) if (op.type === 'put') add(op.value);
+    }
+    return slabs;
   }
 
   /**

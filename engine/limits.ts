@@ -86,3 +86,13 @@ export const VALUE_SLABS_AHEAD = 2;
  * few live values holding whole slabs (engine.ts #maybeCompactSlabs).
  */
 export const SLAB_SCAN_DROPPED_MIN = 1024;
+/**
+ * Bytes of shared value slabs that stopped being filled since the last scan, at the least, after which the
+ * engine scans them (engine/value-slabs.ts scanDue): V8 learns of a dropped shared slab only from a scan,
+ * and with checkpoints rare or off and a state of many small keys, drops alone came too late (a review
+ * measured 564 MiB of dead slabs). Past this, a scan is due once the slabs closed since the last one
+ * reach a quarter of what that scan kept (SLAB_SCAN_KEPT_DIVISOR): dead slabs V8 does not know of stay
+ * under a quarter of the live ones, and a growing state is scanned each time it grew by a quarter.
+ */
+export const SLAB_SCAN_BYTES_MIN = 32 * 1024 * 1024;
+export const SLAB_SCAN_KEPT_DIVISOR = 4;

@@ -30,7 +30,7 @@
  * slabs the index dropped press for a collection as before, and the tally is taken back once the slab is
  * collected (a FinalizationRegistry). docs/decisions.md, "Value slabs V8 collects for only once dropped".
  */
-import { VALUE_SLAB_BYTES, VALUE_SLAB_BYTES_INITIAL, VALUE_SLAB_VALUE_BYTES_MAX, VALUE_SLAB_VALUE_BYTES_MIN, VALUE_SLABS_AHEAD } from './limits.js';
+import { SLAB_SCAN_BYTES_MIN, SLAB_SCAN_KEPT_DIVISOR, VALUE_SLAB_BYTES, VALUE_SLAB_BYTES_INITIAL, VALUE_SLAB_VALUE_BYTES_MAX, VALUE_SLAB_VALUE_BYTES_MIN, VALUE_SLABS_AHEAD } from './limits.js';
 
 /** One slab: its memory, how much of it is used, the keys of the values copied into it. */
 export interface Slab {
@@ -75,10 +75,11 @@ export interface SlabScan {
   sparse(): Slab[];
   /**
    * After the sparse slabs were relocated: tells V8 of every shared slab the index no longer holds (one
-   * filled before the scan began with nothing live in the scanned state, or relocated, and no key of it
-   * `pending`), so that it collects for them. A no-op without `external`.
+   * filled before the scan began with nothing live in the scanned state, or relocated, and not in
+   * `pending`: the slabs holding a value of a put not visible when the scan began or now), so that it
+   * collects for them. A no-op without `external`.
    */
-  released(pending: (key: string) => boolean): void;
+  released(pending: ReadonlySet<Slab>): void;
 }
 
 /** What an engine's stats() and metrics report of its value slabs (since open). */
@@ -116,13 +117,19 @@ export class ValueSlabs {
   #closes = 0;
   /** Shared slabs V8 was not told of yet (weakly: they must not keep their memory). */
   #unreleased: Array<WeakRef<Slab>> = [];
+  /** Bytes of shared slabs that stopped being filled and V8 was not told of; a scan is due from #scanDueBytes on. */
+  #closedBytes = 0;
+  #scanDueBytes: number;
+  readonly #scanBytesMin: number;
   #closed = false;
   /** Counters: see ValueSlabStats. */
   #stats: ValueSlabStats = { slabs: 0, slabsUntouched: 0, valuesRelocated: 0, slabsReleased: 0 };
 
-  constructor(touch: TouchPages, slabBytes = VALUE_SLAB_BYTES, ahead = VALUE_SLABS_AHEAD, external: ExternalMemory = null) {
+  constructor(touch: TouchPages, slabBytes = VALUE_SLAB_BYTES, ahead = VALUE_SLABS_AHEAD, external: ExternalMemory = null, scanBytesMin = SLAB_SCAN_BYTES_MIN) {
     this.#touch = touch;
     this.#external = external;
+    this.#scanBytesMin = scanBytesMin;
+    this.#scanDueBytes = scanBytesMin;
     this.#slabBytes = slabBytes;
     this.#ahead = ahead;
     this.#growBytes = Math.min(VALUE_SLAB_BYTES_INITIAL, slabBytes);
@@ -152,6 +159,14 @@ export class ValueSlabs {
     return { ...this.#stats };
   }
 
+  /**
+   * Whether the shared slabs closed since the last scan warrant one (SLAB_SCAN_BYTES_MIN): V8 learns of the
+   * dropped ones only through a scan. Always false without `external` (V8 sees plain slabs itself).
+   */
+  scanDue(): boolean {
+    return this.#closedBytes >= this.#scanDueBytes;
+  }
+
   /** The slab `value` is a view of, if it is one of these slabs'. */
   slabOf(value: Uint8Array): Slab | undefined {
     return this.#slabs.get(value.buffer);
@@ -177,7 +192,7 @@ export class ValueSlabs {
         slab.live += value.byteLength;
       },
       sparse: (): Slab[] => found.filter((s) => s !== this.#current && s !== currentAtScan && s.keys.length > 0 && s.live * 2 < s.bytes.byteLength),
-      released: (pending: (key: string) => boolean): void => {
+      released: (pending: ReadonlySet<Slab>): void => {
         if (this.#external === null) return;
         this.#unreleased = this.#unreleased.filter((ref) => {
           const slab = ref.deref();
@@ -185,10 +200,11 @@ export class ValueSlabs {
           // Filled after the scan began (or being filled): its values may not be in the scanned state.
           if (slab.closedSeq === 0 || slab.closedSeq > closesAtScan) return true;
           if (slab.scanId === id && slab.live * 2 >= slab.bytes.byteLength) return true; // at least half live: not relocated
-          if (slab.keys.some(pending)) return true; // a put on its way has its value there
+          if (pending.has(slab)) return true; // a put on its way has its value there
           this.#release(slab);
           return false;
         });
+        this.#scanDueBytes = this.#closedBytes + Math.max(this.#scanBytesMin, this.#closedBytes / SLAB_SCAN_KEPT_DIVISOR);
       },
     };
   }
@@ -242,6 +258,7 @@ export class ValueSlabs {
   #release(slab: Slab): void {
     const external = this.#external as (deltaBytes: number) => unknown;
     const bytes = slab.bytes.byteLength;
+    if (slab.closedSeq > 0) this.#closedBytes -= bytes;
     external(bytes);
     reported.register(slab.bytes.buffer, { external, bytes });
     this.#stats.slabsReleased++;
@@ -269,7 +286,10 @@ export class ValueSlabs {
       if (!slab.touched) this.#stats.slabsUntouched++;
       this.#refill();
     }
-    if (this.#current !== null) this.#current.closedSeq = ++this.#closes;
+    if (this.#current !== null) {
+      this.#current.closedSeq = ++this.#closes;
+      if (this.#external !== null) this.#closedBytes += this.#current.bytes.byteLength;
+    }
     this.#current = slab;
     return slab;
   }
