@@ -44,9 +44,13 @@ export const PAYLOAD_BYTES_MAX_FORMAT = 0xffff_fff0;
  * carry records of several segments verbatim). Never a salt (salts are u32). */
 export const SALT_ANY = -1;
 
-/** Bytes a record with this payload takes on disk, header and padding included. */
+/**
+ * Bytes a record with this payload takes on disk, header and padding included. Exact for every u32 length:
+ * past 2^31 - 32 the 32-bit mask would wrap (a damaged length of 0xffffffe9 passed for an 8-byte record).
+ */
 export function recordBytes(payloadBytes: number): number {
-  return (RECORD_HEADER_BYTES + payloadBytes + RECORD_ALIGN_BYTES - 1) & ~(RECORD_ALIGN_BYTES - 1);
+  const n = RECORD_HEADER_BYTES + payloadBytes + RECORD_ALIGN_BYTES - 1;
+  return n <= 0x7fff_ffff ? n & ~(RECORD_ALIGN_BYTES - 1) : n - (n % RECORD_ALIGN_BYTES);
 }
 
 /**

@@ -145,6 +145,19 @@ describe('recovery with the walk decides as without it', () => {
     expect(calls()).toBeGreaterThan(0);
   });
 
+  it('does not call the walk for records it would stop at for their size (a log of large records)', async () => {
+    const { counting, calls } = countingWalk();
+    const fs = new MemoryFileSystem();
+    const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 64 * 1024, syncMode: 'inline' });
+    for (let i = 0; i < 40; i++) wal.append(patternBytes(i, 3000));
+    await wal.sync();
+    await wal.close();
+    const names = (await fs.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
+    const r = await recoverSegments(fs, DIR, names, false, counting);
+    expect(r.segments.at(-1)?.lastLsn).toBe(40);
+    expect(calls()).toBe(0);
+  });
+
   it('on 120 damaged logs: a flipped bit, zeroed bytes or a cut, anywhere in any segment, strict or not', async () => {
     for (let seed = 1; seed <= 120; seed++) {
       const { fs, names } = await log(1000 + seed);

@@ -126,7 +126,7 @@ async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGene
           if (size > chunkBytes) chunkBytes = size;
           break;
         }
-        if (crcWalk !== null && off >= crcsChecked) crcsChecked = crcWalk(buf, off, Math.min(n, off + CRC_WALK_READ_BYTES_MAX), CRC_WALK_RECORD_BYTES_MAX);
+        if (crcWalk !== null && off >= crcsChecked && size <= CRC_WALK_RECORD_BYTES_MAX) crcsChecked = crcWalk(buf, off, Math.min(n, off + CRC_WALK_READ_BYTES_MAX), CRC_WALK_RECORD_BYTES_MAX);
         const r = decodeRecord(buf, view, off, n, expected, salt, off < crcsChecked);
         if (r <= 0) throw bad(filePos + off - base, `${describeDecode(r)} (LSN ${expected}) below the durable LSN`);
         if (expected >= fromLsn) {

@@ -519,7 +519,10 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
         let crcsChecked = off;
         for (;;) {
           if (windowEnd - off < RECORD_HEADER_BYTES && !atEof) break; // header not in the window: refill
-          if (crcWalk !== null && off >= crcsChecked) crcsChecked = crcWalk(w.buf, off, windowEnd, CRC_WALK_RECORD_BYTES_MAX);
+          // (Not for a record the walk would stop at for its size: a log of large records made one call per record.)
+          if (crcWalk !== null && off >= crcsChecked && windowEnd - off >= RECORD_HEADER_BYTES && recordBytes(recordPayloadBytes(w.view, off)) <= CRC_WALK_RECORD_BYTES_MAX) {
+            crcsChecked = crcWalk(w.buf, off, windowEnd, CRC_WALK_RECORD_BYTES_MAX);
+          }
           const r = decodeRecord(w.buf, w.view, off, windowEnd, expected, header.salt, off < crcsChecked);
           if (r > 0) {
             assert(recordLsn(w.view, off) === expected, 'decoded LSN is the expected one');

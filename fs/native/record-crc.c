@@ -11,6 +11,7 @@
  * CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), slicing by 16, reading bytes (no alignment
  * or byte-order assumption). Synchronous: a call covers one scan window (4 MiB).
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -21,7 +22,8 @@
 #define PAYLOAD_BYTES_MAX_FORMAT 0xfffffff0u
 
 static uint32_t table[16][256];
-static bool table_ready = false;
+/* Worker threads may load the addon and recover at once: the table is made once, by whichever comes first. */
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void make_table(void) {
   for (uint32_t n = 0; n < 256; n++) {
@@ -36,7 +38,6 @@ static void make_table(void) {
       table[t][n] = c;
     }
   }
-  table_ready = true;
 }
 
 static inline uint32_t le32(const uint8_t *p) {
@@ -87,7 +88,7 @@ napi_value record_crc_walk(napi_env env, napi_callback_info info) {
   if (!(start_d >= 0 && end_d >= start_d && end_d <= (double)length) || start_d != (double)(size_t)start_d || end_d != (double)(size_t)end_d) {
     return throw_type(env, "recordCrcWalk: need 0 <= start <= end <= length, whole numbers");
   }
-  if (!table_ready) make_table();
+  pthread_once(&table_once, make_table);
   const uint8_t *p = (const uint8_t *)data;
   size_t off = (size_t)start_d;
   const size_t end = (size_t)end_d;
