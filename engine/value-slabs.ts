@@ -45,6 +45,21 @@ export interface Slab {
   touched: boolean;
   /** When it stopped being the slab filled (ValueSlabs' count of such events; 0: not yet). */
   closedSeq: number;
+  /** A shared slab's account with V8 (null: a plain Buffer, which V8 counts itself). */
+  life: SlabLife | null;
+}
+
+/**
+ * What the collection of a shared slab must settle, known without the slab: its size, whether it was
+ * counted among the closed bytes a scan is due for, and whether V8 was told of it.
+ */
+interface SlabLife {
+  readonly bytes: number;
+  closed: boolean;
+  released: boolean;
+  /** The ValueSlabs' count of closed bytes V8 was not told of (shared with its slabs' lives). */
+  readonly tally: { closedBytes: number };
+  readonly external: (deltaBytes: number) => unknown;
 }
 
 /** A map of the index's values by key (a B-tree of the engine's state). */
@@ -59,9 +74,13 @@ export type TouchPages = ((bytes: Uint8Array) => Promise<void>) | null;
 /** Tells V8 of memory outside its heap, in bytes (fs/page-cache.ts externalMemoryAdjuster), or null. */
 export type ExternalMemory = ((deltaBytes: number) => unknown) | null;
 
-/** Takes back what a slab's report told V8 once the slab is collected. */
-const reported = new FinalizationRegistry<{ external: (deltaBytes: number) => unknown; bytes: number }>((r) => {
-  r.external(-r.bytes);
+/**
+ * Settles a shared slab's account once it is collected: takes back what its release told V8, or, never
+ * released (every view of it died before a scan found it dropped), takes it out of the closed bytes.
+ */
+const collected = new FinalizationRegistry<SlabLife>((life) => {
+  if (life.released) life.external(-life.bytes);
+  else if (life.closed) life.tally.closedBytes -= life.bytes;
 });
 
 /** What a checkpoint's scan found: the slabs worth relocating. */
@@ -118,7 +137,7 @@ export class ValueSlabs {
   /** Shared slabs V8 was not told of yet (weakly: they must not keep their memory). */
   #unreleased: Array<WeakRef<Slab>> = [];
   /** Bytes of shared slabs that stopped being filled and V8 was not told of; a scan is due from #scanDueBytes on. */
-  #closedBytes = 0;
+  readonly #tally = { closedBytes: 0 };
   #scanDueBytes: number;
   readonly #scanBytesMin: number;
   #closed = false;
@@ -164,7 +183,7 @@ export class ValueSlabs {
    * dropped ones only through a scan. Always false without `external` (V8 sees plain slabs itself).
    */
   scanDue(): boolean {
-    return this.#closedBytes >= this.#scanDueBytes;
+    return this.#tally.closedBytes >= this.#scanDueBytes;
   }
 
   /** The slab `value` is a view of, if it is one of these slabs'. */
@@ -204,7 +223,8 @@ export class ValueSlabs {
           this.#release(slab);
           return false;
         });
-        this.#scanDueBytes = this.#closedBytes + Math.max(this.#scanBytesMin, this.#closedBytes / SLAB_SCAN_KEPT_DIVISOR);
+        const kept = this.#tally.closedBytes;
+        this.#scanDueBytes = kept + Math.max(this.#scanBytesMin, kept / SLAB_SCAN_KEPT_DIVISOR);
       },
     };
   }
@@ -254,13 +274,13 @@ export class ValueSlabs {
     this.#unreleased = [];
   }
 
-  /** Tells V8 of a shared slab's memory, until the slab is collected. */
+  /** Tells V8 of a shared slab's memory, until the slab is collected (`collected` takes it back). */
   #release(slab: Slab): void {
-    const external = this.#external as (deltaBytes: number) => unknown;
-    const bytes = slab.bytes.byteLength;
-    if (slab.closedSeq > 0) this.#closedBytes -= bytes;
-    external(bytes);
-    reported.register(slab.bytes.buffer, { external, bytes });
+    const life = slab.life as SlabLife;
+    if (life.released) return;
+    life.released = true;
+    if (life.closed) this.#tally.closedBytes -= life.bytes;
+    life.external(life.bytes);
     this.#stats.slabsReleased++;
   }
 
@@ -286,9 +306,13 @@ export class ValueSlabs {
       if (!slab.touched) this.#stats.slabsUntouched++;
       this.#refill();
     }
-    if (this.#current !== null) {
-      this.#current.closedSeq = ++this.#closes;
-      if (this.#external !== null) this.#closedBytes += this.#current.bytes.byteLength;
+    const closing = this.#current;
+    if (closing !== null) {
+      closing.closedSeq = ++this.#closes;
+      if (closing.life !== null) {
+        closing.life.closed = true;
+        this.#tally.closedBytes += closing.life.bytes;
+      }
     }
     this.#current = slab;
     return slab;
@@ -299,11 +323,15 @@ export class ValueSlabs {
     // of the slabs the index dropped (#release), they stayed allocated until a collection came for other
     // reasons (253 MiB more RSS over 256 MiB of overwrites with 1 MiB live, against 56 MiB). Without the
     // addon to tell it, slabs are plain Buffers, whose memory V8 counts.
-    const shared = this.#external !== null;
-    const bytes = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
-    const slab: Slab = { bytes, used: 0, keys: [], live: 0, scanId: 0, touched: false, closedSeq: 0 };
+    const external = this.#external;
+    const bytes = external !== null ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
+    const life: SlabLife | null = external !== null ? { bytes: size, closed: false, released: false, tally: this.#tally, external } : null;
+    const slab: Slab = { bytes, used: 0, keys: [], live: 0, scanId: 0, touched: false, closedSeq: 0, life };
     this.#slabs.set(slab.bytes.buffer, slab);
-    if (shared) this.#unreleased.push(new WeakRef(slab));
+    if (life !== null) {
+      collected.register(slab.bytes.buffer, life);
+      this.#unreleased.push(new WeakRef(slab));
+    }
     this.#stats.slabs++;
     return slab;
   }

@@ -565,6 +565,25 @@ describe('value slabs', () => {
       expect(out.peakMiB).toBeLessThan(200);
     }, 150_000);
 
+    it('a closed slab collected before any scan found it dropped no longer counts toward the next scan', () => {
+      // Found while reviewing: such slabs stayed in the closed bytes for good, so scans came later and later.
+      const script = `
+        import { ValueSlabs } from ${JSON.stringify(pathToFileURL(path.resolve('dist/engine/value-slabs.js')).href)};
+        const slabs = new ValueSlabs(null, 8192, undefined, () => {}, 32768);
+        for (let i = 0; i < 25; i++) slabs.copy('k' + i, Buffer.alloc(1024, i)); // 3 slabs closed, none of their values kept
+        const before = slabs.scanDue();
+        for (let i = 0; i < 50; i++) {
+          globalThis.gc();
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        for (let i = 25; i < 33; i++) slabs.copy('k' + i, Buffer.alloc(1024, i)); // a 4th closed: 32 KiB if the 3 still counted
+        console.log(JSON.stringify({ before, after: slabs.scanDue() }));
+      `;
+      const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { cwd: process.cwd(), encoding: 'utf8', timeout: 20_000 });
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout.trim())).toEqual({ before: false, after: false });
+    });
+
     it('a reported slab is taken back from the tally once it is collected', () => {
       // A child with --expose-gc: the slabs' FinalizationRegistry runs after a collection.
       const script = `
