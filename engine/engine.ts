@@ -981,7 +981,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #releaseSlabs(wal: Wal, scan: SlabScan, pendingAtScan: Set<Slab>): void {
     if (this.#wal !== wal) return; // closed meanwhile: close told V8 of every slab
     for (const slab of this.#pendingValueSlabs()) pendingAtScan.add(slab);
-    scan.released(pendingAtScan);
+    scan.released(pendingAtScan, this.#tree.size);
   }
 
   /** The value slabs holding a value of a pending put (a held put's value is not in one yet). */

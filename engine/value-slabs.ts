@@ -30,7 +30,7 @@
  * slabs the index dropped press for a collection as before, and the tally is taken back once the slab is
  * collected (a FinalizationRegistry). docs/decisions.md, "Value slabs V8 collects for only once dropped".
  */
-import { SLAB_SCAN_BYTES_MIN, SLAB_SCAN_KEPT_DIVISOR, VALUE_SLAB_BYTES, VALUE_SLAB_BYTES_INITIAL, VALUE_SLAB_VALUE_BYTES_MAX, VALUE_SLAB_VALUE_BYTES_MIN, VALUE_SLABS_AHEAD } from './limits.js';
+import { SLAB_SCAN_BYTES_MIN, SLAB_SCAN_BYTES_PER_KEY, SLAB_SCAN_KEPT_DIVISOR, VALUE_SLAB_BYTES, VALUE_SLAB_BYTES_INITIAL, VALUE_SLAB_VALUE_BYTES_MAX, VALUE_SLAB_VALUE_BYTES_MIN, VALUE_SLABS_AHEAD } from './limits.js';
 
 /** One slab: its memory, how much of it is used, the keys of the values copied into it. */
 export interface Slab {
@@ -96,9 +96,11 @@ export interface SlabScan {
    * After the sparse slabs were relocated: tells V8 of every shared slab the index no longer holds (one
    * filled before the scan began with nothing live in the scanned state, or relocated, and not in
    * `pending`: the slabs holding a value of a put not visible when the scan began or now), so that it
-   * collects for them. A no-op without `external`.
+   * collects for them; the next scan is due (scanDue) after SLAB_SCAN_BYTES_MIN of new shared slabs, or a
+   * quarter of the kept ones, or SLAB_SCAN_BYTES_PER_KEY times `keysCount`, whichever is most. A no-op
+   * without `external`.
    */
-  released(pending: ReadonlySet<Slab>): void;
+  released(pending: ReadonlySet<Slab>, keysCount?: number): void;
 }
 
 /** What an engine's stats() and metrics report of its value slabs (since open). */
@@ -211,7 +213,7 @@ export class ValueSlabs {
         slab.live += value.byteLength;
       },
       sparse: (): Slab[] => found.filter((s) => s !== this.#current && s !== currentAtScan && s.keys.length > 0 && s.live * 2 < s.bytes.byteLength),
-      released: (pending: ReadonlySet<Slab>): void => {
+      released: (pending: ReadonlySet<Slab>, keysCount = 0): void => {
         if (this.#external === null) return;
         this.#unreleased = this.#unreleased.filter((ref) => {
           const slab = ref.deref();
@@ -224,7 +226,7 @@ export class ValueSlabs {
           return false;
         });
         const kept = this.#tally.closedBytes;
-        this.#scanDueBytes = kept + Math.max(this.#scanBytesMin, kept / SLAB_SCAN_KEPT_DIVISOR);
+        this.#scanDueBytes = kept + Math.max(this.#scanBytesMin, kept / SLAB_SCAN_KEPT_DIVISOR, keysCount * SLAB_SCAN_BYTES_PER_KEY);
       },
     };
   }

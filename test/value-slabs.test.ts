@@ -529,6 +529,13 @@ describe('value slabs', () => {
       expect(slabs.scanDue()).toBe(false);
       fillSlabs(4);
       expect(slabs.scanDue()).toBe(true); // back to the minimum
+      // A scan of many keys: the next is due only after 64 B per key (here 1,024 keys: 64 KiB, 8 slabs).
+      const many = slabs.scan();
+      many.released(new Set(), 1024);
+      fillSlabs(7);
+      expect(slabs.scanDue()).toBe(false);
+      fillSlabs(1);
+      expect(slabs.scanDue()).toBe(true);
       expect(new ValueSlabs(null, 8 * KIB, undefined, null, 32 * KIB).scanDue()).toBe(false);
     });
 
@@ -560,9 +567,11 @@ describe('value slabs', () => {
       const r = runChild(script, 120_000);
       expect(r.stderr).toBe('');
       const out = JSON.parse(r.stdout.trim()) as { peakMiB: number; slabs: number; slabsReleased: number };
-      expect(out.slabs).toBeGreaterThan(200); // 250 MiB went through slabs
-      if (externalMemoryAdjuster() !== null) expect(out.slabsReleased).toBeGreaterThan(100);
-      expect(out.peakMiB).toBeLessThan(200);
+      const said = r.stdout.trim();
+      expect(out.slabs, said).toBeGreaterThan(200); // 250 MiB went through slabs
+      // Quiet machine: 130-230 released, peak 87-117 MiB; without scanDue none was released (peak 564 MiB).
+      if (externalMemoryAdjuster() !== null) expect(out.slabsReleased, said).toBeGreaterThan(50);
+      expect(out.peakMiB, said).toBeLessThan(256);
     }, 150_000);
 
     it('a closed slab collected before any scan found it dropped no longer counts toward the next scan', () => {
