@@ -894,9 +894,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       const { sizeBytes } = await fs.stat(`${dir}/${newest.file}`);
       return { lsn, bytes: sizeBytes, durationMs: performance.now() - started };
     }
-    this.#dropped.count = 0;
-    const pendingAtScan = this.#pendingValueSlabs();
-    const scan = this.#values.scan();
+    const scan = this.#beginSlabScan(wal);
     const written = await writeCheckpoint(fs, dir, snapshot, lsn, this.#o.wal.syncMethod ?? 'fdatasync', async () => {
       // Never publish a state the WAL could lose: the checkpoint may hold sync:false writes.
       if (lsn > 0) await wal.waitDurable(lsn);
@@ -920,21 +918,52 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#checkpointBytesPerKey = bytesPerKey(result.bytes, snapshot.size);
     this.#lastCheckpoint = result;
     this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
-    await this.#relocate(wal, scan.sparse());
-    this.#releaseSlabs(wal, scan, pendingAtScan);
+    await scan.finish();
     return result;
+  }
+
+  /** Calls `visit` with the key and value of every put not visible yet whose value the index owns already (not a held one's). */
+  #eachPendingPut(visit: (key: string, value: Buffer) => void): void {
+    for (let i = this.#pendingHead; i < this.#pending.length; i++) {
+      const w = this.#pending[i] as PendingWrite;
+      if (w.ops !== null) {
+        for (const op of w.ops) if (op.type === 'put') visit(op.key, op.value);
+      } else if (w.value !== undefined) visit(w.key, w.value);
+    }
   }
 
   /** The keys of the puts not visible yet (their values may be in a slab already, not in any state). */
   #pendingPutKeys(): Set<string> {
     const keys = new Set<string>();
-    for (let i = this.#pendingHead; i < this.#pending.length; i++) {
-      const w = this.#pending[i] as PendingWrite;
-      if (w.ops !== null) {
-        for (const op of w.ops) if (op.type === 'put') keys.add(op.key);
-      } else if (w.value !== undefined) keys.add(w.key);
-    }
+    this.#eachPendingPut((key) => keys.add(key));
     return keys;
+  }
+
+  /** The value slabs holding a value of a pending put (a held put's value is not in one yet). */
+  #pendingValueSlabs(): Set<Slab> {
+    const slabs = new Set<Slab>();
+    this.#eachPendingPut((_, value) => {
+      const slab = this.#values.slabOf(value);
+      if (slab !== undefined) slabs.add(slab);
+    });
+    return slabs;
+  }
+
+  /**
+   * Starts a scan of the value slabs: `visit` counts each value of the state scanned (a snapshot taken
+   * now); `finish` relocates the sparse slabs and tells V8 of the ones the index dropped (#releaseSlabs).
+   */
+  #beginSlabScan(wal: Wal): { visit: (value: Uint8Array) => void; finish: () => Promise<void> } {
+    this.#dropped.count = 0;
+    const pendingAtScan = this.#pendingValueSlabs();
+    const scan = this.#values.scan();
+    return {
+      visit: scan.visit,
+      finish: async () => {
+        await this.#relocate(wal, scan.sparse());
+        this.#releaseSlabs(wal, scan, pendingAtScan);
+      },
+    };
   }
 
   /**
@@ -951,9 +980,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#checkpointChain = this.#checkpointChain.then(async () => {
       try {
         if (this.#wal !== wal) return;
-        this.#dropped.count = 0;
-        const pendingAtScan = this.#pendingValueSlabs();
-        const scan = this.#values.scan();
+        const scan = this.#beginSlabScan(wal);
         let visited = 0;
         for (const [, value] of this.#tree.clone().entries()) {
           scan.visit(value);
@@ -962,8 +989,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
             if (this.#wal !== wal) return;
           }
         }
-        await this.#relocate(wal, scan.sparse());
-        this.#releaseSlabs(wal, scan, pendingAtScan);
+        await scan.finish();
       } finally {
         this.#slabScanQueued = false;
       }
@@ -982,21 +1008,6 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     if (this.#wal !== wal) return; // closed meanwhile: close told V8 of every slab
     for (const slab of this.#pendingValueSlabs()) pendingAtScan.add(slab);
     scan.released(pendingAtScan, this.#tree.size);
-  }
-
-  /** The value slabs holding a value of a pending put (a held put's value is not in one yet). */
-  #pendingValueSlabs(): Set<Slab> {
-    const slabs = new Set<Slab>();
-    const add = (value: Buffer | undefined): void => {
-      const slab = value === undefined ? undefined : this.#values.slabOf(value);
-      if (slab !== undefined) slabs.add(slab);
-    };
-    for (let i = this.#pendingHead; i < this.#pending.length; i++) {
-      const w = this.#pending[i] as PendingWrite;
-      if (w.ops === null) add(w.value);
-      else for (const op of w.ops) if (op.type === 'put') add(op.value);
-    }
-    return slabs;
   }
 
   /**

@@ -43,19 +43,18 @@ export interface Slab {
   scanId: number;
   /** Its pages were touched ahead (touchPages resolved) before it became the slab being filled. */
   touched: boolean;
-  /** When it stopped being the slab filled (ValueSlabs' count of such events; 0: not yet). */
-  closedSeq: number;
   /** A shared slab's account with V8 (null: a plain Buffer, which V8 counts itself). */
   life: SlabLife | null;
 }
 
 /**
  * What the collection of a shared slab must settle, known without the slab: its size, whether it was
- * counted among the closed bytes a scan is due for, and whether V8 was told of it.
+ * counted among the closed bytes a scan is due for (it stopped being filled), and whether V8 was told of it.
  */
 interface SlabLife {
   readonly bytes: number;
-  closed: boolean;
+  /** When it stopped being the slab filled (ValueSlabs' count of such events; 0: not yet). */
+  closedSeq: number;
   released: boolean;
   /** The ValueSlabs' count of closed bytes V8 was not told of (shared with its slabs' lives). */
   readonly tally: { closedBytes: number };
@@ -80,7 +79,7 @@ export type ExternalMemory = ((deltaBytes: number) => unknown) | null;
  */
 const collected = new FinalizationRegistry<SlabLife>((life) => {
   if (life.released) life.external(-life.bytes);
-  else if (life.closed) life.tally.closedBytes -= life.bytes;
+  else if (life.closedSeq > 0) life.tally.closedBytes -= life.bytes;
 });
 
 /** What a checkpoint's scan found: the slabs worth relocating. */
@@ -134,7 +133,7 @@ export class ValueSlabs {
   /** Touches in flight. */
   #touching = 0;
   #scans = 0;
-  /** Slabs that stopped being the one filled, so far (Slab.closedSeq). */
+  /** Shared slabs that stopped being the one filled, so far (SlabLife.closedSeq). */
   #closes = 0;
   /** Shared slabs V8 was not told of yet (weakly: they must not keep their memory). */
   #unreleased: Array<WeakRef<Slab>> = [];
@@ -219,7 +218,8 @@ export class ValueSlabs {
           const slab = ref.deref();
           if (slab === undefined) return false; // collected: nothing held it
           // Filled after the scan began (or being filled): its values may not be in the scanned state.
-          if (slab.closedSeq === 0 || slab.closedSeq > closesAtScan) return true;
+          const { closedSeq } = slab.life as SlabLife;
+          if (closedSeq === 0 || closedSeq > closesAtScan) return true;
           if (slab.scanId === id && slab.live * 2 >= slab.bytes.byteLength) return true; // at least half live: not relocated
           if (pending.has(slab)) return true; // a put on its way has its value there
           this.#release(slab);
@@ -281,7 +281,7 @@ export class ValueSlabs {
     const life = slab.life as SlabLife;
     if (life.released) return;
     life.released = true;
-    if (life.closed) this.#tally.closedBytes -= life.bytes;
+    if (life.closedSeq > 0) this.#tally.closedBytes -= life.bytes;
     life.external(life.bytes);
     this.#stats.slabsReleased++;
   }
@@ -308,13 +308,10 @@ export class ValueSlabs {
       if (!slab.touched) this.#stats.slabsUntouched++;
       this.#refill();
     }
-    const closing = this.#current;
-    if (closing !== null) {
+    const closing = this.#current?.life;
+    if (closing) {
       closing.closedSeq = ++this.#closes;
-      if (closing.life !== null) {
-        closing.life.closed = true;
-        this.#tally.closedBytes += closing.life.bytes;
-      }
+      this.#tally.closedBytes += closing.bytes;
     }
     this.#current = slab;
     return slab;
@@ -327,8 +324,8 @@ export class ValueSlabs {
     // addon to tell it, slabs are plain Buffers, whose memory V8 counts.
     const external = this.#external;
     const bytes = external !== null ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
-    const life: SlabLife | null = external !== null ? { bytes: size, closed: false, released: false, tally: this.#tally, external } : null;
-    const slab: Slab = { bytes, used: 0, keys: [], live: 0, scanId: 0, touched: false, closedSeq: 0, life };
+    const life: SlabLife | null = external !== null ? { bytes: size, closedSeq: 0, released: false, tally: this.#tally, external } : null;
+    const slab: Slab = { bytes, used: 0, keys: [], live: 0, scanId: 0, touched: false, life };
     this.#slabs.set(slab.bytes.buffer, slab);
     if (life !== null) {
       collected.register(slab.bytes.buffer, life);

@@ -50,18 +50,23 @@ interface Loaded {
 
 let loaded: Loaded | null = null;
 
+/** The addon is not there, for `reason`: every call does nothing (or is null). */
+function unavailable(reason: string): Loaded {
+  return { drop: null, writeBack: null, touch: null, crcWalk: null, adjustExternal: null, status: { available: false, reason } };
+}
+
 function load(): Loaded {
   if (loaded !== null) return loaded;
   if (process.platform !== 'linux') {
     // posix_fadvise is Linux's (and the BSDs'); macOS and Windows have none: not worth a build there.
-    loaded = { drop: null, writeBack: null, touch: null, crcWalk: null, adjustExternal: null, status: { available: false, reason: `no posix_fadvise on ${process.platform}` } };
+    loaded = unavailable(`no posix_fadvise on ${process.platform}`);
     return loaded;
   }
   // The package root is two levels above this file in dist/fs/, one above it in fs/ (tests run the sources).
   const candidates = [new URL(`../../${ADDON}`, import.meta.url), new URL(`../${ADDON}`, import.meta.url)];
   const found = candidates.find((u) => fs.existsSync(u));
   if (found === undefined) {
-    loaded = { drop: null, writeBack: null, touch: null, crcWalk: null, adjustExternal: null, status: { available: false, reason: `${ADDON} was not built (run 'npm rebuild flushpoint'; needs python3, make and a C compiler)` } };
+    loaded = unavailable(`${ADDON} was not built (run 'npm rebuild flushpoint'; needs python3, make and a C compiler)`);
     return loaded;
   }
   try {
@@ -83,7 +88,7 @@ function load(): Loaded {
     };
   } catch (err) {
     const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0] as string;
-    loaded = { drop: null, writeBack: null, touch: null, crcWalk: null, adjustExternal: null, status: { available: false, reason: `${ADDON} did not load: ${reason}` } };
+    loaded = unavailable(`${ADDON} did not load: ${reason}`);
   }
   return loaded;
 }

@@ -15,7 +15,8 @@ import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { recordCrcWalker, type RecordCrcWalk } from '../fs/page-cache.js';
 import { SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, SEGMENT_SALT_OFFSET, decodeSegmentHeader } from './format.js';
 import { RECORD_HEADER_BYTES, decodeRecord, describeDecode, recordBytes, recordPayloadBytes } from '../record/format.js';
-import { CRC_WALK_READ_BYTES_MAX, CRC_WALK_RECORD_BYTES_MAX, READ_CHUNK_BYTES } from './limits.js';
+import { CRC_WALK_READ_BYTES_MAX, READ_CHUNK_BYTES } from './limits.js';
+import { walkCrcs } from './crc-walk.js';
 
 export interface WalRecord {
   lsn: number;
@@ -126,7 +127,7 @@ async function* scanSegment(scan: SegmentScan, chunkBytesMax: number): AsyncGene
           if (size > chunkBytes) chunkBytes = size;
           break;
         }
-        if (crcWalk !== null && off >= crcsChecked && size <= CRC_WALK_RECORD_BYTES_MAX) crcsChecked = crcWalk(buf, off, Math.min(n, off + CRC_WALK_READ_BYTES_MAX), CRC_WALK_RECORD_BYTES_MAX);
+        if (off >= crcsChecked) crcsChecked = walkCrcs(crcWalk, buf, view, off, Math.min(n, off + CRC_WALK_READ_BYTES_MAX));
         const r = decodeRecord(buf, view, off, n, expected, salt, off < crcsChecked);
         if (r <= 0) throw bad(filePos + off - base, `${describeDecode(r)} (LSN ${expected}) below the durable LSN`);
         if (expected >= fromLsn) {

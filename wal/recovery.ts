@@ -79,7 +79,7 @@ import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
 import { recordCrcWalker, type RecordCrcWalk } from '../fs/page-cache.js';
 import { SegmentIndex } from './segment-index.js';
-import { CRC_WALK_RECORD_BYTES_MAX } from './limits.js';
+import { walkCrcs } from './crc-walk.js';
 import { FORMAT_VERSION_RECYCLED, SEGMENT_FIRST_LSN_OFFSET, SEGMENT_HEADER_BYTES, decodeSegmentHeader, segmentName } from './format.js';
 import { DECODE_SHORT, DECODE_ZERO, RECORD_HEADER_BYTES, RECORD_LSN_OFFSET, recordBytes, recordPayloadBytes, decodeRecord, describeDecode, recordBatchDelta, recordLsn, recordSalt, RECORD_ALIGN_BYTES } from '../record/format.js';
 
@@ -519,10 +519,7 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
         let crcsChecked = off;
         for (;;) {
           if (windowEnd - off < RECORD_HEADER_BYTES && !atEof) break; // header not in the window: refill
-          // (Not for a record the walk would stop at for its size: a log of large records made one call per record.)
-          if (crcWalk !== null && off >= crcsChecked && windowEnd - off >= RECORD_HEADER_BYTES && recordBytes(recordPayloadBytes(w.view, off)) <= CRC_WALK_RECORD_BYTES_MAX) {
-            crcsChecked = crcWalk(w.buf, off, windowEnd, CRC_WALK_RECORD_BYTES_MAX);
-          }
+          if (off >= crcsChecked) crcsChecked = walkCrcs(crcWalk, w.buf, w.view, off, windowEnd);
           const r = decodeRecord(w.buf, w.view, off, windowEnd, expected, header.salt, off < crcsChecked);
           if (r > 0) {
             assert(recordLsn(w.view, off) === expected, 'decoded LSN is the expected one');

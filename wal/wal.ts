@@ -14,7 +14,7 @@
  *   staging.ts         records encoded at append, placed in segments, frozen into a batch per flush
  *   segment-writer.ts  a batch to disk: commits, segment rolls (prepared by segment-preparer.ts)
  *   retention.ts       holds and truncateBefore
- *   reader.ts          read, readBatches, readRaw
+ *   reader.ts          read, readBatches, readRaw (recovery and reads check small records' CRCs in C: crc-walk.ts)
  *   limits.ts          every limit, with its unit; options.ts: every option, with its default
  * The on-disk format is drawn in format.ts and record/format.ts; recovery's decision table is in recovery.ts.
  */
