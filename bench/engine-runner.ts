@@ -43,8 +43,8 @@ export interface EnginePutMeasurement {
    * row); measured where section 3 has an inline row. Reported, not judged: the default row is.
    */
   inline?: EnginePutTwin;
-  /** The same row with the WAL's commitWait 'poll' (opt-in: a CPU kept busy), beside section 3's poll row. Reported, not judged. */
-  poll?: EnginePutTwin;
+  /** The same row with the WAL's commitWait 'sleep' (opt-in: the least CPU), beside section 3's sleep row. Reported, not judged. */
+  sleep?: EnginePutTwin;
 }
 
 /** An engine row measured again with an opt-in WAL mode, beside section 3's row in that mode. */

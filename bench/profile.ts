@@ -24,8 +24,8 @@ export interface BenchProfile {
   walWritersCounts: Readonly<Record<number, readonly number[]>>;
   /** Section 3: writer counts per record size also measured with syncMode 'inline' (opt-in, blocks the loop). */
   walInlineWritersCounts: Readonly<Record<number, readonly number[]>>;
-  /** Section 3: writer counts per record size also measured with commitWait 'poll' (opt-in, keeps a CPU busy). */
-  walPollWritersCounts: Readonly<Record<number, readonly number[]>>;
+  /** Section 3: writer counts per record size also measured with commitWait 'sleep' (opt-in: no polling, the least CPU). */
+  walSleepWritersCounts: Readonly<Record<number, readonly number[]>>;
   /**
    * Section 3: writer counts per record size also measured with the log truncated behind the writers
    * (truncateBefore(durableLsn) after each segment's worth of bytes, as a checkpointing consumer does),
@@ -87,7 +87,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     recordSizesBytes: [128, 4 * KiB],
     walWritersCounts: { 128: writersAll, [4 * KiB]: writersAll },
     walInlineWritersCounts: { 128: [1], [4 * KiB]: [1] },
-    walPollWritersCounts: { 128: [1], [4 * KiB]: [1] },
+    walSleepWritersCounts: { 128: [1], [4 * KiB]: [1] },
     walTruncatingWritersCounts: { 128: [64, 1024], [4 * KiB]: [64] },
     walTruncatingWindowMs: 4_000,
     warmupMs: 500,
@@ -119,7 +119,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     recordSizesBytes: [128, 4 * KiB],
     walWritersCounts: { 128: writersAll, [4 * KiB]: [1, 64] },
     walInlineWritersCounts: { 128: [1], [4 * KiB]: [1] },
-    walPollWritersCounts: { 128: [1], [4 * KiB]: [1] },
+    walSleepWritersCounts: { 128: [1], [4 * KiB]: [1] },
     walTruncatingWritersCounts: { 128: [1024], [4 * KiB]: [64] },
     walTruncatingWindowMs: 3_000,
     warmupMs: 250,
@@ -151,7 +151,7 @@ export const profiles: Readonly<Record<ProfileName, BenchProfile>> = {
     recordSizesBytes: [128],
     walWritersCounts: { 128: [1, 4] },
     walInlineWritersCounts: { 128: [1] },
-    walPollWritersCounts: { 128: [1] },
+    walSleepWritersCounts: { 128: [1] },
     walTruncatingWritersCounts: { 128: [4] },
     walTruncatingWindowMs: 200,
     warmupMs: 30,

@@ -156,9 +156,9 @@ function walSection(report: BenchReport): string {
     ...(report.walInline.length === 0
       ? []
       : ['', "syncMode 'inline' (opt-in: each commit's writev + fdatasync block the event loop), with its own baselines", optIn(report.walInline)]),
-    ...(report.walPoll.length === 0
+    ...(report.walSleep.length === 0
       ? []
-      : ['', "commitWait 'poll' (opt-in: the loop checks for each commit's answer every turn, never blocked, never asleep: a CPU kept busy), own baselines", optIn(report.walPoll)]),
+      : ['', "commitWait 'sleep' (opt-in: the loop and the commit thread sleep until woken, two thread wake-ups per commit; the default 'auto' polls while the log is busy, a CPU kept busy then), own baselines", optIn(report.walSleep)]),
     ...(report.walTruncating.length === 0
       ? []
       : [
@@ -320,10 +320,10 @@ export function renderS3BackupSection(s: S3BackupSection): string {
   ].join('\n');
 }
 
-/** A line of the engine's puts table: a measured row, or its syncMode 'inline' or commitWait 'poll' twin (same peers). */
+/** A line of the engine's puts table: a measured row, or its syncMode 'inline' or commitWait 'sleep' twin (same peers). */
 interface EnginePutLine {
   row: EnginePutRow;
-  mode: 'default' | 'inline' | 'poll';
+  mode: 'default' | 'inline' | 'sleep';
   opsPerSec: number;
   walAloneOpsPerSec: number;
   ratioToWalAlone: number;
@@ -334,7 +334,7 @@ function enginePutLines(puts: readonly EnginePutRow[]): EnginePutLine[] {
   return puts.flatMap((row): EnginePutLine[] => [
     { row, mode: 'default', opsPerSec: row.opsPerSec, walAloneOpsPerSec: row.walAloneOpsPerSec, ratioToWalAlone: row.ratioToWalAlone, rawCeilingOpsPerSec: row.rawCeilingOpsPerSec },
     ...(row.inline ? [{ row, mode: 'inline' as const, ...row.inline }] : []),
-    ...(row.poll ? [{ row, mode: 'poll' as const, ...row.poll }] : []),
+    ...(row.sleep ? [{ row, mode: 'sleep' as const, ...row.sleep }] : []),
   ]);
 }
 
@@ -347,7 +347,7 @@ function engineSection(report: BenchReport): string {
   const putsTable = renderTable<EnginePutLine>(
     [
       textColumn('record', (l) => formatBytes(l.row.recordSizeBytes)),
-      textColumn('writers', (l) => (l.mode === 'inline' ? `${l.row.writersCount}, 'inline' (blocks loop)` : l.mode === 'poll' ? `${l.row.writersCount}, 'poll' (a CPU busy)` : String(l.row.writersCount))),
+      textColumn('writers', (l) => (l.mode === 'inline' ? `${l.row.writersCount}, 'inline' (blocks loop)` : l.mode === 'sleep' ? `${l.row.writersCount}, 'sleep' (least CPU)` : String(l.row.writersCount))),
       figureColumn('engine puts', (l) => formatRate(l.opsPerSec)),
       figureColumn('WAL alone', (l) => formatRate(l.walAloneOpsPerSec)),
       figureColumn('vs WAL', (l) => formatRatio(l.ratioToWalAlone)),
@@ -390,7 +390,7 @@ function engineSection(report: BenchReport): string {
     'raw @batch=writers: one writevSync of that many records + one fdatasyncSync (paired with the WAL row): no store',
     'commits more records per sync with that many closed-loop writers, so a target above it is out of reach on this disk;',
     "the syncMode 'inline' line is reported beside the peers (better-sqlite3 blocks the loop too), not judged;",
-    "so is the commitWait 'poll' line (the loop never blocks, but never sleeps while a commit is in flight)",
+    "so is the commitWait 'sleep' line (no polling while the log is busy: the least CPU, two thread wake-ups per commit)",
     putsTable,
     '',
     table,

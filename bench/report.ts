@@ -17,7 +17,8 @@ import type { RecoveryResult } from './recovery.js';
 import type { S3BenchResult } from './s3-backup.js';
 import type { WalMeasurement } from './wal-runner.js';
 
-export const reportSchemaVersion = 1;
+/** 2: walPoll (commitWait 'poll' rows) became walSleep when the default became 'auto'. */
+export const reportSchemaVersion = 2;
 
 /** One performance target: a figure, its baseline from the same run, and the ratio between them. */
 export interface TargetResult {
@@ -106,8 +107,8 @@ export interface BenchReport extends RunContext {
   wal: WalRow[];
   /** Section 3's rows with syncMode 'inline' (opt-in; the event loop blocks on every commit). */
   walInline: WalRow[];
-  /** Section 3's rows with commitWait 'poll' (opt-in; the loop checks for each commit's answer every turn, a CPU kept busy). */
-  walPoll: WalRow[];
+  /** Section 3's rows with commitWait 'sleep' (opt-in; the loop and the commit thread sleep until woken: the least CPU). */
+  walSleep: WalRow[];
   /** Section 3's rows with the log truncated behind the writers (segment recycling at work). */
   walTruncating: WalRow[];
   peers: PeerSection[];
@@ -121,7 +122,7 @@ export interface ReportParts extends RunContext {
   rawCeiling: RawCeilingResult[];
   wal: WalMeasurement[];
   walInline: WalMeasurement[];
-  walPoll: WalMeasurement[];
+  walSleep: WalMeasurement[];
   walTruncating: WalMeasurement[];
   peers: PeerResult[];
   recovery: RecoveryResult[];
@@ -150,7 +151,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
   });
   const wal: WalRow[] = parts.wal.map(walRow);
   const walInline: WalRow[] = parts.walInline.map(walRow);
-  const walPoll: WalRow[] = parts.walPoll.map(walRow);
+  const walSleep: WalRow[] = parts.walSleep.map(walRow);
   const walTruncating: WalRow[] = parts.walTruncating.map(walRow);
   const peers: PeerSection[] = parts.peers.map(({ measurements, ...peer }) => ({
     ...peer,
@@ -176,7 +177,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     rawCeiling,
     wal,
     walInline,
-    walPoll,
+    walSleep,
     walTruncating,
     peers,
     recovery,

@@ -80,7 +80,7 @@ export async function runBench({ dir, profile, progress, s3 }: RunBenchOptions):
   const rawCeiling = await measureRawCeiling(sectionDir('raw'), profile, progress);
 
   progress.section('3-4. WAL and peers', storeComparisonStepsCount(profile, allPeers.length));
-  const { wal, walInline, walPoll, walTruncating, peers, enginePuts } = await compareStores(sectionDir('stores'), profile, progress);
+  const { wal, walInline, walSleep, walTruncating, peers, enginePuts } = await compareStores(sectionDir('stores'), profile, progress);
 
   progress.section('5. recovery', recoveryStepsCount(profile));
   const recovery = await measureRecovery(sectionDir('recovery'), profile, progress);
@@ -107,7 +107,7 @@ export async function runBench({ dir, profile, progress, s3 }: RunBenchOptions):
       rawCeiling,
       wal,
       walInline,
-      walPoll,
+      walSleep,
       walTruncating,
       peers,
       recovery,

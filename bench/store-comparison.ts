@@ -21,8 +21,8 @@ export interface StoreComparison {
   wal: WalMeasurement[];
   /** Rows measured with syncMode 'inline' (profile.walInlineWritersCounts), each beside its own baselines. */
   walInline: WalMeasurement[];
-  /** Rows measured with commitWait 'poll' (profile.walPollWritersCounts), each beside its own baselines. */
-  walPoll: WalMeasurement[];
+  /** Rows measured with commitWait 'sleep' (profile.walSleepWritersCounts), each beside its own baselines. */
+  walSleep: WalMeasurement[];
   /** Rows with the log truncated behind the writers (profile.walTruncatingWritersCounts), each beside its own baselines. */
   walTruncating: WalMeasurement[];
   peers: PeerResult[];
@@ -43,10 +43,10 @@ function writersUnion(profile: BenchProfile, recordSizeBytes: number): number[] 
  * Section 3's rows beside the default one, each with its own baselines, at the writer counts its profile
  * entry names (where the default row is measured too): the opt-in modes and the truncating use.
  */
-function walVariants(profile: BenchProfile): Array<{ key: 'walInline' | 'walPoll' | 'walTruncating'; counts: BenchProfile['walWritersCounts']; tag: string; label: string; mode: WalRowMode }> {
+function walVariants(profile: BenchProfile): Array<{ key: 'walInline' | 'walSleep' | 'walTruncating'; counts: BenchProfile['walWritersCounts']; tag: string; label: string; mode: WalRowMode }> {
   return [
     { key: 'walInline', counts: profile.walInlineWritersCounts, tag: 'inline', label: "syncMode 'inline'", mode: { syncMode: 'inline' } },
-    { key: 'walPoll', counts: profile.walPollWritersCounts, tag: 'poll', label: "commitWait 'poll'", mode: { commitWait: 'poll' } },
+    { key: 'walSleep', counts: profile.walSleepWritersCounts, tag: 'sleep', label: "commitWait 'sleep'", mode: { commitWait: 'sleep' } },
     { key: 'walTruncating', counts: profile.walTruncatingWritersCounts, tag: 'truncating', label: 'truncated behind the writers', mode: { use: 'truncate' } },
   ];
 }
@@ -54,7 +54,7 @@ function walVariants(profile: BenchProfile): Array<{ key: 'walInline' | 'walPoll
 /** The engine's 1-writer twins: the engine again in an opt-in WAL mode, where section 3 has that mode's row. */
 const ENGINE_TWINS = [
   { key: 'inline', rows: 'walInline', label: "syncMode 'inline'", mode: { syncMode: 'inline' } },
-  { key: 'poll', rows: 'walPoll', label: "commitWait 'poll'", mode: { commitWait: 'poll' } },
+  { key: 'sleep', rows: 'walSleep', label: "commitWait 'sleep'", mode: { commitWait: 'sleep' } },
 ] as const;
 
 export function storeComparisonStepsCount(profile: BenchProfile, peersCount: number): number {
@@ -77,7 +77,7 @@ export function storeComparisonStepsCount(profile: BenchProfile, peersCount: num
 export async function compareStores(dir: string, profile: BenchProfile, progress: Progress, peerList?: readonly Peer[]): Promise<StoreComparison> {
   const loadedPeers = await loadPeers(peerList);
   const wal: WalMeasurement[] = [];
-  const variants: Record<'walInline' | 'walPoll' | 'walTruncating', WalMeasurement[]> = { walInline: [], walPoll: [], walTruncating: [] };
+  const variants: Record<'walInline' | 'walSleep' | 'walTruncating', WalMeasurement[]> = { walInline: [], walSleep: [], walTruncating: [] };
   const enginePuts: EnginePutMeasurement[] = [];
   const ceilings = new Map<number, LoopCeilingResult>();
   const baselines = new PairedBaselines(dir, profile);

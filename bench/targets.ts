@@ -98,8 +98,6 @@ export function evaluateTargets(report: Report): TargetResult[] {
       });
     const inline = inlineAt(1);
     if (inline !== undefined) results.push(oneWriterVsDevice(inline, `wal-1-writer-inline-vs-device-${size}`, ", syncMode 'inline' (opt-in, blocks the loop)"));
-    const poll = findWal(report.walPoll, size, 1);
-    if (poll !== undefined) results.push(oneWriterVsDevice(poll, `wal-1-writer-poll-vs-device-${size}`, ", commitWait 'poll' (opt-in, a CPU kept busy)"));
     results.push(
       oneWriterVsDevice(at(1), `wal-1-writer-vs-device-${size}`, ''),
       vsRaw(64, WAL_TARGETS.vsRawAt64[size] ?? 0.8),

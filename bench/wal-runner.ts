@@ -44,7 +44,7 @@ export interface WalMeasurement extends WalRowMeasurement {
   syncMode: SyncMode;
   /** Appended only, or truncated behind the writers (segment recycling at work). */
   use: WalRowUse;
-  /** The WAL's commitWait in this row, where it is not the default 'sleep'. */
+  /** The WAL's commitWait in this row, where it is not the default ('auto'). */
   commitWait?: CommitWait;
   /** Device and raw-ceiling baselines measured right before and after this row. */
   paired: PairedBaseline;
@@ -103,8 +103,8 @@ export interface WalRowMode {
 }
 
 export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, mode: WalRowMode = {}): Promise<WalRowMeasurement> {
-  const { syncMode = 'worker', commitWait = 'sleep', use = 'append' } = mode;
-  const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes, syncMode, commitWait });
+  const { syncMode = 'worker', commitWait, use = 'append' } = mode;
+  const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes, syncMode, ...(commitWait === undefined ? {} : { commitWait }) });
   let stopTruncating = (): void => {};
   try {
     if (use === 'truncate') {

@@ -9,11 +9,14 @@
 export type SyncMethod = 'fdatasync' | 'fsync';
 /**
  * How the event loop waits for a commit run on another thread: 'sleep' (an Atomics.waitAsync wake-up:
- * the loop sleeps until the answer, then pays a thread wake-up) or 'poll' (a setImmediate turn that
+ * the loop sleeps until the answer, then pays a thread wake-up), 'poll' (a setImmediate turn that
  * checks for the answer: the loop never sleeps while a commit is in flight, keeps serving its other
- * events between checks, and spends a CPU on it). The same durability either way.
+ * events between checks, and spends a CPU on it; the commit thread, for its part, waits a moment for the
+ * next request before it sleeps when requests come back to back), or 'auto' ('poll' for a commit sent
+ * within COMMIT_POLL_IDLE_MS_MAX of the previous answer, when the log is busy; 'sleep' after an idle
+ * gap). The same durability in every mode.
  */
-export type CommitWait = 'sleep' | 'poll';
+export type CommitWait = 'auto' | 'sleep' | 'poll';
 
 /**
  * Open flags, as node:fs spells them: 'r' read-only; 'r+' read-write, must exist; 'w+' read-write,

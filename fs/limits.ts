@@ -27,3 +27,19 @@ export const COMMIT_SCRATCH_BYTES_INITIAL = 64 * 1024;
  * that stall at about two intervals.
  */
 export const COMMIT_WAKE_CHECK_INTERVAL_MS = 10;
+
+/**
+ * CommitWait 'auto': a commit sent within this many milliseconds of the previous commit's answer (the
+ * log busy: writers waiting, a closed loop) is waited for by polling; one sent after a longer idle gap
+ * sleeps. Bounds the CPU polling spends to logs that commit back to back (docs/decisions.md, "A commit
+ * thread that stays awake while the log is busy").
+ */
+export const COMMIT_POLL_IDLE_MS_MAX = 1;
+
+/**
+ * How long, in microseconds, the commit worker checks for the next request before it sleeps, after
+ * answering a polled commit that was itself sent within this long of the answer before it (the next
+ * request is then likely to come sooner than a sleeping thread could be woken: ~30-40 us here). 0 turns
+ * the wait off. A sleeping commit ('sleep', or 'auto' after an idle gap) never makes the worker spin.
+ */
+export const COMMIT_WORKER_SPIN_US = 100;

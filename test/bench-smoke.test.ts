@@ -96,8 +96,8 @@ describe('flushpoint bench --tiny', () => {
     expect(out).toMatch(/^record +writers +engine puts +WAL alone +vs WAL +raw @batch=writers +lmdb +better-sqlite3 +better-sqlite3-batched +classic-level +vs best peer +target needs +reachable \(<= raw\)$/m);
     // The engine's syncMode 'inline' twin of the 1-writer row (section 3 measures 1 writer inline too).
     expect(out).toMatch(/^128 B +1, 'inline' \(blocks loop\) +[\d,]+\/s/m);
-    // And its commitWait 'poll' twin.
-    expect(out).toMatch(/^128 B +1, 'poll' \(a CPU busy\) +[\d,]+\/s/m);
+    // And its commitWait 'sleep' twin.
+    expect(out).toMatch(/^128 B +1, 'sleep' \(least CPU\) +[\d,]+\/s/m);
     expect(out).toMatch(/^gets, one at a time .* classic-level [\d,]+\/s +[\d.]+x$/m);
     expect(out).toMatch(/^reopen from the checkpoint, keys .* index inserts [\d,]+\/s +[\d.]+x$/m);
   });
@@ -105,7 +105,7 @@ describe('flushpoint bench --tiny', () => {
   it('writes the JSON report with every section, the environment and the baselines', () => {
     const report = JSON.parse(fs.readFileSync(path.join(tmp, jsonFile), 'utf8')) as Record<string, any>;
     expect(Object.keys(report).sort()).toEqual(
-      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 's3Backup', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'walInline', 'walPoll', 'walTruncating', 'machineLoad'].sort(),
+      ['backup', 'device', 'durationMs', 'engine', 'environment', 'peers', 'profile', 'rawCeiling', 'recovery', 's3Backup', 'schemaVersion', 'startedAt', 'targets', 'tool', 'wal', 'walInline', 'walSleep', 'walTruncating', 'machineLoad'].sort(),
     );
     expect(report.profile).toBe('tiny');
     expect(Object.keys(report.environment)).toEqual(expect.arrayContaining(['node', 'kernel', 'cpuModel', 'cpusCount', 'memoryBytes']));
@@ -149,7 +149,7 @@ describe('flushpoint bench --tiny', () => {
     expect(Object.keys(report.engine).sort()).toEqual(['checkpoint', 'puts', 'reads']);
     expect(report.engine.puts.map((r: any) => [r.recordSizeBytes, r.writersCount])).toEqual([[128, 1], [128, 4]]);
     expect(report.engine.puts[0].inline).toEqual(expect.objectContaining({ opsPerSec: expect.any(Number), walAloneOpsPerSec: expect.any(Number), ratioToWalAlone: expect.any(Number) }));
-    expect(report.engine.puts[0].poll).toEqual(expect.objectContaining({ opsPerSec: expect.any(Number), walAloneOpsPerSec: expect.any(Number), ratioToWalAlone: expect.any(Number) }));
+    expect(report.engine.puts[0].sleep).toEqual(expect.objectContaining({ opsPerSec: expect.any(Number), walAloneOpsPerSec: expect.any(Number), ratioToWalAlone: expect.any(Number) }));
     for (const row of report.engine.puts) {
       expect(row).toEqual(expect.objectContaining({ opsPerSec: expect.any(Number), walAloneOpsPerSec: expect.any(Number), ratioToWalAlone: expect.any(Number), rawCeilingOpsPerSec: expect.any(Number), peers: expect.any(Array) }));
       // The baseline is the fastest peer measured in section 4 at the same size and writers.
@@ -169,10 +169,10 @@ describe('flushpoint bench --tiny', () => {
     expect(report.walInline.map((r: any) => [r.writersCount, r.syncMode])).toEqual([[1, 'inline']]);
     expect(report.wal.every((r: any) => r.syncMode === 'worker')).toBe(true);
     expect(report.walInline[0].ratioToDevice).toEqual(expect.any(Number));
-    // And with commitWait 'poll'.
-    expect(report.walPoll.map((r: any) => [r.writersCount, r.syncMode, r.commitWait])).toEqual([[1, 'worker', 'poll']]);
-    expect(report.walPoll[0].ratioToDevice).toEqual(expect.any(Number));
-    expect(report.targets.find((t: any) => t.id === 'wal-1-writer-poll-vs-device-128')).toBeDefined();
+    // And with commitWait 'sleep' (reported beside the default 'auto', not judged).
+    expect(report.walSleep.map((r: any) => [r.writersCount, r.syncMode, r.commitWait])).toEqual([[1, 'worker', 'sleep']]);
+    expect(report.walSleep[0].ratioToDevice).toEqual(expect.any(Number));
+    expect(report.targets.filter((t: any) => t.id.includes('sleep') || t.id.includes('poll'))).toEqual([]);
     // The truncating row ran truncated behind its writers: it started segments past its warm-up's three.
     expect(report.walTruncating.map((r: any) => [r.writersCount, r.use])).toEqual([[4, 'truncate']]);
     expect(report.walTruncating[0].segmentsStarted).toEqual(expect.any(Number));

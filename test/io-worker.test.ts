@@ -135,8 +135,9 @@ describe('commit worker', () => {
     }
   });
 
-  it("wait 'poll': commits settle with no Atomics.waitAsync at all, timers keep firing meanwhile, and the polling ends with them", async () => {
-    const file = path.join(dir, 'poll');
+  /** Runs `body` with a ready worker and a new file, counting Atomics.waitAsync calls meanwhile; then no poll may be left. */
+  async function withCountedWaits(name: string, body: (w: IoWorker, fd: number, file: string, waits: () => number) => Promise<void>): Promise<void> {
+    const file = path.join(dir, name);
     const fd = fs.openSync(file, 'w+');
     const w = new IoWorker();
     const real = Atomics.waitAsync;
@@ -147,19 +148,75 @@ describe('commit worker', () => {
         waits++;
         return real(...args);
       };
+      await body(w, fd, file, () => waits);
+      await new Promise((r) => setImmediate(r));
+      expect(process.getActiveResourcesInfo().filter((k) => k === 'Immediate'), 'no poll left behind').toEqual([]);
+    } finally {
+      (Atomics as { waitAsync: unknown }).waitAsync = real;
+      fs.closeSync(fd);
+      await w.terminate();
+    }
+  }
+
+  it("wait 'poll': commits settle with no Atomics.waitAsync at all, timers keep firing meanwhile, and the polling ends with them", () =>
+    withCountedWaits('poll', async (w, fd, file, waits) => {
       let ticks = 0;
       const timer = setInterval(() => ticks++, 1);
       const big = new Uint8Array(new SharedArrayBuffer(8 << 20)).fill(5);
       for (let i = 0; i < 4; i++) await w.commit(fd, file, [big], i * big.byteLength, 'fdatasync', 'poll');
       await Promise.all(Array.from({ length: 8 }, (_, i) => w.commit(fd, file, [sharedBytes(String(i))], 4 * big.byteLength + i, 'fdatasync', 'poll')));
       clearInterval(timer);
-      expect(waits, 'no waitAsync in poll mode').toBe(0);
+      expect(waits(), 'no waitAsync in poll mode').toBe(0);
       expect(ticks, 'the loop served its timers during 32 MiB of commits').toBeGreaterThan(2);
       expect(fs.readFileSync(file).subarray(4 * big.byteLength).toString()).toBe('01234567');
-      await new Promise((r) => setImmediate(r));
-      expect(process.getActiveResourcesInfo().filter((k) => k === 'Immediate'), 'no poll left behind').toEqual([]);
+    }));
+
+  it("wait 'auto': commits sent back to back are polled and keep the worker awake for the next; one after an idle gap sleeps; 'sleep' never polls nor spins", () =>
+    withCountedWaits('auto', async (w, fd, file, waits) => {
+      // The first commit follows no answer at all: it sleeps. The 15 queued behind it are sent the
+      // moment the one before is answered: polled, and each asks the worker to look for the next.
+      await Promise.all(Array.from({ length: 16 }, (_, i) => w.commit(fd, file, [sharedBytes(String.fromCharCode(97 + i))], i, 'fdatasync', 'auto')));
+      expect(fs.readFileSync(file).toString()).toBe('abcdefghijklmnop');
+      expect([waits(), w.polledCount, w.spinAskedCount]).toEqual([1, 15, 15]);
+      // After an idle gap longer than COMMIT_POLL_IDLE_MS_MAX the next commit sleeps again, asks no spin.
+      await new Promise((r) => setTimeout(r, 20));
+      await w.commit(fd, file, [sharedBytes('q')], 16, 'fdatasync', 'auto');
+      expect([waits(), w.polledCount, w.spinAskedCount]).toEqual([2, 15, 15]);
+      // 'sleep' keeps the old way whatever the gap.
+      await Promise.all(Array.from({ length: 4 }, (_, i) => w.commit(fd, file, [sharedBytes('r')], 17 + i, 'fdatasync', 'sleep')));
+      expect([waits(), w.polledCount, w.spinAskedCount]).toEqual([6, 15, 15]);
+    }));
+
+  it('a worker asked to stay awake answers requests that come during its wait and after it, and then sleeps (no CPU spent while idle)', async () => {
+    const file = path.join(dir, 'spin');
+    const fd = fs.openSync(file, 'w+');
+    const w = new IoWorker();
+    try {
+      await w.ready;
+      let at = 0;
+      const next = (): Promise<void> => w.commit(fd, file, [sharedBytes('x')], at++, 'fdatasync', 'poll');
+      // Back to back (within the wait), then after gaps of 0.05 to 3 ms (around and past its end).
+      for (let i = 0; i < 50; i++) await next();
+      for (const gapMs of [0.05, 0.1, 0.2, 0.5, 1, 3]) {
+        for (let i = 0; i < 5; i++) {
+          const until = performance.now() + gapMs;
+          while (performance.now() < until);
+          await next();
+        }
+      }
+      // Back to back again, so the last answer asks the worker to stay awake for one more.
+      const asked = w.spinAskedCount;
+      for (let i = 0; i < 5; i++) await next();
+      expect(w.spinAskedCount).toBeGreaterThan(asked);
+      expect(fs.readFileSync(file).toString()).toBe('x'.repeat(85));
+      // Idle now: the worker's wait ends within COMMIT_WORKER_SPIN_US, so the process spends next to
+      // no CPU over 200 ms (a worker that kept looking would spend all of it).
+      await new Promise((r) => setTimeout(r, 5));
+      const before = process.cpuUsage();
+      await new Promise((r) => setTimeout(r, 200));
+      const spent = process.cpuUsage(before);
+      expect((spent.user + spent.system) / 1000, 'ms of CPU while idle').toBeLessThan(60);
     } finally {
-      (Atomics as { waitAsync: unknown }).waitAsync = real;
       fs.closeSync(fd);
       await w.terminate();
     }

@@ -20,14 +20,48 @@ afterAll(async () => {
 });
 
 describe('commitWait', () => {
-  it("takes 'sleep' (the default) or 'poll'; anything else is a RangeError naming the option", async () => {
+  it("takes 'auto' (the default), 'sleep' or 'poll'; anything else is a RangeError naming the option", async () => {
     const fs = new MemoryFileSystem();
     for (const bad of ['spin', '', 1, 'Poll']) {
-      await expect(Wal.open({ dir: '/w', fs, commitWait: bad as never })).rejects.toThrow(/commitWait must be 'sleep' or 'poll'/);
+      await expect(Wal.open({ dir: '/w', fs, commitWait: bad as never })).rejects.toThrow(/commitWait must be 'auto', 'sleep' or 'poll'/);
     }
     const wal = await Wal.open({ dir: '/w', fs, commitWait: 'poll' }); // no worker here: ignored
     expect(await wal.appendDurable(new Uint8Array([1]))).toBe(1);
     await wal.close();
+  });
+
+  it("the default, 'auto', on the real disk: a busy log's commits are polled (no Atomics.waitAsync but after idle gaps); commitWait 'sleep' waits for each", async () => {
+    const real = Atomics.waitAsync;
+    let waits = 0;
+    (Atomics as { waitAsync: unknown }).waitAsync = (...args: Parameters<typeof Atomics.waitAsync>) => {
+      waits++;
+      return real(...args);
+    };
+    try {
+      const run = async (name: string, options: { commitWait?: 'sleep' }): Promise<{ waits: number; commits: number }> => {
+        const wal = await Wal.open({ dir: path.join(dir, name), ...options });
+        await wal.appendDurable(Buffer.from('warm')); // the worker started and answered once
+        waits = 0;
+        await Promise.all(
+          Array.from({ length: 16 }, async (_, w) => {
+            for (let i = 0; i < 20; i++) await wal.appendDurable(Buffer.from(`w${w}-i${i}`));
+          }),
+        );
+        const commits = wal.stats().syncLatency.count - 1;
+        const got = { waits, commits };
+        expect(wal.durableLsn).toBe(1 + 16 * 20);
+        await wal.close();
+        return got;
+      };
+      const auto = await run('auto', {});
+      expect(auto.commits).toBeGreaterThanOrEqual(20);
+      // Only a commit after an idle gap (over COMMIT_POLL_IDLE_MS_MAX: a slow turn on a loaded machine) sleeps.
+      expect(auto.waits, `${auto.waits} waits for ${auto.commits} commits`).toBeLessThanOrEqual(Math.floor(auto.commits / 4));
+      const sleep = await run('sleep', { commitWait: 'sleep' });
+      expect(sleep.waits).toBeGreaterThanOrEqual(sleep.commits);
+    } finally {
+      (Atomics as { waitAsync: unknown }).waitAsync = real;
+    }
   });
 
   it("'poll' on the real disk: 64 writers' records are durable and read back after a reopen, and a 1 ms timer kept firing meanwhile", async () => {

@@ -51,8 +51,9 @@ describe('WAL in a process that is SIGKILLed', () => {
     try {
       let lastLsn = 0;
       for (let round = 1; round <= KILLS; round++) {
-        // Every other child waits for its commits by polling the event loop (commitWait 'poll').
-        const child = new WalChild(['append', dir, String(SEGMENT_BYTES), String(WRITERS), round % 2 === 0 ? 'poll' : 'sleep']);
+        // The children take turns with the three commitWait modes: 'auto' (the default: polled while
+        // busy, the worker kept awake between back-to-back commits), 'poll', 'sleep'.
+        const child = new WalChild(['append', dir, String(SEGMENT_BYTES), String(WRITERS), (['auto', 'poll', 'sleep'] as const)[round % 3] as string]);
         // A kill lands anywhere from start-up (loading, locking, recovering) on (one in five), early in
         // the first commits (one in five), or while the child is acknowledging writes (the rest).
         const pick = rng.int(5);
