@@ -150,8 +150,9 @@ function walSection(report: BenchReport): string {
     '',
     "where the loop's time goes: event-loop busy time (eventLoopUtilization) per record acknowledged, the",
     'harness alone (ack ceiling run) and the WAL\'s share; loop busy = the fraction of the window the loop',
-    'was not waiting for I/O (near 100%: the loop is the limit, not the disk); on a busy machine it also',
-    'counts time the thread waited for a CPU',
+    'was not waiting for I/O (near 100%: the loop is the limit, not the disk, or it polled for its commits:',
+    "the default commitWait 'auto' polls while the log is busy, so these rows count the polling; the 'sleep'",
+    "row below shows the loop's own share); on a busy machine it also counts time the thread waited for a CPU",
     loop,
     ...(report.walInline.length === 0
       ? []

@@ -23,7 +23,9 @@ export interface WalRowMeasurement extends ClosedLoopResult {
   /**
    * Where the loop's time goes: event-loop busy time (performance.eventLoopUtilization: the loop's time
    * outside its wait for I/O) per record acknowledged inside the window, in us, harness included; and
-   * the loop's busy fraction of the window (1: the loop is the limit).
+   * the loop's busy fraction of the window (1: the loop is the limit, or it polled for its commits:
+   * commitWait 'auto' polls while the log is busy, so its rows count the polling too; the 'sleep' row
+   * shows the loop's own share).
    */
   loopBusyUsPerRecord: number;
   loopUtilization: number;

@@ -13,8 +13,9 @@ export type SyncMethod = 'fdatasync' | 'fsync';
  * checks for the answer: the loop never sleeps while a commit is in flight, keeps serving its other
  * events between checks, and spends a CPU on it; the commit thread, for its part, waits a moment for the
  * next request before it sleeps when requests come back to back), or 'auto' ('poll' for a commit sent
- * within COMMIT_POLL_IDLE_MS_MAX of the previous answer, when the log is busy; 'sleep' after an idle
- * gap). The same durability in every mode.
+ * within COMMIT_POLL_IDLE_MS_MAX of the previous answer, when the log is busy, while commits take under
+ * COMMIT_POLL_MS_MAX on average and for at most that long each; 'sleep' otherwise). The same durability
+ * in every mode.
  */
 export type CommitWait = 'auto' | 'sleep' | 'poll';
 

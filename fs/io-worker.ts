@@ -46,6 +46,7 @@ import { fsError, type CommitWait, type SyncMethod } from './file-system.js';
 import {
   COMMIT_IOVECS_COUNT_MAX,
   COMMIT_POLL_IDLE_MS_MAX,
+  COMMIT_POLL_MS_MAX,
   COMMIT_SCRATCH_BYTES_INITIAL,
   COMMIT_WAKE_CHECK_INTERVAL_MS,
   COMMIT_WORKER_BUFFERS_COUNT_MAX,
@@ -61,6 +62,7 @@ const SYNC = 4; // 0 fdatasync, 1 fsync
 const IOV_COUNT = 5;
 const MISSING_ID = 6;
 const SPIN = 7; // microseconds the worker checks for the next request after answering this one (0: sleep at once)
+const PICKED_AWAKE = 10; // requests the worker found while it was still checking for them (it counts them)
 const POSITION_BYTE = 32;
 const IOV_BASE_WORD = 12;
 const IOV_COUNT_MAX = COMMIT_IOVECS_COUNT_MAX;
@@ -131,6 +133,7 @@ for (;;) {
     // returns at once if REQ_SEQ moved in between, so no request is missed either way.
     const until = performance.now() + spinUs / 1000;
     while (Atomics.load(ctl, ${REQ_SEQ}) === seen && performance.now() < until);
+    if (Atomics.load(ctl, ${REQ_SEQ}) !== seen) Atomics.add(ctl, ${PICKED_AWAKE}, 1);
   }
 }
 })();
@@ -144,6 +147,13 @@ export interface IoWorkerOptions {
    * words and wrap from 2^31 - 1 to -2^31, which a test reaches by starting near it.
    */
   firstSeq?: number;
+  /**
+   * CommitWait 'auto''s bound on commit time, in ms (default COMMIT_POLL_MS_MAX). For tests: one that
+   * checks which commits are polled, whatever this disk's sync times are that moment, lifts it.
+   */
+  pollMsMax?: number;
+  /** How long the worker looks for the next request after a polled commit, in us (default COMMIT_WORKER_SPIN_US). For tests. */
+  spinUs?: number;
 }
 
 interface Request {
@@ -191,7 +201,14 @@ export class IoWorker {
   #lostWakeupsCount = 0;
   /** performance.now() when the last answer was handled: how long the log sat idle before the next request. */
   #answeredAt = -Infinity;
+  /** performance.now() when the request in flight was sent. */
+  #sentAt = 0;
+  /** How long commits take from send to answer, in ms: a moving average (1/8 per commit), so one slow sync does not stop the polling. */
+  #commitMsAverage = 0;
+  readonly #pollMsMax: number;
+  readonly #spinUs: number;
   #polledCount = 0;
+  #pollsCutCount = 0;
   #spinAskedCount = 0;
   #dead: Error | null = null;
   /** Resolves once the worker runs its loop; rejects if it could not start. */
@@ -201,6 +218,8 @@ export class IoWorker {
     const sab = new SharedArrayBuffer(4 * (IOV_BASE_WORD + 3 * IOV_COUNT_MAX));
     this.#ctl = new Int32Array(sab);
     this.#seq = (options.firstSeq ?? 0) | 0;
+    this.#pollMsMax = options.pollMsMax ?? COMMIT_POLL_MS_MAX;
+    this.#spinUs = options.spinUs ?? COMMIT_WORKER_SPIN_US;
     this.#ctl[REQ_SEQ] = this.#seq;
     this.#ctl[DONE_SEQ] = this.#seq;
     this.#position = new Float64Array(sab, POSITION_BYTE, 1);
@@ -254,9 +273,19 @@ export class IoWorker {
     return this.#polledCount;
   }
 
+  /** Polls that reached COMMIT_POLL_MS_MAX ('auto') and slept for the rest of their commit. */
+  get pollsCutCount(): number {
+    return this.#pollsCutCount;
+  }
+
   /** Commits after whose answer the worker was asked to look for the next request before sleeping. */
   get spinAskedCount(): number {
     return this.#spinAskedCount;
+  }
+
+  /** Requests the worker found while it was still looking for them (so it never slept for them). */
+  get pickedAwakeCount(): number {
+    return Atomics.load(this.#ctl, PICKED_AWAKE);
   }
 
   /** True once the worker failed, exited or was terminated: every commit it is given rejects. */
@@ -347,35 +376,51 @@ export class IoWorker {
 
   #send(req: Request): void {
     const ctl = this.#ctl;
+    // Taken first: registering a new buffer below is not idle time.
+    const now = performance.now();
+    const idleMs = now - this.#answeredAt;
     ctl[IOV_COUNT] = this.#iovecs(req.buffers);
     ctl[FD] = req.fd;
     ctl[SYNC] = req.syncMethod === 'fsync' ? 1 : 0;
     this.#position[0] = req.position;
-    const idleMs = performance.now() - this.#answeredAt;
-    const poll = req.wait === 'poll' || (req.wait === 'auto' && idleMs <= COMMIT_POLL_IDLE_MS_MAX);
+    // 'auto': poll a busy log's commits while they are quick (see COMMIT_POLL_MS_MAX).
+    const poll = req.wait === 'poll' || (req.wait === 'auto' && idleMs <= COMMIT_POLL_IDLE_MS_MAX && this.#commitMsAverage <= this.#pollMsMax);
     // The next request will likely follow as quickly as this one did: if that is sooner than the
     // spin, the worker waits for it awake (only while polling: a sleeping loop's request comes late).
-    const spin = poll && idleMs * 1000 <= COMMIT_WORKER_SPIN_US ? COMMIT_WORKER_SPIN_US : 0;
+    const spin = poll && idleMs * 1000 <= this.#spinUs ? this.#spinUs : 0;
     ctl[SPIN] = spin;
     if (poll) this.#polledCount++;
     if (spin > 0) this.#spinAskedCount++;
     const seq = (this.#seq = (this.#seq + 1) | 0);
     this.#inFlight = req;
+    this.#sentAt = now;
     Atomics.store(ctl, REQ_SEQ, seq);
     Atomics.notify(ctl, REQ_SEQ);
     const done = (): void => this.#done(req, seq);
     if (poll) {
       // One check per event-loop turn (setImmediate lets the loop poll its I/O, with no wait, between
       // checks): the loop never sleeps, so no wake-up follows the answer. It stops once the commit is
-      // answered or handled elsewhere (the worker died: #failAll, or the wake check).
+      // answered or handled elsewhere (the worker died: #failAll, or the wake check); in 'auto', also
+      // once it has polled COMMIT_POLL_MS_MAX, sleeping for the rest (waitAsync returns at once if the
+      // answer came meanwhile; #done runs once whoever calls it).
+      const pollUntil = req.wait === 'auto' ? now + this.#pollMsMax : Infinity;
       const poll = (): void => {
         if (Atomics.load(ctl, DONE_SEQ) === seq || this.#inFlight !== req || this.#seq !== seq || this.#dead !== null) done();
-        else setImmediate(poll);
+        else if (performance.now() < pollUntil) setImmediate(poll);
+        else {
+          this.#pollsCutCount++;
+          this.#sleepUntilDone(seq, done);
+        }
       };
       setImmediate(poll);
       return;
     }
-    const waited = Atomics.waitAsync(ctl, DONE_SEQ, (seq - 1) | 0);
+    this.#sleepUntilDone(seq, done);
+  }
+
+  /** Waits for the answer to request `seq` with Atomics.waitAsync (the loop sleeps), then calls `done`. */
+  #sleepUntilDone(seq: number, done: () => void): void {
+    const waited = Atomics.waitAsync(this.#ctl, DONE_SEQ, (seq - 1) | 0);
     if (waited.async) waited.value.then(done, done);
     else queueMicrotask(done);
   }
@@ -461,6 +506,7 @@ export class IoWorker {
     }
     this.#inFlight = null;
     this.#answeredAt = performance.now();
+    this.#commitMsAverage += (this.#answeredAt - this.#sentAt - this.#commitMsAverage) / 8;
     const result = this.#ctl[RESULT];
     if (result === 2) {
       // The registry is mirrored exactly, so this is a bug: fail the commit (never resend in a loop).

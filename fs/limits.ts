@@ -37,6 +37,14 @@ export const COMMIT_WAKE_CHECK_INTERVAL_MS = 10;
 export const COMMIT_POLL_IDLE_MS_MAX = 1;
 
 /**
+ * CommitWait 'auto' polls only while commits are quick: not while they take longer than this many
+ * milliseconds on average (send to answer, a moving average), and a poll that reaches it goes to sleep
+ * (Atomics.waitAsync) for the rest of its commit. Polling saves one thread wake-up (~30-40 us here); on a disk whose syncs take milliseconds
+ * that is little, and a loop kept polling through them would look saturated (eventLoopUtilization 1.0).
+ */
+export const COMMIT_POLL_MS_MAX = 1;
+
+/**
  * How long, in microseconds, the commit worker checks for the next request before it sleeps, after
  * answering a polled commit that was itself sent within this long of the answer before it (the next
  * request is then likely to come sooner than a sleeping thread could be woken: ~30-40 us here). 0 turns
