@@ -63,6 +63,7 @@ const IOV_COUNT = 5;
 const MISSING_ID = 6;
 const SPIN = 7; // microseconds the worker checks for the next request after answering this one (0: sleep at once)
 const PICKED_AWAKE = 10; // requests the worker found while it was still checking for them (it counts them)
+const COMMIT_US = 11; // the answered request's writev + sync time on the worker, in microseconds
 const POSITION_BYTE = 32;
 const IOV_BASE_WORD = 12;
 const IOV_COUNT_MAX = COMMIT_IOVECS_COUNT_MAX;
@@ -94,6 +95,7 @@ for (;;) {
   seen = seq;
   drain();
   let result = 0;
+  const started = performance.now();
   try {
     const iovs = [];
     const count = ctl[${IOV_COUNT}];
@@ -124,6 +126,7 @@ for (;;) {
     port.postMessage({ seq, code: e.code || 'EIO', syscall: e.syscall || 'commit', message: String(e.message) });
   }
   ctl[${RESULT}] = result;
+  ctl[${COMMIT_US}] = Math.min(2147483647, Math.round((performance.now() - started) * 1000));
   const spinUs = ctl[${SPIN}]; // this request's: the main thread may write the next one's once DONE_SEQ moves
   Atomics.store(ctl, ${DONE_SEQ}, seq);
   Atomics.notify(ctl, ${DONE_SEQ});
@@ -148,9 +151,12 @@ export interface IoWorkerOptions {
    */
   firstSeq?: number;
   /**
-   * CommitWait 'auto''s bound on commit time, in ms (default COMMIT_POLL_MS_MAX). For tests: one that
-   * checks which commits are polled, whatever this disk's sync times are that moment, lifts it.
+   * CommitWait 'auto' polls while the commits' average time on the worker (writev + sync) is at most
+   * this many ms (default COMMIT_POLL_MS_MAX). Lifted by a test that checks which commits are polled
+   * whatever this disk's sync times are that moment, or by a user who wants polling on a slower disk.
    */
+  pollAverageMsMax?: number;
+  /** How long, in ms, 'auto' polls one commit before it sleeps for the rest (default COMMIT_POLL_MS_MAX). For tests. */
   pollMsMax?: number;
   /** How long the worker looks for the next request after a polled commit, in us (default COMMIT_WORKER_SPIN_US). For tests. */
   spinUs?: number;
@@ -201,10 +207,9 @@ export class IoWorker {
   #lostWakeupsCount = 0;
   /** performance.now() when the last answer was handled: how long the log sat idle before the next request. */
   #answeredAt = -Infinity;
-  /** performance.now() when the request in flight was sent. */
-  #sentAt = 0;
-  /** How long commits take from send to answer, in ms: a moving average (1/8 per commit), so one slow sync does not stop the polling. */
+  /** How long commits take on the worker (writev + sync, its own clock), in ms: a moving average (1/8 per commit), so one slow sync does not stop the polling. */
   #commitMsAverage = 0;
+  readonly #pollAverageMsMax: number;
   readonly #pollMsMax: number;
   readonly #spinUs: number;
   #polledCount = 0;
@@ -218,6 +223,7 @@ export class IoWorker {
     const sab = new SharedArrayBuffer(4 * (IOV_BASE_WORD + 3 * IOV_COUNT_MAX));
     this.#ctl = new Int32Array(sab);
     this.#seq = (options.firstSeq ?? 0) | 0;
+    this.#pollAverageMsMax = options.pollAverageMsMax ?? COMMIT_POLL_MS_MAX;
     this.#pollMsMax = options.pollMsMax ?? COMMIT_POLL_MS_MAX;
     this.#spinUs = options.spinUs ?? COMMIT_WORKER_SPIN_US;
     this.#ctl[REQ_SEQ] = this.#seq;
@@ -377,14 +383,13 @@ export class IoWorker {
   #send(req: Request): void {
     const ctl = this.#ctl;
     // Taken first: registering a new buffer below is not idle time.
-    const now = performance.now();
-    const idleMs = now - this.#answeredAt;
+    const idleMs = performance.now() - this.#answeredAt;
     ctl[IOV_COUNT] = this.#iovecs(req.buffers);
     ctl[FD] = req.fd;
     ctl[SYNC] = req.syncMethod === 'fsync' ? 1 : 0;
     this.#position[0] = req.position;
     // 'auto': poll a busy log's commits while they are quick (see COMMIT_POLL_MS_MAX).
-    const poll = req.wait === 'poll' || (req.wait === 'auto' && idleMs <= COMMIT_POLL_IDLE_MS_MAX && this.#commitMsAverage <= this.#pollMsMax);
+    const poll = req.wait === 'poll' || (req.wait === 'auto' && idleMs <= COMMIT_POLL_IDLE_MS_MAX && this.#commitMsAverage <= this.#pollAverageMsMax);
     // The next request will likely follow as quickly as this one did: if that is sooner than the
     // spin, the worker waits for it awake (only while polling: a sleeping loop's request comes late).
     const spin = poll && idleMs * 1000 <= this.#spinUs ? this.#spinUs : 0;
@@ -393,7 +398,6 @@ export class IoWorker {
     if (spin > 0) this.#spinAskedCount++;
     const seq = (this.#seq = (this.#seq + 1) | 0);
     this.#inFlight = req;
-    this.#sentAt = now;
     Atomics.store(ctl, REQ_SEQ, seq);
     Atomics.notify(ctl, REQ_SEQ);
     const done = (): void => this.#done(req, seq);
@@ -403,12 +407,15 @@ export class IoWorker {
       // answered or handled elsewhere (the worker died: #failAll, or the wake check); in 'auto', also
       // once it has polled COMMIT_POLL_MS_MAX, sleeping for the rest (waitAsync returns at once if the
       // answer came meanwhile; #done runs once whoever calls it).
-      const pollUntil = req.wait === 'auto' ? now + this.#pollMsMax : Infinity;
+      const pollUntil = req.wait === 'auto' ? performance.now() + this.#pollMsMax : Infinity;
       const poll = (): void => {
         if (Atomics.load(ctl, DONE_SEQ) === seq || this.#inFlight !== req || this.#seq !== seq || this.#dead !== null) done();
         else if (performance.now() < pollUntil) setImmediate(poll);
         else {
           this.#pollsCutCount++;
+          // The loop goes to sleep: the worker need not stay awake for a request that will come late
+          // (if it read the word already, it looks for 100 us at most).
+          Atomics.store(ctl, SPIN, 0);
           this.#sleepUntilDone(seq, done);
         }
       };
@@ -506,7 +513,7 @@ export class IoWorker {
     }
     this.#inFlight = null;
     this.#answeredAt = performance.now();
-    this.#commitMsAverage += (this.#answeredAt - this.#sentAt - this.#commitMsAverage) / 8;
+    this.#commitMsAverage += ((this.#ctl[COMMIT_US] as number) / 1000 - this.#commitMsAverage) / 8;
     const result = this.#ctl[RESULT];
     if (result === 2) {
       // The registry is mirrored exactly, so this is a bug: fail the commit (never resend in a loop).

@@ -38,9 +38,11 @@ export const COMMIT_POLL_IDLE_MS_MAX = 1;
 
 /**
  * CommitWait 'auto' polls only while commits are quick: not while they take longer than this many
- * milliseconds on average (send to answer, a moving average), and a poll that reaches it goes to sleep
- * (Atomics.waitAsync) for the rest of its commit. Polling saves one thread wake-up (~30-40 us here); on a disk whose syncs take milliseconds
- * that is little, and a loop kept polling through them would look saturated (eventLoopUtilization 1.0).
+ * milliseconds on average (the commit thread's own writev + sync time, a moving average; the
+ * NodeFileSystem option commitPollAverageMsMax changes this bound), and a poll that reaches it goes
+ * to sleep (Atomics.waitAsync) for the rest of its commit. Polling saves one thread wake-up (~30-40 us
+ * here); on a disk whose syncs take milliseconds that is little, and a loop kept polling through them
+ * would look saturated (eventLoopUtilization 1.0).
  */
 export const COMMIT_POLL_MS_MAX = 1;
 

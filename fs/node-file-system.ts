@@ -15,6 +15,12 @@ import { dropCachedPages, pageCacheDrop, pageWriteBack, writeBackPages } from '.
 export interface NodeFileSystemOptions {
   /** Node flags of the commit workers. Default none (the host process's flags are not passed on). */
   commitWorkerExecArgv?: readonly string[];
+  /**
+   * CommitWait 'auto' polls a busy log's commits while they take at most this many ms on average on
+   * the commit worker (writev + sync). Default COMMIT_POLL_MS_MAX (1 ms): polling saves one thread
+   * wake-up (~30-40 us here), little beside slower syncs. Raise it to poll on a slower disk anyway.
+   */
+  commitPollAverageMsMax?: number;
 }
 
 const fsOpen = promisify(fs.open);
@@ -164,7 +170,10 @@ export class NodeFileSystem implements FileSystem {
 
   /** @internal The commit workers, started on first use (NodeFileHandle uses them; not part of the API). */
   ioWorker(): IoWorkerPool {
-    this.#workers ??= new IoWorkerPool(COMMIT_WORKERS_COUNT_MAX, { execArgv: this.#options.commitWorkerExecArgv ?? [] });
+    this.#workers ??= new IoWorkerPool(COMMIT_WORKERS_COUNT_MAX, {
+      execArgv: this.#options.commitWorkerExecArgv ?? [],
+      ...(this.#options.commitPollAverageMsMax === undefined ? {} : { pollAverageMsMax: this.#options.commitPollAverageMsMax }),
+    });
     return this.#workers;
   }
 

@@ -198,7 +198,7 @@ describe('commit worker', () => {
       expect(counts()).toEqual([(before[0] as number) + 5, ...before.slice(1)]);
       // (The bound on slow commits is lifted and the worker's wait is 5 ms, so the counts do not depend
       // on this disk's sync times or this machine's load that moment; the next tests keep the defaults.)
-    }, { pollMsMax: Number.POSITIVE_INFINITY, spinUs: 5_000 }));
+    }, { pollAverageMsMax: Number.POSITIVE_INFINITY, pollMsMax: Number.POSITIVE_INFINITY, spinUs: 5_000 }));
 
   it("wait 'auto': a commit that takes longer than COMMIT_POLL_MS_MAX is polled no longer than that, and the next is not polled at all (the loop sleeps through slow syncs)", () =>
     withCountedWaits('auto-slow', async (w, fd, file, waits) => {
@@ -220,6 +220,40 @@ describe('commit worker', () => {
       expect(elu.utilization, `event-loop utilization over ${elu.idle.toFixed(0)} ms idle, ${elu.active.toFixed(0)} ms active`).toBeLessThan(0.5);
       expect(fs.readFileSync(file).subarray(8 + 3 * big.byteLength, 8 + 3 * big.byteLength + 4)).toEqual(Buffer.from([7, 7, 7, 7]));
     }));
+
+  it("wait 'auto': a poll that reaches its bound sleeps for the rest of its commit, resolves once, only after the worker's answer, woken without the wake check", () =>
+    withCountedWaits('auto-cut', async (w, fd, file, waits) => {
+      fs.writeSync(fd, Buffer.alloc(64 * 1024));
+      fs.fsyncSync(fd);
+      // Made first: filling it takes longer than COMMIT_POLL_IDLE_MS_MAX, an idle gap if done between commits.
+      const big = new Uint8Array(new SharedArrayBuffer(32 << 20)).fill(9);
+      const at = 1 << 20;
+      for (let i = 0; i < 8; i++) await w.commit(fd, file, [sharedBytes('a')], i, 'fdatasync', 'auto');
+      // A quick commit, a 32 MiB one (tens of ms here) polled for 5 ms and then slept for, and one more
+      // behind it, all queued back to back.
+      const lastByteAtResolve: number[] = [];
+      const before = { waits: waits(), cut: w.pollsCutCount, awake: 0 };
+      let awakeAfterBig = -1;
+      await Promise.all([
+        w.commit(fd, file, [sharedBytes('b')], 8, 'fdatasync', 'auto'),
+        w.commit(fd, file, [big], at, 'fdatasync', 'auto').then(() => {
+          const b = Buffer.alloc(1);
+          fs.readSync(fd, b, 0, 1, at + big.byteLength - 1);
+          lastByteAtResolve.push(b[0] as number);
+          awakeAfterBig = w.pickedAwakeCount;
+        }),
+        w.commit(fd, file, [sharedBytes('c')], 9, 'fdatasync', 'auto'),
+      ]);
+      // Resolved once, with its last byte written (a cut that resolved the commit would read 0 here).
+      expect(lastByteAtResolve).toEqual([9]);
+      expect(w.pollsCutCount - before.cut).toBe(1);
+      expect(waits() - before.waits, 'the cut commit waited with Atomics.waitAsync').toBe(1);
+      expect(w.lostWakeupsCount, 'woken by its waitAsync, not rescued by the wake check').toBe(0);
+      // The cut also told the worker not to stay awake after it: 'c' (sent after the loop woke) was
+      // not found awake. (A worker that stayed awake finds it only if the wake-up took under 100 us.)
+      expect(w.pickedAwakeCount).toBe(awakeAfterBig);
+      expect(fs.readFileSync(file).subarray(8, 10).toString()).toBe('bc');
+    }, { pollAverageMsMax: Number.POSITIVE_INFINITY, pollMsMax: 5 }));
 
   it('a worker asked to stay awake answers requests that come during its wait and after it, and then sleeps (no CPU spent while idle)', async () => {
     const file = path.join(dir, 'spin');

@@ -51,7 +51,7 @@ export interface WalOptions {
   /**
    * How the event loop waits for a commit on the commit worker (syncMode 'worker'; ignored with
    * 'inline'). 'auto' (default): while the log is busy (a commit sent within 1 ms of the previous one's
-   * answer) and its commits are quick (under 1 ms on average), the loop checks for the answer once per
+   * answer) and its commits are quick (writev + sync under 1 ms on average), the loop checks for the answer once per
    * event-loop turn (setImmediate) for up to 1 ms instead of sleeping until a thread wakes it, and the
    * worker looks for the next request for up to 100 us before it sleeps; otherwise both sleep (a slow
    * disk's syncs gain little from it, and a loop polling through them would look saturated). The loop keeps serving its other events either way, never
