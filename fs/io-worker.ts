@@ -408,9 +408,9 @@ export class IoWorker {
       // once it has polled COMMIT_POLL_MS_MAX, sleeping for the rest (waitAsync returns at once if the
       // answer came meanwhile; #done runs once whoever calls it).
       const pollUntil = req.wait === 'auto' ? performance.now() + this.#pollMsMax : Infinity;
-      const poll = (): void => {
+      const check = (): void => {
         if (Atomics.load(ctl, DONE_SEQ) === seq || this.#inFlight !== req || this.#seq !== seq || this.#dead !== null) done();
-        else if (performance.now() < pollUntil) setImmediate(poll);
+        else if (performance.now() < pollUntil) setImmediate(check);
         else {
           this.#pollsCutCount++;
           // The loop goes to sleep: the worker need not stay awake for a request that will come late
@@ -419,7 +419,7 @@ export class IoWorker {
           this.#sleepUntilDone(seq, done);
         }
       };
-      setImmediate(poll);
+      setImmediate(check);
       return;
     }
     this.#sleepUntilDone(seq, done);
