@@ -15,7 +15,7 @@
  * checks for the answer once per event-loop turn instead of sleeping, and, when its requests come back
  * to back, asks the worker (the SPIN word) to look for the next request for COMMIT_WORKER_SPIN_US
  * before it sleeps. A spin only while the main thread is awake costs no wake-up of either thread:
- * one writer of 128 B 1.3-1.5x, 64 writers 1.3x the commits per second of 'sleep' here (the spin
+ * one writer of 128 B 1.6-1.9x, 64 writers 1.2-1.4x the commits per second of 'sleep' here (the spin
  * alone, with the main thread asleep, lost: the line above).
  * Measured per commit on the main thread (issue 12): Atomics.notify of the sleeping worker 9-14 us idle,
  * 48-71 us under load (the worker is woken onto this CPU and runs first); Atomics.waitAsync 5-9 us.

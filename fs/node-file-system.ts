@@ -155,6 +155,10 @@ export class NodeFileSystem implements FileSystem {
   readonly #options: NodeFileSystemOptions;
 
   constructor(options: NodeFileSystemOptions = {}) {
+    const bound = options.commitPollAverageMsMax;
+    if (bound !== undefined && !(typeof bound === 'number' && bound >= 0)) {
+      throw new RangeError(`commitPollAverageMsMax must be a number of ms >= 0 (Infinity: no bound), got ${String(bound)}`);
+    }
     this.#options = options;
   }
 

@@ -68,6 +68,14 @@ describe('commitWait', () => {
     }
   });
 
+  it('NodeFileSystem refuses a commitPollAverageMsMax that is not a number of ms >= 0', () => {
+    for (const bad of [-1, Number.NaN, '1', null]) {
+      expect(() => new NodeFileSystem({ commitPollAverageMsMax: bad as never })).toThrow(/^commitPollAverageMsMax must be a number of ms >= 0/);
+    }
+    expect(() => new NodeFileSystem({ commitPollAverageMsMax: Number.POSITIVE_INFINITY })).not.toThrow();
+    expect(() => new NodeFileSystem({ commitPollAverageMsMax: 0 })).not.toThrow();
+  });
+
   it("'poll' on the real disk: 64 writers' records are durable and read back after a reopen, and a 1 ms timer kept firing meanwhile", async () => {
     const walDir = path.join(dir, 'poll');
     const wal = await Wal.open({ dir: walDir, commitWait: 'poll' });
