@@ -41,7 +41,8 @@ describe('commitWait', () => {
       const run = async (name: string, options: { commitWait?: 'sleep' }): Promise<{ waits: number; commits: number }> => {
         // 'auto' stops polling while this disk's syncs average over COMMIT_POLL_MS_MAX (a loaded
         // machine, a slow disk): that bound is lifted here, so only idle gaps make a commit sleep.
-        const wal = await Wal.open({ dir: path.join(dir, name), fs: new NodeFileSystem({ commitPollAverageMsMax: Number.POSITIVE_INFINITY }), ...options });
+        const fs = new NodeFileSystem({ commitPollAverageMsMax: Number.POSITIVE_INFINITY });
+        const wal = await Wal.open({ dir: path.join(dir, name), fs, ...options });
         await wal.appendDurable(Buffer.from('warm')); // the worker started and answered once
         waits = 0;
         await Promise.all(
@@ -53,6 +54,7 @@ describe('commitWait', () => {
         const got = { waits, commits };
         expect(wal.durableLsn).toBe(1 + 16 * 60);
         await wal.close();
+        await fs.dispose(); // its commit workers
         return got;
       };
       const auto = await run('auto', {});
