@@ -544,7 +544,9 @@ describe('value slabs', () => {
       // of no dead slab meanwhile: 564 MiB of array buffers. A scan is now due every SLAB_SCAN_BYTES_MIN.
       const script = `
         import { Engine } from 'flushpoint';
-        const db = new Engine(process.argv[1], { valueEncoding: 'buffer', checkpointEveryBytes: Number.MAX_SAFE_INTEGER });
+        // commitWait 'sleep': with 'auto' the loop's polling allocates enough for V8 to collect most dead
+        // slabs before a scan finds them (0-68 released under load, peak fine), hiding what this test is for.
+        const db = new Engine(process.argv[1], { valueEncoding: 'buffer', checkpointEveryBytes: Number.MAX_SAFE_INTEGER, wal: { commitWait: 'sleep' } });
         await db.open();
         let peak = 0;
         const put = async (n, keyOf, size) => {
@@ -569,10 +571,8 @@ describe('value slabs', () => {
       const out = JSON.parse(r.stdout.trim()) as { peakMiB: number; slabs: number; slabsReleased: number };
       const said = r.stdout.trim();
       expect(out.slabs, said).toBeGreaterThan(200); // 250 MiB went through slabs
-      // Quiet machine: 66-230 released, peak 87-117 MiB; without scanDue none was released (peak 564 MiB).
-      // Under CPU load with commitWait 'auto' as few as 4: a dead slab that a collection finds before a
-      // scan does is freed without being released (it then leaves the closed bytes, so scans come later).
-      if (externalMemoryAdjuster() !== null) expect(out.slabsReleased, said).toBeGreaterThan(0);
+      // Quiet machine: 99-230 released, peak 87-117 MiB; without scanDue none was released (peak 564 MiB).
+      if (externalMemoryAdjuster() !== null) expect(out.slabsReleased, said).toBeGreaterThan(50);
       expect(out.peakMiB, said).toBeLessThan(256);
     }, 150_000);
 
