@@ -106,7 +106,7 @@ export interface WalRowMode {
 
 export async function measureWalRow(walDir: string, payload: Buffer, writersCount: number, profile: BenchProfile, progress: Progress, mode: WalRowMode = {}): Promise<WalRowMeasurement> {
   const { syncMode = 'worker', commitWait, use = 'append' } = mode;
-  const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes, syncMode, ...(commitWait === undefined ? {} : { commitWait }) });
+  const wal = await Wal.open({ dir: walDir, segmentSizeBytes: profile.walSegmentSizeBytes, syncMode, commitWait });
   let stopTruncating = (): void => {};
   try {
     if (use === 'truncate') {

@@ -174,10 +174,7 @@ export class NodeFileSystem implements FileSystem {
 
   /** @internal The commit workers, started on first use (NodeFileHandle uses them; not part of the API). */
   ioWorker(): IoWorkerPool {
-    this.#workers ??= new IoWorkerPool(COMMIT_WORKERS_COUNT_MAX, {
-      execArgv: this.#options.commitWorkerExecArgv ?? [],
-      ...(this.#options.commitPollAverageMsMax === undefined ? {} : { pollAverageMsMax: this.#options.commitPollAverageMsMax }),
-    });
+    this.#workers ??= new IoWorkerPool(COMMIT_WORKERS_COUNT_MAX, { execArgv: this.#options.commitWorkerExecArgv ?? [], pollAverageMsMax: this.#options.commitPollAverageMsMax });
     return this.#workers;
   }
 
