@@ -580,6 +580,16 @@ export class IoWorkerPool {
     }
   }
 
+  /** Commits polled so far by the workers running now (see IoWorker.polledCount). */
+  get polledCount(): number {
+    return this.#workers.reduce((sum, w) => sum + w.polledCount, 0);
+  }
+
+  /** Polls cut and slept for by the workers running now (see IoWorker.pollsCutCount). */
+  get pollsCutCount(): number {
+    return this.#workers.reduce((sum, w) => sum + w.pollsCutCount, 0);
+  }
+
   /** Starts one worker if none runs, and waits until it is ready; rejects if it cannot start. */
   async warmUp(): Promise<void> {
     this.#dropDead();
