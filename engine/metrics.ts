@@ -153,6 +153,7 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
     counterFrom('flushpoint_engine_value_slabs_untouched_total', 'Full-size value slabs filled without their pages mapped ahead', () => engine().valueSlabs.slabsUntouched);
     counterFrom('flushpoint_engine_values_relocated_total', 'Values copied out of value slabs less than half live', () => engine().valueSlabs.valuesRelocated);
     counterFrom('flushpoint_engine_value_slabs_released_total', 'Value slabs in shared memory the garbage collector was told of once the index dropped them', () => engine().valueSlabs.slabsReleased);
+    counterFrom('flushpoint_engine_value_slab_scans_total', 'Scans of the value slabs begun (by a checkpoint, or on their own once enough values were dropped or slabs filled)', () => engine().valueSlabs.scans);
   }
 
   // ---- WAL ----

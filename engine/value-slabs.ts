@@ -112,6 +112,8 @@ export interface ValueSlabStats {
   valuesRelocated: number;
   /** Slabs in shared memory V8 was told of, once dropped by the index or at close (0 without the addon). */
   slabsReleased: number;
+  /** Scans of the slabs begun (a checkpoint's, or one of their own: ValueSlabs.scanDue and the engine's drop count). */
+  scans: number;
 }
 
 /** Whether a value of this size goes into a slab. */
@@ -143,7 +145,7 @@ export class ValueSlabs {
   readonly #scanBytesMin: number;
   #closed = false;
   /** Counters: see ValueSlabStats. */
-  #stats: ValueSlabStats = { slabs: 0, slabsUntouched: 0, valuesRelocated: 0, slabsReleased: 0 };
+  #stats: Omit<ValueSlabStats, 'scans'> = { slabs: 0, slabsUntouched: 0, valuesRelocated: 0, slabsReleased: 0 };
 
   constructor(touch: TouchPages, slabBytes = VALUE_SLAB_BYTES, ahead = VALUE_SLABS_AHEAD, external: ExternalMemory = null, scanBytesMin = SLAB_SCAN_BYTES_MIN) {
     this.#touch = touch;
@@ -176,7 +178,7 @@ export class ValueSlabs {
   }
 
   stats(): ValueSlabStats {
-    return { ...this.#stats };
+    return { ...this.#stats, scans: this.#scans };
   }
 
   /**

@@ -78,6 +78,7 @@ describe('Engine admin', () => {
     expect(e.text).toMatch(/^flushpoint_engine_checkpoints_total 1$/m);
     expect(e.text).toMatch(/^flushpoint_engine_value_slabs_total 1$/m);
     expect(e.text).toMatch(/^flushpoint_engine_values_relocated_total 0$/m);
+    expect(e.text).toMatch(/^flushpoint_engine_value_slab_scans_total 1$/m); // the checkpoint's
     const second = new Engine(path.join(dir, 'other'), { admin: { socketPath } });
     const err = await second.open().catch((e: unknown) => e);
     expect(JSON.stringify(err, Object.getOwnPropertyNames(err)) + String((err as Error).cause)).toContain('ADMIN_SOCKET_IN_USE');
