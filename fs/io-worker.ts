@@ -214,6 +214,7 @@ export class IoWorker {
   readonly #spinUs: number;
   #polledCount = 0;
   #pollsCutCount = 0;
+  #earlyWakeupsCount = 0;
   #spinAskedCount = 0;
   #dead: Error | null = null;
   /** Resolves once the worker runs its loop; rejects if it could not start. */
@@ -282,6 +283,11 @@ export class IoWorker {
   /** Polls that reached COMMIT_POLL_MS_MAX ('auto') and slept for the rest of their commit. */
   get pollsCutCount(): number {
     return this.#pollsCutCount;
+  }
+
+  /** Wake-ups of a sleeping commit before its answer (another commit's late notify): each waited again. */
+  get earlyWakeupsCount(): number {
+    return this.#earlyWakeupsCount;
   }
 
   /** Commits after whose answer the worker was asked to look for the next request before sleeping. */
@@ -504,7 +510,9 @@ export class IoWorker {
       return;
     }
     if (Atomics.load(this.#ctl, DONE_SEQ) !== seq) {
-      // Woken early (it should not happen): wait again.
+      // Woken early: the worker stores an answer before it notifies, so a loop that saw answer N by
+      // polling, sent N + 1 and slept for it (a poll cut) is woken by N's late notify. Wait again.
+      this.#earlyWakeupsCount++;
       const waited = Atomics.waitAsync(this.#ctl, DONE_SEQ, Atomics.load(this.#ctl, DONE_SEQ));
       const again = (): void => this.#done(req, seq);
       if (waited.async) waited.value.then(again, again);
@@ -580,14 +588,19 @@ export class IoWorkerPool {
     }
   }
 
-  /** Commits polled so far by the workers running now (see IoWorker.polledCount). */
+  /** Commits polled so far by the workers in the pool now (see IoWorker.polledCount; a dropped worker's counts are lost). */
   get polledCount(): number {
     return this.#workers.reduce((sum, w) => sum + w.polledCount, 0);
   }
 
-  /** Polls cut and slept for by the workers running now (see IoWorker.pollsCutCount). */
+  /** Polls cut and slept for by the workers in the pool now (see IoWorker.pollsCutCount; a dropped worker's counts are lost). */
   get pollsCutCount(): number {
     return this.#workers.reduce((sum, w) => sum + w.pollsCutCount, 0);
+  }
+
+  /** Early wake-ups seen by the workers in the pool now (see IoWorker.earlyWakeupsCount; a dropped worker's counts are lost). */
+  get earlyWakeupsCount(): number {
+    return this.#workers.reduce((sum, w) => sum + w.earlyWakeupsCount, 0);
   }
 
   /** Starts one worker if none runs, and waits until it is ready; rejects if it cannot start. */
