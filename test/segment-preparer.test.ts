@@ -174,9 +174,9 @@ describe('segment preallocation in steps', () => {
     const payload = new Uint8Array(4 * KiB - 24).fill(1);
     let lsn = await commitRecords(wal, payload, 1); // segment 2's preparation starts
     await turns(50);
-    // Every later fill step of a prepared file but segment 1's fails (its read of the hole; commits
-    // never read): segment 2's fill past its first step, and the preparations after it.
-    fault.inject({ op: 'read', path: /-([2-9]|\d\d+)\.prealloc\.tmp$/, error: 'EIO', times: Number.POSITIVE_INFINITY });
+    // Every later open of a prepared file but segment 1's fails (commits never open one): segment 2's
+    // fill past its first step (the fill opens its own handle), and the preparations after it.
+    fault.inject({ op: 'open', path: /-([2-9]|\d\d+)\.prealloc\.tmp$/, error: 'EIO', times: Number.POSITIVE_INFINITY });
     for (let c = 0; c < 400; c++) lsn = await commitRecords(wal, payload, 4);
     expect(wal.stats().segments, 'the roll happened').toBeGreaterThanOrEqual(2);
     await wal.close();
@@ -260,6 +260,30 @@ describe('segment preallocation in steps', () => {
     expect(mem.openHandlePaths).toEqual([]);
   });
 
+  it("the next segment's file is filled without reading it (no commit waits for its lock); the segment it becomes is filled ahead of its records", async () => {
+    // Every read of a prepared file fails: a fill step of the next file that read its hole first (as
+    // one in the segment being written does, to make its pages outside the inode's lock) would fail,
+    // and the segment would grow under its commits instead.
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    fault.inject({ op: 'read', path: /\.prealloc\.tmp$/, error: 'EIO', times: Number.POSITIVE_INFINITY });
+    const segmentSizeBytes = 4 * MiB;
+    const wal = await Wal.open({ dir: DIR, fs: fault, segmentSizeBytes });
+    const payload = new Uint8Array(4 * KiB - 24).fill(1);
+    const commit = (records: number): Promise<number> => commitRecords(wal, payload, records);
+    while (wal.stats().segments < 2) {
+      await commit(4);
+      await turns(5); // the next file's steps run between commits, as on a real disk
+    }
+    expect(wal.stats().preallocStalls, 'segment 2 was prepared').toBe(0);
+    for (let i = 0; i < 160; i++) await commit(4); // ~2.5 MiB into segment 2
+    await turns(50);
+    const names = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
+    const sizeBytes = (await mem.stat(`${DIR}/${names[1]}`)).sizeBytes;
+    await wal.close();
+    expect(sizeBytes, 'segment 2 is zero-filled ahead of its records').toBeGreaterThan(2.6 * MiB);
+  });
+
   it('a step of the next file that failed once does not leave the segment it becomes to grow unfilled', async () => {
     const mem = new MemoryFileSystem();
     const fault = new FaultFileSystem(mem);
@@ -269,8 +293,8 @@ describe('segment preallocation in steps', () => {
     const commit = (records: number): Promise<number> => commitRecords(wal, payload, records);
     await commit(1);
     await turns(50);
-    // One read (a fill step's read of its hole) of segment 2's prepared file fails, once.
-    fault.inject({ op: 'read', path: /-2\.prealloc\.tmp$/, error: 'EIO' });
+    // The open of segment 2's prepared file by its fill (its own handle, for the steps after the first) fails, once.
+    fault.inject({ op: 'open', path: /-2\.prealloc\.tmp$/, error: 'EIO' });
     while (wal.stats().segments < 2) await commit(4);
     for (let i = 0; i < 160; i++) await commit(4); // ~2.5 MiB into segment 2
     await turns(50);

@@ -4,7 +4,8 @@
  * under the inode's lock, 2-16 ms per step here, and every commit's writev waited behind it. Each step
  * now extends the file with a small write at its end, reads the rest (pages of a hole), and only then
  * writes its zeros over it. The rule is checked on the calls the fill makes, through a file system that
- * records which bytes of each file were read or written before (renames carry them along).
+ * records which bytes of each file were read or written before (renames carry them along). A next
+ * segment's file has no commit waiting for its lock: its steps skip the read.
  */
 import { describe, expect, it } from 'vitest';
 import { Wal } from '../wal/index.js';
@@ -21,26 +22,30 @@ const MiB = 1024 * KiB;
 const FRESH_WRITE_BYTES_MAX = 64 * KiB;
 
 describe('zero-fill and the page cache', () => {
-  it('every zero-fill step extends the file with one small write and writes its zeros only over bytes read first, across segments', async () => {
+  it('every zero-fill step in the segment being written extends the file with one small write and writes its zeros only over bytes read first, across segments; a next file is filled without reads', async () => {
     const { fs, freshWrites } = recordingFs();
     const segmentSizeBytes = 4 * MiB;
     const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes });
-    const payload = new Uint8Array(4 * KiB).fill(7);
-    // ~10 MiB in batches of 64 records: the fill runs ahead step by step, and two rolls start segments prepared in the background.
-    for (let batch = 0; batch < 40; batch++) {
-      let lsn = 0;
-      for (let i = 0; i < 64; i++) lsn = wal.append(payload);
-      await wal.waitDurable(lsn);
+    const payload = new Uint8Array(4 * KiB - 24).fill(7);
+    // ~10 MiB in commits of 16 KiB (under FILL_COMMIT_BYTES_MAX, so the fill runs): the first segment
+    // fills ahead of its commits step by step, the next ones are prepared and filled in the background,
+    // and two rolls happen.
+    for (let batch = 0; batch < 640; batch++) {
+      await commitRecords(wal, payload, 4);
+      if (batch % 16 === 0) await turns(5); // the background steps run between commits, as on a real disk
     }
     const stats = wal.stats();
     await wal.close();
     expect(stats.segmentsCreated, 'rolls happened').toBeGreaterThanOrEqual(3);
     expect(stats.preallocStalls, 'every segment was prepared').toBe(0);
 
-    const zeroFills = freshWrites.filter((w) => w.allZero);
-    // A prepared segment's first step and the steps that extend the segment being written.
-    expect(zeroFills.length, 'zero-fill steps were made').toBeGreaterThanOrEqual(segmentSizeBytes / PREALLOC_STEP_BYTES);
-    for (const w of zeroFills) {
+    // The steps that extend the segment being written (a file with commits in it), and the steps of a
+    // next segment's file, which no commit waits on: those write their zeros without reading first.
+    const inFile = freshWrites.filter((w) => w.allZero && w.inCommittedFile);
+    const nextFile = freshWrites.filter((w) => w.allZero && !w.inCommittedFile);
+    expect(inFile.length, 'zero-fill steps in the segment being written were made').toBeGreaterThanOrEqual(segmentSizeBytes / PREALLOC_STEP_BYTES / 2);
+    expect(nextFile.some((w) => w.freshBytes > FRESH_WRITE_BYTES_MAX), 'a next file was filled without reading it first').toBe(true);
+    for (const w of inFile) {
       expect(w.freshBytes, `zeros at ${w.path} [${w.position}, +${w.lengthBytes}) on bytes never read or written`).toBeLessThanOrEqual(FRESH_WRITE_BYTES_MAX);
       expect(w.lengthBytes, 'the write that extends a step is its last FILL_EXTEND_BYTES').toBeLessThanOrEqual(FILL_EXTEND_BYTES);
     }

@@ -47,7 +47,10 @@
  *   over them and syncs. A 1 MiB write to bytes the page cache does not hold makes Linux 6.x (ext4 with
  *   large folios) allocate 1 MiB folios while it holds the inode's lock, measured here at 2-16 ms per
  *   step, and every commit's writev waited behind it (ack p99 ~20 ms at 4 KiB x 64 writers); the same
- *   zeros written into pages that exist take ~0.2 ms. docs/decisions.md, "A log that grows".
+ *   zeros written into pages that exist take ~0.2 ms. docs/decisions.md, "A log that grows". Only in
+ *   the segment being written: a next segment's file has no commit waiting for its lock, and there the
+ *   read cost the commits beside it more than it saved (its page allocation and 1 MiB copy per step:
+ *   docs/decisions.md, "A next segment's fill without its read").
  */
 import { assert } from '../core/errors.js';
 import type { FileHandle, FileSystem } from '../fs/file-system.js';
@@ -348,22 +351,26 @@ export class SegmentPreparer {
 
   async #extend(cur: Filling, from: number, lengthBytes: number): Promise<void> {
     cur.handle ??= await this.#fs.open(cur.path as string, 'r+');
-    await this.#fillStep(cur.handle, from, lengthBytes);
+    await this.#fillStep(cur.handle, from, lengthBytes, !cur.ahead);
   }
 
   /**
    * One step: zeros over [from, from + lengthBytes), then fdatasync. Every write is of zeros at or past
-   * `from` (the ordering rule above); the read only makes the page-cache pages of the bytes about to
-   * be written (see the doc comment), its bytes are not used.
+   * `from` (the ordering rule above). `prefault`: first read the hole, which only makes the page-cache
+   * pages of the bytes about to be written (see the doc comment; its bytes are not used). Only the
+   * segment being written needs that: its commits wait for its inode's lock. A next segment's file has
+   * no commit until its fill step is over, so its zeros make their own pages.
    */
-  async #fillStep(handle: FileHandle, from: number, lengthBytes: number): Promise<void> {
+  async #fillStep(handle: FileHandle, from: number, lengthBytes: number, prefault: boolean): Promise<void> {
     assert(lengthBytes <= this.#zeros.byteLength, `a fill step is at most one step: ${lengthBytes}`);
     const zeros = lengthBytes === this.#zeros.byteLength ? this.#zeros : this.#zeros.subarray(0, lengthBytes);
     const headBytes = Math.max(0, lengthBytes - FILL_EXTEND_BYTES);
     await handle.writev([zeros.subarray(headBytes)], from + headBytes);
     if (headBytes > 0) {
-      if (this.#scratch === null || this.#scratch.byteLength < headBytes) this.#scratch = new Uint8Array(this.#zeros.byteLength);
-      await handle.read(this.#scratch, 0, headBytes, from);
+      if (prefault) {
+        if (this.#scratch === null || this.#scratch.byteLength < headBytes) this.#scratch = new Uint8Array(this.#zeros.byteLength);
+        await handle.read(this.#scratch, 0, headBytes, from);
+      }
       if (this.#writeBack && handle.writeBack !== undefined) {
         for (let at = 0; at < headBytes; at += FILL_WRITEBACK_PIECE_BYTES) {
           const pieceBytes = Math.min(FILL_WRITEBACK_PIECE_BYTES, headBytes - at);
@@ -430,7 +437,7 @@ export class SegmentPreparer {
     const path = `${this.#dir}/${process.pid}-${++this.#counter}${PREALLOC_SUFFIX}`;
     const handle = await this.#fs.open(path, 'w+');
     try {
-      await this.#fillStep(handle, 0, this.#stepBytes);
+      await this.#fillStep(handle, 0, this.#stepBytes, false); // no commit into it yet
       await handle.sync(); // the size and the rest of the metadata
       // The rest of the file is filled by its own open file description (see the doc comment), opened
       // by its first step (a failed open fails only that fill), once the segment being written is half

@@ -8,6 +8,8 @@ import { MemoryFileSystem } from '../../fs/index.js';
 /** Byte ranges [from, to) of one file that some read or write covered, merged. */
 class Touched {
   ranges: Array<[number, number]> = [];
+  /** Some write of other bytes than zeros (a commit) was made to the file. */
+  committed = false;
 
   add(from: number, to: number): void {
     if (to <= from) return;
@@ -36,6 +38,8 @@ export interface FreshWrite {
   lengthBytes: number;
   freshBytes: number;
   allZero: boolean;
+  /** The file had a write of other bytes than zeros (a commit) before this one: a segment being written. */
+  inCommittedFile: boolean;
 }
 
 function byteLength(buffers: readonly Uint8Array[]): number {
@@ -68,7 +72,8 @@ export function recordingFs(): { fs: FileSystem; mem: MemoryFileSystem; freshWri
   const wrote = (path: string, buffers: readonly Uint8Array[], position: number): void => {
     const lengthBytes = byteLength(buffers);
     const t = of(path);
-    const w = { path, position, lengthBytes, freshBytes: t.freshBytes(position, position + lengthBytes), allZero: buffers.every((b) => b.every((x) => x === 0)) };
+    const w = { path, position, lengthBytes, freshBytes: t.freshBytes(position, position + lengthBytes), allZero: buffers.every((b) => b.every((x) => x === 0)), inCommittedFile: t.committed };
+    if (!w.allZero) t.committed = true;
     writes.push(w);
     calls.push({ op: 'write', path, position, lengthBytes, allZero: w.allZero });
     if (w.freshBytes > 0) freshWrites.push(w);
