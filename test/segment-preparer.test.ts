@@ -40,6 +40,16 @@ async function expectRecords(wal: Wal, lastLsn: number, sizeBytes: number): Prom
   expect(expected - 1).toBe(lastLsn);
 }
 
+/** Commits ~2.5 MiB more into segment 2 (4 MiB segments, 16 KiB commits), closes, and expects its file zero-filled ahead of them. */
+async function expectSegment2FilledAhead(wal: Wal, mem: MemoryFileSystem, commit: (records: number) => Promise<number>): Promise<void> {
+  for (let i = 0; i < 160; i++) await commit(4);
+  await turns(50);
+  const names = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
+  const sizeBytes = (await mem.stat(`${DIR}/${names[1]}`)).sizeBytes;
+  await wal.close();
+  expect(sizeBytes, 'segment 2 is zero-filled ahead of its records').toBeGreaterThan(2.6 * MiB);
+}
+
 describe('segment preallocation in steps', () => {
   it('a new WAL holding one 5-byte record takes two fill steps of disk, not a 64 MiB segment, and a reopen keeps writing the same segment', async () => {
     const mem = new MemoryFileSystem();
@@ -276,12 +286,7 @@ describe('segment preallocation in steps', () => {
       await turns(5); // the next file's steps run between commits, as on a real disk
     }
     expect(wal.stats().preallocStalls, 'segment 2 was prepared').toBe(0);
-    for (let i = 0; i < 160; i++) await commit(4); // ~2.5 MiB into segment 2
-    await turns(50);
-    const names = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
-    const sizeBytes = (await mem.stat(`${DIR}/${names[1]}`)).sizeBytes;
-    await wal.close();
-    expect(sizeBytes, 'segment 2 is zero-filled ahead of its records').toBeGreaterThan(2.6 * MiB);
+    await expectSegment2FilledAhead(wal, mem, commit);
   });
 
   it('a step of the next file that failed once does not leave the segment it becomes to grow unfilled', async () => {
@@ -296,11 +301,6 @@ describe('segment preallocation in steps', () => {
     // The open of segment 2's prepared file by its fill (its own handle, for the steps after the first) fails, once.
     fault.inject({ op: 'open', path: /-2\.prealloc\.tmp$/, error: 'EIO' });
     while (wal.stats().segments < 2) await commit(4);
-    for (let i = 0; i < 160; i++) await commit(4); // ~2.5 MiB into segment 2
-    await turns(50);
-    const names = (await mem.readdir(DIR)).filter((n) => n.endsWith('.wal')).sort();
-    const sizeBytes = (await mem.stat(`${DIR}/${names[1]}`)).sizeBytes;
-    await wal.close();
-    expect(sizeBytes, 'segment 2 is zero-filled ahead of its records').toBeGreaterThan(2.6 * MiB);
+    await expectSegment2FilledAhead(wal, mem, commit);
   });
 });
