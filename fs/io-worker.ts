@@ -588,19 +588,23 @@ export class IoWorkerPool {
     }
   }
 
-  /** Commits polled so far by the workers in the pool now (see IoWorker.polledCount; a dropped worker's counts are lost). */
+  // Counts summed over the workers in the pool now (a dropped worker's counts are lost): see IoWorker's getters.
   get polledCount(): number {
-    return this.#workers.reduce((sum, w) => sum + w.polledCount, 0);
+    return this.#sum((w) => w.polledCount);
   }
 
-  /** Polls cut and slept for by the workers in the pool now (see IoWorker.pollsCutCount; a dropped worker's counts are lost). */
   get pollsCutCount(): number {
-    return this.#workers.reduce((sum, w) => sum + w.pollsCutCount, 0);
+    return this.#sum((w) => w.pollsCutCount);
   }
 
-  /** Early wake-ups seen by the workers in the pool now (see IoWorker.earlyWakeupsCount; a dropped worker's counts are lost). */
   get earlyWakeupsCount(): number {
-    return this.#workers.reduce((sum, w) => sum + w.earlyWakeupsCount, 0);
+    return this.#sum((w) => w.earlyWakeupsCount);
+  }
+
+  #sum(count: (w: IoWorker) => number): number {
+    let sum = 0;
+    for (const w of this.#workers) sum += count(w);
+    return sum;
   }
 
   /** Starts one worker if none runs, and waits until it is ready; rejects if it cannot start. */
