@@ -8,7 +8,8 @@
  * range's dirty pages back (sync_file_range, `writeBackPages`) for the zero-fill: docs/decisions.md,
  * "Zero-fill in the next segment"; maps new pages ahead (`touchPages`) for the engine's value slabs and
  * tells V8 of the slabs the index dropped (`externalMemoryAdjuster`); and checks the CRCs of a run of
- * records in one call (`recordCrcWalker`) for recovery: docs/decisions.md, "Recovery's CRCs in the addon".
+ * records in one call (`recordCrcWalker`) for recovery: docs/decisions.md, "Recovery's CRCs in the addon";
+ * and stores them for the WAL's appends (`recordCrcFiller`): "Appends' CRCs in the addon".
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,6 +37,13 @@ type TouchCall = (bytes: Uint8Array) => Promise<void>;
  */
 export type RecordCrcWalk = (buf: Uint8Array, start: number, end: number, recordBytesMax: number) => number;
 
+/**
+ * The addon's recordCrcFill (fs/native/record-crc.c): stores the CRC-32 of each record framed one after
+ * another in buf[start, end), leaving those over `recordBytesMax` bytes framed as they are; returns where
+ * its walk stopped (`end` when the records tile the range). Synchronous.
+ */
+export type RecordCrcFill = (buf: Uint8Array, start: number, end: number, recordBytesMax: number) => number;
+
 /** The addon's adjustExternalMemory: (deltaBytes) -> the new total (napi_adjust_external_memory). */
 export type AdjustExternalMemory = (deltaBytes: number) => number;
 
@@ -44,6 +52,7 @@ interface Loaded {
   writeBack: AddonCall | null;
   touch: TouchCall | null;
   crcWalk: RecordCrcWalk | null;
+  crcFill: RecordCrcFill | null;
   adjustExternal: AdjustExternalMemory | null;
   status: PageCacheDropStatus;
 }
@@ -52,7 +61,7 @@ let loaded: Loaded | null = null;
 
 /** The addon is not there, for `reason`: every call does nothing (or is null). */
 function unavailable(reason: string): Loaded {
-  return { drop: null, writeBack: null, touch: null, crcWalk: null, adjustExternal: null, status: { available: false, reason } };
+  return { drop: null, writeBack: null, touch: null, crcWalk: null, crcFill: null, adjustExternal: null, status: { available: false, reason } };
 }
 
 function load(): Loaded {
@@ -75,6 +84,7 @@ function load(): Loaded {
       writeBack?: AddonCall;
       touchPages?: TouchCall;
       recordCrcWalk?: RecordCrcWalk;
+      recordCrcFill?: RecordCrcFill;
       adjustExternalMemory?: AdjustExternalMemory;
     };
     // An addon built before the later calls existed (a stale build/) still drops cache.
@@ -83,6 +93,7 @@ function load(): Loaded {
       writeBack: addon.writeBack ?? null,
       touch: addon.touchPages ?? null,
       crcWalk: addon.recordCrcWalk ?? null,
+      crcFill: addon.recordCrcFill ?? null,
       adjustExternal: addon.adjustExternalMemory ?? null,
       status: { available: true, reason: null },
     };
@@ -152,6 +163,11 @@ export function externalMemoryAdjuster(): AdjustExternalMemory | null {
 /** The addon's recordCrcWalk, or null where the addon (or that call) is not there: callers check every CRC themselves then. */
 export function recordCrcWalker(): RecordCrcWalk | null {
   return load().crcWalk;
+}
+
+/** The addon's recordCrcFill, or null where the addon (or that call) is not there: the WAL computes every CRC in JavaScript then. */
+export function recordCrcFiller(): RecordCrcFill | null {
+  return load().crcFill;
 }
 
 /** One call of the addon (null: not available, nothing to do), its arguments checked first. */

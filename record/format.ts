@@ -56,9 +56,10 @@ export function recordBytes(payloadBytes: number): number {
 /**
  * Encodes one record into `out` at `offset` (which must be 8-aligned and have recordBytes(len) bytes of
  * room; the padding bytes must be zero or are zeroed here), carrying `salt` (its segment's). Returns the
- * offset after the record.
+ * offset after the record. `withCrc` false stores 0 as its CRC: the caller stores the CRC before the
+ * record is used (the WAL's staging, one addon call per run of records: wal/staging.ts).
  */
-export function encodeRecord(out: Uint8Array, view: DataView, offset: number, lsn: number, batchDelta: number, salt: number, payload: Uint8Array): number {
+export function encodeRecord(out: Uint8Array, view: DataView, offset: number, lsn: number, batchDelta: number, salt: number, payload: Uint8Array, withCrc = true): number {
   const size = recordBytes(payload.byteLength);
   assert((offset & (RECORD_ALIGN_BYTES - 1)) === 0, 'record offset must be aligned');
   assert(batchDelta >= 0 && batchDelta <= 0xffff_ffff, 'batch delta out of range');
@@ -71,7 +72,7 @@ export function encodeRecord(out: Uint8Array, view: DataView, offset: number, ls
   const end = offset + size;
   const payloadEnd = offset + RECORD_HEADER_BYTES + payload.byteLength;
   if (payloadEnd < end) out.fill(0, payloadEnd, end);
-  view.setUint32(offset, crc32Range(out, offset + RECORD_PAYLOAD_BYTES_OFFSET, end), true);
+  view.setUint32(offset, withCrc ? crc32Range(out, offset + RECORD_PAYLOAD_BYTES_OFFSET, end) : 0, true);
   return end;
 }
 

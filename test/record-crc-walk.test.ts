@@ -5,7 +5,7 @@
  * as it does without the walk, on intact logs and on every kind of damage.
  */
 import { describe, expect, it } from 'vitest';
-import { recordCrcWalker, type RecordCrcWalk } from '../fs/page-cache.js';
+import { recordCrcFiller, recordCrcWalker, type RecordCrcFill, type RecordCrcWalk } from '../fs/page-cache.js';
 import { MemoryFileSystem, type FileSystem } from '../fs/index.js';
 import { encodeRecord, recordBytes, RECORD_HEADER_BYTES } from '../record/format.js';
 import { recoverSegments } from '../wal/recovery.js';
@@ -37,8 +37,11 @@ async function settled(run: () => Promise<unknown>): Promise<unknown> {
   }
 }
 
-/** Records of random payload sizes (0 to `payloadMax` bytes) encoded one after another from offset 0. */
-function records(seed: number, count: number, payloadMax: number): { buf: Buffer; starts: number[]; end: number } {
+/**
+ * Records of random payload sizes (0 to `payloadMax` bytes) encoded one after another from offset 0;
+ * `withCrc` false stores 0 for their CRCs (as the WAL's staging does before recordCrcFill).
+ */
+function records(seed: number, count: number, payloadMax: number, withCrc = true): { buf: Buffer; starts: number[]; end: number } {
   const rnd = seededRandom(seed);
   const sizes = Array.from({ length: count }, () => rnd.int(payloadMax + 1));
   const total = sizes.reduce((sum, s) => sum + recordBytes(s), 0);
@@ -48,7 +51,7 @@ function records(seed: number, count: number, payloadMax: number): { buf: Buffer
   let at = 0;
   sizes.forEach((size, i) => {
     starts.push(at);
-    at = encodeRecord(buf, view, at, i + 1, rnd.int(4), 0x5eed0000 + seed, patternBytes(seed * 1000 + i, size));
+    at = encodeRecord(buf, view, at, i + 1, rnd.int(4), 0x5eed0000 + seed, patternBytes(seed * 1000 + i, size), withCrc);
   });
   return { buf, starts, end: at };
 }
@@ -107,6 +110,69 @@ describe('recordCrcWalk', () => {
     const inner = buf.subarray(0, end);
     const shifted = Buffer.concat([Buffer.alloc(8), inner]).subarray(8);
     expect(w(shifted, 0, end, 1 << 20)).toBe(end);
+  });
+});
+
+describe('recordCrcFill', () => {
+  const fill = recordCrcFiller();
+
+  it('is built with the addon', () => {
+    expect(fill).not.toBeNull();
+  });
+
+  it('stores exactly the CRCs encodeRecord computes, up to a size limit, and returns the end of the run', () => {
+    const f = fill as RecordCrcFill;
+    for (const seed of [1, 2, 3, 4]) {
+      const want = records(seed, 300, 3000);
+      const got = records(seed, 300, 3000, false);
+      expect(got.end).toBe(want.end);
+      expect(got.buf.equals(want.buf)).toBe(false); // the CRCs are missing
+      // A run from a record in the middle to the end: the records before it keep their zeros.
+      const mid = got.starts[150] as number;
+      expect(f(got.buf, mid, got.end, Number.MAX_SAFE_INTEGER)).toBe(got.end);
+      expect(got.buf.subarray(mid).equals(want.buf.subarray(mid))).toBe(true);
+      expect(got.buf.readUInt32LE(0)).toBe(0);
+      expect(f(got.buf, 0, mid, Number.MAX_SAFE_INTEGER)).toBe(mid);
+      expect(got.buf.equals(want.buf)).toBe(true);
+      // With a limit, the records over it are walked over, their CRC word left as it was.
+      const limited = records(seed, 300, 3000, false);
+      const limit = 1024;
+      expect(f(limited.buf, 0, limited.end, limit)).toBe(limited.end);
+      limited.starts.forEach((start, i) => {
+        const next = i + 1 < limited.starts.length ? (limited.starts[i + 1] as number) : limited.end;
+        expect(limited.buf.readUInt32LE(start)).toBe(next - start > limit ? 0 : want.buf.readUInt32LE(start));
+      });
+      // What it filled, the walk vouches for.
+      expect((walk as RecordCrcWalk)(got.buf, 0, got.end, Number.MAX_SAFE_INTEGER)).toBe(got.end);
+    }
+  });
+
+  it('stops before a record that runs past the end of the run, writing nothing there', () => {
+    const f = fill as RecordCrcFill;
+    const { buf, starts } = records(7, 50, 400, false);
+    const cut = (starts[30] as number) + RECORD_HEADER_BYTES + 1;
+    expect(f(buf, 0, cut, Number.MAX_SAFE_INTEGER)).toBe(starts[30]);
+    expect(buf.readUInt32LE(starts[30] as number)).toBe(0);
+    expect(buf.readUInt32LE(starts[29] as number)).not.toBe(0);
+  });
+
+  it('refuses bad arguments with a TypeError, writing nothing', () => {
+    const f = fill as RecordCrcFill;
+    const { buf, end } = records(6, 10, 100, false);
+    const before = Buffer.from(buf);
+    const call = (...args: unknown[]) => (f as unknown as (...a: unknown[]) => number)(...args);
+    expect(() => call([1, 2, 3], 0, 3, 100)).toThrow(/recordCrcFill: the first argument must be a Uint8Array/);
+    expect(() => call(new Uint16Array(8), 0, 8, 100)).toThrow(TypeError);
+    expect(() => call(buf, 0, buf.length + 1, 100)).toThrow(TypeError);
+    expect(() => call(buf, 10, 5, 100)).toThrow(TypeError);
+    expect(() => call(buf, 0.5, 5, 100)).toThrow(TypeError);
+    expect(() => call(buf, 0, end)).toThrow(/recordCrcFill\(uint8Array, start, end, recordBytesMax\)/);
+    expect(buf.equals(before)).toBe(true);
+    // A view that starts inside its buffer, over shared memory (the staging's chunks): offsets are the view's.
+    const shared = new Uint8Array(new SharedArrayBuffer(end + 16), 16, end);
+    shared.set(buf.subarray(0, end));
+    expect(f(shared, 0, end, 1 << 20)).toBe(end);
+    expect((walk as RecordCrcWalk)(shared, 0, end, 1 << 20)).toBe(end);
   });
 });
 

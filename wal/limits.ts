@@ -81,7 +81,9 @@ export const READ_CHUNK_BYTES_MIN = 64;
  * Largest record (framed) whose CRC the addon's walk checks (fs/native/record-crc.c), in bytes: its CRC
  * (slicing by 16, in C) runs at ~3.5 GB/s whatever the size, 3x JavaScript's on 152 B records; zlib.crc32
  * (what decodeRecord uses from 448 B) overtakes it around 2-4 KiB (docs/decisions.md, "Recovery's CRCs in
- * the addon"). Larger records are checked one by one in JavaScript.
+ * the addon"). Larger records are checked one by one in JavaScript. The same bound for appends: staging
+ * leaves the CRCs of records up to this size to the addon's recordCrcFill, one call per run of records
+ * (wal/staging.ts), and computes larger records' CRCs at append.
  */
 export const CRC_WALK_RECORD_BYTES_MAX = 2048;
 /**

@@ -7,6 +7,13 @@
  * A flush freezes everything staged so far as a list of pieces, one per segment touched, each a run of
  * buffers to write at one position. Appends made after a freeze start the next batch.
  *
+ * Each record's CRC-32 is stored when its run of bytes is closed (#closeRun: at a freeze, a roll or a
+ * full chunk), by one call of the addon for the whole run (fs/native/record-crc.c recordCrcFill), not
+ * one JavaScript CRC per record at append: that CRC was the largest part of the event loop's work per
+ * record (docs/decisions.md, "Appends' CRCs in the addon"). Records larger than CRC_WALK_RECORD_BYTES_MAX,
+ * and every record where the addon is not there, get theirs at append as before. Nothing reads a run
+ * before it is closed.
+ *
  * Chunks are recycled once every piece that points into them has been written (release()): fresh
  * memory costs a page fault per 4 KiB on first touch, which was ~20% of the main thread with 4 KiB
  * records, and the commit worker only learns a shared buffer once.
@@ -15,7 +22,8 @@ import { assert } from '../core/errors.js';
 import type { Random } from '../core/random.js';
 import { SEGMENT_HEADER_BYTES, drawSegmentSalt, encodeSegmentHeader } from './format.js';
 import { encodeRecord, recordBytes } from '../record/format.js';
-import { STAGING_CHUNKS_POOLED_COUNT_MAX, STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
+import { CRC_WALK_RECORD_BYTES_MAX, STAGING_CHUNKS_POOLED_COUNT_MAX, STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
+import type { RecordCrcFill } from '../fs/page-cache.js';
 
 /** A chunk of shared memory records are encoded into. */
 interface Chunk {
@@ -65,9 +73,13 @@ export class Staging {
   #chunkUsed = 0;
   /** Start of the not-yet-frozen part of the current chunk. */
   #runStart = 0;
+  /** Records of that run whose CRC is still to be stored (0: the run needs no call of the addon). */
+  #runCrcsDue = 0;
 
   /** Draws each new segment's salt. */
   readonly #random: Random;
+  /** The addon's call that stores a run's CRCs, or null: each record's CRC is computed at append. */
+  readonly #crcFill: RecordCrcFill | null;
   #segmentFirstLsn: number;
   #salt: number;
   #offset: number;
@@ -78,12 +90,13 @@ export class Staging {
   #pendingRecords = 0;
   #pendingBytes = 0;
 
-  constructor(segmentSizeBytes: number, chunkBytes: number, tail: StagingState, random: Random) {
+  constructor(segmentSizeBytes: number, chunkBytes: number, tail: StagingState, random: Random, crcFill: RecordCrcFill | null) {
     assert(tail.salt >>> 0 === tail.salt, 'tail segment salt is a u32');
     this.#segmentSizeBytes = segmentSizeBytes;
     this.#chunkBytes = chunkBytes;
     this.#chunk = this.#newChunk(chunkBytes);
     this.#random = random;
+    this.#crcFill = crcFill;
     this.#segmentFirstLsn = tail.segmentFirstLsn;
     this.#salt = tail.salt;
     this.#offset = tail.offset;
@@ -127,7 +140,9 @@ export class Staging {
       this.#chunkUsed = 0;
       this.#runStart = 0;
     }
-    const end = encodeRecord(this.#chunk.bytes, this.#chunk.view, this.#chunkUsed, lsn, lsn - this.#batchFirstLsn, this.#salt, payload);
+    const withCrc = this.#crcFill === null || size > CRC_WALK_RECORD_BYTES_MAX;
+    const end = encodeRecord(this.#chunk.bytes, this.#chunk.view, this.#chunkUsed, lsn, lsn - this.#batchFirstLsn, this.#salt, payload, withCrc);
+    if (!withCrc) this.#runCrcsDue++;
     assert(end - this.#chunkUsed === size, 'encoded size');
     this.#chunkUsed = end;
     this.#offset += size;
@@ -137,14 +152,19 @@ export class Staging {
     this.#pendingBytes += size;
   }
 
-  /** Ends the current run of bytes in the current chunk, adding it to the piece's buffers. */
+  /** Ends the current run of bytes in the current chunk (its records' CRCs stored), adding it to the piece's buffers. */
   #closeRun(piece: Piece | undefined): void {
     if (piece !== undefined && this.#chunkUsed > this.#runStart) {
+      if (this.#runCrcsDue > 0 && this.#crcFill !== null) {
+        const reached = this.#crcFill(this.#chunk.bytes, this.#runStart, this.#chunkUsed, CRC_WALK_RECORD_BYTES_MAX);
+        assert(reached === this.#chunkUsed, 'the records of a run tile it');
+      }
       piece.buffers.push(this.#chunk.bytes.subarray(this.#runStart, this.#chunkUsed));
       piece.chunks.push(this.#chunk);
       this.#chunk.refs++;
     }
     this.#runStart = this.#chunkUsed;
+    this.#runCrcsDue = 0;
   }
 
   #newChunk(bytes: number): Chunk {

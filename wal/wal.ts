@@ -34,6 +34,7 @@ import { Retention } from './retention.js';
 import type { SegmentRecycler } from './segment-recycler.js';
 import { SegmentWriter, type Segment } from './segment-writer.js';
 import { Staging, type Piece } from './staging.js';
+import { recordCrcFiller } from '../fs/page-cache.js';
 import type { RawReadOptions, ReadOptions, WalEvents, WalStats, WalStatus } from './types.js';
 
 export type { RawReadOptions, ReadOptions, WalEvents, WalStats, WalStatus } from './types.js';
@@ -85,7 +86,7 @@ export class Wal extends EventEmitter<WalEvents> {
       // A recycled one (version 3) never grows: its end markers are written against its file's size, and
       // zeros past it would leave old bytes where recovery looks for a marker (segmentSizeBytes raised).
       capacityBytes: last ? (last.recycledSizeBytes > 0 ? last.recycledSizeBytes : Math.max(tail.capacityBytes, o.segmentSizeBytes)) : 0,
-    }, o.random);
+    }, o.random, recordCrcFiller());
     this.#writer = new SegmentWriter(
       {
         fs: o.fs,

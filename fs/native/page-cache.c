@@ -244,6 +244,7 @@ static napi_value adjust_external_memory(napi_env env, napi_callback_info info) 
 
 /* fs/native/record-crc.c */
 napi_value record_crc_walk(napi_env env, napi_callback_info info);
+napi_value record_crc_fill(napi_env env, napi_callback_info info);
 
 NAPI_MODULE_INIT() {
   napi_value fn;
@@ -257,5 +258,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "adjustExternalMemory", fn);
   napi_create_function(env, "recordCrcWalk", NAPI_AUTO_LENGTH, record_crc_walk, NULL, &fn);
   napi_set_named_property(env, exports, "recordCrcWalk", fn);
+  napi_create_function(env, "recordCrcFill", NAPI_AUTO_LENGTH, record_crc_fill, NULL, &fn);
+  napi_set_named_property(env, exports, "recordCrcFill", fn);
   return exports;
 }

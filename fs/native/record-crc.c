@@ -8,6 +8,13 @@
  * decided by the caller, in JavaScript; this only takes the one CRC per record off the event loop's
  * JavaScript during recovery, where it was half the time (docs/decisions.md, "Recovery's CRCs").
  *
+ * recordCrcFill(uint8Array, start, end, recordBytesMax) -> number: the other direction, for the WAL's appends
+ * (wal/staging.ts): walks the records framed in [start, end) the same way and stores each one's CRC-32
+ * (little-endian, at its start), leaving records larger than `recordBytesMax` as they are (the caller
+ * computed theirs: zlib.crc32 is faster there). Returns where the walk stopped: `end` when the records
+ * tile the range. One call per run of staged records instead of one JavaScript CRC per record, which was
+ * the largest part of the event loop's work per record (docs/decisions.md, "Appends' CRCs in the addon").
+ *
  * CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), slicing by 16, reading bytes (no alignment
  * or byte-order assumption). Synchronous: a call covers one scan window (4 MiB).
  */
@@ -15,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <node_api.h>
 
 #define RECORD_HEADER_BYTES 24
@@ -67,38 +75,86 @@ static napi_value throw_type(napi_env env, const char *message) {
   return NULL;
 }
 
-napi_value record_crc_walk(napi_env env, napi_callback_info info) {
+/* The arguments both calls take, checked: (uint8Array, start, end, recordBytesMax). NULL after a thrown TypeError. */
+static const uint8_t *record_run_args(napi_env env, napi_callback_info info, const char *name, size_t *start, size_t *end, double *max) {
   size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return throw_type(env, "recordCrcWalk(uint8Array, start, end, recordBytesMax)");
+  char message[128];
+  snprintf(message, sizeof message, "%s(uint8Array, start, end, recordBytesMax)", name);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return throw_type(env, message), NULL;
   bool is_typed = false;
   napi_is_typedarray(env, argv[0], &is_typed);
-  if (!is_typed) return throw_type(env, "recordCrcWalk: the first argument must be a Uint8Array");
   napi_typedarray_type type;
   size_t length = 0;
   void *data = NULL;
-  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    return throw_type(env, "recordCrcWalk: the first argument must be a Uint8Array");
+  if (!is_typed || napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    snprintf(message, sizeof message, "%s: the first argument must be a Uint8Array", name);
+    return throw_type(env, message), NULL;
   }
   double start_d = -1, end_d = -1, max_d = -1;
   napi_get_value_double(env, argv[1], &start_d);
   napi_get_value_double(env, argv[2], &end_d);
   napi_get_value_double(env, argv[3], &max_d);
-  if (!(max_d >= 0)) return throw_type(env, "recordCrcWalk: recordBytesMax must be a number >= 0");
+  if (!(max_d >= 0)) {
+    snprintf(message, sizeof message, "%s: recordBytesMax must be a number >= 0", name);
+    return throw_type(env, message), NULL;
+  }
   if (!(start_d >= 0 && end_d >= start_d && end_d <= (double)length) || start_d != (double)(size_t)start_d || end_d != (double)(size_t)end_d) {
-    return throw_type(env, "recordCrcWalk: need 0 <= start <= end <= length, whole numbers");
+    snprintf(message, sizeof message, "%s: need 0 <= start <= end <= length, whole numbers", name);
+    return throw_type(env, message), NULL;
   }
   pthread_once(&table_once, make_table);
-  const uint8_t *p = (const uint8_t *)data;
-  size_t off = (size_t)start_d;
-  const size_t end = (size_t)end_d;
-  while (end - off >= RECORD_HEADER_BYTES) {
-    uint32_t crc = le32(p + off);
-    uint32_t payload = le32(p + off + RECORD_PAYLOAD_BYTES_OFFSET);
-    if (payload > PAYLOAD_BYTES_MAX_FORMAT) break;
-    uint64_t size = ((uint64_t)RECORD_HEADER_BYTES + payload + 7) & ~(uint64_t)7;
-    if (size > end - off || (double)size > max_d) break;
-    if (crc32_bytes(p + off + RECORD_PAYLOAD_BYTES_OFFSET, (size_t)size - RECORD_PAYLOAD_BYTES_OFFSET) != crc) break;
+  *start = (size_t)start_d;
+  *end = (size_t)end_d;
+  *max = max_d;
+  /* A zero-length array may have no data pointer: nothing is read then (start == end == 0). */
+  static const uint8_t empty[1];
+  return data != NULL ? (const uint8_t *)data : empty;
+}
+
+/*
+ * The size of the record framed at p[off], or 0 where the walk stops: a header that does not fit in
+ * [off, end), an impossible length, or a record running past `end`.
+ */
+static inline uint64_t record_size_at(const uint8_t *p, size_t off, size_t end) {
+  if (end - off < RECORD_HEADER_BYTES) return 0;
+  uint32_t payload = le32(p + off + RECORD_PAYLOAD_BYTES_OFFSET);
+  if (payload > PAYLOAD_BYTES_MAX_FORMAT) return 0;
+  uint64_t size = ((uint64_t)RECORD_HEADER_BYTES + payload + 7) & ~(uint64_t)7;
+  return size > end - off ? 0 : size;
+}
+
+napi_value record_crc_walk(napi_env env, napi_callback_info info) {
+  size_t off, end;
+  double max_d;
+  const uint8_t *p = record_run_args(env, info, "recordCrcWalk", &off, &end, &max_d);
+  if (p == NULL) return NULL;
+  for (;;) {
+    uint64_t size = record_size_at(p, off, end);
+    if (size == 0 || (double)size > max_d) break;
+    if (crc32_bytes(p + off + RECORD_PAYLOAD_BYTES_OFFSET, (size_t)size - RECORD_PAYLOAD_BYTES_OFFSET) != le32(p + off)) break;
+    off += (size_t)size;
+  }
+  napi_value result;
+  napi_create_double(env, (double)off, &result);
+  return result;
+}
+
+napi_value record_crc_fill(napi_env env, napi_callback_info info) {
+  size_t off, end;
+  double max_d;
+  uint8_t *p = (uint8_t *)record_run_args(env, info, "recordCrcFill", &off, &end, &max_d);
+  if (p == NULL) return NULL;
+  for (;;) {
+    uint64_t size = record_size_at(p, off, end);
+    if (size == 0) break;
+    if ((double)size <= max_d) {
+      uint32_t c = crc32_bytes(p + off + RECORD_PAYLOAD_BYTES_OFFSET, (size_t)size - RECORD_PAYLOAD_BYTES_OFFSET);
+      p[off] = (uint8_t)c;
+      p[off + 1] = (uint8_t)(c >> 8);
+      p[off + 2] = (uint8_t)(c >> 16);
+      p[off + 3] = (uint8_t)(c >> 24);
+    }
     off += (size_t)size;
   }
   napi_value result;
