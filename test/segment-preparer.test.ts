@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
 import { Wal } from '../wal/index.js';
-import { PREALLOC_STEP_BYTES, PREALLOC_SUFFIX } from '../wal/segment-preparer.js';
+import { HANDOVER_STEPS, PREALLOC_STEP_BYTES, PREALLOC_SUFFIX } from '../wal/segment-preparer.js';
 import { deferred, turns } from './helpers/async.js';
 import { recordingFs } from './helpers/recording-fs.js';
 import { commitRecords } from './helpers/wal-fixtures.js';
@@ -112,7 +112,7 @@ describe('segment preallocation in steps', () => {
     await recovered.close();
   });
 
-  it('once the segment being written is half full, the next one is zero-filled to its end before the roll, and the segment it becomes takes no fill step', async () => {
+  it('a new log\'s first segment, filling in its own file, hands over to its next file once that is filled; a filled segment, once half full, has the next one zero-filled to its end before the roll, and the segment it becomes takes no fill step', async () => {
     const { fs, mem, writes } = recordingFs();
     const segmentSizeBytes = 4 * MiB;
     const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes });
@@ -124,23 +124,35 @@ describe('segment preallocation in steps', () => {
     };
     const zeroBytesSince = (mark: number): number => writes.slice(mark).reduce((n, w) => n + (w.allZero ? w.lengthBytes : 0), 0);
 
-    // 16 KiB commits (small: the fill runs) to just past half of segment 1.
-    for (let i = 0; i < 132; i++) await commit(4);
-    for (let i = 0; i < 400 && (await preparedSizes())[0] !== segmentSizeBytes; i++) await turns(10);
-    expect(await preparedSizes(), 'the next segment, filled to its end before it is needed').toEqual([segmentSizeBytes]);
-
-    // On to the roll: segment 1 ends at 4 MiB.
-    let commits = 132;
-    while (wal.stats().segments === 1) {
+    // 16 KiB commits (small: the fill runs). Segment 1 is a new log's: it fills in its own file, so from
+    // HANDOVER_STEPS steps of records on, its next file is filled at once and the log rolls to it.
+    let commits = 0;
+    while (wal.stats().segments <= 1 && commits < 256) {
       await commit(4);
       commits++;
     }
+    expect(wal.stats().segmentsHandedOver, 'segment 1 handed over to its filled next file').toBe(1);
+    expect(commits * 16 * KiB, 'segment 1 ended early').toBeLessThan(segmentSizeBytes / 2 + PREALLOC_STEP_BYTES);
+    expect(commits * 16 * KiB).toBeGreaterThanOrEqual(HANDOVER_STEPS * PREALLOC_STEP_BYTES);
+
+    // Segment 2 was filled before it was taken: to just past its half, then the next one fills to its end.
+    for (let i = 0; i < 132; i++) await commit(4);
+    commits += 132;
+    for (let i = 0; i < 400 && (await preparedSizes())[0] !== segmentSizeBytes; i++) await turns(10);
+    expect(await preparedSizes(), 'the next segment, filled to its end before it is needed').toEqual([segmentSizeBytes]);
+
+    // On to the roll: segment 2 ends at 4 MiB (it is filled: no hand-over).
+    while (wal.stats().segments === 2) {
+      await commit(4);
+      commits++;
+    }
+    expect(wal.stats().segmentsHandedOver).toBe(1);
     const rolled = writes.length;
-    // Segment 2 written to just under half: no zero lands in it; the one fill since is (at most) segment 3's first step.
+    // Segment 3 written to just under half: no zero lands in it; the one fill since is (at most) segment 4's first step.
     for (let i = 0; i < 120; i++) await commit(4);
     commits += 120;
     await turns(50);
-    expect(wal.stats().segments).toBe(2);
+    expect(wal.stats().segments).toBe(3);
     expect(zeroBytesSince(rolled), 'zeros written after the roll').toBeLessThanOrEqual(PREALLOC_STEP_BYTES);
     expect(wal.stats().preallocStalls).toBe(0);
     await wal.close();

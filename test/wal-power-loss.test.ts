@@ -15,7 +15,9 @@
  * Three seeds in four truncate the log behind the writers as a checkpointing consumer does
  * (truncateBefore at an acknowledged LSN, now and then) with recycleSegments 1..3, so freed segments
  * are renamed to free files and reused (format version 3 over old bytes) during the run, and the
- * crash can land in any of those renames, the reuse's first commit or its rename.
+ * crash can land in any of those renames, the reuse's first commit or its rename. A new log's first
+ * segment, zero-filling in its own file, ends early once its next file is filled (segmentsHandedOver):
+ * the campaign counts those rolls.
  * Any failure names its seed: FLUSHPOINT_SEED=<n> replays it (FLUSHPOINT_SEEDS=<count> runs more).
  */
 import { describe, expect, it } from 'vitest';
@@ -86,6 +88,8 @@ interface Tally {
   tornTailsRecycled: number;
   /** Flushes run pipelined (pipelineCommits 'always' seeds). */
   pipelinedBatches: number;
+  /** Segments the WAL ended early for a filled next file (a new log's first segment: SegmentPreparer.handOverDue). */
+  segmentsHandedOver: number;
 }
 
 function newTally(): Tally {
@@ -110,6 +114,7 @@ function newTally(): Tally {
     cacheDrops: 0,
     tornTailsRecycled: 0,
     pipelinedBatches: 0,
+    segmentsHandedOver: 0,
   };
 }
 
@@ -251,6 +256,7 @@ async function runUntilCrash(run: Run): Promise<CrashPoint> {
   }
   await writers;
   tally.segmentsRecycled += wal.stats().segmentsRecycled;
+  tally.segmentsHandedOver += wal.stats().segmentsHandedOver;
   await wal.close();
   return crashed.promise;
 }
@@ -418,6 +424,8 @@ describe('WAL under simulated power loss (MemoryFileSystem.crash)', () => {
       // Truncation and recycling happened during the runs, and crashes left recycled segments to recover.
       expect(tally.truncations).toBeGreaterThan(seeds.length);
       expect(tally.segmentsRecycled).toBeGreaterThan(seeds.length / 4);
+      // New logs' first segments ended early for a filled next file, and crashes came around it (37 of 500 here).
+      expect(tally.segmentsHandedOver, 'segments handed over early').toBeGreaterThan(seeds.length / 50);
       expect(tally.recoveriesWithRecycled).toBeGreaterThan(seeds.length / 10);
       expect(tally.cacheDrops, 'the WAL dropped cache in the seeds that can').toBeGreaterThan(seeds.length / 10);
       expect(tally.pipelinedBatches, "flushes ran pipelined in the 'always' seeds").toBeGreaterThan(seeds.length / 10);

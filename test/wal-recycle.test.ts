@@ -143,7 +143,8 @@ describe('recovery of a recycled (version-3) segment: the decision table rows 1r
     const image = log.fs.readFileNow(`${DIR}/${log.name}`);
     const salt = recordSalt(new DataView(image.buffer, image.byteOffset), log.at(0));
     expect(image.subarray(log.x, log.x + END_MARKER_BYTES).every((b) => b === 0), 'the end marker').toBe(true);
-    expect(staleRecordsAfter(image, log.x, salt), 'valid old records of another salt follow X').toBeGreaterThan(100);
+    // (Segment A, a new log's first, handed over to its filled next file half way: D may hold its ~8 KiB of old records.)
+    expect(staleRecordsAfter(image, log.x, salt), 'valid old records of another salt follow X').toBeGreaterThan(50);
     const wal = await open(log.fs);
     expect(wal.recovery.tornTail).toBeNull();
     expect(wal.lastLsn).toBe(log.d + 4);

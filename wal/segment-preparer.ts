@@ -19,7 +19,12 @@
  *   writev leaves dirty pages in their file, and fdatasync writes and waits for every one of them
  *   (128 B x 64 writers, past the first segment: ack p99 1.2 -> 0.8 ms with the fill moved to the
  *   next file; docs/decisions.md, "Zero-fill in the next segment"). The first segment of a new log
- *   still fills in its own file: a small log stays small. Where the file system can write pages back
+ *   still fills in its own file (a small log stays small), and so does a segment that a roll found no
+ *   prepared file for, or one found at open. Such a segment, once it holds HANDOVER_STEPS steps of
+ *   records, has the next segment's file filled at once (not from half full), and the WAL rolls to that
+ *   file as soon as it is filled (handOverDue): the segment ends early, its rest never filled, and the
+ *   commits leave the in-file fill for good (128 B x 64 writers in a new log's first segment: ack p99
+ *   ~2x past it; docs/decisions.md, "A new log's first segment hands over early"). Where the file system can write pages back
  *   (the native addon's sync_file_range), every step writes its zeros in pieces of
  *   FILL_WRITEBACK_PIECE_BYTES, each written back before the next, so a commit beside it waits for
  *   one piece at most (128 B x 64 writers: ack p99 1,283 -> 765 us; one writer of 4 KiB 1.07x).
@@ -89,6 +94,15 @@ const NO_WRITE_BACK_CODES: ReadonlySet<string> = new Set(['ENOSYS', 'EINVAL', 'E
  * (4 KiB x 64 writers: 0.73x).
  */
 export const FILL_COMMIT_BYTES_MAX = 128 * 1024;
+/**
+ * A segment filling in its own file hands over to a filled next file (handOverDue) once it holds this
+ * many fill steps of records, or HANDOVER_SEGMENT_FRACTION of the segment if that is more (8 MiB of a
+ * 64 MiB segment): a log that stays smaller keeps one segment file, and a slow writer (whose in-file fill
+ * costs little: a step every few seconds) does not meet the next file's whole fill soon after it starts
+ * (one writer of 128 B, 1.5 MB/s: 0.89-0.97x in the first seconds with a 2 MiB threshold).
+ */
+export const HANDOVER_STEPS = 2;
+export const HANDOVER_SEGMENT_FRACTION = 1 / 8;
 
 export interface PreparedSegment {
   handle: FileHandle;
@@ -135,6 +149,8 @@ export class SegmentPreparer {
   readonly #zeros: Uint8Array;
   /** One step, and a prepared file's first one (small, so a small log stays small): PREALLOC_STEP_BYTES, or a quarter of a small segment (whole pages). */
   readonly #stepBytes: number;
+  /** Records a segment filling in its own file holds before its next file is filled at once (HANDOVER_STEPS). */
+  readonly #handoverBytes: number;
   /** Where a step reads the hole it is about to fill (the bytes read are not used), made at the first step. */
   #scratch: Uint8Array | null = null;
   readonly #recycler: SegmentRecycler;
@@ -160,12 +176,25 @@ export class SegmentPreparer {
     this.#writeBack = fs.writesBack === true;
     this.#stepBytes = Math.min(PREALLOC_STEP_BYTES, segmentSizeBytes, Math.max(FILL_EXTEND_BYTES, Math.floor(segmentSizeBytes / 4 / FILL_EXTEND_BYTES) * FILL_EXTEND_BYTES));
     this.#zeros = new Uint8Array(this.#stepBytes);
+    this.#handoverBytes = Math.max(HANDOVER_STEPS * this.#stepBytes, Math.floor(segmentSizeBytes * HANDOVER_SEGMENT_FRACTION));
     this.#aheadBytes = this.#stepBytes;
   }
 
   /** Times a roll found the next segment not zero-filled yet and started it as a file that grows. */
   get unprepared(): number {
     return this.#unprepared;
+  }
+
+  /**
+   * Whether the segment being written should end now for the next one: it is still filling in its own
+   * file, holds HANDOVER_STEPS steps of records, and the next segment's file is ready and filled to its end
+   * (or is a recycled file, full size). The WAL then rolls at its next append (Staging.endSegment).
+   */
+  handOverDue(): boolean {
+    const cur = this.#current;
+    if (cur === null || cur.filledBytes >= this.#segmentSizeBytes || cur.writeEnd < this.#handoverBytes || this.#state !== 'ready') return false;
+    const next = this.#nextFill;
+    return next === null || (next.filledBytes >= this.#segmentSizeBytes && next.step === null);
   }
 
   /** Times a commit reached past the zero-filled part of its segment (each doubles the lead, to its cap). */
@@ -411,10 +440,17 @@ export class SegmentPreparer {
     await endFill(next);
   }
 
-  /** Once the segment being written (`cur`) is half full, the next segment's fresh file is filled to its end. */
+  /**
+   * Once the segment being written (`cur`) is half full, the next segment's fresh file is filled to its
+   * end; sooner, from HANDOVER_STEPS steps of records, when `cur` still fills in its own file (it hands
+   * over to that file once filled: handOverDue), preparing it first if that has not started.
+   */
   #fillNext(cur: Filling): void {
+    const early = cur.filledBytes < this.#segmentSizeBytes && cur.writeEnd >= this.#handoverBytes;
+    if (cur.writeEnd * 2 < this.#segmentSizeBytes && !early) return;
+    if (early) this.prepareAhead();
     const next = this.#nextFill;
-    if (next === null || next.step !== null || cur.writeEnd * 2 < this.#segmentSizeBytes) return;
+    if (next === null || next.step !== null) return;
     this.#fillAhead(next, true);
   }
 

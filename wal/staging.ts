@@ -103,6 +103,11 @@ export class Staging {
     this.#capacityBytes = tail.capacityBytes;
   }
 
+  /** First LSN of the segment the next record goes to, unless it rolls (0 before the first segment). */
+  get segmentFirstLsn(): number {
+    return this.#segmentFirstLsn;
+  }
+
   get pendingRecords(): number {
     return this.#pendingRecords;
   }
@@ -208,6 +213,17 @@ export class Staging {
       }
       piece.chunks = [];
     }
+  }
+
+  /**
+   * Ends the current segment at the records staged so far: the next add() starts a new one (the WAL's
+   * early roll to a filled next file, SegmentPreparer.handOverDue). False, changing nothing, when the
+   * segment holds no record yet or there is none.
+   */
+  endSegment(): boolean {
+    if (this.#offset <= SEGMENT_HEADER_BYTES || this.#capacityBytes === this.#offset) return false;
+    this.#capacityBytes = this.#offset;
+    return true;
   }
 
   /** Takes everything staged so far; the next add() starts a new batch. */

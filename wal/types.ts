@@ -57,6 +57,11 @@ export interface WalStats {
   segmentsFree: number;
   /** Times a roll found the next segment not yet zero-filled and started it as a growing file instead. */
   preallocStalls: number;
+  /**
+   * Segments ended early, before they were full, because they were still zero-filling in their own file
+   * (a new log's first segment, say) and the next segment's file was filled: the log rolled to it.
+   */
+  segmentsHandedOver: number;
   /** Bytes of durable log whose page cache was dropped behind the writer (options.dropCacheBehind; 0 without the native addon). */
   pageCacheDroppedBytes: number;
   pendingRecords: number;

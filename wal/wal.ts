@@ -64,6 +64,7 @@ export class Wal extends EventEmitter<WalEvents> {
   #frozen: Piece[] = [];
   #closing: Promise<void> | null = null;
   #appends = 0;
+  #segmentsHandedOver = 0;
   #appendedBytes = 0;
 
   private constructor(o: ResolvedWalOptions, opened: OpenedLog) {
@@ -409,6 +410,7 @@ export class Wal extends EventEmitter<WalEvents> {
       segmentsRecycled: this.#recycler.recycled,
       segmentsFree: this.#recycler.freeCount,
       preallocStalls: w.preparer.unprepared,
+      segmentsHandedOver: this.#segmentsHandedOver,
       pageCacheDroppedBytes: w.dropper.droppedBytes,
       pendingRecords: this.#staging.pendingRecords,
       pendingBytes: this.#staging.pendingBytes,
@@ -467,6 +469,12 @@ export class Wal extends EventEmitter<WalEvents> {
     // Ordering rule: the scheduler released no waiter yet for this flush. It keys them by LSN and
     // releases only those <= the target returned here, whose records are all in the pieces taken now.
     this.#frozen = this.#staging.freeze();
+    // A segment still zero-filling in its own file ends here when its next file is filled: the next
+    // append starts that segment (segment-preparer.ts, handOverDue). Only when the segment staged into is
+    // the one written (no roll staged and not yet written), which is the one handOverDue speaks of.
+    if (this.#staging.segmentFirstLsn === this.#writer.segments.at(-1)?.firstLsn && this.#writer.preparer.handOverDue() && this.#staging.endSegment()) {
+      this.#segmentsHandedOver++;
+    }
     const first = this.#frozen[0];
     if (first) {
       assert(first.firstLsn === this.#scheduler.durableLsn + 1, `batch starts at ${first.firstLsn}, durable ${this.#scheduler.durableLsn}`);
