@@ -90,6 +90,8 @@ interface Tally {
   pipelinedBatches: number;
   /** Segments the WAL ended early for a filled next file (a new log's first segment: SegmentPreparer.handOverDue). */
   segmentsHandedOver: number;
+  /** Crash images taken after a hand-over (its early roll staged, under way or done). */
+  crashesAfterHandOver: number;
 }
 
 function newTally(): Tally {
@@ -115,6 +117,7 @@ function newTally(): Tally {
     tornTailsRecycled: 0,
     pipelinedBatches: 0,
     segmentsHandedOver: 0,
+    crashesAfterHandOver: 0,
   };
 }
 
@@ -184,6 +187,7 @@ async function runUntilCrash(run: Run): Promise<CrashPoint> {
   const crashNow = (trigger: Trigger): void => {
     if (crash !== null) return;
     crash = { image: disk.crash({ keepUnsynced, seed: crashSeed, sectorBytes }), trigger, durableLsn: wal.durableLsn, ackedLsnMax, lastAppendedLsn: wal.lastLsn };
+    if (wal.stats().segmentsHandedOver > 0) tally.crashesAfterHandOver++;
     countDirOps(crash.image, tally);
     crashed.resolve(crash);
   };
@@ -424,8 +428,9 @@ describe('WAL under simulated power loss (MemoryFileSystem.crash)', () => {
       // Truncation and recycling happened during the runs, and crashes left recycled segments to recover.
       expect(tally.truncations).toBeGreaterThan(seeds.length);
       expect(tally.segmentsRecycled).toBeGreaterThan(seeds.length / 4);
-      // New logs' first segments ended early for a filled next file, and crashes came around it (37 of 500 here).
+      // New logs' first segments ended early for a filled next file, and power went out after that.
       expect(tally.segmentsHandedOver, 'segments handed over early').toBeGreaterThan(seeds.length / 50);
+      expect(tally.crashesAfterHandOver, 'crashes after a hand-over').toBeGreaterThan(seeds.length / 50);
       expect(tally.recoveriesWithRecycled).toBeGreaterThan(seeds.length / 10);
       expect(tally.cacheDrops, 'the WAL dropped cache in the seeds that can').toBeGreaterThan(seeds.length / 10);
       expect(tally.pipelinedBatches, "flushes ran pipelined in the 'always' seeds").toBeGreaterThan(seeds.length / 10);

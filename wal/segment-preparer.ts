@@ -20,7 +20,7 @@
  *   (128 B x 64 writers, past the first segment: ack p99 1.2 -> 0.8 ms with the fill moved to the
  *   next file; docs/decisions.md, "Zero-fill in the next segment"). The first segment of a new log
  *   still fills in its own file (a small log stays small), and so does a segment that a roll found no
- *   prepared file for, or one found at open. Such a segment, once it holds HANDOVER_STEPS steps of
+ *   prepared file (or a partly filled one) for, or one found at open. Such a segment, once it holds HANDOVER_STEPS steps of
  *   records, has the next segment's file filled at once (not from half full), and the WAL rolls to that
  *   file as soon as it is filled (handOverDue): the segment ends early, its rest never filled, and the
  *   commits leave the in-file fill for good (128 B x 64 writers in a new log's first segment: ack p99
@@ -186,8 +186,12 @@ export class SegmentPreparer {
   }
 
   /**
-   * Whether the segment being written should end now for the next one: it is still filling in its own
-   * file, holds HANDOVER_STEPS steps of records, and the next segment's file is ready and filled to its end
+   * Whether the segment being written should end now for the next one: it still fills in its own file
+   * (a new log's first segment; one a roll found no prepared file, or a partly filled one, for; one found
+   * at open), holds its hand-over bytes of records (HANDOVER_STEPS), and the next segment's file is ready
+   * and filled to its end. Where the fill is slower than the writer, segments are then ended wherever
+   * their next file is ready: the commits leave the fill beside them sooner, at the cost of a roll (a
+   * segment ended before 3/4 of its size is unlinked when freed, not recycled: retention.ts)
    * (or is a recycled file, full size). The WAL then rolls at its next append (Staging.endSegment).
    */
   handOverDue(): boolean {
