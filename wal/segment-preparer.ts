@@ -20,12 +20,13 @@
  *   (128 B x 64 writers, past the first segment: ack p99 1.2 -> 0.8 ms with the fill moved to the
  *   next file; docs/decisions.md, "Zero-fill in the next segment"). The first segment of a new log
  *   still fills in its own file (a small log stays small), and so does a segment that a roll found no
- *   prepared file (or a partly filled one) for, or one found at open. Such a segment, once it holds HANDOVER_STEPS steps of
- *   records, has the next segment's file filled at once (not from half full), and the WAL rolls to that
- *   file as soon as it is filled (handOverDue): the segment ends early, its rest never filled, and the
- *   commits leave the in-file fill for good (128 B x 64 writers in a new log's first segment: ack p99
- *   ~2x past it; docs/decisions.md, "A new log's first segment hands over early"). Where the file system can write pages back
- *   (the native addon's sync_file_range), every step writes its zeros in pieces of
+ *   prepared file (or a partly filled one) for, or one found at open. Such a segment, once it holds an
+ *   eighth of a segment of records (HANDOVER_SEGMENT_FRACTION; or HANDOVER_STEPS steps, if more), has
+ *   the next segment's file filled at once (not from half full), and the WAL rolls to that file as soon
+ *   as it is filled (handOverDue): the segment ends early, its rest never filled, and the commits leave
+ *   the in-file fill for good (128 B x 64 writers on a fresh log: ack p99 585 -> 453 us;
+ *   docs/decisions.md, "A new log's first segment hands over early"). Where the file system can write
+ *   pages back (the native addon's sync_file_range), every step writes its zeros in pieces of
  *   FILL_WRITEBACK_PIECE_BYTES, each written back before the next, so a commit beside it waits for
  *   one piece at most (128 B x 64 writers: ack p99 1,283 -> 765 us; one writer of 4 KiB 1.07x).
  * - The segment being written is extended one step at a time (writev of zeros + fdatasync) once fewer
@@ -149,7 +150,7 @@ export class SegmentPreparer {
   readonly #zeros: Uint8Array;
   /** One step, and a prepared file's first one (small, so a small log stays small): PREALLOC_STEP_BYTES, or a quarter of a small segment (whole pages). */
   readonly #stepBytes: number;
-  /** Records a segment filling in its own file holds before its next file is filled at once (HANDOVER_STEPS). */
+  /** Records a segment filling in its own file holds before its next file is filled at once (HANDOVER_STEPS, HANDOVER_SEGMENT_FRACTION). */
   readonly #handoverBytes: number;
   /** Where a step reads the hole it is about to fill (the bytes read are not used), made at the first step. */
   #scratch: Uint8Array | null = null;
@@ -189,10 +190,10 @@ export class SegmentPreparer {
    * Whether the segment being written should end now for the next one: it still fills in its own file
    * (a new log's first segment; one a roll found no prepared file, or a partly filled one, for; one found
    * at open), holds its hand-over bytes of records (HANDOVER_STEPS), and the next segment's file is ready
-   * and filled to its end. Where the fill is slower than the writer, segments are then ended wherever
+   * and filled to its end (or is a recycled file, full size). The WAL then rolls at its next append
+   * (Staging.endSegment). Where the fill is slower than the writer, segments are thus ended wherever
    * their next file is ready: the commits leave the fill beside them sooner, at the cost of a roll (a
-   * segment ended before 3/4 of its size is unlinked when freed, not recycled: retention.ts)
-   * (or is a recycled file, full size). The WAL then rolls at its next append (Staging.endSegment).
+   * segment ended before 3/4 of its size is unlinked when freed, not recycled: retention.ts).
    */
   handOverDue(): boolean {
     const cur = this.#current;
@@ -446,7 +447,7 @@ export class SegmentPreparer {
 
   /**
    * Once the segment being written (`cur`) is half full, the next segment's fresh file is filled to its
-   * end; sooner, from HANDOVER_STEPS steps of records, when `cur` still fills in its own file (it hands
+   * end; sooner, from its hand-over bytes of records, when `cur` still fills in its own file (it hands
    * over to that file once filled: handOverDue), preparing it first if that has not started.
    */
   #fillNext(cur: Filling): void {
