@@ -180,13 +180,20 @@ describe('commit worker', () => {
       // moment the one before is answered: polled, and each asks the worker to look for the next.
       await Promise.all(Array.from({ length: 16 }, (_, i) => w.commit(fd, file, [sharedBytes(String.fromCharCode(97 + i))], i, 'fdatasync', 'auto')));
       expect(fs.readFileSync(file).subarray(0, 16).toString()).toBe('abcdefghijklmnop');
-      expect([waits(), w.polledCount, w.pollsCutCount]).toEqual([1, 15, 0]);
-      // Each asked the worker to stay awake after answering it, and the worker found the next request
-      // (2..16) awake: each time on a quiet machine; under CPU contention a thread preempted past its
+      // On a quiet machine: 1 wait, 15 polled. Under load the main thread can be preempted for more than
+      // COMMIT_POLL_IDLE_MS_MAX between an answer and the next send, and that commit sleeps (one run with a
+      // disk writer and a CPU hog beside it: 13 polled, 3 waits): every commit is either polled or waited
+      // for, once, and most back-to-back ones are polled.
+      expect(w.pollsCutCount).toBe(0);
+      expect(waits() - w.earlyWakeupsCount).toBe(16 - w.polledCount);
+      expect(w.polledCount).toBeGreaterThanOrEqual(10);
+      expect(w.polledCount).toBeLessThanOrEqual(15);
+      // Each polled one asked the worker to stay awake after answering it, and the worker found the next
+      // request awake: each time on a quiet machine; under CPU contention a thread preempted past its
       // wait sleeps instead (with a 5 ms wait, 12 of 14 with two CPU hogs running, 2 of 14 with a disk
       // writer beside them: hence 30 ms here), never more than 14.
-      expect(w.spinAskedCount).toBe(15);
-      expect(w.pickedAwakeCount).toBeGreaterThanOrEqual(7);
+      expect(w.spinAskedCount).toBe(w.polledCount);
+      expect(w.pickedAwakeCount).toBeGreaterThanOrEqual(w.polledCount / 2);
       expect(w.pickedAwakeCount).toBeLessThanOrEqual(14);
       // After an idle gap longer than COMMIT_POLL_IDLE_MS_MAX (and than the worker's wait) the next
       // commit sleeps again, asks no spin.
