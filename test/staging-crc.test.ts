@@ -25,16 +25,23 @@ function flatten(pieces: Piece[]): { segmentFirstLsn: number; position: number; 
   return pieces.map((p) => ({ segmentFirstLsn: p.segmentFirstLsn, position: p.position, bytes: Buffer.concat(p.buffers) }));
 }
 
+/** The addon's fill, counting its calls (so a test knows how often staging called it). */
+function countingFill(): { counting: RecordCrcFill; calls: () => number } {
+  let n = 0;
+  const counting: RecordCrcFill = (...args) => {
+    n++;
+    return (fill as RecordCrcFill)(...args);
+  };
+  return { counting, calls: () => n };
+}
+
+function newStaging(seed: number, crcFill: RecordCrcFill | null): Staging {
+  return new Staging(SEGMENT_BYTES, CHUNK_BYTES, { segmentFirstLsn: 0, salt: 0, offset: 0, capacityBytes: 0 }, seededRandom(seed), crcFill);
+}
+
 /** Stages a seeded run of appends and freezes through `crcFill`; returns every batch as bytes. */
-function stage(seed: number, crcFill: RecordCrcFill | null, calls?: { n: number }): ReturnType<typeof flatten>[] {
-  const counted: RecordCrcFill | null =
-    crcFill === null
-      ? null
-      : (...args) => {
-          if (calls) calls.n++;
-          return crcFill(...args);
-        };
-  const staging = new Staging(SEGMENT_BYTES, CHUNK_BYTES, { segmentFirstLsn: 0, salt: 0, offset: 0, capacityBytes: 0 }, seededRandom(seed), counted);
+function stage(seed: number, crcFill: RecordCrcFill | null): ReturnType<typeof flatten>[] {
+  const staging = newStaging(seed, crcFill);
   const rnd = seededRandom(seed * 7 + 1);
   const batches: ReturnType<typeof flatten>[] = [];
   for (let lsn = 1; lsn <= 3000; lsn++) {
@@ -59,14 +66,14 @@ describe('staging with the addon storing CRCs', () => {
 
   it('hands the writer the same bytes as CRCs computed at append, for 6 seeds of mixed sizes, rolls and reused chunks', () => {
     for (let seed = 1; seed <= 6; seed++) {
-      const calls = { n: 0 };
-      const withFill = stage(seed, fill, calls);
+      const { counting, calls } = countingFill();
+      const withFill = stage(seed, counting);
       const plain = stage(seed, null);
       // Where each piece goes, then its bytes (compared as buffers: a deep compare of the bytes is slow).
       const places = (bs: typeof plain) => bs.map((b) => b.map((p) => [p.segmentFirstLsn, p.position, p.bytes.length]));
       expect(places(withFill)).toEqual(places(plain));
       withFill.forEach((batch, i) => batch.forEach((piece, j) => expect(piece.bytes.equals((plain[i] as typeof batch)[j]?.bytes as Buffer), `batch ${i} piece ${j}`).toBe(true)));
-      expect(calls.n).toBeGreaterThan(withFill.length); // one call per run: freezes, rolls and full chunks
+      expect(calls()).toBeGreaterThan(withFill.length); // one call per run: freezes, rolls and full chunks
       // And those bytes are records whose CRCs the decoder accepts (JavaScript's CRC, not the addon's).
       let lsn = 1;
       for (const batch of withFill) {
@@ -86,19 +93,15 @@ describe('staging with the addon storing CRCs', () => {
   });
 
   it('calls the addon only for runs holding a record whose CRC it stores (records over the limit get theirs at append)', () => {
-    let calls = 0;
-    const counted: RecordCrcFill = (...args) => {
-      calls++;
-      return (fill as RecordCrcFill)(...args);
-    };
-    const staging = new Staging(SEGMENT_BYTES, CHUNK_BYTES, { segmentFirstLsn: 0, salt: 0, offset: 0, capacityBytes: 0 }, seededRandom(3), counted);
+    const { counting, calls } = countingFill();
+    const staging = newStaging(3, counting);
     for (let lsn = 1; lsn <= 40; lsn++) staging.add(lsn, patternBytes(lsn, CRC_WALK_RECORD_BYTES_MAX));
     staging.release(staging.freeze());
-    expect(calls).toBe(0);
+    expect(calls()).toBe(0);
     staging.add(41, patternBytes(41, 10));
     staging.add(42, patternBytes(42, CRC_WALK_RECORD_BYTES_MAX));
     const pieces = staging.freeze();
-    expect(calls).toBe(1);
+    expect(calls()).toBe(1);
     const bytes = Buffer.concat((pieces[0] as Piece).buffers);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const first = decodeRecord(bytes, view, 0, bytes.length, 41, SALT_ANY);

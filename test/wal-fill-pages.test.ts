@@ -73,8 +73,8 @@ describe('zero-fill and the page cache', () => {
     const dataEnd = Math.max(...writes.filter((w) => !w.allZero).map((w) => w.position + w.lengthBytes));
     for (let i = 0; i < 64; i++) await commit(4); // 16 KiB commits
     await turns(20);
-    // Steps in the segment being written (the next segment's file, filled at once since this one holds
-    // HANDOVER_STEPS steps of records, is another file: its steps are not a lead of these commits).
+    // Steps in the segment being written (a next segment's file, filled at once once this one holds its
+    // hand-over bytes of records, is another file: its steps are not a lead of these commits).
     const stepWrites = writes.filter((w) => w.allZero && w.lengthBytes === FILL_EXTEND_BYTES && w.freshBytes > 0).slice(before).filter((w) => w.inCommittedFile);
     expect(stepWrites.length, 'steps start again after small commits').toBeGreaterThan(0);
     // The large commits earned no longer lead: 1 MiB of small commits takes a few steps, not a string of them to a 16 MiB lead.

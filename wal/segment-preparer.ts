@@ -197,7 +197,7 @@ export class SegmentPreparer {
    */
   handOverDue(): boolean {
     const cur = this.#current;
-    if (cur === null || cur.filledBytes >= this.#segmentSizeBytes || cur.writeEnd < this.#handoverBytes || this.#state !== 'ready') return false;
+    if (cur === null || !this.#handingOver(cur) || this.#state !== 'ready') return false;
     const next = this.#nextFill;
     return next === null || (next.filledBytes >= this.#segmentSizeBytes && next.step === null);
   }
@@ -451,12 +451,17 @@ export class SegmentPreparer {
    * over to that file once filled: handOverDue), preparing it first if that has not started.
    */
   #fillNext(cur: Filling): void {
-    const early = cur.filledBytes < this.#segmentSizeBytes && cur.writeEnd >= this.#handoverBytes;
+    const early = this.#handingOver(cur);
     if (cur.writeEnd * 2 < this.#segmentSizeBytes && !early) return;
     if (early) this.prepareAhead();
     const next = this.#nextFill;
     if (next === null || next.step !== null) return;
     this.#fillAhead(next, true);
+  }
+
+  /** `cur` still fills in its own file and holds its hand-over bytes of records: it hands over to its next file (filled at once). */
+  #handingOver(cur: Filling): boolean {
+    return cur.filledBytes < this.#segmentSizeBytes && cur.writeEnd >= this.#handoverBytes;
   }
 
   /** Opens a free file from the recycler as the next segment, or returns null when there is none. */
