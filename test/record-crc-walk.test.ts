@@ -14,18 +14,9 @@ import { SEGMENT_HEADER_BYTES } from '../wal/format.js';
 import { Wal } from '../wal/index.js';
 import { seededRandom } from '../core/random.js';
 import { patternBytes } from './helpers/payload.js';
+import { countCalls } from './helpers/counting.js';
 
 const walk = recordCrcWalker();
-
-/** The walk, counting its calls (so a test knows the code under test used it). */
-function countingWalk(): { counting: RecordCrcWalk; calls: () => number } {
-  let n = 0;
-  const counting: RecordCrcWalk = (...args) => {
-    n++;
-    return (walk as RecordCrcWalk)(...args);
-  };
-  return { counting, calls: () => n };
-}
 
 /** What `run` returns, or the code and message of what it threw. */
 async function settled(run: () => Promise<unknown>): Promise<unknown> {
@@ -201,7 +192,7 @@ describe('recovery with the walk decides as without it', () => {
   }
 
   it('on intact logs, calling the walk', async () => {
-    const { counting, calls } = countingWalk();
+    const { counting, calls } = countCalls(walk as RecordCrcWalk);
     for (const seed of [1, 2, 3]) {
       const { fs, names } = await log(seed);
       const plain = await outcome(fs, names, false, null);
@@ -212,7 +203,7 @@ describe('recovery with the walk decides as without it', () => {
   });
 
   it('does not call the walk for records it would stop at for their size (a log of large records)', async () => {
-    const { counting, calls } = countingWalk();
+    const { counting, calls } = countCalls(walk as RecordCrcWalk);
     const fs = new MemoryFileSystem();
     const wal = await Wal.open({ dir: DIR, fs, segmentSizeBytes: 64 * 1024, syncMode: 'inline' });
     for (let i = 0; i < 40; i++) wal.append(patternBytes(i, 3000));
@@ -259,7 +250,7 @@ describe('the WAL\'s reader with the walk reads as without it', () => {
   }
 
   it('on 80 logs, intact and damaged below the durable end, in chunks of 64 B to 1 MiB, from any LSN', async () => {
-    const { counting, calls } = countingWalk();
+    const { counting, calls } = countCalls(walk as RecordCrcWalk);
     for (let seed = 1; seed <= 80; seed++) {
       const fs = new MemoryFileSystem();
       const rnd = seededRandom(seed);

@@ -15,6 +15,7 @@ import { Staging, type Piece } from '../wal/staging.js';
 import { MemoryFileSystem } from '../fs/index.js';
 import { Wal } from '../wal/index.js';
 import { patternBytes } from './helpers/payload.js';
+import { countCalls } from './helpers/counting.js';
 
 const fill = recordCrcFiller();
 const SEGMENT_BYTES = 64 * 1024;
@@ -23,16 +24,6 @@ const CHUNK_BYTES = 16 * 1024;
 /** The bytes of each frozen batch: one Buffer per piece (its buffers concatenated), with where it goes. */
 function flatten(pieces: Piece[]): { segmentFirstLsn: number; position: number; bytes: Buffer }[] {
   return pieces.map((p) => ({ segmentFirstLsn: p.segmentFirstLsn, position: p.position, bytes: Buffer.concat(p.buffers) }));
-}
-
-/** The addon's fill, counting its calls (so a test knows how often staging called it). */
-function countingFill(): { counting: RecordCrcFill; calls: () => number } {
-  let n = 0;
-  const counting: RecordCrcFill = (...args) => {
-    n++;
-    return (fill as RecordCrcFill)(...args);
-  };
-  return { counting, calls: () => n };
 }
 
 function newStaging(seed: number, crcFill: RecordCrcFill | null): Staging {
@@ -66,7 +57,7 @@ describe('staging with the addon storing CRCs', () => {
 
   it('hands the writer the same bytes as CRCs computed at append, for 6 seeds of mixed sizes, rolls and reused chunks', () => {
     for (let seed = 1; seed <= 6; seed++) {
-      const { counting, calls } = countingFill();
+      const { counting, calls } = countCalls(fill as RecordCrcFill);
       const withFill = stage(seed, counting);
       const plain = stage(seed, null);
       // Where each piece goes, then its bytes (compared as buffers: a deep compare of the bytes is slow).
@@ -93,7 +84,7 @@ describe('staging with the addon storing CRCs', () => {
   });
 
   it('calls the addon only for runs holding a record whose CRC it stores (records over the limit get theirs at append)', () => {
-    const { counting, calls } = countingFill();
+    const { counting, calls } = countCalls(fill as RecordCrcFill);
     const staging = newStaging(3, counting);
     for (let lsn = 1; lsn <= 40; lsn++) staging.add(lsn, patternBytes(lsn, CRC_WALK_RECORD_BYTES_MAX));
     staging.release(staging.freeze());
