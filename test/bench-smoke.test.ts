@@ -8,9 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runClosedLoop } from '../bench/closed-loop.js';
 import { main } from '../cli/main.js';
 import type { CliIo } from '../cli/subcommand.js';
-import { cdf, LatencyRecorder, percentile, summarize } from '../bench/latency.js';
+import { cdf, LatencyRecorder, nowUs, percentile, summarize } from '../bench/latency.js';
 import { loadPeers, measurePeerRow } from '../bench/peer-runner.js';
 import type { Peer } from '../bench/peers/peer.js';
 import { profiles } from '../bench/profile.js';
@@ -300,6 +301,44 @@ describe('report building blocks', () => {
     expect(summarize(sorted)).toEqual({ count: 100, meanUs: 50.5, p50Us: 50, p90Us: 90, p99Us: 99, p999Us: 100, maxUs: 100 });
     expect(() => summarize(Float64Array.of(2, 1))).toThrow(/not sorted/);
     expect(cdf(sorted).at(-1)).toEqual([100, 1]);
+  });
+
+  it('the recorder keeps every sample across its chunks, and sorts them all', () => {
+    const recorder = new LatencyRecorder();
+    const n = 150_001; // over two chunks of 65,536
+    for (let i = n; i >= 1; i--) recorder.add(i);
+    expect(recorder.count).toBe(n);
+    const sorted = recorder.sorted();
+    expect(sorted.length).toBe(n);
+    expect(sorted[0]).toBe(1);
+    expect(sorted[65_536]).toBe(65_537);
+    expect(sorted[n - 1]).toBe(n);
+    recorder.add(0.5); // it goes on recording after sorted()
+    expect(recorder.sorted()[0]).toBe(0.5);
+  });
+
+  it('the closed loop reads the clock once per write, and still times each write from its call', async () => {
+    let reads = 0;
+    let writes = 0;
+    const result = await runClosedLoop({
+      writersCount: 4,
+      warmupMs: 20,
+      windowMs: 150,
+      clockUs: () => {
+        reads++;
+        return nowUs();
+      },
+      write: async () => {
+        writes++;
+        await new Promise((resolve) => setTimeout(resolve, 3));
+      },
+    });
+    expect(result.opsCount).toBeGreaterThan(20);
+    // Each write took >= 3 ms from its call (timers may fire late, never early).
+    expect(result.ackLatency.p50Us).toBeGreaterThanOrEqual(2_900);
+    expect(result.ackLatency.p50Us).toBeLessThan(100_000);
+    // One read per write and one per writer to start; two per write (call and acknowledgement) would be 2 x writes.
+    expect(reads).toBe(writes + 4);
   });
 
   it('tables pad columns and keep figures right-aligned', () => {
