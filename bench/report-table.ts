@@ -141,7 +141,8 @@ function walSection(report: BenchReport): string {
   return [
     heading('3. flushpoint WAL: closed-loop writers, append() + await waitDurable()'),
     'baselines, measured in slices right before and right after each row: raw ceiling (as in section 2) at',
-    'batch = writers, and device = 4 KiB overwrite + fdatasync ("vs device" for 1 writer only);',
+    'batch = writers, and device = 4 KiB overwrite + fdatasync ("vs device" for 1 writer only, against the',
+    'faster of device and raw @batch=1: both are the disk\'s write + fdatasync, and one slow slice misleads);',
     'ack ceiling = the same closed-loop harness on a store with no I/O (the event loop\'s limit)',
     '',
     throughput,

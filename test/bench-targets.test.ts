@@ -89,6 +89,16 @@ describe("the targets table holds the WAL to issue 12's thresholds", () => {
     expect(statusOf(r(900, 850), 'wal-1-writer-inline-vs-device-4096')).toBe('missed');
   });
 
+  it('1 writer: against the faster of the paired device overwrite and raw at batch 1 (one slow slice does not make the target)', () => {
+    const r = (deviceOps: number, raw: number) => report({ wal: [walRow(128, 1, { opsPerSec: 850, deviceOps, raw })] });
+    // A slow device slice (400/s) beside raw at batch 1 (1,000/s): 850 is 0.85x, not 2.1x.
+    expect(statusOf(r(400, 1000), 'wal-1-writer-vs-device-128')).toBe('missed');
+    expect(evaluateTargets(r(400, 1000)).find((t) => t.id === 'wal-1-writer-vs-device-128')?.baseline).toBe(1000);
+    // The other way round, the device is the baseline.
+    expect(statusOf(r(900, 400), 'wal-1-writer-vs-device-128')).toBe('met');
+    expect(statusOf(r(1000, 400), 'wal-1-writer-vs-device-128')).toBe('missed');
+  });
+
   it("1 writer with commitWait 'sleep' (opt-in, the least CPU) is reported, not judged: only the default row's line decides", () => {
     const r = (ops: number, sleepOps: number) =>
       report({ wal: [walRow(128, 1, { opsPerSec: ops, deviceOps: 1000 })], walSleep: [walRow(128, 1, { opsPerSec: sleepOps, deviceOps: 1000 })] });
