@@ -1,7 +1,8 @@
 /**
  * Latency samples and their summary. Samples are microseconds, kept in fixed Float64Array chunks so
- * that recording one allocates only once per 65,536 and never copies. Percentiles are nearest-rank on the sorted
- * samples: p99 is the smallest sample at or above which 1% of the samples lie, never an interpolation.
+ * that recording one allocates once per 65,536 samples and never copies. Percentiles are nearest-rank
+ * on the sorted samples: p99 is the smallest sample at or above which 1% of the samples lie, never an
+ * interpolation.
  */
 import { performance } from 'node:perf_hooks';
 
