@@ -50,12 +50,12 @@ export class PairedBaselines {
     this.#current = raw;
     this.#device.loop.reset();
     raw?.reset();
-    await this.#slice();
+    await this.#slice(true);
   }
 
   /** Ends the baselines of the measurement started by before(). */
   async after(): Promise<PairedBaseline> {
-    await this.#slice();
+    await this.#slice(false);
     const device = this.#device.loop.result();
     return {
       deviceOpsPerSec: device.opsPerSec,
@@ -70,8 +70,13 @@ export class PairedBaselines {
     this.#rawFile.close();
   }
 
-  async #slice(): Promise<void> {
+  /**
+   * One side's slice: the device and the raw ceiling, the device first before the measurement and last
+   * after it, so that neither always takes what the section or row before left on the disk.
+   */
+  async #slice(deviceFirst: boolean): Promise<void> {
+    if (!deviceFirst) await this.#current?.runFor(this.#sliceUs);
     await this.#device.loop.runFor(this.#sliceUs);
-    await this.#current?.runFor(this.#sliceUs);
+    if (deviceFirst) await this.#current?.runFor(this.#sliceUs);
   }
 }

@@ -120,6 +120,7 @@ function walSection(report: BenchReport): string {
       figureColumn('ack p50', (r) => formatUs(r.ackLatency.p50Us)),
       figureColumn('ack p99', (r) => formatUs(r.ackLatency.p99Us)),
       figureColumn('device ovw/s', (r) => formatRate(r.paired.deviceOpsPerSec)),
+      figureColumn('raw @batch=1', (r) => blankIfNaN(r.paired.rawRecordsPerSec, formatRate)),
       figureColumn('device p50', (r) => formatUs(r.paired.deviceP50Us)),
       figureColumn('vs device', (r) => blankIfNaN(r.ratioToDevice, formatRatio)),
       figureColumn('loop busy', (r) => blankIfNaN(r.loopUtilization, (v) => `${(v * 100).toFixed(0)}%`)),

@@ -18,7 +18,7 @@ import type { S3BenchResult } from './s3-backup.js';
 import type { WalMeasurement } from './wal-runner.js';
 
 /** 2: walPoll (commitWait 'poll' rows) became walSleep when the default became 'auto'. */
-export const reportSchemaVersion = 2;
+export const reportSchemaVersion = 3;
 
 /** One performance target: a figure, its baseline from the same run, and the ratio between them. */
 export interface TargetResult {
@@ -43,7 +43,9 @@ export interface RawCeilingRow extends RawCeilingResult {
 export interface WalRow extends WalMeasurement {
   /** opsPerSec / the paired raw ceiling at batch = writersCount. */
   ratioToRawCeiling: number;
-  /** opsPerSec / the paired device overwrite rate; only for 1 writer (NaN for other counts). */
+  /** The device's write + fdatasync/s a 1-writer row is judged against: oneWriterDeviceBaseline(paired); NaN for other counts. */
+  deviceBaselineOpsPerSec: number;
+  /** opsPerSec / deviceBaselineOpsPerSec; only for 1 writer (NaN for other counts). */
   ratioToDevice: number;
   /** ack p99 / the paired device overwrite p99. */
   p99RatioToDevice: number;
@@ -144,7 +146,8 @@ export function findWal<T extends WalMeasurement>(rows: readonly T[], recordSize
  * read 2.08x the device while raw at batch 1 ran 2.4x the device in the same slices.
  */
 export function oneWriterDeviceBaseline(paired: { deviceOpsPerSec: number; rawRecordsPerSec: number }): number {
-  return Number.isFinite(paired.rawRecordsPerSec) ? Math.max(paired.deviceOpsPerSec, paired.rawRecordsPerSec) : paired.deviceOpsPerSec;
+  const measured = [paired.deviceOpsPerSec, paired.rawRecordsPerSec].filter((v) => Number.isFinite(v));
+  return measured.length === 0 ? Number.NaN : Math.max(...measured);
 }
 
 export function assembleReport(parts: ReportParts, evaluate: (report: Omit<BenchReport, 'targets'>) => TargetResult[]): BenchReport {
@@ -155,6 +158,7 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
   const walRow = (row: WalMeasurement): WalRow => ({
     ...row,
     ratioToRawCeiling: ratioOf(row.opsPerSec, row.paired.rawRecordsPerSec),
+    deviceBaselineOpsPerSec: row.writersCount === 1 ? oneWriterDeviceBaseline(row.paired) : Number.NaN,
     ratioToDevice: row.writersCount === 1 ? ratioOf(row.opsPerSec, oneWriterDeviceBaseline(row.paired)) : Number.NaN,
     p99RatioToDevice: ratioOf(row.ackLatency.p99Us, row.paired.deviceP99Us),
     ratioToLoopCeiling: ratioOf(row.opsPerSec, row.loopCeilingOpsPerSec),

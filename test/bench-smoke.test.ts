@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runClosedLoop } from '../bench/closed-loop.js';
 import { main } from '../cli/main.js';
 import type { CliIo } from '../cli/subcommand.js';
-import { cdf, LatencyRecorder, nowUs, percentile, summarize } from '../bench/latency.js';
+import { cdf, LatencyRecorder, percentile, summarize } from '../bench/latency.js';
 import { loadPeers, measurePeerRow } from '../bench/peer-runner.js';
 import type { Peer } from '../bench/peers/peer.js';
 import { profiles } from '../bench/profile.js';
@@ -88,7 +88,7 @@ describe('flushpoint bench --tiny', () => {
     expect(out).toMatch(/^4 KiB write \+ fdatasync +ops\/s +p50 +p90 +p99 +p99\.9 +max +ops\/s vs overwrite$/m);
     expect(out).toMatch(/^record +writers +appends\/s +syncs\/rec +raw @batch=writers +vs raw +ack ceiling +vs ceiling +device ovw\/s +vs device$/m);
     expect(out).toMatch(/^record +writers +ack p50 +ack p90 +ack p99 +ack p99\.9 +ack max +device p99 +ack p99 vs device p99$/m);
-    expect(out).toMatch(/^record +writers +appends\/s +ack p50 +ack p99 +device ovw\/s +device p50 +vs device +loop busy$/m);
+    expect(out).toMatch(/^record +writers +appends\/s +ack p50 +ack p99 +device ovw\/s +raw @batch=1 +device p50 +vs device +loop busy$/m);
     expect(out).toMatch(/^record +writers +loop busy us\/rec +harness alone us\/rec +WAL us\/rec +loop busy$/m);
     expect(out).toMatch(/^WAL size +record +records +segments +Wal\.open +of it scan +MB\/s +raw read MB\/s +vs raw read$/m);
     expect(out).toMatch(/^peer +record +writers +durable ops\/s +ack p50 +ack p99 +flushpoint\/s +flushpoint\/peer$/m);
@@ -304,41 +304,45 @@ describe('report building blocks', () => {
   });
 
   it('the recorder keeps every sample across its chunks, and sorts them all', () => {
-    const recorder = new LatencyRecorder();
-    const n = 150_001; // over two chunks of 65,536
-    for (let i = n; i >= 1; i--) recorder.add(i);
-    expect(recorder.count).toBe(n);
-    const sorted = recorder.sorted();
-    expect(sorted.length).toBe(n);
-    expect(sorted[0]).toBe(1);
-    expect(sorted[65_536]).toBe(65_537);
-    expect(sorted[n - 1]).toBe(n);
-    recorder.add(0.5); // it goes on recording after sorted()
-    expect(recorder.sorted()[0]).toBe(0.5);
+    expect(new LatencyRecorder().sorted()).toEqual(new Float64Array(0));
+    for (const n of [1, 65_535, 65_536, 65_537, 150_001]) {
+      const recorder = new LatencyRecorder();
+      for (let i = n; i >= 1; i--) recorder.add(i);
+      expect(recorder.count).toBe(n);
+      const expected = Float64Array.from({ length: n }, (_, i) => i + 1);
+      expect(recorder.sorted()).toEqual(expected);
+      recorder.add(0.5); // it goes on recording after sorted()
+      expect(recorder.sorted()[0]).toBe(0.5);
+      expect(recorder.count).toBe(n + 1);
+    }
   });
 
-  it('the closed loop reads the clock once per write, and still times each write from its call', async () => {
+  it('the closed loop reads the clock once per write, and times each write from its own call', async () => {
+    // A fake clock that only the write moves: each write takes exactly 1,000 us of it.
+    let nowUsFake = 0;
     let reads = 0;
     let writes = 0;
     const result = await runClosedLoop({
-      writersCount: 4,
+      writersCount: 1,
       warmupMs: 20,
-      windowMs: 150,
+      windowMs: 100,
       clockUs: () => {
         reads++;
-        return nowUs();
+        return nowUsFake;
       },
       write: async () => {
         writes++;
-        await new Promise((resolve) => setTimeout(resolve, 3));
+        nowUsFake += 1_000;
+        await new Promise((resolve) => setImmediate(resolve)); // the loop's timers run between writes
       },
     });
-    expect(result.opsCount).toBeGreaterThan(20);
-    // Each write took >= 3 ms from its call (timers may fire late, never early).
-    expect(result.ackLatency.p50Us).toBeGreaterThanOrEqual(2_900);
-    expect(result.ackLatency.p50Us).toBeLessThan(100_000);
-    // One read per write and one per writer to start; two per write (call and acknowledgement) would be 2 x writes.
-    expect(reads).toBe(writes + 4);
+    expect(result.opsCount).toBeGreaterThan(10);
+    // Every sample is its own write's 1,000 us: not one measured from an earlier call.
+    expect(result.ackLatency.p50Us).toBe(1_000);
+    expect(result.ackLatency.maxUs).toBe(1_000);
+    expect(result.cdf[0]?.[0]).toBe(1_000);
+    // One read per write and one to start; two per write (call and acknowledgement) would be 2 x writes.
+    expect(reads).toBe(writes + 1);
   });
 
   it('tables pad columns and keep figures right-aligned', () => {

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { evaluateTargets, recoveryMbPerSecFloor } from '../bench/targets.js';
+import { oneWriterDeviceBaseline } from '../bench/report.js';
 
 interface RowFigures {
   opsPerSec: number;
@@ -97,6 +98,17 @@ describe("the targets table holds the WAL to issue 12's thresholds", () => {
     // The other way round, the device is the baseline.
     expect(statusOf(r(900, 400), 'wal-1-writer-vs-device-128')).toBe('met');
     expect(statusOf(r(1000, 400), 'wal-1-writer-vs-device-128')).toBe('missed');
+  });
+
+  it('the 1-writer baseline is the faster of the measured device figures, whichever is missing', () => {
+    expect(oneWriterDeviceBaseline({ deviceOpsPerSec: 400, rawRecordsPerSec: 1000 })).toBe(1000);
+    expect(oneWriterDeviceBaseline({ deviceOpsPerSec: 1000, rawRecordsPerSec: 400 })).toBe(1000);
+    expect(oneWriterDeviceBaseline({ deviceOpsPerSec: 700, rawRecordsPerSec: Number.NaN })).toBe(700);
+    expect(oneWriterDeviceBaseline({ deviceOpsPerSec: Number.NaN, rawRecordsPerSec: 900 })).toBe(900);
+    expect(oneWriterDeviceBaseline({ deviceOpsPerSec: Number.NaN, rawRecordsPerSec: Number.NaN })).toBeNaN();
+    // The opt-in inline row is judged against the same baseline.
+    const r = report({ wal: [walRow(128, 1, { opsPerSec: 950, deviceOps: 1000 })], walInline: [walRow(128, 1, { opsPerSec: 850, deviceOps: 400, raw: 1000 })] });
+    expect(statusOf(r, 'wal-1-writer-inline-vs-device-128')).toBe('missed');
   });
 
   it("1 writer with commitWait 'sleep' (opt-in, the least CPU) is reported, not judged: only the default row's line decides", () => {
