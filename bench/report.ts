@@ -155,14 +155,17 @@ export function assembleReport(parts: ReportParts, evaluate: (report: Omit<Bench
     const batch1RecordsPerSec = findRaw(parts.rawCeiling, row.recordSizeBytes, 1)?.recordsPerSec ?? Number.NaN;
     return { ...row, batch1RecordsPerSec, ratioToBatch1: ratioOf(row.recordsPerSec, batch1RecordsPerSec) };
   });
-  const walRow = (row: WalMeasurement): WalRow => ({
-    ...row,
-    ratioToRawCeiling: ratioOf(row.opsPerSec, row.paired.rawRecordsPerSec),
-    deviceBaselineOpsPerSec: row.writersCount === 1 ? oneWriterDeviceBaseline(row.paired) : Number.NaN,
-    ratioToDevice: row.writersCount === 1 ? ratioOf(row.opsPerSec, oneWriterDeviceBaseline(row.paired)) : Number.NaN,
-    p99RatioToDevice: ratioOf(row.ackLatency.p99Us, row.paired.deviceP99Us),
-    ratioToLoopCeiling: ratioOf(row.opsPerSec, row.loopCeilingOpsPerSec),
-  });
+  const walRow = (row: WalMeasurement): WalRow => {
+    const deviceBaselineOpsPerSec = row.writersCount === 1 ? oneWriterDeviceBaseline(row.paired) : Number.NaN;
+    return {
+      ...row,
+      ratioToRawCeiling: ratioOf(row.opsPerSec, row.paired.rawRecordsPerSec),
+      deviceBaselineOpsPerSec,
+      ratioToDevice: row.writersCount === 1 ? ratioOf(row.opsPerSec, deviceBaselineOpsPerSec) : Number.NaN,
+      p99RatioToDevice: ratioOf(row.ackLatency.p99Us, row.paired.deviceP99Us),
+      ratioToLoopCeiling: ratioOf(row.opsPerSec, row.loopCeilingOpsPerSec),
+    };
+  };
   const wal: WalRow[] = parts.wal.map(walRow);
   const walInline: WalRow[] = parts.walInline.map(walRow);
   const walSleep: WalRow[] = parts.walSleep.map(walRow);

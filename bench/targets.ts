@@ -15,10 +15,11 @@ export const recoveryMbPerSecFloor = 500;
 /**
  * Issue 12's WAL targets, per record size: its text is the judge. 1 writer >= 0.9x the device's write +
  * fdatasync, taken as the faster of the row's paired 4 KiB overwrite and raw ceiling at batch 1
- * (oneWriterDeviceBaseline: one slow slice of either does not decide the target; the syncMode 'inline' row beside it, reported and judged on its own: the issue asks for an
- * opt-in that blocks the loop to be measured and reported beside the default); 64 writers >= 0.8x raw at
- * batch 64 (4 KiB: >= 0.6x), >= 2.5x lmdb, >= 1.5x batched better-sqlite3; 1,024 writers >= 0.5x raw at
- * batch 1,024; ack p99 <= 2x the device's p99 at 64 writers, <= 5x at 256 and 1,024.
+ * (oneWriterDeviceBaseline: one slow slice of either does not decide the target); the syncMode 'inline'
+ * row beside it is reported and judged on its own (the issue asks for an opt-in that blocks the loop to
+ * be measured and reported beside the default); 64 writers >= 0.8x raw at batch 64 (4 KiB: >= 0.6x),
+ * >= 2.5x lmdb, >= 1.5x batched better-sqlite3; 1,024 writers >= 0.5x raw at batch 1,024; ack p99 <= 2x
+ * the device's p99 at 64 writers, <= 5x at 256 and 1,024.
  */
 export const WAL_TARGETS = {
   oneWriterVsDevice: 0.9,
