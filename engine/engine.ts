@@ -66,6 +66,11 @@ export interface EngineStats {
   lastCheckpoint: CheckpointResult | null;
   /** The last automatic checkpoint's failure, if it failed (the next one retries). */
   checkpointError: string | null;
+  /**
+   * Why the WAL refuses to drop the segments checkpoints cover, if it does (a segment could not be freed):
+   * checkpoints still succeed, but the log grows until the engine is closed and opened again.
+   */
+  walTruncationError: string | null;
   /** What the last open found and did. */
   recovery: EngineRecovery;
   /** The index's value slabs since open (engine/value-slabs.ts). */
@@ -238,6 +243,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   #checkpointsWritten = 0;
   #lastCheckpoint: CheckpointResult | null = null;
   #checkpointError: string | null = null;
+  #walTruncationError: string | null = null;
   #recovery: EngineRecovery = { checkpointLsn: 0, damagedCheckpoints: [], recordsReplayed: 0, durationMs: 0 };
 
   constructor(location: string, options: EngineOptions = {}) {
@@ -441,6 +447,24 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#o.logger?.info({ location, ...this.#recovery }, 'engine opened');
   }
 
+  /**
+   * Closes as abstract-level does, with one difference when closing fails (the WAL failed, or its final
+   * sync, the backup's close or the WAL's close did): _close has released the WAL, its lock and the sink
+   * all the same, so the engine is closed, and the status says so ('closed', and open() reopens), where
+   * abstract-level alone would leave it 'open' with nothing open behind it. The failure itself rejects the
+   * call (the FlushpointError, not abstract-level's LEVEL_DATABASE_NOT_CLOSED wrapping it): writes made
+   * with sync: false may not be durable then.
+   */
+  override async close(): Promise<void> {
+    try {
+      await super.close();
+    } catch (err) {
+      if (this.status !== 'open' || this.#wal !== null || (err as { code?: unknown })?.code !== 'LEVEL_DATABASE_NOT_CLOSED') throw err;
+      await super.close(); // _close returns at once: nothing is left to release
+      throw (err as Error).cause ?? err;
+    }
+  }
+
   /** @internal abstract-level's implementation hook. */
   async _close(): Promise<void> {
     const wal = this.#wal;
@@ -587,9 +611,15 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       () => {
         if (this.#wal !== wal) return; // closed meanwhile
         this.#durableWaitLsn = 0;
-        this.#advance();
-        const head = this.#pending[this.#pendingHead];
-        if (head) this.#waitDurable(wal, head.lsn);
+        try {
+          this.#advance();
+          const head = this.#pending[this.#pendingHead];
+          if (head && !this.#failure) this.#waitDurable(wal, head.lsn);
+        } catch (err) {
+          // Nothing here may throw; if it did, no wait would be armed again and every later write would
+          // hang: the engine fails instead, with the error.
+          this.#fail(err);
+        }
       },
       (err: unknown) => {
         if (this.#wal === wal) this.#fail(err);
@@ -644,7 +674,18 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     while (head < pending.length) {
       const w = pending[head] as PendingWrite;
       if (w.durable && w.lsn > durableLsn) break;
-      if (w.lsn !== this.#visibleLsn + (head - first) + 1) assert(false, `writes become visible in LSN order: ${w.lsn} after ${this.#visibleLsn + (head - first)}`);
+      const expected = this.#visibleLsn + (head - first) + 1;
+      if (w.lsn !== expected) {
+        // Records the engine did not write (appended through db.wal): its state no longer follows its log.
+        this.#fail(
+          new FlushpointError(
+            ErrorCode.ENGINE_CORRUPT,
+            `the WAL in ${wal.dir} holds LSN ${expected}${w.lsn - 1 > expected ? `-${w.lsn - 1}` : ''}, not written by the engine at ${this.location} (an append through db.wal?): the engine refuses writes until reopened, and reopening fails on that record`,
+            { lsn: expected, file: wal.dir },
+          ),
+        );
+        return;
+      }
       head++;
     }
     if (head === first) return;
@@ -912,7 +953,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     // Keep the WAL back to the older kept checkpoint: it is the fallback if the newest is damaged. With
     // one checkpoint only (the first), the fallback is the WAL from its start: nothing is dropped.
     const oldest = this.#checkpoints[0] as { lsn: number };
-    if (this.#checkpoints.length >= CHECKPOINTS_KEPT_COUNT && this.#wal === wal && wal.status === 'open') await wal.truncateBefore(oldest.lsn + 1);
+    if (this.#checkpoints.length >= CHECKPOINTS_KEPT_COUNT && this.#wal === wal && wal.status === 'open') await this.#truncateWal(wal, oldest.lsn + 1);
     const result = { lsn, bytes: written.bytes, durationMs: performance.now() - started };
     this.#checkpointsWritten++;
     this.#checkpointBytesPerKey = bytesPerKey(result.bytes, snapshot.size);
@@ -920,6 +961,25 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     this.#o.logger?.info({ location, ...result }, 'engine checkpoint');
     await scan.finish();
     return result;
+  }
+
+  /**
+   * Drops the WAL's segments below `lsn` after a checkpoint was published. A failure here does not fail
+   * the checkpoint (it is durable and will be loaded): the WAL refuses truncation from then until it is
+   * reopened (wal/retention.ts: freeing a later segment could leave a gap on disk), so the log grows until
+   * the engine is closed and opened again. Said once in the log at error level, and in stats() as
+   * walTruncationError (cleared by a truncation that succeeds).
+   */
+  async #truncateWal(wal: Wal, lsn: number): Promise<void> {
+    try {
+      await wal.truncateBefore(lsn);
+      this.#walTruncationError = null;
+    } catch (err) {
+      if (this.#wal !== wal || wal.status !== 'open') return; // closing or failed: close reports it
+      const message = (err as Error)?.message ?? String(err);
+      if (this.#walTruncationError === null) this.#o.logger?.error({ err, location: this.location }, 'WAL truncation after a checkpoint failed; the log grows until the engine is reopened');
+      this.#walTruncationError = message;
+    }
   }
 
   /** Calls `visit` with the key and value of every put not visible yet whose value the index owns already (not a held one's). */
@@ -1059,7 +1119,11 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   // ---- introspection ----
 
-  /** The WAL under <location>/wal (null unless open): for the admin endpoint, drain and tests. */
+  /**
+   * The WAL under <location>/wal (null unless open): for its state, stats, reads and holds (the admin
+   * endpoint, drain, tests). Never append or truncate through it: a record the engine did not write fails
+   * the engine (ENGINE_CORRUPT), and the engine truncates the log itself after each checkpoint.
+   */
   get wal(): Wal | null {
     return this.#wal;
   }
@@ -1098,7 +1162,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   /** The engine's part of GET /metrics. */
   #metricsStats(): EngineMetricsStats {
-    return { keys: this.#tree.size, checkpointsWritten: this.#checkpointsWritten, valueSlabs: this.#values.stats() };
+    return { keys: this.#tree.size, checkpointsWritten: this.#checkpointsWritten, walTruncationFailed: this.#walTruncationError !== null, valueSlabs: this.#values.stats() };
   }
 
   stats(): EngineStats {
@@ -1110,6 +1174,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       checkpointsWritten: this.#checkpointsWritten,
       lastCheckpoint: this.#lastCheckpoint,
       checkpointError: this.#checkpointError,
+      walTruncationError: this.#walTruncationError,
       recovery: this.#recovery,
       valueSlabs: this.#values.stats(),
       writesAppliedAhead: this.#writesAppliedAhead,

@@ -50,6 +50,8 @@ export interface MetricsSources {
 export interface EngineMetricsStats {
   keys: number;
   checkpointsWritten: number;
+  /** The WAL refuses truncation after a checkpoint (stats().walTruncationError): the log grows until reopen. */
+  walTruncationFailed: boolean;
   valueSlabs: ValueSlabStats;
 }
 
@@ -149,6 +151,7 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
   if (engine) {
     gaugeFrom('flushpoint_engine_keys', 'Keys the engine holds (visible state)', () => engine().keys);
     counterFrom('flushpoint_engine_checkpoints_total', 'Checkpoints written by this engine (its reopens included)', () => engine().checkpointsWritten);
+    gaugeFrom('flushpoint_engine_wal_truncation_failed', '1 when the WAL refuses to drop the segments checkpoints cover (a segment could not be freed): the log grows until the engine is reopened; else 0', () => (engine().walTruncationFailed ? 1 : 0));
     counterFrom('flushpoint_engine_value_slabs_total', 'Value slabs made since open (engine/value-slabs.ts)', () => engine().valueSlabs.slabs);
     counterFrom('flushpoint_engine_value_slabs_untouched_total', 'Full-size value slabs filled without their pages mapped ahead', () => engine().valueSlabs.slabsUntouched);
     counterFrom('flushpoint_engine_values_relocated_total', 'Values copied out of value slabs less than half live', () => engine().valueSlabs.valuesRelocated);

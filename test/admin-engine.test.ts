@@ -76,6 +76,7 @@ describe('Engine admin', () => {
     const e = await request(socketPath, 'GET', '/metrics');
     expect(e.text).toMatch(/^flushpoint_engine_keys 2$/m);
     expect(e.text).toMatch(/^flushpoint_engine_checkpoints_total 1$/m);
+    expect(e.text).toMatch(/^flushpoint_engine_wal_truncation_failed 0$/m);
     expect(e.text).toMatch(/^flushpoint_engine_value_slabs_total 1$/m);
     expect(e.text).toMatch(/^flushpoint_engine_values_relocated_total 0$/m);
     expect(e.text).toMatch(/^flushpoint_engine_value_slab_scans_total 1$/m); // the checkpoint's
