@@ -448,14 +448,23 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   }
 
   /**
-   * Closes as abstract-level does, with one difference when closing fails (the WAL failed, or its final
-   * sync, the backup's close or the WAL's close did): _close has released the WAL, its lock and the sink
-   * all the same, so the engine is closed, and the status says so ('closed', and open() reopens), where
-   * abstract-level alone would leave it 'open' with nothing open behind it. The failure itself rejects the
-   * call (the FlushpointError, not abstract-level's LEVEL_DATABASE_NOT_CLOSED wrapping it): writes made
-   * with sync: false may not be durable then.
+   * Closes as abstract-level does, with one difference once the engine or its WAL has failed (a write,
+   * a sync, a foreign record; with only sync: false writes the engine learns it here): _close releases the WAL, its lock and the sink all the same and
+   * then reports the failure, so the engine is closed, and the status says so ('closed', and open()
+   * reopens), where abstract-level alone would leave it 'open' with nothing open behind it. The failure
+   * itself rejects the call (the FlushpointError, not abstract-level's LEVEL_DATABASE_NOT_CLOSED wrapping
+   * it): writes made with sync: false may not be durable. A failure met first by close itself (its final
+   * sync, the sink's or the WAL's close) gets abstract-level's answer (LEVEL_DATABASE_NOT_CLOSED, the
+   * status 'open', writes refused with the failure); a second close() then ends 'closed'. A healthy
+   * engine's close() is abstract-level's own call, untouched: its suite checks the order of its events
+   * and status changes to the microtask.
    */
-  override async close(): Promise<void> {
+  override close(): Promise<void> {
+    if (this.#failure === null && this.#wal?.status !== 'failed') return super.close();
+    return this.#closeFailed();
+  }
+
+  async #closeFailed(): Promise<void> {
     try {
       await super.close();
     } catch (err) {
@@ -506,8 +515,9 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
    */
   #write(key: string, value: Buffer | undefined, ops: Op[] | null, options: { sync?: boolean }): Promise<void> {
     const wal = this.#wal;
-    if (!wal) return Promise.reject(notOpen(this.location));
+    // The failure first: after a close that failed (the status still 'open') it says why.
     if (this.#failure) return Promise.reject(this.#failure);
+    if (!wal) return Promise.reject(notOpen(this.location));
     if (this.#admin?.draining) return Promise.reject(this.#admin.drainingError(this.location));
     let lsn: number;
     try {

@@ -69,7 +69,30 @@ describe('engine failures (review of 2026-12-05)', () => {
     await db.put('a', '1');
     fs.inject({ op: 'datasync', path: `${LOCATION}/wal/`, error: 'EIO', times: Number.POSITIVE_INFINITY });
     await db.put('b', '2', { sync: false });
+    await new Promise((resolve) => setTimeout(resolve, 20)); // its commit fails meanwhile; nobody waits for it
+    expect(db.wal?.status).toBe('failed');
     await expect(db.close()).rejects.toMatchObject({ code: 'WAL_FAILED' });
+    expect(db.status).toBe('closed');
+  });
+
+  it('a failure met first by close itself (its final sync) gets abstract-level\'s answer; writes are refused and a second close() closes', async () => {
+    const fs = new FaultFileSystem(new MemoryFileSystem());
+    const db = new Engine<string, string>(LOCATION, { fs, valueEncoding: 'utf8' });
+    await db.open();
+    await db.put('a', '1');
+    // Held open so the write is still in staging at close: its commit is the final sync.
+    let release = (): void => {};
+    fs.inject({ op: 'datasync', path: `${LOCATION}/wal/`, hold: new Promise<void>((r) => (release = r)) });
+    const pending = db.put('b', '2', { sync: false });
+    fs.inject({ op: 'datasync', path: `${LOCATION}/wal/`, error: 'EIO', times: Number.POSITIVE_INFINITY });
+    const closing = db.close();
+    release();
+    await pending;
+    await expect(closing).rejects.toMatchObject({ code: 'LEVEL_DATABASE_NOT_CLOSED', cause: { code: 'WAL_FAILED' } });
+    expect(db.status).toBe('open');
+    expect(db.wal).toBeNull();
+    await expect(db.put('c', '3')).rejects.toMatchObject({ code: 'WAL_FAILED' });
+    await db.close();
     expect(db.status).toBe('closed');
   });
 
