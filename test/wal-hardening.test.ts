@@ -505,6 +505,7 @@ describe('slow commits (issue 9 logging)', () => {
     // The commit's sync waits 5 ms: at least the 1 ms threshold, whatever the machine's load.
     fault.inject({ op: 'datasync', path: tempPathPattern(), delayMs: 5 });
     await wal.appendDurable(new Uint8Array(10));
+    await new Promise((resolve) => process.nextTick(resolve)); // observers run in the tick after the commit
     const slow = warns.filter((w) => w.msg === 'slow WAL commit');
     expect(slow).toHaveLength(1);
     expect(slow[0]?.obj.durationMs as number).toBeGreaterThanOrEqual(1);

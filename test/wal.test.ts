@@ -218,6 +218,31 @@ describe('Wal API', () => {
     await wal.close();
   });
 
+  it('retention: a hold below the first LSN (gone, or being deleted by a running truncation) is refused with WAL_TRUNCATED, holding nothing', async () => {
+    const fs = new FaultFileSystem(new MemoryFileSystem());
+    const wal = await Wal.open({ dir: '/h', fs, segmentSizeBytes: 1024 });
+    for (let i = 1; i <= 200; i++) wal.append(payloadFor(i, 40));
+    await wal.sync();
+    await wal.truncateBefore(100);
+    const first = wal.firstLsn;
+    expect(first).toBeGreaterThan(1);
+    expect(() => wal.hold('reader', first - 1)).toThrow(expect.objectContaining({ code: 'WAL_TRUNCATED', lsn: first - 1 }));
+    expect(wal.stats().holds).toEqual({});
+    wal.hold('reader', first); // the first LSN itself is still there
+    expect(wal.stats().holds).toEqual({ reader: first });
+    wal.release('reader');
+    // While a truncation frees the first segment (its unlink held open), that segment's LSNs are going.
+    let release = (): void => {};
+    fs.inject({ op: ['unlink', 'rename'], path: '/h/', hold: new Promise<void>((r) => (release = r)) });
+    const running = wal.truncateBefore(150);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(() => wal.hold('late', first)).toThrow(expect.objectContaining({ code: 'WAL_TRUNCATED' }));
+    release();
+    await running;
+    expect(wal.firstLsn).toBeGreaterThan(first);
+    await wal.close();
+  });
+
   it('retention: truncateBefore drops whole segments below min(lsn, holds), never the last, and read still works', async () => {
     const fs = new MemoryFileSystem();
     const wal = await Wal.open({ dir: '/r', fs, segmentSizeBytes: 1024 });

@@ -503,9 +503,14 @@ export class FlushScheduler {
     // Listeners (the WAL's 'durable' event) run once this flush's bookkeeping is done: one that appends
     // may start the next flush from inside this call (request(lastLsn), pipelined), and that flush must
     // find no group, joiner or waiter of this one left to take. One that throws still leaves the next
-    // flush started or requested (its error goes on to the caller).
+    // flush started or requested; its error is thrown from the next tick, an uncaught exception (as from
+    // any emitter that emits from I/O), not a rejection of a promise nobody holds.
     try {
       this.#onFlushed?.(result);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
     } finally {
       this.#afterCompletion();
     }

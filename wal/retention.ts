@@ -55,6 +55,12 @@ export class Retention {
   hold(name: string, lsn: number): void {
     if (typeof name !== 'string' || name.length === 0) throw new TypeError('hold name must be a non-empty string');
     checkLsnArgument(lsn, 'lsn');
+    // Below the first segment the records are gone, or going: a truncation that runs has taken its
+    // segment off the list before freeing it. Accepting the hold would tell the caller they are kept.
+    const first = this.#segments[0]?.firstLsn;
+    if (first !== undefined && lsn < first) {
+      throw new FlushpointError(ErrorCode.WAL_TRUNCATED, `cannot hold LSN ${lsn} of ${this.#dir} under '${name}': the log starts at LSN ${first} (the segments below it were deleted)`, { lsn });
+    }
     this.#holds.set(name, lsn);
   }
 

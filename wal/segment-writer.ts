@@ -241,8 +241,13 @@ export class SegmentWriter {
     this.#committedBytes += bytes;
     if (durationMs >= this.#o.fsyncLatencyMsWarn) {
       this.#slowCommits++;
-      this.#o.logger?.warn({ file, durationMs, bytes }, 'slow WAL commit');
-      this.#o.onSlowCommit({ durationMs, bytes, file });
+      // Observers run after the commit, outside its promise: a 'slowSync' listener (or a logger) that
+      // throws must not fail a commit that succeeded (the WAL would refuse writes until reopened). Its
+      // error is thrown from the tick, an uncaught exception, as from any emitter that emits from I/O.
+      process.nextTick(() => {
+        this.#o.logger?.warn({ file, durationMs, bytes }, 'slow WAL commit');
+        this.#o.onSlowCommit({ durationMs, bytes, file });
+      });
     }
   }
 

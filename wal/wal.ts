@@ -363,7 +363,11 @@ export class Wal extends EventEmitter<WalEvents> {
     };
   }
 
-  /** Retention: nothing at or above a held LSN is deleted by truncateBefore. */
+  /**
+   * Retention: keeps every record at or above `lsn` (truncateBefore never deletes them) until
+   * release(name); a second hold under the same name replaces the first. WAL_TRUNCATED when `lsn` is below firstLsn: those
+   * records are gone already (or being deleted by a truncation that runs), and nothing is held.
+   */
   hold(name: string, lsn: number): void {
     this.#retention.hold(name, lsn);
   }
