@@ -44,6 +44,9 @@ export type RecordCrcWalk = (buf: Uint8Array, start: number, end: number, record
  */
 export type RecordCrcFill = (buf: Uint8Array, start: number, end: number, recordBytesMax: number) => number;
 
+/** How the addon computes its CRCs: carry-less multiplication (PCLMULQDQ) or a table (fs/native/record-crc.c). */
+export type RecordCrcMethod = 'clmul' | 'table';
+
 /** The addon's adjustExternalMemory: (deltaBytes) -> the new total (napi_adjust_external_memory). */
 export type AdjustExternalMemory = (deltaBytes: number) => number;
 
@@ -53,6 +56,7 @@ interface Loaded {
   touch: TouchCall | null;
   crcWalk: RecordCrcWalk | null;
   crcFill: RecordCrcFill | null;
+  crcMethod: RecordCrcMethod | null;
   adjustExternal: AdjustExternalMemory | null;
   status: PageCacheDropStatus;
 }
@@ -61,7 +65,7 @@ let loaded: Loaded | null = null;
 
 /** The addon is not there, for `reason`: every call does nothing (or is null). */
 function unavailable(reason: string): Loaded {
-  return { drop: null, writeBack: null, touch: null, crcWalk: null, crcFill: null, adjustExternal: null, status: { available: false, reason } };
+  return { drop: null, writeBack: null, touch: null, crcWalk: null, crcFill: null, crcMethod: null, adjustExternal: null, status: { available: false, reason } };
 }
 
 function load(): Loaded {
@@ -85,6 +89,7 @@ function load(): Loaded {
       touchPages?: TouchCall;
       recordCrcWalk?: RecordCrcWalk;
       recordCrcFill?: RecordCrcFill;
+      recordCrcMethod?: () => RecordCrcMethod;
       adjustExternalMemory?: AdjustExternalMemory;
     };
     // An addon built before the later calls existed (a stale build/) still drops cache.
@@ -94,6 +99,8 @@ function load(): Loaded {
       touch: addon.touchPages ?? null,
       crcWalk: addon.recordCrcWalk ?? null,
       crcFill: addon.recordCrcFill ?? null,
+      // An addon built before recordCrcMethod existed computes by table.
+      crcMethod: addon.recordCrcWalk === undefined ? null : (addon.recordCrcMethod?.() ?? 'table'),
       adjustExternal: addon.adjustExternalMemory ?? null,
       status: { available: true, reason: null },
     };
@@ -168,6 +175,11 @@ export function recordCrcWalker(): RecordCrcWalk | null {
 /** The addon's recordCrcFill, or null where the addon (or that call) is not there: the WAL computes every CRC in JavaScript then. */
 export function recordCrcFiller(): RecordCrcFill | null {
   return load().crcFill;
+}
+
+/** How the addon's CRC calls compute (null where they are not there). */
+export function recordCrcMethod(): RecordCrcMethod | null {
+  return load().crcMethod;
 }
 
 /** One call of the addon (null: not available, nothing to do), its arguments checked first. */

@@ -78,14 +78,23 @@ export const READ_CHUNK_BYTES = 1024 * 1024;
 export const READ_CHUNK_BYTES_MIN = 64;
 
 /**
- * Largest record (framed) whose CRC the addon's walk checks (fs/native/record-crc.c), in bytes: its CRC
- * (slicing by 16, in C) runs at ~3.5 GB/s whatever the size, 3x JavaScript's on 152 B records; zlib.crc32
- * (what decodeRecord uses from 448 B) overtakes it around 2-4 KiB (docs/decisions.md, "Recovery's CRCs in
- * the addon"). Larger records are checked one by one in JavaScript. The same bound for appends: staging
+ * Largest record (framed) whose CRC the addon's walk checks (fs/native/record-crc.c), in bytes, where the
+ * addon computes by table (recordCrcMethod 'table': no PCLMULQDQ, or not x86-64): its CRC (slicing by 16,
+ * in C) runs at ~3.5 GB/s whatever the size, 3x JavaScript's on 152 B records; zlib.crc32 (what
+ * decodeRecord uses from 448 B) overtakes it around 2-4 KiB (docs/decisions.md, "Recovery's CRCs in the
+ * addon"). Larger records are checked one by one in JavaScript. The same bound for appends: staging
  * leaves the CRCs of records up to this size to the addon's recordCrcFill, one call per run of records
- * (wal/staging.ts), and computes larger records' CRCs at append.
+ * (wal/staging.ts), and computes larger records' CRCs at append. Where the addon multiplies carry-less,
+ * it is faster than zlib.crc32 at every size and takes every record (wal/crc-walk.ts crcAddonRecordBytesMax).
  */
 export const CRC_WALK_RECORD_BYTES_MAX = 2048;
+/**
+ * Staged bytes after which the WAL's staging stores the CRCs of the records appended since it last did
+ * (wal/staging.ts), in bytes: one addon call per step while records come, so a freeze (the way from one
+ * commit to the next) stores only the last step's. 32 KiB: ~200 records of 128 B per call (the call's
+ * own cost, ~0.1 us, spread thin), 8 of 4 KiB (~2.4 us of CRC by carry-less multiplication).
+ */
+export const CRC_FILL_STEP_BYTES = 32 * 1024;
 /**
  * Most bytes one walk covers in a read (wal/reader.ts), a count: a read may want one record of a 1 MiB
  * chunk (wal.read of an LSN), and a walk checks every record up to its end.

@@ -7,12 +7,13 @@
  * A flush freezes everything staged so far as a list of pieces, one per segment touched, each a run of
  * buffers to write at one position. Appends made after a freeze start the next batch.
  *
- * Each record's CRC-32 is stored when its run of bytes is closed (#closeRun: at a freeze, a roll or a
- * full chunk), by one call of the addon for the whole run (fs/native/record-crc.c recordCrcFill), not
- * one JavaScript CRC per record at append: that CRC was the largest part of the event loop's work per
- * record (docs/decisions.md, "Appends' CRCs in the addon"). Records larger than CRC_WALK_RECORD_BYTES_MAX,
- * and every record where the addon is not there, get theirs at append as before. Nothing reads a run
- * before it is closed.
+ * Each record's CRC-32 is stored by the addon (fs/native/record-crc.c recordCrcFill), one call for
+ * every CRC_FILL_STEP_BYTES of records appended and one for the rest when their run of bytes is closed
+ * (#closeRun: at a freeze, a roll or a full chunk), not one JavaScript CRC per record at append: that CRC was the largest part of the event loop's work per
+ * record (docs/decisions.md, "Appends' CRCs in the addon"). Records larger than the fill's bound (the WAL
+ * passes wal/crc-walk.ts crcAddonRecordBytesMax: every record where the addon multiplies carry-less,
+ * CRC_WALK_RECORD_BYTES_MAX where it walks a table), and every record where the addon is not there, get
+ * theirs at append. Nothing reads a run before it is closed.
  *
  * Chunks are recycled once every piece that points into them has been written (release()): fresh
  * memory costs a page fault per 4 KiB on first touch, which was ~20% of the main thread with 4 KiB
@@ -22,7 +23,7 @@ import { assert } from '../core/errors.js';
 import type { Random } from '../core/random.js';
 import { SEGMENT_HEADER_BYTES, drawSegmentSalt, encodeSegmentHeader } from './format.js';
 import { encodeRecord, recordBytes } from '../record/format.js';
-import { CRC_WALK_RECORD_BYTES_MAX, STAGING_CHUNKS_POOLED_COUNT_MAX, STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
+import { CRC_FILL_STEP_BYTES, CRC_WALK_RECORD_BYTES_MAX, STAGING_CHUNKS_POOLED_COUNT_MAX, STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
 import type { RecordCrcFill } from '../fs/page-cache.js';
 
 /** A chunk of shared memory records are encoded into. */
@@ -73,13 +74,17 @@ export class Staging {
   #chunkUsed = 0;
   /** Start of the not-yet-frozen part of the current chunk. */
   #runStart = 0;
-  /** Records of that run whose CRC is still to be stored (0: the run needs no call of the addon). */
+  /** Where in the current chunk the records whose CRC is still to be stored begin (a record boundary, >= #runStart). */
+  #crcFrom = 0;
+  /** Records from #crcFrom whose CRC is still to be stored (0: no call of the addon is due). */
   #runCrcsDue = 0;
 
   /** Draws each new segment's salt. */
   readonly #random: Random;
   /** The addon's call that stores a run's CRCs, or null: each record's CRC is computed at append. */
   readonly #crcFill: RecordCrcFill | null;
+  /** Records up to this size (framed) get their CRC from #crcFill; larger ones at append. */
+  readonly #crcFillRecordBytesMax: number;
   #segmentFirstLsn: number;
   #salt: number;
   #offset: number;
@@ -90,13 +95,14 @@ export class Staging {
   #pendingRecords = 0;
   #pendingBytes = 0;
 
-  constructor(segmentSizeBytes: number, chunkBytes: number, tail: StagingState, random: Random, crcFill: RecordCrcFill | null) {
+  constructor(segmentSizeBytes: number, chunkBytes: number, tail: StagingState, random: Random, crcFill: RecordCrcFill | null, crcFillRecordBytesMax = CRC_WALK_RECORD_BYTES_MAX) {
     assert(tail.salt >>> 0 === tail.salt, 'tail segment salt is a u32');
     this.#segmentSizeBytes = segmentSizeBytes;
     this.#chunkBytes = chunkBytes;
     this.#chunk = this.#newChunk(chunkBytes);
     this.#random = random;
     this.#crcFill = crcFill;
+    this.#crcFillRecordBytesMax = crcFillRecordBytesMax;
     this.#segmentFirstLsn = tail.segmentFirstLsn;
     this.#salt = tail.salt;
     this.#offset = tail.offset;
@@ -144,12 +150,18 @@ export class Staging {
       this.#chunk = size <= this.#chunkBytes ? (this.#pool.pop() ?? this.#newChunk(this.#chunkBytes)) : this.#largeChunk(size);
       this.#chunkUsed = 0;
       this.#runStart = 0;
+      this.#crcFrom = 0;
     }
-    const withCrc = this.#crcFill === null || size > CRC_WALK_RECORD_BYTES_MAX;
+    const withCrc = this.#crcFill === null || size > this.#crcFillRecordBytesMax;
     const end = encodeRecord(this.#chunk.bytes, this.#chunk.view, this.#chunkUsed, lsn, lsn - this.#batchFirstLsn, this.#salt, payload, withCrc);
-    if (!withCrc) this.#runCrcsDue++;
     assert(end - this.#chunkUsed === size, 'encoded size');
     this.#chunkUsed = end;
+    if (!withCrc) {
+      this.#runCrcsDue++;
+      // CRCs stored as the records come, a step at a time, leave the freeze only the last step's: the
+      // freeze is on the way from one commit to the next, appends overlap a commit (pipelined).
+      if (end - this.#crcFrom >= CRC_FILL_STEP_BYTES) this.#fillCrcs();
+    }
     this.#offset += size;
     piece.bytes += size;
     piece.lastLsn = lsn;
@@ -157,19 +169,25 @@ export class Staging {
     this.#pendingBytes += size;
   }
 
+  /** Stores the CRCs still due, of the records in [#crcFrom, #chunkUsed) of the current chunk. */
+  #fillCrcs(): void {
+    if (this.#runCrcsDue > 0 && this.#crcFill !== null) {
+      const reached = this.#crcFill(this.#chunk.bytes, this.#crcFrom, this.#chunkUsed, this.#crcFillRecordBytesMax);
+      assert(reached === this.#chunkUsed, 'the records of a run tile it');
+    }
+    this.#crcFrom = this.#chunkUsed;
+    this.#runCrcsDue = 0;
+  }
+
   /** Ends the current run of bytes in the current chunk (its records' CRCs stored), adding it to the piece's buffers. */
   #closeRun(piece: Piece | undefined): void {
+    this.#fillCrcs();
     if (piece !== undefined && this.#chunkUsed > this.#runStart) {
-      if (this.#runCrcsDue > 0 && this.#crcFill !== null) {
-        const reached = this.#crcFill(this.#chunk.bytes, this.#runStart, this.#chunkUsed, CRC_WALK_RECORD_BYTES_MAX);
-        assert(reached === this.#chunkUsed, 'the records of a run tile it');
-      }
       piece.buffers.push(this.#chunk.bytes.subarray(this.#runStart, this.#chunkUsed));
       piece.chunks.push(this.#chunk);
       this.#chunk.refs++;
     }
     this.#runStart = this.#chunkUsed;
-    this.#runCrcsDue = 0;
   }
 
   #newChunk(bytes: number): Chunk {

@@ -35,6 +35,7 @@ import type { SegmentRecycler } from './segment-recycler.js';
 import { SegmentWriter, type Segment } from './segment-writer.js';
 import { Staging, type Piece } from './staging.js';
 import { recordCrcFiller } from '../fs/page-cache.js';
+import { crcAddonRecordBytesMax } from './crc-walk.js';
 import type { RawReadOptions, ReadOptions, WalEvents, WalStats, WalStatus } from './types.js';
 
 export type { RawReadOptions, ReadOptions, WalEvents, WalStats, WalStatus } from './types.js';
@@ -87,7 +88,7 @@ export class Wal extends EventEmitter<WalEvents> {
       // A recycled one (version 3) never grows: its end markers are written against its file's size, and
       // zeros past it would leave old bytes where recovery looks for a marker (segmentSizeBytes raised).
       capacityBytes: last ? (last.recycledSizeBytes > 0 ? last.recycledSizeBytes : Math.max(tail.capacityBytes, o.segmentSizeBytes)) : 0,
-    }, o.random, recordCrcFiller());
+    }, o.random, recordCrcFiller(), crcAddonRecordBytesMax());
     this.#writer = new SegmentWriter(
       {
         fs: o.fs,

@@ -245,6 +245,7 @@ static napi_value adjust_external_memory(napi_env env, napi_callback_info info) 
 /* fs/native/record-crc.c */
 napi_value record_crc_walk(napi_env env, napi_callback_info info);
 napi_value record_crc_fill(napi_env env, napi_callback_info info);
+napi_value record_crc_method(napi_env env, napi_callback_info info);
 
 NAPI_MODULE_INIT() {
   napi_value fn;
@@ -260,5 +261,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "recordCrcWalk", fn);
   napi_create_function(env, "recordCrcFill", NAPI_AUTO_LENGTH, record_crc_fill, NULL, &fn);
   napi_set_named_property(env, exports, "recordCrcFill", fn);
+  napi_create_function(env, "recordCrcMethod", NAPI_AUTO_LENGTH, record_crc_method, NULL, &fn);
+  napi_set_named_property(env, exports, "recordCrcMethod", fn);
   return exports;
 }
