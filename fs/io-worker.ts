@@ -217,6 +217,8 @@ export class IoWorker {
   #earlyWakeupsCount = 0;
   #spinAskedCount = 0;
   #dead: Error | null = null;
+  /** terminate() was called: commits are refused, and the one in flight waits for the thread to stop. */
+  #terminating: Error | null = null;
   /** Resolves once the worker runs its loop; rejects if it could not start. */
   readonly ready: Promise<void>;
 
@@ -265,7 +267,7 @@ export class IoWorker {
         this.#failAll(e);
       };
       worker.on('error', fail);
-      worker.on('exit', (code) => fail(new Error(`flushpoint commit worker exited with code ${code}`)));
+      worker.on('exit', (code) => fail(this.#terminating ?? new Error(`flushpoint commit worker exited with code ${code}`)));
     });
     this.ready.catch(() => {}); // a pool worker nobody warmed up reports through its commits instead
   }
@@ -311,18 +313,28 @@ export class IoWorker {
   }
 
   commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod, wait: CommitWait = 'sleep'): Promise<void> {
-    if (this.#dead) return Promise.reject(this.#dead);
+    const refused = this.#dead ?? this.#terminating;
+    if (refused) return Promise.reject(refused);
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ fd, path, buffers, position, syncMethod, wait, resolve, reject });
       if (!this.#busy) this.#next();
     });
   }
 
+  /**
+   * Stops the worker. New commits are refused at once, and queued ones rejected; the commit in flight is
+   * settled only once the thread has stopped (answered as usual if it answers first, else rejected):
+   * until then the thread may still be inside writev or fdatasync on the commit's descriptor, which the
+   * caller closes once its commit settles, and a descriptor number closed too early can be another
+   * file's by the time the thread's call returns.
+   */
   async terminate(): Promise<void> {
-    this.#dead ??= new Error('flushpoint commit worker terminated');
+    const err = (this.#terminating ??= new Error('flushpoint commit worker terminated'));
+    for (const r of this.#queue.splice(0)) r.reject(err);
+    await this.#worker?.terminate();
+    this.#failAll(err);
     this.#stopWakeCheck();
     this.#port.close();
-    await this.#worker?.terminate();
   }
 
   #next(): void {

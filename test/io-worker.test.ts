@@ -111,6 +111,37 @@ describe('commit worker', () => {
     }
   });
 
+  it('terminate() settles the commit in flight only once the thread has stopped: its writev has returned by then', async () => {
+    const file = path.join(dir, 'terminate-in-flight');
+    const fd = fs.openSync(file, 'w+');
+    const w = new IoWorker();
+    try {
+      await w.ready;
+      // 128 MiB in one writev: tens of milliseconds inside the call, where terminate() cannot stop it;
+      // polled ('poll', as the WAL's default 'auto' does while busy): a poll used to see the worker dead at once.
+      const big = new Uint8Array(new SharedArrayBuffer(128 << 20)).fill(3);
+      let sizeAtSettle = -1;
+      const settled = w.commit(fd, file, [big], 0, 'fdatasync', 'poll').then(
+        () => 'resolved',
+        (err: Error) => err.message,
+      ).finally(() => {
+        sizeAtSettle = fs.fstatSync(fd).size;
+      });
+      await new Promise((r) => setTimeout(r, 2)); // the worker has picked it up
+      const terminated = w.terminate();
+      await expect(w.commit(fd, file, [sharedBytes('x')], 0, 'fdatasync')).rejects.toThrow(/^flushpoint commit worker terminated/);
+      await terminated;
+      const outcome = await settled;
+      expect(['resolved', 'flushpoint commit worker terminated']).toContain(outcome);
+      // Settled only after the thread left its writev: the file holds every byte of it by then (the
+      // descriptor could otherwise be closed, and reused, while the call still writes through it).
+      expect(sizeAtSettle).toBe(big.byteLength);
+      await expect(w.commit(fd, file, [sharedBytes('y')], 0, 'fdatasync')).rejects.toThrow(/^flushpoint commit worker terminated/);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   it('terminate() with a commit in flight whose wake-up is lost: the commit still settles', async () => {
     const file = path.join(dir, 'terminate-lost');
     const fd = fs.openSync(file, 'w+');
