@@ -62,6 +62,7 @@ export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: L
   }
   let adopted = 0;
   const listed = await listBackupFiles(fs, dir);
+  if (persisted) await checkSameWal(fs, dir, listed, checkpoint, wal);
   const { removed, extenders } = await leftoversBelow(fs, dir, listed, startLsn, checkpoint, logger);
   const persistedLsn = checkpoint;
   // A leftover that holds the chain's records byte for byte up to the checkpoint and more after it (a
@@ -179,6 +180,38 @@ async function leftoversBelow(
  * defect removes a file; an I/O error fails the open, since the file may be fine. The WAL decides what
  * the records are, where it still has them.
  */
+/**
+ * Refuses a backup of another WAL (BACKUP_GAP), before anything is adopted, removed or published: its
+ * record at the checkpoint LSN, in the chain's file that ends there, must be the WAL's (the same
+ * payload), wherever the WAL still holds that LSN. Without this a sink pointed at another database's
+ * backup (the wrong directory or prefix, a database recreated and filled before its sink was attached)
+ * continued it past its checkpoint, and verify and restore then gave the two histories end to end.
+ * Where the WAL starts just after the checkpoint there is no record to compare, and nothing is said; a
+ * damaged file is left to verify and restore, which name it.
+ */
+async function checkSameWal(fs: FileSystem, dir: string, listed: readonly BackupFileEntry[], checkpoint: number, wal: Wal): Promise<void> {
+  if (checkpoint < 1 || checkpoint < walStartLsn(wal) || checkpoint > wal.durableLsn) return;
+  const file = listed.find((f) => f.lastLsn === checkpoint && f.firstLsn <= checkpoint);
+  if (file === undefined) return;
+  let mine: Uint8Array | undefined;
+  try {
+    mine = (await readBackupFile(fs, dir, file)).records.at(-1)?.payload;
+  } catch (err) {
+    if (isFlushpointError(err, ErrorCode.BACKUP_CORRUPT)) return;
+    throw err;
+  }
+  if (mine === undefined) return;
+  for await (const r of wal.read({ fromLsn: checkpoint, toLsn: checkpoint })) {
+    if (Buffer.compare(mine, r.payload) !== 0) {
+      throw new FlushpointError(
+        ErrorCode.BACKUP_GAP,
+        `backup ${dir} is not this WAL's: its record at the checkpoint LSN ${checkpoint} (${dir}/${file.name}) differs from the record of WAL ${wal.dir} at that LSN (another database's backup?)`,
+        { lsn: checkpoint, file: `${dir}/${file.name}` },
+      );
+    }
+  }
+}
+
 async function whyNotAdopt(fs: FileSystem, dir: string, f: BackupFileEntry, wal: Wal): Promise<string | null> {
   let records: Array<{ lsn: number; payload: Uint8Array }>;
   try {

@@ -121,11 +121,7 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       clock: o.clock,
       waitersCountMax: o.waitersCountMax,
       // Another writer on the target (S3: the conditional checkpoint refused) is not a failure to retry.
-      failureError: (cause) =>
-        isFlushpointError(cause, ErrorCode.BACKUP_LOCKED) ? cause : new FlushpointError(ErrorCode.BACKUP_FAILED, `backup flush to ${o.dir} failed; the checkpoint stays at ${this.#checkpointLsn}: ${(cause as Error)?.message ?? String(cause)}`, {
-          cause,
-          reachedLsn: this.#checkpointLsn,
-        }),
+      failureError: (cause) => this.#flushFailure(cause),
     });
     this.#wal.hold(o.holdName, checkpointLsn + 1);
     this.#triggers = new FlushTriggers({
@@ -421,11 +417,23 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     }
   }
 
+  /**
+   * What a failed flush reports, to its waiters and to 'error' listeners alike: BACKUP_FAILED with the
+   * checkpoint reached and the cause attached; another writer on the target (BACKUP_LOCKED) as it is.
+   */
+  #flushFailure(cause: unknown): Error {
+    if (isFlushpointError(cause, ErrorCode.BACKUP_LOCKED)) return cause;
+    return new FlushpointError(ErrorCode.BACKUP_FAILED, `backup flush to ${this.#o.dir} failed; the checkpoint stays at ${this.#checkpointLsn}: ${(cause as Error)?.message ?? String(cause)}`, {
+      cause,
+      reachedLsn: this.#checkpointLsn,
+    });
+  }
+
   #onFailure(err: Error): void {
     this.#stats.failed(err);
     const decision = this.#retry.failed();
     this.#o.logger?.warn({ dir: this.dir, err, consecutiveFailures: this.#retry.consecutiveFailures }, 'backup flush failed');
-    if (this.listenerCount('error') > 0) this.emit('error', err);
+    if (this.listenerCount('error') > 0) this.emit('error', this.#flushFailure(err));
     if (this.#status !== 'open') return;
     if (isFlushpointError(err, ErrorCode.BACKUP_LOCKED)) {
       // Retrying cannot help while another sink writes here: stop until the operator resumes.
