@@ -111,6 +111,34 @@ describe('the admin socket', () => {
     await second.close();
   });
 
+  it('of two servers started at once on one free or stale path, exactly one gets it; the other gets ADMIN_SOCKET_IN_USE (review of 2026-12-05)', async () => {
+    for (const start of ['missing', 'stale'] as const) {
+      for (let round = 0; round < 3; round++) {
+        const r = await rig();
+        const socketPath = path.join(await tempDir(), 'race.sock');
+        if (start === 'stale') {
+          // A socket file nobody listens on: bound, then the server closed without unlinking it.
+          const dead = net.createServer();
+          await new Promise<void>((resolve) => dead.listen(socketPath, resolve));
+          const kept = path.join(path.dirname(socketPath), 'kept');
+          await fsp.link(socketPath, kept);
+          await new Promise<void>((resolve) => dead.close(() => resolve()));
+          await fsp.rename(kept, socketPath);
+          expect(await probeSocket(socketPath)).toBe('stale');
+        }
+        const results = await Promise.allSettled([AdminServer.listen(r.target, { socketPath }), AdminServer.listen(r.target, { socketPath })]);
+        const won = results.filter((x): x is PromiseFulfilledResult<AdminServer> => x.status === 'fulfilled');
+        const lost = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
+        expect(won, `${start}, round ${round}: ${lost.map((l) => String(l.reason?.message)).join(" / ")}`).toHaveLength(1);
+        expect(lost[0]?.reason).toMatchObject({ code: 'ADMIN_SOCKET_IN_USE' });
+        expect((await request(socketPath, 'GET', '/status')).status).toBe(200);
+        expect((await fsp.lstat(socketPath)).mode & 0o777).toBe(0o600);
+        await won[0]?.value.close();
+        expect(await probeSocket(socketPath)).toBe('missing');
+      }
+    }
+  });
+
   it('never replaces a path that is not a socket', async () => {
     const dir = await tempDir();
     const file = path.join(dir, 'admin.sock');

@@ -8,8 +8,12 @@
  *   2. listen on `<dir>/.fp-admin-XXXXXX/s`, inside a directory mkdtemp made with mode 0700: nobody else
  *      can reach the socket there whatever the umask made of its own mode.
  *   3. chmod it 0600 and check (lstat) that it is a socket with exactly that mode.
- *   4. rename it onto the path (atomic: a stale socket is replaced in the same step), remove the
- *      directory, and check the path once more: a socket, mode 0600, the inode we created.
+ *   4. a stale socket found at step 1 is first moved into that directory (rename: it takes whatever is
+ *      at the path now) and unlinked there if it is the very inode step 1 saw; if another engine has
+ *      put its own there meanwhile, that one is linked back and ADMIN_SOCKET_IN_USE.
+ *   5. link it onto the path: link fails with EEXIST where anything is there, so of two engines that
+ *      both found the path free (or stale), one gets ADMIN_SOCKET_IN_USE (a rename would have replaced
+ *      the other's live socket, leaving it with no endpoint). Remove the directory.
  * A connected socket is bound to its inode, so the server keeps serving at the new name. Closing
  * unlinks the path only while it is still our inode (another server may have replaced it since).
  */
@@ -89,6 +93,7 @@ export async function listenOnUnixSocket(server: Server, socketPath: string): Pr
   const state = await probeSocket(socketPath);
   if (state === 'live') throw inUse(socketPath, 'has a live server behind it (another engine?); refusing to replace it');
   if (state === 'not-a-socket') throw inUse(socketPath, 'exists and is not a socket; refusing to replace it');
+  const stale = state === 'stale' ? await fsp.lstat(socketPath).catch(() => null) : null;
   const privateDir = await fsp.mkdtemp(path.join(path.dirname(socketPath), '.fp-admin-'));
   const bound = path.join(privateDir, 's');
   try {
@@ -99,9 +104,16 @@ export async function listenOnUnixSocket(server: Server, socketPath: string): Pr
     }
     await listenOn(server, bound);
     await fsp.chmod(bound, SOCKET_MODE);
-    await checkMode(bound);
-    await fsp.rename(bound, socketPath);
-    const id = await checkMode(socketPath);
+    const id = await checkMode(bound);
+    if (stale !== null) await removeStale(socketPath, path.join(privateDir, 'stale'), stale);
+    try {
+      await fsp.link(bound, socketPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw inUse(socketPath, 'was taken by another engine while this one started; refusing to replace it');
+      throw err;
+    }
+    // The path is our inode, checked above (a link names the same inode): no lstat of the path again,
+    // which another engine taking a stale path aside for a moment (step 4) could make fail.
     return { path: socketPath, ...id };
   } catch (err) {
     if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -109,6 +121,25 @@ export async function listenOnUnixSocket(server: Server, socketPath: string): Pr
   } finally {
     await fsp.rm(privateDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Takes the stale socket `seen` away from `socketPath` (moved to `aside`, then unlinked), unless what is
+ * there now is another inode: another engine's, put there since the probe, which goes back.
+ */
+async function removeStale(socketPath: string, aside: string, seen: { dev: number; ino: number }): Promise<void> {
+  try {
+    await fsp.rename(socketPath, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // removed meanwhile: the link decides
+    throw err;
+  }
+  const moved = await fsp.lstat(aside);
+  if (moved.dev !== seen.dev || moved.ino !== seen.ino) {
+    await fsp.link(aside, socketPath).catch(() => {}); // EEXIST: a third one is there; it keeps it
+    throw inUse(socketPath, 'was taken by another engine while this one started; refusing to replace it');
+  }
+  await fsp.unlink(aside);
 }
 
 /** Removes the socket file if it is still the one `id` names (never a successor's). */
