@@ -30,6 +30,11 @@ export const ErrorCode = {
   ENGINE_DRAINING: 'ENGINE_DRAINING',
   /** The admin socket path is taken: a live server answers there, or it is not a socket (never replaced). */
   ADMIN_SOCKET_IN_USE: 'ADMIN_SOCKET_IN_USE',
+  /**
+   * The directory holds another kind of flushpoint directory than the one asked for (an engine's or a
+   * backup where a WAL is opened; a WAL or a backup where an engine is): refused, nothing written.
+   */
+  WRONG_DIRECTORY: 'WRONG_DIRECTORY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

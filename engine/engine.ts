@@ -18,7 +18,8 @@
 import { AbstractLevel, AbstractSnapshot, type AbstractDelOptions, type AbstractPutOptions } from 'abstract-level';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
 import { fsError, makeDirDurable, sweepTempFiles } from '../fs/index.js';
-import { Wal, type WalStats } from '../wal/index.js';
+import { SEGMENT_NAME_RE, Wal, type WalStats } from '../wal/index.js';
+import type { FileSystem } from '../fs/file-system.js';
 import { BackupSink, type BackupStats } from '../backup/index.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
 import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
@@ -173,6 +174,28 @@ function bytesPerKey(bytes: number, keys: number): number {
   return keys === 0 ? 0 : bytes / keys;
 }
 
+/**
+ * Refuses (WRONG_DIRECTORY, before anything is created there) a location with no wal/ that holds WAL
+ * segments or a backup: opening it as an engine would start an empty database inside it, beside the
+ * data the caller meant to open (restoreBackup writes a WAL directory: restore to <location>/wal).
+ */
+async function checkEngineKind(fs: FileSystem, location: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(location);
+  } catch {
+    return; // missing (created on open), or not a directory (the open says so)
+  }
+  const segment = names.find((n) => SEGMENT_NAME_RE.test(n));
+  if (segment !== undefined) {
+    throw new FlushpointError(ErrorCode.WRONG_DIRECTORY, `${location} is not an engine's location: it holds WAL segments (${segment}), so it is a WAL directory; an engine keeps its WAL in <location>/wal (restoreBackup({ from, to: '${location}/wal' }) restores one there)`, { file: `${location}/${segment}` });
+  }
+  const backup = names.find((n) => n === 'CHECKPOINT' || n.endsWith('.fpb'));
+  if (backup !== undefined) {
+    throw new FlushpointError(ErrorCode.WRONG_DIRECTORY, `${location} is not an engine's location: it holds ${backup}, so it is a backup (restore it with restoreBackup({ from, to: '<location>/wal' }))`, { file: `${location}/${backup}` });
+  }
+}
+
 function notOpen(location: string): FlushpointError {
   return new FlushpointError(ErrorCode.WAL_CLOSED, `engine at ${location} is not open`);
 }
@@ -297,6 +320,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       exists = false;
     }
+    if (!exists) await checkEngineKind(fs, location);
     if (!exists && !options.createIfMissing) throw fsError('ENOENT', 'open', location, 'database does not exist (createIfMissing is false)');
     if (exists && options.errorIfExists) throw fsError('EEXIST', 'open', location, 'database already exists (errorIfExists is true)');
     // Every directory the engine creates is durable before anything in it is acknowledged.

@@ -39,7 +39,30 @@ export interface OpenedLog {
   recycler: SegmentRecycler;
 }
 
+/** Names in a directory that say it is an engine's location or a backup, not a WAL directory. */
+const NOT_A_WAL_NAMES = new Set(['wal', 'checkpoints', 'CHECKPOINT']);
+const BACKUP_FILE_RE = /\.fpb$/;
+
+/**
+ * Refuses (WRONG_DIRECTORY, before anything is created there) a directory that is an engine's location
+ * (its wal/ and checkpoints/) or a backup (its CHECKPOINT and .fpb files): opening it as a WAL would
+ * start an empty log inside it, beside the data the caller meant to open.
+ */
+async function checkKind(o: ResolvedWalOptions): Promise<void> {
+  let names: string[];
+  try {
+    names = await o.fs.readdir(o.dir);
+  } catch {
+    return; // missing (created below), or not a directory (the open below says so)
+  }
+  const found = names.find((n) => NOT_A_WAL_NAMES.has(n) || BACKUP_FILE_RE.test(n));
+  if (found === undefined) return;
+  const kind = found === 'wal' || found === 'checkpoints' ? "an engine's location (open it with new Engine(dir); its WAL is dir/wal)" : 'a backup (restore it with restoreBackup)';
+  throw new FlushpointError(ErrorCode.WRONG_DIRECTORY, `${o.dir} is not a WAL directory: it holds ${found}, so it is ${kind}`, { file: `${o.dir}/${found}` });
+}
+
 async function lockDirectory(o: ResolvedWalOptions): Promise<FileLock> {
+  await checkKind(o);
   try {
     await makeDirDurable(o.fs, o.dir);
   } catch (err) {
