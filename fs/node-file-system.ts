@@ -4,6 +4,7 @@
  * syncSync run on the calling thread and block it (the WAL's syncMode 'inline').
  */
 import fs from 'node:fs';
+import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { once } from '../core/check.js';
 import { loadFlock } from './flock.js';
@@ -199,8 +200,26 @@ export class NodeFileSystem implements FileSystem {
     return fs.promises.readdir(path);
   }
 
+  /**
+   * One level at a time, parents first where missing: Node 20's own recursive mkdir never settles (it
+   * spins a core) on a path whose parent refuses to create, as under /proc.
+   */
   async mkdir(path: string): Promise<void> {
-    await fs.promises.mkdir(path, { recursive: true });
+    try {
+      await fs.promises.mkdir(path);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && (await isDirectory(path))) return;
+      const parent = dirname(path);
+      if (code !== 'ENOENT' || parent === path) throw err;
+      await this.mkdir(parent);
+    }
+    try {
+      await fs.promises.mkdir(path);
+    } catch (err) {
+      if (!((err as NodeJS.ErrnoException).code === 'EEXIST' && (await isDirectory(path)))) throw err;
+    }
   }
 
   async syncDir(path: string): Promise<void> {
@@ -242,3 +261,8 @@ export class NodeFileSystem implements FileSystem {
 
 /** One shared instance: production code uses it unless an options.fs is given. */
 export const nodeFileSystem = new NodeFileSystem();
+
+/** Whether `path` is a directory now (false where it is missing or anything else). */
+async function isDirectory(path: string): Promise<boolean> {
+  return (await fs.promises.stat(path).catch(() => null))?.isDirectory() ?? false;
+}

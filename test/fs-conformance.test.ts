@@ -227,3 +227,11 @@ for (const [name, make] of SUBJECTS) {
     });
   });
 }
+
+describe('NodeFileSystem.mkdir where a parent refuses to create (review of 2026-12-05)', () => {
+  it.runIf(process.platform === 'linux')('settles with the error under /proc, where Node 20\'s own recursive mkdir never settles (it spun a core)', async () => {
+    const { settledWithin } = await import('./helpers/async.js');
+    const outcome = await settledWithin(new NodeFileSystem().mkdir('/proc/flushpoint-test-dir/x'), 5_000);
+    expect(outcome).toMatchObject({ state: 'rejected', reason: { code: 'ENOENT' } });
+  });
+});
