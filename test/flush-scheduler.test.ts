@@ -62,11 +62,16 @@ describe('FlushScheduler', () => {
         if (throws) throw new Error('listener bug');
       },
     });
-    // The throw surfaces as an unhandled rejection (as a throwing 'durable' listener does): caught here.
+    // The throw surfaces as an uncaught exception from the next tick (as from any emitter that emits
+    // from I/O), never an unhandled rejection: both caught here.
     const saved = process.listeners('unhandledRejection');
+    const savedUncaught = process.listeners('uncaughtException');
     process.removeAllListeners('unhandledRejection');
+    process.removeAllListeners('uncaughtException');
     const unhandled: unknown[] = [];
+    const uncaught: unknown[] = [];
     process.on('unhandledRejection', (e) => void unhandled.push(e));
+    process.on('uncaughtException', (e) => void uncaught.push(e));
     try {
       src.lastLsn = 3;
       const first = s.waitShared(3);
@@ -82,10 +87,13 @@ describe('FlushScheduler', () => {
       src.complete();
       expect(await second).toBe(5);
       await settle();
-      expect(unhandled.map((e) => (e as Error).message)).toEqual(['listener bug']);
+      expect(uncaught.map((e) => (e as Error).message)).toEqual(['listener bug']);
+      expect(unhandled).toEqual([]);
     } finally {
       process.removeAllListeners('unhandledRejection');
+      process.removeAllListeners('uncaughtException');
       for (const l of saved) process.on('unhandledRejection', l);
+      for (const l of savedUncaught) process.on('uncaughtException', l);
     }
   });
 

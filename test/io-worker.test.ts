@@ -127,7 +127,10 @@ describe('commit worker', () => {
       ).finally(() => {
         sizeAtSettle = fs.fstatSync(fd).size;
       });
-      await new Promise((r) => setTimeout(r, 2)); // the worker has picked it up
+      // The thread is inside its writev once the file has grown (the call fills pages one by one).
+      const deadline = Date.now() + 10_000;
+      while (fs.fstatSync(fd).size === 0 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+      expect(fs.fstatSync(fd).size).toBeGreaterThan(0);
       const terminated = w.terminate();
       await expect(w.commit(fd, file, [sharedBytes('x')], 0, 'fdatasync')).rejects.toThrow(/^flushpoint commit worker terminated/);
       await terminated;
