@@ -88,7 +88,7 @@ export function checkMode(mode: unknown, name: string): ForceFlushMode {
   return mode;
 }
 
-const BACKUP_OPTION_NAMES: readonly (keyof BackupSinkOptions)[] = [
+export const BACKUP_OPTION_NAMES: readonly (keyof BackupSinkOptions)[] = [
   'wal', 'dir', 'target', 'flushIntervalMs', 'segmentSizeBytesMax', 'flushLagBytes', 'forceFlushMode', 'forceFlushTimeoutMs', 'waitersCountMax', 'compression', 'fs', 'logger',
   'retryDelayMsMin', 'retryDelayMsMax', 'failuresCountMax', 'lockStaleMs', 'lockWaitMs', 'holdName', 'clock', 'random',
 ];

@@ -102,3 +102,10 @@ export const SLAB_SCAN_KEPT_DIVISOR = 4;
  * GB at 3 million keys).
  */
 export const SLAB_SCAN_BYTES_PER_KEY = 64;
+
+/**
+ * The engine's backup sink waits for a locked backup directory (lockWaitMs, where not given) for its
+ * lockStaleMs and this margin, in ms: long enough for a lock left by a killed predecessor to turn stale
+ * and be taken over (engine/options.ts backupWithLockWait); the sink retries every 100 ms meanwhile.
+ */
+export const ENGINE_BACKUP_LOCK_WAIT_MARGIN_MS = 2000;

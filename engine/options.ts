@@ -1,12 +1,15 @@
 /** Engine options: one doc line each, units in the name, defaults applied in one place (engineDefaults). */
-import { directoryPath, integerInRange } from '../core/check.js';
+import { directoryPath, integerInRange, knownOptionsOnly } from '../core/check.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/index.js';
 import type { BackupSinkOptions } from '../backup/index.js';
 import type { WalOptions } from '../wal/index.js';
+import { walDefaults } from '../wal/options.js';
+import { BACKUP_OPTION_NAMES } from '../backup/options.js';
+import { LOCK_STALE_MS_DEFAULT, LOCK_WAIT_MS_MAX } from '../backup/limits.js';
 import type { EngineAdminOptions } from './admin/engine-admin.js';
-import { CHECKPOINT_EVERY_BYTES_DEFAULT, CHECKPOINT_EVERY_BYTES_MIN, CHECKPOINT_STATE_PERCENT_DEFAULT, CHECKPOINT_STATE_PERCENT_MAX, VALUE_SLAB_BYTES, VALUE_SLAB_VALUE_BYTES_MIN } from './limits.js';
+import { CHECKPOINT_EVERY_BYTES_DEFAULT, CHECKPOINT_EVERY_BYTES_MIN, ENGINE_BACKUP_LOCK_WAIT_MARGIN_MS, CHECKPOINT_STATE_PERCENT_DEFAULT, CHECKPOINT_STATE_PERCENT_MAX, VALUE_SLAB_BYTES, VALUE_SLAB_VALUE_BYTES_MIN } from './limits.js';
 
 /** Options of the engine's own WAL (under <location>/wal); dir, fs and logger come from the engine. */
 export type EngineWalOptions = Omit<WalOptions, 'dir' | 'fs' | 'logger'>;
@@ -63,16 +66,34 @@ export function engineDefaults(location: unknown, o: EngineOwnOptions): Resolved
   }
   if (o.backup !== undefined && (o.backup === null || typeof o.backup !== 'object')) throw new TypeError('options.backup must be an object');
   if (o.backup && 'wal' in o.backup) throw new TypeError('options.backup.wal is set by the engine');
+  if (o.backup) knownOptionsOnly(o.backup, BACKUP_OPTION_NAMES.filter((n) => n !== 'wal'), 'options.backup');
   if (o.admin !== undefined && (o.admin === null || typeof o.admin !== 'object' || typeof o.admin.socketPath !== 'string')) throw new TypeError('options.admin must be { socketPath: string }');
+  if (o.admin) knownOptionsOnly(o.admin, ['socketPath', 'requestTimeoutMs'], 'options.admin');
+  const dir = directoryPath(location, 'location');
+  // The WAL's options checked now, before open creates anything under the location.
+  walDefaults({ ...wal, dir: `${dir}/wal` });
   return {
-    location: directoryPath(location, 'location'),
+    location: dir,
     wal,
     checkpointEveryBytes: integerInRange(o.checkpointEveryBytes ?? CHECKPOINT_EVERY_BYTES_DEFAULT, 'checkpointEveryBytes', CHECKPOINT_EVERY_BYTES_MIN, Number.MAX_SAFE_INTEGER),
     checkpointStatePercent: integerInRange(o.checkpointStatePercent ?? CHECKPOINT_STATE_PERCENT_DEFAULT, 'checkpointStatePercent', 0, CHECKPOINT_STATE_PERCENT_MAX),
-    backup: o.backup,
+    backup: o.backup && backupWithLockWait(o.backup),
     fs: o.fs ?? nodeFileSystem,
     logger: o.logger,
     admin: o.admin,
     valueSlabBytes: integerInRange(o.valueSlabBytes ?? VALUE_SLAB_BYTES, 'valueSlabBytes', VALUE_SLAB_VALUE_BYTES_MIN, VALUE_SLAB_BYTES),
   };
+}
+
+/**
+ * The sink's options with lockWaitMs, where not given, long enough for a lock left by a killed process
+ * to turn stale (lockStaleMs and a margin): an engine restarted at once after a crash (a supervisor's
+ * restart) would otherwise fail with BACKUP_LOCKED for up to lockStaleMs, though its predecessor is dead
+ * (the WAL's flock died with it). A live holder of the location holds the WAL's lock too, and open
+ * fails on that first (WAL_LOCKED), without waiting.
+ */
+function backupWithLockWait(backup: EngineBackupOptions): EngineBackupOptions {
+  if (backup.lockWaitMs !== undefined) return backup;
+  const staleMs = typeof backup.lockStaleMs === 'number' ? backup.lockStaleMs : LOCK_STALE_MS_DEFAULT;
+  return { ...backup, lockWaitMs: Math.min(LOCK_WAIT_MS_MAX, staleMs + ENGINE_BACKUP_LOCK_WAIT_MARGIN_MS) };
 }
