@@ -201,6 +201,27 @@ describe("the built-in 'msgpack' encoding", () => {
     await again.close();
   });
 
+  it('refuses a value msgpack cannot carry with a TypeError (LEVEL_INVALID_VALUE), put and batch alike, nothing written (review of 2026-12-05)', async () => {
+    const { db } = await openMemory({ valueEncoding: 'msgpack' } as never);
+    await db.put('before', 1 as never);
+    const lsn = db.visibleLsn;
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const bad: Array<[string, unknown, RegExp]> = [
+      ['symbol', Symbol('s'), /cannot encode this value: Unknown type: symbol/],
+      ['cyclic', cyclic, /cannot encode this value/],
+      ['bigint', 2n ** 70n, /cannot encode this value: .*too large/],
+      ['function', () => 1, /cannot encode a function: it would read back as undefined/],
+    ];
+    for (const [what, value, message] of bad) {
+      await expect(db.put(what, value as never), what).rejects.toMatchObject({ name: 'TypeError', code: 'LEVEL_INVALID_VALUE', message: expect.stringMatching(message) });
+      await expect(db.batch([{ type: 'put', key: 'ok', value: 2 as never }, { type: 'put', key: what, value: value as never }]), what).rejects.toMatchObject({ code: 'LEVEL_INVALID_VALUE' });
+    }
+    expect(db.visibleLsn).toBe(lsn);
+    expect(await db.keys().all()).toEqual(['before']);
+    await db.close();
+  });
+
   it("is accepted by name in a sublevel's options, per call on a sublevel, and in a sublevel of a sublevel", async () => {
     const { db, mem } = await openMemory();
     const value = { n: 2, list: ['a', { deep: [1, 2] }], bin: Buffer.from([9, 8]) };
