@@ -180,9 +180,11 @@ async function engineCheckpoints(dir: string): Promise<EngineCheckpointInfo[]> {
   return out;
 }
 
+/** A path inspect cannot read as a flushpoint directory: its exit code, and a stable code for the line. */
 class InspectError extends Error {
   constructor(
     readonly exitCode: number,
+    readonly code: 'ENOENT' | 'ENOTDIR' | 'WRONG_DIRECTORY',
     message: string,
   ) {
     super(message);
@@ -191,8 +193,8 @@ class InspectError extends Error {
 
 export async function inspect(dir: string): Promise<InspectResult> {
   const st = await fsp.stat(dir).catch(() => null);
-  if (st === null) throw new InspectError(EXIT_NOT_FOUND, `${dir} does not exist`);
-  if (!st.isDirectory()) throw new InspectError(EXIT_NOT_FOUND, `${dir} is not a directory`);
+  if (st === null) throw new InspectError(EXIT_NOT_FOUND, 'ENOENT', `${dir} does not exist`);
+  if (!st.isDirectory()) throw new InspectError(EXIT_NOT_FOUND, 'ENOTDIR', `${dir} is not a directory`);
   const names = await fsp.readdir(dir);
   const isDir = async (name: string): Promise<boolean> => (await fsp.stat(path.join(dir, name)).catch(() => null))?.isDirectory() ?? false;
   if (names.includes('wal') && (await isDir('wal'))) {
@@ -209,7 +211,7 @@ export async function inspect(dir: string): Promise<InspectResult> {
     const ok = backup.checkpointProblem === null && backup.files.every((f) => f.state === 'ok');
     return { kind: 'backup', dir, ok, backup };
   }
-  throw new InspectError(EXIT_NOT_FOUND, `${dir} is not a WAL, engine or backup directory (no segments, no wal/, no backup checkpoint or files)`);
+  throw new InspectError(EXIT_NOT_FOUND, 'WRONG_DIRECTORY', `${dir} is not a WAL, engine or backup directory (no segments, no wal/, no backup checkpoint or files)`);
 }
 
 function walOk(wal: WalInfo): boolean {
@@ -275,7 +277,7 @@ export const inspectCommand: Subcommand = {
       result = await inspect(dir);
     } catch (err) {
       if (!(err instanceof InspectError)) throw err;
-      io.stderr.write(`flushpoint inspect: ${err.message}\n`);
+      io.stderr.write(`flushpoint inspect: ${err.code}: ${err.message}\n`);
       return err.exitCode;
     }
     io.stdout.write(parsed.values.json ? JSON.stringify(result, null, 2) + '\n' : render(result));

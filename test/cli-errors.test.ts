@@ -75,6 +75,9 @@ const rows: Row[] = [
   { args: ['backup', 'verify', 'a-file/x'], exit: 3, line: /^flushpoint backup verify: ENOTDIR: backup directory .*a-file\/x cannot be read: not a directory, stat '.*a-file\/x'$/ },
   { args: ['backup', 'verify', 'a-file'], exit: 3, line: /^flushpoint backup verify: ENOTDIR: backup directory .*a-file is not a directory$/ },
   { args: ['backup', 'restore', '--from', '/nonexistent', '--to', 'r'], exit: 3, line: /^flushpoint backup restore: ENOENT: backup directory \/nonexistent does not exist$/ },
+  { args: ['inspect', '/nonexistent/x'], exit: 3, line: /^flushpoint inspect: ENOENT: \/nonexistent\/x does not exist$/ },
+  { args: ['inspect', 'a-file'], exit: 3, line: /^flushpoint inspect: ENOTDIR: .*a-file is not a directory$/ },
+  { args: ['inspect', 'empty'], exit: 3, line: /^flushpoint inspect: WRONG_DIRECTORY: .*empty is not a WAL, engine or backup directory/ },
   { args: ['backup', 'verify', 'empty'], exit: 3, line: /^flushpoint backup verify: BACKUP_NOT_FOUND: no backup at .*empty: the directory holds no CHECKPOINT and no backup file$/ },
   { args: ['backup', 'restore', '--from', 'empty', '--to', 'r'], exit: 3, line: /^flushpoint backup restore: BACKUP_NOT_FOUND: no backup at .*empty: / },
   // damaged (1)
