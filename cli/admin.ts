@@ -10,10 +10,9 @@
 import fsp from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { ADMIN_HEADER, ADMIN_OPERATION_TIMEOUT_MS_MAX } from '../engine/index.js';
 import { ExitCode } from './exit-codes.js';
-import type { CliIo, Subcommand } from './subcommand.js';
+import { parseCommandLine, UsageError, type CliIo, type Subcommand } from './subcommand.js';
 
 /** The admin command's exit codes: those of cli/exit-codes.ts (10, unreachable, is the admin socket's own). */
 export const AdminExitCode = {
@@ -164,10 +163,12 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
   if (action !== 'status' && action !== 'force-flush' && action !== 'drain') throw usageError(`unknown action '${action}' (status, force-flush or drain)`);
   let parsed;
   try {
-    parsed = parseArgs({ args: [...rest], allowPositionals: false, strict: true, options: { socket: { type: 'string' }, timeout: { type: 'string' }, mode: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+    // The shared parser (a negative number is a flag's value, node's errors said in one line), as every command.
+    parsed = parseCommandLine(rest, { socket: { type: 'string' }, timeout: { type: 'string' }, mode: { type: 'string' } }, adminUsage);
   } catch (err) {
-    throw usageError((err as Error).message.split('\n')[0] as string);
+    throw usageError(err instanceof UsageError ? err.message : ((err as Error).message.split('\n')[0] as string));
   }
+  if (parsed.positionals.length > 0) throw usageError(`unexpected argument '${parsed.positionals[0]}'`);
   const v = parsed.values;
   if (v.help) {
     io.stdout.write(adminUsage);

@@ -92,11 +92,14 @@ describe('flushpoint admin against a live endpoint', () => {
       [['compact', '--socket', r.socketPath], "unknown action 'compact'"],
       [['status'], '--socket PATH is required'],
       [['drain', '--socket', r.socketPath, '--timeout', 'soon'], '--timeout must be'],
-      [['drain', '--socket', r.socketPath, '--timeout', '-5'], ''],
+      // A negative number is the flag's value (as every command parses it), refused by name.
+      [['drain', '--socket', r.socketPath, '--timeout', '-5'], "--timeout must be a whole number of ms in [0, "],
+      [['drain', '--socket', r.socketPath, '--timeout'], '--timeout needs a value'],
       [['drain', '--socket', r.socketPath, '--mode', 'join'], '--mode is for force-flush only'],
       [['force-flush', '--socket', r.socketPath, '--mode', 'now'], "--mode must be barrier, join or reject, got 'now'"],
       [['status', '--socket', r.socketPath, '--verbose'], 'verbose'],
-      [['status', '--socket', r.socketPath, 'extra'], 'extra'],
+      [['status', '--socket', r.socketPath, 'extra'], "unexpected argument 'extra'"],
+      [['status', '--socket', r.socketPath, '--verbose'], "unknown flag '--verbose'"],
     ];
     for (const [args, says] of cases) {
       const out = await admin(...args);
