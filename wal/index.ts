@@ -7,6 +7,7 @@ export type { WalStats, WalStatus, WalEvents, ReadOptions, RawReadOptions } from
 export type { RecoveryInfo } from './open-log.js';
 export type { SlowCommit } from './segment-writer.js';
 export type { WalOptions, RecoveryMode, SyncMode, PipelineMode, Logger } from './options.js';
+export { walDefaults } from './options.js';
 export type { WalRecord, RawSpan } from './reader.js';
 export { recoverSegments, type TornTail, type RecoveryResult, type RecoveredSegment } from './recovery.js';
 export { SEGMENT_NAME_RE } from './format.js';
