@@ -45,11 +45,12 @@ afterAll(() => {
 let seq = 0;
 
 /** A WAL on disk and a sink on s3://bucket/<prefix>; both closed after the test. */
-async function setup(o: { s3?: Partial<S3TargetOptions>; sink?: Record<string, unknown>; prefix?: string; preload?: number } = {}) {
+async function setup(o: { s3?: Partial<S3TargetOptions>; sink?: Record<string, unknown>; prefix?: string; preload?: number; preloadOther?: boolean } = {}) {
   const name = `t${++seq}`;
   const prefix = o.prefix ?? name;
   const wal = await Wal.open({ dir: path.join(tmp, name, 'wal'), segmentSizeBytes: 64 * 1024 });
-  for (let lsn = 1; lsn <= (o.preload ?? 0); lsn++) wal.append(payloadFor(lsn, lengthOf(lsn) + 1));
+  // preloadOther: records of another history (other lengths) than append() makes.
+  for (let lsn = 1; lsn <= (o.preload ?? 0); lsn++) wal.append(payloadFor(lsn, lengthOf(lsn) + (o.preloadOther ? 1 : 0)));
   await wal.sync();
   const sink = await BackupSink.open({ wal, target: { s3: targetOptions(c, bucket, prefix, o.s3) }, flushIntervalMs: 3_600_000, ...o.sink });
   cleanups.push(async () => {
@@ -211,11 +212,13 @@ describe('faults over S3', () => {
     await t3.close();
   });
 
-  it('a second sink on the same prefix gets BACKUP_LOCKED at its first publish; the first goes on', async () => {
+  it('a sink of another WAL on the prefix is refused (BACKUP_GAP); a second sink of the same history gets BACKUP_LOCKED at its first publish; the first goes on', async () => {
     const a = await setup({ prefix: 'shared' });
     await a.append(10);
     await a.sink.forceFlush();
-    const b = await setup({ prefix: 'shared', preload: 20 }); // its own 20 records; it opens on A's checkpoint 10
+    // Another database's WAL: its record at the checkpoint LSN 10 is not the backup's (adoption.ts checkSameWal).
+    await expect(setup({ prefix: 'shared', preload: 20, preloadOther: true })).rejects.toMatchObject({ code: 'BACKUP_GAP', lsn: 10 });
+    const b = await setup({ prefix: 'shared', preload: 20 }); // the same history, 20 records: it opens on A's checkpoint 10
     await a.append(5);
     await a.sink.forceFlush(); // A moves the checkpoint: B's view of it is stale now
     const r = await settle(b.sink.forceFlush());
