@@ -113,6 +113,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   // The lock file is unlinked only as the last step before the release: nothing touches the directory
   // after that, so a restore that takes a new lock file meanwhile cannot be disturbed.
   let lockDir = temp;
+  let failed = false;
   try {
     await emptyDir(fs, temp);
     const result = await replay(fs, from, temp, files, { startLsn, untilLsn, options });
@@ -125,6 +126,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     return result;
   } catch (err) {
     // Leave nothing that could pass for a WAL: the next run would clear it anyway, but do it now.
+    failed = true;
     await emptyDir(fs, temp).catch(() => {});
     throw err;
   } finally {
@@ -133,6 +135,14 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       .then(() => fs.syncDir(lockDir))
       .catch(() => {}) // a lock file left behind is harmless: the next restore takes it, a WAL ignores it
       .finally(() => lock.release());
+    // A failed restore leaves no directory either (where the file system can remove one). If another
+    // restore took the directory meanwhile, its lock file is in it: ENOTEMPTY, and it stays.
+    if (failed && fs.rmdir !== undefined) {
+      await fs
+        .rmdir(temp)
+        .then(() => fs.syncDir(path.posix.dirname(temp)))
+        .catch(() => {});
+    }
   }
 }
 

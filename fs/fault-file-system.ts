@@ -25,6 +25,7 @@ export type FsOp =
   | 'close'
   | 'rename'
   | 'unlink'
+  | 'rmdir'
   | 'readdir'
   | 'mkdir'
   | 'syncDir'
@@ -61,7 +62,7 @@ export class FaultFileSystem implements FileSystem {
   readonly inner: FileSystem;
   readonly counts: Record<FsOp, number> = {
     open: 0, writev: 0, read: 0, datasync: 0, sync: 0, truncate: 0, fstat: 0, close: 0,
-    rename: 0, unlink: 0, readdir: 0, mkdir: 0, syncDir: 0, stat: 0, lock: 0, writeBack: 0,
+    rename: 0, unlink: 0, rmdir: 0, readdir: 0, mkdir: 0, syncDir: 0, stat: 0, lock: 0, writeBack: 0,
   };
   #rules: ActiveRule[] = [];
 
@@ -159,6 +160,12 @@ export class FaultFileSystem implements FileSystem {
   async unlink(path: string): Promise<void> {
     await this.before('unlink', path);
     return this.inner.unlink(path);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    await this.before('rmdir', path);
+    if (this.inner.rmdir === undefined) throw fsError('ENOSYS', 'rmdir', path, 'the wrapped file system cannot remove a directory');
+    return this.inner.rmdir(path);
   }
 
   async readdir(path: string): Promise<string[]> {

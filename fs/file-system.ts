@@ -84,6 +84,8 @@ export interface FileSystem {
   readdir(path: string): Promise<string[]>;
   /** Creates the directory and its parents; no error if it exists. */
   mkdir(path: string): Promise<void>;
+  /** Optional: removes an empty directory (ENOTEMPTY if it is not, ENOENT if missing). */
+  rmdir?(path: string): Promise<void>;
   /** fsync on the directory itself: makes creates, renames and unlinks in it durable. */
   syncDir(path: string): Promise<void>;
   stat(path: string): Promise<FileStat>;

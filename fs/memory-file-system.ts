@@ -481,6 +481,15 @@ export class MemoryFileSystem implements FileSystem {
     d.op({ kind: 'delete', name });
   }
 
+  async rmdir(path: string): Promise<void> {
+    const { dir, name } = splitPath(path);
+    const d = this.#dir(dir, 'rmdir');
+    const sub = d.subdirs.get(name);
+    if (sub === undefined) throw d.entries.has(name) ? fsError('ENOTDIR', 'rmdir', path, 'not a directory') : fsError('ENOENT', 'rmdir', path, 'no such file or directory');
+    if (sub.entries.size > 0 || sub.subdirs.size > 0) throw fsError('ENOTEMPTY', 'rmdir', path, 'directory not empty');
+    d.op({ kind: 'rmdir', name });
+  }
+
   async readdir(path: string): Promise<string[]> {
     const { dir, name } = splitPath(path);
     if (normalize(path) !== '/' && this.#find(dir)?.entries.has(name)) throw fsError('ENOTDIR', 'scandir', path, 'not a directory');

@@ -200,6 +200,10 @@ export class NodeFileSystem implements FileSystem {
     return fs.promises.readdir(path);
   }
 
+  rmdir(path: string): Promise<void> {
+    return fs.promises.rmdir(path);
+  }
+
   /**
    * One level at a time, parents first where missing: Node 20's own recursive mkdir never settles (it
    * spins a core) on a path whose parent refuses to create, as under /proc.

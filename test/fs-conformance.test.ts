@@ -198,6 +198,19 @@ for (const [name, make] of SUBJECTS) {
       expect(await code(fs.mkdir(`${dir}/file/sub`))).toBe('ENOTDIR');
     });
 
+    withSubject('rmdir: removes an empty directory; ENOTEMPTY, ENOENT, ENOTDIR otherwise', async ({ fs }, dir) => {
+      const rmdir = fs.rmdir?.bind(fs) as (p: string) => Promise<void>;
+      expect(rmdir).toBeDefined();
+      await fs.mkdir(`${dir}/e/f`);
+      expect(await code(rmdir(`${dir}/e`))).toBe('ENOTEMPTY');
+      await rmdir(`${dir}/e/f`);
+      await rmdir(`${dir}/e`);
+      expect(await code(fs.stat(`${dir}/e`))).toBe('ENOENT');
+      expect(await code(rmdir(`${dir}/e`))).toBe('ENOENT');
+      await writeFile(fs, `${dir}/file`, 'x');
+      expect(await code(rmdir(`${dir}/file`))).toBe('ENOTDIR');
+    });
+
     withSubject('syncDir: syncs a directory; ENOENT when missing', async ({ fs }, dir) => {
       await fs.syncDir(dir);
       expect(await code(fs.syncDir(`${dir}/missing`))).toBe('ENOENT');
