@@ -9,6 +9,7 @@ import path from 'node:path';
 import { openOverwriteLoop } from './device-latency.js';
 import type { BenchProfile } from './profile.js';
 import { RawBatchLoop, RawFile } from './raw-ceiling.js';
+import { recordBytes } from '../record/format.js';
 
 export interface PairedBaseline {
   deviceOpsPerSec: number;
@@ -43,7 +44,7 @@ export class PairedBaselines {
   async before(recordSizeBytes: number, writersCount: number): Promise<void> {
     const key = `${recordSizeBytes}x${writersCount}`;
     let raw = this.#rawLoops.get(key);
-    if (raw === undefined && recordSizeBytes * writersCount <= this.#rawFile.sizeBytes) {
+    if (raw === undefined && recordBytes(recordSizeBytes) * writersCount <= this.#rawFile.sizeBytes) {
       raw = new RawBatchLoop(this.#rawFile, recordSizeBytes, writersCount);
       this.#rawLoops.set(key, raw);
     }

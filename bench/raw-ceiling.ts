@@ -1,8 +1,13 @@
 /**
  * Section 2, the raw group-commit ceiling: the most durable records per second this device gives a
  * single Node thread at a given batch size, with nothing between the loop and the kernel: one
- * writevSync of N records + one fdatasyncSync per batch, into a preallocated file. A WAL that commits
- * batches of N records cannot beat this figure at batch N; the ratio to it is what the WAL costs.
+ * writevSync + one fdatasyncSync per batch, into a preallocated file. A batch is written as a WAL
+ * commits it: N records framed as the log frames them (recordBytes: header and payload, 8-aligned),
+ * back to back in one buffer, where the last batch ended (not page-aligned). A WAL that commits batches
+ * of N records cannot beat this figure at batch N; the ratio to it is what the WAL costs. (Until
+ * 2026-12-05 each record was its own iovec, ~73 ns more per record in the kernel, and unframed: the
+ * first made the ceiling ~5% low at 64 records and ~30% low at 1,024, flattering the WAL; the second
+ * flattered raw by its smaller, page-aligned writes. docs/decisions.md, "The raw ceiling as a WAL writes".)
  * Each batch size runs in two passes (ascending, then descending order) to spread drift over all sizes.
  * The WAL section reuses RawBatchLoop to re-measure the ceiling right beside each of its rows.
  */
@@ -14,6 +19,7 @@ import { createPreallocatedFile, WrappingCursor } from './preallocated-file.js';
 import { writersCountsFor, type BenchProfile } from './profile.js';
 import type { Progress } from '../core/progress.js';
 import { SyncLoop } from './sync-loop.js';
+import { recordBytes } from '../record/format.js';
 
 /** The record size the issue's batch list is defined for. */
 export const rawRecordSizeBytes = 128;
@@ -54,12 +60,11 @@ export class RawBatchLoop {
   readonly #loop: SyncLoop;
 
   constructor(file: RawFile, recordSizeBytes: number, batchRecordsCount: number) {
-    const batchSizeBytes = batchRecordsCount * recordSizeBytes;
+    const batchSizeBytes = batchRecordsCount * recordBytes(recordSizeBytes);
     if (batchSizeBytes > file.sizeBytes) throw new RangeError(`a batch of ${batchSizeBytes} B does not fit in the ${file.sizeBytes} B file`);
     this.recordSizeBytes = recordSizeBytes;
     this.batchRecordsCount = batchRecordsCount;
-    const block = crypto.randomBytes(batchSizeBytes);
-    const buffers = Array.from({ length: batchRecordsCount }, (_, i) => block.subarray(i * recordSizeBytes, (i + 1) * recordSizeBytes));
+    const buffers = [crypto.randomBytes(batchSizeBytes)];
     this.#loop = new SyncLoop(() => {
       const written = fs.writevSync(file.fd, buffers, file.cursor.next(batchSizeBytes));
       fs.fdatasyncSync(file.fd);
@@ -97,7 +102,7 @@ export function rawBatchesFor(profile: BenchProfile, recordSizeBytes: number): n
     ...writersCountsFor(profile.walWritersCounts, recordSizeBytes),
     ...writersCountsFor(profile.peerWritersCounts, recordSizeBytes),
   ]);
-  return [...counts].filter((count) => count * recordSizeBytes <= profile.preallocatedFileSizeBytes).sort((a, b) => a - b);
+  return [...counts].filter((count) => count * recordBytes(recordSizeBytes) <= profile.preallocatedFileSizeBytes).sort((a, b) => a - b);
 }
 
 export async function measureRawCeiling(dir: string, profile: BenchProfile, progress: Progress): Promise<RawCeilingResult[]> {
