@@ -43,8 +43,12 @@ function target(t: Omit<TargetResult, 'ratio' | 'status'>): TargetResult {
   return { ...t, ratio, status: !measured ? 'not-measured' : met ? 'met' : 'missed' };
 }
 
+/**
+ * A peer's figure at a size and writer count, if it was measured: whatever the peer's final status (a
+ * peer that failed at a later row keeps the rows it measured, as the engine's best peer uses them too).
+ */
 function peerOpsPerSec(report: Report, peerId: string, recordSizeBytes: number, writersCount: number): number | undefined {
-  const peer = report.peers.find((p) => p.id === peerId && p.status === 'ok');
+  const peer = report.peers.find((p) => p.id === peerId);
   return peer?.rows.find((row) => row.recordSizeBytes === recordSizeBytes && row.writersCount === writersCount)?.opsPerSec;
 }
 

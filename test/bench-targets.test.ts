@@ -63,6 +63,10 @@ describe("the targets table holds the WAL to issue 12's thresholds", () => {
     expect(statusOf(r(290), 'wal-64-vs-better-sqlite3-batched-64-128')).toBe('missed');
     // A peer that did not run leaves its target unjudged.
     expect(statusOf(report({ wal: [walRow(128, 64, { opsPerSec: 300 })] }), 'wal-64-vs-better-sqlite3-batched-64-128')).toBe('not-measured');
+    // One that failed at a later row keeps the rows it measured, as the engine's best peer does (review
+    // of 2026-12-05: its 64-writer row was dropped from these targets, not from the engine's).
+    const failedLater = [{ id: 'lmdb', status: 'failed', rows: [{ recordSizeBytes: 128, writersCount: 64, opsPerSec: 100 }] }];
+    expect(statusOf(report({ wal: [walRow(128, 64, { opsPerSec: 250 })], peers: failedLater }), 'wal-64-vs-lmdb-64-128')).toBe('met');
   });
 
   it('1,024 writers: >= 0.5x raw at batch 1,024', () => {
