@@ -176,11 +176,6 @@ async function leftoversBelow(
 }
 
 /**
- * Why a file that continues the checkpoint must not be adopted, or null to adopt it. Only a verified
- * defect removes a file; an I/O error fails the open, since the file may be fine. The WAL decides what
- * the records are, where it still has them.
- */
-/**
  * Refuses a backup of another WAL (BACKUP_GAP), before anything is adopted, removed or published: its
  * record at the checkpoint LSN, in the chain's file that ends there, must be the WAL's (the same
  * payload), wherever the WAL still holds that LSN. Without this a sink pointed at another database's
@@ -212,6 +207,11 @@ async function checkSameWal(fs: FileSystem, dir: string, listed: readonly Backup
   }
 }
 
+/**
+ * Why a file that continues the checkpoint must not be adopted, or null to adopt it. Only a verified
+ * defect removes a file; an I/O error fails the open, since the file may be fine. The WAL decides what
+ * the records are, where it still has them.
+ */
 async function whyNotAdopt(fs: FileSystem, dir: string, f: BackupFileEntry, wal: Wal): Promise<string | null> {
   let records: Array<{ lsn: number; payload: Uint8Array }>;
   try {

@@ -21,6 +21,7 @@ import { fsError, makeDirDurable, sweepTempFiles } from '../fs/index.js';
 import { SEGMENT_NAME_RE, Wal, type WalStats } from '../wal/index.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { BackupSink, type BackupStats } from '../backup/index.js';
+import { CHECKPOINT_NAME, parseBackupFileName } from '../backup/format.js';
 import { CheckpointDamage, checkpointLsnOf, readCheckpoint, writeCheckpoint, type LoadedCheckpoint } from './checkpoint-file.js';
 import { EngineIterator, EngineKeyIterator, EngineValueIterator, boundsOf, type RangeOptions } from './iterator.js';
 import { keyIn, valueOut, type Format } from './keys.js';
@@ -190,7 +191,7 @@ async function checkEngineKind(fs: FileSystem, location: string): Promise<void> 
   if (segment !== undefined) {
     throw new FlushpointError(ErrorCode.WRONG_DIRECTORY, `${location} is not an engine's location: it holds WAL segments (${segment}), so it is a WAL directory; an engine keeps its WAL in <location>/wal (restoreBackup({ from, to: '${location}/wal' }) restores one there)`, { file: `${location}/${segment}` });
   }
-  const backup = names.find((n) => n === 'CHECKPOINT' || n.endsWith('.fpb'));
+  const backup = names.find((n) => n === CHECKPOINT_NAME || parseBackupFileName(n) !== null);
   if (backup !== undefined) {
     throw new FlushpointError(ErrorCode.WRONG_DIRECTORY, `${location} is not an engine's location: it holds ${backup}, so it is a backup (restore it with restoreBackup({ from, to: '<location>/wal' }))`, { file: `${location}/${backup}` });
   }
@@ -473,9 +474,10 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 
   /**
    * Closes as abstract-level does, with one difference once the engine or its WAL has failed (a write,
-   * a sync, a foreign record; with only sync: false writes the engine learns it here): _close releases the WAL, its lock and the sink all the same and
-   * then reports the failure, so the engine is closed, and the status says so ('closed', and open()
-   * reopens), where abstract-level alone would leave it 'open' with nothing open behind it. The failure
+   * a sync, a foreign record; with only sync: false writes the engine learns it here): _close releases
+   * the WAL, its lock and the sink all the same and then reports the failure, so the engine is closed,
+   * and the status says so ('closed', and open() reopens), where abstract-level alone would leave it
+   * 'open' with nothing open behind it. The failure
    * itself rejects the call (the FlushpointError, not abstract-level's LEVEL_DATABASE_NOT_CLOSED wrapping
    * it): writes made with sync: false may not be durable. A failure met first by close itself (its final
    * sync, the sink's or the WAL's close) gets abstract-level's answer (LEVEL_DATABASE_NOT_CLOSED, the

@@ -82,7 +82,7 @@ export class SyncTimer {
       open: async (path, flags) => wrapHandle(await fs.open(path, flags)),
       rename: (from, to) => fs.rename(from, to),
       unlink: (path) => fs.unlink(path),
-      ...(fs.rmdir ? { rmdir: (path: string) => (fs.rmdir as (p: string) => Promise<void>).call(fs, path) } : {}),
+      ...(fs.rmdir ? { rmdir: fs.rmdir.bind(fs) } : {}),
       readdir: (path) => fs.readdir(path),
       mkdir: (path) => fs.mkdir(path),
       syncDir: (path) => this.#time('syncDir', () => fs.syncDir(path)),

@@ -18,15 +18,13 @@ export function crcAddonRecordBytesMax(method: RecordCrcMethod | null = recordCr
   return method === 'clmul' ? Number.MAX_SAFE_INTEGER : CRC_WALK_RECORD_BYTES_MAX;
 }
 
-let addonRecordBytesMax: number | null = null;
-
 /**
  * Where the records from `off` in buf[off, end) have their CRCs checked up to: `off` itself where there is
  * no walk, no header in reach, or the record there is over `recordBytesMax` (default: this process's
  * crcAddonRecordBytesMax; the walk would stop at it at once: a log of large records made one call per
  * record for nothing).
  */
-export function walkCrcs(walk: RecordCrcWalk | null, buf: Uint8Array, view: DataView, off: number, end: number, recordBytesMax = (addonRecordBytesMax ??= crcAddonRecordBytesMax())): number {
+export function walkCrcs(walk: RecordCrcWalk | null, buf: Uint8Array, view: DataView, off: number, end: number, recordBytesMax = crcAddonRecordBytesMax()): number {
   if (walk === null || end - off < RECORD_HEADER_BYTES || recordBytes(recordPayloadBytes(view, off)) > recordBytesMax) return off;
   return walk(buf, off, end, recordBytesMax);
 }

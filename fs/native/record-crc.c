@@ -93,8 +93,9 @@ static uint32_t crc32_table_update(uint32_t c, const uint8_t *p, size_t n) {
  * register, which gives the register of the whole message (folding keeps the message's value modulo the
  * polynomial). Folding a lane forward by D bits multiplies its low half by x^(D+32) and its high half by
  * x^(D-32), both reduced modulo the polynomial, bit-reflected and shifted left by one (the reflected
- * product comes out one bit short); test/record-crc-walk.test.ts derives them and checks
- * these. 1.7x the table's speed on a 148-byte record here, 4x on 4 KiB (docs/decisions.md, "CRC-32 by carry-less multiplication").
+ * product comes out one bit short); test/record-crc-method.test.ts derives them and checks these.
+ * 1.7x the table's speed on a 148-byte record here, 4x on 4 KiB (docs/decisions.md, "CRC-32 by
+ * carry-less multiplication").
  */
 __attribute__((target("pclmul,sse2"))) static inline __m128i clmul_fold(__m128i lane, __m128i k, __m128i next) {
   return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(lane, k, 0x00), _mm_clmulepi64_si128(lane, k, 0x11)), next);
