@@ -31,7 +31,7 @@ const exitCodesText = `exit codes:
   0   what was asked for is durable (status: the endpoint answered)
   2   usage: an unknown action or flag, a bad value
   3   the flush or drain failed (BACKUP_FAILED, WAL_FAILED): nothing is claimed durable
-  5   timed out before it was durable (FLUSH_TIMEOUT), or no answer in time
+  5   timed out before it was durable (FLUSH_TIMEOUT), or no answer in time (ADMIN_NO_ANSWER)
   6   a flush was in progress and --mode reject does not wait (FLUSH_IN_PROGRESS)
   7   refused: the engine is closed or draining (WAL_CLOSED, ENGINE_DRAINING)
   9   any other error the endpoint answered
@@ -55,7 +55,7 @@ export const adminUsage = `usage: flushpoint admin status      --socket PATH [--
 
   --socket PATH   the admin socket (required)
   --timeout MS    how long the engine may take, in ms (default: the engine's, 60000); the command
-                  waits 5000 ms longer for the answer
+                  waits 5000 ms longer for the answer (status: MS itself, default 65000)
   --mode M        force-flush only: barrier | join | reject (default barrier)
 
 ${exitCodesText}`;
@@ -122,7 +122,8 @@ function call(socketPath: string, method: 'GET' | 'POST', urlPath: string, body:
     });
     const timer = setTimeout(() => {
       req.destroy();
-      reject(new AdminCommandError(AdminExitCode.timeout, 'FLUSH_TIMEOUT', `no answer from ${socketPath} within ${answerTimeoutMs} ms`));
+      // Not FLUSH_TIMEOUT: nothing may have been flushing (status), and the engine's own timeout did not answer either.
+      reject(new AdminCommandError(AdminExitCode.timeout, 'ADMIN_NO_ANSWER', `no answer from ${socketPath} within ${answerTimeoutMs} ms`));
     }, answerTimeoutMs);
     req.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -181,7 +182,8 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
   if (mode !== 'barrier' && mode !== 'join' && mode !== 'reject') throw usageError(`--mode must be barrier, join or reject, got '${mode}'`);
   const socketPath = path.resolve(io.cwd, v.socket);
   await checkSocketFile(socketPath);
-  const answerTimeoutMs = timeoutMs === undefined ? ANSWER_TIMEOUT_MS_DEFAULT : timeoutMs + ANSWER_GRACE_MS;
+  // status has no wait of its own on the engine's side: its --timeout bounds the answer itself.
+  const answerTimeoutMs = timeoutMs === undefined ? ANSWER_TIMEOUT_MS_DEFAULT : action === 'status' ? timeoutMs : timeoutMs + ANSWER_GRACE_MS;
   const timeoutField = timeoutMs === undefined ? {} : { timeoutMs };
   const answer =
     action === 'status'

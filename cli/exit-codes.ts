@@ -43,6 +43,7 @@ const byErrorCode: Readonly<Record<string, ExitCode>> = {
   WAL_LOCKED: ExitCode.locked,
   BACKUP_LOCKED: ExitCode.locked,
   FLUSH_TIMEOUT: ExitCode.timeout,
+  ADMIN_NO_ANSWER: ExitCode.timeout,
   FLUSH_IN_PROGRESS: ExitCode.flushInProgress,
   WAL_CLOSED: ExitCode.refused,
   ENGINE_DRAINING: ExitCode.refused,
@@ -73,7 +74,7 @@ export const exitCodesHelp = `exit codes:
   2    usage: an unknown command or flag, a bad value, an unusable target directory
   3    not found (no such path, no backup there), or an I/O error (permission, EIO, ENOSPC, a failed sync)
   4    locked by another process (WAL_LOCKED, BACKUP_LOCKED)
-  5    timed out before it was durable (FLUSH_TIMEOUT)
+  5    timed out before it was durable (FLUSH_TIMEOUT), or admin had no answer in time (ADMIN_NO_ANSWER)
   6    a flush was in progress and the request asked not to wait (FLUSH_IN_PROGRESS)
   7    refused: the target is closed or draining (WAL_CLOSED, ENGINE_DRAINING)
   8    the native flock addon (fs-ext) is not built: run 'npm rebuild fs-ext' (LOCK_UNAVAILABLE)

@@ -171,6 +171,27 @@ describe('flushpoint admin when the socket is not a live flushpoint endpoint: ex
   });
 });
 
+describe('flushpoint admin when the endpoint never answers: exit 5', () => {
+  it('a socket that accepts and never answers: exit 5, ADMIN_NO_ANSWER (not FLUSH_TIMEOUT), within status --timeout', async () => {
+    const dir = await tempDir();
+    const silentPath = path.join(dir, 's.sock');
+    const conns = new Set<net.Socket>();
+    const silent = net.createServer((c) => {
+      conns.add(c);
+      c.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(silentPath, resolve));
+    cleanups.push(() => new Promise<void>((resolve) => (silent.close(() => resolve()), conns.forEach((c) => c.destroy()))));
+    const started = performance.now();
+    const out = await admin('status', '--socket', silentPath, '--timeout', '300');
+    expect(out.code).toBe(5);
+    oneLine(out.stderr, 'ADMIN_NO_ANSWER', `no answer from ${silentPath} within 300 ms`);
+    expect(out.stderr).not.toContain('FLUSH_TIMEOUT');
+    expect(performance.now() - started).toBeLessThan(4_000);
+    expect(conns.size).toBe(1);
+  });
+});
+
 describe('the flushpoint binary', () => {
   it('runs admin through main: 0 against a live endpoint, 10 for a missing socket', async () => {
     const r = await rig();
