@@ -1,8 +1,8 @@
 /**
  * The backup sink to an S3 endpoint: section 8 of `flushpoint bench` when --endpoint is given (also
  * alone: `npm run bench:s3` starts a local Ceph RGW and runs this file against it):
- *  - backup throughput (MB/s of backup objects) while 64 closed-loop writers load the WAL, beside the
- *    WAL's own payload MB/s in the same window;
+ *  - backup throughput (MB/s of backup objects, MB = 10^6 B) while 64 closed-loop writers load the WAL,
+ *    beside the WAL's own log bytes (records with their framing, as the backup holds them) in the same window;
  *  - forceFlush latency when idle, beside one plain PUT of the same bytes (a bare PutObject: no
  *    condition, no Content-MD5, on the same client and connection pool) in the same run, alternating
  *    sample by sample: the ratio of the medians (and of the p99s), target <= 1.5;
@@ -18,6 +18,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { BackupSink } from '../backup/sink.js';
 import { S3Target } from '../backup/s3-target.js';
 import type { S3TargetOptions } from '../backup/s3-options.js';
+import { recordBytes } from '../record/format.js';
 import { Wal } from '../wal/index.js';
 import { runClosedLoop } from './closed-loop.js';
 import { LatencyRecorder, nowUs, summarize, type LatencySummary } from './latency.js';
@@ -54,7 +55,8 @@ export interface S3BenchResult {
   writersCount: number;
   recordSizeBytes: number;
   backupMBPerSec: number;
-  walPayloadMBPerSec: number;
+  /** The WAL's log bytes (records with framing) per second in the same window, MB = 10^6 B. */
+  walLogMBPerSec: number;
   walOpsPerSec: number;
   flushBytes: number;
   forceFlushIdleUs: LatencySummary;
@@ -73,10 +75,10 @@ export interface S3BenchResult {
   inFlightRatioToOnePut: number;
 }
 
-const MB = 1024 * 1024;
+const MIB = 1024 * 1024;
 
 async function withSink<T>(o: S3BenchOptions, name: string, flushIntervalMs: number, fn: (wal: Wal, sink: BackupSink) => Promise<T>): Promise<T> {
-  const wal = await Wal.open({ dir: path.join(o.dir, name), segmentSizeBytes: 64 * MB });
+  const wal = await Wal.open({ dir: path.join(o.dir, name), segmentSizeBytes: 64 * MIB });
   const prefix = `${o.s3.prefix ? `${o.s3.prefix}/` : ''}${name}-${crypto.randomBytes(4).toString('hex')}`;
   const sink = await BackupSink.open({ wal, target: { s3: { ...o.s3, prefix } }, flushIntervalMs });
   try {
@@ -110,7 +112,8 @@ export async function runS3Bench(o: S3BenchOptions, log: (line: string) => void 
         t1 = performance.now();
       },
     });
-    return { backupMBPerSec: (bytes1 - bytes0) / MB / ((t1 - t0) / 1000), walOpsPerSec: r.opsPerSec, walPayloadMBPerSec: (r.opsPerSec * o.recordSizeBytes) / MB };
+    // MB/s as formatMbPerSec prints them (10^6 B); before, MiB/s were printed as MB/s.
+    return { backupMBPerSec: (bytes1 - bytes0) / 1e6 / ((t1 - t0) / 1000), walOpsPerSec: r.opsPerSec, walLogMBPerSec: (r.opsPerSec * recordBytes(o.recordSizeBytes)) / 1e6 };
   });
   // 2. forceFlush idle vs one plain PUT of the same bytes (alternating).
   log(`forceFlush idle: ${o.samplesCount} samples of ${o.flushRecordsCount} records`);

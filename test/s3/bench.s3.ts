@@ -45,7 +45,7 @@ describe('flushpoint bench --endpoint (section 8, backup to S3)', () => {
     expect(run.code, run.stderr).toBe(0);
     const out = run.stdout;
     expect(out).toMatch(/^8\. Backup to S3 \(run when --endpoint is given\)\n=+\n64 closed-loop writers x 256 B records on the WAL; backup to http:\/\/127\.0\.0\.1:\d+, s3:\/\/fp-bench-[0-9a-f]+\/runs;$/m);
-    expect(out).toMatch(/^backup throughput while the WAL takes load +[\d.]+ MB\/s +WAL payload [\d.]+ MB\/s +[\d.]+x$/m);
+    expect(out).toMatch(/^backup throughput while the WAL takes load +[\d.]+ MB\/s +WAL log bytes [\d.]+ MB\/s +[\d.]+x$/m);
     const us = String.raw`[\d.,]+ (?:us|ms|s)`;
     expect(out).toMatch(new RegExp(String.raw`^forceFlush when idle \(.+\), p50 / p99 +${us} / ${us} +one plain PUT ${us} / ${us} +[\d.]+x / [\d.]+x$`, 'm'));
     expect(out).toMatch(new RegExp(String.raw`^forceFlush with an upload in flight, p50 / p99 +${us} / ${us} +two plain PUTs ${us} / ${us} +[\d.]+x / [\d.]+x$`, 'm'));
