@@ -67,7 +67,10 @@ export async function recoverBackupDir(target: BackupTarget, wal: Wal, logger: L
   const persistedLsn = checkpoint;
   // A leftover that holds the chain's records byte for byte up to the checkpoint and more after it (a
   // newer sink's file, when a frozen older sink's late CHECKPOINT moved the checkpoint back): adopted
-  // like a file beyond the checkpoint, the longest first. Never removed: it may be the only copy.
+  // like a file beyond the checkpoint, the longest first. Never removed: it may be the only copy. Only the
+  // longest is tried: if it is refused, a shorter one is not adopted instead, since the refused file would
+  // stay beside the chain, straddling the new checkpoint, and the next open would refuse it again; the
+  // sink stops now with BACKUP_CORRUPT naming it, for an operator to look at.
   for (const f of [...extenders].sort((a, b) => b.lastLsn - a.lastLsn)) {
     const refused = await whyNotAdopt(fs, dir, f, wal);
     if (refused === null) {
