@@ -541,10 +541,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
    */
   #write(key: string, value: Buffer | undefined, ops: Op[] | null, options: { sync?: boolean }): Promise<void> {
     const wal = this.#wal;
-    // The failure first: after a close that failed (the status still 'open') it says why.
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (!wal) return Promise.reject(notOpen(this.location));
-    if (this.#admin?.draining) return Promise.reject(this.#admin.drainingError(this.location));
+    const refused = this.#refusal();
+    if (refused !== null || wal === null) return Promise.reject(refused ?? notOpen(this.location));
     let lsn: number;
     try {
       // append throws (RECORD_TOO_LARGE, WAL_FAILED) before anything is staged: nothing is written then.
@@ -556,6 +554,19 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     const durable = options.sync !== false;
     const w: PendingWrite = { lsn, key, value, ops, held: null, keyStart: -1, keyEnd: 0, valueStart: 0, valueEnd: 0, durable, resolve: ignore, reject: ignore };
     return this.#pend(wal, w);
+  }
+
+  /**
+   * Why a write is refused now (the engine failed, is not open, or drains), or null. Checked before a
+   * write's value is copied for the index (#own): a refused write keeps nothing, where a drained engine
+   * whose clients retry used to fill value slabs with the values of writes it refused.
+   */
+  #refusal(): unknown {
+    // The failure first: after a close that failed (the status still 'open') it says why.
+    if (this.#failure) return this.#failure;
+    if (!this.#wal) return notOpen(this.location);
+    if (this.#admin?.draining) return this.#admin.drainingError(this.location);
+    return null;
   }
 
   /** A write appended as `w`: pending until visible (#advance). */
@@ -817,6 +828,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       const held = this.#putHeld(wal, typeof key === 'string' ? keyIn(key) : key, value);
       if (held !== null) return held;
     }
+    const refused = this.#refusal();
+    if (refused !== null) return Promise.reject(refused);
     const k = keyIn(key);
     return this.#write(k, this.#own(k, value), null, options);
   }
@@ -834,6 +847,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   /** @internal abstract-level's implementation hook. */
   async _batch(operations: Array<{ type: 'put' | 'del'; key: Key; value?: Key }>, options: FormatOptions): Promise<void> {
     if (operations.length === 0) return;
+    const refused = this.#refusal();
+    if (refused !== null) throw refused;
     const ops: Op[] = [];
     for (const op of operations) {
       if (op.type === 'put') {
