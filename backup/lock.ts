@@ -45,7 +45,8 @@ export async function lockBackupDir(fs: FileSystem, dir: string, options: LockOp
       if (!(err instanceof HeldElsewhere)) throw err;
       const leftMs = deadlineMs - clock.nowMs();
       if (leftMs <= 0) throw await lockedError(fs, dir, lockPath, options, err.cause);
-      await new Promise<void>((resolve) => clock.setTimeout(resolve, Math.min(LOCK_RETRY_INTERVAL_MS, leftMs)));
+      // keepAlive: an open waiting for a dead holder's lock to turn stale has nothing else pending.
+      await new Promise<void>((resolve) => clock.setTimeout(resolve, Math.min(LOCK_RETRY_INTERVAL_MS, leftMs), true));
     }
   }
 }

@@ -235,7 +235,8 @@ export class FlushScheduler {
     }
     if (!this.#scheduled) {
       this.#scheduled = true;
-      if (this.#commitDelayMs > 0) this.#clock.setTimeout(() => this.#start(), this.#commitDelayMs);
+      // keepAlive: records wait for this start, as they do for the setImmediate below (which Node keeps alive).
+      if (this.#commitDelayMs > 0) this.#clock.setTimeout(() => this.#start(), this.#commitDelayMs, true);
       else this.#clock.defer(() => this.#start());
     }
     const control = this.#control;
