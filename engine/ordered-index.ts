@@ -72,10 +72,15 @@ export class Cursor {
     return r.value;
   }
 
-  /** Moves to the first key at or after `target` (at or before it when reverse). */
+  /**
+   * Moves to the first key at or after `target` (at or before it when reverse). A target outside the
+   * range ends the cursor, as abstract-level documents ("the iterator will reach its natural end") and
+   * classic-level does: before, the cursor went on from the target and returned the first key in range
+   * it met, so the answer depended on whether a key outside the range lay in between.
+   */
   seek(target: string): void {
-    this.#done = false;
-    this.#it = this.#start(target, true);
+    this.#done = !inBounds(this.#bounds, target);
+    if (!this.#done) this.#it = this.#start(target, true);
   }
 }
 
