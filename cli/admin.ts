@@ -60,6 +60,9 @@ export const adminUsage = `usage: flushpoint admin status      --socket PATH [--
 
 ${exitCodesText}`;
 
+/** The longest a timer can wait (Node's setTimeout turns anything longer into 1 ms, with a warning). */
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
 /** Extra time the command waits for an answer beyond the --timeout it sent, in ms. */
 const ANSWER_GRACE_MS = 5_000;
 /** How long `status` (and a request without --timeout) waits for its answer, in ms. */
@@ -182,8 +185,11 @@ async function run(args: readonly string[], io: CliIo): Promise<number> {
   if (mode !== 'barrier' && mode !== 'join' && mode !== 'reject') throw usageError(`--mode must be barrier, join or reject, got '${mode}'`);
   const socketPath = path.resolve(io.cwd, v.socket);
   await checkSocketFile(socketPath);
-  // status has no wait of its own on the engine's side: its --timeout bounds the answer itself.
-  const answerTimeoutMs = timeoutMs === undefined ? ANSWER_TIMEOUT_MS_DEFAULT : action === 'status' ? timeoutMs : timeoutMs + ANSWER_GRACE_MS;
+  // status has no wait of its own on the engine's side: its --timeout bounds the answer itself (0 would
+  // give up before any answer could come).
+  if (action === 'status' && timeoutMs === 0) throw usageError('--timeout for status must be at least 1 ms, got 0');
+  // Capped: --timeout near its maximum plus the grace overflowed Node's timer, which then fired after 1 ms.
+  const answerTimeoutMs = Math.min(TIMER_MS_MAX, timeoutMs === undefined ? ANSWER_TIMEOUT_MS_DEFAULT : action === 'status' ? timeoutMs : timeoutMs + ANSWER_GRACE_MS);
   const timeoutField = timeoutMs === undefined ? {} : { timeoutMs };
   const answer =
     action === 'status'

@@ -53,6 +53,28 @@ describe('flushpoint admin against a live endpoint', () => {
     expect(drain.json).toMatchObject({ walDurableLsn: more, backupCheckpointLsn: more });
   });
 
+  it('--timeout at its maximum waits for the answer (the client timer once overflowed to 1 ms); status --timeout 0 is a usage error', async () => {
+    const r = await rig();
+    const last = appendSome(r.wal, 25);
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const ff = await admin('force-flush', '--socket', r.socketPath, '--timeout', '2147483647');
+      expect([ff.code, ff.stderr]).toEqual([0, '']);
+      expect(ff.json).toMatchObject({ targetLsn: last, checkpointLsn: last });
+      const drain = await admin('drain', '--socket', r.socketPath, '--timeout', '2147483647');
+      expect([drain.code, drain.stderr]).toEqual([0, '']);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('TimeoutOverflowWarning');
+    const zero = await admin('status', '--socket', r.socketPath, '--timeout', '0');
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain('--timeout for status must be at least 1 ms');
+  });
+
   it('exit 6 for reject while a flush runs, 5 for a timeout (with the LSNs on stdout), 3 for a failed backup, 7 once closed', async () => {
     const r = await rig();
     appendSome(r.wal, 10);
