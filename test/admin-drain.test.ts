@@ -221,4 +221,25 @@ describe('installShutdownHandlers', () => {
     expect(failing.log).toEqual(['drain 10', 'close']); // closed even so: close flushes what it can
     expect(process.listenerCount('SIGINT')).toBe(sigintListeners);
   });
+
+  it('a close that never returns (a hung backup target) exits 1 after closeTimeoutMs, not never', async () => {
+    const hung: Drainable & { log: string[] } = {
+      log: [],
+      drain: async () => ({ walDurableLsn: 5, backupCheckpointLsn: 5, waitedMs: 1 }),
+      close: () => {
+        hung.log.push('close');
+        return new Promise<void>(() => {}); // as a sink whose final flush waits on a target call that hangs
+      },
+    };
+    const exits: number[] = [];
+    const started = performance.now();
+    const uninstall = installShutdownHandlers(hung, { timeoutMs: 60_000, closeTimeoutMs: 200, signals: ['SIGTERM'], exit: (c) => exits.push(c) });
+    process.emit('SIGTERM');
+    await until(() => exits.length === 1, 'the exit after the close deadline', 5_000);
+    uninstall();
+    expect(exits).toEqual([1]);
+    expect(hung.log).toEqual(['close']);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+    expect(() => installShutdownHandlers(hung, { timeoutMs: 1, closeTimeoutMs: -1 })).toThrow(RangeError);
+  });
 });

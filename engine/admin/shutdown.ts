@@ -1,6 +1,10 @@
 /**
  * installShutdownHandlers(db, { timeoutMs }): on SIGTERM or SIGINT, drain the database (WAL durable,
  * backup barrier), close it, and exit: 0 only when the drain and the close both succeeded, 1 otherwise.
+ * The close has its own deadline (closeTimeoutMs, default timeoutMs): a close that hangs (a backup
+ * target whose calls never return: the sink's final flush waits for them) exits 1 when it runs out,
+ * instead of leaving the process up until the orchestrator kills it. A write acknowledged before is
+ * durable in the WAL either way (acknowledged means fdatasync returned).
  * A second signal while that runs exits 130 at once (the operator insisted). Returns the uninstaller.
  */
 import type { Logger } from '../../core/logger.js';
@@ -15,6 +19,8 @@ export interface Drainable {
 export interface ShutdownOptions {
   /** How long the drain may take, in ms. */
   timeoutMs: number;
+  /** How long the close after it may take, in ms; then the process exits 1. Default timeoutMs. */
+  closeTimeoutMs?: number;
   /** Default ['SIGTERM', 'SIGINT']. */
   signals?: readonly NodeJS.Signals[];
   logger?: Logger;
@@ -31,6 +37,8 @@ export function installShutdownHandlers(db: Drainable, options: ShutdownOptions)
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   const { timeoutMs, logger } = options;
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new RangeError(`timeoutMs must be a whole number of ms >= 0, got ${String(timeoutMs)}`);
+  const closeTimeoutMs = options.closeTimeoutMs ?? timeoutMs;
+  if (!Number.isSafeInteger(closeTimeoutMs) || closeTimeoutMs < 0) throw new RangeError(`closeTimeoutMs must be a whole number of ms >= 0, got ${String(closeTimeoutMs)}`);
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   const exit = options.exit ?? ((code: number) => process.exit(code));
   let running = false;
@@ -50,11 +58,21 @@ export function installShutdownHandlers(db: Drainable, options: ShutdownOptions)
         code = SHUTDOWN_EXIT_FAILED;
         logger?.error({ signal, err }, 'drain on signal failed');
       }
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await db.close();
+        const closed = await Promise.race([
+          db.close().then(() => true),
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(closeTimeoutMs, 2 ** 31 - 1)))),
+        ]);
+        if (!closed) {
+          code = SHUTDOWN_EXIT_FAILED;
+          logger?.error({ signal, closeTimeoutMs }, `close on signal did not finish within ${closeTimeoutMs} ms: exiting`);
+        }
       } catch (err) {
         code = SHUTDOWN_EXIT_FAILED;
         logger?.error({ signal, err }, 'close on signal failed');
+      } finally {
+        clearTimeout(timer);
       }
       exit(code);
     })();
