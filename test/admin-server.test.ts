@@ -177,6 +177,26 @@ describe('the admin socket', () => {
     await expect(fsp.lstat(r.socketPath)).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(request(r.socketPath, 'GET', '/status')).rejects.toMatchObject({ code: 'ENOENT' });
   });
+
+  it('close() answers a force-flush and a drain in flight 503 WAL_CLOSED, not a connection reset (review of 2026-12-05 evening)', async () => {
+    const r = await rig();
+    appendSome(r.wal, 20);
+    const held = deferred();
+    r.bfs.inject({ op: 'datasync', hold: held.promise });
+    const ff = request(r.socketPath, 'POST', '/force-flush', { timeoutMs: 60_000 });
+    await until(() => r.sink.flushing, 'the force-flush to reach its backup flush');
+    const drain = request(r.socketPath, 'POST', '/drain', { timeoutMs: 60_000 });
+    await until(() => r.calls.drain === 1, 'the drain to reach the target');
+    const closing = r.server.close();
+    const answers = await Promise.all([ff, drain]);
+    for (const a of answers) {
+      expect(a.status).toBe(503);
+      expect((a.json as { error: { code: string } }).error.code).toBe('WAL_CLOSED');
+    }
+    await closing;
+    held.resolve();
+    await expect(fsp.lstat(r.socketPath)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });
 
 describe('routes and errors', () => {

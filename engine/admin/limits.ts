@@ -22,3 +22,6 @@ export const UNIX_SOCKET_PATH_BYTES_MAX = 107;
 export const ADMIN_HEADER = 'x-flushpoint-admin';
 /** Its value: the version of the admin protocol. */
 export const ADMIN_PROTOCOL_VERSION = '1';
+
+/** At close, how long the 503 answers to requests in flight may take to leave before every connection is ended, in ms. */
+export const ADMIN_CLOSE_ANSWER_MS = 1_000;

@@ -17,6 +17,7 @@ import { ErrorCode, FlushpointError, assert } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import {
   ADMIN_BODY_BYTES_MAX,
+  ADMIN_CLOSE_ANSWER_MS,
   ADMIN_CONNECTIONS_COUNT_MAX,
   ADMIN_HEADER,
   ADMIN_HEADERS_TIMEOUT_MS_DEFAULT,
@@ -116,6 +117,8 @@ export class AdminServer {
   readonly #operationTimeoutMs: number;
   #socket: SocketIdentity | null = null;
   #closing: Promise<void> | null = null;
+  /** Requests not answered yet: answered 503 at close (see #close). */
+  readonly #inFlight = new Set<http.ServerResponse>();
 
   private constructor(target: AdminTarget, o: AdminServerOptions, socketPath: string) {
     this.#target = target;
@@ -130,7 +133,11 @@ export class AdminServer {
         keepAliveTimeout: ADMIN_KEEP_ALIVE_TIMEOUT_MS,
         connectionsCheckingInterval: Math.max(100, Math.min(1000, requestTimeoutMs / 4)),
       },
-      (req, res) => void this.#handle(req, res),
+      (req, res) => {
+        this.#inFlight.add(res);
+        res.once('close', () => this.#inFlight.delete(res));
+        void this.#handle(req, res);
+      },
     );
     this.#server.maxConnections = ADMIN_CONNECTIONS_COUNT_MAX;
     // A garbage request: answer 400 if the socket can still take it, then drop the connection.
@@ -167,8 +174,21 @@ export class AdminServer {
     await this.close();
   }
 
+  /**
+   * Stops accepting, answers every request not answered yet 503 WAL_CLOSED (its operation may still
+   * finish inside the engine's close, which flushes all it can), lets those answers leave for up to
+   * ADMIN_CLOSE_ANSWER_MS, then ends every connection. Before, a drain or force-flush in flight got a
+   * connection reset, which the CLI reads as an unreachable socket (exit 10) instead of a refusal (exit 7).
+   */
   async #close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const res of this.#inFlight) {
+      send(res, 503, { error: { code: ErrorCode.WAL_CLOSED, message: 'the engine is closing: this request was not finished (its operation may still complete as the engine closes; ask status after the restart)' } }, undefined, true);
+    }
+    this.#server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, ADMIN_CLOSE_ANSWER_MS)))]);
+    clearTimeout(timer);
     this.#server.closeAllConnections();
     await closed;
     if (this.#socket) await removeSocket(this.#socket);
