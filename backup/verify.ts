@@ -19,7 +19,11 @@ import { checkLeftover, conflictError, describeRedundant, planVerifiedChain, typ
  * checkpoint, and one below it whose every record another file holds byte for byte. A sink opening the
  * backup adopts or removes the first kind and removes the second.
  */
-export type BackupProblemCode = 'BACKUP_CORRUPT' | 'BACKUP_GAP' | 'NO_CHECKPOINT' | 'BEYOND_CHECKPOINT' | 'REDUNDANT';
+/**
+ * BACKUP_UNREADABLE: a file the file system would not read (EACCES, EIO, EISDIR, ...): its bytes were never
+ * seen, so it is not called corrupt (the CLI exits 3, an I/O error, where damage exits 1).
+ */
+export type BackupProblemCode = 'BACKUP_CORRUPT' | 'BACKUP_UNREADABLE' | 'BACKUP_GAP' | 'NO_CHECKPOINT' | 'BEYOND_CHECKPOINT' | 'REDUNDANT';
 
 /** The problem codes that are not damage. */
 const HARMLESS: ReadonlySet<BackupProblemCode> = new Set(['BEYOND_CHECKPOINT', 'REDUNDANT']);
@@ -138,9 +142,11 @@ export async function verifyBackup(dir: string, options: VerifyOptions = {}): Pr
   return { ok, firstLsn, firstLsnRecorded: checkpoint?.startRecorded ?? false, lastLsn, checkpointLsn, files: files.length, records, bytes, problems };
 }
 
-/** A file that does not verify or cannot be read: BACKUP_CORRUPT naming it. */
+/** A file that does not verify (BACKUP_CORRUPT) or that the file system would not read (BACKUP_UNREADABLE), naming it. */
 function corruptProblem(err: unknown, file: string): BackupProblem {
   if (err instanceof FlushpointError) return { code: 'BACKUP_CORRUPT', message: err.message, file: err.file ?? file, ...(err.offset === undefined ? {} : { offset: err.offset }) };
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return { code: 'BACKUP_UNREADABLE', message: `${file}: cannot read: ${(err as Error).message}`, file };
   return { code: 'BACKUP_CORRUPT', message: `${file}: cannot read: ${(err as Error).message}`, file };
 }
 

@@ -9,17 +9,18 @@
  *                      record count and validity (header, CRCs, LSNs all verified)
  *
  * Exit codes: 0 everything read is valid; 1 something is damaged (a corrupt segment, checkpoint or backup file);
- * 2 usage; 3 the directory does not exist or is none of the three kinds.
+ * 2 usage; 3 the directory does not exist or is none of the three kinds, or a file in it cannot be read
+ * (EACCES, EIO, ...: state 'unreadable', not 'corrupt': nothing says its bytes are damaged).
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { listBackupFiles, readBackupFile, readCheckpoint } from '../backup/backup-file.js';
 import { CHECKPOINT_NAME, parseBackupFileName } from '../backup/format.js';
 import { checkpointLsnOf, readEngineCheckpoint } from '../engine/index.js';
 import { nodeFileSystem } from '../fs/index.js';
 import { recoverSegments, SEGMENT_NAME_RE } from '../wal/index.js';
-import type { CliIo, Subcommand } from './subcommand.js';
+import { FlushpointError } from '../core/errors.js';
+import { parseCommandLine, UsageError, type CliIo, type Subcommand } from './subcommand.js';
 
 export const inspectUsage = `usage: flushpoint inspect DIR [--json]
 
@@ -30,13 +31,26 @@ export const inspectUsage = `usage: flushpoint inspect DIR [--json]
 
   --json   print the result as JSON
 
-exit codes: 0 all valid; 1 something is damaged; 2 usage; 3 DIR is missing or none of the three kinds
+exit codes: 0 all valid; 1 something is damaged; 2 usage; 3 DIR is missing or none of the three kinds,
+or a file in it cannot be read (state unreadable)
 `;
 
 const EXIT_OK = 0;
 const EXIT_DAMAGED = 1;
 const EXIT_USAGE = 2;
 const EXIT_NOT_FOUND = 3;
+/** A file could not be read (the table's "not found or an I/O error"). */
+const EXIT_IO = 3;
+
+/**
+ * An error from the file system itself (EACCES, EIO, EISDIR, ...), as opposed to one about the bytes
+ * read (a FlushpointError: WAL_CORRUPT, BACKUP_CORRUPT, ENGINE_CORRUPT). Such a file is unreadable, not
+ * corrupt: its bytes were never seen.
+ */
+export function isIoError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return !(err instanceof FlushpointError) && typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
+}
 
 export interface SegmentInfo {
   name: string;
@@ -45,7 +59,7 @@ export interface SegmentInfo {
   /** Byte offset just past its last valid record (the rest is preallocated zeros, or a torn tail). */
   endOffset: number;
   sizeBytes: number;
-  state: 'ok' | 'torn-tail' | 'corrupt';
+  state: 'ok' | 'torn-tail' | 'corrupt' | 'unreadable';
   problem: string | null;
 }
 
@@ -65,7 +79,7 @@ export interface BackupFileInfo {
   records: number | null;
   sizeBytes: number;
   beyondCheckpoint: boolean;
-  state: 'ok' | 'corrupt';
+  state: 'ok' | 'corrupt' | 'unreadable';
   problem: string | null;
 }
 
@@ -84,7 +98,7 @@ export interface EngineCheckpointInfo {
   sizeBytes: number;
   /** Entries it holds when valid, else null. */
   entries: number | null;
-  state: 'ok' | 'damaged';
+  state: 'ok' | 'damaged' | 'unreadable';
   /** Why it is damaged (the byte offset and what is wrong), or null. */
   problem: string | null;
 }
@@ -93,6 +107,8 @@ export interface InspectResult {
   kind: 'wal' | 'engine' | 'backup';
   dir: string;
   ok: boolean;
+  /** Some file could not be read (state 'unreadable'): exit 3 rather than 1. */
+  unreadable: boolean;
   wal?: WalInfo;
   checkpoints?: EngineCheckpointInfo[];
   backup?: BackupInfo;
@@ -127,7 +143,7 @@ export async function inspectWal(dir: string): Promise<WalInfo> {
         const s = one.segments[0];
         segments.push({ name, firstLsn: s?.firstLsn ?? 0, lastLsn: s?.lastLsn ?? 0, endOffset: s?.endOffset ?? 0, sizeBytes, state: broken ? 'corrupt' : 'ok', problem: broken ? firstLine(err) : null });
       } catch (e) {
-        segments.push({ name, firstLsn: parseInt(name, 16), lastLsn: 0, endOffset: 0, sizeBytes, state: 'corrupt', problem: firstLine(e) });
+        segments.push({ name, firstLsn: parseInt(name, 16), lastLsn: 0, endOffset: 0, sizeBytes, state: isIoError(e) ? 'unreadable' : 'corrupt', problem: firstLine(e) });
       }
     }
     return { dir, firstLsn: segments[0]?.firstLsn ?? 0, lastLsn: 0, segments, problem: firstLine(err) };
@@ -153,7 +169,7 @@ export async function inspectBackup(dir: string): Promise<BackupInfo> {
       const f = await readBackupFile(nodeFileSystem, dir, entry);
       files.push({ ...entry, records: f.records.length, sizeBytes, beyondCheckpoint, state: 'ok', problem: null });
     } catch (err) {
-      files.push({ ...entry, records: null, sizeBytes, beyondCheckpoint, state: 'corrupt', problem: firstLine(err) });
+      files.push({ ...entry, records: null, sizeBytes, beyondCheckpoint, state: isIoError(err) ? 'unreadable' : 'corrupt', problem: firstLine(err) });
     }
   }
   return { dir, checkpointLsn, startLsn, checkpointProblem, files };
@@ -174,7 +190,7 @@ async function engineCheckpoints(dir: string): Promise<EngineCheckpointInfo[]> {
       const c = await readEngineCheckpoint(nodeFileSystem, file, lsn, yieldToLoop);
       out.push({ name, lsn, sizeBytes, entries: c.entries, state: 'ok', problem: null });
     } catch (err) {
-      out.push({ name, lsn, sizeBytes, entries: null, state: 'damaged', problem: firstLine(err) });
+      out.push({ name, lsn, sizeBytes, entries: null, state: isIoError(err) ? 'unreadable' : 'damaged', problem: firstLine(err) });
     }
   }
   return out;
@@ -200,22 +216,23 @@ export async function inspect(dir: string): Promise<InspectResult> {
   if (names.includes('wal') && (await isDir('wal'))) {
     const wal = await inspectWal(path.join(dir, 'wal'));
     const checkpoints = await engineCheckpoints(path.join(dir, 'checkpoints'));
-    return { kind: 'engine', dir, ok: walOk(wal) && checkpoints.every((c) => c.state === 'ok'), wal, checkpoints };
+    const unreadable = wal.segments.some((s) => s.state === 'unreadable') || checkpoints.some((c) => c.state === 'unreadable');
+    return { kind: 'engine', dir, ok: walOk(wal) && checkpoints.every((c) => c.state === 'ok'), unreadable, wal, checkpoints };
   }
   if (names.some((n) => SEGMENT_NAME_RE.test(n))) {
     const wal = await inspectWal(dir);
-    return { kind: 'wal', dir, ok: walOk(wal), wal };
+    return { kind: 'wal', dir, ok: walOk(wal), unreadable: wal.segments.some((s) => s.state === 'unreadable'), wal };
   }
   if (names.includes(CHECKPOINT_NAME) || names.some((n) => parseBackupFileName(n) !== null)) {
     const backup = await inspectBackup(dir);
     const ok = backup.checkpointProblem === null && backup.files.every((f) => f.state === 'ok');
-    return { kind: 'backup', dir, ok, backup };
+    return { kind: 'backup', dir, ok, unreadable: backup.files.some((f) => f.state === 'unreadable'), backup };
   }
   throw new InspectError(EXIT_NOT_FOUND, 'WRONG_DIRECTORY', `${dir} is not a WAL, engine or backup directory (no segments, no wal/, no backup checkpoint or files)`);
 }
 
 function walOk(wal: WalInfo): boolean {
-  return wal.problem === null && wal.segments.every((s) => s.state !== 'corrupt');
+  return wal.problem === null && wal.segments.every((s) => s.state !== 'corrupt' && s.state !== 'unreadable');
 }
 
 /** A plain text table: columns padded to their widest cell, numbers right-aligned. */
@@ -258,9 +275,10 @@ export const inspectCommand: Subcommand = {
   async run(args, io) {
     let parsed;
     try {
-      parsed = parseArgs({ args: [...args], allowPositionals: true, strict: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+      // The shared parser, as every command: its messages ("unknown flag '--bogus'"), not node's.
+      parsed = parseCommandLine(args, { json: { type: 'boolean' } }, inspectUsage);
     } catch (err) {
-      io.stderr.write(`flushpoint inspect: ${firstLine(err)}\n\n${inspectUsage}`);
+      io.stderr.write(`flushpoint inspect: ${err instanceof UsageError ? err.message : firstLine(err)}\n\n${inspectUsage}`);
       return EXIT_USAGE;
     }
     if (parsed.values.help) {
@@ -281,6 +299,6 @@ export const inspectCommand: Subcommand = {
       return err.exitCode;
     }
     io.stdout.write(parsed.values.json ? JSON.stringify(result, null, 2) + '\n' : render(result));
-    return result.ok ? EXIT_OK : EXIT_DAMAGED;
+    return result.unreadable ? EXIT_IO : result.ok ? EXIT_OK : EXIT_DAMAGED;
   },
 };

@@ -9,6 +9,7 @@ import { BackupSink } from '../backup/index.js';
 import { inspectCommand, type InspectResult } from '../cli/inspect.js';
 import { Engine } from '../engine/index.js';
 import { Wal } from '../wal/index.js';
+import { main } from '../cli/main.js';
 import { tempDir, runCommand } from './admin-fixtures.js';
 
 async function inspect(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; json: InspectResult }> {
@@ -137,6 +138,37 @@ describe('flushpoint inspect', () => {
     const row = t.stdout.split('\n').find((l) => l.startsWith('checkpoint-0000000000000014.ckpt'));
     expect(row).toMatch(/^checkpoint-0000000000000014\.ckpt +20 +- +\d+ +damaged +checkpoint .* block checksum mismatch/);
     expect(t.stdout.split('\n').find((l) => l.startsWith('checkpoint-0000000000000032.ckpt'))).toMatch(/ +50 +50 +\d+ +ok$/);
+  });
+
+  it('a file the file system will not read is unreadable (exit 3, an I/O error), not corrupt (exit 1): inspect and backup verify', async () => {
+    const { backupDir, walDir } = await walAndBackup(300);
+    // As root (these tests' user) no mode bit stops a read: a directory in a file's place gives EISDIR.
+    const victim = (await fsp.readdir(backupDir)).filter((n) => n.endsWith('.fpb')).sort()[1] as string;
+    await fsp.rm(path.join(backupDir, victim));
+    await fsp.mkdir(path.join(backupDir, victim));
+    const r = await inspect(backupDir, '--json');
+    expect(r.code).toBe(3);
+    const f = r.json.backup!.files.find((x) => x.name === victim)!;
+    expect(f.state).toBe('unreadable');
+    expect(f.problem).toContain('EISDIR');
+    const out: string[] = [];
+    const io = { cwd: process.cwd(), stdout: { write: (t: string) => (out.push(t), true) }, stderr: { write: (t: string) => (out.push(t), true) } };
+    expect(await main(['backup', 'verify', backupDir], io as never)).toBe(3);
+    expect(out.join('')).toContain(`BACKUP_UNREADABLE: ${backupDir}/${victim}: cannot read`);
+    expect(out.join('')).not.toContain('BACKUP_CORRUPT');
+    // A segment of a WAL likewise.
+    const seg = (await fsp.readdir(walDir)).sort()[1] as string;
+    await fsp.rm(path.join(walDir, seg));
+    await fsp.mkdir(path.join(walDir, seg));
+    const w = await inspect(walDir, '--json');
+    expect(w.code).toBe(3);
+    expect(w.json.wal!.segments.find((s) => s.name === seg)!.state).toBe('unreadable');
+  });
+
+  it('usage errors read as every command\'s (the shared parser), not node\'s', async () => {
+    const r = await inspect('--bogus');
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe("flushpoint inspect: unknown flag '--bogus'");
   });
 
   it('exits 3 for a missing or unknown directory, 2 for usage errors, 0 for --help', async () => {
