@@ -1,4 +1,4 @@
-export { BackupSink, type FlushEvent, type ForceFlushOptions, type ForceFlushResult, type BackupStats, type BackupSinkEvents } from './sink.js';
+export { BackupSink, forceFlushOutcomeOf, type ForceFlushEvent, type ForceFlushOutcome, type FlushEvent, type ForceFlushOptions, type ForceFlushResult, type BackupStats, type BackupSinkEvents } from './sink.js';
 export type { BackupSinkOptions, ForceFlushMode } from './options.js';
 export { restoreBackup, type RestoreOptions, type RestoreResult, type RestoreProgress } from './restore.js';
 export { verifyBackup, type VerifyResult, type VerifyOptions, type BackupProblem, type BackupProblemCode } from './verify.js';

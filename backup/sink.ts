@@ -51,6 +51,26 @@ export interface FlushEvent {
 export interface BackupSinkEvents {
   flush: [event: FlushEvent];
   error: [err: Error];
+  /** Every forceFlush() that got past its argument checks, once it returned or threw: the admin endpoint's, a drain's and the application's alike. */
+  forceFlush: [event: ForceFlushEvent];
+}
+
+/** How a forceFlush() ended: ok, or why not. */
+export type ForceFlushOutcome = 'ok' | 'timeout' | 'in_progress' | 'failed' | 'aborted';
+
+export interface ForceFlushEvent {
+  mode: ForceFlushMode;
+  outcome: ForceFlushOutcome;
+  waitedMs: number;
+}
+
+/** The outcome a forceFlush() that threw `err` had. */
+export function forceFlushOutcomeOf(err: unknown): ForceFlushOutcome {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'FLUSH_TIMEOUT') return 'timeout';
+  if (code === 'FLUSH_IN_PROGRESS') return 'in_progress';
+  if ((err as Error | null)?.name === 'AbortError') return 'aborted';
+  return 'failed';
 }
 
 export interface ForceFlushOptions {
@@ -228,8 +248,32 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     const timeoutMs = options.timeoutMs ?? this.#o.forceFlushTimeoutMs;
     checkWaitOptions({ timeoutMs, signal: options.signal });
     if (this.#status !== 'open') throw closedError(this.dir);
+    const startedMs = this.#o.clock.nowMs();
+    try {
+      const r = await this.#forceFlush(mode, timeoutMs, options.signal, startedMs);
+      this.#forceFlushEnded({ mode, outcome: 'ok', waitedMs: r.waitedMs });
+      return r;
+    } catch (err) {
+      this.#forceFlushEnded({ mode, outcome: forceFlushOutcomeOf(err), waitedMs: this.#o.clock.nowMs() - startedMs });
+      throw err;
+    }
+  }
+
+  /** Emits 'forceFlush'; a listener that throws cannot change the call's result (its error is thrown from the next tick). */
+  #forceFlushEnded(event: ForceFlushEvent): void {
+    if (this.listenerCount('forceFlush') === 0) return;
+    try {
+      this.emit('forceFlush', event);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+
+  async #forceFlush(mode: ForceFlushMode, timeoutMs: number, signal: AbortSignal | undefined, startedMs: number): Promise<ForceFlushResult> {
     const clock = this.#o.clock;
-    const startedMs = clock.nowMs();
+    const options = { signal };
     const targetLsn = this.#wal.lastLsn;
     const runningAtStart = this.#scheduler.flushing;
     const runBefore = this.#scheduler.flushesRun;

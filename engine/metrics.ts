@@ -2,8 +2,9 @@
  * The engine's Prometheus metrics (prom-client), in a registry of its own (never the global one, so two
  * engines in one process do not mix). createEngineMetrics({ wal, sink, drainer, syncTimer }) builds it:
  * gauges and counters are read from wal.stats() / sink.stats() at scrape time, histograms are fed by
- * events (the WAL's 'durable', the sink's 'flush', the drainer's 'drain', the SyncTimer's syncs) and by
- * observeForceFlush(). close() unsubscribes from every event source. The two histograms fed once per
+ * events (the WAL's 'durable', the sink's 'flush' and 'forceFlush' (every forceFlush: the admin
+ * endpoint's, a drain's, the application's), the drainer's 'drain', the SyncTimer's syncs). close()
+ * unsubscribes from every event source. The two histograms fed once per
  * WAL commit (fsync seconds, records per commit) only store the sample on the commit path and fold it in
  * at the next scrape (or once SAMPLES_PENDING_COUNT_MAX wait): prom-client's observe() with labels
  * formats a label key per call, and these listeners run between the sync and the writes it acknowledges.
@@ -29,7 +30,8 @@
 import type { ValueSlabStats } from './value-slabs.js';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LatencySummary } from '../core/latency.js';
-import type { BackupSink, FlushEvent, ForceFlushMode } from '../backup/index.js';
+import type { BackupSink, FlushEvent, ForceFlushEvent } from '../backup/index.js';
+export { forceFlushOutcomeOf, type ForceFlushOutcome } from '../backup/index.js';
 import type { Wal } from '../wal/index.js';
 import type { Drainer, DrainOutcome } from './admin/drain.js';
 import type { SyncOp, SyncTimer } from './metrics-fs.js';
@@ -55,16 +57,7 @@ export interface EngineMetricsStats {
   valueSlabs: ValueSlabStats;
 }
 
-export type ForceFlushOutcome = 'ok' | 'timeout' | 'in_progress' | 'failed' | 'aborted';
 
-/** The outcome label of a forceFlush that rejected with `err`. */
-export function forceFlushOutcomeOf(err: unknown): ForceFlushOutcome {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'FLUSH_TIMEOUT') return 'timeout';
-  if (code === 'FLUSH_IN_PROGRESS') return 'in_progress';
-  if ((err as Error | null)?.name === 'AbortError') return 'aborted';
-  return 'failed';
-}
 
 const SECONDS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const RECORDS_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384];
@@ -110,8 +103,6 @@ const QUANTILES: ReadonlyArray<[string, keyof LatencySummary]> = [
 
 export interface EngineMetrics {
   readonly registry: Registry;
-  /** Records one forceFlush wait (the admin endpoint calls it for every force-flush it serves). */
-  observeForceFlush(mode: ForceFlushMode, outcome: ForceFlushOutcome, waitedMs: number): void;
   /** The Prometheus text and its content type. */
   text(): Promise<{ contentType: string; text: string }>;
   /** Unsubscribes from the WAL, the sink, the drainer and the sync timer. */
@@ -236,7 +227,12 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
   }
 
   // ---- forceFlush and drain ----
-  const forceFlushSeconds = new Histogram({ name: 'flushpoint_force_flush_wait_seconds', help: 'Time each forceFlush waited, by mode and outcome, in seconds', labelNames: ['mode', 'outcome'], buckets: SECONDS_BUCKETS, registers });
+  const forceFlushSeconds = new Histogram({ name: 'flushpoint_force_flush_wait_seconds', help: 'Time each forceFlush waited (the admin endpoint\'s, a drain\'s, the application\'s), by mode and outcome, in seconds', labelNames: ['mode', 'outcome'], buckets: SECONDS_BUCKETS, registers });
+  if (sink) {
+    const onForceFlush = (e: ForceFlushEvent): void => forceFlushSeconds.observe({ mode: e.mode, outcome: e.outcome }, e.waitedMs / 1000);
+    sink.on('forceFlush', onForceFlush);
+    unsubscribe.push(() => sink.off('forceFlush', onForceFlush));
+  }
   const drains = new Counter({ name: 'flushpoint_drains_total', help: 'Drain calls, by outcome', labelNames: ['outcome'], registers });
   const drainSeconds = new Histogram({ name: 'flushpoint_drain_seconds', help: 'Time each drain call waited, in seconds', buckets: SECONDS_BUCKETS, registers });
   if (drainer) {
@@ -250,9 +246,6 @@ export function createEngineMetrics(sources: MetricsSources): EngineMetrics {
 
   return {
     registry,
-    observeForceFlush(mode, outcome, waitedMs) {
-      forceFlushSeconds.observe({ mode, outcome }, waitedMs / 1000);
-    },
     async text() {
       return { contentType: registry.contentType, text: await registry.metrics() };
     },

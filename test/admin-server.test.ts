@@ -273,9 +273,25 @@ describe('routes and errors', () => {
     expect(value('flushpoint_wal_records_total')).toBe(30);
     expect(value('flushpoint_wal_pipelined_batches_total')).toBe(0); // 30 records by one caller: no trial
     expect(value('flushpoint_wal_fsync_seconds_count{op="commit"}')).toBeGreaterThan(0);
-    expect(value('flushpoint_force_flush_wait_seconds_count{mode="barrier",outcome="ok"}')).toBe(1);
+    // Every forceFlush is counted: the endpoint's and the drain's own barrier (before, only the endpoint's).
+    expect(value('flushpoint_force_flush_wait_seconds_count{mode="barrier",outcome="ok"}')).toBe(2);
     expect(value('flushpoint_drains_total{outcome="ok"}')).toBe(1);
     expect(m.text).toContain('flushpoint_backup_flush_stage_seconds{stage="checkpoint",quantile="0.5"}');
+    // And the application's own calls, with their outcome.
+    await r.sink.forceFlush({ mode: 'join' });
+    const held = deferred();
+    r.bfs.inject({ op: 'datasync', hold: held.promise });
+    appendSome(r.wal, 1);
+    const running = r.sink.forceFlush();
+    await until(() => r.sink.flushing, 'a held flush');
+    await expect(r.sink.forceFlush({ mode: 'reject' })).rejects.toMatchObject({ code: 'FLUSH_IN_PROGRESS' });
+    held.resolve();
+    await running;
+    const m2 = await request(r.socketPath, 'GET', '/metrics');
+    const value2 = (line: string): number => Number(new RegExp(`^${line.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(m2.text)?.[1]);
+    expect(value2('flushpoint_force_flush_wait_seconds_count{mode="join",outcome="ok"}')).toBe(1);
+    expect(value2('flushpoint_force_flush_wait_seconds_count{mode="reject",outcome="in_progress"}')).toBe(1);
+    expect(value2('flushpoint_force_flush_wait_seconds_count{mode="barrier",outcome="ok"}')).toBe(3);
     // The other engine's registry saw none of it.
     const o = await request(other.socketPath, 'GET', '/metrics');
     expect(o.text).toMatch(/^flushpoint_wal_records_total 0$/m);

@@ -6,7 +6,7 @@ import { ErrorCode, FlushpointError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { BackupSink } from '../../backup/index.js';
 import type { Wal } from '../../wal/index.js';
-import { forceFlushOutcomeOf, type EngineMetrics } from '../metrics.js';
+import type { EngineMetrics } from '../metrics.js';
 import type { DrainOptions } from './drain.js';
 import type { AdminForceFlushRequest, AdminForceFlushResult, AdminStatus, AdminTarget, DrainResult } from './target.js';
 
@@ -53,11 +53,9 @@ export function walAdminTarget(o: WalAdminSources): AdminTarget {
       const started = performance.now();
       try {
         const r = await s.sink.forceFlush({ mode: request.mode, timeoutMs: request.timeoutMs });
-        o.metrics()?.observeForceFlush(request.mode, 'ok', r.waitedMs);
         if (r.flushesJoined + r.flushesRun > 0) o.logger?.info({ mode: request.mode, ...r }, 'admin force-flush waited');
         return { ...r, walDurableLsn: s.wal.durableLsn };
       } catch (err) {
-        o.metrics()?.observeForceFlush(request.mode, forceFlushOutcomeOf(err), performance.now() - started);
         o.logger?.warn({ mode: request.mode, err, waitedMs: performance.now() - started }, 'admin force-flush failed');
         throw err;
       }
