@@ -108,6 +108,27 @@ async function writeVersion1Segment(fs: MemoryFileSystem, firstLsn: number, payl
   await fs.syncDir(DIR);
 }
 
+/** A version-1 segment of several batches (each record's batch delta counts from its batch's first). */
+async function writeVersion1Batches(fs: MemoryFileSystem, firstLsn: number, batches: Uint8Array[][]): Promise<void> {
+  const file = new Uint8Array(SEGMENT_BYTES);
+  const view = new DataView(file.buffer);
+  file.set(SEGMENT_MAGIC, 0);
+  view.setUint32(8, 1, true);
+  view.setUint32(12, SEGMENT_HEADER_BYTES, true);
+  view.setUint32(SEGMENT_FIRST_LSN_OFFSET, firstLsn, true);
+  view.setUint32(24, SEGMENT_BYTES, true);
+  view.setUint32(28, crc32(file.subarray(0, 28)), true);
+  let at = SEGMENT_HEADER_BYTES;
+  let lsn = firstLsn;
+  for (const batch of batches) batch.forEach((p, i) => (at = encodeRecord(file, view, at, lsn++, i, 0, p)));
+  await fs.mkdir(DIR);
+  const handle = await fs.open(`${DIR}/${segmentName(firstLsn)}`, 'wx+');
+  await handle.writev([file], 0);
+  await handle.datasync();
+  await handle.close();
+  await fs.syncDir(DIR);
+}
+
 function flipByte(fs: MemoryFileSystem, name: string, at: number): void {
   const image = fs.readFileNow(`${DIR}/${name}`);
   fs.corrupt(`${DIR}/${name}`, at, new Uint8Array([(image[at] as number) ^ 0x40]));
@@ -265,5 +286,22 @@ describe('recovery decision table (wal/recovery.ts), one row at a time', () => {
     await writeVersion1Segment(v1, 1, payloads);
     v1.truncateNow(`${DIR}/${SEG1}`, offsetOf(v1, SEG1, 3) + 60);
     expect(await outcomeOf(v1)).toEqual({ opens: 'torn tail cut', lastLsn: 2, cutAt: { file: `${DIR}/${SEG1}`, offset: offsetOf(fs, SEG1, 3) } });
+  });
+
+  it('format version 1, row 4 | damage spanning two records of batch B (a zeroed sector), batch C intact after it -> WAL_CORRUPT, not a cut (review of 2026-12-05 evening)', async () => {
+    const small = (n: number): Uint8Array => new Uint8Array(16).fill(n); // 40-byte records: several to a sector
+    const batches = [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]].map((b) => b.map(small));
+    const fs = new MemoryFileSystem();
+    await writeVersion1Batches(fs, 1, batches);
+    const from = offsetOf(fs, SEG1, 5);
+    const to = offsetOf(fs, SEG1, 7); // LSN 5 and 6 zeroed, headers and all
+    fs.corrupt(`${DIR}/${SEG1}`, from, new Uint8Array(to - from));
+    expectRefused(await outcomeOf(fs), { file: SEG1, offset: from, says: /later batch \(from LSN 9/ });
+    // Damage spanning the last batch's records is still a torn tail: cut.
+    const torn = new MemoryFileSystem();
+    await writeVersion1Batches(torn, 1, batches);
+    const f9 = offsetOf(torn, SEG1, 9);
+    torn.corrupt(`${DIR}/${SEG1}`, f9, new Uint8Array(offsetOf(torn, SEG1, 11) - f9));
+    expect(await outcomeOf(torn)).toEqual({ opens: 'torn tail cut', lastLsn: 8, cutAt: { file: `${DIR}/${SEG1}`, offset: f9 } });
   });
 });

@@ -61,7 +61,10 @@
  *   c. otherwise its extent is unknown: the walk resumes at the first "top-level" valid record (one
  *      lying inside no other valid record) numbered exactly one more, at least a header past it, that
  *      no later top-level record contradicts with an LSN at or below its own. Anything else (an older
- *      LSN, such as another log's records numbered from 1, or any other number) is payload bytes.
+ *      LSN, such as another log's records numbered from 1, or any other number) is payload bytes;
+ *   d. when no record numbered one more exists (the damage spans several records: a zeroed sector of
+ *      small ones), any top-level valid record with a higher LSN that meets the proof below in place of
+ *      one accepted by (a) still proves a later batch: before, the walk ended there and the tail was cut.
  * A record accepted by (a) proves a later batch (row 4) when its batch began after E (LSN - batch
  * delta > E), no later top-level record has an LSN at or below it, and valid records follow it in LSN
  * order up to the clean end. If the walk ends without such a record, the damage is a torn tail (row 5).
@@ -384,7 +387,22 @@ function judgeUnsaltedTail(buf: Uint8Array, view: DataView, offset: number, end:
       next = p;
       break;
     }
-    if (next < 0) return null;
+    if (next < 0) {
+      // No record numbered lsn + 1: the damage spans more than one record (a zeroed sector of small
+      // records). A later batch whose records still run in LSN order to the clean end, and that no later
+      // top-level record contradicts, proves all the same that LSN expectedLsn had been acknowledged: the
+      // worst a payload copying another log can do here is a refusal, never a cut of acknowledged records.
+      for (let i = 0; i < top.offsets.length; i++) {
+        const p = top.offsets[i] as number;
+        const l = top.lsns[i] as number;
+        if (p < at + RECORD_HEADER_BYTES || l <= lsn) continue;
+        const batchFirstLsn = l - recordBatchDelta(view, p);
+        if (batchFirstLsn > expectedLsn && top.noneLaterAtOrBelow(p, l) && chainReachesEnd(buf, view, p, end, l)) {
+          return `a later batch (from LSN ${batchFirstLsn}; LSN ${l} at offset ${p}) continues the log past damage that spans records ${lsn} and on, so LSN ${expectedLsn} had been acknowledged`;
+        }
+      }
+      return null;
+    }
     at = next;
     lsn++;
   }
