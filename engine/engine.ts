@@ -373,6 +373,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
    *   yes                no                -                  -> ENGINE_CORRUPT (the WAL lost durable records)
    *   no (damaged)       -                 -                  -> note it, try the next older one
    *   none left: WAL starts at LSN 1 (or is empty) -> replay it all; else ENGINE_CORRUPT naming the files.
+   *   Before any of it: a WAL that ends below the newest checkpoint's name (damaged or not: it was
+   *   published only once the WAL was durable to that LSN) -> ENGINE_CORRUPT naming that checkpoint.
    *   A WAL that does not reach back to the checkpoint (or to LSN 1) is replayed from nothing instead, and
    *   that is valid only from the end of a complete base in it on (engine/base.ts; a restored backup).
    */
@@ -400,11 +402,17 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     }
     const baseLsn = base?.lsn ?? 0;
     const lastLsn = wal.lastLsn;
-    if (baseLsn > lastLsn) {
+    // A checkpoint is published (given its name) only once the WAL is durable to its LSN, so the newest
+    // name is a floor for the WAL's end even when that file is damaged: before, a damaged newest
+    // checkpoint plus a WAL cut below it (a lost last segment, a cut tail) opened silently at the older
+    // state.
+    const newest = found[0];
+    if (newest !== undefined && newest.lsn > lastLsn) {
+      const proof = base !== null && base.lsn === newest.lsn ? '' : ' (damaged, but its name proves the WAL was durable to that LSN when it was published)';
       throw new FlushpointError(
         ErrorCode.ENGINE_CORRUPT,
-        `checkpoint ${dir}/${found.find((c) => c.lsn === baseLsn)?.file} holds LSN ${baseLsn}, but the WAL in ${wal.dir} ends at LSN ${lastLsn}: the WAL lost durable records`,
-        { lsn: baseLsn, file: wal.dir },
+        `checkpoint ${dir}/${newest.file} holds LSN ${newest.lsn}${proof}, but the WAL in ${wal.dir} ends at LSN ${lastLsn}: the WAL lost durable records`,
+        { lsn: newest.lsn, file: wal.dir },
       );
     }
     // The WAL does not reach back to the checkpoint (or to LSN 1): replay all of it from nothing; a

@@ -11,6 +11,8 @@ import { checkpointLsnOf } from '../engine/checkpoint-file.js';
 import { FaultFileSystem, MemoryFileSystem, type FileSystem } from '../fs/index.js';
 import { deferred, track, turns, until } from './helpers/async.js';
 import { damageFile } from './helpers/damage.js';
+import { SALT_ANY, decodeRecord, recordLsn } from '../record/format.js';
+import { SEGMENT_HEADER_BYTES } from '../wal/format.js';
 
 const LOCATION = '/db';
 const CKPT_DIR = `${LOCATION}/checkpoints`;
@@ -189,6 +191,38 @@ describe('recovery from damage', () => {
     await db.close();
     for (const name of await mem.readdir(`${LOCATION}/wal`)) if (/^[0-9a-f]{16}/.test(name)) await mem.unlink(`${LOCATION}/wal/${name}`);
     await expect(engine(mem).open()).rejects.toMatchObject({ cause: { code: 'ENGINE_CORRUPT' } });
+  });
+
+  it('a damaged newest checkpoint still bounds the WAL from below: a WAL cut under its LSN is ENGINE_CORRUPT, not an open at an older state (review of 2026-12-05 evening)', async () => {
+    const mem = new MemoryFileSystem();
+    const db = engine(mem);
+    await fill(db, 0, 20);
+    const { lsn } = await db.checkpoint();
+    expect(lsn).toBe(20);
+    await fill(db, 20, 10);
+    await db.close();
+    const [file] = await checkpointFiles(mem);
+    await damageFile(mem, `${CKPT_DIR}/${file}`, 'flip');
+    // Cut the WAL's last segment at LSN 11's record: it opens as a torn tail ending at LSN 10.
+    const segs = (await mem.readdir(`${LOCATION}/wal`)).filter((n) => /^[0-9a-f]{16}\.wal$/.test(n)).sort();
+    const last = `${LOCATION}/wal/${segs[segs.length - 1]}`;
+    const image = mem.readFileNow(last);
+    const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+    let at = SEGMENT_HEADER_BYTES;
+    for (;;) {
+      const size = decodeRecord(image, view, at, image.byteLength, 0, SALT_ANY);
+      expect(size).toBeGreaterThan(0);
+      if (recordLsn(view, at) === 11) break;
+      at += size;
+    }
+    mem.truncateNow(last, at + 10);
+    const err = (await engine(mem).open().then(
+      () => null,
+      (e: unknown) => e,
+    )) as { cause: { code: string; message: string } };
+    expect(err?.cause?.code).toBe('ENGINE_CORRUPT');
+    expect(err.cause.message).toContain(`${file} holds LSN 20 (damaged`);
+    expect(err.cause.message).toContain('ends at LSN 10');
   });
 });
 
