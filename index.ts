@@ -36,6 +36,8 @@ export type {
   ForceFlushOptions,
   ForceFlushResult,
   FlushEvent,
+  ForceFlushEvent,
+  ForceFlushOutcome,
   BackupStats,
   RestoreOptions,
   RestoreResult,
