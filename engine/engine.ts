@@ -325,7 +325,13 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     if (!exists && !options.createIfMissing) throw fsError('ENOENT', 'open', location, 'database does not exist (createIfMissing is false)');
     if (exists && options.errorIfExists) throw fsError('EEXIST', 'open', location, 'database already exists (errorIfExists is true)');
     // Every directory the engine creates is durable before anything in it is acknowledged.
-    await makeDirDurable(fs, `${location}/${CHECKPOINTS_DIR}`);
+    await makeDirDurable(fs, `${location}/${CHECKPOINTS_DIR}`).catch((err: NodeJS.ErrnoException) => {
+      // A file in its place (ENOTDIR, EEXIST): a typed line naming it, not a bare errno.
+      if (err.code === 'ENOTDIR' || err.code === 'EEXIST') {
+        throw new FlushpointError(ErrorCode.ENGINE_CORRUPT, `${location}/${CHECKPOINTS_DIR} is not a directory (${err.code}): the engine keeps its checkpoints there`, { cause: err, file: `${location}/${CHECKPOINTS_DIR}` });
+      }
+      throw err;
+    });
     // The fsync histogram is read only through the admin endpoint: without one, the WAL gets the file system itself.
     const syncTimer = this.#o.admin ? new SyncTimer() : undefined;
     const wal = await Wal.open({ ...this.#o.wal, dir: walDir, fs: syncTimer ? syncTimer.wrap(fs) : fs, logger: this.#o.logger });
@@ -395,9 +401,13 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
         base = await readCheckpoint(fs, `${dir}/${c.file}`, c.lsn, yieldToLoop);
         break;
       } catch (err) {
-        if (!(err instanceof CheckpointDamage)) throw err;
-        damaged.push(err.message);
-        this.#o.logger?.warn({ file: err.file, offset: err.offset }, err.message);
+        // A checkpoint the file system will not read (EISDIR, EIO, ...) is passed over like a damaged one:
+        // the older one and the WAL still rebuild the state, and the floor below still holds.
+        const code = (err as NodeJS.ErrnoException | null)?.code;
+        if (!(err instanceof CheckpointDamage) && !(typeof code === 'string' && /^E[A-Z0-9]+$/.test(code))) throw err;
+        const message = err instanceof CheckpointDamage ? err.message : `checkpoint ${dir}/${c.file} cannot be read: ${(err as Error).message}`;
+        damaged.push(message);
+        this.#o.logger?.warn({ file: `${dir}/${c.file}`, err }, message);
       }
     }
     const baseLsn = base?.lsn ?? 0;

@@ -4,6 +4,9 @@
  * and the WAL no longer reaches LSN 1, the backup sink run by the engine, and a restored backup opening
  * as an engine at exactly the restored LSN.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
 import { restoreBackup } from '../backup/index.js';
@@ -223,6 +226,50 @@ describe('recovery from damage', () => {
     expect(err?.cause?.code).toBe('ENGINE_CORRUPT');
     expect(err.cause.message).toContain(`${file} holds LSN 20 (damaged`);
     expect(err.cause.message).toContain('ends at LSN 10');
+  });
+});
+
+describe('checkpoints the file system will not read (review of 2026-12-05 evening)', () => {
+  it('a directory in the newest checkpoint\'s place is passed over like damage (EISDIR named); a file in place of checkpoints/ is ENGINE_CORRUPT naming it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-ckpt-eisdir-'));
+    try {
+      const location = path.join(dir, 'db');
+      const db = new Engine(location, { wal: WAL });
+      await db.open();
+      await fill(db, 0, 300);
+      await db.checkpoint();
+      await fill(db, 300, 300);
+      await db.checkpoint();
+      await fill(db, 600, 30);
+      const expected = await entries(db);
+      await db.close();
+      const ckpts = fs.readdirSync(path.join(location, 'checkpoints')).filter((n) => n.endsWith('.ckpt')).sort();
+      expect(ckpts).toHaveLength(2);
+      const newest = path.join(location, 'checkpoints', ckpts[1] as string);
+      fs.rmSync(newest);
+      fs.mkdirSync(newest);
+      const again = new Engine(location, { wal: WAL });
+      await again.open();
+      const rec = again.stats().recovery;
+      expect(rec.checkpointLsn).toBe(300);
+      expect(rec.damagedCheckpoints).toHaveLength(1);
+      expect(rec.damagedCheckpoints[0]).toContain(`${ckpts[1]} cannot be read`);
+      expect(rec.damagedCheckpoints[0]).toContain('EISDIR');
+      expect(await entries(again)).toEqual(expected);
+      await again.close();
+
+      fs.rmSync(path.join(location, 'checkpoints'), { recursive: true });
+      fs.writeFileSync(path.join(location, 'checkpoints'), 'not a directory');
+      const err = (await new Engine(location, { wal: WAL }).open().then(
+        () => null,
+        (e: unknown) => e,
+      )) as { cause: { code: string; message: string; file: string } };
+      expect(err?.cause?.code).toBe('ENGINE_CORRUPT');
+      expect(err.cause.message).toContain('checkpoints is not a directory');
+      expect(err.cause.file).toBe(path.join(location, 'checkpoints'));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
