@@ -156,6 +156,12 @@ describe('flushpoint inspect', () => {
     expect(await main(['backup', 'verify', backupDir], io as never)).toBe(3);
     expect(out.join('')).toContain(`BACKUP_UNREADABLE: ${backupDir}/${victim}: cannot read`);
     expect(out.join('')).not.toContain('BACKUP_CORRUPT');
+    // restore names the file it could not read (it said only 'EISDIR: illegal operation on a directory, read').
+    const err: string[] = [];
+    const io2 = { cwd: process.cwd(), env: {}, stdout: { write: () => true }, stderr: { write: (t: string) => (err.push(t), true) } };
+    expect(await main(['backup', 'restore', '--from', backupDir, '--to', path.join(path.dirname(backupDir), 'restored')], io2 as never)).toBe(3);
+    expect(err.join('')).toContain('EISDIR');
+    expect(err.join('')).toContain(`${backupDir}/${victim}`);
     // A segment of a WAL likewise.
     const seg = (await fsp.readdir(walDir)).sort()[1] as string;
     await fsp.rm(path.join(walDir, seg));
