@@ -143,7 +143,9 @@ export async function inspectWal(dir: string): Promise<WalInfo> {
         const s = one.segments[0];
         segments.push({ name, firstLsn: s?.firstLsn ?? 0, lastLsn: s?.lastLsn ?? 0, endOffset: s?.endOffset ?? 0, sizeBytes, state: broken ? 'corrupt' : 'ok', problem: broken ? firstLine(err) : null });
       } catch (e) {
-        segments.push({ name, firstLsn: parseInt(name, 16), lastLsn: 0, endOffset: 0, sizeBytes, state: isIoError(e) ? 'unreadable' : 'corrupt', problem: firstLine(e) });
+        // Scanned on its own, every segment is the last one: its own error would call a middle segment
+        // "the last segment". The log's scan named this file: say what that scan said.
+        segments.push({ name, firstLsn: parseInt(name, 16), lastLsn: 0, endOffset: 0, sizeBytes, state: isIoError(e) ? 'unreadable' : 'corrupt', problem: broken ? firstLine(err) : `read on its own: ${firstLine(e)}` });
       }
     }
     return { dir, firstLsn: segments[0]?.firstLsn ?? 0, lastLsn: 0, segments, problem: firstLine(err) };

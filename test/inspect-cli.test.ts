@@ -83,6 +83,20 @@ describe('flushpoint inspect', () => {
     expect(r.code).toBe(1);
     expect(r.json.wal!.problem).toContain(names[1]!);
     expect(r.json.wal!.segments.find((s) => s.name === names[1])!.state).toBe('corrupt');
+    // Damage in a middle segment's first record: scanned alone it would be "the first record of the last
+    // segment"; its row says what the log's scan said.
+    const first = await walAndBackup(300);
+    const firstNames = (await fsp.readdir(first.walDir)).filter((n) => n.endsWith('.wal')).sort();
+    const mid = path.join(first.walDir, firstNames[1]!);
+    const midBytes = await fsp.readFile(mid);
+    midBytes.writeUInt8(midBytes.readUInt8(60) ^ 0xff, 60);
+    await fsp.writeFile(mid, midBytes);
+    const f = await inspect(first.walDir, '--json');
+    expect(f.code).toBe(1);
+    const row = f.json.wal!.segments.find((s) => s.name === firstNames[1])!;
+    expect(row.state).toBe('corrupt');
+    expect(row.problem).toBe(f.json.wal!.problem);
+    expect(row.problem).not.toContain('of the last segment');
     expect(r.json.wal!.segments.filter((s) => s.state === 'ok')).toHaveLength(names.length - 1);
 
     const torn = await walAndBackup(50);

@@ -192,6 +192,8 @@ describe('recovery decision table (wal/recovery.ts), one row at a time', () => {
     const img = fs.crash();
     flipByte(img, SEG3, at + 50);
     expectRefused(await outcomeOf(img), { file: SEG3, offset: at, says: /a later batch \(from LSN 18/ });
+    // The proof's offset is the file's (it was the window's, counted from the damage, with a note).
+    expect((await outcomeOf(img) as { message: string }).message).toContain(`LSN 18 at offset ${offsetOf(fs, SEG3, 18)})`);
     // The same with the damaged record's header zeroed: found by the record that follows it.
     const zeroed = fs.crash();
     zeroed.corrupt(`${DIR}/${SEG3}`, at, new Uint8Array(24));
@@ -295,8 +297,9 @@ describe('recovery decision table (wal/recovery.ts), one row at a time', () => {
     await writeVersion1Batches(fs, 1, batches);
     const from = offsetOf(fs, SEG1, 5);
     const to = offsetOf(fs, SEG1, 7); // LSN 5 and 6 zeroed, headers and all
+    const at9 = offsetOf(fs, SEG1, 9);
     fs.corrupt(`${DIR}/${SEG1}`, from, new Uint8Array(to - from));
-    expectRefused(await outcomeOf(fs), { file: SEG1, offset: from, says: /later batch \(from LSN 9/ });
+    expectRefused(await outcomeOf(fs), { file: SEG1, offset: from, says: new RegExp(`later batch \\(from LSN 9; LSN 9 at offset ${at9}\\)`) });
     // Damage spanning the last batch's records is still a torn tail: cut.
     const torn = new MemoryFileSystem();
     await writeVersion1Batches(torn, 1, batches);

@@ -332,7 +332,7 @@ function headerNames(view: DataView, p: number, end: number, lsn: number): numbe
  * salted (version 2) one, by the decision table's proof of a later batch. Returns null when what
  * follows is consistent with a torn tail (row 5), or the reason it proves a later batch (row 4).
  */
-function judgeSaltedTail(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number, salt: number): string | null {
+function judgeSaltedTail(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number, salt: number, base = 0): string | null {
   assert((offset & (RECORD_ALIGN_BYTES - 1)) === 0, 'damage starts where a record could start');
   assert(salt !== UNSALTED, 'a salted segment');
   for (let p = offset; p + RECORD_HEADER_BYTES <= end; p += RECORD_ALIGN_BYTES) {
@@ -342,7 +342,7 @@ function judgeSaltedTail(buf: Uint8Array, view: DataView, offset: number, end: n
     const batchFirstLsn = lsn - recordBatchDelta(view, p);
     if (batchFirstLsn > expectedLsn) {
       assert(lsn > expectedLsn, 'a record of a later batch comes after the damage in LSN order');
-      return `a later batch (from LSN ${batchFirstLsn}; LSN ${lsn} at offset ${p}) was written after it, so LSN ${expectedLsn} had been acknowledged`;
+      return `a later batch (from LSN ${batchFirstLsn}; LSN ${lsn} at offset ${base + p}) was written after it, so LSN ${expectedLsn} had been acknowledged`;
     }
   }
   return null;
@@ -351,7 +351,7 @@ function judgeSaltedTail(buf: Uint8Array, view: DataView, offset: number, end: n
 /**
  * The same for a version-1 (unsalted) last segment, by the continuation rule of the decision table.
  */
-function judgeUnsaltedTail(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number): string | null {
+function judgeUnsaltedTail(buf: Uint8Array, view: DataView, offset: number, end: number, expectedLsn: number, base = 0): string | null {
   assert((offset & (RECORD_ALIGN_BYTES - 1)) === 0, 'damage starts where a record could start');
   const top = new TopLevelRecords(buf, view, offset + RECORD_ALIGN_BYTES, end);
   // Walk this log's own sequence: record `lsn` should start at `at`.
@@ -362,7 +362,7 @@ function judgeUnsaltedTail(buf: Uint8Array, view: DataView, offset: number, end:
     if (size > 0) {
       const batchFirstLsn = lsn - recordBatchDelta(view, at);
       if (batchFirstLsn > expectedLsn && top.noneLaterAtOrBelow(at, lsn) && chainReachesEnd(buf, view, at, end, lsn)) {
-        return `a later batch (from LSN ${batchFirstLsn}; LSN ${lsn} at offset ${at}) continues the log, so LSN ${expectedLsn} had been acknowledged`;
+        return `a later batch (from LSN ${batchFirstLsn}; LSN ${lsn} at offset ${base + at}) continues the log, so LSN ${expectedLsn} had been acknowledged`;
       }
       at += size;
       lsn++;
@@ -398,7 +398,7 @@ function judgeUnsaltedTail(buf: Uint8Array, view: DataView, offset: number, end:
         if (p < at + RECORD_HEADER_BYTES || l <= lsn) continue;
         const batchFirstLsn = l - recordBatchDelta(view, p);
         if (batchFirstLsn > expectedLsn && top.noneLaterAtOrBelow(p, l) && chainReachesEnd(buf, view, p, end, l)) {
-          return `a later batch (from LSN ${batchFirstLsn}; LSN ${l} at offset ${p}) continues the log past damage that spans records ${lsn} and on, so LSN ${expectedLsn} had been acknowledged`;
+          return `a later batch (from LSN ${batchFirstLsn}; LSN ${l} at offset ${base + p}) continues the log past damage that spans records ${lsn} and on, so LSN ${expectedLsn} had been acknowledged`;
         }
       }
       return null;
@@ -575,8 +575,9 @@ export async function recoverSegments(fs: FileSystem, dir: string, names: readon
         if (offset === SEGMENT_HEADER_BYTES) throw corrupt(dir, name, offset, `${reason}: the first record of the last segment (LSN ${expected})`, { lsn: expected });
         // Rare path: look at everything after the damage at once.
         await w.fill(offset, sizeBytes - offset);
-        const verdict = header.salt === UNSALTED ? judgeUnsaltedTail(w.buf, w.view, 0, w.length, expected) : judgeSaltedTail(w.buf, w.view, 0, w.length, expected, header.salt);
-        if (verdict !== null) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}); ${verdict} (offsets from ${offset})`, { lsn: expected });
+        // The window starts at the damage: offsets in the verdict are the file's (base = offset).
+        const verdict = header.salt === UNSALTED ? judgeUnsaltedTail(w.buf, w.view, 0, w.length, expected, offset) : judgeSaltedTail(w.buf, w.view, 0, w.length, expected, header.salt, offset);
+        if (verdict !== null) throw corrupt(dir, name, offset, `${reason} (LSN ${expected}); ${verdict}`, { lsn: expected });
         if (strict) throw corrupt(dir, name, offset, `torn tail: ${reason} (LSN ${expected}); refused by recovery: 'strict'`, { lsn: expected, tornTail: true });
         torn = { file: `${dir}/${name}`, offset, bytes: lastNonZero(w.buf, 0, w.length) + 1, reason };
       }
