@@ -88,6 +88,11 @@ function resalt(fs: MemoryFileSystem, name: string, lsn: number, salt: number): 
  * where version 2 has the salt, and its records carry 0 there.
  */
 async function writeVersion1Segment(fs: MemoryFileSystem, firstLsn: number, payloads: Uint8Array[]): Promise<void> {
+  await writeVersion1Batches(fs, firstLsn, [payloads]);
+}
+
+/** The same with several batches (each record's batch delta counts from its batch's first). */
+async function writeVersion1Batches(fs: MemoryFileSystem, firstLsn: number, batches: Uint8Array[][]): Promise<void> {
   const file = new Uint8Array(SEGMENT_BYTES);
   const view = new DataView(file.buffer);
   file.set(SEGMENT_MAGIC, 0);
@@ -95,28 +100,6 @@ async function writeVersion1Segment(fs: MemoryFileSystem, firstLsn: number, payl
   view.setUint32(12, SEGMENT_HEADER_BYTES, true);
   view.setUint32(SEGMENT_FIRST_LSN_OFFSET, firstLsn, true);
   view.setUint32(24, SEGMENT_BYTES, true); // the segment size
-  view.setUint32(28, crc32(file.subarray(0, 28)), true);
-  let at = SEGMENT_HEADER_BYTES;
-  payloads.forEach((p, i) => {
-    at = encodeRecord(file, view, at, firstLsn + i, i, 0, p);
-  });
-  await fs.mkdir(DIR);
-  const handle = await fs.open(`${DIR}/${segmentName(firstLsn)}`, 'wx+');
-  await handle.writev([file], 0);
-  await handle.datasync();
-  await handle.close();
-  await fs.syncDir(DIR);
-}
-
-/** A version-1 segment of several batches (each record's batch delta counts from its batch's first). */
-async function writeVersion1Batches(fs: MemoryFileSystem, firstLsn: number, batches: Uint8Array[][]): Promise<void> {
-  const file = new Uint8Array(SEGMENT_BYTES);
-  const view = new DataView(file.buffer);
-  file.set(SEGMENT_MAGIC, 0);
-  view.setUint32(8, 1, true);
-  view.setUint32(12, SEGMENT_HEADER_BYTES, true);
-  view.setUint32(SEGMENT_FIRST_LSN_OFFSET, firstLsn, true);
-  view.setUint32(24, SEGMENT_BYTES, true);
   view.setUint32(28, crc32(file.subarray(0, 28)), true);
   let at = SEGMENT_HEADER_BYTES;
   let lsn = firstLsn;
