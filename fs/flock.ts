@@ -19,10 +19,15 @@ export function loadFlock(): Flock {
     fsExt = createRequire(import.meta.url)('fs-ext') as typeof import('fs-ext');
   } catch (err) {
     const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    // Not installed at all: npm leaves an optional dependency out when its build fails (no compiler).
+    const missing = (err as NodeJS.ErrnoException)?.code === 'MODULE_NOT_FOUND' && /'fs-ext'/.test(reason ?? '');
     throw new FlushpointError(
       ErrorCode.LOCK_UNAVAILABLE,
-      `the WAL's directory lock needs fs-ext's native addon, which did not load (${reason}); build it with 'npm rebuild fs-ext' ` +
-        '(needs python3, make and a C++ compiler; with npm 11, approve its install script)',
+      missing
+        ? "the WAL's directory lock needs fs-ext, an optional dependency that is not installed (npm leaves it out when its build fails); " +
+            "install python3, make and a C++ compiler, then 'npm install fs-ext'"
+        : `the WAL's directory lock needs fs-ext's native addon, which did not load (${reason}); build it with 'npm rebuild fs-ext' ` +
+            '(needs python3, make and a C++ compiler; with npm 11, approve its install script)',
       { cause: err },
     );
   }
