@@ -8,7 +8,7 @@
  * goes or its lock turns stale. The BACKUP_LOCKED error says when a lock on the host's disk turns stale.
  */
 import { stat } from 'node:fs/promises';
-import lockfile from 'proper-lockfile';
+import type lockfileModule from 'proper-lockfile';
 import { once } from '../core/check.js';
 import type { Clock } from '../core/clock.js';
 import { FlushpointError, ErrorCode } from '../core/errors.js';
@@ -57,7 +57,18 @@ function heldElsewhere(err: unknown): never {
   throw err;
 }
 
+/**
+ * proper-lockfile, loaded on first use: at load it installs signal-exit's process 'exit' hook, which
+ * overwrote the exit code of every process that merely imported flushpoint (an unsettled top-level
+ * await exited 0 instead of 13, so a script hanging on a promise reported success).
+ */
+let lockfileLoaded: Promise<typeof lockfileModule> | null = null;
+function loadLockfile(): Promise<typeof lockfileModule> {
+  return (lockfileLoaded ??= import('proper-lockfile').then((m) => (m as { default: typeof lockfileModule }).default ?? (m as unknown as typeof lockfileModule)));
+}
+
 async function lockOnHostDisk(dir: string, lockPath: string, options: LockOptions): Promise<BackupLock> {
+  const lockfile = await loadLockfile();
   const release = await lockfile
     .lock(dir, {
       lockfilePath: lockPath,

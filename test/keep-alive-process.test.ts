@@ -62,3 +62,16 @@ it("an open that waits for a dead holder's backup lock to turn stale goes on wai
   expect([r.status, r.stdout.trim()]).toEqual([0, 'opened']);
   expect(Date.now() - started).toBeGreaterThanOrEqual(1_500); // it did wait for the lock to turn stale
 });
+
+it('importing flushpoint leaves a process its own exit code: an unsettled top-level await still exits 13', () => {
+  // proper-lockfile (the backup directory lock) installs signal-exit's exit hook when it loads, which made
+  // such a process exit 0: a script hanging on a promise reported success. It loads when a sink first
+  // takes a directory lock now.
+  const r = runModule(`
+    import ${JSON.stringify(path.join(DIST, 'index.js'))};
+    await new Promise(() => {});
+  `);
+  expect(r.status).toBe(13);
+  expect(r.stdout).toBe('');
+});
+
