@@ -170,6 +170,10 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     }
     if (o.s3 === null) checkDirsApart(o.dir, wal.dir);
     if (wal.stats().holds[o.holdName] !== undefined) {
+      // The default name is the directory's (or the S3 location's): a sink of this WAL already backs up there.
+      if (options.holdName === undefined) {
+        throw new FlushpointError(ErrorCode.BACKUP_LOCKED, `a sink of WAL ${wal.dir} is already open on ${o.dir} in this process: one sink per backup location`, { file: o.dir });
+      }
       throw new RangeError(`WAL ${wal.dir} is already held under the name '${o.holdName}' (another sink?): give each sink its own holdName`);
     }
     // Hold at once, at the lowest LSN the WAL still has: nothing is deleted while the directory is opened.
@@ -179,7 +183,13 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     let target: BackupTarget | null = null;
     try {
       if (o.s3 === null) {
-        await makeDirDurable(o.fs, o.dir);
+        await makeDirDurable(o.fs, o.dir).catch((err: NodeJS.ErrnoException) => {
+          // A file where the directory (or a parent) should be: one typed line naming it, not a bare errno.
+          if (err.code === 'ENOTDIR' || err.code === 'EEXIST') {
+            throw new FlushpointError(ErrorCode.WRONG_DIRECTORY, `backup directory ${o.dir} is not a directory (${err.code}): a file is in its place`, { cause: err, file: o.dir });
+          }
+          throw err;
+        });
         const dirTarget = new LocalDirTarget(o.fs, o.dir);
         lock = await lockBackupDir(o.fs, o.dir, {
           staleMs: o.lockStaleMs,

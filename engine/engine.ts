@@ -273,6 +273,9 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   constructor(location: string, options: EngineOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
     const { wal, checkpointEveryBytes, checkpointStatePercent, backup, fs, logger, admin, valueSlabBytes, ...forward } = options;
+    // Other keys are not refused (a typo such as checkpointEvery passes silently, where wal, backup and
+    // admin refuse unknown keys): abstract-level forwards userland options to open() and its postopen
+    // hooks, and its shared suite checks that it does.
     const resolved = engineDefaults(location, { wal, checkpointEveryBytes, checkpointStatePercent, backup, fs, logger, admin, valueSlabBytes });
     super(
       {
@@ -318,6 +321,10 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     try {
       await fs.stat(walDir);
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') {
+        // The location (or a parent) is a file: one typed line, not a bare ENOTDIR under abstract-level's error.
+        throw new FlushpointError(ErrorCode.WRONG_DIRECTORY, `${location} is not a directory (ENOTDIR): an engine's location is a directory`, { cause: err, file: location });
+      }
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       exists = false;
     }

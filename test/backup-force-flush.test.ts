@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { FlushpointError } from '../core/errors.js';
+import { BackupSink } from '../backup/index.js';
 import { appendDurable, until } from './helpers/backup-fixtures.js';
 import { BACKUP_DATA_SYNC, holdFlushAtDatasync, scopedGate, sinkFixture } from './helpers/held-flush.js';
 
@@ -209,7 +210,13 @@ describe('BackupSink.forceFlush', () => {
     const { wal, sink } = fixture;
     await expect(sink.forceFlush({ mode: 'sometimes' as never })).rejects.toBeInstanceOf(RangeError);
     await expect(sink.forceFlush({ timeoutMs: -5 })).rejects.toBeInstanceOf(RangeError);
+    // A string is a TypeError that names its type (it was a RangeError saying 'got 10').
+    await expect(sink.forceFlush({ timeoutMs: '10' as never })).rejects.toThrow(new TypeError('timeoutMs must be a number, got string "10"'));
+    await expect(wal.sync({ timeoutMs: '10' as never })).rejects.toBeInstanceOf(TypeError);
     await expect(sink.forceFlush({ signal: {} as never })).rejects.toBeInstanceOf(TypeError);
+    // A second sink of this WAL on the same directory, in this process: BACKUP_LOCKED, as from another
+    // process (it was a RangeError about hold names, whose advice led to BACKUP_LOCKED anyway).
+    await expect(BackupSink.open({ wal, dir: '/backup', fs: fixture.bfs })).rejects.toMatchObject({ code: 'BACKUP_LOCKED' });
     await sink.close();
     await expect(sink.forceFlush()).rejects.toMatchObject({ code: 'BACKUP_FAILED' });
     await wal.close();

@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../engine/index.js';
-import { restoreBackup } from '../backup/index.js';
+import { BackupSink, restoreBackup } from '../backup/index.js';
+import { Wal } from '../wal/index.js';
 import { checkpointLsnOf } from '../engine/checkpoint-file.js';
 import { FaultFileSystem, MemoryFileSystem, type FileSystem } from '../fs/index.js';
 import { deferred, track, turns, until } from './helpers/async.js';
@@ -267,6 +268,32 @@ describe('checkpoints the file system will not read (review of 2026-12-05 evenin
       expect(err?.cause?.code).toBe('ENGINE_CORRUPT');
       expect(err.cause.message).toContain('checkpoints is not a directory');
       expect(err.cause.file).toBe(path.join(location, 'checkpoints'));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a file where a directory should be (review of 2026-12-05 evening)', () => {
+  it('as the engine\'s location, or as a backup directory: WRONG_DIRECTORY naming it, not a bare ENOTDIR', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-afile-'));
+    try {
+      const file = path.join(dir, 'afile');
+      fs.writeFileSync(file, 'a file');
+      const err = (await new Engine(file).open().then(
+        () => null,
+        (e: unknown) => e,
+      )) as { cause: { code: string; message: string; file: string } };
+      expect(err?.cause).toMatchObject({ code: 'WRONG_DIRECTORY', file });
+      expect(err.cause.message).toContain('is not a directory (ENOTDIR)');
+      const wal = await Wal.open({ dir: path.join(dir, 'wal') });
+      try {
+        await expect(BackupSink.open({ wal, dir: file })).rejects.toMatchObject({ code: 'WRONG_DIRECTORY', file });
+        expect(wal.stats().holds).toEqual({}); // nothing left held
+      } finally {
+        await wal.close();
+      }
+      expect(fs.readFileSync(file, 'utf8')).toBe('a file');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -63,7 +63,9 @@ export function checkWaitOptions(options: WaitOptions): void {
   knownOptionsOnly(options, WAIT_OPTION_NAMES, 'wait options');
   const { timeoutMs, signal } = options;
   if (timeoutMs !== undefined) {
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be a number >= 0, got ${timeoutMs}`);
+    // A string '10' printed as 10 in a RangeError hid what was wrong: its type.
+    if (typeof timeoutMs !== 'number') throw new TypeError(`timeoutMs must be a number, got ${typeof timeoutMs} ${JSON.stringify(timeoutMs)}`);
+    if (!(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be a number >= 0, got ${timeoutMs}`);
     if (timeoutMs > TIMEOUT_MS_MAX && timeoutMs !== Number.POSITIVE_INFINITY) {
       throw new RangeError(`timeoutMs must be at most ${TIMEOUT_MS_MAX} (about 24.8 days) or Infinity (no timeout), got ${timeoutMs}`);
     }
