@@ -195,6 +195,9 @@ describe('Wal API', () => {
     await wal.close();
     expect(() => wal.append(new Uint8Array(1))).toThrow(expect.objectContaining({ code: 'WAL_CLOSED' }));
     await expect(wal.nextDurable()).rejects.toMatchObject({ code: 'WAL_CLOSED' });
+    // hold() too (it was accepted after close, a lifecycle review found); release() stays a no-op.
+    expect(() => wal.hold('late', 1)).toThrow(expect.objectContaining({ code: 'WAL_CLOSED' }));
+    expect(() => wal.release('late')).not.toThrow();
     expect(wal.status).toBe('closed');
   });
 

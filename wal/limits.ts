@@ -69,6 +69,12 @@ export const STAGING_CHUNKS_POOLED_COUNT_MAX = 8;
  * chunk per oversize record grew the process by every such record's size (wal/staging.ts).
  */
 export const STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX = 2;
+/**
+ * Bytes of staging chunks kept from closed logs for the next logs this process opens (wal/staging.ts): the
+ * commit worker, shared by every log of the process, keeps each shared buffer it learned until its own
+ * collection, so a new chunk per log opened grew the process by a chunk per open/close cycle.
+ */
+export const STAGING_CLOSED_CHUNKS_BYTES_MAX = 64 * 1024 * 1024;
 
 // ---- reads ----
 

@@ -17,13 +17,17 @@
  *
  * Chunks are recycled once every piece that points into them has been written (release()): fresh
  * memory costs a page fault per 4 KiB on first touch, which was ~20% of the main thread with 4 KiB
- * records, and the commit worker only learns a shared buffer once.
+ * records, and the commit worker only learns a shared buffer once. A closed log hands its chunks to
+ * the next log this process opens (dispose(), up to STAGING_CLOSED_CHUNKS_BYTES_MAX): the commit
+ * worker is shared by every log and keeps each buffer it learned until its own collection, which
+ * hardly runs, so a new chunk per log grew a process that opens and closes logs by a chunk a cycle
+ * (1 GB after ~1,000 cycles, a review found).
  */
 import { assert } from '../core/errors.js';
 import type { Random } from '../core/random.js';
 import { SEGMENT_HEADER_BYTES, drawSegmentSalt, encodeSegmentHeader } from './format.js';
 import { encodeRecord, recordBytes } from '../record/format.js';
-import { CRC_FILL_STEP_BYTES, CRC_WALK_RECORD_BYTES_MAX, STAGING_CHUNKS_POOLED_COUNT_MAX, STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
+import { CRC_FILL_STEP_BYTES, CRC_WALK_RECORD_BYTES_MAX, STAGING_CHUNKS_POOLED_COUNT_MAX, STAGING_CLOSED_CHUNKS_BYTES_MAX, STAGING_LARGE_CHUNKS_POOLED_COUNT_MAX } from './limits.js';
 import type { RecordCrcFill } from '../fs/page-cache.js';
 
 /** A chunk of shared memory records are encoded into. */
@@ -36,6 +40,15 @@ interface Chunk {
   retired: boolean;
 }
 
+
+/** Chunks of closed logs, by size, for the next logs of this process (see the module comment). */
+const closedChunks = new Map<number, Chunk[]>();
+let closedChunksBytes = 0;
+
+/** Bytes of chunks kept from closed logs now (for tests). */
+export function closedStagingChunksBytes(): number {
+  return closedChunksBytes;
+}
 
 export interface Piece {
   /** The chunks its buffers point into (one entry per buffer). */
@@ -92,6 +105,7 @@ export class Staging {
 
   #pieces: Piece[] = [];
   #batchFirstLsn = 0;
+  #disposed = false;
   #pendingRecords = 0;
   #pendingBytes = 0;
 
@@ -124,6 +138,7 @@ export class Staging {
 
   /** Encodes and places the record with this LSN. The caller has checked that it fits a segment. */
   add(lsn: number, payload: Uint8Array): void {
+    assert(!this.#disposed, 'no append after the staging was disposed');
     const size = recordBytes(payload.byteLength);
     if (this.#pendingRecords === 0) this.#batchFirstLsn = lsn;
     let piece = this.#pieces[this.#pieces.length - 1];
@@ -191,8 +206,34 @@ export class Staging {
   }
 
   #newChunk(bytes: number): Chunk {
+    const kept = closedChunks.get(bytes)?.pop();
+    if (kept !== undefined) {
+      closedChunksBytes -= bytes;
+      kept.refs = 0;
+      kept.retired = false;
+      return kept;
+    }
     const sab = new SharedArrayBuffer(bytes);
     return { bytes: new Uint8Array(sab), view: new DataView(sab), refs: 0, retired: false };
+  }
+
+  /**
+   * The log is closed and nothing of it is in flight: its chunks go to the next logs this process opens
+   * (those no piece still points into, up to STAGING_CLOSED_CHUNKS_BYTES_MAX). No add() after it.
+   */
+  dispose(): void {
+    for (const chunk of [this.#chunk, ...this.#pool, ...this.#largePool]) {
+      const bytes = chunk.bytes.byteLength;
+      if (chunk.refs !== 0 || closedChunksBytes + bytes > STAGING_CLOSED_CHUNKS_BYTES_MAX) continue;
+      let list = closedChunks.get(bytes);
+      if (list === undefined) closedChunks.set(bytes, (list = []));
+      if (list.includes(chunk)) continue;
+      list.push(chunk);
+      closedChunksBytes += bytes;
+    }
+    this.#pool = [];
+    this.#largePool = [];
+    this.#disposed = true;
   }
 
   /**

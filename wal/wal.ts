@@ -370,6 +370,7 @@ export class Wal extends EventEmitter<WalEvents> {
    * records are gone already (or being deleted by a truncation that runs), and nothing is held.
    */
   hold(name: string, lsn: number): void {
+    this.#checkNotClosed(); // as every call but stats(), close() and release() (a no-op once closed)
     this.#retention.hold(name, lsn);
   }
 
@@ -429,7 +430,9 @@ export class Wal extends EventEmitter<WalEvents> {
   /**
    * Makes what was appended durable (unless the log failed), then releases every file and the lock.
    * Rejects with WAL_FAILED when something appended did not become durable (the files and the lock are
-   * released all the same): a resolved close() means every appended record is durable.
+   * released all the same): a resolved close() means every appended record is durable. A reader
+   * (read(), readRaw()) started before close() owns its segment's file handle until it finishes or is
+   * returned (break out of its loop): it goes on reading what is on disk.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -456,6 +459,8 @@ export class Wal extends EventEmitter<WalEvents> {
     this.#scheduler.fail(new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`));
     await this.#retention.idle();
     await this.#writer.close();
+    // Nothing of this log is in flight now: its staging chunks go to the next log this process opens.
+    this.#staging.dispose();
     try {
       await this.#lock.release();
     } finally {
