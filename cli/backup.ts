@@ -21,7 +21,8 @@ const s3Usage = `
 const verifyUsage = `usage: flushpoint backup verify DIR|s3://BUCKET/PREFIX [--endpoint URL] [--json]
 
   read every file of the backup in DIR and report corruption, gaps and files beyond the checkpoint;
-  exits 0 only when every LSN up to the checkpoint is present and intact, 1 when it is not
+  exits 0 only when every LSN up to the checkpoint is present and intact, 1 when it is not, 3 when a
+  file cannot be read (BACKUP_UNREADABLE: permission, EIO; nothing says its bytes are damaged)
 
   --json   print the result as JSON (ok, firstLsn, lastLsn, checkpointLsn, files, records, bytes, problems)
 ${s3Usage}`;
@@ -36,8 +37,8 @@ const restoreUsage = `usage: flushpoint backup restore --from DIR|s3://BUCKET/PR
   --until-lsn N    the last LSN to restore (a whole number >= 1; default: the backup's checkpoint)
 ${s3Usage}`;
 
-export const backupUsage = `usage: flushpoint backup verify DIR [--json]
-       flushpoint backup restore --from DIR --to DIR [--until-lsn N]
+export const backupUsage = `usage: flushpoint backup verify DIR|s3://BUCKET/PREFIX [--endpoint URL] [--json]
+       flushpoint backup restore --from DIR|s3://BUCKET/PREFIX [--endpoint URL] --to DIR [--until-lsn N]
 
   verify    read every file of the backup in DIR and report corruption, gaps and files beyond the
             checkpoint; exits 0 only when every LSN up to the checkpoint is present and intact
