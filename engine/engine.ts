@@ -28,8 +28,7 @@ import { keyIn, valueOut, type Format } from './keys.js';
 import { ValueSlabs, type Slab, type SlabScan, type ValueSlabStats } from './value-slabs.js';
 import { externalMemoryAdjuster, pageTouch, touchPages } from '../fs/page-cache.js';
 import { APPLY_YIELD_ENTRIES, AUTO_CHECKPOINT_RETRY_MS, CHECKPOINTS_KEPT_COUNT, NEXT_STATE_APPEND_WRITES_MAX, NEXT_STATE_WRITES_MAX, SLAB_SCAN_DROPPED_MIN } from './limits.js';
-import { resolveEncoding } from './msgpack-encoding.js';
-import { EngineSublevel, resolveEncodingOptions } from './sublevel.js';
+import { EngineSublevel, acceptMsgpackByName, resolveEncodingOptions } from './sublevel.js';
 import { engineDefaults, type EngineOwnOptions, type ResolvedEngineOptions } from './options.js';
 import { applyOps, emptyTree, keysInRange, type Tree } from './ordered-index.js';
 import { RecordArena, RecordEncoder, decodeReplayRecord, encodeRecord, type Op } from './record.js';
@@ -294,15 +293,6 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     );
     this.#o = resolved;
     this.location = resolved.location;
-  }
-
-  // The built-in 'msgpack' encoding is accepted by name everywhere an encoding is.
-  override keyEncoding(encoding?: unknown): never {
-    return super.keyEncoding(resolveEncoding(encoding) as never) as never;
-  }
-
-  override valueEncoding(encoding?: unknown): never {
-    return super.valueEncoding(resolveEncoding(encoding) as never) as never;
   }
 
   /** @internal abstract-level's hook: a sublevel with its own encodings, 'msgpack' among them. */
@@ -1259,4 +1249,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     };
   }
 }
+
+// The built-in 'msgpack' encoding by name everywhere an encoding is (engine/sublevel.ts, acceptMsgpackByName).
+acceptMsgpackByName(Engine.prototype);
 

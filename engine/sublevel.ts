@@ -9,6 +9,27 @@ import { resolveEncoding } from './msgpack-encoding.js';
 
 type EncodingOptions = { keyEncoding?: unknown; valueEncoding?: unknown };
 
+/**
+ * Makes keyEncoding() and valueEncoding() of `proto` (the Engine's, a sublevel's) take 'msgpack' by name.
+ * Installed on the prototype rather than declared as overrides: an override had to be typed `never` (its
+ * one signature cannot match abstract-level's overloads), so db.valueEncoding().name did not compile;
+ * this way the types stay abstract-level's.
+ */
+export function acceptMsgpackByName(proto: object): void {
+  const parent = Object.getPrototypeOf(proto) as Record<string, (this: unknown, encoding?: unknown) => unknown>;
+  for (const name of ['keyEncoding', 'valueEncoding'] as const) {
+    const base = parent[name] as (this: unknown, encoding?: unknown) => unknown;
+    Object.defineProperty(proto, name, {
+      value: function (this: unknown, encoding?: unknown): unknown {
+        return base.call(this, resolveEncoding(encoding));
+      },
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
+  }
+}
+
 /** `options` with 'msgpack' replaced by the encoding object in keyEncoding and valueEncoding. */
 export function resolveEncodingOptions<T>(options: T): T {
   if (options === null || typeof options !== 'object') return options;
@@ -24,16 +45,10 @@ export class EngineSublevel extends AbstractSublevel<unknown, string | Uint8Arra
     super(db, name as string, resolveEncodingOptions(options) as never);
   }
 
-  override keyEncoding(encoding?: unknown): never {
-    return super.keyEncoding(resolveEncoding(encoding) as never) as never;
-  }
-
-  override valueEncoding(encoding?: unknown): never {
-    return super.valueEncoding(resolveEncoding(encoding) as never) as never;
-  }
-
   /** @internal abstract-level's hook: sublevels of this sublevel accept 'msgpack' too. */
   _sublevel(name: string | string[], options: object): EngineSublevel {
     return new EngineSublevel(this, name, options);
   }
 }
+
+acceptMsgpackByName(EngineSublevel.prototype);

@@ -193,7 +193,7 @@ console.log(JSON.stringify({ lsn, read, checkpointLsn: flushed.checkpointLsn, ok
       path.join(app, 'consumer.ts'),
       `import pino from 'pino';
 import {
-  Wal, BackupSink, restoreBackup, verifyBackup, FlushpointError, ErrorCode, isFlushpointError, MemoryFileSystem,
+  Wal, BackupSink, Engine, restoreBackup, verifyBackup, FlushpointError, ErrorCode, isFlushpointError, MemoryFileSystem,
   type WalOptions, type WalStats, type WalEvents, type WaitOptions, type LatencySummary, type RawSpan, type SyncMethod,
   type BackupSinkOptions, type BackupSinkEvents, type Compression, type BackupProblemCode, type ErrorDetails,
   type ForceFlushResult, type FlushEvent, type VerifyResult, type Logger,
@@ -228,6 +228,11 @@ export async function tour(dir: string): Promise<number> {
   }
   void events; void code; void p99;
   return durable;
+}
+
+// abstract-level's encoding accessors keep its types (they were typed never: .name did not compile).
+export function encodings(db: Engine<string, unknown>): string {
+  return db.keyEncoding().name + db.valueEncoding().format + db.sublevel('s').valueEncoding().name;
 }
 `,
     );
