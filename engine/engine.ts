@@ -510,9 +510,25 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       await super.close();
     } catch (err) {
       if (this.status !== 'open' || this.#wal !== null || (err as { code?: unknown })?.code !== 'LEVEL_DATABASE_NOT_CLOSED') throw err;
-      await super.close(); // _close returns at once: nothing is left to release
+      // _close returns at once: nothing is left to release. Its 'closing' was emitted by the first close
+      // already: listeners see one 'closing' and one 'closed' (a lifecycle review saw 'closing' twice).
+      this.#reclosing = true;
+      try {
+        await super.close();
+      } finally {
+        this.#reclosing = false;
+      }
       throw (err as Error).cause ?? err;
     }
+  }
+
+  /** The second close() of a failed engine is under way (#closeFailed): its 'closing' is not emitted again. */
+  #reclosing = false;
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    // `#reclosing in this`: abstract-level's constructor emits before this class's fields exist.
+    if (event === 'closing' && #reclosing in this && this.#reclosing) return false;
+    return super.emit(event, ...args);
   }
 
   /** @internal abstract-level's implementation hook. */

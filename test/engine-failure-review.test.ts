@@ -48,8 +48,11 @@ describe('engine failures (review of 2026-12-05)', () => {
     await db.put('a', '1');
     fs.inject({ op: 'datasync', path: `${LOCATION}/wal/`, error: 'EIO', times: Number.POSITIVE_INFINITY });
     await expect(db.put('b', '2')).rejects.toMatchObject({ code: 'WAL_FAILED' });
+    const events: string[] = [];
+    for (const e of ['closing', 'closed'] as const) db.on(e, () => events.push(e));
     await expect(db.close()).rejects.toMatchObject({ name: 'FlushpointError', code: 'WAL_FAILED' });
     expect(db.status).toBe('closed');
+    expect(events).toEqual(['closing', 'closed']); // one of each (review of 2026-12-05 evening: 'closing' came twice)
     expect(db.wal).toBeNull();
     await expect(db.get('a')).rejects.toMatchObject({ code: 'LEVEL_DATABASE_NOT_OPEN' });
     fs.clearFaults();
