@@ -290,4 +290,19 @@ describe('recovery decision table (wal/recovery.ts), one row at a time', () => {
     torn.corrupt(`${DIR}/${SEG1}`, f9, new Uint8Array(offsetOf(torn, SEG1, 11) - f9));
     expect(await outcomeOf(torn)).toEqual({ opens: 'torn tail cut', lastLsn: 8, cutAt: { file: `${DIR}/${SEG1}`, offset: f9 } });
   });
+
+  it("format version 1, row 5 | the last batch's record lost its header and its payload holds another log's records (LSN 100..) -> torn tail: cut, not refused", async () => {
+    // The payload of LSN 8 (the last batch): four version-1 records of another log, numbered 100-103.
+    const other = new Uint8Array(4 * 40);
+    const otherView = new DataView(other.buffer);
+    let at = 0;
+    for (let i = 0; i < 4; i++) at = encodeRecord(other, otherView, at, 100 + i, i, 0, new Uint8Array(16).fill(i));
+    const small = (n: number): Uint8Array => new Uint8Array(16).fill(n);
+    const fs = new MemoryFileSystem();
+    await writeVersion1Batches(fs, 1, [[1, 2, 3, 4].map(small), [small(5), small(6), small(7), other]]);
+    const at8 = offsetOf(fs, SEG1, 8);
+    fs.corrupt(`${DIR}/${SEG1}`, at8, new Uint8Array(24)); // a torn sector took LSN 8's header
+    // LSN 100, 24 bytes after where LSN 8 began, cannot follow it: its records are that record's payload.
+    expect(await outcomeOf(fs)).toEqual({ opens: 'torn tail cut', lastLsn: 7, cutAt: { file: `${DIR}/${SEG1}`, offset: at8 } });
+  });
 });

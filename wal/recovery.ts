@@ -63,8 +63,9 @@
  *      no later top-level record contradicts with an LSN at or below its own. Anything else (an older
  *      LSN, such as another log's records numbered from 1, or any other number) is payload bytes;
  *   d. when no record numbered one more exists (the damage spans several records: a zeroed sector of
- *      small ones), any top-level valid record with a higher LSN that meets the proof below in place of
- *      one accepted by (a) still proves a later batch: before, the walk ended there and the tail was cut.
+ *      small ones), a top-level valid record with a higher LSN that the damaged bytes could have led up
+ *      to (at most one LSN per record header's worth of bytes from the damage) and that meets the proof
+ *      below in place of one accepted by (a) still proves a later batch: before, the tail was cut.
  * A record accepted by (a) proves a later batch (row 4) when its batch began after E (LSN - batch
  * delta > E), no later top-level record has an LSN at or below it, and valid records follow it in LSN
  * order up to the clean end. If the walk ends without such a record, the damage is a torn tail (row 5).
@@ -396,6 +397,10 @@ function judgeUnsaltedTail(buf: Uint8Array, view: DataView, offset: number, end:
         const p = top.offsets[i] as number;
         const l = top.lsns[i] as number;
         if (p < at + RECORD_HEADER_BYTES || l <= lsn) continue;
+        // Only an LSN the bytes in between could have held: records lsn..l-1 take at least a header each.
+        // Another log's records inside a torn record's payload (numbered 100 where 8 was damaged, 24
+        // bytes on) are payload, not a later batch: the review of rule d found it refusing such a tail.
+        if (l - lsn > Math.floor((p - at) / RECORD_HEADER_BYTES)) continue;
         const batchFirstLsn = l - recordBatchDelta(view, p);
         if (batchFirstLsn > expectedLsn && top.noneLaterAtOrBelow(p, l) && chainReachesEnd(buf, view, p, end, l)) {
           return `a later batch (from LSN ${batchFirstLsn}; LSN ${l} at offset ${base + p}) continues the log past damage that spans records ${lsn} and on, so LSN ${expectedLsn} had been acknowledged`;
