@@ -257,9 +257,9 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
     const mode = options.mode === undefined ? this.#o.forceFlushMode : checkMode(options.mode, 'mode');
     const timeoutMs = options.timeoutMs ?? this.#o.forceFlushTimeoutMs;
     checkWaitOptions({ timeoutMs, signal: options.signal });
-    if (this.#status !== 'open') throw closedError(this.dir);
     const startedMs = this.#o.clock.nowMs();
     try {
+      if (this.#status !== 'open') throw closedError(this.dir); // counted too ('failed'), as the endpoint did
       const r = await this.#forceFlush(mode, timeoutMs, options.signal, startedMs);
       this.#forceFlushEnded({ mode, outcome: 'ok', waitedMs: r.waitedMs });
       return r;

@@ -103,8 +103,10 @@ async function verify(args: readonly string[], io: CliIo): Promise<number> {
     );
     for (const p of result.problems) io.stdout.write(`  ${p.code}: ${p.message}\n`);
   }
-  // A file that could not be read is an I/O error (exit 3), not damage: nothing says its bytes are bad.
-  if (result.problems.some((p) => p.code === 'BACKUP_UNREADABLE')) return ExitCode.io;
+  // Damage found is damage (exit 1); a file that only could not be read is an I/O error (exit 3): nothing
+  // says its bytes are bad.
+  const damaged = result.problems.some((p) => p.code === 'BACKUP_CORRUPT' || p.code === 'BACKUP_GAP' || p.code === 'NO_CHECKPOINT');
+  if (!damaged && result.problems.some((p) => p.code === 'BACKUP_UNREADABLE')) return ExitCode.io;
   return result.ok ? ExitCode.ok : ExitCode.damaged;
 }
 

@@ -77,7 +77,7 @@ export const exitCodesHelp = `exit codes:
   5    timed out before it was durable (FLUSH_TIMEOUT), or admin had no answer in time (ADMIN_NO_ANSWER)
   6    a flush was in progress and the request asked not to wait (FLUSH_IN_PROGRESS)
   7    refused: the target is closed or draining (WAL_CLOSED, ENGINE_DRAINING)
-  8    the native flock addon (fs-ext) is not built: run 'npm rebuild fs-ext' (LOCK_UNAVAILABLE)
+  8    the native flock addon (fs-ext) is not built or not installed: 'npm rebuild fs-ext' or 'npm install fs-ext' (LOCK_UNAVAILABLE)
   9    any other error with a code
   10   admin: the socket is unreachable (missing, not a socket, nobody listening, not flushpoint's)
   70   internal error (a bug; FLUSHPOINT_DEBUG=1 prints the stack)

@@ -107,8 +107,10 @@ export interface InspectResult {
   kind: 'wal' | 'engine' | 'backup';
   dir: string;
   ok: boolean;
-  /** Some file could not be read (state 'unreadable'): exit 3 rather than 1. */
+  /** Some file could not be read (state 'unreadable'): exit 3, unless something is damaged too (exit 1). */
   unreadable: boolean;
+  /** Something read is damaged (a corrupt segment or backup file, a damaged checkpoint, a log-level problem). */
+  damaged: boolean;
   wal?: WalInfo;
   checkpoints?: EngineCheckpointInfo[];
   backup?: BackupInfo;
@@ -219,16 +221,18 @@ export async function inspect(dir: string): Promise<InspectResult> {
     const wal = await inspectWal(path.join(dir, 'wal'));
     const checkpoints = await engineCheckpoints(path.join(dir, 'checkpoints'));
     const unreadable = wal.segments.some((s) => s.state === 'unreadable') || checkpoints.some((c) => c.state === 'unreadable');
-    return { kind: 'engine', dir, ok: walOk(wal) && checkpoints.every((c) => c.state === 'ok'), unreadable, wal, checkpoints };
+    const damaged = wal.segments.some((s) => s.state === 'corrupt') || checkpoints.some((c) => c.state === 'damaged');
+    return { kind: 'engine', dir, ok: walOk(wal) && checkpoints.every((c) => c.state === 'ok'), unreadable, damaged, wal, checkpoints };
   }
   if (names.some((n) => SEGMENT_NAME_RE.test(n))) {
     const wal = await inspectWal(dir);
-    return { kind: 'wal', dir, ok: walOk(wal), unreadable: wal.segments.some((s) => s.state === 'unreadable'), wal };
+    return { kind: 'wal', dir, ok: walOk(wal), unreadable: wal.segments.some((s) => s.state === 'unreadable'), damaged: wal.segments.some((s) => s.state === 'corrupt'), wal };
   }
   if (names.includes(CHECKPOINT_NAME) || names.some((n) => parseBackupFileName(n) !== null)) {
     const backup = await inspectBackup(dir);
     const ok = backup.checkpointProblem === null && backup.files.every((f) => f.state === 'ok');
-    return { kind: 'backup', dir, ok, unreadable: backup.files.some((f) => f.state === 'unreadable'), backup };
+    const damaged = backup.checkpointProblem !== null || backup.files.some((f) => f.state === 'corrupt');
+    return { kind: 'backup', dir, ok, unreadable: backup.files.some((f) => f.state === 'unreadable'), damaged, backup };
   }
   throw new InspectError(EXIT_NOT_FOUND, 'WRONG_DIRECTORY', `${dir} is not a WAL, engine or backup directory (no segments, no wal/, no backup checkpoint or files)`);
 }
@@ -301,6 +305,7 @@ export const inspectCommand: Subcommand = {
       return err.exitCode;
     }
     io.stdout.write(parsed.values.json ? JSON.stringify(result, null, 2) + '\n' : render(result));
-    return result.unreadable ? EXIT_IO : result.ok ? EXIT_OK : EXIT_DAMAGED;
+    // Damage found wins (exit 1); only unreadable files is an I/O error (exit 3).
+    return result.damaged ? EXIT_DAMAGED : result.unreadable ? EXIT_IO : result.ok ? EXIT_OK : EXIT_DAMAGED;
   },
 };

@@ -400,8 +400,10 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
       } catch (err) {
         // A checkpoint the file system will not read (EISDIR, EIO, ...) is passed over like a damaged one:
         // the older one and the WAL still rebuild the state, and the floor below still holds.
+        // Not a resource shortage (EMFILE, ENFILE, EAGAIN, ENOMEM): that is no reason to pass a checkpoint over.
         const code = (err as NodeJS.ErrnoException | null)?.code;
-        if (!(err instanceof CheckpointDamage) && !(typeof code === 'string' && /^E[A-Z0-9]+$/.test(code))) throw err;
+        const unreadable = typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) && !['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM', 'EINTR'].includes(code);
+        if (!(err instanceof CheckpointDamage) && !unreadable) throw err;
         const message = err instanceof CheckpointDamage ? err.message : `checkpoint ${dir}/${c.file} cannot be read: ${(err as Error).message}`;
         damaged.push(message);
         this.#o.logger?.warn({ file: `${dir}/${c.file}`, err }, message);

@@ -242,4 +242,17 @@ describe('installShutdownHandlers', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(190);
     expect(() => installShutdownHandlers(hung, { timeoutMs: 1, closeTimeoutMs: -1 })).toThrow(RangeError);
   });
+
+  it('by default the close gets at least SHUTDOWN_CLOSE_TIMEOUT_MS_DEFAULT, whatever the drain had (timeoutMs 0 made it lose at once)', async () => {
+    const slow: Drainable = {
+      drain: async () => ({ walDurableLsn: 5, backupCheckpointLsn: 5, waitedMs: 1 }),
+      close: () => new Promise<void>((resolve) => setTimeout(resolve, 100)), // a checkpoint finishing, say
+    };
+    const exits: number[] = [];
+    const uninstall = installShutdownHandlers(slow, { timeoutMs: 0, signals: ['SIGTERM'], exit: (c) => exits.push(c) });
+    process.emit('SIGTERM');
+    await until(() => exits.length === 1, 'the exit', 5_000);
+    uninstall();
+    expect(exits).toEqual([0]);
+  });
 });

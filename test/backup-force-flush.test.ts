@@ -218,7 +218,10 @@ describe('BackupSink.forceFlush', () => {
     // process (it was a RangeError about hold names, whose advice led to BACKUP_LOCKED anyway).
     await expect(BackupSink.open({ wal, dir: '/backup', fs: fixture.bfs })).rejects.toMatchObject({ code: 'BACKUP_LOCKED' });
     await sink.close();
+    const events: string[] = [];
+    sink.on('forceFlush', (e) => events.push(`${e.mode} ${e.outcome}`));
     await expect(sink.forceFlush()).rejects.toMatchObject({ code: 'BACKUP_FAILED' });
+    expect(events).toEqual(['barrier failed']); // counted as every call past its argument checks is
     await wal.close();
   });
 });

@@ -170,6 +170,22 @@ describe('recovery from damage', () => {
     });
   }
 
+  it('EMFILE is not damage: the open fails with it, not passing the checkpoint over (a session-diff review)', async () => {
+    const { mem, files } = await twoCheckpoints();
+    const ffs = new FaultFileSystem(mem);
+    ffs.inject({ op: 'open', path: new RegExp(`${files[1]}$`), error: 'EMFILE' });
+    const err = (await engine(ffs).open().then(
+      () => null,
+      (e: unknown) => e,
+    )) as { cause?: { code?: string } } | null;
+    expect(err?.cause?.code).toBe('EMFILE');
+    ffs.clearFaults();
+    const db = engine(ffs);
+    await db.open();
+    expect(db.stats().recovery.checkpointLsn).toBe(900);
+    await db.close();
+  });
+
   it('damage in every checkpoint, with the WAL no longer reaching LSN 1: ENGINE_CORRUPT naming the file', async () => {
     const { mem, files } = await twoCheckpoints();
     await damageFile(mem, `${CKPT_DIR}/${files[0]}`, 'flip');

@@ -176,6 +176,13 @@ describe('flushpoint inspect', () => {
     expect(await main(['backup', 'restore', '--from', backupDir, '--to', path.join(path.dirname(backupDir), 'restored')], io2 as never)).toBe(3);
     expect(err.join('')).toContain('EISDIR');
     expect(err.join('')).toContain(`${backupDir}/${victim}`);
+    // Damage found as well wins: exit 1 (an I/O error must not hide it).
+    const other = (await fsp.readdir(backupDir)).filter((n) => n.endsWith('.fpb') && n !== victim).sort()[0] as string;
+    const otherBytes = await fsp.readFile(path.join(backupDir, other));
+    otherBytes.writeUInt8(otherBytes.readUInt8(otherBytes.length - 10) ^ 0xff, otherBytes.length - 10);
+    await fsp.writeFile(path.join(backupDir, other), otherBytes);
+    expect((await inspect(backupDir, '--json')).code).toBe(1);
+    expect(await main(['backup', 'verify', backupDir], io as never)).toBe(1);
     // A segment of a WAL likewise.
     const seg = (await fsp.readdir(walDir)).sort()[1] as string;
     await fsp.rm(path.join(walDir, seg));

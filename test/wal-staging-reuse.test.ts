@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { MemoryFileSystem } from '../fs/index.js';
+import { FaultFileSystem, MemoryFileSystem } from '../fs/index.js';
 import { Wal } from '../wal/index.js';
 import { closedStagingChunksBytes } from '../wal/staging.js';
 import { STAGING_CLOSED_CHUNKS_BYTES_MAX } from '../wal/limits.js';
@@ -45,6 +45,18 @@ it('a closed log hands its chunks to the next one, within the cap; records read 
     await next.sync();
     await next.close();
   }
+});
+
+it('a Wal.open that fails after taking a chunk gives it back (a retry on a full disk does not drain the pool)', async () => {
+  const mem = new MemoryFileSystem();
+  const warm = await Wal.open({ dir: '/warm', fs: mem });
+  await warm.close();
+  const before = closedStagingChunksBytes();
+  expect(before).toBeGreaterThan(0);
+  const ffs = new FaultFileSystem(mem);
+  ffs.inject({ op: 'writev', error: 'ENOSPC', times: Number.POSITIVE_INFINITY });
+  await expect(Wal.open({ dir: '/full', fs: ffs })).rejects.toBeTruthy();
+  expect(closedStagingChunksBytes()).toBe(before);
 });
 
 it('300 open/append/close cycles with the commit worker keep the process flat (it grew a chunk per cycle)', () => {

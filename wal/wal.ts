@@ -153,6 +153,7 @@ export class Wal extends EventEmitter<WalEvents> {
     } catch (err) {
       // Nothing may stay open after a failed open: a prepared segment, the last segment's handle, the lock.
       await wal.#writer.close();
+      wal.#staging.dispose(); // nothing was committed: its chunk goes back for the next log (a retry)
       await opened.lock.release().catch(() => {});
       throw wrapIoError(err, `recovery of ${o.dir}`);
     }
@@ -458,9 +459,12 @@ export class Wal extends EventEmitter<WalEvents> {
     const failure = this.#scheduler.failure;
     this.#scheduler.fail(new FlushpointError(ErrorCode.WAL_CLOSED, `WAL ${this.dir} is closed`));
     await this.#retention.idle();
-    await this.#writer.close();
-    // Nothing of this log is in flight now: its staging chunks go to the next log this process opens.
-    this.#staging.dispose();
+    try {
+      await this.#writer.close();
+    } finally {
+      // Nothing of this log is in flight now: its staging chunks go to the next log this process opens.
+      this.#staging.dispose();
+    }
     try {
       await this.#lock.release();
     } finally {

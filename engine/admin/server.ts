@@ -182,13 +182,18 @@ export class AdminServer {
    */
   async #close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const answered: Array<Promise<void>> = [];
     for (const res of this.#inFlight) {
+      answered.push(new Promise<void>((resolve) => res.once('close', () => resolve())));
       send(res, 503, { error: { code: ErrorCode.WAL_CLOSED, message: 'the engine is closing: this request was not finished (its operation may still complete as the engine closes; ask status after the restart)' } }, undefined, true);
     }
-    this.#server.closeIdleConnections();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, ADMIN_CLOSE_ANSWER_MS)))]);
-    clearTimeout(timer);
+    // Only answers in flight are waited for (a connection that sent nothing, a health checker's, must not
+    // hold close for the whole grace).
+    if (answered.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(answered), new Promise<void>((resolve) => (timer = setTimeout(resolve, ADMIN_CLOSE_ANSWER_MS)))]);
+      clearTimeout(timer);
+    }
     this.#server.closeAllConnections();
     await closed;
     if (this.#socket) await removeSocket(this.#socket);

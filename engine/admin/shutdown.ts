@@ -1,7 +1,8 @@
 /**
  * installShutdownHandlers(db, { timeoutMs }): on SIGTERM or SIGINT, drain the database (WAL durable,
  * backup barrier), close it, and exit: 0 only when the drain and the close both succeeded, 1 otherwise.
- * The close has its own deadline (closeTimeoutMs, default timeoutMs): a close that hangs (a backup
+ * The close has its own deadline (closeTimeoutMs, default the larger of timeoutMs and 60 s: a close
+ * waits for a running checkpoint, which may take longer than a drain): a close that hangs (a backup
  * target whose calls never return: the sink's final flush waits for them) exits 1 when it runs out,
  * instead of leaving the process up until the orchestrator kills it. A write acknowledged before is
  * durable in the WAL either way (acknowledged means fdatasync returned).
@@ -19,7 +20,7 @@ export interface Drainable {
 export interface ShutdownOptions {
   /** How long the drain may take, in ms. */
   timeoutMs: number;
-  /** How long the close after it may take, in ms; then the process exits 1. Default timeoutMs. */
+  /** How long the close after it may take, in ms; then the process exits 1. Default the larger of timeoutMs and SHUTDOWN_CLOSE_TIMEOUT_MS_DEFAULT. */
   closeTimeoutMs?: number;
   /** Default ['SIGTERM', 'SIGINT']. */
   signals?: readonly NodeJS.Signals[];
@@ -31,13 +32,15 @@ export interface ShutdownOptions {
 export const SHUTDOWN_EXIT_OK = 0;
 export const SHUTDOWN_EXIT_FAILED = 1;
 export const SHUTDOWN_EXIT_FORCED = 130;
+/** The least the close after a drain is given by default, in ms (it waits for a running checkpoint). */
+export const SHUTDOWN_CLOSE_TIMEOUT_MS_DEFAULT = 60_000;
 
 export function installShutdownHandlers(db: Drainable, options: ShutdownOptions): () => void {
   if (db === null || typeof db !== 'object' || typeof db.drain !== 'function' || typeof db.close !== 'function') throw new TypeError('db must have drain() and close()');
   if (options === null || typeof options !== 'object') throw new TypeError('options must be an object');
   const { timeoutMs, logger } = options;
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new RangeError(`timeoutMs must be a whole number of ms >= 0, got ${String(timeoutMs)}`);
-  const closeTimeoutMs = options.closeTimeoutMs ?? timeoutMs;
+  const closeTimeoutMs = options.closeTimeoutMs ?? Math.max(timeoutMs, SHUTDOWN_CLOSE_TIMEOUT_MS_DEFAULT);
   if (!Number.isSafeInteger(closeTimeoutMs) || closeTimeoutMs < 0) throw new RangeError(`closeTimeoutMs must be a whole number of ms >= 0, got ${String(closeTimeoutMs)}`);
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   const exit = options.exit ?? ((code: number) => process.exit(code));
