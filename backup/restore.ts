@@ -19,7 +19,7 @@ import path from 'node:path';
 import { directoryPath, knownOptionsOnly } from '../core/check.js';
 import { RESTORE_SYNC_EVERY_BYTES } from './limits.js';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
-import { fsError, type FileSystem } from '../fs/file-system.js';
+import { fsError, isFileSystemError, type FileSystem } from '../fs/file-system.js';
 import { tempNameFor } from '../fs/durable-publish.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import { Wal } from '../wal/index.js';
@@ -243,9 +243,9 @@ async function replay(
           lsn: f.firstLsn,
         });
       }
-      const { records: recs } = await readBackupFile(fs, from, f).catch((err: NodeJS.ErrnoException) => {
+      const { records: recs } = await readBackupFile(fs, from, f).catch((err: unknown) => {
         // An error of the file system itself (EISDIR, EIO, EACCES): keep its code (an I/O error), name the file.
-        if (!(err instanceof FlushpointError) && typeof err?.code === 'string' && /^E[A-Z0-9]+$/.test(err.code)) {
+        if (isFileSystemError(err)) {
           throw Object.assign(fsError(err.code, err.syscall ?? 'read', `${from}/${f.name}`, (err.message ?? '').replace(/^E[A-Z0-9]+: /, '').split(',')[0]), { cause: err });
         }
         throw err;

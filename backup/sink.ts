@@ -283,7 +283,6 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
 
   async #forceFlush(mode: ForceFlushMode, timeoutMs: number, signal: AbortSignal | undefined, startedMs: number): Promise<ForceFlushResult> {
     const clock = this.#o.clock;
-    const options = { signal };
     const targetLsn = this.#wal.lastLsn;
     const runningAtStart = this.#scheduler.flushing;
     const runBefore = this.#scheduler.flushesRun;
@@ -300,20 +299,20 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       });
     }
     if (mode === 'join') {
-      await this.#scheduler.join({ timeoutMs, signal: options.signal });
+      await this.#scheduler.join({ timeoutMs, signal });
       return result();
     }
     if (!this.#walCanAdvance() && targetLsn > this.#wal.durableLsn) {
       // Back up what the WAL did make durable, then say that the rest never will be.
       const durable = this.#wal.durableLsn;
-      if (durable > this.#checkpointLsn) await this.#scheduler.wait(durable, { timeoutMs, signal: options.signal });
+      if (durable > this.#checkpointLsn) await this.#scheduler.wait(durable, { timeoutMs, signal });
       throw new FlushpointError(
         ErrorCode.BACKUP_FAILED,
         `WAL ${this.#wal.dir} ${this.#walFailure ? 'failed' : 'is closed'} at durable LSN ${durable}: LSNs ${durable + 1}..${targetLsn} will never be durable; backed up to ${this.#checkpointLsn}`,
         { cause: this.#walFailure ?? undefined, lsn: durable + 1, reachedLsn: this.#checkpointLsn },
       );
     }
-    await this.#scheduler.wait(targetLsn, { timeoutMs, signal: options.signal });
+    await this.#scheduler.wait(targetLsn, { timeoutMs, signal });
     const r = result();
     assert(r.checkpointLsn >= targetLsn, `barrier returned checkpoint ${r.checkpointLsn} below its target ${targetLsn}`);
     return r;

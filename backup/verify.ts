@@ -9,7 +9,7 @@
  */
 import { knownOptionsOnly } from '../core/check.js';
 import { FlushpointError } from '../core/errors.js';
-import type { FileSystem } from '../fs/file-system.js';
+import { isFileSystemError, type FileSystem } from '../fs/file-system.js';
 import { nodeFileSystem } from '../fs/node-file-system.js';
 import { checkBackupDir, listBackupFiles, readBackupFile, readCheckpoint, type BackupCheckpoint, type BackupFileEntry } from './backup-file.js';
 import { checkLeftover, conflictError, describeRedundant, planVerifiedChain, type ChainPlan } from './chain.js';
@@ -145,8 +145,7 @@ export async function verifyBackup(dir: string, options: VerifyOptions = {}): Pr
 /** A file that does not verify (BACKUP_CORRUPT) or that the file system would not read (BACKUP_UNREADABLE), naming it. */
 function corruptProblem(err: unknown, file: string): BackupProblem {
   if (err instanceof FlushpointError) return { code: 'BACKUP_CORRUPT', message: err.message, file: err.file ?? file, ...(err.offset === undefined ? {} : { offset: err.offset }) };
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return { code: 'BACKUP_UNREADABLE', message: `${file}: cannot read: ${(err as Error).message}`, file };
+  if (isFileSystemError(err)) return { code: 'BACKUP_UNREADABLE', message: `${file}: cannot read: ${err.message}`, file };
   return { code: 'BACKUP_CORRUPT', message: `${file}: cannot read: ${(err as Error).message}`, file };
 }
 

@@ -17,9 +17,8 @@ import path from 'node:path';
 import { listBackupFiles, readBackupFile, readCheckpoint } from '../backup/backup-file.js';
 import { CHECKPOINT_NAME, parseBackupFileName } from '../backup/format.js';
 import { checkpointLsnOf, readEngineCheckpoint } from '../engine/index.js';
-import { nodeFileSystem } from '../fs/index.js';
+import { isFileSystemError, nodeFileSystem } from '../fs/index.js';
 import { recoverSegments, SEGMENT_NAME_RE } from '../wal/index.js';
-import { FlushpointError } from '../core/errors.js';
 import { parseCommandLine, UsageError, type CliIo, type Subcommand } from './subcommand.js';
 
 export const inspectUsage = `usage: flushpoint inspect DIR [--json]
@@ -41,16 +40,6 @@ const EXIT_USAGE = 2;
 const EXIT_NOT_FOUND = 3;
 /** A file could not be read (the table's "not found or an I/O error"). */
 const EXIT_IO = 3;
-
-/**
- * An error from the file system itself (EACCES, EIO, EISDIR, ...), as opposed to one about the bytes
- * read (a FlushpointError: WAL_CORRUPT, BACKUP_CORRUPT, ENGINE_CORRUPT). Such a file is unreadable, not
- * corrupt: its bytes were never seen.
- */
-export function isIoError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return !(err instanceof FlushpointError) && typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
-}
 
 export interface SegmentInfo {
   name: string;
@@ -147,7 +136,7 @@ export async function inspectWal(dir: string): Promise<WalInfo> {
       } catch (e) {
         // Scanned on its own, every segment is the last one: its own error would call a middle segment
         // "the last segment". The log's scan named this file: say what that scan said.
-        segments.push({ name, firstLsn: parseInt(name, 16), lastLsn: 0, endOffset: 0, sizeBytes, state: isIoError(e) ? 'unreadable' : 'corrupt', problem: broken ? firstLine(err) : `read on its own: ${firstLine(e)}` });
+        segments.push({ name, firstLsn: parseInt(name, 16), lastLsn: 0, endOffset: 0, sizeBytes, state: isFileSystemError(e) ? 'unreadable' : 'corrupt', problem: broken ? firstLine(err) : `read on its own: ${firstLine(e)}` });
       }
     }
     return { dir, firstLsn: segments[0]?.firstLsn ?? 0, lastLsn: 0, segments, problem: firstLine(err) };
@@ -173,7 +162,7 @@ export async function inspectBackup(dir: string): Promise<BackupInfo> {
       const f = await readBackupFile(nodeFileSystem, dir, entry);
       files.push({ ...entry, records: f.records.length, sizeBytes, beyondCheckpoint, state: 'ok', problem: null });
     } catch (err) {
-      files.push({ ...entry, records: null, sizeBytes, beyondCheckpoint, state: isIoError(err) ? 'unreadable' : 'corrupt', problem: firstLine(err) });
+      files.push({ ...entry, records: null, sizeBytes, beyondCheckpoint, state: isFileSystemError(err) ? 'unreadable' : 'corrupt', problem: firstLine(err) });
     }
   }
   return { dir, checkpointLsn, startLsn, checkpointProblem, files };
@@ -194,7 +183,7 @@ async function engineCheckpoints(dir: string): Promise<EngineCheckpointInfo[]> {
       const c = await readEngineCheckpoint(nodeFileSystem, file, lsn, yieldToLoop);
       out.push({ name, lsn, sizeBytes, entries: c.entries, state: 'ok', problem: null });
     } catch (err) {
-      out.push({ name, lsn, sizeBytes, entries: null, state: isIoError(err) ? 'unreadable' : 'damaged', problem: firstLine(err) });
+      out.push({ name, lsn, sizeBytes, entries: null, state: isFileSystemError(err) ? 'unreadable' : 'damaged', problem: firstLine(err) });
     }
   }
   return out;

@@ -17,7 +17,7 @@
  */
 import { AbstractLevel, AbstractSnapshot, type AbstractDelOptions, type AbstractPutOptions } from 'abstract-level';
 import { FlushpointError, ErrorCode, assert } from '../core/errors.js';
-import { fsError, makeDirDurable, sweepTempFiles } from '../fs/index.js';
+import { fsError, isFileSystemError, makeDirDurable, sweepTempFiles } from '../fs/index.js';
 import { SEGMENT_NAME_RE, Wal, type WalStats } from '../wal/index.js';
 import type { FileSystem } from '../fs/file-system.js';
 import { BackupSink, type BackupStats } from '../backup/index.js';
@@ -401,8 +401,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
         // A checkpoint the file system will not read (EISDIR, EIO, ...) is passed over like a damaged one:
         // the older one and the WAL still rebuild the state, and the floor below still holds.
         // Not a resource shortage (EMFILE, ENFILE, EAGAIN, ENOMEM): that is no reason to pass a checkpoint over.
-        const code = (err as NodeJS.ErrnoException | null)?.code;
-        const unreadable = typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) && !['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM', 'EINTR'].includes(code);
+        const unreadable = isFileSystemError(err) && !['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM', 'EINTR'].includes(err.code);
         if (!(err instanceof CheckpointDamage) && !unreadable) throw err;
         const message = err instanceof CheckpointDamage ? err.message : `checkpoint ${dir}/${c.file} cannot be read: ${(err as Error).message}`;
         damaged.push(message);
@@ -494,9 +493,9 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
    * a sync, a foreign record; with only sync: false writes the engine learns it here): _close releases
    * the WAL, its lock and the sink all the same and then reports the failure, so the engine is closed,
    * and the status says so ('closed', and open() reopens), where abstract-level alone would leave it
-   * 'open' with nothing open behind it. The failure
-   * itself rejects the call (the FlushpointError, not abstract-level's LEVEL_DATABASE_NOT_CLOSED wrapping
-   * it): writes made with sync: false may not be durable. A failure met first by close itself (its final
+   * 'open' with nothing open behind it. The failure itself rejects the call (the FlushpointError, not
+   * abstract-level's LEVEL_DATABASE_NOT_CLOSED wrapping it): writes made with sync: false may not be
+   * durable. A failure met first by close itself (its final
    * sync, the sink's or the WAL's close) gets abstract-level's answer (LEVEL_DATABASE_NOT_CLOSED, the
    * status 'open', writes refused with the failure); a second close() then ends 'closed'. A healthy
    * engine's close() is abstract-level's own call, untouched: its suite checks the order of its events
@@ -855,14 +854,14 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   /** @internal abstract-level's implementation hook. */
   _put(key: Key, value: Key, options: FormatOptions): Promise<void> {
     value = asBytes(value);
-    const wal = this.#wal;
-    // A sync:true put of bytes on an open, healthy engine: the held path (#putHeld); anything else as before.
-    if (wal !== null && typeof value !== 'string' && options.sync !== false && this.#failure === null && !this.#admin?.draining) {
-      const held = this.#putHeld(wal, typeof key === 'string' ? keyIn(key) : key, value);
-      if (held !== null) return held;
-    }
+    // Refused before anything is copied (#refusal); past it the WAL is there.
     const refused = this.#refusal();
     if (refused !== null) return Promise.reject(refused);
+    // A sync:true put of bytes: the held path (#putHeld); anything else as before.
+    if (typeof value !== 'string' && options.sync !== false) {
+      const held = this.#putHeld(this.#wal as Wal, typeof key === 'string' ? keyIn(key) : key, value);
+      if (held !== null) return held;
+    }
     const k = keyIn(key);
     return this.#write(k, this.#own(k, value), null, options);
   }

@@ -6,6 +6,8 @@
  * Errors are Node-style: an Error with a string `code` (ENOENT, EIO, ENOSPC, EEXIST, EWOULDBLOCK ...).
  */
 
+import { FlushpointError } from '../core/errors.js';
+
 export type SyncMethod = 'fdatasync' | 'fsync';
 /**
  * How the event loop waits for a commit run on another thread: 'sleep' (an Atomics.waitAsync wake-up:
@@ -138,4 +140,14 @@ export function fsError(code: string, syscall: string, path: string, message?: s
   err.syscall = syscall;
   err.path = path;
   return err;
+}
+
+/**
+ * An error of the file system itself (an errno code: EACCES, EIO, EISDIR, ...), as opposed to one about
+ * the bytes read (a FlushpointError: WAL_CORRUPT, BACKUP_CORRUPT, ...). A file that gave one is unreadable,
+ * not damaged: its bytes were never seen.
+ */
+export function isFileSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return !(err instanceof FlushpointError) && typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
 }
