@@ -133,13 +133,27 @@ export async function readWholeFile(fs: FileSystem, path: string): Promise<Uint8
   }
 }
 
-/** Makes an Error that looks like one from node:fs. */
+/**
+ * Makes an Error that looks like one from node:fs: `CODE: description, syscall 'path'`. `message` may be
+ * the description alone or a whole node:fs message (`ENOSPC: no space left on device, write`, as a
+ * descriptor's error has it, naming no file): its code and syscall are not repeated.
+ */
 export function fsError(code: string, syscall: string, path: string, message?: string): NodeJS.ErrnoException {
-  const err = new Error(`${code}: ${message ?? code.toLowerCase()}, ${syscall} '${path}'`) as NodeJS.ErrnoException;
+  const err = new Error(`${code}: ${describeFsError(code, syscall, message)}, ${syscall} '${path}'`) as NodeJS.ErrnoException;
   err.code = code;
   err.syscall = syscall;
   err.path = path;
   return err;
+}
+
+/** The description of a node:fs message, without the `CODE: ` before it and the `, syscall ['path']` after it. */
+function describeFsError(code: string, syscall: string, message: string | undefined): string {
+  let text = message ?? code.toLowerCase();
+  if (text.startsWith(`${code}: `)) text = text.slice(code.length + 2);
+  const after = `, ${syscall}`;
+  const at = text.lastIndexOf(after);
+  if (at > 0 && (at + after.length === text.length || text.startsWith(' \'', at + after.length))) text = text.slice(0, at);
+  return text;
 }
 
 /**

@@ -26,14 +26,14 @@ export interface NodeFileSystemOptions {
 
 const fsOpen = promisify(fs.open);
 const fsClose = promisify(fs.close);
-const fsRead = (fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.read(fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
-const fsWritev = (fd: number, buffers: NodeJS.ArrayBufferView[], position: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.writev(fd, buffers, position, (err, n) => (err ? reject(err) : resolve(n))));
-const fsFdatasync = promisify(fs.fdatasync);
-const fsFsync = promisify(fs.fsync);
-const fsFtruncate = promisify(fs.ftruncate);
-const fsFstat = promisify(fs.fstat);
+
+/**
+ * A descriptor's call as a promise whose error names the file: node:fs's errors on a descriptor name
+ * none (`ENOSPC: no space left on device, write`), which leaves a full disk's error without its file.
+ */
+function onFile<T>(path: string, syscall: string, call: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => call((err, value) => (err ? reject(namedError(err, syscall, path)) : resolve(value as T))));
+}
 
 class NodeFileHandle implements FileHandle {
   readonly path: string;
@@ -50,7 +50,7 @@ class NodeFileHandle implements FileHandle {
     let total = 0;
     let rest = buffers.slice();
     while (rest.length > 0) {
-      const n = await fsWritev(this.#fd, rest as NodeJS.ArrayBufferView[], position + total);
+      const n = await onFile<number>(this.path, 'write', (done) => fs.writev(this.#fd, rest as NodeJS.ArrayBufferView[], position + total, done));
       total += n;
       rest = advance(rest, n);
     }
@@ -58,28 +58,28 @@ class NodeFileHandle implements FileHandle {
   }
 
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-    return await fsRead(this.#fd, buffer, offset, length, position);
+    return await onFile<number>(this.path, 'read', (done) => fs.read(this.#fd, buffer, offset, length, position, done));
   }
 
   datasync(): Promise<void> {
-    return fsFdatasync(this.#fd);
+    return onFile<void>(this.path, 'fdatasync', (done) => fs.fdatasync(this.#fd, done));
   }
 
   sync(): Promise<void> {
-    return fsFsync(this.#fd);
+    return onFile<void>(this.path, 'fsync', (done) => fs.fsync(this.#fd, done));
   }
 
   truncate(lengthBytes: number): Promise<void> {
-    return fsFtruncate(this.#fd, lengthBytes);
+    return onFile<void>(this.path, 'ftruncate', (done) => fs.ftruncate(this.#fd, lengthBytes, done));
   }
 
   async stat(): Promise<FileStat> {
-    const s = await fsFstat(this.#fd);
+    const s = await onFile<fs.Stats>(this.path, 'fstat', (done) => fs.fstat(this.#fd, done));
     return { sizeBytes: s.size, isFile: s.isFile(), isDirectory: s.isDirectory() };
   }
 
   close(): Promise<void> {
-    return fsClose(this.#fd);
+    return onFile<void>(this.path, 'close', (done) => fs.close(this.#fd, done));
   }
 
   dropCache(offset: number, lengthBytes: number): Promise<void> {
@@ -229,7 +229,7 @@ export class NodeFileSystem implements FileSystem {
   async syncDir(path: string): Promise<void> {
     const fd = await fsOpen(path, 'r');
     try {
-      await fsFsync(fd);
+      await onFile<void>(path, 'fsync', (done) => fs.fsync(fd, done));
     } finally {
       await fsClose(fd);
     }
