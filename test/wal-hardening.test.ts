@@ -401,6 +401,42 @@ describe('smaller inconsistencies (issue 8 item 9)', () => {
     expect(Buffer.compare(first, second)).not.toBe(0);
   });
 
+  for (const [code, opens] of [['ENOSPC', true], ['EDQUOT', true], ['EIO', false]] as const) {
+    it(`a torn tail whose copy meets ${code}: ${opens ? 'cut without the copy, every acknowledged record kept (a full disk)' : 'the open fails with WAL_FAILED, nothing cut'}`, async () => {
+      const mem = new MemoryFileSystem();
+      const fault = new FaultFileSystem(mem);
+      const wal = await openWal(fault);
+      await appendBatch(wal, 3);
+      const acked = wal.durableLsn;
+      fault.inject({ op: 'writev', tornBytes: 200 });
+      for (let i = 0; i < 4; i++) wal.append(payloadFor(wal.lastLsn + 1, PAYLOAD_BYTES));
+      await expect(wal.sync()).rejects.toMatchObject({ code: 'WAL_FAILED' });
+      await expect(wal.close()).rejects.toMatchObject({ code: 'WAL_FAILED' });
+      fault.clearFaults();
+      fault.inject({ op: 'writev', path: /\.torn/, error: code, times: Infinity });
+      if (!opens) {
+        await expect(openWal(fault)).rejects.toMatchObject({ code: 'WAL_FAILED', cause: { code } });
+        fault.clearFaults();
+        const after = await openWal(fault); // the tail is still there to cut, and is cut now
+        expect(after.recovery.tornTail).not.toBeNull();
+        await after.close();
+        return;
+      }
+      const reopened = await openWal(fault);
+      expect(reopened.recovery.tornTail).not.toBeNull();
+      const end = reopened.lastLsn; // the torn write's whole records may survive, never acknowledged
+      expect(end).toBeGreaterThanOrEqual(acked);
+      expect((await readAll(reopened)).map((r) => r.lsn)).toEqual(Array.from({ length: end }, (_, i) => i + 1));
+      await reopened.close();
+      expect((await mem.readdir(DIR)).filter((n) => n.includes('.torn'))).toEqual([]); // no copy, no temp file
+      fault.clearFaults();
+      const again = await openWal(fault); // the cut was made: nothing torn is left
+      expect(again.recovery.tornTail).toBeNull();
+      expect(again.lastLsn).toBe(end);
+      await again.close();
+    });
+  }
+
   it('an already-aborted signal rejects with its reason even when nothing is pending', async () => {
     const wal = await openWal(new MemoryFileSystem());
     await wal.appendDurable(new Uint8Array(1));

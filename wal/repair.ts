@@ -5,11 +5,19 @@
  * be read back as records after new appends. In a recycled (version-3) segment the range is bounded by
  * recovery (X to the end of the last record of the segment found after X, at least 4 KiB): the old bytes
  * beyond it are left as they are, and the zeros at X are the end marker again.
+ *
+ * On a full disk (ENOSPC, EDQUOT: the last commit was often cut short by it) the copy is given up and
+ * the cut goes on without it, said in the log: the cut bytes were never acknowledged (recovery's table
+ * calls a tail torn only when no intact batch follows it), and a log that could not reopen until space
+ * is freed would keep its acknowledged records from being read meanwhile. Any other error fails the open.
  */
 import type { FileSystem } from '../fs/file-system.js';
-import { publishFileDurably } from '../fs/durable-publish.js';
+import { publishFileDurably, tempNameFor } from '../fs/durable-publish.js';
 import type { Logger } from '../core/logger.js';
 import type { TornTail } from './recovery.js';
+
+/** The file system's answers for "no room to write" (a full disk, a quota). */
+const NO_SPACE_CODES = new Set(['ENOSPC', 'EDQUOT']);
 
 /** Suffix of a copy of cut bytes (a later copy of the same segment adds `.2`, `.3`, ...). */
 export const TORN_SUFFIX = '.torn';
@@ -36,7 +44,14 @@ export async function repairTornTail(fs: FileSystem, torn: TornTail, logger: Log
       const slash = torn.file.lastIndexOf('/');
       const dir = torn.file.slice(0, slash);
       copy = await freeTornName(fs, dir, torn.file.slice(slash + 1));
-      await publishFileDurably(fs, dir, copy, [cut], 'fsync');
+      try {
+        await publishFileDurably(fs, dir, copy, [cut], 'fsync');
+      } catch (err) {
+        if (!NO_SPACE_CODES.has((err as NodeJS.ErrnoException)?.code ?? '')) throw err;
+        await fs.unlink(`${dir}/${tempNameFor(copy)}`).catch(() => {}); // the next open sweeps it otherwise
+        logger?.warn({ ...torn, err }, 'WAL torn tail: no space for a copy of the cut bytes, cut without one');
+        copy = null;
+      }
       await handle.commit([new Uint8Array(torn.bytes)], torn.offset, 'fsync');
     }
   } finally {
