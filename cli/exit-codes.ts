@@ -52,6 +52,7 @@ const byErrorCode: Readonly<Record<string, ExitCode>> = {
   BACKUP_NOT_FOUND: ExitCode.io,
   WAL_FAILED: ExitCode.io,
   BACKUP_FAILED: ExitCode.io,
+  ENGINE_CHECKPOINT_FAILED: ExitCode.io,
 };
 
 /** Node's errno codes that mean "not there" or "the disk said no". */

@@ -28,6 +28,11 @@ export const ErrorCode = {
   ENGINE_CORRUPT: 'ENGINE_CORRUPT',
   /** The engine is draining (rolling restart): new writes are refused until resume() or close. */
   ENGINE_DRAINING: 'ENGINE_DRAINING',
+  /**
+   * A checkpoint could not be written or published: the cause is the file system's (ENOSPC, EIO...) and
+   * `file` names the file. No WAL segment a checkpoint still needs was dropped; automatic ones retry.
+   */
+  ENGINE_CHECKPOINT_FAILED: 'ENGINE_CHECKPOINT_FAILED',
   /** The admin socket path is taken: a live server answers there, or it is not a socket (never replaced). */
   ADMIN_SOCKET_IN_USE: 'ADMIN_SOCKET_IN_USE',
   /**

@@ -1006,7 +1006,7 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     } catch (err) {
       // A failed checkpoint leaves the WAL as long as before: the automatic one tries again soon.
       this.#appendedAtCheckpoint = appendedBefore;
-      throw err;
+      throw checkpointFailure(err, lsn, this.location);
     }
   }
 
@@ -1270,3 +1270,13 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
 // The built-in 'msgpack' encoding by name everywhere an encoding is (engine/sublevel.ts, acceptMsgpackByName).
 acceptMsgpackByName(Engine.prototype);
 
+/**
+ * A checkpoint's failure as the caller gets it: the file system's error (a full disk, EIO) becomes
+ * ENGINE_CHECKPOINT_FAILED naming the file, with that error as its cause; the WAL's own (WAL_FAILED,
+ * WAL_CLOSED) and every other FlushpointError pass as they are.
+ */
+function checkpointFailure(err: unknown, lsn: number, location: string): unknown {
+  if (!isFileSystemError(err)) return err;
+  const e = err as NodeJS.ErrnoException;
+  return new FlushpointError(ErrorCode.ENGINE_CHECKPOINT_FAILED, `checkpoint of ${location} at LSN ${lsn} failed: ${e.message}`, { cause: err, file: e.path, lsn });
+}

@@ -159,7 +159,7 @@ describe('checkpoint writer failures and hints (review)', () => {
     const value = new Uint8Array(512 * KiB);
     for (let k = 0; k < 90; k++) await db.put(`k${String(k).padStart(3, '0')}`, value.fill(k)); // 45 MiB: one step sync before the final one
     fault.inject({ op: 'datasync', path: /checkpoints\/.*tmp/, error: 'EIO' });
-    await expect(db.checkpoint()).rejects.toMatchObject({ code: 'EIO' });
+    await expect(db.checkpoint()).rejects.toMatchObject({ code: 'ENGINE_CHECKPOINT_FAILED', cause: { code: 'EIO' } });
     expect((await fault.readdir(`${LOCATION}/checkpoints`)).filter((n) => n.includes('tmp'))).toEqual([]);
     const { bytes } = await db.checkpoint();
     expect(bytes).toBeGreaterThan(45 * 1024 * KiB);

@@ -1,0 +1,83 @@
+/**
+ * A real, small ext4 file system for tests that need a full disk: an image file under the OS temp dir,
+ * made with mkfs.ext4 (no blocks reserved for root, so root meets ENOSPC where anyone would) and
+ * loop-mounted there. Needs root, mkfs.ext4 and a free loop device; `smallDiskUnavailable()` says why
+ * not, for a skip. The test that mounts it unmounts it (and the loop device goes with it: `mount -o
+ * loop` sets autoclear).
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface SmallDisk {
+  /** The mount point. */
+  readonly dir: string;
+  /** Writes a file of `bytes` zeros on the disk (synced), to leave less room; returns its path. */
+  fill(name: string, bytes: number): string;
+  /** The bytes free for an unprivileged writer, as statfs says. */
+  freeBytes(): number;
+  /** Unmounts and removes the image and mount point. */
+  remove(): void;
+}
+
+let unavailable: string | null | undefined;
+
+/** Why a small disk cannot be mounted here (null: it can), found once by mounting one. */
+export function smallDiskUnavailable(): string | null {
+  if (unavailable !== undefined) return unavailable;
+  if (process.platform !== 'linux') return (unavailable = `not Linux (${process.platform})`);
+  if (process.getuid?.() !== 0) return (unavailable = 'not root: mounting a loop device needs root');
+  try {
+    mountSmallDisk(8).remove();
+    unavailable = null;
+  } catch (err) {
+    unavailable = `cannot mount a loop-device ext4 here: ${String((err as Error).message).split('\n')[0]}`;
+  }
+  return unavailable;
+}
+
+export function mountSmallDisk(sizeMiB: number): SmallDisk {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-small-disk-'));
+  const image = path.join(base, 'disk.img');
+  const dir = path.join(base, 'mnt');
+  fs.mkdirSync(dir);
+  let mounted = false;
+  const remove = (): void => {
+    if (mounted) {
+      execFileSync('umount', [dir], { stdio: 'pipe' });
+      mounted = false;
+    }
+    fs.rmSync(base, { recursive: true, force: true });
+  };
+  try {
+    fs.writeFileSync(image, '');
+    fs.truncateSync(image, sizeMiB * 1024 * 1024);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', image], { stdio: 'pipe' });
+    execFileSync('mount', ['-o', 'loop', image, dir], { stdio: 'pipe' });
+    mounted = true;
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return {
+    dir,
+    fill(name: string, bytes: number): string {
+      const file = path.join(dir, name);
+      const fd = fs.openSync(file, 'w');
+      try {
+        const chunk = Buffer.alloc(1024 * 1024);
+        for (let done = 0; done < bytes; done += chunk.length) fs.writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - done));
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return file;
+    },
+    freeBytes(): number {
+      const s = fs.statfsSync(dir);
+      return s.bavail * s.bsize;
+    },
+    remove,
+  };
+}
