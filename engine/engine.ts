@@ -536,7 +536,9 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   async _close(): Promise<void> {
     const wal = this.#wal;
     if (!wal) return;
-    let error: unknown = null;
+    // A failed WAL's error (a full disk, EIO) is what close reports, not whatever the sink's close then
+    // meets on the same disk (a full-disk review saw BACKUP_FAILED win); the WAL's close would say it last.
+    let error: unknown = wal.status === 'failed' ? this.#failure : null;
     await this.#admin?.close();
     this.#admin = null;
     await this.#checkpointChain.catch(() => {});

@@ -40,6 +40,22 @@ describe('engine failures (review of 2026-12-05)', () => {
     await db.close();
   });
 
+  it('close() of an engine whose WAL and backup both failed (one full disk) rejects with the WAL_FAILED, not the backup\'s error (full-disk review)', async () => {
+    const mem = new MemoryFileSystem();
+    const fs = new FaultFileSystem(mem);
+    const db = new Engine<string, string>(LOCATION, { fs, valueEncoding: 'utf8', backup: { dir: '/backup' } });
+    await db.open();
+    await db.put('a', '1');
+    fs.inject({ op: 'writev', error: 'ENOSPC', times: Number.POSITIVE_INFINITY });
+    await expect(db.put('b', '2')).rejects.toMatchObject({ code: 'WAL_FAILED', cause: { code: 'ENOSPC' } });
+    const closed = await db.close().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(closed).toMatchObject({ name: 'FlushpointError', code: 'WAL_FAILED', cause: { code: 'ENOSPC' } });
+    expect(db.status).toBe('closed');
+  });
+
   it('close() after a WAL failure rejects with the failure and leaves the engine closed; open() then reopens it', async () => {
     const mem = new MemoryFileSystem();
     const fs = new FaultFileSystem(mem);
