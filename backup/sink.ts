@@ -27,6 +27,7 @@
 import { EventEmitter } from 'node:events';
 import { FlushpointError, ErrorCode, assert, isFlushpointError } from '../core/errors.js';
 import { makeDirDurable } from '../fs/durable-publish.js';
+import { isFileSystemError } from '../fs/file-system.js';
 import { FlushScheduler, checkWaitOptions, type Wal } from '../wal/index.js';
 import { knownOptionsOnly } from '../core/check.js';
 import { recoverBackupDir, walStartLsn, type RecoveredBackup } from './adoption.js';
@@ -217,6 +218,11 @@ export class BackupSink extends EventEmitter<BackupSinkEvents> {
       wal.release(o.holdName);
       await lock?.release();
       await target?.close();
+      // The file system's own error (a full disk where the lock or a file goes, EACCES): BACKUP_FAILED
+      // naming the file, not a bare errno.
+      if (isFileSystemError(err)) {
+        throw new FlushpointError(ErrorCode.BACKUP_FAILED, `backup sink on ${o.dir} could not open: ${err.message}`, { cause: err, file: err.path ?? o.dir });
+      }
       throw err;
     }
   }

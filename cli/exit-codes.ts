@@ -53,6 +53,7 @@ const byErrorCode: Readonly<Record<string, ExitCode>> = {
   WAL_FAILED: ExitCode.io,
   BACKUP_FAILED: ExitCode.io,
   ENGINE_CHECKPOINT_FAILED: ExitCode.io,
+  ADMIN_SOCKET_FAILED: ExitCode.io,
 };
 
 /** Node's errno codes that mean "not there" or "the disk said no". */

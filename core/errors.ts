@@ -35,6 +35,8 @@ export const ErrorCode = {
   ENGINE_CHECKPOINT_FAILED: 'ENGINE_CHECKPOINT_FAILED',
   /** The admin socket path is taken: a live server answers there, or it is not a socket (never replaced). */
   ADMIN_SOCKET_IN_USE: 'ADMIN_SOCKET_IN_USE',
+  /** The admin socket could not be made: the file system refused a step (a full disk, EACCES); `file` names it. */
+  ADMIN_SOCKET_FAILED: 'ADMIN_SOCKET_FAILED',
   /**
    * The directory holds another kind of flushpoint directory than the one asked for (an engine's or a
    * backup where a WAL is opened; a WAL or a backup where an engine is): refused, nothing written.

@@ -10,6 +10,9 @@
  *   drops no segment.
  * - A backup sink whose directory fills: forceFlush rejects with BACKUP_FAILED (ENOSPC), the checkpoint
  *   it reports verifies, and once space is freed the sink catches up with the WAL on its own.
+ * - An engine reopened on a disk with not one byte free, its backup or admin socket there too: the open
+ *   fails with a typed cause naming the file (BACKUP_FAILED, ADMIN_SOCKET_FAILED), not a bare ENOSPC (a
+ *   full-disk review), and the same engine opens once space is freed.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -185,5 +188,42 @@ describe.skipIf(why !== null)('a real full disk', () => {
     const after = await verifyBackup(backupDir);
     expect(after.ok).toBe(true);
     expect(after.checkpointLsn).toBe(checkpointLsn);
+  });
+
+  it('an engine reopened on a disk with no byte free, its backup or admin socket there too: a typed cause naming the file; it opens once space is freed', async () => {
+    disk = mountSmallDisk(64);
+    const location = path.join(disk.dir, 'db');
+    const backupDir = path.join(disk.dir, 'backup');
+    const socketPath = path.join(disk.dir, 'admin.sock');
+    const first = new Engine<string, Buffer>(location, { keyEncoding: 'utf8', valueEncoding: 'buffer', backup: { dir: backupDir } });
+    await first.open();
+    for (let i = 0; i < 100; i++) await first.put(`k${i}`, valueOf(i));
+    await first.close();
+    fs.rmSync(path.join(backupDir, 'sink.lock'), { recursive: true, force: true }); // (proper-lockfile removes it on release; make sure)
+    const filler = disk.fillUp('filler');
+
+    const cases = [
+      { options: { backup: { dir: backupDir } }, code: 'BACKUP_FAILED', file: backupDir },
+      { options: { admin: { socketPath } }, code: 'ADMIN_SOCKET_FAILED', file: disk.dir },
+    ];
+    for (const { options, code, file } of cases) {
+      const db = new Engine<string, Buffer>(location, { keyEncoding: 'utf8', valueEncoding: 'buffer', ...options });
+      const err = await db.open().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err, code).toMatchObject({ code: 'LEVEL_DATABASE_NOT_OPEN', cause: { code, cause: { code: 'ENOSPC' } } });
+      const cause = (err as Error).cause as FlushpointError;
+      expect(cause).toBeInstanceOf(FlushpointError);
+      expect(cause.file?.startsWith(file), `${cause.file} under ${file}`).toBe(true);
+      expectOneCleanLine(cause.message, 'ENOSPC');
+      expect(db.status).toBe('closed');
+    }
+
+    fs.rmSync(filler);
+    const db = new Engine<string, Buffer>(location, { keyEncoding: 'utf8', valueEncoding: 'buffer', backup: { dir: backupDir }, admin: { socketPath } });
+    await db.open();
+    expect(await db.get('k99')).toEqual(valueOf(99));
+    await db.close();
   });
 });

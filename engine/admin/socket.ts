@@ -22,6 +22,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Server } from 'node:net';
 import { ErrorCode, FlushpointError, assert } from '../../core/errors.js';
+import { isFileSystemError } from '../../fs/file-system.js';
 import { ADMIN_PROBE_TIMEOUT_MS, UNIX_SOCKET_PATH_BYTES_MAX } from './limits.js';
 
 export const SOCKET_MODE = 0o600;
@@ -88,8 +89,21 @@ async function checkMode(file: string): Promise<{ dev: number; ino: number }> {
   return { dev: st.dev, ino: st.ino };
 }
 
-/** Listens `server` on `socketPath` (see the module comment). Rejects with ADMIN_SOCKET_IN_USE when taken. */
+/**
+ * Listens `server` on `socketPath` (see the module comment). Rejects with ADMIN_SOCKET_IN_USE when taken,
+ * and with ADMIN_SOCKET_FAILED naming the file when the file system refuses a step (a full disk where
+ * the private directory goes, EACCES): not a bare errno from inside an engine's open.
+ */
 export async function listenOnUnixSocket(server: Server, socketPath: string): Promise<SocketIdentity> {
+  try {
+    return await listenOnFreePath(server, socketPath);
+  } catch (err) {
+    if (!isFileSystemError(err)) throw err;
+    throw new FlushpointError(ErrorCode.ADMIN_SOCKET_FAILED, `admin socket ${socketPath} could not be created: ${err.message}`, { cause: err, file: err.path ?? socketPath });
+  }
+}
+
+async function listenOnFreePath(server: Server, socketPath: string): Promise<SocketIdentity> {
   const state = await probeSocket(socketPath);
   if (state === 'live') throw inUse(socketPath, 'has a live server behind it (another engine?); refusing to replace it');
   if (state === 'not-a-socket') throw inUse(socketPath, 'exists and is not a socket; refusing to replace it');

@@ -15,6 +15,8 @@ export interface SmallDisk {
   readonly dir: string;
   /** Writes a file of `bytes` zeros on the disk (synced), to leave less room; returns its path. */
   fill(name: string, bytes: number): string;
+  /** Writes zeros into a new file until the disk refuses a single byte more (ENOSPC), synced. */
+  fillUp(name: string): string;
   /** The bytes free for an unprivileged writer, as statfs says. */
   freeBytes(): number;
   /** Unmounts and removes the image and mount point. */
@@ -68,6 +70,27 @@ export function mountSmallDisk(sizeMiB: number): SmallDisk {
       try {
         const chunk = Buffer.alloc(1024 * 1024);
         for (let done = 0; done < bytes; done += chunk.length) fs.writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - done));
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return file;
+    },
+    fillUp(name: string): string {
+      const file = path.join(dir, name);
+      const fd = fs.openSync(file, 'w');
+      try {
+        for (const size of [1024 * 1024, 4096, 1]) {
+          const chunk = Buffer.alloc(size);
+          for (;;) {
+            try {
+              fs.writeSync(fd, chunk);
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
+              throw err;
+            }
+          }
+        }
         fs.fsyncSync(fd);
       } finally {
         fs.closeSync(fd);
