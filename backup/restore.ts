@@ -128,7 +128,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     // Leave nothing that could pass for a WAL: the next run would clear it anyway, but do it now.
     failed = true;
     await emptyDir(fs, temp).catch(() => {});
-    throw err;
+    throw restoreFailure(err, to);
   } finally {
     await fs
       .unlink(`${lockDir}/${RESTORE_LOCK_NAME}`)
@@ -275,4 +275,18 @@ async function replay(
   }
   await wal.close();
   return { lastLsn: expected - 1, records, files: files.length };
+}
+
+/**
+ * A restore's WAL_FAILED in the restore's words: the WAL's own message speaks of a log that "refuses
+ * writes until reopened" and of "WAL recovery", which a user restoring a backup never asked for (a
+ * full-disk review). Same code (exit 3), the file system's error and its file kept.
+ */
+function restoreFailure(err: unknown, to: string): unknown {
+  if (!(err instanceof FlushpointError) || err.code !== ErrorCode.WAL_FAILED || !isFileSystemError(err.cause)) return err;
+  const cause = err.cause;
+  return new FlushpointError(ErrorCode.WAL_FAILED, `restore into ${to} failed: ${cause.message} (in the restore's temporary directory, now removed: nothing was written to ${to})`, {
+    cause,
+    file: cause.path,
+  });
 }

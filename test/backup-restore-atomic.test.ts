@@ -54,6 +54,13 @@ describe('restore is atomic', () => {
       }
       failed++;
       expect(err, `EIO at write ${nth}`).toBeInstanceOf(FlushpointError);
+      // In the restore's words, naming the file (a full-disk review: it read "WAL write failed; the log
+      // refuses writes until reopened", or "WAL recovery of ... failed").
+      const message = (err as Error).message;
+      if ((err as FlushpointError).code === 'WAL_FAILED') {
+        expect(message, `EIO at write ${nth}`).toMatch(new RegExp(`^restore into ${TARGET} failed: EIO: .*, writev? '${restoreTempDir(TARGET)}/`));
+        expect(message, `EIO at write ${nth}`).not.toMatch(/refuses writes|WAL recovery/);
+      }
       expect(await lastLsnAt(mem, TARGET), `EIO at write ${nth}`).toBeNull();
       // Nothing left of it: not its records, not its directory (review of 2026-12-05: it stayed, empty).
       expect(await mem.readdir(restoreTempDir(TARGET)).catch((e: NodeJS.ErrnoException) => e.code), `EIO at write ${nth}`).toBe('ENOENT');
