@@ -3,7 +3,9 @@
  * made with mkfs.ext4 (no blocks reserved for root, so root meets ENOSPC where anyone would) and
  * loop-mounted there. Needs root, mkfs.ext4 and a free loop device; `smallDiskUnavailable()` says why
  * not, for a skip. The test that mounts it unmounts it (and the loop device goes with it: `mount -o
- * loop` sets autoclear).
+ * loop` sets autoclear); a mount still busy (a failed test left a file open on it) is detached lazily,
+ * and one whose process died (a killed test worker: its pid is in the path) is removed by the next run,
+ * so no failure leaks a loop device into the next.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,12 +27,42 @@ export interface SmallDisk {
 
 let unavailable: string | null | undefined;
 
+const PREFIX = 'fp-small-disk-';
+
+/** Unmounts `dir`, lazily (detached now, freed when the last open file on it closes) if it is busy. */
+function unmount(dir: string): void {
+  try {
+    execFileSync('umount', [dir], { stdio: 'pipe' });
+  } catch {
+    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+  }
+}
+
+/** Removes the small disks of processes that are gone (a test worker killed before its cleanup). */
+function removeOrphans(): void {
+  const pattern = new RegExp(`^${os.tmpdir().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/${PREFIX}(\\d+)-[^/]+/mnt$`);
+  for (const line of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    const mountPoint = line.split(' ')[1] ?? '';
+    const m = pattern.exec(mountPoint);
+    if (m === null) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // alive: its own
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    unmount(mountPoint);
+    fs.rmSync(path.dirname(mountPoint), { recursive: true, force: true });
+  }
+}
+
 /** Why a small disk cannot be mounted here (null: it can), found once by mounting one. */
 export function smallDiskUnavailable(): string | null {
   if (unavailable !== undefined) return unavailable;
   if (process.platform !== 'linux') return (unavailable = `not Linux (${process.platform})`);
   if (process.getuid?.() !== 0) return (unavailable = 'not root: mounting a loop device needs root');
   try {
+    removeOrphans();
     mountSmallDisk(8).remove();
     unavailable = null;
   } catch (err) {
@@ -40,14 +72,14 @@ export function smallDiskUnavailable(): string | null {
 }
 
 export function mountSmallDisk(sizeMiB: number): SmallDisk {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-small-disk-'));
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${process.pid}-`));
   const image = path.join(base, 'disk.img');
   const dir = path.join(base, 'mnt');
   fs.mkdirSync(dir);
   let mounted = false;
   const remove = (): void => {
     if (mounted) {
-      execFileSync('umount', [dir], { stdio: 'pipe' });
+      unmount(dir);
       mounted = false;
     }
     fs.rmSync(base, { recursive: true, force: true });
