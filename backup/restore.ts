@@ -285,7 +285,7 @@ async function replay(
 function restoreFailure(err: unknown, to: string): unknown {
   if (!(err instanceof FlushpointError) || err.code !== ErrorCode.WAL_FAILED || !isFileSystemError(err.cause)) return err;
   const cause = err.cause;
-  return new FlushpointError(ErrorCode.WAL_FAILED, `restore into ${to} failed: ${cause.message} (in the restore's temporary directory, now removed: nothing was written to ${to})`, {
+  return new FlushpointError(ErrorCode.WAL_FAILED, `restore into ${to} failed: ${cause.message} (in the restore's temporary directory; nothing was written to ${to})`, {
     cause,
     file: cause.path,
   });

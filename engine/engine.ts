@@ -536,8 +536,9 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
   async _close(): Promise<void> {
     const wal = this.#wal;
     if (!wal) return;
-    // A failed WAL's error (a full disk, EIO) is what close reports, not whatever the sink's close then
-    // meets on the same disk (a full-disk review saw BACKUP_FAILED win); the WAL's close would say it last.
+    // Once the WAL has failed (a full disk, EIO), close reports the failure that failed the engine (that
+    // WAL_FAILED, or an earlier one such as ENGINE_CORRUPT), not whatever the sink's close then meets on
+    // the same disk (a full-disk review saw BACKUP_FAILED win); the WAL's close would say it only last.
     let error: unknown = wal.status === 'failed' ? this.#failure : null;
     await this.#admin?.close();
     this.#admin = null;
@@ -1008,7 +1009,8 @@ export class Engine<K = string, V = string> extends AbstractLevel<EngineKey, K, 
     } catch (err) {
       // A failed checkpoint leaves the WAL as long as before: the automatic one tries again soon.
       this.#appendedAtCheckpoint = appendedBefore;
-      throw checkpointFailure(err, lsn, this.location);
+      const published = this.#checkpoints[this.#checkpoints.length - 1]?.lsn === lsn;
+      throw checkpointFailure(err, lsn, this.location, published);
     }
   }
 
@@ -1277,8 +1279,11 @@ acceptMsgpackByName(Engine.prototype);
  * ENGINE_CHECKPOINT_FAILED naming the file, with that error as its cause; the WAL's own (WAL_FAILED,
  * WAL_CLOSED) and every other FlushpointError pass as they are.
  */
-function checkpointFailure(err: unknown, lsn: number, location: string): unknown {
+function checkpointFailure(err: unknown, lsn: number, location: string, published: boolean): unknown {
   if (!isFileSystemError(err)) return err;
   const e = err as NodeJS.ErrnoException;
-  return new FlushpointError(ErrorCode.ENGINE_CHECKPOINT_FAILED, `checkpoint of ${location} at LSN ${lsn} failed: ${e.message}`, { cause: err, file: e.path, lsn });
+  // Published: the new file is in place (it is loaded at the next open); removing the oldest one or
+  // syncing the directory failed after it, and the WAL was not truncated.
+  const what = published ? `was published, but the steps after it failed (the WAL keeps its segments)` : 'failed';
+  return new FlushpointError(ErrorCode.ENGINE_CHECKPOINT_FAILED, `checkpoint of ${location} at LSN ${lsn} ${what}: ${e.message}`, { cause: err, file: e.path, lsn });
 }

@@ -166,6 +166,34 @@ describe('checkpoint writer failures and hints (review)', () => {
     await db.close();
   });
 
+  it('a checkpoint published before a later step fails says so: ENGINE_CHECKPOINT_FAILED "was published", the file loads at the next open (diff review)', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const db = new Engine<string, string>(LOCATION, { fs: fault, valueEncoding: 'utf8', checkpointEveryBytes: 1 << 30 });
+    await db.open();
+    for (let round = 0; round < 3; round++) {
+      await db.put(`k${round}`, `v${round}`);
+      if (round === 2) fault.inject({ op: 'unlink', path: /checkpoints\/checkpoint-/, error: 'EIO' }); // the oldest's removal, after the third is in place
+      const settled = await db.checkpoint().then(
+        () => null,
+        (err: unknown) => err,
+      );
+      if (round < 2) expect(settled).toBeNull();
+      else {
+        expect(settled).toMatchObject({ code: 'ENGINE_CHECKPOINT_FAILED', cause: { code: 'EIO' } });
+        expect((settled as Error).message).toMatch(/at LSN 3 was published, but the steps after it failed/);
+      }
+    }
+    fault.clearFaults();
+    await db.close();
+    const names = (await mem.readdir(`${LOCATION}/checkpoints`)).sort();
+    expect(names).toHaveLength(3); // the oldest stayed; the newest is in place
+    const again = new Engine<string, string>(LOCATION, { fs: mem, valueEncoding: 'utf8' });
+    await again.open();
+    expect(await again.get('k2')).toBe('v2');
+    await again.close();
+  });
+
   it('a dropCache that throws synchronously does not fail the checkpoint (a hint)', async () => {
     const mem = new MemoryFileSystem();
     mem.dropsCache = true;
