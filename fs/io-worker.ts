@@ -221,6 +221,7 @@ export class IoWorker {
   #terminating: Error | null = null;
   /** Resolves once the worker runs its loop; rejects if it could not start. */
   readonly ready: Promise<void>;
+  #started = false;
 
   constructor(options: IoWorkerOptions = {}) {
     const sab = new SharedArrayBuffer(4 * (IOV_BASE_WORD + 3 * IOV_COUNT_MAX));
@@ -248,7 +249,6 @@ export class IoWorker {
       this.#dead = startError(err);
     }
     this.#worker = worker;
-    let started = false;
     this.ready = new Promise<void>((resolve, reject) => {
       if (worker === null) {
         reject(this.#dead);
@@ -257,19 +257,24 @@ export class IoWorker {
       // Until it is ready the start-up keeps the process alive (someone may await `ready`); after
       // that, only a pending commit does.
       worker.once('message', () => {
-        started = true;
+        this.#started = true;
         if (!this.#busy) worker.unref();
         resolve();
       });
       const fail = (err: Error): void => {
-        const e = started ? err : startError(err);
-        if (!started) reject(e);
+        const e = this.#started ? err : startError(err);
+        if (!this.#started) reject(e);
         this.#failAll(e);
       };
       worker.on('error', fail);
       worker.on('exit', (code) => fail(this.#terminating ?? new Error(`flushpoint commit worker exited with code ${code}`)));
     });
     this.ready.catch(() => {}); // a pool worker nobody warmed up reports through its commits instead
+  }
+
+  /** The worker runs its loop (`ready` resolved). */
+  get started(): boolean {
+    return this.#started;
   }
 
   /** Answers the wake check handled because Atomics.waitAsync never woke the event loop for them. */
@@ -576,15 +581,41 @@ export class IoWorkerPool {
     this.#createWorker = createWorker;
   }
 
+  /**
+   * Sends the commit to the started worker with the fewest pending, starting one more (up to the
+   * maximum) when that one is busy. A worker started for the pool's growth takes commits only once it
+   * runs: until then this one queues behind a live worker, so a worker that cannot start (EMFILE, ENOMEM:
+   * a process short of descriptors) fails no commit and no log, it is only dropped (an EMFILE review saw
+   * a healthy WAL fail for good when its commit went to such a worker). Only with no live worker at all
+   * does a commit wait for a new one, and its failure to start fail the commit.
+   */
   commit(fd: number, path: string, buffers: readonly Uint8Array[], position: number, syncMethod: SyncMethod, wait: CommitWait = 'sleep'): Promise<void> {
     this.#dropDead();
     let best: IoWorker | undefined;
-    for (const w of this.#workers) if (best === undefined || w.pendingCount < best.pendingCount) best = w;
-    if (best === undefined || (best.pendingCount > 0 && this.#workers.length < this.#workersCountMax)) {
-      best = this.#createWorker(this.#options);
-      this.#workers.push(best);
+    let starting: IoWorker | undefined;
+    for (const w of this.#workers) {
+      if (!w.started) starting ??= w;
+      else if (best === undefined || w.pendingCount < best.pendingCount) best = w;
+    }
+    if (best === undefined) {
+      // None runs yet: the first worker (or every started one died). The commit waits for it.
+      best = starting ?? this.#grow();
+    } else if (best.pendingCount > 0 && starting === undefined && this.#workers.length < this.#workersCountMax) {
+      this.#grow(); // used from a later commit, once it runs
     }
     return best.commit(fd, path, buffers, position, syncMethod, wait);
+  }
+
+  /** Starts one more worker; one that cannot start is dropped from the pool. */
+  #grow(): IoWorker {
+    const w = this.#createWorker(this.#options);
+    this.#workers.push(w);
+    w.ready.catch(() => {
+      const at = this.#workers.indexOf(w);
+      if (at >= 0) this.#workers.splice(at, 1);
+      void w.terminate().catch(() => {});
+    });
+    return w;
   }
 
   /**

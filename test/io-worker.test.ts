@@ -380,6 +380,33 @@ describe('commit worker', () => {
     }
   });
 
+  it('a worker started for the pool\'s growth that cannot start (EMFILE) fails no commit: they go to the live worker (EMFILE review)', { timeout: 30_000 }, async () => {
+    // Before: the commit that made the pool grow went to the new worker, and its start failure
+    // (ECOMMITWORKER) failed the commit, and so the WAL for good, with the first worker healthy.
+    const file = path.join(dir, 'grow-fails');
+    const fd = fs.openSync(file, 'w+');
+    const created: IoWorker[] = [];
+    const pool = new IoWorkerPool(2, {}, (o) => {
+      // The second cannot start, as under a descriptor limit (asynchronously, like EMFILE).
+      const w = new IoWorker(created.length === 0 ? o : { ...o, execArgv: ['--require=/nonexistent/flushpoint-preload.cjs'] });
+      created.push(w);
+      return w;
+    });
+    try {
+      await pool.commit(fd, file, [sharedBytes('a')], 0, 'fdatasync'); // the first worker runs
+      // Two at once: the second finds the first busy and makes the pool grow.
+      await Promise.all([pool.commit(fd, file, [sharedBytes('b')], 1, 'fdatasync'), pool.commit(fd, file, [sharedBytes('c')], 2, 'fdatasync')]);
+      expect(created.length).toBe(2);
+      await expect(created[1]?.ready).rejects.toMatchObject({ code: 'ECOMMITWORKER' });
+      for (let i = 0; i < 8; i++) await Promise.all([pool.commit(fd, file, [sharedBytes('d')], 3 + 2 * i, 'fdatasync'), pool.commit(fd, file, [sharedBytes('e')], 4 + 2 * i, 'fdatasync')]);
+      expect(fs.readFileSync(file).toString()).toBe('abc' + 'de'.repeat(8));
+      expect(created.length).toBeGreaterThanOrEqual(3); // it tried again once the failed one was dropped
+    } finally {
+      fs.closeSync(fd);
+      await pool.terminate();
+    }
+  });
+
   it('reports the system call error with its code and the path, and keeps working after it', async () => {
     const file = path.join(dir, 'c');
     fs.writeFileSync(file, 'x');
