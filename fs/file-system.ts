@@ -7,6 +7,7 @@
  */
 
 import { FlushpointError } from '../core/errors.js';
+import { DESCRIPTOR_RETRY_DELAYS_MS } from './limits.js';
 
 export type SyncMethod = 'fdatasync' | 'fsync';
 /**
@@ -164,4 +165,25 @@ function describeFsError(code: string, syscall: string, message: string | undefi
 export function isFileSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
   const code = (err as { code?: unknown } | null)?.code;
   return !(err instanceof FlushpointError) && typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
+}
+
+/** "No descriptor left": the process's limit (EMFILE) or the system's (ENFILE). */
+const DESCRIPTOR_SHORTAGE_CODES = new Set(['EMFILE', 'ENFILE']);
+
+/**
+ * Runs `call`, and again after a short wait (DESCRIPTOR_RETRY_DELAYS_MS) while it fails for want of a
+ * file descriptor. Such a failure means the call did not run: the open that needed the descriptor was
+ * refused, so nothing was written or synced (fsync and fdatasync never answer EMFILE), and trying again
+ * repeats nothing. Any other error, or a shortage outlasting the waits, is thrown.
+ */
+export async function retryOnDescriptorShortage<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const delayMs = DESCRIPTOR_RETRY_DELAYS_MS[attempt];
+      if (!DESCRIPTOR_SHORTAGE_CODES.has((err as NodeJS.ErrnoException)?.code ?? '') || delayMs === undefined) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
 }

@@ -53,3 +53,11 @@ export const COMMIT_POLL_MS_MAX = 1;
  * the wait off. A sleeping commit ('sleep', or 'auto' after an idle gap) never makes the worker spin.
  */
 export const COMMIT_WORKER_SPIN_US = 100;
+
+/**
+ * Waits, in milliseconds, between tries of a call that failed for want of a file descriptor (EMFILE,
+ * ENFILE: such a call did not run), before its error is thrown: about 0.9 s in all. A process that
+ * opens many files at once elsewhere (a burst) must not fail a log for good; one at its limit for longer
+ * gets the error.
+ */
+export const DESCRIPTOR_RETRY_DELAYS_MS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500];

@@ -383,7 +383,7 @@ describe('smaller inconsistencies (issue 8 item 9)', () => {
     for (let round = 0; round < 2; round++) {
       const wal = await openWal(fault);
       await appendBatch(wal, 3);
-      fault.inject({ op: 'writev', tornBytes: 200 });
+      fault.inject({ op: 'writev', path: /\.wal$/, tornBytes: 200 }); // the commit's, not a prepared file's fill
       for (let i = 0; i < 4; i++) wal.append(payloadFor(wal.lastLsn + 1, PAYLOAD_BYTES));
       await expect(wal.sync()).rejects.toMatchObject({ code: 'WAL_FAILED' });
       await expect(wal.close()).rejects.toMatchObject({ code: 'WAL_FAILED' });
@@ -408,7 +408,7 @@ describe('smaller inconsistencies (issue 8 item 9)', () => {
       const wal = await openWal(fault);
       await appendBatch(wal, 3);
       const acked = wal.durableLsn;
-      fault.inject({ op: 'writev', tornBytes: 200 });
+      fault.inject({ op: 'writev', path: /\.wal$/, tornBytes: 200 }); // the commit's, not a prepared file's fill
       for (let i = 0; i < 4; i++) wal.append(payloadFor(wal.lastLsn + 1, PAYLOAD_BYTES));
       await expect(wal.sync()).rejects.toMatchObject({ code: 'WAL_FAILED' });
       await expect(wal.close()).rejects.toMatchObject({ code: 'WAL_FAILED' });
@@ -436,6 +436,49 @@ describe('smaller inconsistencies (issue 8 item 9)', () => {
       await again.close();
     });
   }
+
+  it('a segment roll short of file descriptors for a moment (EMFILE at the directory sync and the reopen) retries instead of failing the log (EMFILE review)', async () => {
+    const mem = new MemoryFileSystem();
+    const fault = new FaultFileSystem(mem);
+    const wal = await openWal(fault);
+    await appendBatch(wal, 2);
+    const rollsBefore = wal.stats().segments;
+    fault.inject({ op: 'syncDir', path: DIR, error: 'EMFILE', times: 3 });
+    fault.inject({ op: 'open', path: /\.wal$/, error: 'ENFILE', times: 2 });
+    let last = 0;
+    while (wal.stats().segments < rollsBefore + 3) last = await appendBatch(wal, 8); // rolls through the faults
+    expect(wal.status).toBe('open');
+    expect(fault.counts.syncDir).toBeGreaterThan(3);
+    await wal.close();
+    const reopened = await openWal(mem);
+    expect(reopened.lastLsn).toBe(last);
+    await reopened.close();
+  });
+
+  it('a truncation short of file descriptors for a moment retries its directory sync; later truncations still work (EMFILE review)', async () => {
+    const fault = new FaultFileSystem(new MemoryFileSystem());
+    const wal = await openWal(fault);
+    while (wal.stats().segments < 5) await appendBatch(wal, 8);
+    const half = Math.floor(wal.durableLsn / 2);
+    fault.inject({ op: 'syncDir', path: DIR, error: 'EMFILE', times: 2 });
+    await wal.truncateBefore(half); // before: WAL_FAILED, and every later truncation refused until reopened
+    expect(wal.firstLsn).toBeGreaterThan(1);
+    await wal.truncateBefore(wal.durableLsn);
+    expect(wal.stats().segments).toBe(1);
+    await wal.close();
+  });
+
+  it('a shortage that outlasts the retries fails the roll as before: WAL_FAILED with the EMFILE as cause', async () => {
+    const fault = new FaultFileSystem(new MemoryFileSystem());
+    const wal = await openWal(fault);
+    await appendBatch(wal, 2);
+    fault.inject({ op: 'syncDir', path: DIR, error: 'EMFILE', times: Number.POSITIVE_INFINITY });
+    const failed = await (async () => {
+      for (;;) await appendBatch(wal, 8);
+    })().catch((err: unknown) => err);
+    expect(failed).toMatchObject({ code: 'WAL_FAILED', cause: { code: 'EMFILE' } });
+    await wal.close().catch(() => {});
+  });
 
   it('an already-aborted signal rejects with its reason even when nothing is pending', async () => {
     const wal = await openWal(new MemoryFileSystem());

@@ -19,7 +19,7 @@
  *   next), and is offered for reuse only after that fsync.
  */
 import { ErrorCode, FlushpointError, assert } from '../core/errors.js';
-import type { FileSystem } from '../fs/file-system.js';
+import { retryOnDescriptorShortage, type FileSystem } from '../fs/file-system.js';
 import { checkLsnArgument } from '../core/lsn.js';
 import { wrapIoError } from './io-error.js';
 import type { Segment } from './segment-writer.js';
@@ -100,7 +100,7 @@ export class Retention {
       try {
         freed = await this.#free(seg);
         try {
-          await this.#fs.syncDir(this.#dir);
+          await retryOnDescriptorShortage(() => this.#fs.syncDir(this.#dir));
         } catch (err) {
           throw wrapIoError(err, `directory sync of ${this.#dir} after ${freed === null ? 'unlinking' : 'recycling'} ${seg.name}`);
         }

@@ -59,7 +59,7 @@
  *   docs/decisions.md, "A next segment's fill without its read").
  */
 import { assert } from '../core/errors.js';
-import type { FileHandle, FileSystem } from '../fs/file-system.js';
+import { retryOnDescriptorShortage, type FileHandle, type FileSystem } from '../fs/file-system.js';
 import type { SegmentRecycler } from './segment-recycler.js';
 
 export const PREALLOC_SUFFIX = '.prealloc.tmp';
@@ -269,7 +269,7 @@ export class SegmentPreparer {
       } else {
         this.#unprepared++;
         const path = `${this.#dir}/${process.pid}-${++this.#counter}${UNPREPARED_SUFFIX}`;
-        segment = { handle: await this.#fs.open(path, 'w+'), path, recycled: false };
+        segment = { handle: await retryOnDescriptorShortage(() => this.#fs.open(path, 'w+')), path, recycled: false };
       }
     }
     this.#current = { path: null, handle: null, filledBytes, writeEnd: 0, step: null, stepFrom: 0, failed: false, ahead: false };
@@ -384,7 +384,7 @@ export class SegmentPreparer {
   }
 
   async #extend(cur: Filling, from: number, lengthBytes: number): Promise<void> {
-    cur.handle ??= await this.#fs.open(cur.path as string, 'r+');
+    cur.handle ??= await retryOnDescriptorShortage(() => this.#fs.open(cur.path as string, 'r+'));
     await this.#fillStep(cur.handle, from, lengthBytes, !cur.ahead);
   }
 
@@ -470,7 +470,7 @@ export class SegmentPreparer {
     if (name === null) return null;
     const path = `${this.#dir}/${name}`;
     try {
-      return { handle: await this.#fs.open(path, 'r+'), path, recycled: true };
+      return { handle: await retryOnDescriptorShortage(() => this.#fs.open(path, 'r+')), path, recycled: true };
     } catch (err) {
       this.#recycler.done(false);
       throw err;
@@ -481,7 +481,7 @@ export class SegmentPreparer {
     const recycled = await this.#openRecycled();
     if (recycled !== null) return recycled;
     const path = `${this.#dir}/${process.pid}-${++this.#counter}${PREALLOC_SUFFIX}`;
-    const handle = await this.#fs.open(path, 'w+');
+    const handle = await retryOnDescriptorShortage(() => this.#fs.open(path, 'w+'));
     try {
       await this.#fillStep(handle, 0, this.#stepBytes, false); // no commit into it yet
       await handle.sync(); // the size and the rest of the metadata

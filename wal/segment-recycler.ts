@@ -22,7 +22,7 @@
  * size and there is room, else removed.
  */
 import { assert } from '../core/errors.js';
-import type { FileSystem } from '../fs/file-system.js';
+import { retryOnDescriptorShortage, type FileSystem } from '../fs/file-system.js';
 
 /** A free file's name: `recycle-<n>.free`, n a decimal counter (not a segment name, not a temp name). */
 export const FREE_NAME_RE = /^recycle-(\d+)\.free$/;
@@ -120,7 +120,7 @@ export class SegmentRecycler {
       await this.#fs.unlink(path);
       removed++;
     }
-    if (removed > 0) await this.#fs.syncDir(this.#dir);
+    if (removed > 0) await retryOnDescriptorShortage(() => this.#fs.syncDir(this.#dir));
   }
 }
 

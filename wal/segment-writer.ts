@@ -15,7 +15,7 @@
  * front. It measures every commit and reports slow ones with their duration.
  */
 import { assert } from '../core/errors.js';
-import type { CommitWait, FileHandle, FileSystem, SyncMethod } from '../fs/file-system.js';
+import { retryOnDescriptorShortage, type CommitWait, type FileHandle, type FileSystem, type SyncMethod } from '../fs/file-system.js';
 import type { SyncMode } from './options.js';
 import { LatencyRecorder, type LatencySummary } from '../core/latency.js';
 import type { Logger } from '../core/logger.js';
@@ -205,8 +205,9 @@ export class SegmentWriter {
       await this.#commit(prepared.handle, buffers, 0);
       await this.#o.fs.rename(prepared.path, file);
       renamed = true;
-      await this.#o.fs.syncDir(this.#o.dir);
-      named = await this.#o.fs.open(file, 'r+');
+      // Both need a descriptor: a process short of them for a moment (EMFILE) retries, as nothing ran.
+      await retryOnDescriptorShortage(() => this.#o.fs.syncDir(this.#o.dir));
+      named = await retryOnDescriptorShortage(() => this.#o.fs.open(file, 'r+'));
     } finally {
       await prepared.handle.close().catch(() => {});
       // A recycled file either is a segment now or stays under its free name (the next open reuses it).
