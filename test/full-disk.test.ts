@@ -10,6 +10,8 @@
  *   drops no segment.
  * - A backup sink whose directory fills: forceFlush rejects with BACKUP_FAILED (ENOSPC), the checkpoint
  *   it reports verifies, and once space is freed the sink catches up with the WAL on its own.
+ * - `flushpoint backup restore` onto a full disk: exit 3, one line in the restore's words naming the
+ *   file, nothing left at the target or beside it; the same command once space is freed restores all.
  * - An engine reopened on a disk with not one byte free, its backup or admin socket there too: the open
  *   fails with a typed cause naming the file (BACKUP_FAILED, ADMIN_SOCKET_FAILED), not a bare ENOSPC (a
  *   full-disk review), and the same engine opens once space is freed.
@@ -23,6 +25,8 @@ import { BackupSink, verifyBackup } from '../backup/index.js';
 import { Wal } from '../wal/index.js';
 import { FlushpointError } from '../core/errors.js';
 import { mountSmallDisk, smallDiskUnavailable, type SmallDisk } from './helpers/small-disk.js';
+import { main } from '../cli/main.js';
+import { captureIo } from './helpers/cli-fixtures.js';
 
 const why = smallDiskUnavailable();
 if (why !== null && process.env.FLUSHPOINT_FULL_DISK === 'require') throw new Error(`FLUSHPOINT_FULL_DISK=require, but ${why}`);
@@ -225,5 +229,33 @@ describe.skipIf(why !== null)('a real full disk', () => {
     await db.open();
     expect(await db.get('k99')).toEqual(valueOf(99));
     await db.close();
+  });
+
+  it('flushpoint backup restore onto a full disk: exit 3 and one line naming the file, nothing left behind; the rerun after freeing space restores all', async () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-full-disk-restore-'));
+    temps.push(base);
+    const wal = await Wal.open({ dir: path.join(base, 'wal') });
+    const sink = await BackupSink.open({ wal, dir: path.join(base, 'bk') });
+    for (let i = 0; i < 2000; i++) wal.append(valueOf(i).subarray(0, 1000)); // about 2 MB of log
+    await sink.forceFlush();
+    await sink.close();
+    await wal.close();
+
+    disk = mountSmallDisk(64);
+    const filler = disk.fill('filler', disk.freeBytes() - 512 * 1024); // half a MiB left
+    const to = path.join(disk.dir, 'restored');
+    const io = captureIo(base);
+    expect(await main(['backup', 'restore', '--from', path.join(base, 'bk'), '--to', to], io)).toBe(3);
+    const line = io.err().trimEnd();
+    expect(line.split('\n')).toHaveLength(1);
+    expect(line).toMatch(new RegExp(`^flushpoint backup restore: WAL_FAILED: restore into ${to} failed: ENOSPC: no space left on device, write '${to}\\.restore\\.tmp/`));
+    expectOneCleanLine(line, 'ENOSPC');
+    expect(fs.readdirSync(disk.dir).sort()).toEqual(['filler', 'lost+found']); // no target, no temp directory
+
+    fs.rmSync(filler);
+    expect(await main(['backup', 'restore', '--from', path.join(base, 'bk'), '--to', to], captureIo(base))).toBe(0);
+    const restored = await Wal.open({ dir: to });
+    expect(restored.lastLsn).toBe(2000);
+    await restored.close();
   });
 });
