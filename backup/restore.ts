@@ -246,7 +246,7 @@ async function replay(
       const { records: recs } = await readBackupFile(fs, from, f).catch((err: unknown) => {
         // An error of the file system itself (EISDIR, EIO, EACCES): keep its code (an I/O error), name the file.
         if (isFileSystemError(err)) {
-          throw Object.assign(fsError(err.code, err.syscall ?? 'read', `${from}/${f.name}`, (err.message ?? '').replace(/^E[A-Z0-9]+: /, '').split(',')[0]), { cause: err });
+          throw Object.assign(fsError(err.code, err.syscall ?? 'read', `${from}/${f.name}`, err.message), { cause: err });
         }
         throw err;
       });

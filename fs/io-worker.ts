@@ -653,13 +653,11 @@ export class IoWorkerPool {
   /** Starts one worker if none runs, and waits until it is ready; rejects if it cannot start. */
   async warmUp(): Promise<void> {
     this.#dropDead();
-    if (this.#workers.length === 0) this.#workers.push(this.#createWorker(this.#options));
-    const first = this.#workers[0] as IoWorker;
+    const first = this.#workers[0] ?? this.#grow();
     try {
       await first.ready;
     } catch (err) {
-      // Leave no dead worker behind: the next warmUp (or commit) starts a new one.
-      this.#workers.splice(this.#workers.indexOf(first), 1);
+      // #grow's handler has dropped it from the pool: the next warmUp (or commit) starts a new one.
       await first.terminate();
       throw err;
     }
